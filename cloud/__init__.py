@@ -1,0 +1,1 @@
+"""Cloud: ingest, storage, rules, worksites and the demo."""

@@ -1,0 +1,330 @@
+"""`sitroom demo`: a simulated Prato streaming end to end on servers of its own.
+
+It starts Mosquitto and InfluxDB (standard ports when free), the ingest and rules services and
+one `sitroom gateway run` process per gateway config — processes, as on real street boxes — then
+shows progress until `--duration` or Ctrl-C, and stops everything in order: gateways first, then
+it waits until ingest has stored what they published, then the cloud services, then the servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as mqtt
+
+from cloud.devservers import Influxd, Mosquitto, env_without_proxies, free_port
+from cloud.influx.client import InfluxClient, InfluxError
+from cloud.mqtt import BrokerConnection
+from edge.contract import KINDS, BrokerAddress, format_ts, loads, topics
+
+log = logging.getLogger(__name__)
+
+DATABASE = "sitroom"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sitroom" / "demo"
+
+
+@dataclass(slots=True)
+class DemoOptions:
+    configs: list[Path]
+    data_dir: Path
+    duration_s: float | None = None
+    speed: float = 60.0
+    seed: int = 0
+    summary: Path | None = None
+    progress_interval_s: float = 2.0
+    mqtt_port: int = 1883
+    influx_port: int = 8086
+    drain_timeout_s: float = 60.0
+
+
+@dataclass(slots=True)
+class Watch:
+    """What the demo hears on the broker: gateway health, alerts, dead letters, ingest health."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    health: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status: dict[str, str] = field(default_factory=dict)
+    alerts_firing: list[dict[str, Any]] = field(default_factory=list)
+    alerts_resolved: int = 0
+    deadletters: int = 0
+    ingest: dict[str, Any] = field(default_factory=dict)
+
+    def on_message(self, msg: mqtt.MQTTMessage) -> None:
+        try:
+            body = loads(bytes(msg.payload)) if msg.payload else {}
+        except ValueError:
+            return
+        parts = msg.topic.split("/")
+        with self.lock:
+            if parts[2] == "alerts":
+                if body.get("state") == "firing":
+                    self.alerts_firing.append(body)
+                else:
+                    self.alerts_resolved += 1
+            elif parts[2] == "deadletter":
+                self.deadletters += 1
+            elif parts[2] == "services":
+                self.ingest = body
+            elif parts[-1] == "health":
+                self.health[f"{parts[2]}/{parts[3]}"] = body
+            elif parts[-1] == "status":
+                self.status[f"{parts[2]}/{parts[3]}"] = str(body.get("state"))
+
+    def published(self) -> int:
+        with self.lock:
+            return sum(int(h.get("readings_published", 0)) for h in self.health.values())
+
+
+def count_stored(influx: InfluxClient) -> int:
+    """Readings in InfluxDB, counted on each kind's first (required) field."""
+    total = 0
+    for spec in KINDS.values():
+        try:
+            # Names come from the contract's declarations, never from input.
+            q = f'SELECT count("{spec.fields[0].name}") FROM "{spec.kind.value}"'  # noqa: S608
+            series = influx.series(q)
+        except InfluxError:
+            continue
+        total += sum(int(s["values"][0][1]) for s in series if s.get("values"))
+    return total
+
+
+class Demo:
+    def __init__(self, opts: DemoOptions) -> None:
+        self.opts = opts
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.watch = Watch()
+        self.logs_dir = opts.data_dir / "logs"
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log_file = (self.logs_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "-v", *args],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches the demo only; it stops the others in order
+        )
+        log_file.close()
+        self.procs[name] = proc
+        return proc
+
+    def _stop(self, names: list[str], timeout_s: float = 30.0) -> None:
+        for name in names:
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name in names:
+            proc = self.procs.get(name)
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def run(self, stop: threading.Event) -> dict[str, Any]:  # noqa: PLR0915  (one linear script)
+        opts = self.opts
+        # A demo starts fresh: old broker sessions and old points would skew its counts.
+        for sub in ("mosquitto", "influxdb", "gateways", "logs"):
+            shutil.rmtree(opts.data_dir / sub, ignore_errors=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        started = datetime.now(UTC)
+        speed = opts.speed
+        horizon = opts.duration_s if opts.duration_s is not None else 3600.0
+        sim_start = started - timedelta(seconds=horizon * (speed - 1))
+
+        mosquitto = Mosquitto(opts.data_dir / "mosquitto", free_port(opts.mqtt_port))
+        influxd = Influxd(opts.data_dir / "influxdb", free_port(opts.influx_port))
+        out(f"Situation Room demo — data in {opts.data_dir}")
+        mosquitto.start()
+        influxd.start()
+        out(f"  MQTT broker  {mosquitto.url}")
+        out(f"  InfluxDB     {influxd.url}  (database {DATABASE!r})")
+        influx = InfluxClient(influxd.url, DATABASE)
+        influx.create_database()
+        env = {
+            **env_without_proxies(),
+            "SITROOM_MQTT_URL": mosquitto.url,
+            "SITROOM_INFLUX_URL": influxd.url,
+            "SITROOM_INFLUX_DB": DATABASE,
+        }
+        watcher = BrokerConnection(
+            BrokerAddress.parse(mosquitto.url),
+            client_id=f"sitroom-demo-{os.getpid()}",
+            subscriptions=[
+                (topics.ALL_HEALTH, 1),
+                (topics.ALL_STATUS, 1),
+                (topics.ALL_ALERTS, 1),
+                (topics.ALL_DEADLETTERS, 1),
+                (topics.service_health("ingest", "main"), 0),
+            ],
+            on_message=self.watch.on_message,
+            persistent=False,
+        ).start()
+        summary: dict[str, Any] = {}
+        try:
+            self._spawn("ingest", ["cloud", "ingest"], env)
+            self._spawn("rules", ["cloud", "rules"], env)
+            gateways = []
+            for cfg in opts.configs:
+                name = f"gateway-{cfg.stem}"
+                gateways.append(name)
+                self._spawn(
+                    name,
+                    [
+                        "gateway", "run", "--config", str(cfg), "--broker", mosquitto.url,
+                        "--speed", str(speed), "--sim-start", sim_start.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "--state-dir", str(opts.data_dir / "gateways"), "--seed", str(opts.seed),
+                    ],
+                    env,
+                )  # fmt: skip
+            out(f"  {len(gateways)} gateways, speed x{speed:g} (simulated time from {format_ts(sim_start)})")
+            out(
+                f"  logs in {self.logs_dir}; stop with Ctrl-C"
+                + (f" or after {opts.duration_s:g} s" if opts.duration_s else "")
+            )
+            t0 = time.monotonic()
+            last_pub, last_t = 0, t0
+            while not stop.wait(opts.progress_interval_s):
+                elapsed = time.monotonic() - t0
+                pub = self.watch.published()
+                rate = (pub - last_pub) / max(time.monotonic() - last_t, 1e-6)
+                last_pub, last_t = pub, time.monotonic()
+                self._progress(elapsed, pub, rate, len(gateways))
+                dead = [n for n in ["ingest", "rules", *gateways] if self.procs[n].poll() is not None]
+                if dead:
+                    out(f"  stopped unexpectedly: {', '.join(dead)} — see {self.logs_dir}")
+                    break
+                if opts.duration_s is not None and elapsed >= opts.duration_s:
+                    break
+            out("Stopping gateways …")
+            self._stop(gateways)
+            wait_until(
+                lambda: (
+                    all(h.get("final") for h in self.watch.health.values())
+                    and len(self.watch.health) >= len(gateways)
+                ),
+                10,
+            )
+            published = self.watch.published()
+            out(f"Waiting for ingest to store {published:,} readings …")
+            stored = 0
+            deadline = time.monotonic() + opts.drain_timeout_s
+            while time.monotonic() < deadline:
+                stored = count_stored(influx)
+                if stored >= published:
+                    break
+                time.sleep(0.5)
+            time.sleep(1.5)  # let the rules service write its last alerts
+            self._stop(["rules", "ingest"])
+            summary = self._summary(
+                started, sim_start, published, count_stored(influx), gateways, mosquitto, influxd
+            )
+        finally:
+            self._stop(list(self.procs))
+            watcher.stop()
+            influx.close()
+            influxd.stop()
+            mosquitto.stop()
+        return summary
+
+    def _progress(self, elapsed: float, published: int, rate: float, n_gateways: int) -> None:
+        w = self.watch
+        with w.lock:
+            online = sum(1 for s in w.status.values() if s == "online")
+            clocks = [str(h["clock"]) for h in w.health.values() if h.get("clock")]
+            stored = int(w.ingest.get("readings_written", 0))
+            alerts, dead = len(w.alerts_firing), w.deadletters
+        sim = max(clocks)[:16].replace("T", " ") if clocks else "—"
+        out(
+            f"[{elapsed:5.0f} s] sim {sim}  gateways {online}/{n_gateways} online  "
+            f"published {published:,} ({rate:,.0f}/s)  stored {stored:,}  "
+            f"alerts {alerts}  dead letters {dead}"
+        )
+
+    def _summary(
+        self,
+        started: datetime,
+        sim_start: datetime,
+        published: int,
+        stored: int,
+        gateways: list[str],
+        mosquitto: Mosquitto,
+        influxd: Influxd,
+    ) -> dict[str, Any]:
+        w = self.watch
+        with w.lock:
+            return {
+                "readings_published": published,
+                "readings_stored": stored,
+                "alerts_raised": len(w.alerts_firing),
+                "alerts_resolved": w.alerts_resolved,
+                "dead_letters": w.deadletters,
+                "gateways": len(gateways),
+                "gateways_reporting": sorted(w.health),
+                "started_at": format_ts(started),
+                "duration_s": round((datetime.now(UTC) - started).total_seconds(), 1),
+                "speed": self.opts.speed,
+                "sim_start": format_ts(sim_start),
+                "mqtt_url": mosquitto.url,
+                "influx_url": influxd.url,
+                "data_dir": str(self.opts.data_dir),
+                "alerts": [
+                    {k: a.get(k) for k in ("rule", "org", "entity", "severity", "since", "message")}
+                    for a in w.alerts_firing[:50]
+                ],
+            }
+
+
+def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if predicate():
+                return True
+        time.sleep(interval_s)
+    return False
+
+
+def out(text: str) -> None:
+    print(text, flush=True)  # noqa: T201  (the demo's progress is its user interface)
+
+
+def run_demo(opts: DemoOptions) -> dict[str, Any]:
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        summary = Demo(opts).run(stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if summary:
+        out(
+            f"Done: {summary['readings_published']:,} readings published, "
+            f"{summary['readings_stored']:,} stored, "
+            f"{summary['alerts_raised']} alerts raised, {summary['dead_letters']} dead letters, "
+            f"{summary['gateways']} gateways."
+        )
+        if opts.summary is not None:
+            opts.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+            out(f"Summary written to {opts.summary}")
+    return summary

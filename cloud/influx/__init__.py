@@ -1,0 +1,1 @@
+"""InfluxDB v1: line protocol and the HTTP client."""

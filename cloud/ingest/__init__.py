@@ -1,0 +1,1 @@
+"""Ingest: MQTT data batches → validated readings → InfluxDB; the rest to dead-letter."""

@@ -1,0 +1,110 @@
+"""Dead letters: rejected input kept with its reason, field and value, and counted.
+
+Each dead letter is written to InfluxDB (measurement `sitroom_deadletter`, in the same write as
+the valid readings beside it, so it is as durable as they are) and published on
+`sr/v1/deadletter/{org}/{gateway}` for anyone watching live.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from cloud.influx.lineprotocol import line
+from edge.contract import ContractError, format_ts, short_repr, topics
+
+MEASUREMENT = "sitroom_deadletter"
+_EXCERPT_BYTES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    received_at: datetime
+    topic: str
+    reason: str  # too_large | bad_json | schema | topic | policy | influx
+    field: str
+    value: str
+    message: str
+    org: str
+    gateway: str
+    sensor: str
+    seq: int | None
+    payload_size: int
+    payload_sha256: str
+    payload_excerpt: str
+
+    @classmethod
+    def of(
+        cls,
+        error: ContractError | None,
+        *,
+        topic: str,
+        payload: bytes,
+        org: str = topics.UNKNOWN,
+        gateway: str = topics.UNKNOWN,
+        sensor: str = "",
+        seq: int | None = None,
+        received_at: datetime | None = None,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> DeadLetter:
+        return cls(
+            received_at=received_at or datetime.now(UTC),
+            topic=topic[:256],
+            reason=reason or (error.reason if error else "unknown"),
+            field=error.field if error else "",
+            value=short_repr(error.value) if error and error.value is not None else "",
+            message=(message or (error.message if error else ""))[:1000],
+            org=org,
+            gateway=gateway,
+            sensor=sensor,
+            seq=seq,
+            payload_size=len(payload),
+            payload_sha256=hashlib.sha256(payload).hexdigest(),
+            payload_excerpt=payload[:_EXCERPT_BYTES].decode("utf-8", errors="replace"),
+        )
+
+    @property
+    def mqtt_topic(self) -> str:
+        return topics.deadletter(self.org, self.gateway)
+
+    def to_json(self) -> bytes:
+        body: dict[str, Any] = {
+            "received_at": format_ts(self.received_at),
+            "topic": self.topic,
+            "reason": self.reason,
+            "field": self.field,
+            "value": self.value,
+            "message": self.message,
+            "org": self.org,
+            "gateway": self.gateway,
+            "sensor": self.sensor,
+            "seq": self.seq,
+            "payload_size": self.payload_size,
+            "payload_sha256": self.payload_sha256,
+            "payload_excerpt": self.payload_excerpt,
+        }
+        return orjson.dumps(body)
+
+    def to_line(self, ts_ns_unique: datetime) -> str:
+        """`ts_ns_unique` must differ between dead letters, or InfluxDB would collapse them."""
+        org = self.org if self.org else topics.UNKNOWN
+        return line(
+            MEASUREMENT,
+            {"reason": self.reason, "org": org, "gateway": self.gateway or topics.UNKNOWN},
+            {
+                "count": 1,
+                "field": self.field,
+                "value": self.value,
+                "message": self.message,
+                "topic": self.topic,
+                "sensor": self.sensor,
+                "payload_size": self.payload_size,
+                "payload_sha256": self.payload_sha256,
+            },
+            ts_ns_unique,
+        )

@@ -1,0 +1,102 @@
+"""paho-mqtt 2 clients for the cloud services: persistent sessions, reconnect with backoff."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.contract import BrokerAddress
+
+log = logging.getLogger(__name__)
+
+Subscriptions = list[tuple[str, int]]
+
+
+class BrokerConnection:
+    """A paho client that (re)subscribes on every connect and reports whether it is connected.
+
+    The network loop runs in paho's thread; `connected` lets callers wait for the first CONNACK.
+    """
+
+    def __init__(
+        self,
+        broker: BrokerAddress,
+        client_id: str,
+        *,
+        subscriptions: Subscriptions | None = None,
+        on_message: Callable[[mqtt.MQTTMessage], None] | None = None,
+        persistent: bool = True,
+        manual_ack: bool = False,
+        keepalive_s: int = 30,
+    ) -> None:
+        self.broker = broker
+        self.subscriptions = list(subscriptions or [])
+        self.connected = threading.Event()
+        # A persistent session (clean session off) makes the broker queue QoS 1 messages for us
+        # while we are away: that is what at-least-once across restarts rests on.
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=not persistent,
+            protocol=mqtt.MQTTv311,
+            manual_ack=manual_ack,
+        )
+        self.client.enable_logger(logging.getLogger(f"paho.{client_id}"))
+        if broker.username:
+            self.client.username_pw_set(broker.username, broker.password)
+        if broker.tls:
+            self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        if on_message is not None:
+            handler = on_message
+            self.client.on_message = lambda _c, _u, msg: handler(msg)
+        self._keepalive_s = keepalive_s
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.warning("broker %s refused the connection: %s", self.broker.url, reason)
+            return
+        if self.subscriptions:
+            client.subscribe(self.subscriptions)
+        self.connected.set()
+        log.info("connected to %s", self.broker.url)
+
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        self.connected.clear()
+        log.info("disconnected from %s: %s", self.broker.url, reason)
+
+    def start(self, wait_s: float | None = 10.0) -> BrokerConnection:
+        # connect_async + loop_start: the loop thread keeps reconnecting even if the broker is
+        # down at start, so a service may start before its broker.
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self._keepalive_s)
+        self.client.loop_start()
+        if wait_s is not None and not self.connected.wait(wait_s):
+            log.warning("broker %s not reachable yet; retrying in the background", self.broker.url)
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

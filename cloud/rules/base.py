@@ -1,0 +1,54 @@
+"""The rule plug-in surface: a rule's Config and the hooks the engine calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cloud.rules.alert import Alert, Severity
+from edge.contract import Reading
+
+
+class RuleConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: str  # the registered rule kind; a Literal in each subclass
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")  # the alert's rule id
+    severity: Severity = "warning"
+
+
+@dataclass(slots=True)
+class Clocks:
+    """Event time as the engine sees it: per gateway and overall."""
+
+    gateways: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    now: datetime | None = None
+
+
+GatewayState = Literal["online", "offline"]
+
+
+class Rule:
+    """Base of every rule. Hooks return alert transitions; the engine de-duplicates them."""
+
+    kind: ClassVar[str]
+    Config: ClassVar[type[RuleConfig]]
+
+    def __init__(self, config: RuleConfig) -> None:
+        self.config = config
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def observe(self, reading: Reading) -> list[Alert]:
+        return []
+
+    def tick(self, clocks: Clocks) -> list[Alert]:
+        return []
+
+    def gateway_status(self, org: str, gateway: str, state: str, reason: str, ts: datetime) -> list[Alert]:
+        return []

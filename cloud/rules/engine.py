@@ -1,0 +1,112 @@
+"""The rules engine: feeds readings and gateway status to every rule, keeps open alerts.
+
+It de-duplicates by (rule, org, entity): a rule that fires again for an open alert is silent,
+and a resolution without an open alert is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from cloud.rules.alert import Alert, AlertKey
+from cloud.rules.base import Clocks, Rule
+from cloud.rules.registry import UnknownRuleError, get
+from edge.contract import Reading
+
+DEFAULT_RULES = Path(__file__).with_name("default.yaml")
+
+
+class RulesFileError(ValueError):
+    pass
+
+
+class RulesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rules: list[dict[str, Any]]
+
+
+def load_rules(path: Path = DEFAULT_RULES) -> list[Rule]:
+    """Rules from YAML; errors name the file, the rule's index and the field."""
+    try:
+        raw = RulesFile.model_validate(yaml.safe_load(path.read_text()))
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise RulesFileError(f"{path}: {exc}") from None
+    rules: list[Rule] = []
+    names: set[str] = set()
+    for i, entry in enumerate(raw.rules):
+        try:
+            cls = get(str(entry.get("rule")))
+            config = cls.Config.model_validate(entry)
+        except UnknownRuleError as exc:
+            raise RulesFileError(f"{path}: rules[{i}].rule: {exc.args[0]}") from None
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"rules[{i}].{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
+                for e in exc.errors(include_url=False)
+            )
+            raise RulesFileError(f"{path}: {problems}") from None
+        if config.name in names:
+            raise RulesFileError(f"{path}: rules[{i}].name: {config.name!r} is used twice")
+        names.add(config.name)
+        rules.append(cls(config))
+    return rules
+
+
+class Engine:
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = rules
+        self.open: dict[AlertKey, Alert] = {}
+        self.clocks = Clocks()
+        self._watermark: datetime | None = None
+        self._watermark_mono = time.monotonic()
+        self.raised = 0
+        self.resolved = 0
+
+    def _filter(self, alerts: list[Alert]) -> list[Alert]:
+        out = []
+        for a in alerts:
+            if a.state == "firing":
+                if a.key in self.open:
+                    continue
+                self.open[a.key] = a
+                self.raised += 1
+            else:
+                if self.open.pop(a.key, None) is None:
+                    continue
+                self.resolved += 1
+            out.append(a)
+        return out
+
+    def observe(self, reading: Reading) -> list[Alert]:
+        gw = (reading.org, reading.gateway)
+        if reading.ts > self.clocks.gateways.get(gw, reading.ts - timedelta(1)):
+            self.clocks.gateways[gw] = reading.ts
+        if self._watermark is None or reading.ts > self._watermark:
+            self._watermark = reading.ts
+            self._watermark_mono = time.monotonic()
+        out: list[Alert] = []
+        for rule in self.rules:
+            out.extend(rule.observe(reading))
+        return self._filter(out)
+
+    def tick(self) -> list[Alert]:
+        if self._watermark is None:
+            return []
+        # Event time goes on at wall speed when nothing arrives, so total silence is noticed too.
+        self.clocks.now = self._watermark + timedelta(seconds=time.monotonic() - self._watermark_mono)
+        out: list[Alert] = []
+        for rule in self.rules:
+            out.extend(rule.tick(self.clocks))
+        return self._filter(out)
+
+    def gateway_status(self, org: str, gateway: str, state: str, reason: str, ts: datetime) -> list[Alert]:
+        out: list[Alert] = []
+        for rule in self.rules:
+            out.extend(rule.gateway_status(org, gateway, state, reason, ts))
+        return self._filter(out)

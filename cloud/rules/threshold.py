@@ -1,0 +1,110 @@
+"""Threshold with hold time and hysteresis: e.g. a car park above 95 % for 15 minutes.
+
+It fires when the field has stayed beyond `above` (or `below`) for `hold_min` of event time,
+and resolves only once the value is back past `clear`, so a value hovering at the threshold
+does not flap.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from cloud.rules.alert import Alert
+from cloud.rules.base import Rule, RuleConfig
+from cloud.rules.registry import register
+from edge.contract import KINDS, Reading, SensorKind
+
+
+class ThresholdConfig(RuleConfig):
+    rule: Literal["threshold"] = "threshold"
+    kind: SensorKind
+    field: str
+    above: float | None = None
+    below: float | None = None
+    clear: float | None = None  # default: the threshold itself (no hysteresis)
+    hold_min: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.field not in KINDS[self.kind].by_name:
+            known = ", ".join(KINDS[self.kind].by_name)
+            raise ValueError(f"field: {self.field!r} is not a field of {self.kind.value} (known: {known})")
+        if (self.above is None) == (self.below is None):
+            raise ValueError("give exactly one of `above` and `below`")
+        if self.clear is not None:
+            if self.above is not None and self.clear > self.above:
+                raise ValueError(f"clear: {self.clear} must not exceed above ({self.above})")
+            if self.below is not None and self.clear < self.below:
+                raise ValueError(f"clear: {self.clear} must not be under below ({self.below})")
+        return self
+
+
+@register("threshold")
+class Threshold(Rule):
+    Config = ThresholdConfig
+
+    def __init__(self, config: RuleConfig) -> None:
+        super().__init__(config)
+        assert isinstance(config, ThresholdConfig)
+        self.cfg = config
+        self.hold = timedelta(minutes=config.hold_min)
+        self.limit = config.above if config.above is not None else config.below
+        self.clear = config.clear if config.clear is not None else self.limit
+        self.beyond_since: dict[tuple[str, str, str], datetime] = {}
+        self.firing: set[tuple[str, str, str]] = set()
+
+    def _beyond(self, v: float) -> bool:
+        return v > self.cfg.above if self.cfg.above is not None else v < self.cfg.below  # type: ignore[operator]
+
+    def _cleared(self, v: float) -> bool:
+        return v < self.clear if self.cfg.above is not None else v > self.clear  # type: ignore[operator]
+
+    def observe(self, reading: Reading) -> list[Alert]:
+        if reading.kind is not self.cfg.kind or self.cfg.field not in reading.fields:
+            return []
+        value = float(reading.fields[self.cfg.field])
+        key = (reading.org, reading.gateway, reading.sensor)
+        if self._beyond(value):
+            since = self.beyond_since.setdefault(key, reading.ts)
+            if key not in self.firing and reading.ts - since >= self.hold:
+                self.firing.add(key)
+                word = "above" if self.cfg.above is not None else "below"
+                return [
+                    self._alert(
+                        reading,
+                        "firing",
+                        since,
+                        value,
+                        f"{self.cfg.field} {value:g} {word} {self.limit:g} for "
+                        f"{(reading.ts - since).total_seconds() / 60:.0f} min",
+                    )
+                ]
+        elif self._cleared(value):
+            self.beyond_since.pop(key, None)
+            if key in self.firing:
+                self.firing.discard(key)
+                return [
+                    self._alert(reading, "resolved", reading.ts, value, f"{self.cfg.field} back to {value:g}")
+                ]
+        return []
+
+    def _alert(
+        self, r: Reading, state: Literal["firing", "resolved"], since: datetime, value: float, message: str
+    ) -> Alert:
+        return Alert(
+            rule=self.name,
+            org=r.org,
+            entity=r.sensor,
+            gateway=r.gateway,
+            kind=r.kind.value,
+            severity=self.cfg.severity,
+            state=state,
+            since=since,
+            ts=r.ts,
+            message=message,
+            value=value,
+            threshold=self.limit,
+        )

@@ -1,0 +1,1 @@
+"""Edge: the wire contract, device drivers and the simulators of Prato."""

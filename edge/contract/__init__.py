@@ -1,0 +1,61 @@
+"""The wire contract: the only surface of `edge` that `gateway` and `cloud` import."""
+
+from edge.contract import topics
+from edge.contract.batch import SCHEMA_VERSION, Batch, Envelope
+from edge.contract.broker import BrokerAddress
+from edge.contract.codec import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    Decoded,
+    Reject,
+    decode,
+    decode_strict,
+    encode,
+    format_ts,
+    loads,
+    schema_error,
+)
+from edge.contract.errors import (
+    ContractError,
+    DecodeError,
+    PayloadTooLargeError,
+    SchemaError,
+    TopicError,
+    short_repr,
+)
+from edge.contract.ids import ID_PATTERN, TAG_VALUE_PATTERN, Id, is_id
+from edge.contract.kinds import KINDS, FieldSpec, KindSpec, SensorKind
+from edge.contract.reading import Reading, SeriesKey, to_utc_ms
+
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "ID_PATTERN",
+    "KINDS",
+    "SCHEMA_VERSION",
+    "TAG_VALUE_PATTERN",
+    "Batch",
+    "BrokerAddress",
+    "ContractError",
+    "DecodeError",
+    "Decoded",
+    "Envelope",
+    "FieldSpec",
+    "Id",
+    "KindSpec",
+    "PayloadTooLargeError",
+    "Reading",
+    "Reject",
+    "SchemaError",
+    "SensorKind",
+    "SeriesKey",
+    "TopicError",
+    "decode",
+    "decode_strict",
+    "encode",
+    "format_ts",
+    "is_id",
+    "loads",
+    "schema_error",
+    "short_repr",
+    "to_utc_ms",
+    "topics",
+]

@@ -1,0 +1,120 @@
+"""Sensor kinds: each kind's fields (name, type, unit, valid range) and tags, declared once.
+
+These declarations drive reading validation, the InfluxDB field types (fixed per field on
+first write, so they must never vary), the AsyncAPI document and the Grafana units.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+FieldType = Literal["float", "int", "bool"]
+
+
+class SensorKind(StrEnum):
+    """What a reading measures; also the InfluxDB measurement and the last topic level."""
+
+    PARKING = "parking"  # a facility (car park, square) counting occupied spaces
+    PARKING_SPOT = "parking_spot"  # one on-street bay with an occupancy sensor
+    TRAFFIC = "traffic"  # a counter's interval record for one lane and direction
+    FLEET = "fleet"  # a vehicle position fix
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    name: str
+    type: FieldType
+    unit: str  # UCUM-like unit, also the Grafana unit hint
+    minimum: float
+    maximum: float
+    description: str
+    required: bool = True
+
+    def check(self, value: object) -> str | None:
+        """Return why `value` is invalid for this field, or None when it is valid."""
+        # bool is an int subclass in Python: test it first so True never passes as 1.
+        if self.type == "bool":
+            return None if isinstance(value, bool) else f"expected a boolean, got {type(value).__name__}"
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"expected a number, got {type(value).__name__}"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "must be a finite number"
+        if self.type == "int" and isinstance(value, float) and not value.is_integer():
+            return "expected an integer"
+        if not self.minimum <= value <= self.maximum:
+            return f"out of range [{self.minimum:g}, {self.maximum:g}]"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    kind: SensorKind
+    description: str
+    fields: tuple[FieldSpec, ...]
+    tags: tuple[str, ...] = ()  # allowed tag keys, low-cardinality metadata
+    by_name: dict[str, FieldSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_name", {f.name: f for f in self.fields})
+
+
+KINDS: dict[SensorKind, KindSpec] = {
+    spec.kind: spec
+    for spec in (
+        KindSpec(
+            SensorKind.PARKING,
+            "Occupancy of a parking facility (car park or square), counted at its gates.",
+            (
+                FieldSpec("occupied", "int", "spaces", 0, 20_000, "occupied spaces"),
+                FieldSpec("capacity", "int", "spaces", 1, 20_000, "spaces in service"),
+                FieldSpec("occupancy_pct", "float", "percent", 0, 100, "occupied / capacity"),
+            ),
+            tags=("zone",),
+        ),
+        KindSpec(
+            SensorKind.PARKING_SPOT,
+            "State of one on-street parking bay, from an in-ground occupancy sensor.",
+            (FieldSpec("occupied", "bool", "", 0, 1, "a vehicle is on the bay"),),
+            tags=("zone", "street"),
+        ),
+        KindSpec(
+            SensorKind.TRAFFIC,
+            "A traffic counter's interval record for one lane and direction.",
+            (
+                FieldSpec("vehicles", "int", "vehicles", 0, 100_000, "vehicles counted"),
+                FieldSpec("heavy", "int", "vehicles", 0, 100_000, "of which heavy (> 3.5 t)"),
+                FieldSpec("interval_s", "int", "s", 1, 3_600, "length of the interval"),
+                FieldSpec("speed_kmh", "float", "km/h", 0, 250, "mean speed"),
+                FieldSpec("occupancy_pct", "float", "percent", 0, 100, "time the loop is occupied"),
+            ),
+            tags=("site", "lane", "direction"),
+        ),
+        KindSpec(
+            SensorKind.FLEET,
+            "A fleet vehicle's GNSS position fix.",
+            (
+                FieldSpec("lat", "float", "deg", -90, 90, "latitude, WGS84"),
+                FieldSpec("lon", "float", "deg", -180, 180, "longitude, WGS84"),
+                FieldSpec("speed_kmh", "float", "km/h", 0, 300, "speed over ground"),
+                FieldSpec("heading_deg", "float", "deg", 0, 360, "course over ground, true"),
+            ),
+            tags=("vehicle_type", "route"),
+        ),
+    )
+}
+
+
+def cross_field_error(kind: SensorKind, fields: dict[str, float | int | bool]) -> tuple[str, str] | None:
+    """Checks that involve more than one field: (field, why) or None."""
+    if kind is SensorKind.PARKING:
+        occupied, capacity = fields.get("occupied"), fields.get("capacity")
+        if isinstance(occupied, int) and isinstance(capacity, int) and occupied > capacity:
+            return "occupied", f"{occupied} exceeds capacity {capacity}"
+    if kind is SensorKind.TRAFFIC:
+        vehicles, heavy = fields.get("vehicles"), fields.get("heavy")
+        if isinstance(vehicles, int) and isinstance(heavy, int) and heavy > vehicles:
+            return "heavy", f"{heavy} exceeds vehicles {vehicles}"
+    return None

@@ -1,0 +1,1 @@
+"""Gateway: the street agent that reads sensors and streams their readings over MQTT."""

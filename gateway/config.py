@@ -1,0 +1,168 @@
+"""The gateway configuration, declared once and validated with errors that name path and value."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from edge.contract import BrokerAddress, ContractError, Id, short_repr
+from edge.contract.ids import RESERVED_ORGS
+from edge.drivers import DriverConfig, UnknownDriverError, get
+
+
+class ConfigError(ValueError):
+    """A gateway config that does not validate; `problems` are `path: message` lines."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+
+
+class _SensorProblemsError(ValueError):
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def _loc(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def problems_of(exc: ValidationError, prefix: str = "") -> list[str]:
+    lines = []
+    for err in exc.errors(include_url=False):
+        path = _loc((*([prefix] if prefix else []), *err["loc"]))
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, _SensorProblemsError):
+            lines.extend(cause.problems)
+        elif isinstance(cause, ContractError):
+            lines.append(f"{path}: {cause.message}: {short_repr(cause.value)}")
+        elif err["type"] in ("missing", "extra_forbidden"):
+            lines.append(f"{path}: {err['msg'].lower()}")
+        else:
+            lines.append(f"{path}: {short_repr(err.get('input'))} — {err['msg']}")
+    return lines
+
+
+def _sensor_configs(value: Any) -> Any:
+    """Validate each sensor entry with its driver's own Config, keeping the entry's path."""
+    if not isinstance(value, list):
+        return value
+    out: list[DriverConfig] = []
+    problems: list[str] = []
+    for i, entry in enumerate(value):
+        if isinstance(entry, DriverConfig):
+            out.append(entry)
+            continue
+        if not isinstance(entry, dict) or "driver" not in entry:
+            problems.append(f"sensors[{i}].driver: field required (the driver's name)")
+            continue
+        try:
+            driver = get(str(entry["driver"]))
+        except UnknownDriverError as exc:
+            problems.append(
+                f"sensors[{i}].driver: {entry['driver']!r} is not a known driver; known: "
+                + ", ".join(exc.known)
+            )
+            continue
+        try:
+            out.append(driver.Config.model_validate(entry))
+        except ValidationError as exc:
+            problems.extend(problems_of(exc, f"sensors[{i}]"))
+    if problems:
+        raise _SensorProblemsError(problems)
+    return out
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    description: str = ""
+
+
+class BrokerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = "mqtt://127.0.0.1:1883"
+    username: str | None = None
+    password_file: Path | None = None  # a secret never sits in the config itself
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        BrokerAddress.parse(url, field="url")
+        return url
+
+    def address(self, override_url: str | None = None) -> BrokerAddress:
+        parsed = BrokerAddress.parse(override_url or self.url)
+        password = self.password_file.read_text().strip() if self.password_file else parsed.password
+        return BrokerAddress(parsed.host, parsed.port, parsed.tls, self.username or parsed.username, password)
+
+
+class BatchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_readings: int = Field(default=500, ge=1, le=10_000)
+    max_interval_s: float = Field(default=1.0, gt=0, le=300)
+
+
+SensorList = Annotated[list[DriverConfig], BeforeValidator(_sensor_configs)]
+
+
+class GatewayConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Id
+    org: Id
+    name: str = ""
+    location: Location | None = None
+    broker: BrokerConfig = BrokerConfig()
+    batch: BatchConfig = BatchConfig()
+    health_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    sensors: SensorList = Field(min_length=1)
+
+    @field_validator("org")
+    @classmethod
+    def _org(cls, org: str) -> str:
+        if org in RESERVED_ORGS:
+            raise ValueError(f"{org!r} is reserved for the cloud's topics")
+        return org
+
+    @field_validator("sensors")
+    @classmethod
+    def _unique_ids(cls, sensors: list[DriverConfig]) -> list[DriverConfig]:
+        seen: set[str] = set()
+        for i, s in enumerate(sensors):
+            if s.id in seen:
+                raise ValueError(f"sensors[{i}].id: {s.id!r} is used twice")
+            seen.add(s.id)
+        return sensors
+
+
+def load(path: Path) -> GatewayConfig:
+    """Load and validate a YAML gateway config; raises ConfigError naming file, path and value."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc}"]) from None
+    return parse(raw, str(path))
+
+
+def parse(raw: Any, source: str = "<config>") -> GatewayConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [f"expected a mapping at the top level, got {type(raw).__name__}"])
+    try:
+        return GatewayConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(source, problems_of(exc)) from None
