@@ -29,7 +29,7 @@ from cloud.ingest.policy import PolicyError, TimeLimits
 from cloud.ingest.stats import IngestStats
 from cloud.mqtt import BrokerConnection
 from cloud.settings import CloudSettings
-from edge.contract import ContractError, SchemaError, decode, topics
+from edge.contract import ContractError, SchemaError, decode, is_id, topics
 from edge.contract.topics import Channel
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,12 @@ class Ingest:
         try:
             where = topics.parse(item.topic)
         except ContractError as exc:
-            out.deadletters.append(DeadLetter.of(exc, topic=item.topic, payload=item.payload))
+            # Keep whatever the topic does say about its source, for routing the dead letter.
+            levels = [*item.topic.split("/"), topics.UNKNOWN, topics.UNKNOWN][2:4]
+            org, gateway = (lv if is_id(lv) else topics.UNKNOWN for lv in levels)
+            out.deadletters.append(
+                DeadLetter.of(exc, topic=item.topic, payload=item.payload, org=org, gateway=gateway)
+            )
             return
 
         def dead(err: ContractError, seq: int | None = None, sensor: str = "") -> None:

@@ -1,0 +1,126 @@
+"""Fixtures: our own Mosquitto and InfluxDB (session-scoped), a fresh database per test.
+
+The servers are the Debian binaries started by `cloud.devservers`, as `sitroom demo` does. A
+missing binary fails with "run `make setup`"; nothing is skipped. A failing test gets the
+servers' logs attached to its report.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloud.devservers import Influxd, Mosquitto
+from cloud.influx.client import InfluxClient
+from cloud.settings import CloudSettings
+from edge.contract import BrokerAddress
+from edge.simulators.clock import SimClock
+from gateway.agent import Agent
+from gateway.config import load
+
+from support import cloud_services, count_points, unique, wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+_servers: list[Mosquitto | Influxd] = []
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    server = Mosquitto(tmp_path_factory.mktemp("mosquitto")).start()
+    _servers.append(server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    server = Influxd(tmp_path_factory.mktemp("influxd")).start()
+    _servers.append(server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def restartable_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker of this test's own, which it may stop, kill and restart (same port, same data)."""
+    server = Mosquitto(tmp_path / "broker").start()
+    _servers.append(server)
+    yield server
+    server.stop()
+    _servers.remove(server)
+
+
+@pytest.fixture
+def influx_db(influxd: Influxd) -> Iterator[InfluxClient]:
+    """A client on a fresh `test_<hex>` database, dropped afterwards."""
+    client = InfluxClient(influxd.url, unique("test_"))
+    client.create_database()
+    yield client
+    client.drop_database()
+    client.close()
+
+
+@pytest.fixture
+def org() -> str:
+    """An organisation id of this test's own, so its topics and series are apart from others'."""
+    return unique("org-")
+
+
+@pytest.fixture
+def settings(mosquitto: Mosquitto, influxd: Influxd, influx_db: InfluxClient, org: str) -> CloudSettings:
+    return CloudSettings(
+        mqtt_url=mosquitto.url,
+        influx_url=influxd.url,
+        influx_db=influx_db.database,
+        org_filter=org,
+        instance=unique("i-"),
+        stats_interval_s=1.0,
+        write_linger_ms=50,
+    )
+
+
+@pytest.fixture
+def broker(mosquitto: Mosquitto) -> BrokerAddress:
+    return BrokerAddress.parse(mosquitto.url)
+
+
+@pytest.fixture(scope="session")
+def demo_data_db(
+    mosquitto: Mosquitto, influxd: Influxd, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A database holding the demo's data: every gateway in firmware_configs/, an hour of Prato
+    replayed at x600 through the real broker, ingest and rules. Yields the database's name."""
+    configs = [load(p) for p in sorted((REPO / "firmware_configs").glob("*.yaml"))]
+    database = unique("demo_")
+    client = InfluxClient(influxd.url, database)
+    settings = CloudSettings(
+        mqtt_url=mosquitto.url, influx_url=influxd.url, influx_db=database, instance=unique("demo-")
+    )
+    with cloud_services(settings):
+        clock = SimClock.replaying(600, horizon_s=6)
+        state = tmp_path_factory.mktemp("demo-gateways")
+        agents = [Agent(c, clock=clock, state_dir=state, broker_url=mosquitto.url) for c in configs]
+        stop = threading.Event()
+        threads = [threading.Thread(target=a.run, args=(stop, 6.0)) for a in agents]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        published = sum(a.counters.readings_published for a in agents)
+        wait_until(lambda: count_points(client) == published, 30, what="demo data stored")
+        wait_until(lambda: client.series('SELECT count("active") FROM "alerts"'), 10, what="demo alerts")
+    yield database
+    client.drop_database()
+    client.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.failed:
+        for server in _servers:
+            report.sections.append((f"{server.name} log ({server.data_dir})", server.log()[-6000:]))
+    return report

@@ -1,0 +1,109 @@
+"""Helpers shared by the tests: waiting without bare sleeps, running the pipeline in-process."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud.influx.client import InfluxClient
+from cloud.ingest.consumer import Ingest
+from cloud.rules.engine import Engine, load_rules
+from cloud.rules.service import RulesService
+from cloud.settings import CloudSettings
+from edge.contract import KINDS
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.05, what: str = ""
+) -> Any:
+    """Poll `predicate` until it returns something truthy; fail the test with `what` on timeout."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(
+        f"timed out after {timeout_s} s waiting for {what or predicate}; last value {last!r}"
+    )
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Recorder:
+    """A plain MQTT subscriber that keeps every message it receives, in order."""
+
+    url_host: str
+    url_port: int
+    filters: list[str]
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.subscribed = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=unique("rec-"), clean_session=True)
+        self.client.on_connect = lambda c, *_: c.subscribe([(f, 1) for f in self.filters])
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_message = self._on_message
+
+    def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, bytes(msg.payload)))
+
+    def start(self) -> Recorder:
+        self.client.connect(self.url_host, self.url_port)
+        self.client.loop_start()
+        assert self.subscribed.wait(10), "recorder could not subscribe"
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def on(self, prefix: str) -> list[tuple[str, bytes]]:
+        with self.lock:
+            return [(t, p) for t, p in self.messages if t.startswith(prefix)]
+
+
+def count_points(influx: InfluxClient) -> int:
+    total = 0
+    for spec in KINDS.values():
+        for s in influx.series(f'SELECT count("{spec.fields[0].name}") FROM "{spec.kind.value}"'):
+            total += int(s["values"][0][1])
+    return total
+
+
+@contextmanager
+def cloud_services(
+    settings: CloudSettings, *, rules_file: Path | None = None
+) -> Iterator[tuple[Ingest, RulesService]]:
+    """Ingest and rules in threads of this process, stopped (and joined) on exit."""
+    ingest = Ingest(settings)
+    engine = Engine(load_rules(rules_file) if rules_file else load_rules())
+    rules = RulesService(settings, engine)
+    threads = [threading.Thread(target=s.run, daemon=True) for s in (ingest, rules)]
+    for t in threads:
+        t.start()
+    try:
+        wait_until(
+            lambda: ingest.conn.connected.is_set() and rules.conn.connected.is_set(), 10, what="services"
+        )
+        yield ingest, rules
+    finally:
+        ingest.stop()
+        rules.stop()
+        for t in threads:
+            t.join(20)
