@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -204,12 +205,16 @@ class Demo:
                 + (f" or after {opts.duration_s:g} s" if opts.duration_s else "")
             )
             t0 = time.monotonic()
-            last_pub, last_t = 0, t0
+            # Gateways report every few seconds: a rate over a 10 s window does not flicker to 0.
+            window: deque[tuple[float, int]] = deque([(t0, 0)])
             while not stop.wait(opts.progress_interval_s):
-                elapsed = time.monotonic() - t0
+                now_m = time.monotonic()
                 pub = self.watch.published()
-                rate = (pub - last_pub) / max(time.monotonic() - last_t, 1e-6)
-                last_pub, last_t = pub, time.monotonic()
+                window.append((now_m, pub))
+                while len(window) > 2 and now_m - window[1][0] >= 10:
+                    window.popleft()
+                rate = (pub - window[0][1]) / max(now_m - window[0][0], 1e-6)
+                elapsed = now_m - t0
                 self._progress(elapsed, pub, rate, len(gateways))
                 dead = [n for n in ["ingest", "rules", *gateways] if self.procs[n].poll() is not None]
                 if dead:
