@@ -7,14 +7,22 @@ survives restarts, so the cloud can count gaps (lost batches) and duplicates (re
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from edge.contract.errors import SchemaError
-from edge.contract.ids import Id
+from edge.contract.ids import RESERVED_ORGS, Id
 from edge.contract.kinds import SensorKind
-from edge.contract.reading import Reading, to_utc_ms
+from edge.contract.reading import Reading, WireTimestamp, to_utc_ms
 
 SCHEMA_VERSION = 1
 MAX_READINGS_PER_BATCH = 10_000
@@ -22,17 +30,31 @@ MAX_READINGS_PER_BATCH = 10_000
 MAX_SEQ = 2**63 - 1
 
 
+def _plain_int(value: Any) -> Any:
+    # Literal[1] alone would take `true` and `1.0` (they equal 1 in Python).
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"schema version must be the integer {SCHEMA_VERSION}")
+    return value
+
+
 class Envelope(BaseModel):
     """The batch header, validated before (and independently of) its readings."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    v: Literal[1] = 1  # SCHEMA_VERSION
+    v: Annotated[Literal[1], BeforeValidator(_plain_int)]  # SCHEMA_VERSION; required
     org: Id
     gateway: Id
     kind: SensorKind
-    seq: int = Field(ge=0, le=MAX_SEQ)
-    sent_at: AwareDatetime
+    seq: StrictInt = Field(ge=0, le=MAX_SEQ)
+    sent_at: WireTimestamp
+
+    @field_validator("org")
+    @classmethod
+    def _not_reserved(cls, org: str) -> str:
+        if org in RESERVED_ORGS:
+            raise ValueError(f"{org!r} is reserved for the cloud's topics")
+        return org
 
     @field_validator("sent_at")
     @classmethod
@@ -59,6 +81,7 @@ class Batch(Envelope):
     def of(cls, readings: list[Reading], *, seq: int, sent_at: datetime) -> Batch:
         first = readings[0]
         return cls(
+            v=SCHEMA_VERSION,
             org=first.org,
             gateway=first.gateway,
             kind=first.kind,

@@ -13,11 +13,11 @@ from typing import Annotated
 from pydantic import StringConstraints
 
 ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62})$"
-TAG_VALUE_PATTERN = r"^[\w.:@-]{1,64}$"
+# ASCII spelled out: `\w` means Unicode to Python and pydantic but ASCII to JSON Schema tools.
+TAG_VALUE_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
 TAG_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 
 ID_RE = re.compile(ID_PATTERN)
-TAG_VALUE_RE = re.compile(TAG_VALUE_PATTERN)
 
 # Words that would make `sr/v1/{org}/...` ambiguous with the non-gateway topic trees.
 RESERVED_ORGS = frozenset({"alerts", "deadletter", "services"})

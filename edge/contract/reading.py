@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
 
 from edge.contract.errors import SchemaError
 from edge.contract.ids import Id, TagKey, TagValue
@@ -29,6 +29,16 @@ def to_utc_ms(ts: datetime) -> datetime:
     return ts.replace(microsecond=ts.microsecond - ts.microsecond % 1000)
 
 
+def _not_a_number(value: Any) -> Any:
+    # pydantic would read a bare number as Unix seconds; the wire carries RFC 3339 strings only.
+    if isinstance(value, int | float):
+        raise ValueError("expected an RFC 3339 timestamp string, e.g. 2026-11-24T08:00:00.000Z")
+    return value
+
+
+WireTimestamp = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+
+
 class Reading(BaseModel):
     """One reading. `fields` are checked against the kind's declared fields and normalised
     to their declared types (an int field is an int, a float field a float)."""
@@ -39,7 +49,7 @@ class Reading(BaseModel):
     org: Id
     gateway: Id
     sensor: Id
-    ts: AwareDatetime
+    ts: WireTimestamp
     fields: dict[str, Any]
     tags: dict[TagKey, TagValue] = {}
 
