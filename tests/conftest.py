@@ -97,7 +97,11 @@ def demo_data_db(
     database = unique("demo_")
     client = InfluxClient(influxd.url, database)
     settings = CloudSettings(
-        mqtt_url=mosquitto.url, influx_url=influxd.url, influx_db=database, instance=unique("demo-")
+        mqtt_url=mosquitto.url,
+        influx_url=influxd.url,
+        influx_db=database,
+        instance=unique("demo-"),
+        stats_interval_s=1.0,  # several self-monitoring points even in a short run
     )
     with cloud_services(settings):
         clock = SimClock.replaying(600, horizon_s=6)

@@ -1,0 +1,286 @@
+"""Offline checks of every Grafana dashboard under dashboards/json against what is provisioned.
+
+The live counterpart, tests/e2e/test_dashboard_queries_live.py, runs each query on InfluxDB.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cloud.ingest.deadletter import DeadLetter
+from cloud.ingest.stats import IngestStats
+from cloud.rules.alert import Alert
+from edge.contract import KINDS
+
+from dashboard_queries import (
+    GRAFANA_BUILTINS,
+    UndefinedVariableError,
+    datasource_uid,
+    expand,
+    is_alias_pattern,
+    iter_panels,
+    template_variables,
+    variable_names,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD_DIR = ROOT / "dashboards" / "json"
+DATASOURCE_DIR = ROOT / "dashboards" / "provisioning" / "datasources"
+DASHBOARDS = sorted(DASHBOARD_DIR.glob("**/*.json"))
+
+GRID_COLUMNS = 24
+
+
+def line_columns(line: str) -> tuple[str, frozenset[str], frozenset[str]]:
+    """(measurement, tag keys, field keys) of one line of InfluxDB line protocol."""
+    head, rest = re.split(r"(?<!\\) ", line, maxsplit=1)
+    measurement, *tags = re.split(r"(?<!\\),", head)
+    # String field values are double-quoted and may hold spaces, commas and equals signs.
+    fields = re.split(r"(?<!\\) ", re.sub(r'"(?:[^"\\]|\\.)*"', '""', rest))[0]
+    return (
+        measurement,
+        frozenset(t.split("=", 1)[0] for t in tags),
+        frozenset(f.split("=", 1)[0] for f in fields.split(",")),
+    )
+
+
+def known_columns() -> dict[str, frozenset[str]]:
+    """Measurement -> every tag key and field key a query may name in it, taken from the code
+    that writes them: the contract's sensor kinds, and the cloud's alerts, dead letters and
+    ingest counters."""
+    columns = {
+        # lineprotocol.reading_tags adds org, gateway and sensor to every reading's own tags.
+        spec.kind.value: frozenset({"org", "gateway", "sensor", *spec.tags, *spec.by_name})
+        for spec in KINDS.values()
+    }
+    now = datetime.now(UTC)
+    alert = Alert(
+        rule="r",
+        org="o",
+        entity="e",
+        gateway="g",
+        kind="parking",
+        severity="warning",
+        state="firing",
+        since=now,
+        ts=now,
+        message="m",
+        value=1.0,
+        threshold=2.0,
+    )
+    dead_letter = DeadLetter.of(None, topic="sr/v1/o/g/data/parking", payload=b"{}", reason="x")
+    for written in (alert.to_line(), dead_letter.to_line(now)):
+        measurement, tags, fields = line_columns(written)
+        columns[measurement] = tags | fields
+    # cloud/ingest/consumer.py writes the numeric entries of the stats snapshot, tagged instance.
+    snapshot = IngestStats().snapshot()
+    columns["sitroom_ingest"] = frozenset(
+        {"instance"} | {k for k, v in snapshot.items() if isinstance(v, int | float)}
+    )
+    return columns
+
+
+def provisioned_uids() -> set[str]:
+    uids = set()
+    for path in sorted(DATASOURCE_DIR.glob("*.yaml")):
+        for source in yaml.safe_load(path.read_text(encoding="utf-8")).get("datasources", []):
+            assert source.get("uid"), f"{path.name}: data source {source.get('name')!r} has no uid"
+            uids.add(source["uid"])
+    return uids
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def influx_targets(panel: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield from panel.get("targets", [])
+
+
+def strings_with_keys(node: object, key: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in a JSON tree, with the key it sits under."""
+    if isinstance(node, str):
+        yield key, node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from strings_with_keys(v, k)
+    elif isinstance(node, list):
+        for v in node:
+            yield from strings_with_keys(v, key)
+
+
+def where(path: Path, panel: dict[str, Any]) -> str:
+    return f"{path.name}: panel {panel.get('id')} {panel.get('title')!r}"
+
+
+dashboards = pytest.mark.parametrize("path", DASHBOARDS, ids=[p.name for p in DASHBOARDS])
+
+
+def test_the_overview_dashboard_exists_and_every_dashboard_is_json() -> None:
+    assert DASHBOARD_DIR / "situation-room-overview.json" in DASHBOARDS
+    for path in DASHBOARDS:
+        assert isinstance(load(path), dict), path.name
+
+
+def test_dashboard_uids_and_titles_are_unique() -> None:
+    uids = [load(p).get("uid") for p in DASHBOARDS]
+    titles = [load(p).get("title") for p in DASHBOARDS]
+    assert all(uids), "every dashboard needs a fixed uid, or Grafana makes a new one each start"
+    # Grafana limits a dashboard uid to 40 characters.
+    assert all(len(uid) <= 40 for uid in uids), uids
+    assert len(set(uids)) == len(uids), uids
+    assert len(set(titles)) == len(titles), titles
+
+
+@dashboards
+def test_every_panel_names_a_provisioned_datasource_by_uid(path: Path) -> None:
+    uids = provisioned_uids()
+    for panel in iter_panels(load(path)):
+        assert datasource_uid(panel.get("datasource")) in uids, (
+            f"{where(path, panel)}: datasource {panel.get('datasource')!r} is not one of the "
+            f"provisioned uids {sorted(uids)}"
+        )
+        for target in influx_targets(panel):
+            if "datasource" in target:
+                assert datasource_uid(target["datasource"]) in uids, (
+                    f"{where(path, panel)}: target {target.get('refId')} uses {target['datasource']!r}"
+                )
+
+
+@dashboards
+def test_every_query_variable_uses_a_provisioned_datasource(path: Path) -> None:
+    uids = provisioned_uids()
+    for variable in template_variables(load(path)):
+        if variable.get("type") == "query":
+            assert datasource_uid(variable.get("datasource")) in uids, (
+                f"{path.name}: variable ${variable.get('name')} uses {variable.get('datasource')!r}"
+            )
+
+
+@dashboards
+def test_every_variable_used_is_defined_or_built_in(path: Path) -> None:
+    dashboard = load(path)
+    defined = {v["name"] for v in template_variables(dashboard)}
+    for key, text in strings_with_keys(dashboard):
+        for name in variable_names(text):
+            if key == "alias" and is_alias_pattern(name):
+                continue
+            assert name in defined | GRAFANA_BUILTINS, (
+                f"{path.name}: ${name} in {key!r} ({text!r}) is neither a template variable "
+                f"({sorted(defined)}) nor a Grafana built-in"
+            )
+
+
+@dashboards
+def test_every_panel_query_expands_with_all_variables_set_to_all(path: Path) -> None:
+    dashboard = load(path)
+    everything = {v["name"]: ".*" for v in template_variables(dashboard)}
+    for panel in iter_panels(dashboard):
+        for target in influx_targets(panel):
+            try:
+                expanded = expand(target["query"], variables=everything)
+            except UndefinedVariableError as exc:
+                pytest.fail(f"{where(path, panel)}: {exc}")
+            assert "$" not in expanded.replace("$/", ""), f"{where(path, panel)}: {expanded}"
+
+
+@dashboards
+def test_every_target_is_a_raw_influxql_query_with_a_unique_ref_id(path: Path) -> None:
+    for panel in iter_panels(load(path)):
+        targets = list(influx_targets(panel))
+        assert targets, f"{where(path, panel)}: no query"
+        ref_ids = [t.get("refId") for t in targets]
+        assert len(set(ref_ids)) == len(ref_ids), f"{where(path, panel)}: refIds {ref_ids}"
+        for target in targets:
+            # Raw text is what the live test can run and what a reviewer can read in a diff.
+            assert target.get("rawQuery") is True, f"{where(path, panel)}: builder-mode target"
+            assert target.get("query", "").strip(), f"{where(path, panel)}: empty query"
+            assert target.get("resultFormat") in {"time_series", "table", "logs"}, where(path, panel)
+
+
+@dashboards
+def test_every_query_names_known_measurements_and_their_tags_and_fields(path: Path) -> None:
+    columns = known_columns()
+    for panel in iter_panels(load(path)):
+        for target in influx_targets(panel):
+            query = target["query"]
+            sources = re.findall(r'\bFROM\s+("[^"]+"|\(|\S+)', query, flags=re.IGNORECASE)
+            measurements = [s.strip('"') for s in sources if s != "("]
+            assert all(s.startswith(("(", '"')) for s in sources), (
+                f"{where(path, panel)}: quote measurement names: {query}"
+            )
+            unknown = [m for m in measurements if m not in columns]
+            assert not unknown, f"{where(path, panel)}: unknown measurement(s) {unknown}"
+            aliases = set(re.findall(r'\bAS\s+"([^"]+)"', query, flags=re.IGNORECASE))
+            allowed = aliases.union(*(columns[m] for m in measurements))
+            named = set(re.findall(r'"([^"]+)"', query)) - set(measurements)
+            assert named <= allowed, (
+                f"{where(path, panel)}: {sorted(named - allowed)} are neither tags nor fields "
+                f"of {measurements}"
+            )
+
+
+@dashboards
+def test_template_variables_are_used_only_as_anchored_regexes(path: Path) -> None:
+    # A multi-value variable expands to `(a|b)` and "All" to `.*`: both are right only inside
+    # `=~ /^$var$/`; `= '$var'` would match nothing as soon as two values are selected.
+    dashboard = load(path)
+    names = [v["name"] for v in template_variables(dashboard)]
+    for panel in iter_panels(dashboard):
+        for target in influx_targets(panel):
+            query = target["query"]
+            for name in names:
+                uses = len(re.findall(rf"\${name}\b", query))
+                anchored = len(re.findall(rf"[=!]~ /\^\${name}\$/", query))
+                assert uses == anchored, f"{where(path, panel)}: ${name} outside /^$…$/: {query}"
+
+
+@dashboards
+def test_panels_fit_the_grid_without_overlapping(path: Path) -> None:
+    panels = list(iter_panels(load(path)))
+    ids = [p.get("id") for p in panels]
+    assert len(set(ids)) == len(ids), f"{path.name}: panel ids {ids}"
+    cells: dict[tuple[int, int], int] = {}
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0, where(path, panel)
+        assert grid["x"] + grid["w"] <= GRID_COLUMNS, where(path, panel)
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                other = cells.setdefault((x, y), panel["id"])
+                assert other == panel["id"], f"{where(path, panel)} overlaps panel {other}"
+
+
+def test_the_overview_refreshes_every_10s_over_the_last_6h_with_an_org_variable() -> None:
+    dashboard = load(DASHBOARD_DIR / "situation-room-overview.json")
+    assert dashboard["title"] == "Situation Room — Prato (Panoramica)"
+    assert dashboard["refresh"] == "10s"
+    assert dashboard["time"] == {"from": "now-6h", "to": "now"}
+    assert dashboard["schemaVersion"] >= 39
+    (org,) = template_variables(dashboard)
+    assert org["name"] == "org"
+    assert org["query"] == 'SHOW TAG VALUES WITH KEY = "org"'
+    assert org["includeAll"] is True
+    assert org["allValue"] == ".*"
+    kinds = {panel["type"] for panel in iter_panels(dashboard)}
+    assert {"timeseries", "geomap", "table", "stat"} <= kinds
+
+
+def test_the_fleet_map_reads_lat_and_lon_columns_from_a_table_query() -> None:
+    dashboard = load(DASHBOARD_DIR / "situation-room-overview.json")
+    (geomap,) = [p for p in iter_panels(dashboard) if p["type"] == "geomap"]
+    (target,) = geomap["targets"]
+    assert target["resultFormat"] == "table"
+    aliases = set(re.findall(r'\bAS\s+"([^"]+)"', target["query"]))
+    for layer in geomap["options"]["layers"]:
+        location = layer["location"]
+        assert location["mode"] == "coords"
+        assert {location["latitude"], location["longitude"]} <= aliases
