@@ -143,10 +143,14 @@ class GatewayConfig(BaseModel):
     @classmethod
     def _unique_ids(cls, sensors: list[DriverConfig]) -> list[DriverConfig]:
         seen: set[str] = set()
+        problems: list[str] = []
         for i, s in enumerate(sensors):
             if s.id in seen:
-                raise ValueError(f"sensors[{i}].id: {s.id!r} is used twice")
+                problems.append(f"sensors[{i}].id: {s.id!r} is used twice")
             seen.add(s.id)
+        if problems:
+            # Reported by entry path, not as `sensors: <the whole list> — ...`.
+            raise _SensorProblemsError(problems)
         return sensors
 
 

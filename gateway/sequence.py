@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edge.contract.batch import MAX_SEQ
+
 
 class Sequence:
     """Hands out 0, 1, 2, ... and remembers the next value in `path` (atomic replace)."""
@@ -17,6 +19,8 @@ class Sequence:
         except ValueError:
             # A torn or corrupt file must not brick the gateway; the cloud will count the jump.
             self._next = 0
+        if not 0 <= self._next <= MAX_SEQ:
+            self._next = 0  # corrupt too: no Batch could carry it, so every publish would fail
 
     @property
     def current(self) -> int:

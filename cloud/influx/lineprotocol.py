@@ -7,6 +7,8 @@ so it is refused in names and tags and written as the two characters `\\n` in st
 InfluxDB 1.x reads a backslash in a name or tag literally unless it precedes a special
 character, so a tag value ending in one cannot be written faithfully: backslashes are refused
 there (measured against influxd 1.6; the contract's id and tag patterns never contain them).
+influxd also skips tabs and NULs at the start of a line and of its field set, and reads a line
+starting with `#` as a comment, so a measurement or field key starting so is refused too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ "})
 _KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _STRING = str.maketrans({'"': r"\"", "\\": "\\\\", "\n": r"\n", "\r": r"\r"})
+# Leading characters influxd 1.6 drops (or, for `#`, takes the whole line for a comment).
+_BAD_START = {"measurement": "\t\x00#", "field key": "\t\x00"}
 
 
 class LineProtocolError(ValueError):
@@ -39,6 +43,8 @@ def _checked_name(what: str, text: str) -> str:
         raise LineProtocolError("backslash cannot be written faithfully here", field=what, value=text)
     if not text:
         raise LineProtocolError("must not be empty", field=what, value=text)
+    if text[0] in _BAD_START.get(what, ""):
+        raise LineProtocolError("influxd would drop this first character", field=what, value=text)
     return text
 
 

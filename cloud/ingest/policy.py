@@ -28,7 +28,7 @@ class TimeLimits:
             )
         if reading.ts < now - self.max_age:
             return PolicyError(
-                f"older than {self.max_age.days} days (now {format_ts(now)})",
+                f"older than {self.max_age / timedelta(days=1):g} days (now {format_ts(now)})",
                 field="ts",
                 value=format_ts(reading.ts),
             )

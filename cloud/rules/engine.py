@@ -47,7 +47,8 @@ def load_rules(path: Path = DEFAULT_RULES) -> list[Rule]:
             raise RulesFileError(f"{path}: rules[{i}].rule: {exc.args[0]}") from None
         except ValidationError as exc:
             problems = "; ".join(
-                f"rules[{i}].{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})"
+                # A rule-level check (model validator) has an empty loc: no dangling dot then.
+                f"rules[{i}]{''.join(f'.{part}' for part in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
                 for e in exc.errors(include_url=False)
             )
             raise RulesFileError(f"{path}: {problems}") from None

@@ -1,8 +1,9 @@
 """Threshold with hold time and hysteresis: e.g. a car park above 95 % for 15 minutes.
 
-It fires when the field has stayed beyond `above` (or `below`) for `hold_min` of event time,
-and resolves only once the value is back past `clear`, so a value hovering at the threshold
-does not flap.
+The condition starts when the field goes beyond `above` (or `below`) and lasts until the value
+is back past `clear`: a value hovering between the two still counts. It fires once the
+condition has lasted `hold_min` of event time and resolves when it ends, so a value hovering
+at the threshold neither flaps nor restarts the hold.
 """
 
 from __future__ import annotations

@@ -1,0 +1,178 @@
+"""Ingest accounting: batch sequence gaps and duplicates, time limits, bounded dead letters."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from cloud.influx.client import InfluxClient
+from cloud.influx.lineprotocol import timestamp_ns
+from cloud.ingest.deadletter import MEASUREMENT, DeadLetter
+from cloud.ingest.policy import PolicyError, TimeLimits
+from cloud.ingest.stats import IngestStats, SeqTracker
+from edge.contract import PayloadTooLargeError, Reading, SchemaError, SensorKind, format_ts, topics
+
+NOW = datetime(2026, 11, 24, 8, tzinfo=UTC)
+TOPIC = "sr/v1/comune-prato/gw-mercatale/data/parking"
+
+
+# --- batch sequence ---------------------------------------------------------------------------
+
+
+def tracker(*seqs: int) -> SeqTracker:
+    t = SeqTracker()
+    for seq in seqs:
+        t.see(seq)
+    return t
+
+
+def test_in_order_batches_have_no_gaps_and_no_duplicates() -> None:
+    t = tracker(0, 1, 2, 3)
+    assert (t.highest, t.gaps, t.duplicates, t.batches) == (3, 0, 0, 4)
+
+
+def test_skipped_batches_are_counted_as_gaps() -> None:
+    t = tracker(0, 1, 5)
+    assert (t.highest, t.gaps, t.missing) == (5, 3, {2, 3, 4})
+
+
+def test_a_late_arrival_fills_its_gap() -> None:
+    t = tracker(0, 1, 5, 3)
+    assert (t.gaps, t.missing, t.duplicates) == (2, {2, 4}, 0)
+    t.see(2)
+    t.see(4)
+    assert (t.gaps, t.duplicates, t.highest) == (0, 0, 5)
+
+
+def test_a_redelivered_batch_is_counted_as_a_duplicate() -> None:
+    t = tracker(0, 1, 2, 2, 1, 5, 3, 3)
+    assert (t.duplicates, t.gaps, t.batches) == (3, 1, 8)
+
+
+def test_the_first_seq_seen_opens_no_gap() -> None:
+    # Ingest may start long after the gateway: seq 1000 first is not 1000 lost batches.
+    assert tracker(1000, 1001).gaps == 0
+
+
+def test_a_huge_jump_tracks_a_bounded_number_of_missing_seqs() -> None:
+    t = tracker(0, 10**9)
+    assert 0 < t.gaps <= 10_000
+    assert t.highest == 10**9
+
+
+def test_stats_snapshot_reports_sequence_accounting_per_gateway() -> None:
+    stats = IngestStats()
+    for seq in (0, 1, 4, 4):
+        stats.see_seq("comune-prato", "gw-mercatale", seq)
+    stats.see_seq("alia", "gw-fleet-alia", 7)
+    stats.deadlettered("schema", 2)
+    stats.deadlettered("policy")
+    stats.add(messages=3, readings_written=40)
+
+    snap = stats.snapshot()
+    assert snap["gateways"] == {
+        "alia/gw-fleet-alia": {"highest_seq": 7, "gaps": 0, "duplicates": 0},
+        "comune-prato/gw-mercatale": {"highest_seq": 4, "gaps": 2, "duplicates": 1},
+    }
+    assert (snap["deadletters"], snap["deadletters_by_reason"]) == (3, {"schema": 2, "policy": 1})
+    assert (snap["messages"], snap["readings_written"]) == (3, 40)
+    orjson.dumps(snap)  # it is published as JSON
+
+
+# --- time limits ------------------------------------------------------------------------------
+
+LIMITS = TimeLimits(max_future=timedelta(seconds=300), max_age=timedelta(days=30))
+
+
+def reading(ts: datetime) -> Reading:
+    return Reading(
+        kind=SensorKind.PARKING,
+        org="comune-prato",
+        gateway="gw-mercatale",
+        sensor="p-mercatale",
+        ts=ts,
+        fields={"occupied": 10, "capacity": 100, "occupancy_pct": 10.0},
+    )
+
+
+@pytest.mark.parametrize(
+    "ts", [NOW, NOW + timedelta(seconds=300), NOW - timedelta(days=30), NOW - timedelta(days=29, hours=23)]
+)
+def test_timestamps_within_the_limits_pass(ts: datetime) -> None:
+    assert LIMITS.check(reading(ts), NOW) is None
+
+
+def test_a_far_future_timestamp_is_a_policy_error_naming_ts() -> None:
+    ts = NOW + timedelta(seconds=301)
+    err = LIMITS.check(reading(ts), NOW)
+    assert isinstance(err, PolicyError)
+    assert (err.field, err.value, err.reason) == ("ts", format_ts(ts), "policy")
+    assert "more than 300 s in the future" in err.message
+    assert str(err).startswith("ts: ")
+
+
+def test_a_too_old_timestamp_is_a_policy_error_naming_ts() -> None:
+    ts = NOW - timedelta(days=30, seconds=1)
+    err = LIMITS.check(reading(ts), NOW)
+    assert isinstance(err, PolicyError)
+    assert (err.field, err.value) == ("ts", format_ts(ts))
+    assert "older than 30 days" in err.message
+
+
+def test_a_fractional_max_age_is_reported_as_it_is() -> None:
+    limits = TimeLimits(max_future=timedelta(0), max_age=timedelta(hours=12))
+    err = limits.check(reading(NOW - timedelta(hours=13)), NOW)
+    assert err is not None
+    assert "older than 0.5 days" in err.message
+
+
+# --- dead letters -----------------------------------------------------------------------------
+
+
+def test_a_dead_letter_keeps_a_large_payloads_size_and_hash_but_only_an_excerpt() -> None:
+    payload = b'{"v": 1, "junk": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    err = PayloadTooLargeError("too large", field="payload", value=len(payload))
+
+    dl = DeadLetter.of(err, topic=TOPIC, payload=payload, org="comune-prato", gateway="gw-mercatale")
+
+    assert dl.payload_size == len(payload) > 2 * 1024 * 1024
+    assert dl.payload_sha256 == hashlib.sha256(payload).hexdigest()
+    assert dl.payload_excerpt.startswith('{"v": 1, "junk": "xxx')
+    assert len(dl.payload_excerpt) <= 256
+    assert (dl.reason, dl.field, dl.value) == ("too_large", "payload", repr(len(payload)))
+    assert len(dl.to_json()) < 2000
+    assert len(dl.to_line(NOW)) < 2000
+
+
+def test_a_dead_letter_bounds_a_huge_offending_value_and_topic() -> None:
+    huge = "y" * (2 * 1024 * 1024)
+    err = SchemaError("not an id", field="readings[0].sensor", value=huge)
+    dl = DeadLetter.of(err, topic="sr/" + "z" * 5000, payload=huge.encode())
+    assert len(dl.value) < 200
+    assert len(dl.topic) == 256
+    assert (dl.org, dl.gateway) == (topics.UNKNOWN, topics.UNKNOWN)
+
+
+def test_a_dead_letter_excerpt_of_invalid_utf8_does_not_raise() -> None:
+    dl = DeadLetter.of(None, topic=TOPIC, payload=b"\xff\xfe\x00garbage", reason="bad_json")
+    assert dl.payload_excerpt.endswith("garbage")
+    assert (dl.reason, dl.field, dl.value) == ("bad_json", "", "")
+
+
+def test_dead_letter_lines_at_distinct_timestamps_are_distinct_points(influx_db: InfluxClient) -> None:
+    err = SchemaError("out of range [0, 100]", field="readings[0].fields.occupancy_pct", value=140.0)
+    dl = DeadLetter.of(err, topic=TOPIC, payload=b"{}", org="comune-prato", gateway="gw-mercatale")
+    one_us = timedelta(microseconds=1)
+
+    lines = [dl.to_line(NOW), dl.to_line(NOW + one_us), dl.to_line(NOW + 2 * one_us)]
+    assert len(set(lines)) == 3
+    assert [int(x.rsplit(" ", 1)[1]) for x in lines] == [timestamp_ns(NOW) + i * 1000 for i in range(3)]
+
+    influx_db.write(lines)
+    (series,) = influx_db.series(f'SELECT count("count") FROM "{MEASUREMENT}"')
+    assert series["values"][0][1] == 3
+    (series,) = influx_db.series(f'SELECT "field", "value" FROM "{MEASUREMENT}" LIMIT 1')
+    assert series["values"][0][1:] == ["readings[0].fields.occupancy_pct", "140.0"]
