@@ -74,6 +74,11 @@ def rules(rules_file: Path | None) -> None:
 )
 @click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), help="Write a JSON summary here.")
 @click.option(
+    "--picture",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw the run (PNG). Default: beside --summary, with .png.",
+)
+@click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Default: ~/.local/share/sitroom/demo",
@@ -90,6 +95,7 @@ def demo_command(
     duration_s: float | None,
     speed: float,
     summary: Path | None,
+    picture: Path | None,
     data_dir: Path | None,
     configs: Path,
     seed: int,
@@ -108,6 +114,7 @@ def demo_command(
             speed=speed,
             seed=seed,
             summary=summary,
+            picture=picture or (summary.with_suffix(".png") if summary else None),
         )
     )
     if not result or result["readings_stored"] < result["readings_published"]:

@@ -49,6 +49,7 @@ class DemoOptions:
     speed: float = 60.0
     seed: int = 0
     summary: Path | None = None
+    picture: Path | None = None
     progress_interval_s: float = 2.0
     mqtt_port: int = 1883
     influx_port: int = 8086
@@ -245,6 +246,11 @@ class Demo:
             summary = self._summary(
                 started, sim_start, published, count_stored(influx), gateways, mosquitto, influxd
             )
+            if opts.picture is not None:
+                from cloud.report import render  # noqa: PLC0415  (matplotlib loads slowly; only when asked)
+
+                out("Drawing the run …")
+                summary["picture"] = str(render(influx, opts.picture, summary))
         finally:
             self._stop(list(self.procs))
             watcher.stop()
@@ -329,6 +335,8 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             f"{summary['alerts_raised']} alerts raised, {summary['dead_letters']} dead letters, "
             f"{summary['gateways']} gateways."
         )
+        if "picture" in summary:
+            out(f"Picture of the run: {summary['picture']}")
         if opts.summary is not None:
             opts.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
             out(f"Summary written to {opts.summary}")
