@@ -6,9 +6,11 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable
+from typing import Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -35,19 +37,36 @@ class BrokerConnection:
         persistent: bool = True,
         manual_ack: bool = False,
         keepalive_s: int = 30,
+        protocol: Literal["3.1.1", "5"] = "3.1.1",
+        session_expiry_s: int = 7 * 86_400,
     ) -> None:
         self.broker = broker
         self.subscriptions = list(subscriptions or [])
         self.connected = threading.Event()
-        # A persistent session (clean session off) makes the broker queue QoS 1 messages for us
-        # while we are away: that is what at-least-once across restarts rests on.
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            clean_session=not persistent,
-            protocol=mqtt.MQTTv311,
-            manual_ack=manual_ack,
-        )
+        # Counts CONNACKs: a packet id received on an earlier connection means nothing on this
+        # one (the broker resends unacknowledged messages on reconnect, [MQTT-4.4.0-1]).
+        self.generation = 0
+        self.persistent = persistent
+        self.protocol = protocol
+        self.session_expiry_s = session_expiry_s
+        # A persistent session (clean session off; in v5 clean start off plus a session expiry)
+        # makes the broker queue QoS 1 messages for us while we are away: that is what
+        # at-least-once across restarts rests on.
+        if protocol == "5":
+            self.client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                protocol=mqtt.MQTTv5,
+                manual_ack=manual_ack,
+            )
+        else:
+            self.client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=client_id,
+                clean_session=not persistent,
+                protocol=mqtt.MQTTv311,
+                manual_ack=manual_ack,
+            )
         self.client.enable_logger(logging.getLogger(f"paho.{client_id}"))
         if broker.username:
             self.client.username_pw_set(broker.username, broker.password)
@@ -72,6 +91,7 @@ class BrokerConnection:
         if reason.is_failure:
             log.warning("broker %s refused the connection: %s", self.broker.url, reason)
             return
+        self.generation += 1
         if self.subscriptions:
             client.subscribe(self.subscriptions)
         self.connected.set()
@@ -91,7 +111,19 @@ class BrokerConnection:
     def start(self, wait_s: float | None = 10.0) -> BrokerConnection:
         # connect_async + loop_start: the loop thread keeps reconnecting even if the broker is
         # down at start, so a service may start before its broker.
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=self._keepalive_s)
+        if self.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            # [MQTT-3.1.2-23]: with an expiry the session outlives the connection.
+            props.SessionExpiryInterval = self.session_expiry_s if self.persistent else 0
+            self.client.connect_async(
+                self.broker.host,
+                self.broker.port,
+                keepalive=self._keepalive_s,
+                clean_start=not self.persistent,
+                properties=props,
+            )
+        else:
+            self.client.connect_async(self.broker.host, self.broker.port, keepalive=self._keepalive_s)
         self.client.loop_start()
         if wait_s is not None and not self.connected.wait(wait_s):
             log.warning("broker %s not reachable yet; retrying in the background", self.broker.url)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +30,27 @@ class CloudSettings(BaseSettings):
     write_linger_ms: float = Field(default=200.0, ge=0)
     buffer_messages: int = Field(default=2000, ge=1)
     stats_interval_s: float = Field(default=5.0, gt=0)
+    # Bounded memory: messages received but not yet written, by count and by bytes. When full,
+    # paho's network thread stops reading and QoS 1 keeps the rest in the broker.
+    buffer_bytes: int = Field(default=64 * 1_048_576, ge=1_048_576)
+    # Concurrent /write requests (one HTTP connection each). Acks still go out in receive order.
+    write_workers: int = Field(default=2, ge=1, le=16)
+    # Gzip a /write body from this size on; 0 never. Off by default: on loopback or a LAN it only
+    # costs CPU on both sides (bench/ingest.py measures it); turn it on across a WAN.
+    influx_gzip_min_bytes: int = Field(default=0, ge=0)
+    # MQTT for ingest: v5 gives session expiry; shared subscriptions work with v3.1.1 and v5 on
+    # Mosquitto 2, EMQX, VerneMQ and HiveMQ. With `share_group` set, every worker subscribes to
+    # `$share/{share_group}/sr/v1/...` and the broker splits the messages between them.
+    mqtt_protocol: Literal["3.1.1", "5"] = "5"
+    share_group: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    session_expiry_s: int = Field(default=7 * 86_400, ge=0, le=2**32 - 1)
+    # Per-gateway clock checks: lag = receive time - newest reading ts; clock offset = receive
+    # time - the batch's sent_at. An offset beyond the threshold flags the gateway's clock.
+    clock_offset_threshold_s: float = Field(default=5.0, gt=0)
+    # Retention and rollups, created idempotently on start (docs/scale-out.md).
+    manage_retention: bool = True
+    raw_retention: str = Field(default="30d", pattern=r"^(INF|[1-9][0-9]*[hdw])$")
+    rollup_retention: str = Field(default="INF", pattern=r"^(INF|[1-9][0-9]*[hdw])$")
 
     # rules
     rules_file: str | None = None
