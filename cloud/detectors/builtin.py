@@ -1,0 +1,244 @@
+"""The built-in detectors: level, robust z-score, seasonal, flatline and their ensemble.
+
+Every detector is streaming: `step(ts, value)` returns the score of `value` judged only on the
+rows before it, then learns it. Every score is a calibrated tail probability turned into [0, 1]
+by `calibration.score_from_p`, so one threshold means one rarity on every series.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from datetime import UTC, datetime
+
+import numpy as np
+
+from cloud.detectors.calibration import TailCalibrator, score_from_p
+from cloud.detectors.registry import Detector, register
+
+LEVEL_WINDOW = 5  # readings in the short-term level (a median: one spike does not move it)
+SLOT_HISTORY = 5  # past values kept per seasonal slot (the same time on the last 5 days/weeks)
+ERROR_ALPHA = 0.02  # smoothing of each model's absolute error when choosing the best model
+MIN_ERRORS = 50  # a seasonal model competes once it has predicted this many readings
+
+
+def _median(values: deque[float] | list[float]) -> float:
+    s = sorted(values)
+    n = len(s)
+    mid = n // 2
+    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2.0
+
+
+@register("level")
+class LevelDetector(Detector):
+    """Distance from the median of the last few readings: spikes, drops and level shifts."""
+
+    def __init__(self) -> None:
+        self.recent: deque[float] = deque(maxlen=LEVEL_WINDOW)
+        self.calibrator = TailCalibrator()
+
+    def pvalue(self, ts: float, value: float) -> float:
+        residual = math.nan if len(self.recent) < 2 else abs(value - _median(self.recent))
+        p = self.calibrator.pvalue(residual)
+        self.calibrator.add(residual)
+        self.recent.append(value)
+        return p
+
+
+@register("robust-zscore")
+class RobustZScoreDetector(Detector):
+    """|value - median| / MAD over the last 30 readings: adapts to each stretch's own spread."""
+
+    WINDOW = 30
+
+    def __init__(self) -> None:
+        self.recent: deque[float] = deque(maxlen=self.WINDOW)
+        self.calibrator = TailCalibrator()
+        self.long_scale = 0.0
+
+    def pvalue(self, ts: float, value: float) -> float:
+        z = math.nan
+        if len(self.recent) >= 5:
+            med = _median(self.recent)
+            mad = 1.4826 * _median([abs(v - med) for v in self.recent])
+            self.long_scale += 0.01 * (mad - self.long_scale)
+            # A MAD of 0 (a stuck or constant stretch) would make the first change after it
+            # infinitely surprising: floor it by the series' long-run spread (or its level).
+            scale = max(mad, 0.25 * self.long_scale, 1e-6 * (abs(med) + 1.0))
+            z = abs(value - med) / scale
+        p = self.calibrator.pvalue(z)
+        self.calibrator.add(z)
+        self.recent.append(value)
+        return p
+
+
+class _SlotModel:
+    """The median of the last values seen at the same phase of a day or a week."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self.bucket_s = 0.0
+        self.slots: dict[int, deque[float]] = {}
+
+    def _slot(self, ts: float) -> int:
+        return int((ts % self.period_s) // self.bucket_s)
+
+    def predict(self, ts: float) -> float | None:
+        if self.bucket_s <= 0:
+            return None
+        values = self.slots.get(self._slot(ts))
+        if values is None or len(values) < 3:
+            return None
+        return _median(values)
+
+    def learn(self, ts: float, value: float) -> None:
+        if self.bucket_s <= 0:
+            return
+        self.slots.setdefault(self._slot(ts), deque(maxlen=SLOT_HISTORY)).append(value)
+
+
+class _LagModel:
+    """Seasonality in readings rather than clock time: a period found by autocorrelation."""
+
+    CHECK_EVERY = 250
+    HISTORY = 4096
+
+    def __init__(self) -> None:
+        self.values: deque[float] = deque(maxlen=self.HISTORY)
+        self.period = 0
+        self.seen = 0
+
+    def predict(self) -> float | None:
+        p = self.period
+        if p == 0 or len(self.values) < 3 * p:
+            return None
+        return _median([self.values[-j * p] for j in (1, 2, 3)])
+
+    def learn(self, value: float) -> None:
+        self.values.append(value)
+        self.seen += 1
+        if self.seen % self.CHECK_EVERY == 0 and len(self.values) >= 200:
+            self.period = detect_period(np.fromiter(self.values, dtype=float))
+
+
+def detect_period(x: np.ndarray) -> int:
+    """The strongest autocorrelation peak between 4 and n/3 readings, or 0 when none is clear."""
+    n = len(x)
+    x = x - x.mean()
+    var = float(x @ x)
+    if var <= 0:
+        return 0
+    spectrum = np.fft.rfft(x, 2 * n)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[: n // 3] / var
+    best, best_lag = 0.3, 0  # weaker correlation than this is not worth a seasonal model
+    for lag in range(4, len(acf) - 1):
+        if acf[lag] > best and acf[lag] >= acf[lag - 1] and acf[lag] >= acf[lag + 1]:
+            best, best_lag = float(acf[lag]), lag
+    return best_lag
+
+
+@register("seasonal")
+class SeasonalDetector(Detector):
+    """Residual against the best of: short-term level, time of day, time of week, detected period.
+
+    Each model predicts every reading before seeing it; the one with the smallest recent error
+    is trusted, so a series without seasonality is judged against its level and a daily series
+    against its usual profile (a rush-hour peak is not an anomaly, a night-time one is).
+    """
+
+    def __init__(self) -> None:
+        self.recent: deque[float] = deque(maxlen=LEVEL_WINDOW)
+        self.daily = _SlotModel(86_400.0)
+        self.weekly = _SlotModel(7 * 86_400.0)
+        self.lag = _LagModel()
+        self.names = ("level", "daily", "weekly", "lag")
+        self.errors = dict.fromkeys(self.names, 0.0)
+        self.counts = dict.fromkeys(self.names, 0)
+        self.calibrators = {name: TailCalibrator() for name in self.names}
+        self.last_ts: float | None = None
+        self.gaps: deque[float] = deque(maxlen=101)
+
+    def _learn_sampling(self, ts: float) -> None:
+        if self.last_ts is not None and ts > self.last_ts:
+            self.gaps.append(ts - self.last_ts)
+        self.last_ts = ts
+        if self.daily.bucket_s == 0 and len(self.gaps) >= 20:
+            # One slot per usual sampling interval (at least a minute, at most an hour).
+            step = min(max(_median(list(self.gaps)), 60.0), 3600.0)
+            self.daily.bucket_s = step
+            self.weekly.bucket_s = step
+
+    def pvalue(self, ts: float, value: float) -> float:
+        predictions = {
+            "level": _median(self.recent) if len(self.recent) >= 2 else None,
+            "daily": self.daily.predict(ts),
+            "weekly": self.weekly.predict(ts),
+            "lag": self.lag.predict(),
+        }
+        best: str | None = None
+        for name, predicted in predictions.items():
+            if predicted is None:
+                continue
+            if name != "level" and self.counts[name] < MIN_ERRORS:
+                continue
+            if best is None or self.errors[name] < self.errors[best]:
+                best = name
+        p = 1.0 if best is None else self.calibrators[best].pvalue(abs(value - predictions[best]))  # type: ignore[operator]
+        for name, predicted in predictions.items():
+            if predicted is None:
+                continue
+            err = abs(value - predicted)
+            n = self.counts[name]
+            self.errors[name] = err if n == 0 else self.errors[name] + ERROR_ALPHA * (err - self.errors[name])
+            self.counts[name] = n + 1
+            self.calibrators[name].add(err)
+        self.recent.append(value)
+        self.daily.learn(ts, value)
+        self.weekly.learn(ts, value)
+        self.lag.learn(value)
+        self._learn_sampling(ts)
+        return p
+
+
+@register("flatline")
+class FlatlineDetector(Detector):
+    """A stuck sensor: a run of identical values longer than this series' runs usually are."""
+
+    def __init__(self) -> None:
+        self.previous: float | None = None
+        self.run = 0
+        # Run lengths are whole readings: each reading more divides p by e at least.
+        self.calibrator = TailCalibrator(window=5000, min_scale=1.0)
+
+    def pvalue(self, ts: float, value: float) -> float:
+        self.run = self.run + 1 if value == self.previous else 1
+        self.previous = value
+        p = self.calibrator.pvalue(float(self.run)) if self.run > 1 else 1.0
+        self.calibrator.add(float(self.run))
+        return p
+
+
+@register("ensemble")
+class EnsembleDetector(Detector):
+    """Seasonal and flatline together; the rarer wins, Bonferroni-corrected (p times the number
+    of detectors) so that combining them does not inflate false alarms.
+
+    The robust z-score is left out: after a stuck stretch its spread is ~0 and the recovery looks
+    like an anomaly of its own, and the seasonal detector's level model already covers spikes."""
+
+    def __init__(self) -> None:
+        self.members: list[Detector] = [SeasonalDetector(), FlatlineDetector()]
+
+    def pvalue(self, ts: float, value: float) -> float:
+        smallest = min(m.pvalue(ts, value) for m in self.members)
+        return min(1.0, smallest * len(self.members))
+
+
+def epoch_s(ts: datetime) -> float:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return ts.timestamp()
+
+
+def score(detector: Detector, ts: float, value: float) -> float:
+    return score_from_p(detector.pvalue(ts, value))
