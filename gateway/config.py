@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from edge.contract import BrokerAddress, ContractError, Id, short_repr
+from edge.contract import BrokerAddress, ContractError, Id, SensorKind, short_repr
 from edge.contract.ids import RESERVED_ORGS
 from edge.drivers import DriverConfig, UnknownDriverError, get
 
@@ -97,6 +105,26 @@ class BrokerConfig(BaseModel):
     username: str | None = None
     password_file: Path | None = None  # a secret never sits in the config itself
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    # Reconnect after a lost connection with jittered exponential backoff between these bounds
+    # (whole seconds: paho's reconnect timer counts in seconds).
+    reconnect_min_s: int = Field(default=1, ge=1, le=600)
+    reconnect_max_s: int = Field(default=60, ge=1, le=3600)
+    # TLS (used for mqtts:// URLs, or whenever a CA file is given): the broker's CA bundle
+    # (None: the system's), and a client certificate and key for mutual TLS.
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    max_inflight: int = Field(default=200, ge=1, le=10_000)  # unacknowledged messages on the wire
+
+    @model_validator(mode="after")
+    def _tls_pairs(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give both cert_file and key_file (mutual TLS), or neither")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError(
+                f"reconnect_max_s ({self.reconnect_max_s}) is below reconnect_min_s ({self.reconnect_min_s})"
+            )
+        return self
 
     @field_validator("url")
     @classmethod
@@ -115,6 +143,21 @@ class BatchConfig(BaseModel):
 
     max_readings: int = Field(default=500, ge=1, le=10_000)
     max_interval_s: float = Field(default=1.0, gt=0, le=300)
+    max_bytes: int = Field(default=262_144, ge=4096, le=900_000)  # under ingest's 1 MiB cap
+
+
+class SpoolConfig(BaseModel):
+    """The on-disk queue (gateway/spool.py) and its drop policy when full."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_mb: float = Field(default=256, gt=0, le=1_000_000)
+    min_free_disk_mb: float = Field(default=64, ge=0, le=1_000_000)
+    # power-loss: every commit is fsynced; process-crash: survives SIGKILL, not a power cut,
+    # and costs less on SD cards.
+    durability: Literal["power-loss", "process-crash"] = "power-loss"
+    # Kinds dropped first when the spool is full (oldest first); then the others; health last.
+    low_priority_kinds: list[SensorKind] = []
 
 
 SensorList = Annotated[list[DriverConfig], BeforeValidator(_sensor_configs)]
@@ -130,6 +173,9 @@ class GatewayConfig(BaseModel):
     broker: BrokerConfig = BrokerConfig()
     batch: BatchConfig = BatchConfig()
     health_interval_s: float = Field(default=10.0, gt=0, le=3600)
+    spool: SpoolConfig = SpoolConfig()
+    # A label for this configuration, reported as `config_version` (None: a digest of it).
+    version: str | None = Field(default=None, min_length=1, max_length=64)
     sensors: SensorList = Field(min_length=1)
 
     @field_validator("org")
