@@ -7,14 +7,19 @@ gateway config is a list discriminated on `driver` — and opens a `Source` from
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Protocol, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict
 
 from edge.contract import Id, Reading
+
+if TYPE_CHECKING:
+    from edge.drivers.framing import Decoded
 
 
 class UnknownDriverError(KeyError):
@@ -44,7 +49,11 @@ class SourceContext:
 
 
 class Source(Protocol):
-    """A running sensor. `poll` returns every reading due up to `now`, with its own timestamp."""
+    """A running sensor. `poll` returns every reading due up to `now`, with its own timestamp.
+
+    Sources of real devices also have `stats() -> dict[str, Any]` (optional, see `stats_of`):
+    link state, bytes, frames ok, rejects by reason, last error, radio quality.
+    """
 
     def poll(self, now: datetime) -> list[Reading]: ...
 
@@ -84,3 +93,54 @@ def get(name: str) -> type[Driver]:
 
 def all_drivers() -> dict[str, type[Driver]]:
     return dict(sorted(_DRIVERS.items()))
+
+
+class StreamDecoder(Protocol):
+    """A sans-IO decoder: `feed` takes the next bytes of a stream (serial drivers) or one whole
+    message (LoRaWAN uplink event) and returns readings and rejects; `stats` its counters."""
+
+    def feed(self, data: bytes) -> Decoded: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+
+class DecodingDriver(Driver, Protocol):
+    """A driver of a real device: it also exposes its decoder, for the CLI, vectors and bench."""
+
+    framing: ClassVar[Literal["stream", "message"]]  # message: one uplink event per `feed`
+
+    @classmethod
+    def decoder(cls, config: DriverConfig, ctx: SourceContext) -> StreamDecoder: ...
+
+
+class NotADecoderError(ValueError):
+    def __init__(self, name: str, decoding: list[str]) -> None:
+        self.name = name
+        self.decoding = decoding
+        super().__init__(f"driver {name!r} decodes no device bytes; these do: {', '.join(decoding)}")
+
+
+def is_decoding(driver: type[Driver]) -> bool:
+    return callable(getattr(driver, "decoder", None)) and hasattr(driver, "framing")
+
+
+def decoding_drivers() -> dict[str, type[DecodingDriver]]:
+    return {n: cast("type[DecodingDriver]", d) for n, d in all_drivers().items() if is_decoding(d)}
+
+
+def get_decoding(name: str) -> type[DecodingDriver]:
+    driver = get(name)
+    if not is_decoding(driver):
+        raise NotADecoderError(name, sorted(decoding_drivers()))
+    return cast("type[DecodingDriver]", driver)
+
+
+def folder(driver: type[Driver]) -> Path:
+    """The driver's folder (README.md, sample.yaml, vectors.yaml beside its code)."""
+    return Path(inspect.getfile(driver)).parent
+
+
+def stats_of(source: Source) -> dict[str, Any] | None:
+    """A source's `stats()`, when it has one (simulated sources have none)."""
+    stats = getattr(source, "stats", None)
+    return stats() if callable(stats) else None

@@ -1,0 +1,289 @@
+"""NMEA 0183 decoder (sans-IO): sentences in, fleet readings and rejects with reasons out.
+
+A reading is made from each valid RMC (NMEA 0183 v4.11 §RMC: time, status, position, speed
+and course over ground, date), the one sentence that carries both date and position. GGA (fix
+quality, satellites, HDOP, altitude) and VTG (course, speed) are checked and kept as health
+data; GSA and GSV are checked and tolerated. A sentence is never decoded into a position unless
+its checksum is right, it says the fix is valid, and every field parses strictly.
+
+Positions: `ddmm.mmmm` is converted with integer arithmetic (exact), then rounded half-up to 7
+decimal places of a degree (about 1 cm), so `4807.038,N` is exactly 48.1173 and never 48.11729999.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from edge.contract import Reading, SensorKind
+from edge.drivers.framing import DecodeCounters, Decoded, LineFramer, Rejected
+
+KNOT_KMH = 1.852  # exactly, by definition of the international nautical mile
+MAX_SENTENCE = 82  # NMEA 0183 §5.3: at most 82 characters including $ and <CR><LF>
+# Receivers with high-precision output (NovAtel, u-blox HPG) exceed 82 characters; allow it.
+MAX_LINE = 120
+TALKERS = frozenset({"GP", "GN", "GL", "GA", "BD", "GB", "GQ", "GI"})
+TOLERATED = frozenset({"GSA", "GSV", "GLL", "ZDA", "TXT", "GST", "GNS", "DTM", "GBS"})
+# RMC mode indicator (NMEA 2.3+): A autonomous, D differential, P precise, R RTK fixed,
+# F RTK float; E (dead reckoning), M (manual), S (simulator) and N (no fix) are not a fix.
+VALID_MODES = frozenset({"A", "D", "P", "R", "F"})
+
+_HEX = {f"{i:02X}".encode(): i for i in range(256)} | {f"{i:02x}".encode(): i for i in range(256)}
+
+
+def checksum(body: bytes) -> int:
+    """XOR of every byte between `$` and `*` (NMEA 0183 §5.2.1), folded in big-int halves."""
+    n = len(body)
+    x = int.from_bytes(body, "little")
+    while n > 1:
+        half = n >> 1
+        bits = half << 3
+        x = (x >> bits) ^ (x & ((1 << bits) - 1))
+        n -= half
+    return x
+
+
+class SentenceError(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+def degrees_e7(value: bytes, hemi: bytes, deg_digits: int, limit: int, what: str) -> int:
+    """`ddmm.mmmm` (or `dddmm.mmmm`) and its hemisphere to signed 1e-7 degrees, exactly."""
+    whole, dot, frac = value.partition(b".")
+    if len(whole) != deg_digits + 2 or not whole.isdigit() or (dot and not frac.isdigit()) or len(frac) > 10:
+        raise SentenceError("bad_position", f"{what} {value.decode('ascii', 'replace')!r} is not d..mm.mmmm")
+    deg = int(whole[:deg_digits])
+    minutes_scaled = int(whole[deg_digits:] + frac)  # minutes x 10^len(frac)
+    scale: int = 10 ** len(frac)
+    if minutes_scaled >= 60 * scale:
+        raise SentenceError("bad_position", f"{what} minutes {value.decode()!r} >= 60")
+    den = 60 * scale
+    num = (deg * den + minutes_scaled) * 10_000_000
+    e7 = (2 * num + den) // (2 * den)  # round half up
+    if e7 > limit * 10_000_000:
+        raise SentenceError("bad_position", f"{what} {value.decode()!r} beyond {limit} degrees")
+    if what == "latitude":
+        if hemi not in (b"N", b"S"):
+            raise SentenceError("bad_position", f"latitude hemisphere {hemi!r} is not N or S")
+        return -e7 if hemi == b"S" else e7
+    if hemi not in (b"E", b"W"):
+        raise SentenceError("bad_position", f"longitude hemisphere {hemi!r} is not E or W")
+    return -e7 if hemi == b"W" else e7
+
+
+def utc_time(value: bytes) -> time:
+    """`hhmmss` or `hhmmss.sss` (UTC, NMEA 0183 §6.2 `hhmmss.ss`)."""
+    whole, dot, frac = value.partition(b".")
+    if len(whole) != 6 or not whole.isdigit() or (dot and not frac.isdigit()):
+        raise SentenceError("bad_time", f"time {value.decode('ascii', 'replace')!r} is not hhmmss.ss")
+    hh, mm, ss = int(whole[0:2]), int(whole[2:4]), int(whole[4:6])
+    if hh > 23 or mm > 59 or ss > 59:
+        # A leap second (ss == 60) cannot be a datetime; one fix a year and a half is lost.
+        raise SentenceError("bad_time", f"time {value.decode()!r} out of range")
+    us = int((frac + b"000000")[:6]) if frac else 0
+    return time(hh, mm, ss, us, tzinfo=UTC)
+
+
+def utc_date(value: bytes) -> date:
+    """`ddmmyy`; two-digit years 80..99 are 1980..1999 (GPS began in 1980), others 20yy."""
+    if len(value) != 6 or not value.isdigit():
+        raise SentenceError("bad_date", f"date {value.decode('ascii', 'replace')!r} is not ddmmyy")
+    dd, mo, yy = int(value[0:2]), int(value[2:4]), int(value[4:6])
+    try:
+        return date(1900 + yy if yy >= 80 else 2000 + yy, mo, dd)
+    except ValueError:
+        raise SentenceError("bad_date", f"date {value.decode()!r} does not exist") from None
+
+
+def number(value: bytes, what: str, lo: float, hi: float) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise SentenceError(
+            "bad_field", f"{what} {value.decode('ascii', 'replace')!r} is not a number"
+        ) from None
+    if not lo <= x <= hi:  # also refuses nan; float() accepts "nan" and "inf"
+        raise SentenceError("out_of_range", f"{what} {x:g} outside [{lo:g}, {hi:g}]")
+    return x
+
+
+@dataclass(slots=True)
+class FixInfo:
+    """What GGA and VTG tell beside the position: kept as health data (not in the contract)."""
+
+    quality: int | None = None
+    satellites: int | None = None
+    hdop: float | None = None
+    altitude_m: float | None = None
+    course_deg: float | None = None
+
+
+class NmeaDecoder:
+    """Decodes an NMEA byte stream (`feed`) or single sentences (`sentence`) into readings."""
+
+    def __init__(
+        self,
+        *,
+        org: str,
+        gateway: str,
+        sensor: str,
+        tags: dict[str, str] | None = None,
+        talkers: frozenset[str] = TALKERS,
+    ) -> None:
+        self.org = org
+        self.gateway = gateway
+        self.sensor = sensor
+        self.tags = dict(tags or {})
+        self.talkers = talkers
+        self.framer = LineFramer(b"$", MAX_LINE)
+        self.counters = DecodeCounters()
+        self.sentences: dict[str, int] = {}
+        self.ignored = 0
+        self.fix = FixInfo()
+        self.last_ts: datetime | None = None
+
+    # -- streams ---------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> Decoded:
+        out = Decoded()
+        self.counters.bytes += len(data)
+        lines, garbage = self.framer.feed(data)
+        for g in garbage:
+            self.counters.reject(out, g)
+        for line_no, raw in lines:
+            self._one(raw, line_no, out)
+        return out
+
+    def sentence(self, raw: bytes, line: int | None = None) -> Decoded:
+        """Decode one sentence (with or without its CR LF)."""
+        out = Decoded()
+        self.counters.bytes += len(raw)
+        self._one(raw.rstrip(b"\r\n"), line, out)
+        return out
+
+    def _one(self, raw: bytes, line: int | None, out: Decoded) -> None:
+        try:
+            reading = self._parse(raw)
+        except SentenceError as exc:
+            self.counters.reject(out, Rejected(exc.reason, exc.detail, raw[:MAX_LINE], line))
+            return
+        except (ValueError, IndexError, UnicodeDecodeError) as exc:  # belt and braces: never raise
+            self.counters.reject(out, Rejected("garbled", str(exc), raw[:MAX_LINE], line))
+            return
+        self.counters.frames_ok += 1
+        if reading is not None:
+            self.counters.readings += 1
+            out.readings.append(reading)
+
+    # -- sentences -------------------------------------------------------------------------------
+    def _parse(self, raw: bytes) -> Reading | None:
+        if len(raw) < 9 or raw[0] != 0x24:  # "$"
+            raise SentenceError("truncated", f"{len(raw)} bytes is no sentence")
+        star = raw.rfind(b"*")
+        if star < 0 or len(raw) - star != 3:
+            raise SentenceError("no_checksum", "no *hh at the end (truncated?)")
+        body = raw[1:star]
+        given = _HEX.get(raw[star + 1 :])
+        if given is None:
+            raise SentenceError("bad_checksum", f"checksum {raw[star + 1 :]!r} is not two hex digits")
+        if checksum(body) != given:
+            raise SentenceError("bad_checksum", f"checksum {given:02X} != computed {checksum(body):02X}")
+        if not body.isascii() or b"$" in body:
+            raise SentenceError("garbled", "non-ASCII or a second $ inside the sentence")
+        f = body.split(b",")
+        address = f[0].decode("ascii")
+        if len(address) != 5:
+            raise SentenceError("unsupported", f"address {address!r}")
+        talker, kind = address[:2], address[2:]
+        if talker not in self.talkers:
+            raise SentenceError(
+                "unsupported", f"talker {talker!r} not one of {', '.join(sorted(self.talkers))}"
+            )
+        self.sentences[kind] = self.sentences.get(kind, 0) + 1
+        if kind == "RMC":
+            return self._rmc(f)
+        if kind == "GGA":
+            self._gga(f)
+        elif kind == "VTG":
+            self._vtg(f)
+        elif kind not in TOLERATED:
+            self.ignored += 1
+        return None
+
+    def _rmc(self, f: list[bytes]) -> Reading:
+        # $--RMC,hhmmss.ss,A,llll.ll,a,yyyyy.yy,a,x.x,x.x,ddmmyy,x.x,a[,m[,s]]*hh
+        if len(f) < 12 or len(f) > 14:
+            raise SentenceError("truncated", f"RMC has {len(f)} fields, expected 12 to 14")
+        if f[2] != b"A":
+            raise SentenceError("no_fix", f"RMC status {f[2].decode()!r} (V: receiver warning)")
+        if len(f) >= 13 and f[12] and f[12].decode() not in VALID_MODES:
+            raise SentenceError("no_fix", f"RMC mode {f[12].decode()!r} is not a valid fix")
+        if len(f) == 14 and f[13] == b"V":
+            # NMEA 4.1 navigational status: S safe, C caution, U unsafe, V not valid.
+            raise SentenceError("no_fix", "RMC navigational status V (not valid)")
+        ts = datetime.combine(utc_date(f[9]), utc_time(f[1]))
+        lat_e7 = degrees_e7(f[3], f[4], 2, 90, "latitude")
+        lon_e7 = degrees_e7(f[5], f[6], 3, 180, "longitude")
+        speed_kmh = number(f[7], "speed", 0, 162) * KNOT_KMH if f[7] else 0.0
+        if f[8]:
+            course = number(f[8], "course", 0, 360)
+            self.fix.course_deg = course
+        else:
+            # Many receivers leave course empty when stationary: keep the last one known.
+            course = self.fix.course_deg if self.fix.course_deg is not None else 0.0
+        self.last_ts = ts
+        return Reading(
+            kind=SensorKind.FLEET,
+            org=self.org,
+            gateway=self.gateway,
+            sensor=self.sensor,
+            ts=ts,
+            fields={
+                "lat": lat_e7 / 10_000_000,
+                "lon": lon_e7 / 10_000_000,
+                "speed_kmh": round(speed_kmh, 3),
+                "heading_deg": course,
+            },
+            tags=self.tags,
+        )
+
+    def _gga(self, f: list[bytes]) -> None:
+        # $--GGA,hhmmss.ss,llll.ll,a,yyyyy.yy,a,q,ss,y.y,a.a,M,g.g,M,a.a,xxxx*hh
+        if len(f) < 15:
+            raise SentenceError("truncated", f"GGA has {len(f)} fields, expected 15")
+        if f[1]:
+            utc_time(f[1])
+        quality = int(number(f[6], "fix quality", 0, 9)) if f[6] else 0
+        if quality == 0:
+            self.fix.quality = 0
+            raise SentenceError("no_fix", "GGA fix quality 0 (invalid)")
+        degrees_e7(f[2], f[3], 2, 90, "latitude")
+        degrees_e7(f[4], f[5], 3, 180, "longitude")
+        self.fix.quality = quality
+        self.fix.satellites = int(number(f[7], "satellites", 0, 99)) if f[7] else None
+        self.fix.hdop = number(f[8], "hdop", 0, 99.99) if f[8] else None
+        self.fix.altitude_m = number(f[9], "altitude", -10_000, 100_000) if f[9] else None
+
+    def _vtg(self, f: list[bytes]) -> None:
+        # $--VTG,x.x,T,x.x,M,x.x,N,x.x,K[,m]*hh
+        if len(f) < 9:
+            raise SentenceError("truncated", f"VTG has {len(f)} fields, expected 9 or 10")
+        if len(f) >= 10 and f[9] == b"N":
+            raise SentenceError("no_fix", "VTG mode N (not valid)")
+        if f[1]:
+            self.fix.course_deg = number(f[1], "course", 0, 360)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            **self.counters.snapshot(),
+            "sentences": dict(self.sentences),
+            "ignored": self.ignored,
+            "fix_quality": self.fix.quality,
+            "satellites": self.fix.satellites,
+            "hdop": self.fix.hdop,
+            "altitude_m": self.fix.altitude_m,
+            "last_fix": self.last_ts.isoformat() if self.last_ts else None,
+        }

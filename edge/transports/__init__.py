@@ -1,0 +1,1 @@
+"""How bytes reach the decoders: serial lines (pyserial), pseudo-terminals, ChirpStack uplinks."""
