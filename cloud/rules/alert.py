@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -12,7 +12,7 @@ from cloud.influx.lineprotocol import FieldValue, line
 from edge.contract import format_ts, topics
 
 Severity = Literal["info", "warning", "critical"]
-State = Literal["firing", "resolved"]
+State = Literal["firing", "acknowledged", "resolved"]
 AlertKey = tuple[str, str, str]  # rule, org, entity
 MEASUREMENT = "alerts"
 
@@ -31,6 +31,9 @@ class Alert:
     message: str
     value: float | None = None
     threshold: float | None = None
+    # What an operator needs beside the message: baseline, score, nearby worksites, a hint...
+    context: dict[str, Any] | None = field(default=None, compare=False, hash=False)
+    id: int | None = field(default=None, compare=False, hash=False)  # the alert store's id
 
     @property
     def key(self) -> AlertKey:
@@ -58,12 +61,16 @@ class Alert:
             "threshold": self.threshold,
             "message": self.message,
         }
+        if self.id is not None:
+            body["id"] = self.id
+        if self.context:
+            body["context"] = self.context
         return orjson.dumps(body)
 
     def to_line(self) -> str:
         fields: dict[str, FieldValue] = {
             "message": self.message,
-            "active": 1 if self.state == "firing" else 0,
+            "active": 0 if self.state == "resolved" else 1,
             "since_ms": int(self.since.timestamp() * 1000),
         }
         if self.value is not None:
