@@ -1,0 +1,1 @@
+"""Provisioning and broker security: CA, identity registry, Mosquitto password/ACL/config."""

@@ -1,0 +1,81 @@
+"""The Mosquitto ACL file, generated from the registry: each identity gets what it needs, no more.
+
+Mosquitto denies whatever no line grants once an `acl_file` is set, and an identity absent from
+the file (a revoked one) may do nothing. Patterns use MQTT wildcards (`+` one level, `#` the
+rest) and are checked on publish, on subscribe and on delivery (mosquitto.conf(5), acl_file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cloud.provision.registry import FLEET_GATEWAY, Identity, Role, ServiceRole
+from edge.contract import topics
+
+ROOT = topics.ROOT
+
+
+def _publisher_rules(org: str, gateway: str) -> list[str]:
+    base = f"{ROOT}/{org}/{gateway}"
+    return [
+        f"topic write {base}/data/+",
+        f"topic write {base}/status",
+        f"topic write {base}/health",
+        f"topic write {base}/meta",
+        # Its desired configuration, retained by the cloud: read, never written (cloud → gateway).
+        f"topic read {base}/config",
+    ]
+
+
+_SERVICE_RULES: dict[ServiceRole, list[str]] = {
+    ServiceRole.INGEST: [
+        f"topic read {ROOT}/#",
+        f"topic write {ROOT}/deadletter/#",
+        f"topic write {ROOT}/services/#",
+    ],
+    ServiceRole.RULES: [
+        f"topic read {ROOT}/#",
+        f"topic write {ROOT}/alerts/#",
+        f"topic write {ROOT}/services/#",
+    ],
+    ServiceRole.CONTROL: [
+        f"topic read {ROOT}/#",
+        f"topic write {ROOT}/+/+/config",
+        f"topic write {ROOT}/services/#",
+    ],
+    ServiceRole.MONITOR: [
+        f"topic read {ROOT}/#",
+        "topic read $SYS/#",
+    ],
+}
+
+
+def rules_for(identity: Identity) -> list[str]:
+    if identity.role is Role.GATEWAY:
+        assert identity.org is not None
+        return _publisher_rules(identity.org, identity.id)
+    if identity.role is Role.UTILITY:
+        return [
+            *_publisher_rules(identity.id, FLEET_GATEWAY),
+            # A utility sees the alerts raised about its own fleet, nobody else's.
+            f"topic read {ROOT}/alerts/{identity.id}/#",
+        ]
+    assert identity.service_role is not None
+    return list(_SERVICE_RULES[identity.service_role])
+
+
+def acl_file(identities: Iterable[Identity]) -> str:
+    """The ACL text for the active identities, sorted by username for stable diffs."""
+    out = [
+        "# Written by `sitroom provision` from registry.json: edit the registry, not this file.",
+        "# No anonymous section: a client without a username may do nothing.",
+        "",
+    ]
+    for identity in sorted(identities, key=lambda i: i.username):
+        if identity.is_revoked:
+            continue
+        out.append(f"# {identity.role.value} {identity.id}" + (f" ({identity.org})" if identity.org else ""))
+        out.append(f"user {identity.username}")
+        out.extend(rules_for(identity))
+        out.append("")
+    return "\n".join(out)

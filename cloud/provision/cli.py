@@ -1,0 +1,425 @@
+"""`sitroom provision ...`: the CA, identities, and the broker files generated from them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cloud.provision.broker import BrokerFiles, generate, paths, running_pid
+from cloud.provision.ca import CAError, CertificateAuthority
+from cloud.provision.csv_onboarding import CsvError, onboard
+from cloud.provision.identities import Outcome, add_gateway, add_service, add_utility
+from cloud.provision.registry import AuthMethod, BrokerSettings, Registry, RegistryError, ServiceRole
+from cloud.provision.specs import SpecError, load_base_config, parse_sensor
+
+DEFAULT_DIR = Path(".sitroom/provision")
+AUTH_CHOICE = click.Choice([a.value for a in AuthMethod])
+
+
+@click.group()
+@click.option(
+    "--dir",
+    "folder",
+    default=DEFAULT_DIR,
+    show_default=True,
+    envvar="SITROOM_PROVISION_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The provisioning folder: registry, CA, secrets, broker files.",
+)
+@click.pass_context
+def group(ctx: click.Context, folder: Path) -> None:
+    """Onboard gateways, utilities and services; generate the broker's security files."""
+    ctx.obj = Registry(folder)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except (RegistryError, CAError, CsvError, SpecError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _report_broker(files: BrokerFiles, reg: Registry) -> None:
+    if not files.changed:
+        return
+    click.echo(f"broker files updated in {reg.mosquitto_dir}: {', '.join(p.name for p in files.changed)}")
+    if files.reloaded is not None:
+        click.echo(f"mosquitto (pid {files.reloaded}) reloaded its password and ACL files")
+    if files.needs_restart and running_pid(reg) is not None:
+        click.echo("listener or TLS files changed: restart mosquitto to apply them")
+
+
+def _report(outcome: Outcome, show_secret: bool) -> None:
+    i = outcome.identity
+    what = (
+        "added"
+        if outcome.created
+        else ("updated: " + ", ".join(outcome.changed) if outcome.changed else "unchanged")
+    )
+    click.echo(f"{i.role.value} {i.username}: {what}")
+    if outcome.config_path is not None:
+        click.echo(f"  gateway config   {outcome.config_path}")
+    if outcome.credentials_path is not None:
+        click.echo(f"  credentials      {outcome.credentials_path}  (mode 0600)")
+    if show_secret and outcome.password is not None:
+        click.echo(f"  password         {outcome.password}")
+
+
+def _change(reg: Registry, action: Callable[[Registry], None], *, reload: bool = True) -> None:
+    with _errors():
+        with reg.transaction():
+            action(reg)
+            files = generate(reg, reload=reload)
+        _report_broker(files, reg)
+
+
+# --- CA -------------------------------------------------------------------------------------
+
+
+@group.group("ca")
+def ca_group() -> None:
+    """The private certificate authority."""
+
+
+@ca_group.command("init")
+@click.option("--cn", default="Situation Room private CA", show_default=True, help="The CA's common name.")
+@click.pass_obj
+def ca_init(reg: Registry, cn: str) -> None:
+    """Create the CA (once; running it again changes nothing)."""
+
+    def act(r: Registry) -> None:
+        ca = CertificateAuthority(r.ca_dir)
+        created = ca.init(cn)
+        click.echo(f"CA {'created' if created else 'already present'}: {ca.cert_path}")
+
+    _change(reg, act)
+
+
+# --- broker ---------------------------------------------------------------------------------
+
+
+@group.command("broker")
+@click.option("--port", type=click.IntRange(1, 65535), help="Plain MQTT listener port (password auth).")
+@click.option("--tls-port", type=click.IntRange(1, 65535), help="MQTT over TLS listener port.")
+@click.option("--no-plain", is_flag=True, help="No plain listener: TLS only.")
+@click.option("--bind", "bind_address", help="Address the listeners bind (default 127.0.0.1).")
+@click.option("--server-name", "server_names", multiple=True, help="Host name or IP clients dial (repeat).")
+@click.option(
+    "--client-certs",
+    type=click.Choice(["off", "required"]),
+    help="required: the TLS listener accepts only client certificates from our CA (mutual TLS).",
+)
+@click.option("--user", help="The user mosquitto runs as (default: whoever runs mosquitto -c).")
+@click.option("--max-queued-messages", type=click.IntRange(min=1))
+@click.option("--no-reload", is_flag=True, help="Do not signal a running broker.")
+@click.pass_obj
+def broker_command(
+    reg: Registry,
+    port: int | None,
+    tls_port: int | None,
+    no_plain: bool,
+    bind_address: str | None,
+    server_names: tuple[str, ...],
+    client_certs: str | None,
+    user: str | None,
+    max_queued_messages: int | None,
+    no_reload: bool,
+) -> None:
+    """Write DIR/mosquitto/mosquitto.conf and its files; settings given once are kept."""
+
+    def act(r: Registry) -> None:
+        old = r.data.broker or BrokerSettings()
+        new: dict[str, Any] = old.model_dump()
+        for key, value in (
+            ("port", port),
+            ("tls_port", tls_port),
+            ("bind_address", bind_address),
+            ("client_certs", client_certs),
+            ("user", user),
+            ("max_queued_messages", max_queued_messages),
+        ):
+            if value is not None:
+                new[key] = value
+        if no_plain:
+            new["port"] = None
+        if server_names:
+            new["server_names"] = list(server_names)
+        if new["tls_port"] is not None and not CertificateAuthority(r.ca_dir).exists:
+            raise RegistryError(
+                "a TLS listener needs the CA: run `sitroom provision ca init` first", "broker"
+            )
+        r.data.broker = BrokerSettings.model_validate(new)
+
+    _change(reg, act, reload=not no_reload)
+    s = reg.data.broker
+    assert s is not None
+    conf = paths(reg)["conf"]
+    click.echo(f"broker config {conf}")
+    if s.port is not None:
+        click.echo(f"  mqtt://{s.bind_address}:{s.port}   (username and password)")
+    if s.tls_port is not None:
+        how = "client certificate from our CA" if s.client_certs == "required" else "username and password"
+        click.echo(f"  mqtts://{s.bind_address}:{s.tls_port}  ({how})")
+    click.echo(f"start it with: mosquitto -c {conf}")
+
+
+# --- identities ----------------------------------------------------------------------------
+
+
+def _secret_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--show-secret", is_flag=True, help="Print the password (it is in credentials.json).")(f)
+    f = click.option("--rotate", is_flag=True, help="Issue new secrets; the old ones stop working.")(f)
+    f = click.option("--broker-url", help="The URL this identity dials (default: from `provision broker`).")(
+        f
+    )
+    return click.option("--auth", type=AUTH_CHOICE, default="password", show_default=True)(f)
+
+
+@group.group("gateway")
+def gateway_group() -> None:
+    """Street gateways: each writes only its own sr/v1/{org}/{gateway}/... topics."""
+
+
+@gateway_group.command("add")
+@click.option("--id", "gateway", required=True, help="Gateway id, e.g. gw-mercatale.")
+@click.option("--org", required=True, help="Owning organisation, e.g. comune-prato.")
+@click.option("--name", default="", help="Human name of the gateway.")
+@click.option(
+    "--from",
+    "base_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A gateway config draft (sensors, batching) to start from.",
+)
+@click.option(
+    "--sensor",
+    "sensor_specs",
+    multiple=True,
+    help="A sensor as key=value pairs: driver=sim_parking,id=p-1,place=mercatale (repeat).",
+)
+@click.option("--lat", type=click.FloatRange(-90, 90))
+@click.option("--lon", type=click.FloatRange(-180, 180))
+@click.option("--location", "location_text", default="", help="Mounting notes, e.g. 'lamp post, north side'.")
+@click.option(
+    "--install-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the secrets will sit on the gateway (paths written into its config).",
+)
+@_secret_options
+@click.pass_obj
+def gateway_add(
+    reg: Registry,
+    gateway: str,
+    org: str,
+    name: str,
+    base_path: Path | None,
+    sensor_specs: tuple[str, ...],
+    lat: float | None,
+    lon: float | None,
+    location_text: str,
+    install_dir: Path | None,
+    auth: str,
+    broker_url: str | None,
+    rotate: bool,
+    show_secret: bool,
+) -> None:
+    """Register a gateway: its secrets, its config, and its lines in the broker's files."""
+    if (lat is None) != (lon is None):
+        raise click.UsageError("give both --lat and --lon, or neither")
+    with _errors():
+        base = load_base_config(base_path) if base_path else None
+        sensors = [parse_sensor(s) for s in sensor_specs]
+    location: dict[str, Any] | None = None
+    if lat is not None:
+        location = {"lat": lat, "lon": lon} | ({"description": location_text} if location_text else {})
+    outcomes: list[Outcome] = []
+
+    def act(r: Registry) -> None:
+        outcomes.append(
+            add_gateway(
+                r,
+                gateway=gateway,
+                org=org,
+                name=name,
+                auth=AuthMethod(auth),
+                base=base,
+                sensors=sensors,
+                location=location,
+                broker_url=broker_url,
+                install_dir=install_dir,
+                rotate=rotate,
+            )
+        )
+
+    _change(reg, act)
+    _report(outcomes[0], show_secret)
+
+
+@gateway_group.command("import")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--broker-url", help="The URL the gateways dial (default: from `provision broker`).")
+@click.pass_obj
+def gateway_import(reg: Registry, csv_file: Path, broker_url: str | None) -> None:
+    """Onboard every gateway of a CSV (id,org,name,lat,lon,location,from,sensors,auth); all or none."""
+    outcomes: list[Outcome] = []
+
+    def act(r: Registry) -> None:
+        outcomes.extend(onboard(r, csv_file, broker_url=broker_url))
+
+    _change(reg, act)
+    for o in outcomes:
+        _report(o, show_secret=False)
+    added = sum(o.created for o in outcomes)
+    changed = sum(bool(o.changed) and not o.created for o in outcomes)
+    same = len(outcomes) - added - changed
+    click.echo(f"{len(outcomes)} gateways: {added} added, {changed} updated, {same} unchanged")
+
+
+@group.group("org")
+def org_group() -> None:
+    """Utilities feeding fleet telemetry: each writes only sr/v1/{org}/fleet/..."""
+
+
+@org_group.command("add")
+@click.option("--id", "org", required=True, help="Org id, e.g. alia.")
+@click.option("--name", default="", help="Human name, e.g. 'Alia Servizi Ambientali'.")
+@_secret_options
+@click.pass_obj
+def org_add(
+    reg: Registry, org: str, name: str, auth: str, broker_url: str | None, rotate: bool, show_secret: bool
+) -> None:
+    """Register a utility: its credentials and its fleet topic prefix."""
+    outcomes: list[Outcome] = []
+
+    def act(r: Registry) -> None:
+        outcomes.append(
+            add_utility(r, org=org, name=name, auth=AuthMethod(auth), rotate=rotate, broker_url=broker_url)
+        )
+
+    _change(reg, act)
+    _report(outcomes[0], show_secret)
+    click.echo(f"  topics           sr/v1/{org}/fleet/data/fleet (write), sr/v1/alerts/{org}/# (read)")
+
+
+@group.group("service")
+def service_group() -> None:
+    """The cloud's own services (ingest, rules, config publisher, monitoring)."""
+
+
+@service_group.command("add")
+@click.option("--id", "service", required=True, help="Service id, e.g. ingest.")
+@click.option("--role", type=click.Choice([r.value for r in ServiceRole]), help="Default: the id, if a role.")
+@_secret_options
+@click.pass_obj
+def service_add(
+    reg: Registry,
+    service: str,
+    role: str | None,
+    auth: str,
+    broker_url: str | None,
+    rotate: bool,
+    show_secret: bool,
+) -> None:
+    """Register a cloud service with the rights of its role."""
+    if role is None and service not in {r.value for r in ServiceRole}:
+        raise click.UsageError(f"--role is needed for a service called {service!r}")
+    outcomes: list[Outcome] = []
+
+    def act(r: Registry) -> None:
+        outcomes.append(
+            add_service(
+                r,
+                service=service,
+                role=ServiceRole(role or service),
+                auth=AuthMethod(auth),
+                rotate=rotate,
+                broker_url=broker_url,
+            )
+        )
+
+    _change(reg, act)
+    _report(outcomes[0], show_secret)
+
+
+# --- revoke, list, show, reload ---------------------------------------------------------------
+
+
+@group.command("revoke")
+@click.argument("ident")
+@click.pass_obj
+def revoke(reg: Registry, ident: str) -> None:
+    """Revoke an identity (gateway id, org id, service id or username); the broker reloads."""
+
+    def act(r: Registry) -> None:
+        identity, changed = r.revoke(ident)
+        click.echo(
+            f"{identity.role.value} {identity.username}: {'revoked' if changed else 'already revoked'}"
+        )
+
+    _change(reg, act)
+
+
+@group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def list_command(reg: Registry, as_json: bool) -> None:
+    """Every identity, with its role, org, auth and state (never a secret)."""
+    with _errors():
+        reg.load()
+    rows = [
+        {
+            "username": i.username,
+            "role": i.role.value,
+            "id": i.id,
+            "org": i.org,
+            "service_role": i.service_role.value if i.service_role else None,
+            "auth": i.auth.value,
+            "state": "revoked" if i.is_revoked else "active",
+            "created_at": i.created_at.isoformat(),
+            "revoked_at": i.revoked_at.isoformat() if i.revoked_at else None,
+        }
+        for i in reg.identities()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no identities in {reg.path}")
+        return
+    click.echo(f"{'USERNAME':<28} {'ROLE':<16} {'ORG':<20} {'AUTH':<9} STATE")
+    for row in rows:
+        role = f"{row['role']}:{row['service_role']}" if row["service_role"] else str(row["role"])
+        org = row["org"] or "-"
+        click.echo(f"{row['username']:<28} {role:<16} {org:<20} {row['auth']:<9} {row['state']}")
+
+
+@group.command("show")
+@click.argument("ident")
+@click.option("--show-secret", is_flag=True, help="Print the password too.")
+@click.pass_obj
+def show(reg: Registry, ident: str, show_secret: bool) -> None:
+    """Where an identity's credentials are, and (if asked) its password."""
+    with _errors():
+        reg.load()
+        identity = reg.find(ident)
+    folder = reg.identity_dir(identity.username)
+    creds = json.loads((folder / "credentials.json").read_text())
+    if not show_secret and creds.get("password"):
+        creds["password"] = "*** (--show-secret to print)"  # noqa: S105 (a mask, not a secret)
+    click.echo(json.dumps({"state": "revoked" if identity.is_revoked else "active", **creds}, indent=2))
+
+
+@group.command("reload")
+@click.pass_obj
+def reload_command(reg: Registry) -> None:
+    """Regenerate the broker files and make a running broker reread them (SIGHUP)."""
+    _change(reg, lambda r: None)
+    pid = running_pid(reg)
+    click.echo(
+        f"mosquitto running on this config: pid {pid}" if pid else "no mosquitto running on this config"
+    )
