@@ -1,0 +1,53 @@
+"""E-mail channel: one message per alert, or one digest per storm, over SMTP (STARTTLS optional)."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Sequence
+from email.message import EmailMessage
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from cloud.notify.registry import Channel, ChannelConfig, DeliveryError, body, register, subject
+from cloud.rules.alert import Alert
+
+
+class EmailConfig(ChannelConfig):
+    type: Literal["email"] = "email"
+    host: str
+    port: int = Field(default=25, ge=1, le=65535)
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    to: list[str] = Field(min_length=1)
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+@register("email")
+class Email(Channel):
+    Config = EmailConfig
+
+    def __init__(self, config: ChannelConfig) -> None:
+        super().__init__(config)
+        assert isinstance(config, EmailConfig)
+        self.cfg = config
+        self.sent = 0
+
+    def send(self, alerts: Sequence[Alert]) -> None:
+        msg = EmailMessage()
+        msg["From"] = self.cfg.sender
+        msg["To"] = ", ".join(self.cfg.to)
+        msg["Subject"] = subject(alerts)
+        msg.set_content(body(alerts))
+        try:
+            with smtplib.SMTP(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout_s) as smtp:
+                if self.cfg.starttls:
+                    smtp.starttls()
+                if self.cfg.username and self.cfg.password:
+                    smtp.login(self.cfg.username, self.cfg.password.get_secret_value())
+                smtp.send_message(msg)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(self.name, f"SMTP {self.cfg.host}:{self.cfg.port}: {exc}") from None
+        self.sent += 1
