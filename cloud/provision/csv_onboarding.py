@@ -107,19 +107,20 @@ def read_rows(path: Path) -> list[GatewayRow]:  # noqa: PLR0912, PLR0915 (one ch
                 bad("lat/lon", f"not a coordinate pair ({exc})", f"{cell.get('lat')},{cell.get('lon')}")
             if row.location is not None and cell.get("location"):
                 row.location["description"] = cell["location"]
-        base_failed = False
+        cell_failed = False
         if cell.get("from"):
             try:
                 row.base = load_base_config(path.parent / cell["from"])
             except SpecError as exc:
-                base_failed = True
+                cell_failed = True
                 bad("from", str(exc), cell["from"])
         for spec in filter(None, (s.strip() for s in cell.get("sensors", "").split(";"))):
             try:
                 row.sensors.append(parse_sensor(spec))
             except SpecError as exc:
+                cell_failed = True  # one problem per cell: no "needs a sensor" on top of this one
                 bad("sensors", str(exc), spec)
-        if not row.sensors and not (row.base or {}).get("sensors") and not base_failed:
+        if not row.sensors and not (row.base or {}).get("sensors") and not cell_failed:
             bad("sensors", "a gateway needs at least one sensor (sensors or from)", cell.get("sensors", ""))
         rows.append(row)
     if problems:
