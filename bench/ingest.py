@@ -1,0 +1,494 @@
+"""Ingest at scale, measured against the machine's own limit, in one self-contained run.
+
+    .venv/bin/python bench/ingest.py --seconds 30 --json out.json
+
+1. Starts its own Mosquitto and InfluxDB (cloud.devservers) in a temp dir.
+2. Broker limit: Mosquitto's C clients (`mosquitto_pub -l` → broker → `mosquitto_sub`, QoS 1)
+   with messages of exactly the size the pipeline phase sends; msgs/s.
+3. InfluxDB limit: pre-built line protocol of the same shape in 5,000-point batches, written
+   by as many concurrent connections as ingest uses (`write_workers`); points/s. The same with
+   gzip is reported too, to decide whether gzip helps here.
+4. Pipeline: `sitroom cloud ingest` worker processes (the real CLI, SITROOM_* env), publisher
+   processes (multiprocessing) sending batches of `--readings-per-message` readings at QoS 1
+   from several gateways each. The publishers are flow-controlled by a window over what ingest
+   reports written (its health topic), so the run measures the highest rate the pipeline
+   sustains without an unbounded backlog, not how fast a broker queue can fill.
+   A probe publishes one reading every 0.2 s through the same broker and ingest, and is timed
+   until a query finds it in InfluxDB: that is the publish-to-queryable latency.
+5. Counts every reading in InfluxDB at the end; `lost` must be 0.
+
+Prints and writes (`--json`) readings_per_s, p50_latency_ms, p99_latency_ms,
+influx_limit_readings_per_s, broker_limit_msgs_per_s, ratio_to_limit (readings_per_s over the
+lower of the two limits, the broker's multiplied by readings per message) and lost, plus
+context (machine, load average, settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from cloud.devservers import Influxd, Mosquitto, env_without_proxies  # noqa: E402
+from cloud.influx.client import InfluxClient  # noqa: E402
+from edge.contract import SensorKind, format_ts, topics  # noqa: E402
+
+ORG = "bench"
+KIND = SensorKind.PARKING
+PROBE_GATEWAY = "gw-probe"
+SENSORS_PER_GATEWAY = 2000
+
+
+def reading(sensor: int, ts: str) -> dict[str, Any]:
+    occupied = (sensor * 7) % 400
+    return {
+        "sensor": f"p-{sensor}",
+        "ts": ts,
+        "fields": {"occupied": occupied, "capacity": 400, "occupancy_pct": occupied / 4},
+        "tags": {"zone": "centro"},
+    }
+
+
+def message(gateway: str, seq: int, ts: datetime, n: int, first_sensor: int = 0) -> bytes:
+    wire_ts = format_ts(ts)
+    return orjson.dumps(
+        {
+            "v": 1,
+            "org": ORG,
+            "gateway": gateway,
+            "kind": KIND,
+            "seq": seq,
+            "sent_at": format_ts(datetime.now(UTC)),
+            "readings": [reading((first_sensor + i) % SENSORS_PER_GATEWAY, wire_ts) for i in range(n)],
+        }
+    )
+
+
+# -- publisher processes -------------------------------------------------------------------------
+
+
+@dataclass
+class Flow:
+    """Shared between the main process and the publishers: a window of readings in flight."""
+
+    allowed: Synchronized[int]  # cumulative readings the publishers may have published
+    claimed: Synchronized[int]  # cumulative readings claimed by publishers
+    stop: Any  # mp.Event
+
+
+def publisher(
+    index: int, port: int, gateways: int, per_message: int, flow: Flow, published: Synchronized[int]
+) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{index}")
+    client.max_inflight_messages_set(200)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    names = [f"gw-b{index}-{g}" for g in range(gateways)]
+    seqs = [0] * gateways
+    last_ts = [datetime.now(UTC) - timedelta(seconds=1)] * gateways
+    infos: list[mqtt.MQTTMessageInfo] = []
+    g = 0
+    try:
+        while not flow.stop.is_set():
+            with flow.claimed.get_lock():
+                ok = flow.claimed.value + per_message <= flow.allowed.value
+                if ok:
+                    flow.claimed.value += per_message
+            if not ok:
+                time.sleep(0.002)
+                continue
+            # Every reading is its own point: same sensor, later millisecond on each message.
+            now = datetime.now(UTC)
+            ts = max(
+                now.replace(microsecond=now.microsecond // 1000 * 1000),
+                last_ts[g] + timedelta(milliseconds=1),
+            )
+            last_ts[g] = ts
+            payload = message(names[g], seqs[g], ts, per_message)
+            seqs[g] += 1
+            infos.append(client.publish(topics.data(ORG, names[g], KIND), payload, qos=1))
+            with published.get_lock():
+                published.value += per_message
+            g = (g + 1) % gateways
+            if len(infos) > 1000:
+                infos = [i for i in infos if not i.is_published()]
+        for info in infos:
+            info.wait_for_publish(60)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+# -- limits ----------------------------------------------------------------------------------------
+
+
+def broker_limit(mq: Mosquitto, payload: bytes, seconds: float) -> float:
+    """msgs/s through Mosquitto with its C clients at QoS 1, with the pipeline's message size."""
+    n = int(max(200, min(60_000, 150_000_000 // len(payload))))
+    common = ["-h", "127.0.0.1", "-p", str(mq.port), "-q", "1", "-t", "bench/limit"]
+    # A persistent session subscribed in advance: nothing is missed while the timed sub connects.
+    subprocess.run(["mosquitto_sub", *common, "-c", "-i", "bench-limit-sub", "-E"], check=True)
+    sub = subprocess.Popen(
+        ["mosquitto_sub", *common, "-c", "-i", "bench-limit-sub", "-C", str(n)], stdout=subprocess.DEVNULL
+    )
+    data = payload.replace(b"\n", b" ") + b"\n"
+    t0 = time.perf_counter()
+    subprocess.run(["mosquitto_pub", *common, "-l"], input=data * n, check=True)
+    sub.wait(max(60.0, seconds * 10))
+    return n / (time.perf_counter() - t0)
+
+
+def influx_limit(ix: Influxd, points: int, writers: int, *, gzip: bool, gateways: int, sensors: int) -> float:
+    """points/s written as pre-built 5,000-point line-protocol batches by `writers` connections."""
+    db = f"limit_{'gz' if gzip else 'plain'}"
+    admin = InfluxClient(ix.url, db)
+    admin.create_database()
+    t0_ns = (time.time_ns() // 1_000_000 - 3_600_000) * 1_000_000
+    bodies = []
+    batch = 5000
+    for start in range(0, points, batch):
+        lines = []
+        for i in range(start, min(start + batch, points)):
+            # The pipeline's series: `gateways` x `sensors`, each written at successive instants.
+            series, tick = i % (gateways * sensors), i // (gateways * sensors)
+            gateway, sensor = divmod(series, sensors)
+            occupied = (sensor * 7) % 400
+            lines.append(
+                f"parking,gateway=gw-l{gateway},org=limit,sensor=p-{sensor},zone=centro "
+                f"occupied={occupied}i,capacity=400i,occupancy_pct={occupied / 4!r} "
+                f"{t0_ns + tick * 1_000_000}"
+            )
+        bodies.append("\n".join(lines))
+    clients = [
+        InfluxClient(ix.url, db, gzip_min_bytes=1 if gzip else 2**62, timeout_s=60) for _ in range(writers)
+    ]
+    it = iter(bodies)
+    lock = threading.Lock()
+
+    def work(client: InfluxClient) -> None:
+        while True:
+            with lock:
+                body = next(it, None)
+            if body is None:
+                return
+            client.write([body])
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(work, clients))
+    elapsed = time.perf_counter() - t
+    stored = admin.series('SELECT count("occupied") FROM "parking"')
+    if int(stored[0]["values"][0][1]) != points:
+        raise SystemExit(f"influx limit run stored {stored} points, not {points}")
+    for c in clients:
+        c.close()
+    admin.drop_database()
+    admin.close()
+    return points / elapsed
+
+
+# -- pipeline ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Probe:
+    """One reading every `interval_s` through broker and ingest, timed until InfluxDB returns it."""
+
+    port: int
+    influx: InfluxClient
+    interval_s: float = 0.2
+    sent: dict[int, float] = field(default_factory=dict)  # ts ms -> perf_counter at publish
+    latencies_ms: list[float] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run_publisher(self) -> None:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-probe")
+        client.connect("127.0.0.1", self.port)
+        client.loop_start()
+        seq = 0
+        while not self.stop.wait(self.interval_s):
+            ts = datetime.now(UTC).replace(microsecond=0) + timedelta(milliseconds=seq % 1000)
+            ts_ms = int(ts.timestamp() * 1000)
+            payload = orjson.dumps(
+                {
+                    "v": 1,
+                    "org": ORG,
+                    "gateway": PROBE_GATEWAY,
+                    "kind": KIND,
+                    "seq": seq,
+                    "sent_at": format_ts(datetime.now(UTC)),
+                    "readings": [reading(0, format_ts(ts))],
+                }
+            )
+            self.sent[ts_ms] = time.perf_counter()
+            client.publish(topics.data(ORG, PROBE_GATEWAY, KIND), payload, qos=1).wait_for_publish(10)
+            seq += 1
+        client.disconnect()
+        client.loop_stop()
+
+    def run_poller(self) -> None:
+        seen: set[int] = set()
+        while not self.stop.is_set() or len(seen) < len(self.sent):
+            rows = self.influx.series(
+                f'SELECT "occupied" FROM "{KIND}" WHERE "gateway"=\'{PROBE_GATEWAY}\' AND time > now() - 10m'
+            )
+            now = time.perf_counter()
+            for s in rows:
+                for t_ms, _ in s["values"]:
+                    if t_ms not in seen and t_ms in self.sent:
+                        seen.add(t_ms)
+                        self.latencies_ms.append((now - self.sent[t_ms]) * 1000)
+            if self.stop.is_set() and len(seen) >= len(self.sent):
+                return
+            time.sleep(0.05)
+
+    @property
+    def count(self) -> int:
+        return len(self.sent)
+
+
+class IngestWatch:
+    """Sums `readings_written` over the ingest workers' health messages."""
+
+    def __init__(self, port: int) -> None:
+        self.written: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-watch")
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, *_: c.subscribe(f"{topics.ROOT}/services/ingest/+/health", 0)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        body = orjson.loads(msg.payload)
+        with self.lock:
+            self.written[msg.topic.split("/")[-2]] = int(body["readings_written"])
+
+    def total(self) -> int:
+        with self.lock:
+            return sum(self.written.values())
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) -> dict[str, Any]:
+    db = "bench"
+    influx = InfluxClient(ix.url, db)
+    watch = IngestWatch(mq.port)
+    env = env_without_proxies() | {
+        "SITROOM_MQTT_URL": mq.url,
+        "SITROOM_INFLUX_URL": ix.url,
+        "SITROOM_INFLUX_DB": db,
+        "SITROOM_STATS_INTERVAL_S": "0.25",
+        "SITROOM_WRITE_WORKERS": str(args.write_workers),
+        "SITROOM_WRITE_BATCH_POINTS": str(args.batch_points),
+        "SITROOM_WRITE_LINGER_MS": "50",
+        "SITROOM_MAX_PAYLOAD_BYTES": str(16 * 1_048_576),
+    }
+    if args.workers > 1:
+        env["SITROOM_SHARE_GROUP"] = "ingest"
+    workers = []
+    for n in range(args.workers):
+        log = (tmp / f"ingest-{n}.log").open("wb")
+        workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "edge.cli", "cloud", "ingest"],
+                env=env | {"SITROOM_INSTANCE": f"bench-{n}"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+        )
+    try:
+        wait_for(lambda: len(watch.written) == args.workers, 60, "ingest workers' first health report")
+        ctx = mp.get_context("spawn")
+        flow = Flow(ctx.Value("q", args.window), ctx.Value("q", 0), ctx.Event())
+        counts = [ctx.Value("q", 0) for _ in range(args.publishers)]
+        pubs = [
+            ctx.Process(
+                target=publisher,
+                args=(i, mq.port, args.gateways, args.readings_per_message, flow, counts[i]),
+                daemon=True,
+            )
+            for i in range(args.publishers)
+        ]
+        for p in pubs:
+            p.start()
+        probe = Probe(mq.port, influx)
+        probe_threads = [
+            threading.Thread(target=probe.run_publisher),
+            threading.Thread(target=probe.run_poller),
+        ]
+        for t in probe_threads:
+            t.start()
+        t0 = time.perf_counter()
+        written_at_start = watch.total()
+        history: list[tuple[float, int]] = [(t0, 0)]
+        while time.perf_counter() - t0 < args.seconds:
+            # The window: publishers may run ahead of what ingest has written by `window_s` of
+            # the recent write rate (at least `window` readings, enough to keep every writer busy).
+            now, written = time.perf_counter(), watch.total() - written_at_start
+            history.append((now, written))
+            while len(history) > 2 and history[1][0] < now - 2.0:
+                history.pop(0)
+            rate = (written - history[0][1]) / max(now - history[0][0], 1e-3)
+            flow.allowed.value = written + max(args.window, int(rate * args.window_s))
+            time.sleep(0.01)
+        flow.stop.set()
+        for p in pubs:
+            p.join(120)
+        published = sum(c.value for c in counts)
+        probe.stop.set()
+        probe_threads[0].join(30)
+        expected_written = published + probe.count
+        wait_for(
+            lambda: watch.total() - written_at_start >= expected_written, 120, "ingest to write everything"
+        )
+        elapsed = time.perf_counter() - t0
+        probe_threads[1].join(60)
+        stored = sum(
+            int(s["values"][0][1])
+            for s in influx.series(
+                f'SELECT count("occupied") FROM "{KIND}" '
+                f"WHERE \"org\"='{ORG}' AND \"gateway\" != '{PROBE_GATEWAY}'"
+            )
+        )
+        lat = sorted(probe.latencies_ms)
+        return {
+            "readings_per_s": published / elapsed,
+            "p50_latency_ms": lat[len(lat) // 2] if lat else None,
+            "p99_latency_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None,
+            "latency_probes": len(lat),
+            "published_readings": published,
+            "stored_readings": stored,
+            "lost": published - stored,
+            "pipeline_seconds": elapsed,
+        }
+    finally:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            try:
+                w.wait(30)
+            except subprocess.TimeoutExpired:
+                w.kill()
+        watch.close()
+        influx.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=30.0, help="length of the pipeline phase")
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--publishers", type=int, default=2, help="publisher processes")
+    ap.add_argument("--gateways", type=int, default=8, help="gateways simulated per publisher")
+    ap.add_argument("--readings-per-message", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=1, help="ingest processes (shared subscription when > 1)")
+    ap.add_argument(
+        "--write-workers", type=int, default=2, help="concurrent InfluxDB writes per ingest process"
+    )
+    ap.add_argument("--batch-points", type=int, default=5000, help="readings per InfluxDB write")
+    ap.add_argument(
+        "--window", type=int, default=20_000, help="least readings publishers may run ahead of ingest"
+    )
+    ap.add_argument(
+        "--window-s", type=float, default=0.6, help="seconds of write rate publishers may run ahead"
+    )
+    ap.add_argument("--limit-points", type=int, default=1_000_000, help="points for the InfluxDB limit run")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="sitroom-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        with Mosquitto(tmp / "mq") as mq, Influxd(tmp / "ix") as ix:
+            sample = message("gw-b0-0", 0, datetime.now(UTC), args.readings_per_message)
+            print(f"message: {args.readings_per_message} readings, {len(sample):,} bytes", flush=True)
+            broker_msgs = broker_limit(mq, sample, args.seconds)
+            print(f"broker limit (C clients, QoS 1): {broker_msgs:,.0f} msgs/s", flush=True)
+            shape = {
+                "gateways": args.publishers * args.gateways,
+                "sensors": min(args.readings_per_message, SENSORS_PER_GATEWAY),
+            }
+            influx_plain = influx_limit(ix, args.limit_points, args.write_workers, gzip=False, **shape)
+            influx_gz = influx_limit(
+                ix, max(5000, args.limit_points // 4), args.write_workers, gzip=True, **shape
+            )
+            print(
+                f"influx limit ({args.write_workers} writers, 5,000-point batches): "
+                f"{influx_plain:,.0f} points/s"
+                f" (gzip: {influx_gz:,.0f})",
+                flush=True,
+            )
+            try:
+                httpx.get(f"{ix.url}/ping", trust_env=False)
+            except httpx.HTTPError as exc:
+                raise SystemExit(f"influxd died: {exc}") from None
+            result = pipeline(args, mq, ix, tmp)
+    broker_readings = broker_msgs * args.readings_per_message
+    limit = min(influx_plain, broker_readings)
+    out = {
+        "readings_per_s": round(result["readings_per_s"], 1),
+        "p50_latency_ms": result["p50_latency_ms"] and round(result["p50_latency_ms"], 1),
+        "p99_latency_ms": result["p99_latency_ms"] and round(result["p99_latency_ms"], 1),
+        "influx_limit_readings_per_s": round(influx_plain, 1),
+        "broker_limit_msgs_per_s": round(broker_msgs, 1),
+        "ratio_to_limit": round(result["readings_per_s"] / limit, 3),
+        "lost": result["lost"],
+        "influx_limit_gzip_readings_per_s": round(influx_gz, 1),
+        "broker_limit_readings_per_s": round(broker_readings, 1),
+        "readings_per_message": args.readings_per_message,
+        "published_readings": result["published_readings"],
+        "stored_readings": result["stored_readings"],
+        "latency_probes": result["latency_probes"],
+        "pipeline_seconds": round(result["pipeline_seconds"], 2),
+        "publishers": args.publishers,
+        "gateways": args.publishers * args.gateways,
+        "ingest_workers": args.workers,
+        "write_workers": args.write_workers,
+        "window_readings_min": args.window,
+        "window_s": args.window_s,
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+        "python": platform.python_version(),
+        "load_average_after": os.getloadavg(),
+        "measured_at": format_ts(datetime.now(UTC)),
+    }
+    for k, v in out.items():
+        print(f"{k}: {v}")
+    if args.json:
+        args.json.write_text(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+    if out["lost"]:
+        raise SystemExit(f"LOST {out['lost']} readings")
+
+
+if __name__ == "__main__":
+    main()

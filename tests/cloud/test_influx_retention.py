@@ -1,0 +1,83 @@
+"""Retention policies and rollup CQs exist after ingest starts; a second start changes nothing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from cloud.influx.client import InfluxClient
+from cloud.influx.retention import RAW_RP, ROLLUP_RP, ensure, rollups
+from cloud.ingest.consumer import Ingest
+from cloud.settings import CloudSettings
+
+from support import wait_until
+
+
+def state(influx: InfluxClient) -> tuple[Any, Any]:
+    db = influx.database
+    rps = influx.series(f'SHOW RETENTION POLICIES ON "{db}"')
+    cqs = [s for s in influx.series("SHOW CONTINUOUS QUERIES") if s.get("name") == db]
+    return rps, cqs
+
+
+def start_and_stop(settings: CloudSettings) -> None:
+    ingest = Ingest(settings)
+    thread = threading.Thread(target=ingest.run, daemon=True)
+    thread.start()
+    wait_until(ingest.conn.connected.is_set, 20, what="ingest connected")
+    ingest.stop()
+    thread.join(30)
+
+
+def test_ingest_start_creates_raw_and_rollup_policies_and_an_hourly_cq_per_kind(
+    settings: CloudSettings, influx_db: InfluxClient
+) -> None:
+    start_and_stop(settings)
+
+    rps, cqs = state(influx_db)
+    by_name = {row[0]: row for row in rps[0]["values"]}
+    assert by_name[RAW_RP][1:] == ["720h0m0s", "24h0m0s", 1, True]  # 30 days, the default RP
+    assert by_name[ROLLUP_RP][1] == "0s"  # kept for ever
+    names = {row[0] for row in cqs[0]["values"]}
+    assert names == {"parking_1h", "parking_spot_1h", "traffic_1h", "fleet_1h"}
+
+
+def test_a_second_start_changes_nothing(settings: CloudSettings, influx_db: InfluxClient) -> None:
+    start_and_stop(settings)
+    before = state(influx_db)
+
+    start_and_stop(settings)
+
+    assert state(influx_db) == before
+    assert ensure(influx_db, raw_retention="30d", rollup_retention="INF") == []
+
+
+def test_a_changed_raw_retention_is_altered_in_place(influx_db: InfluxClient) -> None:
+    ensure(influx_db, raw_retention="30d", rollup_retention="INF")
+
+    issued = ensure(influx_db, raw_retention="2w", rollup_retention="INF")
+
+    assert issued == [f'ALTER RETENTION POLICY "raw" ON "{influx_db.database}" DURATION 2w DEFAULT']
+    rps, _ = state(influx_db)
+    assert {row[0]: row[1] for row in rps[0]["values"]}[RAW_RP] == "336h0m0s"
+
+
+def test_a_rollup_cq_computes_hourly_means_into_the_rollup_policy(influx_db: InfluxClient) -> None:
+    ensure(influx_db, raw_retention="30d", rollup_retention="INF")
+    parking = next(r for r in rollups() if r.source == "parking")
+    hour_s = int(time.time()) // 3600 * 3600 - 7200
+    influx_db.write(
+        [
+            f"parking,gateway=gw,org=o,sensor=p-1 occupied={n}i,capacity=100i,occupancy_pct={float(n)} {ts}"
+            for n, ts in ((10, hour_s * 10**9), (30, (hour_s + 100) * 10**9))
+        ]
+    )
+    # The CQ's own SELECT, run by hand over the hour the CQ service would cover.
+    influx_db.query(
+        f'SELECT {parking.select} INTO "{ROLLUP_RP}"."{parking.name}" FROM "{RAW_RP}"."parking" '
+        f"WHERE time >= {hour_s}s AND time < {hour_s + 3600}s GROUP BY time(1h), *"
+    )
+
+    rows = influx_db.series(f'SELECT "occupied", "occupancy_pct" FROM "{ROLLUP_RP}"."{parking.name}"')
+    assert rows[0]["values"] == [[hour_s * 1000, 20.0, 20.0]]

@@ -1,0 +1,213 @@
+"""The ingest fast path accepts exactly what the contract accepts and writes identical line protocol."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cloud.influx.lineprotocol import timestamp_ns
+from cloud.ingest.fastpath import FastDecoder, Message, reference_decode
+from cloud.ingest.policy import TimeLimits
+from edge.contract import ContractError, format_ts
+
+NOW = datetime(2026, 11, 24, 8, 0, 0, 123456, tzinfo=UTC)
+LIMITS = TimeLimits(max_future=timedelta(seconds=300), max_age=timedelta(days=30))
+MAX_BYTES = 1_048_576
+
+
+def verdict(decode: Any) -> tuple[Any, ...]:
+    """Everything ingest uses from a decoded message, comparable between the two paths."""
+    try:
+        m: Message = decode()
+    except ContractError as exc:
+        return ("raised", type(exc).__name__, str(exc), exc.field, repr(exc.value))
+    rejects = [
+        (r.index, r.sensor, type(r.error).__name__, str(r.error), r.error.field, repr(r.error.value))
+        for r in m.rejects
+    ]
+    return (m.envelope, m.lines, m.sensors, rejects, m.newest_us, m.readings)
+
+
+def both(payload: bytes, decoder: FastDecoder | None = None) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    fast = decoder or FastDecoder(LIMITS, max_bytes=MAX_BYTES)
+    return (
+        verdict(lambda: fast.decode(payload, NOW)),
+        verdict(lambda: reference_decode(payload, NOW, LIMITS, max_bytes=MAX_BYTES)),
+    )
+
+
+def envelope(kind: str, readings: Any, **over: Any) -> dict[str, Any]:
+    env = {"v": 1, "org": "comune-prato", "gateway": "gw-x", "kind": kind, "seq": 3,
+           "sent_at": "2026-11-24T07:59:59.000Z", "readings": readings}  # fmt: skip
+    env.update(over)
+    return env
+
+
+# -- strategies: mostly valid readings, with every kind of small breakage ---------------------------
+
+# hypothesis takes naive bounds and attaches the timezone itself.
+GOOD_TS = st.datetimes(
+    min_value=datetime(2026, 10, 20),  # noqa: DTZ001
+    max_value=datetime(2026, 11, 24, 8, 6),  # noqa: DTZ001
+    timezones=st.just(UTC),
+).map(format_ts)
+ODD_TS = st.sampled_from(
+    [
+        "2026-11-24T07:00:00Z",
+        "2026-11-24T07:00:00.5Z",
+        "2026-11-24T07:00:00.123456Z",
+        "2026-11-24T08:00:00.000+01:00",
+        "2026-11-24 07:00:00.000Z",
+        "2026-02-30T07:00:00.000Z",
+        "2026-11-24T07:00:60.000Z",
+        "2026-11-24T24:00:00.000Z",
+        "2026-11-24T07:00:00.000z",
+        "2026-11-24T07:00:0٣.000Z",
+        "2026-11-24T07:00:00.000",
+        "1999-01-01T00:00:00.000Z",
+        "2099-01-01T00:00:00.000Z",
+        "0000-01-01T00:00:00.000Z",
+        "garbage-garbage-garbage!",
+        "",
+    ]
+)
+NUMBERS = st.one_of(
+    st.integers(-5, 25_000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(0, 100),
+    st.sampled_from([0, 1, 1.0, 50.0, 99.5, 2**70, -0.0]),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=3),
+)
+FIELDS = {
+    "parking": {
+        "occupied": st.integers(0, 600),
+        "capacity": st.integers(1, 600),
+        "occupancy_pct": st.floats(0, 100),
+    },
+    "parking_spot": {"occupied": st.booleans()},
+    "traffic": {
+        "vehicles": st.integers(0, 300),
+        "heavy": st.integers(0, 300),
+        "interval_s": st.integers(1, 3600),
+        "speed_kmh": st.one_of(st.floats(0, 250), st.integers(0, 250)),
+        "occupancy_pct": st.floats(0, 100),
+    },
+    "fleet": {
+        "lat": st.floats(-90, 90),
+        "lon": st.floats(-180, 180),
+        "speed_kmh": st.floats(0, 300),
+        "heading_deg": st.floats(0, 360),
+    },
+}
+TAGS = {"parking": ["zone"], "parking_spot": ["zone", "street"], "traffic": ["site", "lane", "direction"],
+        "fleet": ["vehicle_type", "route"]}  # fmt: skip
+TAG_VALUES = st.one_of(
+    st.sampled_from(["centro", "a-1", "x.y:z@w", "Bad Value", "", "é", "a" * 65]), st.integers()
+)
+SENSORS = st.one_of(
+    st.sampled_from(["p-1", "p-2", "s-9", "gw-x"]),
+    st.sampled_from(["P-1", "-p", "", "a" * 64, "p 1", "p-1\n", 7, None]),
+)
+
+
+@st.composite
+def readings(draw: st.DrawFn, kind: str) -> Any:
+    fields = {name: draw(strategy) for name, strategy in FIELDS[kind].items()}
+    if draw(st.booleans()):  # break something about the fields
+        name = draw(st.sampled_from([*FIELDS[kind], "bogus"]))
+        action = draw(st.sampled_from(["drop", "replace"]))
+        if action == "drop":
+            fields.pop(name, None)
+        else:
+            fields[name] = draw(NUMBERS)
+    if draw(st.booleans()):  # shuffle field order: the line keeps the sender's order
+        fields = dict(reversed(list(fields.items())))
+    item: dict[str, Any] = {
+        "sensor": draw(SENSORS),
+        "ts": draw(st.one_of(GOOD_TS, GOOD_TS, ODD_TS, st.integers())),
+        "fields": fields,
+    }
+    if draw(st.booleans()):
+        keys = draw(st.lists(st.sampled_from([*TAGS[kind], "other", "Zone"]), max_size=3, unique=True))
+        item["tags"] = {k: draw(TAG_VALUES) for k in keys}
+    if draw(st.integers(0, 9)) == 0:
+        item[draw(st.sampled_from(["extra", "org", "kind"]))] = "gw-x"
+    if draw(st.integers(0, 14)) == 0:
+        return draw(
+            st.sampled_from([None, [], "p-1", {"sensor": "p-1"}, {"fields": "x", "ts": 1, "sensor": 1}])
+        )
+    return item
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(list(FIELDS)))
+    items = draw(st.lists(readings(kind), min_size=1, max_size=6))
+    env = envelope(kind, items)
+    if draw(st.integers(0, 9)) == 0:
+        env[draw(st.sampled_from(["v", "seq", "org", "sent_at", "kind"]))] = draw(
+            st.sampled_from([2, -1, "Bad Org", "services", None, "yesterday", "rain"])
+        )
+    # json, not orjson: it also writes NaN, Infinity and integers beyond 64 bits, as a sender might.
+    return json.dumps(env).encode()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages())
+def test_the_fast_path_gives_the_contracts_verdict_on_any_message(payload: bytes) -> None:
+    fast, reference = both(payload)
+    assert fast == reference
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(messages(), min_size=2, max_size=6))
+def test_the_fast_paths_caches_never_change_a_later_verdict(payloads: list[bytes]) -> None:
+    decoder = FastDecoder(LIMITS, max_bytes=MAX_BYTES)
+    for payload in [*payloads, *reversed(payloads)]:
+        fast, reference = both(payload, decoder)
+        assert fast == reference
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_get_the_contracts_verdict_on_the_fast_path(payload: bytes) -> None:
+    fast, reference = both(payload)
+    assert fast == reference
+
+
+def test_well_formed_readings_never_leave_the_fast_path() -> None:
+    items = [
+        {"sensor": f"p-{i}", "ts": format_ts(NOW - timedelta(seconds=i)),
+         "fields": {"occupied": i, "capacity": 500, "occupancy_pct": i / 5}, "tags": {"zone": "centro"}}
+        for i in range(200)
+    ]  # fmt: skip
+    m = FastDecoder(LIMITS, max_bytes=MAX_BYTES).decode(orjson.dumps(envelope("parking", items)), NOW)
+    assert (m.fallbacks, len(m.lines), m.rejects) == (0, 200, [])
+    one_s_before_ms = NOW.replace(hour=7, minute=59, second=59, microsecond=123000)
+    assert m.lines[1] == (
+        "parking,gateway=gw-x,org=comune-prato,sensor=p-1,zone=centro "
+        f"occupied=1i,capacity=500i,occupancy_pct=0.2 {timestamp_ns(one_s_before_ms)}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("ts", "why"),
+    [
+        ("2026-11-24T08:10:00.000Z", "in the future"),
+        ("2026-01-01T00:00:00.000Z", "older than"),
+    ],
+)
+def test_a_reading_outside_the_time_limits_gets_the_policys_message(ts: str, why: str) -> None:
+    item = {"sensor": "p-1", "ts": ts, "fields": {"occupied": 1, "capacity": 5, "occupancy_pct": 20.0}}
+    m = FastDecoder(LIMITS, max_bytes=MAX_BYTES).decode(orjson.dumps(envelope("parking", [item])), NOW)
+    assert m.lines == []
+    assert why in str(m.rejects[0].error)
+    assert m.rejects[0].error.reason == "policy"
