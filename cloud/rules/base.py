@@ -39,6 +39,9 @@ class Rule:
 
     def __init__(self, config: RuleConfig) -> None:
         self.config = config
+        # The sensor kinds whose readings this rule's `observe` needs (None: every reading);
+        # the engine indexes rules by it so a reading touches only the rules that apply.
+        self.watches: frozenset[str] | None = None
 
     @property
     def name(self) -> str:

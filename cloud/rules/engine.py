@@ -62,6 +62,8 @@ def load_rules(path: Path = DEFAULT_RULES) -> list[Rule]:
 class Engine:
     def __init__(self, rules: list[Rule]) -> None:
         self.rules = rules
+        self._by_kind: dict[str, list[Rule]] = {}
+        self._for_all = [r for r in rules if r.watches is None]
         self.open: dict[AlertKey, Alert] = {}
         self.clocks = Clocks()
         self._watermark: datetime | None = None
@@ -91,10 +93,18 @@ class Engine:
         if self._watermark is None or reading.ts > self._watermark:
             self._watermark = reading.ts
             self._watermark_mono = time.monotonic()
+        applicable = self._by_kind.get(reading.kind)
+        if applicable is None:
+            applicable = self._by_kind[reading.kind] = [
+                *self._for_all,
+                *(r for r in self.rules if r.watches is not None and reading.kind in r.watches),
+            ]
         out: list[Alert] = []
-        for rule in self.rules:
-            out.extend(rule.observe(reading))
-        return self._filter(out)
+        for rule in applicable:
+            found = rule.observe(reading)
+            if found:
+                out.extend(found)
+        return self._filter(out) if out else out
 
     def tick(self) -> list[Alert]:
         if self._watermark is None:

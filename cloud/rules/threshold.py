@@ -51,6 +51,7 @@ class Threshold(Rule):
         super().__init__(config)
         assert isinstance(config, ThresholdConfig)
         self.cfg = config
+        self.watches = frozenset({config.kind})
         self.hold = timedelta(minutes=config.hold_min)
         self.limit = config.above if config.above is not None else config.below
         self.clear = config.clear if config.clear is not None else self.limit
