@@ -452,3 +452,59 @@ def test_the_image_runs_the_sitroom_cli_as_an_unprivileged_user() -> None:
     users = re.findall(r"^USER\s+(\S+)", dockerfile, flags=re.M)
     assert users
     assert users[-1] not in {"root", "0"}
+
+
+# --- InfluxDB authentication: a writer, a reader, an admin no service uses ----------------------
+
+ENV_EXAMPLE = ROOT / "deploy" / "compose.env.example"
+SECRET_REFERENCE = re.compile(r"^\$\{([A-Z][A-Z0-9_]*):\?[^}]+\}$")  # required, never a default
+
+
+def grafana_env_expanded(value: str) -> str:
+    """Grafana expands `$VAR` / `${VAR}` in provisioning files from its own environment."""
+    env = environment(services()["grafana"])
+    return re.sub(r"\$\{?([A-Z_][A-Z0-9_]*)\}?", lambda m: env[m.group(1)], value)
+
+
+def test_influxdb_requires_authentication_with_separate_admin_writer_and_reader() -> None:
+    env = environment(services()["influxdb"])
+
+    assert env["INFLUXDB_HTTP_AUTH_ENABLED"] == "true"
+    users = {env["INFLUXDB_ADMIN_USER"], env["INFLUXDB_WRITE_USER"], env["INFLUXDB_READ_USER"]}
+    assert len(users) == 3
+    # The image's INFLUXDB_USER would get ALL privileges on the database: nobody needs that.
+    assert "INFLUXDB_USER" not in env
+
+
+def test_the_cloud_services_write_as_the_write_only_user() -> None:
+    influx = environment(services()["influxdb"])
+    cloud = {n: s for n, s in sitroom_services().items() if s["command"][0] == "cloud"}
+    assert cloud
+    for name, service in cloud.items():
+        env = environment(service)
+        assert env["SITROOM_INFLUX_USERNAME"] == influx["INFLUXDB_WRITE_USER"], name
+        assert env["SITROOM_INFLUX_PASSWORD"] == influx["INFLUXDB_WRITE_USER_PASSWORD"], name
+
+
+def test_grafana_reads_as_the_read_only_user() -> None:
+    (source,) = yaml.safe_load(DATASOURCES.read_text(encoding="utf-8"))["datasources"]
+    influx = environment(services()["influxdb"])
+
+    assert grafana_env_expanded(source["user"]) == influx["INFLUXDB_READ_USER"]
+    assert grafana_env_expanded(source["secureJsonData"]["password"]) == influx["INFLUXDB_READ_USER_PASSWORD"]
+    assert "password" not in source  # the plain-text field Grafana 9+ no longer reads
+
+
+def test_no_secret_is_written_in_the_compose_file_and_each_is_in_the_env_example() -> None:
+    example = {
+        line.split("=", 1)[0]
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    }
+    for name, service in services().items():
+        for key, value in environment(service).items():
+            if "PASSWORD" not in key:
+                continue
+            match = SECRET_REFERENCE.match(value)
+            assert match, f"{name}: {key} must be a required ${{VAR:?...}} reference, not {value!r}"
+            assert match.group(1) in example, f"{match.group(1)} is missing from {ENV_EXAMPLE.name}"
