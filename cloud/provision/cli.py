@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 
 from cloud.provision.broker import BrokerFiles, generate, paths, running_pid
 from cloud.provision.ca import CAError, CertificateAuthority
 from cloud.provision.csv_onboarding import CsvError, onboard
 from cloud.provision.identities import Outcome, add_gateway, add_service, add_utility
+from cloud.provision.influx_users import InfluxAuthError, InfluxUser, ensure_users
 from cloud.provision.registry import AuthMethod, BrokerSettings, Registry, RegistryError, ServiceRole
 from cloud.provision.specs import SpecError, load_base_config, parse_sensor
 
@@ -422,4 +424,58 @@ def reload_command(reg: Registry) -> None:
     pid = running_pid(reg)
     click.echo(
         f"mosquitto running on this config: pid {pid}" if pid else "no mosquitto running on this config"
+    )
+
+
+# --- InfluxDB users ---------------------------------------------------------------------------
+
+
+def _password_option(name: str, envvar: str, what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    # From the environment or a hidden prompt: a password on the command line shows in `ps`.
+    return click.option(
+        name,
+        envvar=envvar,
+        show_envvar=True,
+        prompt=f"{what} password",
+        hide_input=True,
+        help=f"{what} password.",
+    )
+
+
+@group.command("influx-users")
+@click.option("--url", default="http://127.0.0.1:8086", show_default=True, help="InfluxDB (auth enabled).")
+@click.option("--database", default="sitroom", show_default=True)
+@click.option("--admin-user", default="admin", show_default=True)
+@click.option("--writer-user", default="sitroom-writer", show_default=True, help="WRITE only: ingest, rules.")
+@click.option(
+    "--reader-user", default="grafana-reader", show_default=True, help="READ only: Grafana, the API."
+)
+@_password_option("--admin-password", "SITROOM_INFLUX_ADMIN_PASSWORD", "InfluxDB admin")
+@_password_option("--writer-password", "SITROOM_INFLUX_WRITE_PASSWORD", "Writer")
+@_password_option("--reader-password", "SITROOM_INFLUX_READ_PASSWORD", "Reader")
+def influx_users(
+    url: str,
+    database: str,
+    admin_user: str,
+    writer_user: str,
+    reader_user: str,
+    admin_password: str,
+    writer_password: str,
+    reader_password: str,
+) -> None:
+    """Create or converge InfluxDB's admin, write-only and read-only users (idempotent)."""
+    try:
+        done = ensure_users(
+            url,
+            database,
+            admin=InfluxUser(admin_user, admin_password),
+            writer=InfluxUser(writer_user, writer_password),
+            reader=InfluxUser(reader_user, reader_password),
+        )
+    except (InfluxAuthError, httpx.HTTPError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in done:
+        click.echo(line)
+    click.echo(
+        f"{url} database {database}: admin {admin_user}, writer {writer_user}, reader {reader_user} ok"
     )

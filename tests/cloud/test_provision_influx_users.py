@@ -7,8 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from cloud.devservers import Influxd
+from cloud.provision.cli import group
 from cloud.provision.influx_users import InfluxAuthError, InfluxUser, ensure_users
 
 ADMIN = InfluxUser("admin", "adm'in\\pw")  # a quote and a backslash: the escaping is exercised
@@ -104,3 +106,22 @@ def test_a_wrong_admin_password_is_an_error_that_names_no_secret(influxd: AuthIn
     assert "wrong" not in str(caught.value)
     assert "w-pass" not in str(caught.value)
     assert "password=***" in repr(WRITER)
+
+
+def test_the_cli_takes_passwords_from_the_environment_and_prints_none(influxd: AuthInfluxd) -> None:
+    env = {
+        "SITROOM_INFLUX_ADMIN_PASSWORD": ADMIN.password,
+        "SITROOM_INFLUX_WRITE_PASSWORD": WRITER.password,
+        "SITROOM_INFLUX_READ_PASSWORD": READER.password,
+    }
+    args = ["influx-users", "--url", influxd.url, "--writer-user", WRITER.name, "--reader-user", READER.name]
+
+    first = CliRunner().invoke(group, args, env=env, catch_exceptions=False)
+    second = CliRunner().invoke(group, args, env=env, catch_exceptions=False)
+
+    assert first.exit_code == 0, first.output
+    assert "created write user sitroom-writer" in first.output
+    assert second.exit_code == 0, second.output
+    assert "created" not in second.output
+    assert not any(p in first.output + second.output for p in env.values())
+    assert write(influxd.url, WRITER) == 204
