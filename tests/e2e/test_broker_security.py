@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.devservers import Mosquitto, free_port
+from cloud.devservers import Mosquitto, env_without_proxies, free_port
 from cloud.provision.broker import paths
 from cloud.provision.ca import CertificateAuthority
 from cloud.provision.cli import group as provision
@@ -35,6 +37,7 @@ from support import unique, wait_until
 
 pytestmark = pytest.mark.e2e
 
+REPO = Path(__file__).resolve().parents[2]
 ORG = "comune-prato"
 NOT_AUTHORIZED = 0x87  # MQTT 5 PUBACK reason code, [MQTT-3.4.2.1]
 # Success, or "no matching subscribers" (0x10), which is success too in MQTT 5.
@@ -346,6 +349,36 @@ def test_a_client_trusting_another_ca_does_not_talk_to_our_broker(
         pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"),
     ):
         context.wrap_socket(raw, server_hostname="127.0.0.1").close()
+
+
+def test_an_onboarded_gateway_streams_over_tls_with_the_files_provisioning_wrote(
+    deployment: Deployment, monitor: Client, tmp_path: Path
+) -> None:
+    # What a technician does: one command, then the gateway runs on the config it produced.
+    cli(deployment.folder, "gateway", "add", "--id", "gw-street", "--org", ORG,
+        "--from", str(REPO / "firmware_configs" / "gw-traffico.yaml"))  # fmt: skip
+    config = deployment.folder / "identities" / "gw-street" / "gateway.yaml"
+    assert f"mqtts://127.0.0.1:{deployment.tls_port}" in config.read_text()
+
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "gateway", "run", "--config", str(config), "--speed", "60",
+         "--duration", "60", "--state-dir", str(tmp_path / "state")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env_without_proxies(),
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: monitor.received(f"sr/v1/{ORG}/gw-street/data/traffic") or gateway.poll() is not None,
+            60,
+            what="traffic readings from the onboarded gateway",
+        )
+        assert gateway.poll() is None, gateway.stderr.read().decode() if gateway.stderr else ""
+    finally:
+        gateway.terminate()
+        gateway.wait(30)
+        if gateway.stderr:
+            gateway.stderr.close()
 
 
 # --- mutual TLS: client certificates required ---------------------------------------------------
