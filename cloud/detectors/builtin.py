@@ -20,6 +20,8 @@ LEVEL_WINDOW = 5  # readings in the short-term level (a median: one spike does n
 SLOT_HISTORY = 5  # past values kept per seasonal slot (the same time on the last 5 days/weeks)
 ERROR_ALPHA = 0.02  # smoothing of each model's absolute error when choosing the best model
 MIN_ERRORS = 50  # a seasonal model competes once it has predicted this many readings
+RARE_P = 1e-3  # readings this rare do not count in choosing the best model...
+MAX_RARE_RUN = 288  # ...unless they go on this long (a day of 5-minute readings): a new normal
 
 
 def _median(values: deque[float] | list[float]) -> float:
@@ -157,6 +159,7 @@ class SeasonalDetector(Detector):
         self.calibrators = {name: TailCalibrator() for name in self.names}
         self.last_ts: float | None = None
         self.gaps: deque[float] = deque(maxlen=101)
+        self.rare_run = 0
 
     def _learn_sampling(self, ts: float) -> None:
         if self.last_ts is not None and ts > self.last_ts:
@@ -184,14 +187,21 @@ class SeasonalDetector(Detector):
             if best is None or self.errors[name] < self.errors[best]:
                 best = name
         p = 1.0 if best is None else self.calibrators[best].pvalue(abs(value - predictions[best]))  # type: ignore[operator]
+        # A reading the trusted model finds rare does not vote in the choice of model: otherwise
+        # a sustained departure (a road closed for a day) makes the short-term level look best
+        # after a few readings, and the departure would be explained away as the new normal.
+        is_rare = p < RARE_P
         for name, predicted in predictions.items():
             if predicted is None:
                 continue
             err = abs(value - predicted)
             n = self.counts[name]
-            self.errors[name] = err if n == 0 else self.errors[name] + ERROR_ALPHA * (err - self.errors[name])
-            self.counts[name] = n + 1
+            if not is_rare or self.rare_run >= MAX_RARE_RUN:
+                was = self.errors[name]
+                self.errors[name] = err if n == 0 else was + ERROR_ALPHA * (err - was)
+                self.counts[name] = n + 1
             self.calibrators[name].add(err)
+        self.rare_run = self.rare_run + 1 if is_rare else 0
         self.recent.append(value)
         self.daily.learn(ts, value)
         self.weekly.learn(ts, value)

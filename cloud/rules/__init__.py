@@ -3,4 +3,4 @@
 Built-in rule kinds, one import line each (importing registers them).
 """
 
-from cloud.rules import anomaly, staleness, threshold  # noqa: F401
+from cloud.rules import anomaly, places, staleness, threshold  # noqa: F401

@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.rules.alert import Alert, Severity
+from cloud.rules.geo import Geography
 from edge.contract import Reading
 
 
@@ -46,6 +47,9 @@ class Rule:
     @property
     def name(self) -> str:
         return self.config.name
+
+    def bind(self, geography: Geography) -> None:
+        """Called once at load with the sensors' sites and the worksite lookup; most rules ignore it."""
 
     def observe(self, reading: Reading) -> list[Alert]:
         return []

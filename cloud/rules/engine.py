@@ -11,11 +11,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cloud.rules.alert import Alert, AlertKey
 from cloud.rules.base import Clocks, Rule
+from cloud.rules.geo import Geography, GeoJsonWorksites, NoWorksites, WorksiteLookup, load_sites
 from cloud.rules.registry import UnknownRuleError, get
 from edge.contract import Reading
 
@@ -29,14 +31,40 @@ class RulesFileError(ValueError):
 class RulesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rules: list[dict[str, Any]]
+    # Where sensors are (default: cloud/rules/sites.yaml), relative to the rules file.
+    sites: str | None = None
+    # Worksites as a GeoJSON FeatureCollection: a file (relative to the rules file) or a URL.
+    worksites: str | None = None
+    # Channels and routes (cloud.notify.NotificationsConfig); validated by the service.
+    notifications: dict[str, Any] | None = None
+
+
+def read_rules_file(path: Path) -> RulesFile:
+    try:
+        return RulesFile.model_validate(yaml.safe_load(path.read_text()))
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise RulesFileError(f"{path}: {exc}") from None
+
+
+def geography(path: Path, raw: RulesFile) -> Geography:
+    try:
+        sites = load_sites(path.parent / raw.sites) if raw.sites else load_sites()
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise RulesFileError(f"{path}: sites: {exc}") from None
+    worksites: WorksiteLookup = NoWorksites()
+    if raw.worksites:
+        source = raw.worksites if "://" in raw.worksites else path.parent / raw.worksites
+        try:
+            worksites = GeoJsonWorksites.load(source)
+        except (OSError, ValueError, KeyError, httpx.HTTPError) as exc:
+            raise RulesFileError(f"{path}: worksites: {source}: {exc}") from None
+    return Geography(sites=sites, worksites=worksites)
 
 
 def load_rules(path: Path = DEFAULT_RULES) -> list[Rule]:
     """Rules from YAML; errors name the file, the rule's index and the field."""
-    try:
-        raw = RulesFile.model_validate(yaml.safe_load(path.read_text()))
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise RulesFileError(f"{path}: {exc}") from None
+    raw = read_rules_file(path)
+    geo = geography(path, raw)
     rules: list[Rule] = []
     names: set[str] = set()
     for i, entry in enumerate(raw.rules):
@@ -55,7 +83,9 @@ def load_rules(path: Path = DEFAULT_RULES) -> list[Rule]:
         if config.name in names:
             raise RulesFileError(f"{path}: rules[{i}].name: {config.name!r} is used twice")
         names.add(config.name)
-        rules.append(cls(config))
+        rule = cls(config)
+        rule.bind(geo)
+        rules.append(rule)
     return rules
 
 

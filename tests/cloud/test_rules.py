@@ -409,7 +409,7 @@ def test_an_unknown_rule_kind_is_named_with_the_known_ones(tmp_path: Path) -> No
           - {rule: flood, name: b}
         """,
     )
-    assert "rules[1].rule: unknown rule 'flood'; known: flatline, rate_of_change, seasonal," in message
+    assert "rules[1].rule: unknown rule 'flood'; known: flatline, geofence, parking_saturation," in message
 
 
 def test_a_bad_field_is_named_with_its_rule_index(tmp_path: Path) -> None:
