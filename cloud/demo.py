@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ import paho.mqtt.client as mqtt
 from cloud.devservers import Influxd, Mosquitto, env_without_proxies, free_port
 from cloud.influx.client import InfluxClient, InfluxError
 from cloud.mqtt import BrokerConnection
-from edge.contract import KINDS, BrokerAddress, format_ts, loads, topics
+from edge.contract import KINDS, BrokerAddress, SensorKind, format_ts, loads, topics
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,10 @@ class DemoOptions:
     summary: Path | None = None
     picture: Path | None = None
     progress_interval_s: float = 2.0
-    mqtt_port: int = 1883
-    influx_port: int = 8086
+    mqtt_port: int | None = 1883  # None: any free port
+    influx_port: int | None = 8086
+    # Called with the demo's InfluxDB after the run, before the servers stop (checks, reports).
+    on_finished: Callable[[InfluxClient], None] | None = None
     drain_timeout_s: float = 60.0
 
 
@@ -208,6 +211,7 @@ class Demo:
             t0 = time.monotonic()
             # Gateways report every few seconds: a rate over a 10 s window does not flicker to 0.
             window: deque[tuple[float, int]] = deque([(t0, 0)])
+            injected = 0
             while not stop.wait(opts.progress_interval_s):
                 now_m = time.monotonic()
                 pub = self.watch.published()
@@ -217,6 +221,9 @@ class Demo:
                 rate = (pub - window[0][1]) / max(now_m - window[0][0], 1e-6)
                 elapsed = now_m - t0
                 self._progress(elapsed, pub, rate, len(gateways))
+                if not injected and elapsed >= min(10.0, (opts.duration_s or 30.0) / 3):
+                    injected = inject_bad_feed(watcher)
+                    out(f"  a misconfigured legacy feed sends {injected} bad messages (to dead-letter)")
                 dead = [n for n in ["ingest", "rules", *gateways] if self.procs[n].poll() is not None]
                 if dead:
                     out(f"  stopped unexpectedly: {', '.join(dead)} — see {self.logs_dir}")
@@ -246,6 +253,9 @@ class Demo:
             summary = self._summary(
                 started, sim_start, published, count_stored(influx), gateways, mosquitto, influxd
             )
+            summary["dead_letters_injected"] = injected
+            if opts.on_finished is not None:
+                opts.on_finished(influx)
             if opts.picture is not None:
                 from cloud.report import render  # noqa: PLC0415  (matplotlib loads slowly; only when asked)
 
@@ -305,6 +315,34 @@ class Demo:
                     for a in w.alerts_firing[:50]
                 ],
             }
+
+
+LEGACY_FEED = ("comune-prato", "gw-legacy-feed")
+
+
+def inject_bad_feed(conn: BrokerConnection) -> int:
+    """What a misconfigured legacy feed sends: ingest must dead-letter each, and nothing else.
+
+    The demo shows the dead-letter path working (and gives its dashboard panel data)."""
+    org, gateway = LEGACY_FEED
+    topic = topics.data(org, gateway, SensorKind.PARKING)
+    now = format_ts(datetime.now(UTC))
+    envelope = f'"v":1,"org":"{org}","gateway":"{gateway}","kind":"parking","seq":0,"sent_at":"{now}"'
+    bad = [
+        b'{"v":1,"org":"comune-prato","readings":[',  # truncated: not JSON
+        (  # a percentage where a count belongs, and a free-text zone with spaces and commas
+            f'{{{envelope},"readings":[{{"sensor":"p-legacy","ts":"{now}",'
+            '"fields":{"occupied":"87%","capacity":200,"occupancy_pct":87.0},'
+            '"tags":{"zone":"Centro storico, lato nord"}}]}'
+        ).encode(),
+        (  # NaN, as Python's json.dumps writes it
+            f'{{{envelope},"readings":[{{"sensor":"p-legacy","ts":"{now}",'
+            '"fields":{"occupied":NaN,"capacity":200,"occupancy_pct":NaN}}]}'
+        ).encode(),
+    ]
+    for payload in bad:
+        conn.client.publish(topic, payload, qos=1)
+    return len(bad)
 
 
 def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.1) -> bool:

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from cloud.demo import inject_bad_feed
 from cloud.devservers import Influxd, Mosquitto
 from cloud.influx.client import InfluxClient
+from cloud.mqtt import BrokerConnection
 from cloud.settings import CloudSettings
 from edge.contract import BrokerAddress
 from edge.simulators.clock import SimClock
@@ -116,6 +118,17 @@ def demo_data_db(
         published = sum(a.counters.readings_published for a in agents)
         wait_until(lambda: count_points(client) == published, 30, what="demo data stored")
         wait_until(lambda: client.series('SELECT count("active") FROM "alerts"'), 10, what="demo alerts")
+        # The demo's misconfigured legacy feed, so that dead-letter panels have data too.
+        feed = BrokerConnection(
+            BrokerAddress.parse(mosquitto.url), unique("legacy-"), persistent=False
+        ).start()
+        sent = inject_bad_feed(feed)
+        wait_until(
+            lambda: client.series('SELECT count("count") FROM "sitroom_deadletter"'),
+            10,
+            what=f"{sent} dead letters",
+        )
+        feed.stop()
     yield database
     client.drop_database()
     client.close()

@@ -15,12 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cloud.ingest.deadletter import DeadLetter
-from cloud.ingest.stats import IngestStats
-from cloud.rules.alert import Alert
-from edge.contract import KINDS
-
-from dashboard_queries import (
+from cloud.dashboards.queries import (
     GRAFANA_BUILTINS,
     UndefinedVariableError,
     datasource_uid,
@@ -30,6 +25,10 @@ from dashboard_queries import (
     template_variables,
     variable_names,
 )
+from cloud.ingest.deadletter import DeadLetter
+from cloud.ingest.stats import IngestStats
+from cloud.rules.alert import Alert
+from edge.contract import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD_DIR = ROOT / "dashboards" / "json"

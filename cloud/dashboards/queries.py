@@ -1,4 +1,4 @@
-"""Grafana dashboard JSON as the tests see it: its panels, its InfluxQL queries, and their expansion.
+"""Grafana dashboard JSON as Grafana sees it: its panels, its InfluxQL queries, and their expansion.
 
 `expand()` does what Grafana's InfluxDB data source does to a raw query before sending it, so
 a test can run the very text of a panel against a real influxd:
@@ -62,6 +62,30 @@ _REGEX_SPECIAL = re.compile(r"[\\^$*+?.()|{}\[\]/]")
 
 _DURATION_UNITS = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
 
+# Grafana's roundInterval (public/app/core/utils/kbn.ts): the raw interval range/maxDataPoints
+# is rounded to the first "nice" step whose upper bound it is below. (bound ms, step)
+_ROUND_INTERVAL = (
+    (1_500, "1s"), (3_500, "2s"), (7_500, "5s"), (12_500, "10s"), (17_500, "15s"), (25_000, "20s"),
+    (45_000, "30s"), (90_000, "1m"), (210_000, "2m"), (450_000, "5m"), (750_000, "10m"),
+    (1_050_000, "15m"), (1_500_000, "20m"), (2_700_000, "30m"), (5_400_000, "1h"), (9_000_000, "2h"),
+    (16_200_000, "3h"), (24_300_000, "6h"), (64_800_000, "12h"), (129_600_000, "1d"),
+)  # fmt: skip
+DEFAULT_MAX_DATA_POINTS = 1000  # about the pixel width of a wide panel on a control-room screen
+
+
+def grafana_interval(
+    range_s: int, max_data_points: int = DEFAULT_MAX_DATA_POINTS, min_interval: str = ""
+) -> str:
+    """The `$__interval` Grafana computes for a panel: range / max data points, rounded up to a
+    nice step, and never under the panel's (or data source's) minimum interval."""
+    raw_ms = range_s * 1000 / max(max_data_points, 1)
+    if min_interval:
+        raw_ms = max(raw_ms, _seconds(min_interval.removeprefix(">")) * 1000)
+    for bound_ms, step in _ROUND_INTERVAL:
+        if raw_ms < bound_ms:
+            return step
+    return "7d"
+
 
 class UndefinedVariableError(KeyError):
     """A query uses a variable that is neither given nor a Grafana built-in."""
@@ -91,6 +115,7 @@ def duration(seconds: int) -> str:
 
 
 def _seconds(text: str) -> int:
+    """Seconds in a duration such as 10s, 1m, 1h or 1d."""
     match = re.fullmatch(r"(\d+)([smhd])", text)
     if match is None:
         raise ValueError(f"interval must look like 10s, 1m, 1h or 1d: {text!r}")

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dashboard_queries import expand, iter_panels, template_variables, variable_names
+from cloud.dashboards.queries import expand, iter_panels, template_variables, variable_names
 
 pytestmark = pytest.mark.e2e
 

@@ -1,0 +1,149 @@
+"""`sitroom dashboards check` offline, Grafana's interval rule, and `push` against a Grafana stand-in."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from cloud.dashboards.cli import group
+from cloud.dashboards.push import annotate_alert, connect
+from cloud.dashboards.queries import grafana_interval
+
+from conftest import REPO
+
+
+@pytest.mark.parametrize(
+    ("range_s", "points", "minimum", "expected"),
+    [
+        (6 * 3600, 1000, "", "20s"),  # 21.6 s
+        (3600, 1000, "", "5s"),  # 3.6 s
+        (24 * 3600, 1000, "", "1m"),  # 86.4 s
+        (7 * 86400, 1000, "", "10m"),  # 604.8 s
+        (3600, 1000, "1m", "1m"),  # the panel's minimum wins
+        (300, 1000, ">10s", "10s"),
+    ],
+)
+def test_the_interval_is_grafanas_rounded_range_over_data_points(
+    range_s: int, points: int, minimum: str, expected: str
+) -> None:
+    assert grafana_interval(range_s, points, minimum) == expected
+
+
+def test_the_repository_dashboards_pass_the_offline_check() -> None:
+    result = CliRunner().invoke(group, ["check", "--dir", str(REPO / "dashboards")])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "panels: 0 checked, 0 returned data"
+
+
+def test_an_undefined_variable_and_an_unprovisioned_datasource_fail_the_check(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "dashboards", tmp_path / "d")
+    path = tmp_path / "d" / "json" / "situation-room-overview.json"
+    dashboard = json.loads(path.read_text())
+    panel = next(p for p in dashboard["panels"] if p.get("targets"))
+    panel["targets"][0]["query"] += ' AND "zone" =~ /^$zone$/'
+    panel["datasource"] = {"type": "influxdb", "uid": "nowhere"}
+    path.write_text(json.dumps(dashboard))
+    result = CliRunner().invoke(group, ["check", "--dir", str(tmp_path / "d")])
+    assert result.exit_code == 1
+    assert "$zone" in result.output
+    assert "'nowhere'" in result.output
+
+
+class GrafanaStandIn(BaseHTTPRequestHandler):
+    """The two Grafana API endpoints `push` and the annotations use, recording each request."""
+
+    requests: list[tuple[str, str, str | None, Any]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append((self.command, self.path, self.headers.get("Authorization"), body))
+        if self.path == "/api/dashboards/db":
+            reply = {"id": 1, "uid": body["dashboard"]["uid"], "status": "success", "version": 1}
+        elif self.path == "/api/annotations":
+            reply = {"id": 7, "message": "Annotation added"}
+        else:
+            self.send_error(404)
+            return
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def grafana() -> Iterator[str]:
+    GrafanaStandIn.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), GrafanaStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_push_imports_every_dashboard_by_uid_with_overwrite(grafana: str) -> None:
+    result = CliRunner().invoke(
+        group,
+        [
+            "push",
+            "--dir",
+            str(REPO / "dashboards"),
+            "--grafana",
+            grafana,
+            "--user",
+            "admin",
+            "--password",
+            "pw",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    dashboards = sorted((REPO / "dashboards" / "json").glob("*.json"))
+    assert len(GrafanaStandIn.requests) == len(dashboards)
+    for (method, path, auth, body), file in zip(GrafanaStandIn.requests, dashboards, strict=True):
+        expected = json.loads(file.read_text())
+        expected.pop("id", None)
+        assert (method, path) == ("POST", "/api/dashboards/db")
+        assert auth == "Basic " + base64.b64encode(b"admin:pw").decode()
+        assert body == {
+            "dashboard": expected,
+            "overwrite": True,
+            "message": f"sitroom dashboards push ({file.name})",
+        }
+
+
+def test_an_alert_becomes_a_tagged_annotation_region_once_resolved(grafana: str) -> None:
+    alert = {
+        "rule": "parking-full",
+        "org": "comune-prato",
+        "entity": "p-mercatale",
+        "severity": "warning",
+        "state": "resolved",
+        "since": "2026-11-24T08:00:00.000Z",
+        "ts": "2026-11-24T08:30:00.000Z",
+        "message": "occupancy_pct back to 80",
+    }
+    annotate_alert(connect(grafana, token="tok"), alert, dashboard_uid="sitroom-overview")
+    [(method, path, auth, body)] = GrafanaStandIn.requests
+    assert (method, path, auth) == ("POST", "/api/annotations", "Bearer tok")
+    assert body == {
+        "panelId": None,
+        "dashboardUID": "sitroom-overview",
+        "time": 1795507200000,
+        "timeEnd": 1795509000000,
+        "tags": ["sitroom", "rule:parking-full", "org:comune-prato", "severity:warning"],
+        "text": "resolved: p-mercatale — occupancy_pct back to 80",
+    }
