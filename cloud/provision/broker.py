@@ -178,7 +178,9 @@ def generate(reg: Registry, *, reload: bool = True) -> BrokerFiles:
     """Write every broker file that changed from the registry; SIGHUP a running broker if needed."""
     out = BrokerFiles()
     settings = reg.data.broker
-    user = (settings.user if settings else None) or getpass.getuser()
+    if settings is None:
+        return out  # no broker yet: `sitroom provision broker` writes everything at once
+    user = settings.user or getpass.getuser()
     owner = _owner(user)
     p = paths(reg)
     _dirs(reg, owner)
@@ -204,8 +206,7 @@ def generate(reg: Registry, *, reload: bool = True) -> BrokerFiles:
             issued = ca.issue(settings.server_names[0], server_names=settings.server_names)
             put(p["key"], issued.key_pem)
             put(p["cert"], issued.cert_pem)
-    if settings is not None:
-        put(p["conf"], render_conf(settings, p, user))
+    put(p["conf"], render_conf(settings, p, user))
     if reload and out.needs_reload:
         out.reloaded = reload_running(reg)
     return out

@@ -73,12 +73,11 @@ def _report(outcome: Outcome, show_secret: bool) -> None:
         click.echo(f"  password         {outcome.password}")
 
 
-def _change(reg: Registry, action: Callable[[Registry], None], *, reload: bool = True) -> None:
-    with _errors():
-        with reg.transaction():
-            action(reg)
-            files = generate(reg, reload=reload)
-        _report_broker(files, reg)
+def _change(reg: Registry, action: Callable[[Registry], None], *, reload: bool = True) -> BrokerFiles:
+    """Apply `action` to the registry under its lock, then regenerate (and reload) the broker files."""
+    with _errors(), reg.transaction():
+        action(reg)
+        return generate(reg, reload=reload)
 
 
 # --- CA -------------------------------------------------------------------------------------
@@ -100,7 +99,7 @@ def ca_init(reg: Registry, cn: str) -> None:
         created = ca.init(cn)
         click.echo(f"CA {'created' if created else 'already present'}: {ca.cert_path}")
 
-    _change(reg, act)
+    _report_broker(_change(reg, act), reg)
 
 
 # --- broker ---------------------------------------------------------------------------------
@@ -158,7 +157,7 @@ def broker_command(
             )
         r.data.broker = BrokerSettings.model_validate(new)
 
-    _change(reg, act, reload=not no_reload)
+    _report_broker(_change(reg, act, reload=not no_reload), reg)
     s = reg.data.broker
     assert s is not None
     conf = paths(reg)["conf"]
@@ -258,8 +257,9 @@ def gateway_add(
             )
         )
 
-    _change(reg, act)
+    files = _change(reg, act)
     _report(outcomes[0], show_secret)
+    _report_broker(files, reg)
 
 
 @gateway_group.command("import")
@@ -273,9 +273,10 @@ def gateway_import(reg: Registry, csv_file: Path, broker_url: str | None) -> Non
     def act(r: Registry) -> None:
         outcomes.extend(onboard(r, csv_file, broker_url=broker_url))
 
-    _change(reg, act)
+    files = _change(reg, act)
     for o in outcomes:
         _report(o, show_secret=False)
+    _report_broker(files, reg)
     added = sum(o.created for o in outcomes)
     changed = sum(bool(o.changed) and not o.created for o in outcomes)
     same = len(outcomes) - added - changed
@@ -303,9 +304,10 @@ def org_add(
             add_utility(r, org=org, name=name, auth=AuthMethod(auth), rotate=rotate, broker_url=broker_url)
         )
 
-    _change(reg, act)
+    files = _change(reg, act)
     _report(outcomes[0], show_secret)
     click.echo(f"  topics           sr/v1/{org}/fleet/data/fleet (write), sr/v1/alerts/{org}/# (read)")
+    _report_broker(files, reg)
 
 
 @group.group("service")
@@ -344,8 +346,9 @@ def service_add(
             )
         )
 
-    _change(reg, act)
+    files = _change(reg, act)
     _report(outcomes[0], show_secret)
+    _report_broker(files, reg)
 
 
 # --- revoke, list, show, reload ---------------------------------------------------------------
@@ -363,7 +366,7 @@ def revoke(reg: Registry, ident: str) -> None:
             f"{identity.role.value} {identity.username}: {'revoked' if changed else 'already revoked'}"
         )
 
-    _change(reg, act)
+    _report_broker(_change(reg, act), reg)
 
 
 @group.command("list")
@@ -420,7 +423,7 @@ def show(reg: Registry, ident: str, show_secret: bool) -> None:
 @click.pass_obj
 def reload_command(reg: Registry) -> None:
     """Regenerate the broker files and make a running broker reread them (SIGHUP)."""
-    _change(reg, lambda r: None)
+    _report_broker(_change(reg, lambda r: None), reg)
     pid = running_pid(reg)
     click.echo(
         f"mosquitto running on this config: pid {pid}" if pid else "no mosquitto running on this config"
