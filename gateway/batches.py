@@ -28,10 +28,10 @@ def chunks(
     fragments: list[tuple[int, bytes]], max_readings: int, max_bytes: int
 ) -> Iterator[tuple[int, bytes]]:
     """Regroup staged (count, fragment) pieces into batches of at most `max_readings` readings
-    and about `max_bytes` (a single piece may exceed it; pieces are split by reading when needed)."""
+    and `max_bytes` of readings (only a single reading larger than that can exceed it)."""
     count, size = 0, 0
     parts: list[bytes] = []
-    for n, frag in _by_reading(fragments, max_readings):
+    for n, frag in _by_reading(fragments, max_readings, max_bytes):
         if parts and (count + n > max_readings or size + len(frag) > max_bytes):
             yield count, b",".join(parts)
             count, parts, size = 0, [], 0
@@ -42,9 +42,11 @@ def chunks(
         yield count, b",".join(parts)
 
 
-def _by_reading(fragments: list[tuple[int, bytes]], max_readings: int) -> Iterator[tuple[int, bytes]]:
+def _by_reading(
+    fragments: list[tuple[int, bytes]], max_readings: int, max_bytes: int
+) -> Iterator[tuple[int, bytes]]:
     for n, frag in fragments:
-        if n <= max_readings and len(frag) < 65_536:
+        if n <= max_readings and len(frag) <= max_bytes:
             yield n, frag
             continue
         # A large piece (a long poll after a pause): split it into its readings.
