@@ -101,6 +101,16 @@ class Engine:
         self.raised = 0
         self.resolved = 0
 
+    def replace_rules(self, rules: list[Rule]) -> None:
+        """New rules (hot reload); a rule whose name and config are unchanged keeps its state."""
+        old = {r.name: r for r in self.rules}
+        kept = [old[r.name] if r.name in old and old[r.name].config == r.config else r for r in rules]
+        names = {r.name for r in kept}
+        self.open = {k: a for k, a in self.open.items() if a.rule in names}
+        self.rules = kept
+        self._by_kind = {}
+        self._for_all = [r for r in kept if r.watches is None]
+
     def _filter(self, alerts: list[Alert]) -> list[Alert]:
         out = []
         for a in alerts:

@@ -6,14 +6,18 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from cloud.influx.client import InfluxClient, InfluxError
 from cloud.mqtt import BrokerConnection
+from cloud.notify import Notifier
 from cloud.rules.alert import Alert
-from cloud.rules.engine import Engine
+from cloud.rules.engine import Engine, RulesFileError, load_rules
+from cloud.rules.store import AlertStore
 from cloud.settings import CloudSettings
 from edge.contract import ContractError, decode, loads, topics
 from edge.contract.topics import Channel
@@ -28,11 +32,31 @@ class StatusMessage(BaseModel):
 
 
 class RulesService:
+    """The engine on the live stream. With a `store`, alerts are de-duplicated in the database
+    too (several instances may run) and only real transitions are published; with a `notifier`,
+    they are routed to channels; with `rules_path`, the rules file is reloaded when it changes."""
+
     def __init__(
-        self, settings: CloudSettings, engine: Engine, *, influx: InfluxClient | None = None
+        self,
+        settings: CloudSettings,
+        engine: Engine,
+        *,
+        influx: InfluxClient | None = None,
+        store: AlertStore | None = None,
+        notifier: Notifier | None = None,
+        rules_path: Path | None = None,
+        reload_every_s: float = 2.0,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        self.store = store
+        self.notifier = notifier
+        self.rules_path = rules_path
+        self.reload_every_s = reload_every_s
+        self._rules_mtime = rules_path.stat().st_mtime_ns if rules_path else 0
+        self.reloads = 0
+        self.reload_errors = 0
+        self.published = 0
         self.influx = influx or InfluxClient(
             settings.influx_url,
             settings.influx_db,
@@ -68,6 +92,7 @@ class RulesService:
         self.influx.create_database()
         self.conn.start()
         next_tick = time.monotonic() + 1.0
+        next_reload = time.monotonic() + self.reload_every_s
         try:
             while not (stop.is_set() or self._stop.is_set()):
                 alerts: list[Alert] = []
@@ -82,12 +107,41 @@ class RulesService:
                 if time.monotonic() >= next_tick:
                     alerts.extend(self.engine.tick())
                     next_tick = time.monotonic() + 1.0
+                if self.rules_path is not None and time.monotonic() >= next_reload:
+                    self.reload_if_changed()
+                    next_reload = time.monotonic() + self.reload_every_s
                 if alerts:
                     self.emit(alerts)
         finally:
             self._stop.set()
             self.conn.stop()
             self.influx.close()
+            if self.notifier is not None:
+                self.notifier.close()
+
+    def reload_if_changed(self) -> bool:
+        """Hot reload: a changed rules file replaces the rules; a broken one is reported and the
+        running rules stay. Rules whose config did not change keep their state (learnt baselines,
+        hold timers), so editing one rule does not reset the others."""
+        assert self.rules_path is not None
+        try:
+            mtime = self.rules_path.stat().st_mtime_ns
+        except OSError as exc:
+            log.warning("rules file unreadable, keeping the running rules: %s", exc)
+            return False
+        if mtime == self._rules_mtime:
+            return False
+        self._rules_mtime = mtime
+        try:
+            new = load_rules(self.rules_path)
+        except RulesFileError as exc:
+            self.reload_errors += 1
+            log.warning("rules file rejected, keeping the running rules: %s", exc)
+            return False
+        self.engine.replace_rules(new)
+        self.reloads += 1
+        log.warning("rules reloaded from %s: %d rules", self.rules_path, len(new))
+        return True
 
     def handle(self, topic: str, payload: bytes) -> list[Alert]:
         # Ingest dead-letters bad input; here it is only skipped.
@@ -106,12 +160,36 @@ class RulesService:
             out.extend(self.engine.observe(r))
         return out
 
-    def emit(self, alerts: list[Alert]) -> None:
+    def record(self, alerts: list[Alert]) -> list[tuple[Alert, bool]]:
+        """Pass the engine's transitions through the store: (alert to publish, notify?)."""
+        if self.store is None:
+            return [(a, True) for a in alerts]
+        out: list[tuple[Alert, bool]] = []
         for a in alerts:
+            if a.state == "firing":
+                t = self.store.fire(a, a.context)
+                if t.outcome != "opened":
+                    continue  # another instance holds it, or it is already active
+            else:
+                resolved = self.store.resolve_key(a)
+                if resolved is None or resolved.outcome != "resolved":
+                    continue  # an operator resolved it already
+                t = resolved
+            out.append((replace(a, id=t.alert.id), t.should_notify))
+        return out
+
+    def emit(self, alerts: list[Alert]) -> None:
+        recorded = self.record(alerts)
+        for a, _ in recorded:
             log.warning("alert %s %s/%s %s: %s", a.state, a.org, a.entity, a.rule, a.message)
             # Retained: whoever subscribes later sees each entity's current alert state.
             self.conn.client.publish(a.topic, a.to_json(), qos=1, retain=True)
+            self.published += 1
+        if self.notifier is not None:
+            self.notifier.submit([a for a, should in recorded if should])
+        if not recorded:
+            return
         try:
-            self.influx.write([a.to_line() for a in alerts])
+            self.influx.write([a.to_line() for a, _ in recorded])
         except InfluxError as exc:
-            log.warning("could not write %d alerts to InfluxDB: %s", len(alerts), exc)
+            log.warning("could not write %d alerts to InfluxDB: %s", len(recorded), exc)
