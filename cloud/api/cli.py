@@ -1,0 +1,47 @@
+"""`sitroom cloud api`: serve the HTTP API with uvicorn."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+
+
+@click.command("api")
+@click.option("--db", envvar="SITROOM_WORKSITES_DB", help="sqlite:///PATH or postgresql://user@host/db")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--demo-data", is_flag=True, help="Load the Prato demo organisations and worksites first.")
+@click.option("--cors-origin", "cors_origins", multiple=True, help="Allowed browser origin (default: any).")
+@click.option("--max-body-bytes", default=2 * 1024 * 1024, show_default=True, type=click.IntRange(min=1024))
+@click.option(
+    "--token-for", "token_orgs", multiple=True, help="Print a fresh API token for this organisation."
+)
+def api_command(
+    db: str | None,
+    host: str,
+    port: int,
+    demo_data: bool,
+    cors_origins: tuple[str, ...],
+    max_body_bytes: int,
+    token_orgs: tuple[str, ...],
+) -> None:
+    """Serve the HTTP API (worksites; OpenAPI at /docs)."""
+    import uvicorn  # noqa: PLC0415  (keeps `sitroom --help` fast)
+
+    from cloud.api.app import ApiOptions, create_app  # noqa: PLC0415
+    from cloud.worksites.cli import default_db_url  # noqa: PLC0415
+    from cloud.worksites.demo_data import load_demo  # noqa: PLC0415
+    from cloud.worksites.geo import PRATO_AREA  # noqa: PLC0415
+    from cloud.worksites.store import NotFoundError, WorksiteStore  # noqa: PLC0415
+
+    store = WorksiteStore.open(db or default_db_url(), area=PRATO_AREA)
+    if demo_data:
+        click.echo(f"demo worksites loaded: {load_demo(store, datetime.now(UTC))} new", err=True)
+    for org in token_orgs:
+        try:
+            click.echo(f"token {org} {store.issue_token(org, 'cli')}", err=True)
+        except NotFoundError as exc:
+            raise click.ClickException(str(exc)) from None
+    app = create_app(store, ApiOptions(max_body_bytes=max_body_bytes, cors_origins=cors_origins or ("*",)))
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -1,0 +1,1 @@
+"""The worksite registry: road works planned, coordinated and published (issue 8)."""

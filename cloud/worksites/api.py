@@ -1,0 +1,227 @@
+"""The worksite registry's HTTP API (FastAPI router): CRUD, approval, history, coordination, feeds.
+
+Authenticated routes take an organisation's bearer token. Every authenticated organisation
+reads every worksite (coordination needs it); a utility writes only its own; the
+municipality's operators write and approve all. The feeds under `/feeds` are public and
+CORS-enabled, for Grafana's Geomap and for the open-data portal.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Path, Response, status
+from pydantic import BaseModel, ValidationError
+
+from cloud.worksites import conflicts, wzdx
+from cloud.worksites.deps import CallerDep, CoordinationDep, QueryDep, StoreDep
+from cloud.worksites.models import (
+    ID_PATTERN,
+    HistoryEntry,
+    Organisation,
+    Status,
+    Worksite,
+    WorksiteCreate,
+    WorksitePatch,
+    ngsi_ld,
+)
+from cloud.worksites.store import FieldProblem, InvalidWorksiteError, Query, printable, problems_from
+
+router = APIRouter(tags=["worksites"])
+feeds = APIRouter(prefix="/feeds", tags=["feeds"])
+
+WorksiteId = Annotated[str, Path(pattern=ID_PATTERN, description="Worksite id")]
+PLANNED_HORIZON = timedelta(days=30)
+LIVE_STATUSES = (Status.ACTIVE, Status.PLANNED)
+
+
+class WorksiteList(BaseModel):
+    count: int
+    items: list[Worksite]
+
+
+class ImportResult(BaseModel):
+    created: int
+    updated: int
+
+
+def _patch_values(patch: WorksitePatch) -> dict[str, Any]:
+    return {name: getattr(patch, name) for name in patch.model_fields_set}
+
+
+@router.get("/worksites", response_model=WorksiteList, summary="List worksites, filtered")
+def list_worksites(store: StoreDep, _caller: CallerDep, query: QueryDep) -> WorksiteList:
+    items = store.search(query)
+    return WorksiteList(count=len(items), items=items)
+
+
+@router.post("/worksites", status_code=status.HTTP_201_CREATED, response_model=Worksite)
+def create_worksite(store: StoreDep, caller: CallerDep, body: WorksiteCreate, response: Response) -> Worksite:
+    created = store.create(caller, body)
+    response.headers["Location"] = f"/worksites/{created.id}"
+    response.headers["ETag"] = str(created.version)
+    return created
+
+
+@router.get("/worksites/{worksite_id}", response_model=Worksite)
+def get_worksite(
+    store: StoreDep, _caller: CallerDep, worksite_id: WorksiteId, response: Response
+) -> Worksite:
+    found = store.get(worksite_id)
+    response.headers["ETag"] = str(found.version)
+    return found
+
+
+@router.patch("/worksites/{worksite_id}", response_model=Worksite, summary="Change some fields")
+def update_worksite(
+    store: StoreDep,
+    caller: CallerDep,
+    worksite_id: WorksiteId,
+    body: WorksitePatch,
+    response: Response,
+    if_match: Annotated[
+        int | None, Header(description="Version the change was made on (optimistic lock)")
+    ] = None,
+) -> Worksite:
+    updated = store.update(caller, worksite_id, _patch_values(body), expected_version=if_match)
+    response.headers["ETag"] = str(updated.version)
+    return updated
+
+
+@router.post("/worksites/{worksite_id}/approve", response_model=Worksite, summary="Approve (municipality)")
+def approve_worksite(store: StoreDep, caller: CallerDep, worksite_id: WorksiteId) -> Worksite:
+    return store.decide(caller, worksite_id, approve=True)
+
+
+@router.post("/worksites/{worksite_id}/reject", response_model=Worksite, summary="Reject (municipality)")
+def reject_worksite(store: StoreDep, caller: CallerDep, worksite_id: WorksiteId) -> Worksite:
+    return store.decide(caller, worksite_id, approve=False)
+
+
+@router.get("/worksites/{worksite_id}/history", response_model=list[HistoryEntry])
+def worksite_history(store: StoreDep, _caller: CallerDep, worksite_id: WorksiteId) -> list[HistoryEntry]:
+    return store.history(worksite_id)
+
+
+@router.get("/worksites/{worksite_id}/ngsi-ld", summary="The worksite as an NGSI-LD CityWork entity")
+def worksite_ngsi_ld(store: StoreDep, _caller: CallerDep, worksite_id: WorksiteId) -> dict[str, Any]:
+    return ngsi_ld(store.get(worksite_id))
+
+
+def _coordination_scope(store: StoreDep, settings: conflicts.CoordinationSettings) -> list[Worksite]:
+    # Completed worksites matter only while a redig could still be flagged against them.
+    since = datetime.now(UTC) - timedelta(days=settings.redig_days)
+    return [w for w in store.search(Query(start=since, limit=10**9)) if w.status is not Status.CANCELLED]
+
+
+@router.get("/worksites/{worksite_id}/conflicts", summary="Conflicts, synergies and redigs of one worksite")
+def worksite_conflicts(
+    store: StoreDep, _caller: CallerDep, settings: CoordinationDep, worksite_id: WorksiteId
+) -> list[dict[str, Any]]:
+    store.get(worksite_id)
+    found = conflicts.detect(_coordination_scope(store, settings), settings, area=store.area)
+    return [c.as_dict() for c in conflicts.involving(found, worksite_id)]
+
+
+@router.get("/conflicts", summary="All conflicts, synergies and redigs")
+def all_conflicts(store: StoreDep, caller: CallerDep, settings: CoordinationDep) -> list[dict[str, Any]]:
+    found = conflicts.detect(_coordination_scope(store, settings), settings, area=store.area)
+    return [c.as_dict() for c in found]
+
+
+@router.get("/organisations", response_model=list[Organisation])
+def list_organisations(store: StoreDep, _caller: CallerDep) -> list[Organisation]:
+    return store.organisations()
+
+
+@router.post("/import/wzdx", response_model=ImportResult, summary="Import a WZDx 4.x WorkZoneFeed")
+def import_wzdx(
+    store: StoreDep, caller: CallerDep, feed: Annotated[dict[str, Any], Body(description="WZDx WorkZoneFeed")]
+) -> ImportResult:
+    sites = wzdx.import_feed(feed)
+    created, updated = store.put_many(caller, sites)
+    return ImportResult(created=created, updated=updated)
+
+
+def geojson_feature(ws: Worksite) -> dict[str, Any]:
+    """A flat-properties Feature: Grafana's Geomap styles and labels by top-level properties."""
+    from cloud.worksites.geo import parse_geojson  # noqa: PLC0415
+
+    centroid = parse_geojson(ws.geometry).centroid
+    impact = ws.impact
+    return {
+        "type": "Feature",
+        "id": ws.id,
+        "geometry": ws.geometry,
+        "properties": {
+            "id": ws.id,
+            "title": ws.title,
+            "owner": ws.owner,
+            "street": ws.street,
+            "work_type": ws.work_type.value,
+            "status": ws.status.value,
+            "approval": ws.approval.value,
+            "start": wzdx.format_date(ws.start),
+            "end": wzdx.format_date(ws.end),
+            "road_closed": impact.road_closed,
+            "lanes_closed": impact.lanes_closed,
+            "parking_spaces_removed": impact.parking_spaces_removed,
+            "bus_lines": ",".join(impact.bus_lines),
+            "detour": impact.detour or "",
+            "lat": round(centroid.y, 6),
+            "lon": round(centroid.x, 6),
+        },
+    }
+
+
+def feature_collection(sites: list[Worksite], **meta: Any) -> dict[str, Any]:
+    return {"type": "FeatureCollection", "features": [geojson_feature(w) for w in sites], **meta}
+
+
+def live_now(store: StoreDep, now: datetime) -> list[Worksite]:
+    """Active worksites, and planned ones whose window contains now (not yet marked active)."""
+    return store.search(Query(start=now, end=now + timedelta(microseconds=1), statuses=LIVE_STATUSES))
+
+
+def planned_next(store: StoreDep, now: datetime) -> list[Worksite]:
+    window = Query(start=now, end=now + PLANNED_HORIZON, statuses=(Status.PLANNED,))
+    return [w for w in store.search(window) if w.start >= now]
+
+
+@feeds.get("/live.geojson", summary="Worksites live now (GeoJSON FeatureCollection)")
+def feed_live(store: StoreDep) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return feature_collection(live_now(store, now), generated_at=wzdx.format_date(now))
+
+
+@feeds.get("/planned.geojson", summary="Worksites planned to start in the next 30 days (GeoJSON)")
+def feed_planned(store: StoreDep) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return feature_collection(planned_next(store, now), generated_at=wzdx.format_date(now))
+
+
+@feeds.get("/wzdx.json", summary="WZDx 4.2 WorkZoneFeed of current and upcoming worksites")
+def feed_wzdx(store: StoreDep) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    sites = [w for w in store.search(Query(start=now)) if w.status not in (Status.CANCELLED, Status.COMPLETED)]
+    return wzdx.export_feed(sites, store.organisations())
+
+
+def validation_problems(exc: ValidationError | Any) -> list[FieldProblem]:
+    """FastAPI's request errors as field problems: body fields by name, query/path by parameter."""
+    out: list[FieldProblem] = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        if (loc and loc[0] == "body") or (loc and loc[0] in ("query", "path", "header")):
+            loc = loc[1:]
+        value = printable(err.get("input"))
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "json_invalid":
+            out.append(FieldProblem("body", f"not valid JSON: {err.get('ctx', {}).get('error', message)}"))
+            continue
+        out.append(FieldProblem(".".join(loc) or "body", message, value))
+    return out
+
+
+__all__ = ["InvalidWorksiteError", "feeds", "problems_from", "router"]

@@ -1,0 +1,103 @@
+"""FastAPI dependencies: the store, the calling organisation (from its bearer token), filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from cloud.worksites.conflicts import CoordinationSettings
+from cloud.worksites.geo import BBox
+from cloud.worksites.models import ID_PATTERN, Status
+from cloud.worksites.store import Caller, FieldProblem, InvalidWorksiteError, WorksiteStore
+from cloud.worksites.store import Query as StoreQuery
+
+_bearer = HTTPBearer(
+    auto_error=False, description="An organisation's API token: `Authorization: Bearer srt_...`"
+)
+
+
+def get_store(request: Request) -> WorksiteStore:
+    store: WorksiteStore = request.app.state.worksite_store
+    return store
+
+
+def get_coordination(request: Request) -> CoordinationSettings:
+    settings: CoordinationSettings = request.app.state.coordination
+    return settings
+
+
+StoreDep = Annotated[WorksiteStore, Depends(get_store)]
+CoordinationDep = Annotated[CoordinationSettings, Depends(get_coordination)]
+
+
+def get_caller(
+    store: StoreDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing API token: send `Authorization: Bearer <token>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    caller = store.caller_for_token(credentials.credentials)
+    if caller is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "unknown API token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def get_query(
+    start: Annotated[
+        datetime | None, Query(description="Window start (RFC 3339); keeps worksites ending after it")
+    ] = None,
+    end: Annotated[
+        datetime | None, Query(description="Window end (RFC 3339); keeps worksites starting before it")
+    ] = None,
+    status_: Annotated[list[Status] | None, Query(alias="status", description="Repeatable")] = None,
+    owner: Annotated[
+        list[Annotated[str, Query(pattern=ID_PATTERN)]] | None, Query(description="Repeatable")
+    ] = None,
+    bbox: Annotated[
+        str | None, Query(description="min_lon,min_lat,max_lon,max_lat (WGS84)", max_length=200)
+    ] = None,
+    street: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> StoreQuery:
+    problems: list[FieldProblem] = []
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and value.tzinfo is None:
+            problems.append(
+                FieldProblem(name, "needs a UTC offset, e.g. 2026-11-24T10:00:00Z", value.isoformat())
+            )
+    if start and end and start.tzinfo and end.tzinfo and end <= start:
+        problems.append(FieldProblem("end", "must be after start", end.isoformat()))
+    box = None
+    if bbox is not None:
+        try:
+            box = BBox.parse(bbox)
+        except ValueError as exc:
+            problems.append(FieldProblem("bbox", str(exc), bbox))
+    if problems:
+        raise InvalidWorksiteError(problems)
+    return StoreQuery(
+        start=start,
+        end=end,
+        statuses=tuple(status_ or ()),
+        owners=tuple(owner or ()),
+        bbox=box,
+        street=street,
+        limit=limit,
+        offset=offset,
+    )
+
+
+QueryDep = Annotated[StoreQuery, Depends(get_query)]

@@ -1,0 +1,603 @@
+"""The worksite registry on SQLAlchemy Core: SQLite or PostgreSQL, the same statements.
+
+Every write runs in one transaction together with its history row, so a refused or failed
+change leaves nothing behind. Geometry is stored as GeoJSON text with its bounding box in four
+indexed columns: the bbox filter runs in SQL, the exact intersection test in shapely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.engine import Connection, Engine
+
+from cloud.db import Migration, make_engine, migrate
+from cloud.worksites.geo import BBox, GeometryError, check_in_area, parse_geojson
+from cloud.worksites.models import (
+    Approval,
+    HistoryEntry,
+    Organisation,
+    Role,
+    Status,
+    Worksite,
+    WorksiteCreate,
+    WorksiteFields,
+)
+
+COMPONENT = "worksites"
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC in and out; SQLite keeps naive UTC text, PostgreSQL `timestamptz`."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime refused: {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+organisations = sa.Table(
+    "ws_organisations",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+)
+
+api_tokens = sa.Table(
+    "ws_api_tokens",
+    metadata,
+    # SHA-256 of a 256-bit random token: a slow password hash adds nothing against guessing
+    # at that entropy, and a fast one keeps every request cheap.
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("org_id", sa.String(64), sa.ForeignKey("ws_organisations.id"), nullable=False),
+    sa.Column("label", sa.String(200), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+worksites = sa.Table(
+    "ws_worksites",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(64), sa.ForeignKey("ws_organisations.id"), nullable=False, index=True),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("street", sa.String(200), nullable=False),
+    sa.Column("work_type", sa.String(32), nullable=False),
+    sa.Column("permit_ref", sa.String(100)),
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("geometry", sa.Text, nullable=False),
+    sa.Column("min_lon", sa.Float, nullable=False),
+    sa.Column("min_lat", sa.Float, nullable=False),
+    sa.Column("max_lon", sa.Float, nullable=False),
+    sa.Column("max_lat", sa.Float, nullable=False),
+    sa.Column("planned_start", UTCDateTime, nullable=False),
+    sa.Column("planned_end", UTCDateTime, nullable=False),
+    sa.Column("actual_start", UTCDateTime),
+    sa.Column("actual_end", UTCDateTime),
+    sa.Column("impact", sa.Text, nullable=False),
+    sa.Column("approval", sa.String(20), nullable=False),
+    sa.Column("approved_by", sa.String(64)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_ws_worksites_bbox", "min_lon", "max_lon", "min_lat", "max_lat"),
+    sa.Index("ix_ws_worksites_window", "planned_start", "planned_end"),
+)
+
+history = sa.Table(
+    "ws_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("worksite_id", sa.String(64), sa.ForeignKey("ws_worksites.id"), nullable=False, index=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("changes", sa.Text, nullable=False),
+)
+
+
+def _create_v1(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[organisations, api_tokens, worksites, history])
+
+
+MIGRATIONS: Sequence[Migration] = (Migration(1, "organisations, tokens, worksites, history", _create_v1),)
+
+
+class StoreError(Exception):
+    """Base of the registry's refusals; the API maps each subclass to one HTTP status."""
+
+
+class NotFoundError(StoreError):
+    def __init__(self, what: str, key: str) -> None:
+        self.what = what
+        self.key = key
+        super().__init__(f"{what} {key!r} not found")
+
+
+class PermissionDeniedError(StoreError):
+    def __init__(self, actor: str, reason: str) -> None:
+        self.actor = actor
+        super().__init__(f"{actor}: {reason}")
+
+
+class ConflictError(StoreError):
+    """A write that contradicts the stored state (duplicate id, stale version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    field: str
+    message: str
+    value: Any = None
+
+
+class InvalidWorksiteError(StoreError):
+    """Validation failed; `problems` name each field."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+
+
+def problems_from(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
+    out: list[FieldProblem] = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        out.append(FieldProblem(prefix + loc, message, printable(err.get("input"))))
+    return out
+
+
+def printable(value: Any) -> str | int | float | bool | None:
+    """An offending value as an error may echo it: scalars only, finite, at most 200 characters."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str) and len(value) > 200:
+        return value[:200] + "..."
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    org: str
+    role: Role
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role is Role.MUNICIPALITY
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Filters for `list()`. A time window keeps worksites whose [start, end) overlaps it."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    statuses: tuple[Status, ...] = ()
+    owners: tuple[str, ...] = ()
+    bbox: BBox | None = None
+    street: str | None = None
+    limit: int = 1000
+    offset: int = 0
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "value"):
+        return value.value
+    return value
+
+
+def _row_to_worksite(row: sa.Row[Any]) -> Worksite:
+    m = row._mapping
+    return Worksite.model_validate(
+        {
+            "id": m["id"],
+            "owner": m["owner"],
+            "title": m["title"],
+            "description": m["description"],
+            "street": m["street"],
+            "work_type": m["work_type"],
+            "permit_ref": m["permit_ref"],
+            "geometry": orjson.loads(m["geometry"]),
+            "planned_start": m["planned_start"],
+            "planned_end": m["planned_end"],
+            "actual_start": m["actual_start"],
+            "actual_end": m["actual_end"],
+            "status": Status(m["status"]),
+            "impact": orjson.loads(m["impact"]),
+            "approval": Approval(m["approval"]),
+            "approved_by": m["approved_by"],
+            "created_at": m["created_at"],
+            "updated_at": m["updated_at"],
+            "version": m["version"],
+        }
+    )
+
+
+class WorksiteStore:
+    """The registry. Thread-safe: each call takes its own connection from the pool."""
+
+    def __init__(self, engine: Engine, *, area: BBox) -> None:
+        self.engine = engine
+        self.area = area
+
+    @classmethod
+    def open(cls, url: str, *, area: BBox) -> WorksiteStore:
+        store = cls(make_engine(url), area=area)
+        store.migrate()
+        return store
+
+    def migrate(self) -> list[int]:
+        return migrate(self.engine, COMPONENT, MIGRATIONS)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # organisations and tokens -------------------------------------------------------------
+
+    def add_organisation(self, org: Organisation) -> None:
+        with self.engine.begin() as conn:
+            exists = conn.execute(sa.select(organisations.c.id).where(organisations.c.id == org.id)).first()
+            if exists:
+                conn.execute(
+                    organisations.update()
+                    .where(organisations.c.id == org.id)
+                    .values(name=org.name, role=org.role.value)
+                )
+            else:
+                conn.execute(organisations.insert().values(id=org.id, name=org.name, role=org.role.value))
+
+    def organisations(self) -> list[Organisation]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(organisations).order_by(organisations.c.id))
+            return [Organisation(id=r.id, name=r.name, role=Role(r.role)) for r in rows]
+
+    def organisation(self, org_id: str) -> Organisation:
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(organisations).where(organisations.c.id == org_id)).first()
+        if r is None:
+            raise NotFoundError("organisation", org_id)
+        return Organisation(id=r.id, name=r.name, role=Role(r.role))
+
+    def issue_token(self, org_id: str, label: str = "api") -> str:
+        """A new random token for `org_id`; only its hash is stored, so show it once."""
+        self.organisation(org_id)
+        token = "srt_" + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(
+                api_tokens.insert().values(
+                    token_sha256=hash_token(token), org_id=org_id, label=label, created_at=datetime.now(UTC)
+                )
+            )
+        return token
+
+    def caller_for_token(self, token: str) -> Caller | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(
+                sa.select(organisations.c.id, organisations.c.role)
+                .join(api_tokens, api_tokens.c.org_id == organisations.c.id)
+                .where(api_tokens.c.token_sha256 == hash_token(token))
+            ).first()
+        return None if r is None else Caller(r.id, Role(r.role))
+
+    # reads ----------------------------------------------------------------------------
+
+    def get(self, worksite_id: str) -> Worksite:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(worksites).where(worksites.c.id == worksite_id)).first()
+        if row is None:
+            raise NotFoundError("worksite", worksite_id)
+        return _row_to_worksite(row)
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(worksites)).scalar_one())
+
+    def search(self, query: Query | None = None) -> list[Worksite]:
+        q = query or Query()
+        stmt = sa.select(worksites)
+        start_col = sa.func.coalesce(worksites.c.actual_start, worksites.c.planned_start)
+        end_col = sa.func.coalesce(worksites.c.actual_end, worksites.c.planned_end)
+        if q.start is not None:
+            stmt = stmt.where(end_col > q.start)
+        if q.end is not None:
+            stmt = stmt.where(start_col < q.end)
+        if q.statuses:
+            stmt = stmt.where(worksites.c.status.in_([s.value for s in q.statuses]))
+        if q.owners:
+            stmt = stmt.where(worksites.c.owner.in_(q.owners))
+        if q.street:
+            stmt = stmt.where(sa.func.lower(worksites.c.street) == q.street.lower())
+        if q.bbox is not None:
+            b = q.bbox
+            stmt = stmt.where(
+                worksites.c.max_lon >= b.min_lon,
+                worksites.c.min_lon <= b.max_lon,
+                worksites.c.max_lat >= b.min_lat,
+                worksites.c.min_lat <= b.max_lat,
+            )
+        stmt = stmt.order_by(worksites.c.planned_start, worksites.c.id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        found = [_row_to_worksite(r) for r in rows]
+        if q.bbox is not None:
+            box = q.bbox.polygon()
+            found = [w for w in found if parse_geojson(w.geometry).intersects(box)]
+        return found[q.offset : q.offset + q.limit]
+
+    def history(self, worksite_id: str) -> list[HistoryEntry]:
+        self.get(worksite_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(history).where(history.c.worksite_id == worksite_id).order_by(history.c.id)
+            ).all()
+        return [
+            HistoryEntry(
+                worksite_id=r.worksite_id,
+                version=r.version,
+                at=r.at,
+                actor=r.actor,
+                action=r.action,
+                changes=orjson.loads(r.changes),
+            )
+            for r in rows
+        ]
+
+    # writes ---------------------------------------------------------------------------
+
+    def _check_area(self, geometry: dict[str, Any]) -> None:
+        try:
+            check_in_area(parse_geojson(geometry), self.area)
+        except GeometryError as exc:
+            raise InvalidWorksiteError([FieldProblem("geometry", exc.reason)]) from None
+
+    def _values(self, fields: WorksiteFields) -> dict[str, Any]:
+        geom = parse_geojson(fields.geometry)
+        min_lon, min_lat, max_lon, max_lat = geom.bounds
+        return {
+            "title": fields.title,
+            "description": fields.description,
+            "street": fields.street,
+            "work_type": fields.work_type.value,
+            "permit_ref": fields.permit_ref,
+            "status": fields.status.value,
+            "geometry": _json(fields.geometry),
+            "min_lon": min_lon,
+            "min_lat": min_lat,
+            "max_lon": max_lon,
+            "max_lat": max_lat,
+            "planned_start": fields.planned_start,
+            "planned_end": fields.planned_end,
+            "actual_start": fields.actual_start,
+            "actual_end": fields.actual_end,
+            "impact": _json(fields.impact.model_dump(mode="json")),
+        }
+
+    def _check_owner_exists(self, conn: Connection, owner: str) -> None:
+        if conn.execute(sa.select(organisations.c.id).where(organisations.c.id == owner)).first() is None:
+            raise InvalidWorksiteError([FieldProblem("owner", "unknown organisation", owner)])
+
+    def create(self, caller: Caller, data: WorksiteCreate, *, now: datetime | None = None) -> Worksite:
+        owner = data.owner or caller.org
+        if owner != caller.org and not caller.is_operator:
+            raise PermissionDeniedError(caller.org, f"may not create worksites for {owner!r}")
+        self._check_area(data.geometry)
+        now = now or datetime.now(UTC)
+        ws_id = data.id or f"ws-{uuid.uuid4().hex[:16]}"
+        values = self._values(data) | {
+            "id": ws_id,
+            "owner": owner,
+            "approval": Approval.PENDING.value,
+            "approved_by": None,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        with self.engine.begin() as conn:
+            self._check_owner_exists(conn, owner)
+            if conn.execute(sa.select(worksites.c.id).where(worksites.c.id == ws_id)).first():
+                raise ConflictError(f"worksite {ws_id!r} already exists")
+            conn.execute(worksites.insert().values(**values))
+            created = self.get_in(conn, ws_id)
+            self._record(conn, created, caller.org, "create", _changes(None, created), now)
+        return created
+
+    def get_in(self, conn: Connection, worksite_id: str) -> Worksite:
+        row = conn.execute(sa.select(worksites).where(worksites.c.id == worksite_id)).first()
+        if row is None:
+            raise NotFoundError("worksite", worksite_id)
+        return _row_to_worksite(row)
+
+    def update(
+        self,
+        caller: Caller,
+        worksite_id: str,
+        patch: dict[str, Any],
+        *,
+        expected_version: int | None = None,
+        now: datetime | None = None,
+    ) -> Worksite:
+        """Apply `patch` (field → new value, JSON shapes); the merged worksite is validated whole."""
+        now = now or datetime.now(UTC)
+        with self.engine.begin() as conn:
+            current = self.get_in(conn, worksite_id)
+            if current.owner != caller.org and not caller.is_operator:
+                raise PermissionDeniedError(
+                    caller.org, f"worksite {worksite_id!r} belongs to {current.owner!r}"
+                )
+            if expected_version is not None and expected_version != current.version:
+                raise ConflictError(
+                    f"worksite {worksite_id!r} is at version {current.version}, not {expected_version}"
+                )
+            merged = current.writable() | patch
+            try:
+                fields = WorksiteFields.model_validate(merged)
+            except ValidationError as exc:
+                raise InvalidWorksiteError(problems_from(exc)) from None
+            self._check_area(fields.geometry)
+            values = self._values(fields)
+            changes = _changes(current, fields)
+            if not changes:
+                return current
+            # A change of place or time after approval needs approving again.
+            replan = {"geometry", "planned_start", "planned_end", "street"} & set(changes)
+            if replan and current.approval is not Approval.PENDING:
+                values |= {"approval": Approval.PENDING.value, "approved_by": None}
+                changes["approval"] = [current.approval.value, Approval.PENDING.value]
+            values |= {"updated_at": now, "version": current.version + 1}
+            conn.execute(worksites.update().where(worksites.c.id == worksite_id).values(**values))
+            updated = self.get_in(conn, worksite_id)
+            self._record(conn, updated, caller.org, "update", changes, now)
+        return updated
+
+    def decide(
+        self, caller: Caller, worksite_id: str, *, approve: bool, now: datetime | None = None
+    ) -> Worksite:
+        if not caller.is_operator:
+            raise PermissionDeniedError(caller.org, "only the municipality's operators approve worksites")
+        now = now or datetime.now(UTC)
+        decision = Approval.APPROVED if approve else Approval.REJECTED
+        with self.engine.begin() as conn:
+            current = self.get_in(conn, worksite_id)
+            if current.approval is decision:
+                return current
+            conn.execute(
+                worksites.update()
+                .where(worksites.c.id == worksite_id)
+                .values(
+                    approval=decision.value,
+                    approved_by=caller.org,
+                    updated_at=now,
+                    version=current.version + 1,
+                )
+            )
+            updated = self.get_in(conn, worksite_id)
+            self._record(
+                conn,
+                updated,
+                caller.org,
+                "approve" if approve else "reject",
+                {"approval": [current.approval.value, decision.value]},
+                now,
+            )
+        return updated
+
+    def put_many(
+        self, caller: Caller, items: Iterable[Worksite], *, action: str = "import"
+    ) -> tuple[int, int]:
+        """Insert or replace whole worksites (import), all in one transaction; (created, updated)."""
+        created = updated = 0
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            for ws in items:
+                if ws.owner != caller.org and not caller.is_operator:
+                    raise PermissionDeniedError(caller.org, f"may not import worksites of {ws.owner!r}")
+                self._check_area(ws.geometry)
+                self._check_owner_exists(conn, ws.owner)
+                row = conn.execute(sa.select(worksites).where(worksites.c.id == ws.id)).first()
+                values = self._values(ws) | {
+                    "owner": ws.owner,
+                    "approval": ws.approval.value,
+                    "approved_by": ws.approved_by,
+                    "created_at": ws.created_at,
+                    "updated_at": ws.updated_at,
+                }
+                if row is None:
+                    conn.execute(worksites.insert().values(id=ws.id, version=ws.version, **values))
+                    created += 1
+                    after = self.get_in(conn, ws.id)
+                    self._record(conn, after, caller.org, action, _changes(None, after), now)
+                    continue
+                before = _row_to_worksite(row)
+                if before.owner != caller.org and not caller.is_operator:
+                    raise PermissionDeniedError(caller.org, f"worksite {ws.id!r} belongs to {before.owner!r}")
+                changes = _changes(before, ws)
+                if not changes:
+                    continue
+                conn.execute(
+                    worksites.update()
+                    .where(worksites.c.id == ws.id)
+                    .values(version=before.version + 1, **values)
+                )
+                updated += 1
+                after = self.get_in(conn, ws.id)
+                self._record(conn, after, caller.org, action, changes, now)
+        return created, updated
+
+    def _record(
+        self,
+        conn: Connection,
+        ws: Worksite,
+        actor: str,
+        action: str,
+        changes: dict[str, list[Any]],
+        at: datetime,
+    ) -> None:
+        conn.execute(
+            history.insert().values(
+                worksite_id=ws.id,
+                version=ws.version,
+                at=at,
+                actor=actor,
+                action=action,
+                changes=_json(changes),
+            )
+        )
+
+
+_TRACKED = (*WorksiteFields.model_fields, "owner")
+
+
+def _changes(before: Worksite | None, after: WorksiteFields) -> dict[str, list[Any]]:
+    """field → [old, new] as JSON values, for the fields that differ."""
+    out: dict[str, list[Any]] = {}
+    for name in _TRACKED:
+        if not hasattr(after, name):
+            continue
+        new = _jsonable(getattr(after, name))
+        old = None if before is None else _jsonable(getattr(before, name))
+        if isinstance(old, dict) or isinstance(new, dict):
+            old = orjson.loads(_json(old))
+            new = orjson.loads(_json(new))
+        if old != new:
+            out[name] = [old, new]
+    return out

@@ -1,0 +1,180 @@
+"""WZDx 4.2: the demo export validates against the official schema; export → import → export."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from referencing import Registry, Resource
+
+from cloud.worksites import wzdx
+from cloud.worksites.demo_data import MUNICIPALITY, load_demo
+from cloud.worksites.geo import PRATO_AREA
+from cloud.worksites.models import Role
+from cloud.worksites.store import Caller, InvalidWorksiteError, Query, WorksiteStore
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "data" / "wzdx"
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+OPERATOR = Caller(MUNICIPALITY, Role.MUNICIPALITY)
+
+
+def _validator() -> jsonschema.Draft7Validator:
+    """The official WorkZoneFeed schema, its references resolved to the vendored files only."""
+    resources = []
+    for path in SCHEMAS.glob("*.json"):
+        contents = json.loads(path.read_text(encoding="utf-8"))
+        resource = Resource.from_contents(contents)
+        schema_id = contents["$id"]
+        resources.append((schema_id, resource))
+        # The 4.2 files refer to each other through both the `main` and `release/v4.2` paths.
+        for a, b in (("/main/", "/release/v4.2/"), ("/release/v4.2/", "/main/")):
+            resources.append((schema_id.replace(a, b), resource))
+    registry: Registry = Registry().with_resources(resources)
+    root = json.loads((SCHEMAS / "WorkZoneFeed.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft7Validator(
+        root, registry=registry, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+    )
+
+
+VALIDATOR = _validator()
+
+
+def _errors(feed: dict[str, Any]) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in VALIDATOR.iter_errors(feed)]
+
+
+@pytest.fixture
+def demo_store(store: WorksiteStore) -> WorksiteStore:
+    load_demo(store, NOW)
+    return store
+
+
+def _export(store: WorksiteStore) -> dict[str, Any]:
+    return wzdx.export_feed(store.search(Query(limit=10**6)), store.organisations())
+
+
+def test_date_format_checking_is_switched_on_in_the_schema_check() -> None:
+    assert "date-time" in VALIDATOR.format_checker.checkers  # type: ignore[union-attr]
+    assert not VALIDATOR.format_checker.conforms("2026-13-45T25:00:00Z", "date-time")  # type: ignore[union-attr]
+    assert not VALIDATOR.format_checker.conforms("2026-12-01 07:00", "date-time")  # type: ignore[union-attr]
+
+
+def test_the_wzdx_export_of_the_demo_data_validates_against_the_official_schema(
+    demo_store: WorksiteStore,
+) -> None:
+    feed = _export(demo_store)
+    assert len(feed["features"]) == 14
+    assert _errors(feed) == []
+    geometries = {f["geometry"]["type"] for f in feed["features"]}
+    assert geometries == {"LineString", "MultiPoint"}
+
+
+def test_the_schema_check_catches_a_broken_feed() -> None:
+    feed = {
+        "feed_info": {
+            "publisher": "x",
+            "version": "4.2",
+            "update_date": "2026-11-24T12:00:00Z",
+            "data_sources": [],
+        },
+        "type": "FeatureCollection",
+        "features": [],
+    }
+    assert any("data_sources" in e for e in _errors(feed))
+    feed["feed_info"] = {
+        **feed["feed_info"],
+        "data_sources": [{"data_source_id": "a", "organization_name": "A"}],
+    }
+    assert _errors(feed) == []
+    feed["feed_info"]["update_date"] = "24/11/2026"
+    assert any("date-time" in e for e in _errors(feed))
+
+
+def test_export_then_import_then_export_gives_the_same_feed(
+    demo_store: WorksiteStore, tmp_path: Path
+) -> None:
+    first = _export(demo_store)
+    other = WorksiteStore.open(f"sqlite:///{tmp_path / 'other.db'}", area=PRATO_AREA)
+    try:
+        for org in demo_store.organisations():
+            other.add_organisation(org)
+        created, updated = other.put_many(OPERATOR, wzdx.import_feed(copy.deepcopy(first)))
+        assert (created, updated) == (14, 0)
+        second = _export(other)
+        assert wzdx.dumps(second) == wzdx.dumps(first)
+        # Importing the same feed again changes nothing.
+        assert other.put_many(OPERATOR, wzdx.import_feed(copy.deepcopy(first))) == (0, 0)
+    finally:
+        other.close()
+
+
+def test_a_foreign_wzdx_feed_without_our_extension_imports(store: WorksiteStore) -> None:
+    feed = {
+        "feed_info": {"publisher": "Other", "version": "4.2", "update_date": "2026-11-24T12:00:00Z",
+                      "data_sources": [{"data_source_id": "publiacqua", "organization_name": "Publiacqua"}]},
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "id": "ext-1",
+                "type": "Feature",
+                "properties": {
+                    "core_details": {"event_type": "work-zone", "data_source_id": "publiacqua",
+                                     "road_names": ["Via Bologna"], "direction": "northbound"},
+                    "start_date": "2026-12-01T07:00:00Z",
+                    "end_date": "2026-12-05T17:00:00Z",
+                    "is_start_date_verified": False,
+                    "is_end_date_verified": False,
+                    "is_start_position_verified": False,
+                    "is_end_position_verified": False,
+                    "vehicle_impact": "all-lanes-closed",
+                    "location_method": "other",
+                    "types_of_work": [{"type_name": "below-road-work"}],
+                },
+                "geometry": {"type": "LineString", "coordinates": [[11.0958, 43.8885], [11.0962, 43.8910]]},
+            },
+            {
+                "id": "det-1",
+                "type": "Feature",
+                "properties": {"core_details": {"event_type": "detour"}},
+                "geometry": {"type": "LineString", "coordinates": [[11.0958, 43.8885], [11.0962, 43.8910]]},
+            },
+        ],
+    }  # fmt: skip
+    assert _errors({**feed, "features": feed["features"][:1]}) == []  # the work zone is valid WZDx
+    sites = wzdx.import_feed(feed)
+    assert [(w.id, w.owner, w.street, w.impact.road_closed, w.status.value) for w in sites] == [
+        ("ext-1", "publiacqua", "Via Bologna", True, "planned")
+    ]
+    assert store.put_many(OPERATOR, sites) == (1, 0)
+
+
+def test_an_import_with_bad_features_names_each_path_and_changes_nothing(demo_store: WorksiteStore) -> None:
+    feed = _export(demo_store)
+    before = wzdx.dumps(_export(demo_store))
+    feed["features"][0]["properties"]["start_date"] = "yesterday"
+    feed["features"][0]["properties"]["sitroom"]["planned_start"] = "yesterday"
+    feed["features"][2]["properties"]["sitroom"]["geometry"] = {
+        "type": "Point",
+        "coordinates": [43.88, 11.09],
+    }
+    feed["features"][3]["properties"]["sitroom"]["planned_end"] = "2020-01-01T00:00:00Z"
+    with pytest.raises(InvalidWorksiteError) as caught:
+        demo_store.put_many(OPERATOR, wzdx.import_feed(feed))
+    fields = [p.field for p in caught.value.problems]
+    assert fields[0] == "features[0].properties.start_date"
+    assert "features[3].planned_end" in fields
+    # The swapped point is valid GeoJSON but outside the area: the store refuses the batch whole.
+    feed2 = _export(demo_store)
+    feed2["features"][5]["properties"]["sitroom"]["geometry"] = {
+        "type": "Point",
+        "coordinates": [43.88, 11.09],
+    }
+    with pytest.raises(InvalidWorksiteError) as caught2:
+        demo_store.put_many(OPERATOR, wzdx.import_feed(feed2))
+    assert caught2.value.problems[0].field == "geometry"
+    assert wzdx.dumps(_export(demo_store)) == before
