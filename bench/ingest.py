@@ -159,7 +159,9 @@ def broker_limit(mq: Mosquitto, payload: bytes, seconds: float) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def influx_limit(ix: Influxd, points: int, writers: int, *, gzip: bool, gateways: int, sensors: int) -> float:
+def influx_limit(
+    ix: Influxd, points: int, writers: int, *, gzip: bool, gateways: int, sensors: int
+) -> tuple[float, float]:
     """points/s written as pre-built 5,000-point line-protocol batches by `writers` connections."""
     db = f"limit_{'gz' if gzip else 'plain'}"
     admin = InfluxClient(ix.url, db)
@@ -194,10 +196,12 @@ def influx_limit(ix: Influxd, points: int, writers: int, *, gzip: bool, gateways
                 return
             client.write([body])
 
-    t = time.perf_counter()
+    assert ix.proc is not None
+    cpu0, t = cpu_s(ix.proc.pid), time.perf_counter()
     with ThreadPoolExecutor(writers) as pool:
         list(pool.map(work, clients))
     elapsed = time.perf_counter() - t
+    cpu_us_per_point = (cpu_s(ix.proc.pid) - cpu0) / points * 1e6
     stored = admin.series('SELECT count("occupied") FROM "parking"')
     if int(stored[0]["values"][0][1]) != points:
         raise SystemExit(f"influx limit run stored {stored} points, not {points}")
@@ -205,7 +209,7 @@ def influx_limit(ix: Influxd, points: int, writers: int, *, gzip: bool, gateways
         c.close()
     admin.drop_database()
     admin.close()
-    return points / elapsed
+    return points / elapsed, cpu_us_per_point
 
 
 # -- pipeline ----------------------------------------------------------------------------------------
@@ -294,6 +298,12 @@ class IngestWatch:
         self.client.loop_stop()
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -310,7 +320,7 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
         "SITROOM_MQTT_URL": mq.url,
         "SITROOM_INFLUX_URL": ix.url,
         "SITROOM_INFLUX_DB": db,
-        "SITROOM_STATS_INTERVAL_S": "0.25",
+        "SITROOM_STATS_INTERVAL_S": "0.1",
         "SITROOM_WRITE_WORKERS": str(args.write_workers),
         "SITROOM_WRITE_BATCH_POINTS": str(args.batch_points),
         "SITROOM_WRITE_LINGER_MS": "50",
@@ -352,6 +362,9 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
         ]
         for t in probe_threads:
             t.start()
+        assert ix.proc is not None and mq.proc is not None
+        pids = {"ingest": [w.pid for w in workers], "influxd": [ix.proc.pid], "mosquitto": [mq.proc.pid]}
+        cpu0 = {k: sum(cpu_s(p) for p in v) for k, v in pids.items()}
         t0 = time.perf_counter()
         written_at_start = watch.total()
         history: list[tuple[float, int]] = [(t0, 0)]
@@ -376,6 +389,7 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
             lambda: watch.total() - written_at_start >= expected_written, 120, "ingest to write everything"
         )
         elapsed = time.perf_counter() - t0
+        cpu = {k: sum(cpu_s(p) for p in v) - cpu0[k] for k, v in pids.items()}
         probe_threads[1].join(60)
         stored = sum(
             int(s["values"][0][1])
@@ -394,6 +408,9 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
             "stored_readings": stored,
             "lost": published - stored,
             "pipeline_seconds": elapsed,
+            # CPU per reading is steadier than rates on a shared machine: it predicts the rate
+            # a quiet machine sustains (cores * 1e6 / the sum of the parts' µs per reading).
+            "cpu_us_per_reading": {k: round(v / max(published, 1) * 1e6, 2) for k, v in cpu.items()},
         }
     finally:
         for w in workers:
@@ -439,8 +456,10 @@ def main() -> None:
                 "gateways": args.publishers * args.gateways,
                 "sensors": min(args.readings_per_message, SENSORS_PER_GATEWAY),
             }
-            influx_plain = influx_limit(ix, args.limit_points, args.write_workers, gzip=False, **shape)
-            influx_gz = influx_limit(
+            influx_plain, influx_limit_cpu = influx_limit(
+                ix, args.limit_points, args.write_workers, gzip=False, **shape
+            )
+            influx_gz, _ = influx_limit(
                 ix, max(5000, args.limit_points // 4), args.write_workers, gzip=True, **shape
             )
             print(
@@ -471,6 +490,8 @@ def main() -> None:
         "stored_readings": result["stored_readings"],
         "latency_probes": result["latency_probes"],
         "pipeline_seconds": round(result["pipeline_seconds"], 2),
+        "cpu_us_per_reading": result["cpu_us_per_reading"],
+        "influx_limit_cpu_us_per_point": round(influx_limit_cpu, 2),
         "publishers": args.publishers,
         "gateways": args.publishers * args.gateways,
         "ingest_workers": args.workers,
