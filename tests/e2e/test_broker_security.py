@@ -136,6 +136,8 @@ class Client:
             return self
         self.mqtt.loop_start()
         wait_until(lambda: self.connected.is_set() or self.ended.is_set(), 20, what="the broker's verdict")
+        if not self.connected.is_set():
+            self.stop()  # paho's loop would otherwise retry a refused client for the whole session
         return self
 
     def stop(self) -> None:
