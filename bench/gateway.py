@@ -165,14 +165,14 @@ class Counter:
         self.client.loop_stop()
 
 
-def drain(broker: Mosquitto, work: Path, n_readings: int) -> dict[str, float]:
+def drain(broker: Mosquitto, work: Path, n_readings: int, per_batch: int) -> dict[str, float]:
     idle = {"driver": "sim_parking", "id": "p-idle", "place": "mercatale", "interval_s": 3600}
     raw = {"id": "gw-drain", "org": ORG, "health_interval_s": 3600, "sensors": [idle]}
     config: GatewayConfig = parse(raw, "bench")
     state = work / "drain-state"
     spool = Spool(state / "gw-drain.spool.sqlite")
     t0 = time.perf_counter()
-    spooled = fill(spool, n_readings, config.batch.max_readings)
+    spooled = fill(spool, n_readings, per_batch)
     fill_s = time.perf_counter() - t0
     messages = spool.messages
     spool.close()
@@ -256,6 +256,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--backlog", type=int, default=1_000_000)
     parser.add_argument("--footprint-s", type=float, default=60.0)
+    parser.add_argument(
+        "--backlog-batch", type=int, default=500, help="readings per spooled batch (offline, batches fill up)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sitroom-bench-") as tmp:
         work = Path(tmp)
@@ -272,7 +275,7 @@ def main() -> None:
                 "spool_cpu_us_per_reading_at_2000_per_s": cpu,
             }
             print(f"spool, 200 readings per commit (2,000/s): {wall} us/reading wall, {cpu} us CPU ({n:,})")
-            figures |= drain(broker, work, args.backlog)
+            figures |= drain(broker, work, args.backlog, args.backlog_batch)
             f = figures
             print(
                 f"drain: {f['backlog_readings']:,} readings in {f['backlog_messages']:,} messages, "
