@@ -58,80 +58,68 @@ class DecodeCounters:
 
 
 class LineFramer:
-    """Splits a serial byte stream into lines that start with one of `starts` and end at LF.
+    """Splits a serial byte stream into lines that begin with `start` (e.g. `$`) and end at LF.
 
-    Resynchronises on garbage: bytes before a start character are skipped (counted as
-    `garbage`), and a line longer than `max_len` is dropped up to the next start character
-    (a lost line end, or line noise that never stops). CR before LF is stripped.
+    Resynchronises on garbage: bytes before the start character are skipped (a `garbage`
+    reject), a start character inside a line begins a new line (the one before lost its end
+    and will fail its checksum), and a stream that never sends a line end is cut at `max_len`
+    so the buffer stays bounded. CR before LF is stripped.
     """
 
-    def __init__(self, starts: bytes, max_len: int) -> None:
-        self._starts = starts
+    def __init__(self, start: bytes, max_len: int) -> None:
+        if len(start) != 1:
+            raise ValueError(f"start: {start!r} must be one byte")
+        self._start = start
         self._max_len = max_len
-        self._buf = bytearray()
+        self._rest = b""
         self.line_no = 0  # lines seen so far (ends of line), for reject reports
 
     def feed(self, data: bytes) -> tuple[list[tuple[int, bytes]], list[Rejected]]:
         """Return the complete lines in `data` (with their line numbers) and the garbage."""
-        self._buf += data
+        parts = (self._rest + data if self._rest else data).split(b"\n")
+        rest = parts.pop()
         lines: list[tuple[int, bytes]] = []
         garbage: list[Rejected] = []
-        buf = self._buf
-        pos = 0
-        while True:
-            nl = buf.find(b"\n", pos)
-            if nl < 0:
-                break
-            self.line_no += 1
-            raw = bytes(buf[pos:nl])
-            pos = nl + 1
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            self._split_line(raw, lines, garbage)
-        rest = bytes(buf[pos:])
-        if len(rest) > self._max_len:
+        start, max_len = self._start, self._max_len
+        n = self.line_no
+        for raw in parts:
+            n += 1
+            if raw[-1:] == b"\r":
+                raw = raw[:-1]  # noqa: PLW2901  (the line without its CR)
+            if raw[:1] == start and raw.find(start, 1) < 0 and len(raw) <= max_len:
+                lines.append((n, raw))  # the usual case, fast
+            elif raw:
+                self._split_line(raw, n, lines, garbage)
+        self.line_no = n
+        if len(rest) > max_len:
             # No line end in sight: keep from the last start character, if it could still fit.
-            cut = max(rest.rfind(bytes([s])) for s in self._starts)
-            if cut <= 0 or len(rest) - cut > self._max_len:
+            cut = rest.rfind(start)
+            if cut <= 0 or len(rest) - cut > max_len:
                 cut = len(rest)
-            garbage.append(
-                Rejected("garbage", f"{cut} bytes without a line end", rest[:cut][:80], self.line_no + 1)
-            )
+            garbage.append(Rejected("garbage", f"{cut} bytes without a line end", rest[:80], n + 1))
             rest = rest[cut:]
-        self._buf = bytearray(rest)
+        self._rest = rest
         return lines, garbage
 
-    def _split_line(self, raw: bytes, lines: list[tuple[int, bytes]], garbage: list[Rejected]) -> None:
-        if not raw:
+    def _split_line(
+        self, raw: bytes, n: int, lines: list[tuple[int, bytes]], garbage: list[Rejected]
+    ) -> None:
+        start = self._start
+        begins = [i for i in range(len(raw)) if raw[i : i + 1] == start]
+        if not begins:
+            garbage.append(Rejected("garbage", "no start character", raw[:80], n))
             return
-        starts = [i for i, b in enumerate(raw) if b in self._starts] if len(self._starts) > 1 else None
-        if starts is None:
-            start = self._starts[0]
-            if raw[0] == start and raw.find(start, 1) < 0:  # the usual case, fast
-                self._add(raw, lines, garbage)
-                return
-            starts = [i for i, b in enumerate(raw) if b == start]
-        if not starts:
-            garbage.append(Rejected("garbage", "no start character", raw[:80], self.line_no))
-            return
-        if starts[0] > 0:
-            # Resync: line noise before the start character.
+        if begins[0] > 0:
             garbage.append(
-                Rejected(
-                    "garbage", f"{starts[0]} bytes before the start", raw[: starts[0]][:80], self.line_no
+                Rejected("garbage", f"{begins[0]} bytes before the start", raw[: begins[0]][:80], n)
+            )
+        for begin, end in zip(begins, [*begins[1:], len(raw)], strict=True):
+            if end - begin > self._max_len:
+                garbage.append(
+                    Rejected("too_long", f"{end - begin} bytes > {self._max_len}", raw[begin:][:80], n)
                 )
-            )
-        # A start character inside a line begins a new sentence: the one before lost its end.
-        for begin, end in zip(starts, [*starts[1:], len(raw)], strict=True):
-            self._add(raw[begin:end], lines, garbage)
-
-    def _add(self, raw: bytes, lines: list[tuple[int, bytes]], garbage: list[Rejected]) -> None:
-        if len(raw) > self._max_len:
-            garbage.append(
-                Rejected("too_long", f"{len(raw)} bytes > {self._max_len}", raw[:80], self.line_no)
-            )
-            return
-        lines.append((self.line_no, raw))
+            else:
+                lines.append((n, raw[begin:end]))
 
     def pending(self) -> int:
-        return len(self._buf)
+        return len(self._rest)

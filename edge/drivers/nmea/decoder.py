@@ -14,17 +14,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import reduce
+from operator import xor
 from typing import Any
 
 from edge.contract import Reading, SensorKind
 from edge.drivers.framing import DecodeCounters, Decoded, LineFramer, Rejected
 
 KNOT_KMH = 1.852  # exactly, by definition of the international nautical mile
+MAX_KNOTS = 161.98  # 299.99 km/h: the fleet kind's speed_kmh range is [0, 300]
 MAX_SENTENCE = 82  # NMEA 0183 §5.3: at most 82 characters including $ and <CR><LF>
 # Receivers with high-precision output (NovAtel, u-blox HPG) exceed 82 characters; allow it.
 MAX_LINE = 120
 TALKERS = frozenset({"GP", "GN", "GL", "GA", "BD", "GB", "GQ", "GI"})
-TOLERATED = frozenset({"GSA", "GSV", "GLL", "ZDA", "TXT", "GST", "GNS", "DTM", "GBS"})
+TOLERATED = frozenset({b"GSA", b"GSV", b"GLL", b"ZDA", b"TXT", b"GST", b"GNS", b"DTM", b"GBS"})
 # RMC mode indicator (NMEA 2.3+): A autonomous, D differential, P precise, R RTK fixed,
 # F RTK float; E (dead reckoning), M (manual), S (simulator) and N (no fix) are not a fix.
 VALID_MODES = frozenset({"A", "D", "P", "R", "F"})
@@ -33,15 +36,22 @@ _HEX = {f"{i:02X}".encode(): i for i in range(256)} | {f"{i:02x}".encode(): i fo
 
 
 def checksum(body: bytes) -> int:
-    """XOR of every byte between `$` and `*` (NMEA 0183 §5.2.1), folded in big-int halves."""
-    n = len(body)
+    """XOR of every byte between `$` and `*` (NMEA 0183 §5.2.1).
+
+    Folded as one big integer: after `x ^= x >> s` every byte position p holds the XOR of the
+    bytes at p and p + s/8, so seven halvings leave the XOR of up to 128 bytes in the low byte.
+    """
+    if len(body) > 128:
+        return reduce(xor, body, 0)
     x = int.from_bytes(body, "little")
-    while n > 1:
-        half = n >> 1
-        bits = half << 3
-        x = (x >> bits) ^ (x & ((1 << bits) - 1))
-        n -= half
-    return x
+    x ^= x >> 512
+    x ^= x >> 256
+    x ^= x >> 128
+    x ^= x >> 64
+    x ^= x >> 32
+    x ^= x >> 16
+    x ^= x >> 8
+    return x & 0xFF
 
 
 class SentenceError(ValueError):
@@ -134,27 +144,86 @@ class NmeaDecoder:
         tags: dict[str, str] | None = None,
         talkers: frozenset[str] = TALKERS,
     ) -> None:
+        # The ids and tags are validated where they come from (the driver's config).
         self.org = org
         self.gateway = gateway
         self.sensor = sensor
         self.tags = dict(tags or {})
         self.talkers = talkers
+        self._talkers = frozenset(t.encode() for t in talkers)
         self.framer = LineFramer(b"$", MAX_LINE)
         self.counters = DecodeCounters()
-        self.sentences: dict[str, int] = {}
+        self._sentences: dict[bytes, int] = {}
         self.ignored = 0
         self.fix = FixInfo()
         self.last_ts: datetime | None = None
+        self._date: tuple[bytes, date] = (b"", date.min)
+        # A validated reading whose copies carry each fix: the contract checks the ids and tags
+        # once, here (ValidationError for a bad sensor id), and the values per fix below.
+        self._template = Reading(
+            kind=SensorKind.FLEET,
+            org=org,
+            gateway=gateway,
+            sensor=sensor,
+            ts=datetime(2000, 1, 1, tzinfo=UTC),
+            fields={"lat": 0.0, "lon": 0.0, "speed_kmh": 0.0, "heading_deg": 0.0},
+            tags=self.tags,
+        )
+
+    @property
+    def sentences(self) -> dict[str, int]:
+        return {k.decode(): v for k, v in self._sentences.items()}
 
     # -- streams ---------------------------------------------------------------------------------
     def feed(self, data: bytes) -> Decoded:
         out = Decoded()
-        self.counters.bytes += len(data)
+        counters = self.counters
+        counters.bytes += len(data)
         lines, garbage = self.framer.feed(data)
         for g in garbage:
-            self.counters.reject(out, g)
+            counters.reject(out, g)
+        talkers, sentences, hexes, tolerated = self._talkers, self._sentences, _HEX, TOLERATED
+        ok = 0
         for line_no, raw in lines:
+            # The fast path (checksum inlined, see `checksum`) takes well-formed sentences;
+            # anything else goes through `_one`, which finds the exact reason to reject it.
+            n = len(raw)
+            if 9 <= n <= 131 and raw[n - 3] == 0x2A:
+                body = raw[1 : n - 3]
+                x = int.from_bytes(body, "little")
+                x ^= x >> 512
+                x ^= x >> 256
+                x ^= x >> 128
+                x ^= x >> 64
+                x ^= x >> 32
+                x ^= x >> 16
+                x ^= x >> 8
+                if (
+                    hexes.get(raw[n - 2 :]) == (x & 0xFF)
+                    and body.isascii()
+                    and body[5:6] == b","
+                    and body[:2] in talkers
+                ):
+                    kind = body[2:5]
+                    sentences[kind] = sentences.get(kind, 0) + 1
+                    if kind in tolerated:
+                        ok += 1
+                        continue
+                    try:
+                        reading = self._dispatch(kind, body)
+                    except SentenceError as exc:
+                        counters.reject(out, Rejected(exc.reason, exc.detail, raw, line_no))
+                        continue
+                    except (ValueError, IndexError, UnicodeDecodeError) as exc:  # never raise
+                        counters.reject(out, Rejected("garbled", str(exc), raw, line_no))
+                        continue
+                    ok += 1
+                    if reading is not None:
+                        counters.readings += 1
+                        out.readings.append(reading)
+                    continue
             self._one(raw, line_no, out)
+        counters.frames_ok += ok
         return out
 
     def sentence(self, raw: bytes, line: int | None = None) -> Decoded:
@@ -180,89 +249,106 @@ class NmeaDecoder:
 
     # -- sentences -------------------------------------------------------------------------------
     def _parse(self, raw: bytes) -> Reading | None:
-        if len(raw) < 9 or raw[0] != 0x24:  # "$"
-            raise SentenceError("truncated", f"{len(raw)} bytes is no sentence")
-        star = raw.rfind(b"*")
-        if star < 0 or len(raw) - star != 3:
+        n = len(raw)
+        if n < 9 or raw[0] != 0x24:  # "$"
+            raise SentenceError("truncated", f"{n} bytes is no sentence")
+        if raw[n - 3] != 0x2A:  # "*"
             raise SentenceError("no_checksum", "no *hh at the end (truncated?)")
-        body = raw[1:star]
-        given = _HEX.get(raw[star + 1 :])
+        body = raw[1 : n - 3]
+        given = _HEX.get(raw[n - 2 :])
         if given is None:
-            raise SentenceError("bad_checksum", f"checksum {raw[star + 1 :]!r} is not two hex digits")
-        if checksum(body) != given:
-            raise SentenceError("bad_checksum", f"checksum {given:02X} != computed {checksum(body):02X}")
-        if not body.isascii() or b"$" in body:
-            raise SentenceError("garbled", "non-ASCII or a second $ inside the sentence")
-        f = body.split(b",")
-        address = f[0].decode("ascii")
-        if len(address) != 5:
-            raise SentenceError("unsupported", f"address {address!r}")
-        talker, kind = address[:2], address[2:]
-        if talker not in self.talkers:
+            raise SentenceError("bad_checksum", f"checksum {raw[n - 2 :]!r} is not two hex digits")
+        computed = checksum(body)
+        if computed != given:
+            raise SentenceError("bad_checksum", f"checksum {given:02X} != computed {computed:02X}")
+        if not body.isascii():
+            raise SentenceError("garbled", "non-ASCII bytes inside the sentence")
+        if body[5:6] != b",":
+            raise SentenceError("unsupported", f"address {body[:8]!r} is not 5 characters")
+        if body[:2] not in self._talkers:
             raise SentenceError(
-                "unsupported", f"talker {talker!r} not one of {', '.join(sorted(self.talkers))}"
+                "unsupported", f"talker {body[:2]!r} not one of {', '.join(sorted(self.talkers))}"
             )
-        self.sentences[kind] = self.sentences.get(kind, 0) + 1
-        if kind == "RMC":
-            return self._rmc(f)
-        if kind == "GGA":
-            self._gga(f)
-        elif kind == "VTG":
-            self._vtg(f)
+        kind = body[2:5]
+        sentences = self._sentences
+        sentences[kind] = sentences.get(kind, 0) + 1
+        return self._dispatch(kind, body)
+
+    def _dispatch(self, kind: bytes, body: bytes) -> Reading | None:
+        if kind == b"RMC":
+            return self._rmc(body.split(b","))
+        if kind == b"GGA":
+            self._gga(body.split(b","))
+        elif kind == b"VTG":
+            self._vtg(body.split(b","))
         elif kind not in TOLERATED:
             self.ignored += 1
         return None
 
+    def _day(self, value: bytes) -> date:
+        if value != self._date[0]:
+            self._date = (value, utc_date(value))
+        return self._date[1]
+
     def _rmc(self, f: list[bytes]) -> Reading:
         # $--RMC,hhmmss.ss,A,llll.ll,a,yyyyy.yy,a,x.x,x.x,ddmmyy,x.x,a[,m[,s]]*hh
-        if len(f) < 12 or len(f) > 14:
-            raise SentenceError("truncated", f"RMC has {len(f)} fields, expected 12 to 14")
+        nf = len(f)
+        if nf < 12 or nf > 14:
+            raise SentenceError("truncated", f"RMC has {nf} fields, expected 12 to 14")
         if f[2] != b"A":
             raise SentenceError("no_fix", f"RMC status {f[2].decode()!r} (V: receiver warning)")
-        if len(f) >= 13 and f[12] and f[12].decode() not in VALID_MODES:
+        if nf >= 13 and f[12] and f[12].decode() not in VALID_MODES:
             raise SentenceError("no_fix", f"RMC mode {f[12].decode()!r} is not a valid fix")
-        if len(f) == 14 and f[13] == b"V":
+        if nf == 14 and f[13] == b"V":
             # NMEA 4.1 navigational status: S safe, C caution, U unsafe, V not valid.
             raise SentenceError("no_fix", "RMC navigational status V (not valid)")
-        ts = datetime.combine(utc_date(f[9]), utc_time(f[1]))
+        day = self._day(f[9])
+        t = utc_time(f[1])
         lat_e7 = degrees_e7(f[3], f[4], 2, 90, "latitude")
         lon_e7 = degrees_e7(f[5], f[6], 3, 180, "longitude")
-        speed_kmh = number(f[7], "speed", 0, 162) * KNOT_KMH if f[7] else 0.0
+        speed_kmh = number(f[7], "speed", 0, MAX_KNOTS) * KNOT_KMH if f[7] else 0.0
         if f[8]:
             course = number(f[8], "course", 0, 360)
             self.fix.course_deg = course
         else:
             # Many receivers leave course empty when stationary: keep the last one known.
             course = self.fix.course_deg if self.fix.course_deg is not None else 0.0
+        # The wire carries milliseconds (Reading truncates the same way).
+        ts = datetime(
+            day.year,
+            day.month,
+            day.day,
+            t.hour,
+            t.minute,
+            t.second,
+            t.microsecond - t.microsecond % 1000,
+            UTC,
+        )
         self.last_ts = ts
-        return Reading(
-            kind=SensorKind.FLEET,
-            org=self.org,
-            gateway=self.gateway,
-            sensor=self.sensor,
-            ts=ts,
-            fields={
-                "lat": lat_e7 / 10_000_000,
-                "lon": lon_e7 / 10_000_000,
-                "speed_kmh": round(speed_kmh, 3),
-                "heading_deg": course,
-            },
-            tags=self.tags,
+        # Every value was range-checked above against the fleet kind's declared ranges: skip
+        # pydantic's re-validation, the hot spot of decoding. tests/edge/test_nmea.py checks that
+        # a re-validated copy of every decoded reading is equal to it.
+        return self._template.model_copy(
+            update={
+                "ts": ts,
+                "fields": {
+                    "lat": lat_e7 / 10_000_000,
+                    "lon": lon_e7 / 10_000_000,
+                    "speed_kmh": round(speed_kmh, 3),
+                    "heading_deg": course,
+                },
+            }
         )
 
     def _gga(self, f: list[bytes]) -> None:
         # $--GGA,hhmmss.ss,llll.ll,a,yyyyy.yy,a,q,ss,y.y,a.a,M,g.g,M,a.a,xxxx*hh
+        # Only the fix health is kept (the position comes from RMC, which has the date).
         if len(f) < 15:
             raise SentenceError("truncated", f"GGA has {len(f)} fields, expected 15")
-        if f[1]:
-            utc_time(f[1])
         quality = int(number(f[6], "fix quality", 0, 9)) if f[6] else 0
-        if quality == 0:
-            self.fix.quality = 0
-            raise SentenceError("no_fix", "GGA fix quality 0 (invalid)")
-        degrees_e7(f[2], f[3], 2, 90, "latitude")
-        degrees_e7(f[4], f[5], 3, 180, "longitude")
         self.fix.quality = quality
+        if quality == 0:
+            raise SentenceError("no_fix", "GGA fix quality 0 (invalid)")
         self.fix.satellites = int(number(f[7], "satellites", 0, 99)) if f[7] else None
         self.fix.hdop = number(f[8], "hdop", 0, 99.99) if f[8] else None
         self.fix.altitude_m = number(f[9], "altitude", -10_000, 100_000) if f[9] else None
@@ -279,7 +365,7 @@ class NmeaDecoder:
     def stats(self) -> dict[str, Any]:
         return {
             **self.counters.snapshot(),
-            "sentences": dict(self.sentences),
+            "sentences": self.sentences,
             "ignored": self.ignored,
             "fix_quality": self.fix.quality,
             "satellites": self.fix.satellites,
