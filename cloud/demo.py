@@ -172,6 +172,7 @@ class Demo:
             "SITROOM_MQTT_URL": mosquitto.url,
             "SITROOM_INFLUX_URL": influxd.url,
             "SITROOM_INFLUX_DB": DATABASE,
+            "SITROOM_STATS_INTERVAL_S": "2",
         }
         watcher = BrokerConnection(
             BrokerAddress.parse(mosquitto.url),
@@ -188,8 +189,7 @@ class Demo:
         ).start()
         summary: dict[str, Any] = {}
         try:
-            self._spawn("ingest", ["cloud", "ingest"], env)
-            self._spawn("rules", ["cloud", "rules"], env)
+            self._start_cloud_services(env)
             gateways = []
             for cfg in opts.configs:
                 name = f"gateway-{cfg.stem}"
@@ -268,6 +268,15 @@ class Demo:
             influxd.stop()
             mosquitto.stop()
         return summary
+
+    def _start_cloud_services(self, env: dict[str, str]) -> None:
+        self._spawn("ingest", ["cloud", "ingest"], env)
+        self._spawn("rules", ["cloud", "rules"], env)
+        # The broker keeps nothing for a subscriber it has never seen: data published before
+        # ingest's first subscription would be lost. Its first health report means it is in.
+        if not wait_until(lambda: bool(self.watch.ingest), 60):
+            raise RuntimeError(f"ingest did not start; see {self.logs_dir / 'ingest.log'}")
+        time.sleep(1.0)  # the rules service starts alongside; give it the same head start
 
     def _progress(self, elapsed: float, published: int, rate: float, n_gateways: int) -> None:
         w = self.watch
