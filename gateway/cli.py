@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -14,6 +15,7 @@ import click
 from edge.simulators.clock import Clock, SimClock, WallClock
 from gateway.agent import Agent
 from gateway.config import ConfigError, load
+from gateway.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ def make_clock(speed: float, sim_start: datetime | None, duration_s: float | Non
     default=Path(".sitroom/gateway"),
     show_default=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where the gateway keeps its sequence number.",
+    help="Where the gateway keeps its spool, sequence number and last remote config.",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the simulated sensors.")
 def run(
@@ -100,3 +102,31 @@ def check_config(files: tuple[Path, ...]) -> None:
         click.echo(f"{path}: ok ({config.org}/{config.id}, {len(config.sensors)} sensors)")
     if failed:
         raise SystemExit(1)
+
+
+@group.command("spool")
+@click.option(
+    "--state-dir",
+    default=Path(".sitroom/gateway"),
+    show_default=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+)
+def spool_command(state_dir: Path) -> None:
+    """Show what each gateway's spool in STATE_DIR holds (safe while the gateway runs)."""
+    paths = sorted(state_dir.glob("*.spool.sqlite"))
+    if not paths:
+        raise click.ClickException(f"no spool in {state_dir}")
+    for path in paths:
+        spool = Spool(path)
+        try:
+            oldest = spool.oldest_created_s()
+            age = "-" if oldest is None else f"{max(0.0, time.time() - oldest):.0f} s"
+            queued = spool.message_readings + spool.staged_readings
+            click.echo(
+                f"{path.name.removesuffix('.spool.sqlite')}: {queued:,} "
+                f"readings queued ({spool.messages:,} messages, {spool.staged_readings:,} staged), "
+                f"oldest {age}, {spool.file_bytes() / 1_048_576:.1f} MB on disk, next seq {spool.next_seq}, "
+                f"dropped {spool.dropped_readings:,} readings"
+            )
+        finally:
+            spool.close()

@@ -44,8 +44,9 @@ def gateway_config(org: str, gateway: str = "gw-faults") -> dict[str, Any]:
     }  # fmt: skip
 
 
-def sim_start(hours_back: float = 3.0) -> datetime:
-    """A whole second in the past, far enough back that the accelerated clock stays behind now."""
+def sim_start(hours_back: float = 24.0) -> datetime:
+    """A whole second in the past, far enough back (x600: 144 s of wall time) that the accelerated
+    clock stays behind the present however slow a loaded machine runs the test."""
     return (datetime.now(UTC) - timedelta(hours=hours_back)).replace(microsecond=0)
 
 

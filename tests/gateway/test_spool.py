@@ -5,6 +5,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from gateway.cli import group
 from gateway.spool import Message, Priority, Spool
 
 
@@ -100,3 +103,13 @@ def test_the_database_is_in_wal_mode_with_fsync_on_commit(tmp_path: Path) -> Non
     db = sqlite3.connect(tmp_path / "s.sqlite")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
+
+
+def test_sitroom_gateway_spool_shows_what_is_queued(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "gw-a.spool.sqlite")
+    spool.append([msg(7), msg(5)])
+    spool.stage([("parking", 3, b"{}")])
+    spool.close()
+    result = CliRunner().invoke(group, ["spool", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("gw-a: 15 readings queued (2 messages, 3 staged)")
