@@ -146,7 +146,6 @@ class Agent:
             birth_payload=lambda: self._status("online"),
             config_topic=topics.config(config.org, config.id),
             wake=self._wake,
-            seed=seed,
         )
         self._mark_backlog()
 

@@ -62,7 +62,7 @@ class Link:
         birth_payload: Callable[[], bytes],
         config_topic: str | None,
         wake: threading.Event,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         self.address = address
         self.config = config
@@ -75,6 +75,7 @@ class Link:
         self.connects = 0  # successful CONNACKs so far; the agent notices reconnects by it
         self.connect_failures = 0
         self.last_error = ""
+        # Seeded from the OS by default: gateways must not share a jitter sequence.
         self.backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s, random.Random(seed))
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
