@@ -204,7 +204,9 @@ def feed_planned(store: StoreDep) -> dict[str, Any]:
 @feeds.get("/wzdx.json", summary="WZDx 4.2 WorkZoneFeed of current and upcoming worksites")
 def feed_wzdx(store: StoreDep) -> dict[str, Any]:
     now = datetime.now(UTC)
-    sites = [w for w in store.search(Query(start=now)) if w.status not in (Status.CANCELLED, Status.COMPLETED)]
+    sites = [
+        w for w in store.search(Query(start=now)) if w.status not in (Status.CANCELLED, Status.COMPLETED)
+    ]
     return wzdx.export_feed(sites, store.organisations())
 
 

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 
 from cloud.api import create_app
 from cloud.api.server import ThreadedApiServer
-from cloud.db import make_engine
 from cloud.db_devserver import PostgresCluster
 from cloud.worksites.geo import PRATO_AREA
 from cloud.worksites.models import Organisation, Role
@@ -61,43 +60,57 @@ def postgres() -> Iterator[PostgresCluster]:
         cluster.remove()
 
 
+@dataclass
+class Backend:
+    url: str
+    store: WorksiteStore
+    server: ThreadedApiServer
+
+
+def _empty_tables(store: WorksiteStore) -> None:
+    with store.engine.begin() as conn:
+        for table in ("ws_history", "ws_worksites", "ws_api_tokens", "ws_organisations"):
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+
+
 @pytest.fixture(scope="session")
-def postgres_url(postgres: PostgresCluster) -> str:
-    """One database for the session; each test starts from empty tables (TRUNCATE is quick)."""
-    return postgres.create_database("worksites_test")
-
-
-def _empty_tables(url: str) -> None:
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            if sa.inspect(conn).has_table("ws_worksites"):
-                conn.execute(
-                    sa.text("TRUNCATE ws_history, ws_worksites, ws_api_tokens, ws_organisations CASCADE")
-                )
-    finally:
-        engine.dispose()
+def _backends() -> Iterator[dict[str, Backend]]:
+    """One store and one API server per backend for the session; tests empty the tables."""
+    cache: dict[str, Backend] = {}
+    yield cache
+    for backend in cache.values():
+        backend.server.stop()
+        backend.store.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'worksites.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    _empty_tables(url)
-    return url
+def backend(request: pytest.FixtureRequest, _backends: dict[str, Backend]) -> Backend:
+    kind: str = request.param
+    if kind not in _backends:
+        if kind == "sqlite":
+            folder = request.getfixturevalue("tmp_path_factory").mktemp("worksites")
+            url = f"sqlite:///{folder / 'worksites.db'}"
+        else:
+            url = request.getfixturevalue("postgres").create_database("worksites_test")
+        store = WorksiteStore.open(url, area=PRATO_AREA)
+        _backends[kind] = Backend(url, store, ThreadedApiServer(create_app(store)).start())
+    found = _backends[kind]
+    _empty_tables(found.store)
+    return found
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[WorksiteStore]:
-    s = WorksiteStore.open(store_url, area=PRATO_AREA)
+def store_url(backend: Backend) -> str:
+    return backend.url
+
+
+@pytest.fixture
+def store(backend: Backend) -> WorksiteStore:
+    s = backend.store
     s.add_organisation(Organisation(id=MUNICIPALITY, name="Comune di Prato", role=Role.MUNICIPALITY))
     s.add_organisation(Organisation(id=WATER, name="Publiacqua", role=Role.UTILITY))
     s.add_organisation(Organisation(id=GAS, name="Toscana Energia", role=Role.UTILITY))
-    try:
-        yield s
-    finally:
-        s.close()
+    return s
 
 
 @dataclass
@@ -117,10 +130,7 @@ class Api:
 
 
 @pytest.fixture
-def api(store: WorksiteStore) -> Iterator[Api]:
+def api(store: WorksiteStore, backend: Backend) -> Iterator[Api]:
     tokens = {org: store.issue_token(org) for org in (MUNICIPALITY, WATER, GAS)}
-    with (
-        ThreadedApiServer(create_app(store)) as server,
-        httpx.Client(base_url=server.url, timeout=60) as client,
-    ):
+    with httpx.Client(base_url=backend.server.url, timeout=60) as client:
         yield Api(client, tokens, store)
