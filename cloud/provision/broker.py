@@ -61,6 +61,30 @@ def _dirs(reg: Registry, owner: tuple[int, int] | None) -> None:
         ensure_dir(d)
         if owner is not None:
             os.chown(d, *owner)
+    if owner is not None and owner[0] != reg.folder.stat().st_uid:
+        # The broker's user must reach DIR/mosquitto: it may traverse DIR (x), not list it (no r);
+        # ca/, identities/ and registry.json stay 0700/0600, closed to it.
+        reg.folder.chmod(0o711)
+
+
+def unreachable_ancestor(reg: Registry) -> Path | None:
+    """A folder above DIR that the broker's user cannot traverse, if any (it could not start)."""
+    settings = reg.data.broker
+    owner = _owner(settings.user if settings else None)
+    if owner is None:
+        return None
+    uid, gid = owner
+    for folder in reg.folder.resolve().parents:
+        st = folder.stat()
+        if st.st_uid == uid:
+            ok = bool(st.st_mode & 0o100)
+        elif st.st_gid == gid:
+            ok = bool(st.st_mode & 0o010)
+        else:
+            ok = bool(st.st_mode & 0o001)
+        if not ok:
+            return folder
+    return None
 
 
 def paths(reg: Registry) -> dict[str, Path]:

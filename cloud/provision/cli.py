@@ -11,7 +11,7 @@ from typing import Any
 import click
 import httpx
 
-from cloud.provision.broker import BrokerFiles, generate, paths, running_pid
+from cloud.provision.broker import BrokerFiles, generate, paths, running_pid, unreachable_ancestor
 from cloud.provision.ca import CAError, CertificateAuthority
 from cloud.provision.csv_onboarding import CsvError, onboard
 from cloud.provision.identities import Outcome, add_gateway, add_service, add_utility
@@ -167,6 +167,13 @@ def broker_command(
     if s.tls_port is not None:
         how = "client certificate from our CA" if s.client_certs == "required" else "username and password"
         click.echo(f"  mqtts://{s.bind_address}:{s.tls_port}  ({how})")
+    blocked = unreachable_ancestor(reg)
+    if blocked is not None:
+        click.echo(
+            f"warning: user {s.user} cannot traverse {blocked} (mode {blocked.stat().st_mode & 0o777:o}):"
+            f" mosquitto would not reach {reg.mosquitto_dir}; move DIR or `chmod o+x {blocked}`",
+            err=True,
+        )
     click.echo(f"start it with: mosquitto -c {conf}")
 
 

@@ -12,9 +12,16 @@ DIR_MODE = 0o700
 
 
 def ensure_dir(path: Path) -> Path:
-    """Create `path` (and parents) 0700; tighten an existing folder to 0700."""
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    path.chmod(DIR_MODE)
+    """Create `path` 0700 (parents too); an existing folder loses any read or write bit for
+    group and others, but keeps a traverse-only bit (0711) that lets the broker's user reach
+    its own subfolder (`broker.py`)."""
+    if not path.is_dir():
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        path.chmod(DIR_MODE)  # mkdir's mode is filtered by the umask
+        return path
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o066:
+        path.chmod(mode & ~0o066)
     return path
 
 

@@ -9,11 +9,17 @@ subscriber allowed to see everything (checked with a later marker message, never
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import pwd
+import shutil
 import socket
 import ssl
+import stat
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -381,6 +387,65 @@ def test_an_onboarded_gateway_streams_over_tls_with_the_files_provisioning_wrote
         gateway.wait(30)
         if gateway.stderr:
             gateway.stderr.close()
+
+
+@pytest.fixture
+def traversable_tmp() -> Iterator[Path]:
+    """A temp folder others may traverse (not list), unlike pytest's 0700 temp root."""
+    base = Path(tempfile.mkdtemp(prefix="sitroom-provision-"))
+    base.chmod(0o711)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base)
+
+
+def test_a_broker_started_by_root_runs_as_its_own_user_and_reads_only_its_folder(
+    tmp_path: Path, traversable_tmp: Path
+) -> None:
+    # As root, mosquitto switches to `user` after binding (Debian runs it as `mosquitto`): its
+    # files must be that user's, and DIR only traversable by it, never listable.
+    user = "mosquitto" if os.geteuid() == 0 else getpass.getuser()
+    # pytest's temp root is 0700, which the broker's user could not traverse (the command warns).
+    cli(tmp_path / "blocked", "ca", "init")
+    warned = cli(
+        tmp_path / "blocked", "broker", "--port", "1", "--no-plain", "--tls-port", "2", "--user", user
+    )
+    folder = traversable_tmp / "dir"
+    port = free_port()
+    cli(folder, "ca", "init")
+    cli(folder, "broker", "--port", str(port), "--tls-port", str(free_port()), "--user", user)
+    cli(
+        folder,
+        "gateway",
+        "add",
+        "--id",
+        "gw-a",
+        "--org",
+        ORG,
+        "--sensor",
+        "driver=sim_fleet,id=v-1,route=lam-blu",
+    )
+
+    with ProvisionedBroker(Registry(folder), port) as broker:
+        assert broker.proc is not None
+        uid = next(
+            int(line.split()[1])
+            for line in Path(f"/proc/{broker.proc.pid}/status").read_text().splitlines()
+            if line.startswith("Uid:")
+        )
+        gw = Client(port, "gw-a", creds(folder, "gw-a")["password"]).start()
+        assert gw.is_connected, gw.refusal
+        gw.stop()
+
+    assert uid == pwd.getpwnam(user).pw_uid
+    assert (folder / "mosquitto" / "passwd").stat().st_uid == uid
+    if user != getpass.getuser():
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o711
+    for closed in ("ca", "identities"):
+        assert stat.S_IMODE((folder / closed).stat().st_mode) == 0o700
+    if user != getpass.getuser():
+        assert "cannot traverse" in warned
 
 
 # --- mutual TLS: client certificates required ---------------------------------------------------
