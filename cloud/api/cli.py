@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import click
@@ -25,6 +26,7 @@ def api_command(
     cors_origins: tuple[str, ...],
     max_body_bytes: int,
     token_orgs: tuple[str, ...],
+    mqtt_url: str | None,
 ) -> None:
     """Serve the HTTP API (worksites; OpenAPI at /docs)."""
     import uvicorn  # noqa: PLC0415  (keeps `sitroom --help` fast)
@@ -44,4 +46,13 @@ def api_command(
         except NotFoundError as exc:
             raise click.ClickException(str(exc)) from None
     app = create_app(store, ApiOptions(max_body_bytes=max_body_bytes, cors_origins=cors_origins or ("*",)))
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    stop = threading.Event()
+    if mqtt_url:
+        from cloud.worksites.alerts import CoordinationAlerts  # noqa: PLC0415
+
+        alerts = CoordinationAlerts(store, mqtt_url)
+        threading.Thread(target=alerts.run, args=(stop,), name="worksite-alerts", daemon=True).start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    finally:
+        stop.set()

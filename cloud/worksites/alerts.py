@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.rules.alert import Alert
+from cloud.rules.alert import Alert, AlertKey
+from cloud.worksites.conflicts import CoordinationSettings, detect, to_alerts
+from cloud.worksites.store import Query, WorksiteStore
 from edge.contract import BrokerAddress
+
+log = logging.getLogger(__name__)
 
 
 class PublishError(RuntimeError):
@@ -36,3 +43,55 @@ def publish_alerts(url: str, alerts: Sequence[Alert], *, timeout_s: float = 10.0
         client.disconnect()
         client.loop_stop()
     return len(alerts)
+
+
+class CoordinationAlerts:
+    """Re-detect every `interval_s` and publish what changed: new findings fire, gone ones resolve.
+
+    The topics are retained, so a rules engine or a dashboard subscribing later sees the current
+    state; a finding that disappears (a worksite moved, cancelled) is published `resolved`.
+    """
+
+    def __init__(
+        self,
+        store: WorksiteStore,
+        url: str,
+        settings: CoordinationSettings | None = None,
+        interval_s: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.url = url
+        self.settings = settings or CoordinationSettings()
+        self.interval_s = interval_s
+        self.firing: dict[AlertKey, Alert] = {}
+        self.published = 0
+        self.errors = 0
+
+    def cycle(self, now: datetime | None = None) -> int:
+        """One detection and publication; returns how many alerts were published."""
+        now = now or datetime.now(UTC)
+        since = now - timedelta(days=self.settings.redig_days)
+        sites = self.store.search(Query(start=since, limit=10**9))
+        current = {a.key: a for a in to_alerts(detect(sites, self.settings, area=self.store.area), now)}
+        changes = [a for key, a in current.items() if key not in self.firing]
+        changes += [
+            old.resolved(now, f"no longer flagged: {old.message}")
+            for key, old in self.firing.items()
+            if key not in current
+        ]
+        if changes:
+            publish_alerts(self.url, changes)
+        self.firing = {key: self.firing.get(key, a) for key, a in current.items()}
+        self.published += len(changes)
+        return len(changes)
+
+    def run(self, stop: threading.Event) -> None:
+        while True:
+            try:
+                self.cycle()
+            except (PublishError, OSError) as exc:
+                # The broker may be down for a while: try again next cycle, all changes still pending.
+                self.errors += 1
+                log.warning("worksite alerts not published: %s", exc)
+            if stop.wait(self.interval_s):
+                return

@@ -161,3 +161,35 @@ def test_the_api_server_serves_feeds_and_authenticated_writes(tmp_path: Path) ->
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+def test_coordination_alerts_fire_and_resolve_when_a_worksite_is_cancelled(
+    tmp_path: Path, restartable_broker: Mosquitto
+) -> None:
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from cloud.worksites.alerts import CoordinationAlerts  # noqa: PLC0415
+    from cloud.worksites.demo_data import load_demo  # noqa: PLC0415
+    from cloud.worksites.geo import PRATO_AREA  # noqa: PLC0415
+    from cloud.worksites.models import Role  # noqa: PLC0415
+    from cloud.worksites.store import Caller, WorksiteStore  # noqa: PLC0415
+
+    store = WorksiteStore.open(f"sqlite:///{tmp_path / 'ws.db'}", area=PRATO_AREA)
+    recorder = Recorder("127.0.0.1", restartable_broker.port, ["sr/v1/alerts/#"]).start()
+    try:
+        load_demo(store, datetime.now(UTC))
+        alerts = CoordinationAlerts(store, restartable_broker.url)
+        assert alerts.cycle() == 6  # conflict, synergy and redig, each to both organisations
+        assert alerts.cycle() == 0  # nothing changed, nothing re-sent
+        store.update(Caller("open-fiber", Role.UTILITY), "open-fiber-pistoiese-ftth", {"status": "cancelled"})
+        assert alerts.cycle() == 2
+        conflict = "publiacqua-pistoiese-main--open-fiber-pistoiese-ftth"
+        topic = f"sr/v1/alerts/publiacqua/worksite-conflict/{conflict}"
+
+        def states() -> list[str]:
+            return [orjson.loads(p)["state"] for t, p in recorder.on(topic)]
+
+        assert wait_until(lambda: states() == ["firing", "resolved"], 30, what="firing then resolved")
+    finally:
+        recorder.stop()
+        store.close()
