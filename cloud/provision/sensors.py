@@ -8,6 +8,7 @@ into the provisioning registry), read here as plain YAML: `cloud` never imports 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,12 @@ DRIVER_KINDS: Mapping[str, SensorKind] = {
 }
 
 
+# Drivers whose entry is a *source* of many devices, each reading under its own sensor id:
+# bosch_parking lists its bays under `devices: {DevEUI: {sensor: id}}`, and with
+# `accept_unknown` (default true) an unlisted bay reports as `eui-<deveui>`.
+UNLISTED_DEVICE = re.compile(r"eui-[0-9a-f]{16}")
+
+
 class SensorDirectoryError(ValueError):
     def __init__(self, source: str, message: str) -> None:
         self.source = source
@@ -51,6 +58,8 @@ class GatewayEntry:
     gateway: str
     source: str
     sensors: dict[str, SensorEntry] = field(default_factory=dict)
+    # Sources that accept unlisted devices (`eui-<deveui>` sensor ids), by the kind they send.
+    open_sources: list[SensorEntry] = field(default_factory=list)
 
 
 class SensorDirectory:
@@ -85,9 +94,20 @@ class SensorDirectory:
                 or not isinstance(s.get("driver"), str)
             ):
                 raise SensorDirectoryError(source, f"sensors[{i}] needs an id and a driver")
-            entry.sensors[s["id"]] = SensorEntry(
-                entry.gateway, s["id"], s["driver"], DRIVER_KINDS.get(s["driver"])
-            )
+            kind = DRIVER_KINDS.get(s["driver"])
+            if s["driver"] != "bosch_parking":
+                entry.sensors[s["id"]] = SensorEntry(entry.gateway, s["id"], s["driver"], kind)
+                continue
+            devices = s.get("devices") or {}
+            if not isinstance(devices, dict):
+                raise SensorDirectoryError(source, f"sensors[{i}].devices must map DevEUIs to devices")
+            for eui, device in devices.items():
+                sensor = device.get("sensor") if isinstance(device, dict) else None
+                if not isinstance(sensor, str):
+                    raise SensorDirectoryError(source, f"sensors[{i}].devices.{eui} needs a sensor id")
+                entry.sensors[sensor] = SensorEntry(entry.gateway, sensor, s["driver"], kind)
+            if s.get("accept_unknown", True):
+                entry.open_sources.append(SensorEntry(entry.gateway, s["id"], s["driver"], kind))
         return entry
 
     @classmethod
@@ -135,6 +155,8 @@ class SensorDirectory:
         if entry.org != org:
             return f"gateway {gateway!r} belongs to org {entry.org!r}, not {org!r}"
         found = entry.sensors.get(sensor)
+        if found is None and entry.open_sources and UNLISTED_DEVICE.fullmatch(sensor):
+            found = entry.open_sources[0]
         if found is None:
             home = self._sensor_home.get((org, sensor))
             if home is not None:

@@ -12,7 +12,9 @@ from cloud.provision.cli import group as provision
 from cloud.provision.registry import Registry
 from cloud.provision.sensors import DRIVER_KINDS, SensorDirectory, SensorDirectoryError
 from edge.contract import SensorKind
-from edge.drivers import SourceContext, get
+from edge.drivers import SourceContext, all_drivers, decoding_drivers, folder, get, get_decoding
+from edge.drivers.vectors import load as load_vectors
+from edge.drivers.vectors import sample_configs
 from gateway.config import load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,3 +118,53 @@ def test_the_driver_kind_table_matches_what_each_driver_really_sends(path: Path)
         finally:
             source.close()
         assert kinds == {DRIVER_KINDS[sensor.driver]}, sensor.id
+
+
+def test_every_registered_driver_has_a_kind_in_the_table() -> None:
+    missing = sorted(set(all_drivers()) - set(DRIVER_KINDS))
+
+    assert not missing, f"add {missing} to DRIVER_KINDS in cloud/provision/sensors.py"
+
+
+@pytest.mark.parametrize("name", sorted(decoding_drivers()))
+def test_the_driver_kind_table_matches_what_each_device_decoder_produces(name: str) -> None:
+    driver = get_decoding(name)
+    ctx = SourceContext("comune-prato", "gw-test", seed=0, start=datetime(2026, 11, 24, tzinfo=UTC))
+    decoder = driver.decoder(sample_configs(name)[0], ctx)
+    kinds = {
+        r.kind
+        for example in load_vectors(folder(driver) / "vectors.yaml")
+        for r in decoder.feed(example.input).readings
+    }
+
+    assert kinds == {DRIVER_KINDS[name]}
+
+
+BOSCH_GATEWAY = """\
+id: gw-lora
+org: comune-prato
+sensors:
+  - driver: bosch_parking
+    id: lora-centro
+    application_id: 5c3b0a8e-3f0e-4c1a-9d7e-2b7c1f0e9a11
+    accept_unknown: {accept}
+    devices:
+      "70b3d5e75e00a1f0": {{sensor: s-mazzoni-01}}
+"""
+
+
+@pytest.mark.parametrize("accept", [True, False])
+def test_a_lorawan_source_knows_its_listed_bays_and_unlisted_ones_only_if_it_accepts_them(
+    tmp_path: Path, accept: bool
+) -> None:
+    path = tmp_path / "gw-lora.yaml"
+    path.write_text(BOSCH_GATEWAY.format(accept=str(accept).lower()))
+    assert load(path).sensors  # the gateway's own schema accepts this file
+    directory = SensorDirectory.from_config_files([path])
+
+    unlisted = directory.check("comune-prato", "gw-lora", "eui-70b3d5e75e00a1ff", "parking_spot")
+
+    assert directory.check("comune-prato", "gw-lora", "s-mazzoni-01", "parking_spot") is None
+    assert directory.check("comune-prato", "gw-lora", "s-mazzoni-01", "parking") is not None
+    assert directory.check("comune-prato", "gw-lora", "lora-centro", "parking_spot") is not None  # a source
+    assert (unlisted is None) is accept
