@@ -80,10 +80,15 @@ def known_columns() -> dict[str, frozenset[str]]:
         measurement, tags, fields = line_columns(written)
         columns[measurement] = tags | fields
     # cloud/ingest/consumer.py writes the numeric entries of the stats snapshot, tagged instance.
-    snapshot = IngestStats().snapshot()
+    stats = IngestStats()
+    stats.see_seq("o", "g", 0)
+    stats.see_clock("o", "g", lag_s=1.0, offset_s=0.0, threshold_s=60.0)
+    snapshot = stats.snapshot()
     columns["sitroom_ingest"] = frozenset(
         {"instance"} | {k for k, v in snapshot.items() if isinstance(v, int | float)}
     )
+    # ... and one point per gateway of its sequence accounting, tagged org and gateway.
+    columns["sitroom_gateway_seq"] = frozenset({"org", "gateway", *snapshot["gateways"]["o/g"]})
     return columns
 
 

@@ -143,8 +143,15 @@ def _panel_problems(
 def check_live(
     dashboard: Dashboard, influx: InfluxClient, *, range_s: int = DEFAULT_RANGE_S, report: Report
 ) -> None:
-    """Run every panel's queries with every variable on "All"; record errors and empty panels."""
+    """Run every panel's queries with every variable on "All"; record errors and empty panels.
+    Annotation queries run too: they may find nothing, but they must not fail."""
     everything = all_values(dashboard)
+    for annotation in dashboard.json.get("annotations", {}).get("list", []):
+        if "query" in annotation:
+            try:
+                influx.query(expand(annotation["query"], range_s=range_s, variables=everything), epoch="ms")
+            except (QueryError, UndefinedVariableError) as exc:
+                report.problems.append(f"{dashboard.name}: annotation {annotation.get('name')!r}: {exc}")
     for panel in dashboard.panels:
         where = f"{dashboard.name}: panel {panel.get('id')} {panel.get('title')!r}"
         interval = grafana_interval(

@@ -107,3 +107,19 @@ def push(
         connect(url, token=token, user=user, password=password), dashboards, folder_uid=folder_uid
     )
     click.echo(f"pushed {len(uids)} dashboards: {', '.join(uids)}")
+
+
+@group.command()
+@click.option(
+    "--dir",
+    "directory",
+    default=DASHBOARDS / "json",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+def build(directory: Path) -> None:
+    """Write the generated per-theme dashboards (Parking, Traffic, Fleets, Alerts, Pipeline)."""
+    from cloud.dashboards.build import write_all  # noqa: PLC0415
+
+    for path in write_all(directory):
+        click.echo(f"wrote {path}")

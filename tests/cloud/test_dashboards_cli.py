@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cloud.dashboards.build import BUILDERS, render
 from cloud.dashboards.cli import group
 from cloud.dashboards.push import annotate_alert, connect
 from cloud.dashboards.queries import grafana_interval
@@ -147,3 +148,19 @@ def test_an_alert_becomes_a_tagged_annotation_region_once_resolved(grafana: str)
         "tags": ["sitroom", "rule:parking-full", "org:comune-prato", "severity:warning"],
         "text": "resolved: p-mercatale — occupancy_pct back to 80",
     }
+
+
+def test_the_committed_theme_dashboards_are_what_the_builder_generates() -> None:
+    for name, build in BUILDERS.items():
+        committed = (REPO / "dashboards" / "json" / f"{name}.json").read_text(encoding="utf-8")
+        assert committed == render(build()), (
+            f"dashboards/json/{name}.json is stale: run `sitroom dashboards build`"
+        )
+
+
+def test_every_theme_dashboard_annotates_alerts_and_filters_by_organisation() -> None:
+    for name, build in BUILDERS.items():
+        board = build()
+        assert [a["name"] for a in board["annotations"]["list"]] == ["Allarmi / Alerts"], name
+        assert "org" in {v["name"] for v in board["templating"]["list"]}, name
+        assert " / " in board["title"], f"{name}: Italian / English title"
