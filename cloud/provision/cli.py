@@ -57,7 +57,21 @@ def _report_broker(files: BrokerFiles, reg: Registry) -> None:
         click.echo("listener or TLS files changed: restart mosquitto to apply them")
 
 
-def _report(outcome: Outcome, show_secret: bool) -> None:
+def _auth_warning(reg: Registry, outcome: Outcome) -> str | None:
+    """Why an identity's auth method cannot work with the broker as configured, if it cannot."""
+    s = reg.data.broker
+    auth = outcome.identity.auth
+    if s is None:
+        return None
+    if auth is AuthMethod.CERT and (s.tls_port is None or s.client_certs != "required"):
+        fix = "sitroom provision broker --client-certs required"
+        return f"the broker does not ask for its certificate: run `{fix}`"
+    if auth is AuthMethod.PASSWORD and s.port is None and s.client_certs == "required":
+        return "the broker has no password listener (TLS asks for certificates): use --auth cert or both"
+    return None
+
+
+def _report(outcome: Outcome, show_secret: bool, reg: Registry | None = None) -> None:
     i = outcome.identity
     what = (
         "added"
@@ -71,6 +85,9 @@ def _report(outcome: Outcome, show_secret: bool) -> None:
         click.echo(f"  credentials      {outcome.credentials_path}  (mode 0600)")
     if show_secret and outcome.password is not None:
         click.echo(f"  password         {outcome.password}")
+    warning = _auth_warning(reg, outcome) if reg is not None else None
+    if warning is not None:
+        click.echo(f"warning: {i.username}: {warning}", err=True)
 
 
 def _change(reg: Registry, action: Callable[[Registry], None], *, reload: bool = True) -> BrokerFiles:
@@ -265,7 +282,7 @@ def gateway_add(
         )
 
     files = _change(reg, act)
-    _report(outcomes[0], show_secret)
+    _report(outcomes[0], show_secret, reg)
     _report_broker(files, reg)
 
 
@@ -282,7 +299,7 @@ def gateway_import(reg: Registry, csv_file: Path, broker_url: str | None) -> Non
 
     files = _change(reg, act)
     for o in outcomes:
-        _report(o, show_secret=False)
+        _report(o, show_secret=False, reg=reg)
     _report_broker(files, reg)
     added = sum(o.created for o in outcomes)
     changed = sum(bool(o.changed) and not o.created for o in outcomes)
@@ -312,7 +329,7 @@ def org_add(
         )
 
     files = _change(reg, act)
-    _report(outcomes[0], show_secret)
+    _report(outcomes[0], show_secret, reg)
     click.echo(f"  topics           sr/v1/{org}/fleet/data/fleet (write), sr/v1/alerts/{org}/# (read)")
     _report_broker(files, reg)
 
@@ -354,7 +371,7 @@ def service_add(
         )
 
     files = _change(reg, act)
-    _report(outcomes[0], show_secret)
+    _report(outcomes[0], show_secret, reg)
     _report_broker(files, reg)
 
 

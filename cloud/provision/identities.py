@@ -61,13 +61,15 @@ def _check_org(org: str) -> None:
         raise RegistryError(f"org {org!r} is reserved for the cloud's topics", org)
 
 
-def default_broker_url(reg: Registry) -> str:
-    """TLS when the broker has a TLS listener (a password never crosses the street in clear)."""
+def default_broker_url(reg: Registry, auth: AuthMethod = AuthMethod.PASSWORD) -> str:
+    """TLS when the broker has a TLS listener (a password never crosses the street in clear),
+    unless that listener asks for a certificate this identity does not have."""
     s = reg.data.broker
     if s is None:
         return "mqtt://127.0.0.1:1883"
     host = s.server_names[0] if s.server_names else s.bind_address
-    if s.tls_port is not None:
+    tls_usable = s.tls_port is not None and (s.client_certs != "required" or auth.has_cert)
+    if tls_usable or s.port is None:
         return f"mqtts://{host}:{s.tls_port}"
     return f"mqtt://{host}:{s.port}"
 
@@ -186,7 +188,9 @@ def _upsert(
             if value is not None and value != "" and getattr(identity, attr) != value:
                 setattr(identity, attr, value)
                 outcome.changed.append(attr)
-    _ensure_secrets(reg, identity, outcome, rotate=rotate, broker_url=broker_url or default_broker_url(reg))
+    _ensure_secrets(
+        reg, identity, outcome, rotate=rotate, broker_url=broker_url or default_broker_url(reg, auth)
+    )
     if outcome.changed and not outcome.created:
         identity.updated_at = now
     return outcome
@@ -254,7 +258,7 @@ def add_gateway(
     _check_org(org)
     if gateway == FLEET_GATEWAY:
         raise RegistryError(f"{FLEET_GATEWAY!r} is the utilities' topic prefix, not a gateway id", gateway)
-    url = broker_url or default_broker_url(reg)
+    url = broker_url or default_broker_url(reg, auth)
     # Fail on a config without sensors before any secret is issued.
     gateway_config(
         gateway=gateway,

@@ -354,3 +354,57 @@ def test_a_csv_with_an_unknown_column_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(CsvError, match="unknown: colour"):
         read_rows(sheet)
+
+
+def test_a_certificate_identity_is_warned_when_the_broker_does_not_ask_for_certificates(folder: Path) -> None:
+    warned = run(
+        folder,
+        "gateway",
+        "add",
+        "--id",
+        "gw-c",
+        "--org",
+        "comune-prato",
+        "--sensor",
+        SENSOR,
+        "--auth",
+        "cert",
+    )
+    run(folder, "broker", "--client-certs", "required")
+    fine = run(
+        folder,
+        "gateway",
+        "add",
+        "--id",
+        "gw-d",
+        "--org",
+        "comune-prato",
+        "--sensor",
+        SENSOR,
+        "--auth",
+        "cert",
+    )
+
+    assert "--client-certs required" in warned.output
+    assert "warning" not in fine.output
+
+
+def test_a_password_gateway_dials_the_plain_listener_when_tls_asks_for_certificates(folder: Path) -> None:
+    run(folder, "broker", "--client-certs", "required")
+    run(folder, "gateway", "add", "--id", "gw-p", "--org", "comune-prato", "--sensor", SENSOR)
+    run(
+        folder,
+        "gateway",
+        "add",
+        "--id",
+        "gw-c",
+        "--org",
+        "comune-prato",
+        "--sensor",
+        SENSOR,
+        "--auth",
+        "cert",
+    )
+
+    assert creds(folder, "gw-p")["broker_url"] == "mqtt://localhost:18830"
+    assert creds(folder, "gw-c")["broker_url"] == "mqtts://localhost:18883"
