@@ -278,13 +278,27 @@ def test_the_overview_refreshes_every_10s_over_the_last_6h_with_an_org_variable(
     assert {"timeseries", "geomap", "table", "stat"} <= kinds
 
 
-def test_the_fleet_map_reads_lat_and_lon_columns_from_a_table_query() -> None:
-    dashboard = load(DASHBOARD_DIR / "situation-room-overview.json")
-    (geomap,) = [p for p in iter_panels(dashboard) if p["type"] == "geomap"]
-    (target,) = geomap["targets"]
-    assert target["resultFormat"] == "table"
-    aliases = set(re.findall(r'\bAS\s+"([^"]+)"', target["query"]))
-    for layer in geomap["options"]["layers"]:
-        location = layer["location"]
-        assert location["mode"] == "coords"
-        assert {location["latitude"], location["longitude"]} <= aliases
+def test_every_map_layer_reads_its_own_table_frame_or_a_feed_of_the_api() -> None:
+    # Geomap markers layers read one data frame: each names its target by refId, and that target
+    # is a table query; coordinates come as lat/lon columns or by looking the sensor up in the
+    # API's sites feed; GeoJSON layers load the worksite feeds of the API.
+    for path in DASHBOARDS:
+        for geomap in (p for p in iter_panels(load(path)) if p["type"] == "geomap"):
+            targets = {t["refId"]: t for t in geomap["targets"]}
+            for layer in geomap["options"]["layers"]:
+                if layer["type"] == "geojson":
+                    assert layer["config"]["src"].startswith("http://127.0.0.1:8000/feeds/"), where(
+                        path, geomap
+                    )
+                    continue
+                ref = layer.get("filterData", {}).get("options") if len(targets) > 1 else next(iter(targets))
+                target = targets[ref]
+                assert target["resultFormat"] == "table", where(path, geomap)
+                location = layer["location"]
+                if location["mode"] == "coords":
+                    aliases = set(re.findall(r'\bAS\s+"([^"]+)"', target["query"]))
+                    assert {location["latitude"], location["longitude"]} <= aliases, where(path, geomap)
+                else:
+                    assert location["mode"] == "lookup", where(path, geomap)
+                    assert location["gazetteer"] == "http://127.0.0.1:8000/feeds/sites.geojson"
+                    assert f'GROUP BY "{location["lookup"]}"' in target["query"], where(path, geomap)

@@ -17,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cloud.api.sites import sites_feed
 from cloud.worksites.api import feeds, router, validation_problems
 from cloud.worksites.conflicts import CoordinationSettings
 from cloud.worksites.store import (
@@ -119,6 +120,7 @@ def create_app(store: WorksiteStore, options: ApiOptions | None = None) -> FastA
     app.state.coordination = opts.coordination
     app.include_router(router)
     app.include_router(feeds)
+    app.include_router(sites_feed)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -89,10 +89,19 @@ def test_every_panel_query_runs_and_finds_demo_data_with_all_selected(
     if panel["title"] not in MAY_BE_EMPTY:
         assert series, f"panel {panel['title']!r} finds no data: {query}"
     if panel["type"] == "geomap" and series:
-        columns = set(series[0]["columns"])
+        # Grafana's table format turns the series' GROUP BY tags into columns too.
+        columns = set(series[0]["columns"]) | set(series[0].get("tags", {}))
         for layer in panel["options"]["layers"]:
+            if (
+                "location" not in layer
+                or layer.get("filterData", {}).get("options", target["refId"]) != target["refId"]
+            ):
+                continue  # a GeoJSON layer, or a layer reading another target's frame
             location = layer["location"]
-            wanted = {location["latitude"], location["longitude"]}
+            if location["mode"] == "coords":
+                wanted = {location["latitude"], location["longitude"]}
+            else:
+                wanted = {location["lookup"]}
             assert wanted <= columns, f"{panel['title']!r}: no {wanted - columns} in {columns}"
 
 
