@@ -14,7 +14,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -35,6 +35,9 @@ from edge.drivers import (
     decoding_drivers,
     get_decoding,
     stats_of,
+)
+from edge.drivers import (
+    get as get_driver,
 )
 from edge.drivers.framing import Decoded, Rejected
 from edge.drivers.vectors import sample_configs
@@ -248,6 +251,99 @@ def tail_command(
         pass
     finally:
         source.close()
+
+
+@edge.command("simulate")
+@click.argument("device", type=click.Choice(["gps", "counter", "parking"]))
+@click.option(
+    "--link",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="gps, counter: the symlink to point at the virtual serial port (e.g. /tmp/gps0).",
+)
+@click.option("--broker", default="mqtt://127.0.0.1:1883", show_default=True, help="parking: MQTT broker.")
+@click.option(
+    "--application-id",
+    default="5c3b0a8e-3f0e-4c1a-9d7e-2b7c1f0e9a11",
+    show_default=True,
+    help="parking: the ChirpStack application id in the uplink topics.",
+)
+@click.option(
+    "--sim",
+    "sim_entry",
+    default=None,
+    help="The simulated sensor as YAML flow, e.g. '{route: lam-blu}' (defaults per device).",
+)
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated seconds per second.")
+@click.option("--duration", type=float, help="Stop after this many seconds (default: until Ctrl-C).")
+def simulate_command(
+    device: str,
+    link: Path | None,
+    broker: str,
+    application_id: str,
+    sim_entry: str | None,
+    speed: float,
+    duration: float | None,
+) -> None:
+    """Run a virtual device that speaks the real bytes: a GPS receiver (NMEA) or a traffic
+    counter ($TCR) on a pseudo-terminal behind --link, or Bosch parking sensors' ChirpStack
+    uplinks on --broker. Point a gateway (or `sitroom edge tail`) at it."""
+    from edge.simulators.clock import SimClock  # noqa: PLC0415  (only this command needs them)
+    from edge.simulators.devices import (  # noqa: PLC0415
+        ChirpStackUplinks,
+        VirtualDevice,
+        counter_record,
+        gps_sentences,
+        serial_sink,
+    )
+    from edge.transports.pty import VirtualSerialPort  # noqa: PLC0415
+
+    all_defaults: dict[str, dict[str, Any]] = {
+        "gps": {"driver": "sim_fleet", "id": "v-bus-101", "route": "lam-blu", "interval_s": 1},
+        "counter": {
+            "driver": "sim_traffic",
+            "id": "t-repubblica",
+            "site": "repubblica",
+            "direction": "inbound",
+        },
+        "parking": {
+            "driver": "sim_parking_spot",
+            "id": "s-mazzoni-01",
+            "street": "via-mazzoni",
+            "zone": "centro",
+        },
+    }
+    defaults = all_defaults[device]
+    entry: dict[str, Any] = {**defaults, **(yaml.safe_load(sim_entry) if sim_entry else {})}
+    driver = get_driver(str(entry["driver"]))
+    clock = (
+        SimClock.replaying(speed, horizon_s=duration or 3600) if speed > 1 else SimClock(1, datetime.now(UTC))
+    )
+    ctx = SourceContext(org="sim", gateway="sim", seed=0, start=clock.now())
+    source = driver.open(driver.Config.model_validate(entry), ctx)
+    closers: list[Any] = []
+    sink: Callable[[Reading], bool]
+    if device == "parking":
+        uplinks = ChirpStackUplinks(broker, application_id, {str(entry["id"]): "70b3d5e75e00a1f0"})
+        closers.append(uplinks)
+        sink = uplinks.send
+        click.echo(f"publishing uplinks to {broker} application/{application_id}/device/+/event/up", err=True)
+    else:
+        if link is None:
+            raise click.UsageError("--link PATH is needed for a serial device")
+        port = VirtualSerialPort(link)
+        closers.append(port)
+        sink = serial_sink(port, gps_sentences if device == "gps" else counter_record)
+        click.echo(f"{device} on {link} -> {port.slave_name}", err=True)
+    virtual = VirtualDevice(source, clock, sink).start()
+    try:
+        threading.Event().wait(duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        virtual.stop()
+        for c in closers:
+            c.close()
+    click.echo(f"sent {len(virtual.sent)} readings", err=True)
 
 
 @edge.command("check-batch")

@@ -18,33 +18,24 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.contract import BrokerAddress, Reading
 from edge.drivers.bosch_parking import encoder as bosch
-from edge.drivers.nmea import encoder as nmea
 from edge.drivers.registry import Source
-from edge.drivers.traffic_counter import encoder as tcr
+from edge.drivers.simulated.wire import counter_record, gps_sentences
 from edge.simulators.clock import Clock
+from edge.transports.pty import VirtualSerialPort
 
 log = logging.getLogger(__name__)
 
-
-def gps_sentences(r: Reading) -> bytes:
-    """One receiver epoch (RMC, VTG, GGA) for a `fleet` reading."""
-    f = r.fields
-    return nmea.epoch(r.ts, float(f["lat"]), float(f["lon"]), float(f["speed_kmh"]), float(f["heading_deg"]))
+__all__ = ["ChirpStackUplinks", "VirtualDevice", "counter_record", "gps_sentences", "serial_sink"]
 
 
-def counter_record(r: Reading) -> bytes:
-    """The `$TCR` line for a `traffic` reading (its class mix made up from vehicles and heavy)."""
-    f = r.fields
-    return tcr.record(
-        site=r.tags["site"],
-        lane=int(r.tags["lane"]),
-        direction=r.tags["direction"],
-        end=r.ts,
-        interval_s=int(f["interval_s"]),
-        counts=tcr.split_classes(int(f["vehicles"]), int(f["heavy"])),
-        speed_kmh=float(f["speed_kmh"]),
-        occupancy_pct=float(f["occupancy_pct"]),
-    )
+def serial_sink(port: VirtualSerialPort, encode: Callable[[Reading], bytes]) -> Callable[[Reading], bool]:
+    """Write each reading's bytes to a virtual serial port; False when the line cut them."""
+
+    def send(r: Reading) -> bool:
+        data = encode(r)
+        return port.write(data) == len(data)
+
+    return send
 
 
 @dataclass
@@ -65,7 +56,7 @@ class ChirpStackUplinks:
         self.client.connect(address.host, address.port)
         self.client.loop_start()
 
-    def send(self, r: Reading) -> None:
+    def send(self, r: Reading) -> bool:
         eui = self.euis[r.sensor]
         fcnt = self.fcnt.get(eui, 0)
         self.fcnt[eui] = fcnt + 1
@@ -81,6 +72,7 @@ class ChirpStackUplinks:
             bosch.uplink_topic(self.application_id, eui), payload, qos=self.qos
         ).wait_for_publish(10)
         self.published += 1
+        return True
 
     def close(self) -> None:
         self.client.disconnect()
@@ -88,9 +80,12 @@ class ChirpStackUplinks:
 
 
 class VirtualDevice:
-    """Polls `source` on `clock` and sends every reading, encoded, to `sink`, in a thread."""
+    """Polls `source` on `clock` and sends every reading, encoded, to `sink`, in a thread.
 
-    def __init__(self, source: Source, clock: Clock, sink: Callable[[Reading], object]) -> None:
+    `sent` holds the readings the sink took whole: a sink returning False (a serial line whose
+    buffer was full, so the bytes were cut, as a UART overrun would) did not send its reading."""
+
+    def __init__(self, source: Source, clock: Clock, sink: Callable[[Reading], bool | None]) -> None:
         self.source = source
         self.clock = clock
         self.sink = sink
@@ -106,8 +101,8 @@ class VirtualDevice:
             if self.is_paused.is_set():
                 return 0
             for r in readings:
-                self.sink(r)
-                self.sent.append(r)
+                if self.sink(r) is not False:
+                    self.sent.append(r)
             return len(readings)
 
     def pause(self) -> None:

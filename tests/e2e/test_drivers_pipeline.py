@@ -22,7 +22,13 @@ from edge.drivers import SourceContext, get, stats_of
 from edge.drivers.nmea.decoder import NmeaDecoder
 from edge.drivers.traffic_counter.decoder import TrafficCounterDecoder
 from edge.simulators.clock import SimClock
-from edge.simulators.devices import ChirpStackUplinks, VirtualDevice, counter_record, gps_sentences
+from edge.simulators.devices import (
+    ChirpStackUplinks,
+    VirtualDevice,
+    counter_record,
+    gps_sentences,
+    serial_sink,
+)
 from edge.transports.pty import VirtualSerialPort
 from gateway.agent import Agent
 from gateway.config import parse
@@ -101,7 +107,7 @@ def test_gateway_on_real_device_bytes_delivers_to_influxdb_and_survives_a_gps_un
             gps = VirtualDevice(
                 sim_source({"driver": "sim_fleet", "id": "v-bus-101", "route": "lam-blu"}, org, start),
                 clock,
-                lambda r: gps_port.write(gps_sentences(r)),
+                serial_sink(gps_port, gps_sentences),
             )
             counter = VirtualDevice(
                 sim_source(
@@ -111,7 +117,7 @@ def test_gateway_on_real_device_bytes_delivers_to_influxdb_and_survives_a_gps_un
                     start,
                 ),
                 clock,
-                lambda r: counter_port.write(counter_record(r)),
+                serial_sink(counter_port, counter_record),
             )  # fmt: skip
             bays = VirtualDevice(
                 sim_source(
@@ -132,6 +138,13 @@ def test_gateway_on_real_device_bytes_delivers_to_influxdb_and_survives_a_gps_un
 
             # Unplug: the receiver is off (it sends nothing), its pty is gone.
             gps.pause()
+            # What the receiver sent before it went off is read before the plug is pulled
+            # (bytes still in a pty that closes are lost, as in a real unplug).
+            wait_until(
+                lambda: stats_of(sources["v-bus-101"])["bytes"] == gps_port.bytes_written,  # type: ignore[index]
+                30,
+                what="the gateway to read the GPS's last bytes",
+            )
             gps_port.unplug()
             wait_until(
                 lambda: stats_of(sources["v-bus-101"])["state"] == "reconnecting",  # type: ignore[index]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,8 @@ from edge.contract import Batch, Reading, encode
 from edge.drivers.bosch_parking import encoder as bosch
 from edge.drivers.nmea import encoder as nmea
 from edge.transports.pty import VirtualSerialPort
+
+from support import wait_until
 
 RMC = "$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A\r\n"
 APP = "5c3b0a8e-3f0e-4c1a-9d7e-2b7c1f0e9a11"
@@ -156,3 +160,21 @@ def test_check_batch_validates_a_gateway_data_message(tmp_path: Path, valid: boo
     result = CliRunner().invoke(root, ["edge", "check-batch", str(path)])
     assert result.exit_code == (0 if valid else 1)
     assert ("ok " in result.stdout) is valid
+
+
+def test_simulated_counter_on_a_pty_is_read_by_tail(tmp_path: Path):
+    link = tmp_path / "counter0"
+    device = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "edge", "simulate", "counter", "--link", str(link),
+         "--sim", "{interval_s: 60}", "--speed", "120", "--duration", "20"],
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(link.exists, 30, what="the virtual counter's symlink")
+        code, lines, _ = run("edge", "tail", "traffic_counter", "--port", str(link), "--duration", "4")
+    finally:
+        device.terminate()
+        device.wait(10)
+    assert code == 0
+    assert lines
+    assert {tuple(x["tags"].values()) for x in lines} == {("repubblica", "1", "inbound")}  # type: ignore[union-attr]

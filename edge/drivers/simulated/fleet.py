@@ -9,6 +9,7 @@ from edge.contract import SensorKind
 from edge.drivers.registry import DriverConfig, Source, SourceContext, register
 from edge.drivers.simulated.config import SimFleetConfig
 from edge.drivers.simulated.source import GridSource, expect_config
+from edge.drivers.simulated.wire import fleet_wire
 from edge.simulators.anomalies import AnomalyKind, FieldValues, Schedule
 from edge.simulators.fleet import Itinerary
 from edge.simulators.places import ROUTES
@@ -39,11 +40,14 @@ class SimFleet:
             cfg.anomalies, start=ctx.start, interval_s=cfg.interval_s, normal=normal, effect=effect
         )
         vehicle_type = route.vehicle_type if cfg.vehicle_type is None else cfg.vehicle_type
-        return GridSource(
+        tags = {"vehicle_type": vehicle_type, "route": cfg.route}
+        grid = GridSource(
             kind=SensorKind.FLEET,
             ctx=ctx,
             sensor=cfg.id,
             interval_s=cfg.interval_s,
-            tags={"vehicle_type": vehicle_type, "route": cfg.route},
+            tags=tags,
             fields_at=schedule.fields_at,
         )
+        # Through the bytes a GNSS receiver sends, and the real nmea decoder.
+        return fleet_wire(grid, ctx, cfg.id, tags)

@@ -9,6 +9,7 @@ from edge.contract import SensorKind
 from edge.drivers.registry import DriverConfig, Source, SourceContext, register
 from edge.drivers.simulated.config import SimParkingConfig, SimParkingSpotConfig
 from edge.drivers.simulated.source import GridSource, expect_config
+from edge.drivers.simulated.wire import spot_wire
 from edge.simulators.anomalies import AnomalyKind, FieldValues, Schedule
 from edge.simulators.parking import bay_is_occupied, facility_fields, occupancy_fields
 from edge.simulators.places import FACILITIES, ZONES
@@ -68,11 +69,14 @@ class SimParkingSpot:
         schedule = Schedule(
             cfg.anomalies, start=ctx.start, interval_s=cfg.interval_s, normal=normal, effect=effect
         )
-        return GridSource(
+        tags = {"zone": cfg.zone, "street": cfg.street}
+        grid = GridSource(
             kind=SensorKind.PARKING_SPOT,
             ctx=ctx,
             sensor=cfg.id,
             interval_s=cfg.interval_s,
-            tags={"zone": cfg.zone, "street": cfg.street},
+            tags=tags,
             fields_at=schedule.fields_at,
         )
+        # Through Bosch parking lot sensor uplinks (ChirpStack v4 events) and the real decoder.
+        return spot_wire(grid, ctx, cfg.id, tags)

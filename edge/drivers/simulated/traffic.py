@@ -9,6 +9,7 @@ from edge.contract import SensorKind
 from edge.drivers.registry import DriverConfig, Source, SourceContext, register
 from edge.drivers.simulated.config import SimTrafficConfig
 from edge.drivers.simulated.source import GridSource, expect_config
+from edge.drivers.simulated.wire import traffic_wire
 from edge.simulators.anomalies import AnomalyKind, FieldValues, Schedule
 from edge.simulators.places import SITES
 from edge.simulators.traffic import counter_fields, zero_fields
@@ -44,7 +45,7 @@ class SimTraffic:
         schedule = Schedule(
             cfg.anomalies, start=ctx.start, interval_s=cfg.interval_s, normal=normal, effect=effect
         )
-        return GridSource(
+        grid = GridSource(
             kind=SensorKind.TRAFFIC,
             ctx=ctx,
             sensor=cfg.id,
@@ -52,3 +53,5 @@ class SimTraffic:
             tags={"site": cfg.site, "lane": str(cfg.lane), "direction": cfg.direction},
             fields_at=schedule.fields_at,
         )
+        # Through the `$TCR` records a counter cabinet sends, and the real traffic_counter decoder.
+        return traffic_wire(grid, ctx, cfg.id)
