@@ -234,3 +234,11 @@ def test_checksum_is_the_xor_of_the_body():
     assert checksum(body) == expected == 0x47
     assert checksum(b"") == 0
     assert checksum(b"A") == 0x41
+
+
+def test_proprietary_sentences_are_ignored_not_rejected():
+    d = decoder()
+    out = d.feed(encoder.sentence("PUBX,00,081350.00,4717.113210,N,00833.915187,E") + RMC)
+    assert len(out.readings) == 1
+    assert out.rejects == []
+    assert d.stats()["ignored"] == 1

@@ -263,6 +263,10 @@ class NmeaDecoder:
             raise SentenceError("bad_checksum", f"checksum {given:02X} != computed {computed:02X}")
         if not body.isascii():
             raise SentenceError("garbled", "non-ASCII bytes inside the sentence")
+        if body[:1] == b"P":
+            # Proprietary sentences ($PUBX, $PGRME, ... NMEA 0183 §5.3.4): valid, not ours.
+            self.ignored += 1
+            return None
         if body[5:6] != b",":
             raise SentenceError("unsupported", f"address {body[:8]!r} is not 5 characters")
         if body[:2] not in self._talkers:
