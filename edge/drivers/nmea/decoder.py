@@ -13,7 +13,7 @@ decimal places of a degree (about 1 cm), so `4807.038,N` is exactly 48.1173 and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from functools import reduce
 from operator import xor
 from typing import Any
@@ -85,8 +85,9 @@ def degrees_e7(value: bytes, hemi: bytes, deg_digits: int, limit: int, what: str
     return -e7 if hemi == b"W" else e7
 
 
-def utc_time(value: bytes) -> time:
-    """`hhmmss` or `hhmmss.sss` (UTC, NMEA 0183 §6.2 `hhmmss.ss`)."""
+def utc_time(value: bytes) -> tuple[int, int, int, int]:
+    """`hhmmss` or `hhmmss.sss` (UTC, NMEA 0183 §6.2 `hhmmss.ss`) as hours, minutes, seconds and
+    whole milliseconds (the wire's resolution)."""
     whole, dot, frac = value.partition(b".")
     if len(whole) != 6 or not whole.isdigit() or (dot and not frac.isdigit()):
         raise SentenceError("bad_time", f"time {value.decode('ascii', 'replace')!r} is not hhmmss.ss")
@@ -94,8 +95,7 @@ def utc_time(value: bytes) -> time:
     if hh > 23 or mm > 59 or ss > 59:
         # A leap second (ss == 60) cannot be a datetime; one fix a year and a half is lost.
         raise SentenceError("bad_time", f"time {value.decode()!r} out of range")
-    us = int((frac + b"000000")[:6]) if frac else 0
-    return time(hh, mm, ss, us, tzinfo=UTC)
+    return hh, mm, ss, int((frac + b"000")[:3]) if frac else 0
 
 
 def utc_date(value: bytes) -> date:
@@ -307,7 +307,7 @@ class NmeaDecoder:
             # NMEA 4.1 navigational status: S safe, C caution, U unsafe, V not valid.
             raise SentenceError("no_fix", "RMC navigational status V (not valid)")
         day = self._day(f[9])
-        t = utc_time(f[1])
+        hh, mm, ss, ms = utc_time(f[1])
         lat_e7 = degrees_e7(f[3], f[4], 2, 90, "latitude")
         lon_e7 = degrees_e7(f[5], f[6], 3, 180, "longitude")
         speed_kmh = number(f[7], "speed", 0, MAX_KNOTS) * KNOT_KMH if f[7] else 0.0
@@ -318,16 +318,7 @@ class NmeaDecoder:
             # Many receivers leave course empty when stationary: keep the last one known.
             course = self.fix.course_deg if self.fix.course_deg is not None else 0.0
         # The wire carries milliseconds (Reading truncates the same way).
-        ts = datetime(
-            day.year,
-            day.month,
-            day.day,
-            t.hour,
-            t.minute,
-            t.second,
-            t.microsecond - t.microsecond % 1000,
-            UTC,
-        )
+        ts = datetime(day.year, day.month, day.day, hh, mm, ss, ms * 1000, UTC)
         self.last_ts = ts
         # Every value was range-checked above against the fleet kind's declared ranges: skip
         # pydantic's re-validation, the hot spot of decoding. tests/edge/test_nmea.py checks that
