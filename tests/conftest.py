@@ -23,9 +23,8 @@ from edge.simulators.clock import SimClock
 from gateway.agent import Agent
 from gateway.config import load
 
-from support import cloud_services, count_points, unique, wait_until
+from support import REPO, cloud_services, count_points, unique, wait_until
 
-REPO = Path(__file__).resolve().parent.parent
 _servers: list[Mosquitto | Influxd] = []
 
 

@@ -21,6 +21,10 @@ from cloud.rules.service import RulesService
 from cloud.settings import CloudSettings
 from edge.contract import KINDS
 
+# The repository root. Import it from here, not from conftest: pytest loads several conftest
+# modules under that one name, so `from conftest import ...` depends on collection order.
+REPO = Path(__file__).resolve().parent.parent
+
 
 def wait_until(
     predicate: Callable[[], Any], timeout_s: float, interval_s: float = 0.05, what: str = ""

@@ -19,7 +19,7 @@ from cloud.worksites.demo_data import load_demo
 from cloud.worksites.geo import PRATO_AREA
 from cloud.worksites.store import WorksiteStore
 
-from conftest import REPO
+from support import REPO
 
 
 def layer_urls() -> list[str]:

@@ -19,7 +19,7 @@ from cloud.dashboards.cli import group
 from cloud.dashboards.push import annotate_alert, connect
 from cloud.dashboards.queries import grafana_interval
 
-from conftest import REPO
+from support import REPO
 
 
 @pytest.mark.parametrize(

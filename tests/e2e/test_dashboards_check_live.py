@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from cloud.dashboards.cli import group
 from cloud.devservers import Influxd
 
-from conftest import REPO
+from support import REPO
 
 pytestmark = pytest.mark.e2e
 

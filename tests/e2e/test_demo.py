@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from conftest import REPO
+from support import REPO
 
 pytestmark = pytest.mark.e2e
 

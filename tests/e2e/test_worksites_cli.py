@@ -12,8 +12,7 @@ import pytest
 
 from cloud.devservers import Mosquitto, free_port
 
-from conftest import REPO
-from support import Recorder, wait_until
+from support import REPO, Recorder, wait_until
 
 pytestmark = pytest.mark.e2e
 
