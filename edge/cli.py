@@ -224,6 +224,10 @@ def tail_command(
     overrides: dict[str, Any] = {"port": port, "baudrate": baudrate, "parity": parity}
     if driver.framing == "message":
         overrides = {"broker": broker, "application_id": application_id}
+        if config_file is None and application_id is None:
+            raise click.UsageError("give --application-id (and --broker), or --config")
+    elif config_file is None and port is None:
+        raise click.UsageError("give --port (e.g. /dev/ttyUSB0), or --config")
     config = _config(driver_name, config_file, overrides)
     ctx = SourceContext(org="local", gateway="tail", seed=0, start=datetime.now(UTC))
     source = driver.open(config, ctx)

@@ -178,3 +178,11 @@ def test_simulated_counter_on_a_pty_is_read_by_tail(tmp_path: Path):
     assert code == 0
     assert lines
     assert {tuple(x["tags"].values()) for x in lines} == {("repubblica", "1", "inbound")}  # type: ignore[union-attr]
+
+
+def test_tail_without_a_device_says_what_is_missing():
+    code, _, err = run("edge", "tail", "nmea")
+    assert code == 2
+    assert "--port" in err
+    code, _, err = run("edge", "tail", "bosch_parking")
+    assert "--application-id" in err
