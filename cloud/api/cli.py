@@ -18,6 +18,9 @@ import click
 @click.option(
     "--token-for", "token_orgs", multiple=True, help="Print a fresh API token for this organisation."
 )
+@click.option(
+    "--mqtt-url", help="Publish conflict/synergy/redig alerts (retained) to this broker every minute."
+)
 def api_command(
     db: str | None,
     host: str,

@@ -118,12 +118,15 @@ def test_conflicts_are_published_as_retained_alerts(tmp_path: Path, restartable_
         recorder.stop()
 
 
-def test_the_api_server_serves_feeds_and_authenticated_writes(tmp_path: Path) -> None:
+def test_the_api_server_serves_feeds_and_authenticated_writes_and_publishes_alerts(
+    tmp_path: Path, restartable_broker: Mosquitto
+) -> None:
     port = free_port()
     log = (tmp_path / "api.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge.cli", "cloud", "api", "--db", f"sqlite:///{tmp_path / 'ws.db'}",
-         "--port", str(port), "--demo-data", "--token-for", "publiacqua"],
+         "--port", str(port), "--demo-data", "--token-for", "publiacqua",
+         "--mqtt-url", restartable_broker.url],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -156,6 +159,13 @@ def test_the_api_server_serves_feeds_and_authenticated_writes(tmp_path: Path) ->
         assert created.status_code == 201, created.text
         assert created.json()["owner"] == "publiacqua"
         assert httpx.get(f"{base}/worksites").status_code == 401
+        recorder = Recorder("127.0.0.1", restartable_broker.port, ["sr/v1/alerts/#"]).start()
+        try:
+            wait_until(
+                lambda: len(recorder.on("sr/v1/alerts/")) >= 6, 60, what="the API's coordination alerts"
+            )
+        finally:
+            recorder.stop()
     finally:
         proc.terminate()
         proc.wait(30)

@@ -11,7 +11,6 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -24,28 +23,7 @@ from cloud.worksites.geo import PRATO_AREA
 from cloud.worksites.models import Organisation, Role
 from cloud.worksites.store import WorksiteStore
 
-MUNICIPALITY = "comune-prato"
-WATER = "publiacqua"
-GAS = "toscana-energia"
-
-# Via Pistoiese, west of the centre, (lon, lat): a real street, ~450 m.
-PISTOIESE = {
-    "type": "LineString",
-    "coordinates": [[11.0795, 43.8854], [11.0820, 43.8851], [11.0848, 43.8847]],
-}
-
-
-def payload(**override: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "title": "Rifacimento condotta idrica",
-        "street": "Via Pistoiese",
-        "work_type": "water",
-        "geometry": PISTOIESE,
-        "planned_start": "2026-12-01T07:00:00Z",
-        "planned_end": "2026-12-20T17:00:00Z",
-    }
-    base.update(override)
-    return base
+from .registry import GAS, MUNICIPALITY, WATER, Api
 
 
 @pytest.fixture(scope="session")
@@ -111,22 +89,6 @@ def store(backend: Backend) -> WorksiteStore:
     s.add_organisation(Organisation(id=WATER, name="Publiacqua", role=Role.UTILITY))
     s.add_organisation(Organisation(id=GAS, name="Toscana Energia", role=Role.UTILITY))
     return s
-
-
-@dataclass
-class Api:
-    client: httpx.Client
-    tokens: dict[str, str]
-    store: WorksiteStore
-
-    def as_(self, org: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[org]}"}
-
-    def create(self, org: str, **override: Any) -> dict[str, Any]:
-        response = self.client.post("/worksites", json=payload(**override), headers=self.as_(org))
-        assert response.status_code == 201, response.text
-        body: dict[str, Any] = response.json()
-        return body
 
 
 @pytest.fixture

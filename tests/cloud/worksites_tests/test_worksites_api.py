@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import GAS, MUNICIPALITY, WATER, Api, payload
+from .registry import GAS, MUNICIPALITY, WATER, Api, payload
 
 
 def _ids(response: Any) -> set[str]:

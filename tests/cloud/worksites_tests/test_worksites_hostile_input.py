@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from conftest import MUNICIPALITY, WATER, Api, payload
+from .registry import MUNICIPALITY, WATER, Api, payload
 
 INJECTIONS = [
     "'; DROP TABLE ws_worksites; --",

@@ -1,0 +1,1 @@
+"""Worksite registry tests (a package, so that its conftest never shadows tests/conftest.py)."""
