@@ -54,6 +54,7 @@ _REQUIRED_KEYS = frozenset({"sensor", "ts", "fields"})
 # Caches are bounded: a flood of distinct sensors or minutes must not grow memory for ever.
 _MAX_CACHED = 200_000
 _NO_TAGS: dict[str, Any] = {}
+_MISS: Any = object()  # a cache miss, distinct from a cached None
 
 
 @dataclass(slots=True)
@@ -116,7 +117,9 @@ class FastDecoder:
         self.max_bytes = max_bytes
         self._plans = _plans()
         self._minutes: dict[str, int | None] = {}
-        self._prefixes: dict[tuple[Any, ...], str | None] = {}
+        self._stamps: dict[str, int | None] = {}
+        # Per (org, gateway, kind): sensor, or (sensor, *tag items) -> line-protocol prefix.
+        self._prefixes: dict[tuple[str, str, SensorKind], dict[Any, str | None]] = {}
         self._future_us = limits.max_future // _US
         self._age_us = limits.max_age // _US
 
@@ -132,30 +135,42 @@ class FastDecoder:
         out = Message(envelope)
         newest = -(2**63)
         ctx = (envelope.org, envelope.gateway, plan.kind)
-        prefixes, minutes = self._prefixes, self._minutes
+        prefixes = self._prefixes.get(ctx)
+        if prefixes is None:
+            if len(self._prefixes) >= _MAX_CACHED:
+                self._prefixes.clear()
+            prefixes = self._prefixes[ctx] = {}
+        stamps = self._stamps
         lines_append, sensors_append = out.lines.append, out.sensors.append
         for i, item in enumerate(readings):
             good = None
-            if type(item) is dict and item.keys() <= _READING_KEYS and item.keys() >= _REQUIRED_KEYS:
-                sensor, ts, fields = item["sensor"], item["ts"], item["fields"]
+            if type(item) is dict:
+                n = len(item)
+                sensor, ts, fields = item.get("sensor"), item.get("ts"), item.get("fields")
                 tags = item.get("tags", _NO_TAGS)
-                if type(ts) is str and len(ts) == 24 and type(tags) is dict:
+                # Exactly sensor, ts and fields, and perhaps tags: anything else is the contract's.
+                if (
+                    (n == 3 or (n == 4 and "tags" in item))
+                    and sensor is not None
+                    and fields is not None
+                    and type(ts) is str
+                    and type(tags) is dict
+                ):
                     try:
-                        key = (ctx, sensor, *tags.items())
-                        prefix = prefixes[key]
-                    except KeyError:
-                        prefix = self._prefix(plan, ctx, sensor, tags, key)
-                    except TypeError:  # an unhashable tag value: not ours to judge
+                        key = (sensor, *tags.items()) if tags else sensor
+                        prefix = prefixes.get(key, _MISS)
+                        if prefix is _MISS:
+                            prefix = self._prefix(plan, ctx[:2], prefixes, sensor, tags, key)
+                    except TypeError:  # an unhashable sensor or tag value: not ours to judge
                         prefix = None
-                    minute = minutes.get(ts[:16], -1)
-                    if minute == -1:
-                        minute = self._minute(ts[:16])
-                    if prefix is not None and minute is not None:
-                        us = _ts_us(ts, minute)
-                        field_part = plan.in_order(fields) if us is not None else None
+                    us = stamps.get(ts, _MISS)
+                    if us is _MISS:
+                        us = self._stamp(ts)
+                    if prefix is not None and us is not None and lo_us <= us <= hi_us:
+                        field_part = plan.in_order(fields)
                         if field_part is False:
                             field_part = _fields(plan, fields)
-                        if field_part is not None and us is not None and lo_us <= us <= hi_us:
+                        if field_part is not None:
                             good = f"{prefix}{field_part} {us * 1000}"
                             newest = max(newest, us)
             if good is not None:
@@ -189,10 +204,11 @@ class FastDecoder:
     def _prefix(
         self,
         plan: _KindPlan,
-        ctx: tuple[str, str, SensorKind],
+        ctx: tuple[str, str],
+        prefixes: dict[Any, str | None],
         sensor: Any,
         tags: dict[str, Any],
-        key: tuple[Any, ...],
+        key: Any,
     ) -> str | None:
         prefix = None
         if (
@@ -200,7 +216,7 @@ class FastDecoder:
             and _ID_RE.fullmatch(sensor)
             and all(k in plan.tags and type(v) is str and _TAG_VALUE_RE.fullmatch(v) for k, v in tags.items())
         ):
-            org, gateway, _ = ctx
+            org, gateway = ctx
             all_tags = {**tags, "org": org, "gateway": gateway, "sensor": sensor}
             # Same formatting as lineprotocol.line: tags sorted by key.
             prefix = (
@@ -211,10 +227,24 @@ class FastDecoder:
                 )
                 + " "
             )
-        if len(self._prefixes) >= _MAX_CACHED:
-            self._prefixes.clear()
-        self._prefixes[key] = prefix
+        if len(prefixes) >= _MAX_CACHED:
+            prefixes.clear()
+        prefixes[key] = prefix
         return prefix
+
+    def _stamp(self, ts: str) -> int | None:
+        """µs since the epoch of a canonical `YYYY-MM-DDTHH:MM:SS.mmmZ`, else None; cached."""
+        us = None
+        if len(ts) == 24:
+            minute = self._minutes.get(ts[:16], _MISS)
+            if minute is _MISS:
+                minute = self._minute(ts[:16])
+            if minute is not None:
+                us = _ts_us(ts, minute)
+        if len(self._stamps) >= _MAX_CACHED:
+            self._stamps.clear()
+        self._stamps[ts] = us
+        return us
 
     def _minute(self, text: str) -> int | None:
         """µs since the epoch of a `YYYY-MM-DDTHH:MM` UTC minute, None when not plainly one."""
