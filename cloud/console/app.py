@@ -1,0 +1,113 @@
+"""The console's runtime: stores, uploads, broadcaster and live feed, mounted on a FastAPI app.
+
+`mount_console(app, Console(...))` adds the `/console` pages and `/console/api` routes to the
+API app (`cloud.api.app.create_app`); `Console.start()`/`stop()` run its live-feed thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from cloud.console.broadcast import Broadcaster
+from cloud.console.live import LiveFeed, Sources
+from cloud.console.store import ConsoleStore, Post
+from cloud.console.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadStore
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+LEAFLET_DIR = Path(__file__).with_name("frontend") / "node_modules" / "leaflet" / "dist"
+MENTION = re.compile(r"(?<![\w@])@([a-z0-9][a-z0-9-]{1,63})\b")
+
+# What a new post does for organisations that do not have a console open. The rules engine's
+# channels (cloud/notify) deliver alerts; until they take posts, this hook receives them.
+PostNotifier = Callable[[Post, set[str]], None]
+
+
+def log_post_notifier(post: Post, orgs: set[str]) -> None:
+    log.info("console post %s in %s for %s (not watching)", post.id, post.thread, ", ".join(sorted(orgs)))
+
+
+@dataclass(slots=True)
+class Console:
+    store: ConsoleStore
+    uploads: UploadStore
+    sources: Sources
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    refresh_s: float = 2.0
+    notify_posts: PostNotifier = log_post_notifier
+    cookie_secure: bool = False
+    broadcaster: Broadcaster = field(default_factory=Broadcaster)
+    feed: LiveFeed | None = None
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: Path,
+        sources: Sources,
+        *,
+        db_url: str | None = None,
+        max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+        **kwargs: Any,
+    ) -> Console:
+        """The console with its database (default SQLite `data_dir/console.db`) and uploads."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        store = ConsoleStore(db_url or f"sqlite:///{data_dir / 'console.db'}")
+        return cls(store, UploadStore(data_dir / "uploads", max_upload_bytes), sources, **kwargs)
+
+    def start(self) -> Console:
+        if self.feed is None:
+            self.feed = LiveFeed(self.sources, self.broadcaster, self.refresh_s).start()
+        return self
+
+    def stop(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
+            self.feed = None
+
+    def known_orgs(self) -> set[str]:
+        orgs = {"comune-prato"}
+        if self.sources.worksites is not None:
+            orgs |= {o.id for o in self.sources.worksites.organisations()}
+        if self.feed is not None:  # fleets and sensors of organisations without worksites
+            orgs |= {x["org"] for rows in self.feed.snapshot_sensors.values() for x in rows if x["org"]}
+        return orgs
+
+    def mentions(self, text: str) -> list[str]:
+        known = self.known_orgs()
+        return sorted({m for m in MENTION.findall(text) if m in known})
+
+    def announce(self, post: Post) -> None:
+        """Push a new post to every console; notify mentioned organisations that are not watching."""
+        self.broadcaster.publish("post", post.to_dict())
+        if post.mentions:
+            self.broadcaster.publish(
+                "mention", {"orgs": post.mentions, "thread": post.thread, "post": post.id}
+            )
+            away = set(post.mentions) - self.broadcaster.watching_orgs()
+            if away:
+                try:
+                    self.notify_posts(post, away)
+                except Exception:  # a notification channel must never lose the post
+                    log.exception("console post notifier failed for post %s", post.id)
+
+
+def mount_console(app: FastAPI, console: Console) -> None:
+    from cloud.console.api import router  # noqa: PLC0415  (api imports this module)
+
+    app.state.console = console
+    app.include_router(router)
+    app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
+    if LEAFLET_DIR.is_dir():
+        app.mount("/console/vendor/leaflet", StaticFiles(directory=LEAFLET_DIR), name="console-leaflet")
+    else:
+        log.warning("console: %s missing; run `make setup` (npm ci) for the map", LEAFLET_DIR)

@@ -1,0 +1,180 @@
+"""The live picture: worksites, alerts, parking, traffic and fleets, read once and pushed to all.
+
+One thread reads the sources every `refresh_s` — not one poll per open console — compares with
+what it last sent, and publishes only what changed through the broadcaster. A source that is
+down (InfluxDB restarting) leaves the last picture in place and is reported in `errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from cloud.console.broadcast import Broadcaster
+from cloud.influx.client import InfluxClient, InfluxError
+from cloud.rules.geo import Site, load_sites
+from cloud.rules.store import AlertNotFoundError, AlertStore, StoredAlert
+from cloud.worksites.api import feature_collection
+from cloud.worksites.store import WorksiteStore
+
+log = logging.getLogger(__name__)
+
+# Demo and replayed data carry simulated timestamps up to days in the past: look that far back.
+DEFAULT_LOOKBACK = "7d"
+DURATION = re.compile(r"[1-9][0-9]{0,5}(m|h|d|w)")
+
+
+def alert_view(a: StoredAlert) -> dict[str, Any]:
+    return a.to_dict() | {"thread": f"alert:{a.id}"}
+
+
+@dataclass(slots=True)
+class Sources:
+    worksites: WorksiteStore | None = None
+    alerts: AlertStore | None = None
+    influx: InfluxClient | None = None
+    sites: dict[str, Site] = field(default_factory=load_sites)
+    lookback: str = DEFAULT_LOOKBACK
+
+    def __post_init__(self) -> None:
+        if not DURATION.fullmatch(self.lookback):
+            raise ValueError(f"lookback {self.lookback!r} is not an InfluxQL duration like 7d or 36h")
+
+    def worksite_features(self) -> dict[str, Any]:
+        if self.worksites is None:
+            return feature_collection([])
+        return feature_collection(self.worksites.search())
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        return [alert_view(a) for a in self.alerts.active()] if self.alerts else []
+
+    def _last(self, q: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
+        assert self.influx is not None
+        out = []
+        for s in self.influx.series(q):
+            row = dict(zip(s["columns"], s["values"][0], strict=True))
+            out.append((s.get("tags", {}), row))
+        return out
+
+    def sensors(self) -> dict[str, list[dict[str, Any]]]:
+        """Parking fill, traffic against its own mean, fleet positions: the last value of each."""
+        if self.influx is None:
+            return {"parking": [], "traffic": [], "fleet": []}
+        # `lookback` is checked against DURATION in __post_init__: nothing else enters the query.
+        since = f"time > now() - {self.lookback}"
+        parking = []
+        for tags, row in self._last(
+            f'SELECT last("occupancy_pct") AS pct, last("occupied") AS occupied, '  # noqa: S608  (no user input; see `since`)
+            f'last("capacity") AS capacity FROM "parking" WHERE {since} GROUP BY "sensor", "org"'
+        ):
+            site = self.sites.get(tags.get("sensor", ""))
+            if site is not None:
+                parking.append(
+                    {"id": tags["sensor"], "org": tags.get("org", ""), "name": site.name, "lat": site.lat,
+                     "lon": site.lon, "occupancy_pct": row["pct"], "occupied": row["occupied"],
+                     "capacity": row["capacity"], "time": row["time"]}
+                )  # fmt: skip
+        traffic = []
+        for tags, row in self._last(
+            f'SELECT last("vehicles") AS vehicles, mean("vehicles") AS baseline FROM "traffic" '  # noqa: S608  (no user input; see `since`)
+            f'WHERE {since} GROUP BY "sensor", "org"'
+        ):
+            site = self.sites.get(tags.get("sensor", ""))
+            if site is not None:
+                base = row["baseline"] or 0
+                ratio = round(row["vehicles"] / base, 2) if base else None
+                traffic.append(
+                    {"id": tags["sensor"], "org": tags.get("org", ""), "name": site.name, "lat": site.lat,
+                     "lon": site.lon, "vehicles": row["vehicles"], "baseline": round(base, 1),
+                     "ratio": ratio, "time": row["time"]}
+                )  # fmt: skip
+        fleet = [
+            {"id": tags.get("sensor", ""), "org": tags.get("org", ""), "lat": row["lat"], "lon": row["lon"],
+             "speed_kmh": row["speed_kmh"], "time": row["time"]}
+            for tags, row in self._last(
+                f'SELECT last("lat") AS lat, last("lon") AS lon, last("speed_kmh") AS speed_kmh '  # noqa: S608  (no user input; see `since`)
+                f'FROM "fleet" WHERE {since} GROUP BY "sensor", "org"'
+            )
+        ]  # fmt: skip
+        return {"parking": parking, "traffic": traffic, "fleet": fleet}
+
+
+class LiveFeed:
+    """Reads `sources` every `refresh_s` and publishes `alert`, `worksites` and `sensors` events."""
+
+    def __init__(self, sources: Sources, broadcaster: Broadcaster, refresh_s: float = 2.0) -> None:
+        self.sources = sources
+        self.broadcaster = broadcaster
+        self.refresh_s = refresh_s
+        self.errors = 0
+        self._alerts: dict[int, tuple[str, str, int]] = {}
+        self._worksites: Any = None
+        self._sensors: Any = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="console-live", daemon=True)
+        self.snapshot_sensors: dict[str, list[dict[str, Any]]] = {"parking": [], "traffic": [], "fleet": []}
+
+    def start(self) -> LiveFeed:
+        self.tick()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.refresh_s):
+            self.tick()
+
+    def tick(self) -> None:
+        with self._lock:
+            for step in (self._tick_alerts, self._tick_worksites, self._tick_sensors):
+                try:
+                    step()
+                except (InfluxError, OSError, RuntimeError) as exc:
+                    self.errors += 1
+                    log.warning("console live feed: %s failed: %s", step.__name__, exc)
+
+    def _tick_alerts(self) -> None:
+        store = self.sources.alerts
+        if store is None:
+            return
+        seen: dict[int, tuple[str, str, int]] = {}
+        for a in store.active():
+            sig = (a.state, a.updated_at.isoformat(), a.duplicates)
+            seen[a.id] = sig
+            if self._alerts.get(a.id) != sig:
+                self.broadcaster.publish("alert", alert_view(a))
+        for gone in set(self._alerts) - set(seen):
+            try:
+                self.broadcaster.publish("alert", alert_view(store.get(gone)))
+            except AlertNotFoundError:
+                continue
+        self._alerts = seen
+
+    def _tick_worksites(self) -> None:
+        fc = self.sources.worksite_features()
+        sig = [(f["id"], f["properties"]["status"], f["properties"]["approval"]) for f in fc["features"]]
+        if sig != self._worksites:
+            self._worksites = sig
+            self.broadcaster.publish("worksites", fc)
+
+    def _tick_sensors(self) -> None:
+        data = self.sources.sensors()
+        if data != self._sensors:
+            self._sensors = data
+            self.snapshot_sensors = data
+            self.broadcaster.publish("sensors", data | {"at": datetime.now(UTC).isoformat()})
+
+    def worksites_changed(self) -> None:
+        """Called after an edit through the console: push it now, not at the next tick."""
+        with self._lock:
+            self._worksites = None
+            self._tick_worksites()

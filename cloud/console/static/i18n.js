@@ -1,0 +1,36 @@
+"use strict";
+// Italian first (the operators' language), English for visiting staff and documentation.
+window.SITROOM_I18N = {
+  it: {
+    title: "Situation Room — Prato", skip: "Vai agli allarmi", offline: "non connesso", online: "in diretta",
+    large: "Testo grande", logout: "Esci", login: "Accesso operatore", username: "Utente",
+    password: "Password", signin: "Entra", map: "Mappa", alerts: "Allarmi", worksites: "Cantieri",
+    city: "Canale cittadino", message: "Messaggio", attach: "Allega foto o documento", send: "Invia",
+    placeholder: "Scrivi… (@publiacqua per avvisare un'organizzazione)", badlogin: "Utente o password errati",
+    ack: "Prendi in carico", resolve: "Risolvi", assign: "Assegna a", status: "Stato",
+    noalerts: "Nessun allarme aperto", newalert: "Nuovo allarme", mentioned: "Siete stati citati in",
+    owner: "Titolare", readonly: "Sola lettura: non potete scrivere qui", vehicles: "veicoli",
+    parking: "parcheggi", counters: "contatori", legend_ws: "cantieri", kind_ack: "ha preso in carico",
+    kind_resolve: "ha risolto", kind_assign: "ha assegnato a", kind_status: "ha cambiato lo stato",
+    citytitle: "Canale cittadino — eventi che coinvolgono più enti", notallowed: "Non potete modificare questo cantiere",
+    planned: "programmato", active: "in corso", suspended: "sospeso", completed: "concluso", cancelled: "annullato",
+    critical: "critico", warning: "attenzione", info: "informazione", acknowledged: "preso in carico",
+    firing: "aperto", resolved: "risolto", open: "aperto",
+  },
+  en: {
+    title: "Situation Room — Prato", skip: "Skip to alerts", offline: "offline", online: "live",
+    large: "Large type", logout: "Log out", login: "Operator log-in", username: "User",
+    password: "Password", signin: "Log in", map: "Map", alerts: "Alerts", worksites: "Worksites",
+    city: "City channel", message: "Message", attach: "Attach photo or document", send: "Send",
+    placeholder: "Write… (@publiacqua notifies an organisation)", badlogin: "Wrong user or password",
+    ack: "Acknowledge", resolve: "Resolve", assign: "Assign to", status: "Status",
+    noalerts: "No open alerts", newalert: "New alert", mentioned: "You were mentioned in",
+    owner: "Owner", readonly: "Read-only: you cannot write here", vehicles: "vehicles",
+    parking: "car parks", counters: "counters", legend_ws: "worksites", kind_ack: "acknowledged",
+    kind_resolve: "resolved", kind_assign: "assigned to", kind_status: "changed the status",
+    citytitle: "City channel — events that span organisations", notallowed: "You may not edit this worksite",
+    planned: "planned", active: "active", suspended: "suspended", completed: "completed", cancelled: "cancelled",
+    critical: "critical", warning: "warning", info: "info", acknowledged: "acknowledged",
+    firing: "open", resolved: "resolved", open: "open",
+  },
+};

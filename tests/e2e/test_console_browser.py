@@ -1,0 +1,204 @@
+"""The operator console in headless Chromium (Debian's `chromium`, driven by Playwright).
+
+Two operators of different organisations share one live board: a new alert reaches both without
+a reload, a photo posted by one appears in the other's browser, the owner acknowledges it, and a
+posted `<img onerror>` stays text. A utility cannot edit another utility's worksite. The tests
+save screenshots to docs/images/ (the README shows one).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from cloud.console.app import Console
+from cloud.console.demo import DEMO_PASSWORD, running_console
+from cloud.influx.client import InfluxClient
+from cloud.rules.alert import Alert
+from cloud.rules.store import AlertStore
+from cloud.worksites.demo_data import load_demo
+from cloud.worksites.geo import PRATO_AREA
+from cloud.worksites.store import WorksiteStore
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+# The machine is shared with other test runs: be patient with the browser.
+UI_TIMEOUT_MS = 30_000
+VEHICLES = {"bus-lam-1": (43.8790, 11.1030), "bus-lam-2": (43.8700, 11.0950), "truck-alia-7": (43.8850, 11.0900)}
+
+
+def _fleet_lines(now: datetime) -> list[str]:
+    ns = int(now.timestamp() * 1e9)
+    lines = []
+    for i, (vehicle, (lat, lon)) in enumerate(VEHICLES.items()):
+        org = "alia" if vehicle.startswith("truck") else "autolinee-toscane"
+        lines.append(f"fleet,org={org},gateway=gw-{org},sensor={vehicle} lat={lat},lon={lon},speed_kmh=23.5 {ns + i}")
+    lines.append(
+        f"parking,org=comune-prato,gateway=gw-parking,sensor=p-mercatale occupied=480i,capacity=520i,occupancy_pct=92.3 {ns}"
+    )
+    return lines
+
+
+class Board:
+    def __init__(self, url: str, console: Console, alerts: AlertStore, worksites: WorksiteStore) -> None:
+        self.url = url
+        self.console = console
+        self.alerts = alerts
+        self.worksites = worksites
+
+
+@pytest.fixture
+def board(tmp_path: Path, influx_db: InfluxClient) -> Iterator[Board]:
+    now = datetime.now(UTC)
+    influx_db.write(_fleet_lines(now))
+    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", area=PRATO_AREA)
+    load_demo(worksites, now)
+    alerts = AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}")
+    with running_console(
+        tmp_path / "console", worksites=worksites, alerts=alerts, influx=influx_db, refresh_s=0.5
+    ) as (url, console):
+        yield Board(url, console, alerts, worksites)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make setup` (installs Debian's chromium)")
+    with sync_playwright() as pw:
+        # Playwright gives every launch a fresh temporary profile (its --user-data-dir).
+        b = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            ],
+        )  # fmt: skip
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def log_in(browser: Browser, url: str, username: str) -> Page:
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.goto(f"{url}/console/")
+    page.fill("#username", username)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("#login-submit")
+    expect(page.locator("body[data-ready='1']")).to_have_count(1)
+    return page
+
+
+def _photo() -> bytes:
+    img = Image.new("RGB", (640, 480), (0, 114, 178))
+    for x in range(200, 440):
+        for y in range(150, 330):
+            img.putpixel((x, y), (230, 159, 0))
+    out = io.BytesIO()
+    img.save(out, "JPEG")
+    return out.getvalue()
+
+
+def _fire(alerts: AlertStore, org: str) -> int:
+    now = datetime.now(UTC)
+    alert = Alert(
+        rule="water-pressure-drop", org=org, entity="pressure-viale-galilei", gateway="gw-publiacqua-1",
+        kind="pressure", severity="critical", state="firing", since=now - timedelta(minutes=2), ts=now,
+        message="Calo di pressione in Viale Galilei: possibile rottura",
+    )  # fmt: skip
+    stored = alerts.fire(alert).alert
+    return stored.id
+
+
+def test_two_operators_share_an_alert_a_photo_and_its_acknowledgement_live(
+    board: Board, browser: Browser, tmp_path: Path
+) -> None:
+    anna = log_in(browser, board.url, "anna")  # Comune di Prato, municipality operator
+    n_worksites = len(board.worksites.search())
+    expect(anna.locator("#count-worksites")).to_have_attribute("data-count", str(n_worksites))
+    expect(anna.locator("#count-vehicles")).to_have_attribute("data-count", str(len(VEHICLES)))
+    expect(anna.locator("path.vehicle-marker")).to_have_count(len(VEHICLES))
+    assert anna.locator("path.ws-feature").count() >= n_worksites
+    marco = log_in(browser, board.url, "marco")  # Publiacqua, utility operator
+    expect(marco.locator("#conn[data-state='live']")).to_have_count(1)
+    expect(anna.locator("#conn[data-state='live']")).to_have_count(1)
+
+    alert_id = _fire(board.alerts, "publiacqua")
+    item = f"[data-alert='{alert_id}']"
+    expect(anna.locator(item)).to_be_visible()  # pushed, no reload
+    expect(marco.locator(item)).to_be_visible()
+
+    marco.click(item)
+    expect(marco.locator("#detail[data-thread='alert:%d']" % alert_id)).to_be_visible()
+    anna.click(item)
+    photo = tmp_path / "tombino-galilei.jpg"
+    photo.write_bytes(_photo())
+    anna.set_input_files("#post-files", str(photo))
+    hostile = '<img src=x onerror="window.__xss=1"> acqua in strada'
+    anna.fill("#post-text", hostile)
+    anna.click("#post-send")
+
+    thumb = marco.locator("#posts img.thumb")
+    expect(thumb).to_be_visible()  # the photo arrives in the other operator's browser
+    assert marco.evaluate("document.querySelector('#posts img.thumb').naturalWidth") > 0
+    expect(marco.locator("#posts .text")).to_have_text(hostile)  # as text, not markup
+    assert marco.evaluate("window.__xss") is None
+    assert anna.evaluate("window.__xss") is None
+    assert marco.locator("#posts img[src='x']").count() == 0
+
+    marco.click("#action-ack")  # the owner acknowledges
+    expect(anna.locator(f"{item}[data-state='acknowledged']")).to_have_count(1)
+    expect(anna.locator("#detail-meta[data-state='acknowledged']")).to_have_count(1)
+    expect(anna.locator("#posts .kind-ack")).to_have_count(1)
+    assert board.alerts.get(alert_id).acked_by == "publiacqua/marco"
+    actions = {(e["actor"], e["action"], e["outcome"]) for e in board.console.store.audit_log()}
+    assert {("anna", "upload", "ok"), ("anna", "post", "ok"), ("marco", "ack", "ok")} <= actions
+
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    anna.screenshot(path=str(tmp_path / "console.png"))
+    shutil.copy(tmp_path / "console.png", IMAGES / "console.png")
+    anna.click("#large")  # the wall at 3 m
+    anna.click("#lang")
+    expect(anna.locator("html[lang='en']")).to_have_count(1)
+    anna.screenshot(path=str(tmp_path / "console-large.png"))
+    shutil.copy(tmp_path / "console-large.png", IMAGES / "console-large.png")
+
+
+def test_a_utility_operator_cannot_edit_another_utilitys_worksite(board: Board, browser: Browser) -> None:
+    others = [w for w in board.worksites.search() if w.owner == "toscana-energia"]
+    own = [w for w in board.worksites.search() if w.owner == "publiacqua" and w.status.value != "active"]
+    assert others
+    assert own
+    marco = log_in(browser, board.url, "marco")
+    marco.click("#tab-worksites")
+    marco.click(f"[data-worksite='{others[0].id}']")
+    expect(marco.locator("#ws-status")).to_be_disabled()
+    status = marco.evaluate(
+        """async (id) => (await fetch(`/console/api/worksites/${id}`, {method: "PATCH",
+             headers: {"Content-Type": "application/json", "X-Sitroom-Console": "1"},
+             body: JSON.stringify({status: "suspended"})})).status""",
+        others[0].id,
+    )
+    assert status == 403
+    assert board.worksites.get(others[0].id).status == others[0].status
+    refused = [e for e in board.console.store.audit_log() if e["outcome"] == "refused"]
+    assert refused[0]["action"] == "edit"
+    assert refused[0]["target"] == f"worksite:{others[0].id}"
+
+    # Its own worksite it can change, from the keyboard.
+    marco.click(f"[data-worksite='{own[0].id}']")
+    expect(marco.locator("#ws-status")).to_be_enabled()
+    marco.select_option("#ws-status", "active")
+    expect(marco.locator(f"[data-worksite='{own[0].id}'].st-active")).to_have_count(1)
+    assert board.worksites.get(own[0].id).status.value == "active"
