@@ -33,7 +33,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 # The machine is shared with other test runs: be patient with the browser.
 UI_TIMEOUT_MS = 30_000
-VEHICLES = {"bus-lam-1": (43.8790, 11.1030), "bus-lam-2": (43.8700, 11.0950), "truck-alia-7": (43.8850, 11.0900)}
+VEHICLES = {
+    "bus-lam-1": (43.8790, 11.1030),
+    "bus-lam-2": (43.8700, 11.0950),
+    "truck-alia-7": (43.8850, 11.0900),
+}
 
 
 def _fleet_lines(now: datetime) -> list[str]:
@@ -41,10 +45,10 @@ def _fleet_lines(now: datetime) -> list[str]:
     lines = []
     for i, (vehicle, (lat, lon)) in enumerate(VEHICLES.items()):
         org = "alia" if vehicle.startswith("truck") else "autolinee-toscane"
-        lines.append(f"fleet,org={org},gateway=gw-{org},sensor={vehicle} lat={lat},lon={lon},speed_kmh=23.5 {ns + i}")
-    lines.append(
-        f"parking,org=comune-prato,gateway=gw-parking,sensor=p-mercatale occupied=480i,capacity=520i,occupancy_pct=92.3 {ns}"
-    )
+        tags = f"org={org},gateway=gw-{org},sensor={vehicle}"
+        lines.append(f"fleet,{tags} lat={lat},lon={lon},speed_kmh=23.5 {ns + i}")
+    tags = "org=comune-prato,gateway=gw-parking,sensor=p-mercatale"
+    lines.append(f"parking,{tags} occupied=480i,capacity=520i,occupancy_pct=92.3 {ns}")
     return lines
 
 
@@ -140,7 +144,7 @@ def test_two_operators_share_an_alert_a_photo_and_its_acknowledgement_live(
     expect(marco.locator(item)).to_be_visible()
 
     marco.click(item)
-    expect(marco.locator("#detail[data-thread='alert:%d']" % alert_id)).to_be_visible()
+    expect(marco.locator(f"#detail[data-thread='alert:{alert_id}']")).to_be_visible()
     anna.click(item)
     photo = tmp_path / "tombino-galilei.jpg"
     photo.write_bytes(_photo())
