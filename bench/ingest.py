@@ -312,7 +312,7 @@ def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) -> dict[str, Any]:
+def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) -> dict[str, Any]:  # noqa: PLR0915  (one linear script)
     db = "bench"
     influx = InfluxClient(ix.url, db)
     watch = IngestWatch(mq.port)
@@ -362,7 +362,8 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
         ]
         for t in probe_threads:
             t.start()
-        assert ix.proc is not None and mq.proc is not None
+        assert ix.proc is not None
+        assert mq.proc is not None
         pids = {"ingest": [w.pid for w in workers], "influxd": [ix.proc.pid], "mosquitto": [mq.proc.pid]}
         cpu0 = {k: sum(cpu_s(p) for p in v) for k, v in pids.items()}
         t0 = time.perf_counter()
@@ -437,7 +438,7 @@ def main() -> None:
     )
     ap.add_argument("--batch-points", type=int, default=5000, help="readings per InfluxDB write")
     ap.add_argument(
-        "--window", type=int, default=20_000, help="least readings publishers may run ahead of ingest"
+        "--window", type=int, default=12_000, help="least readings publishers may run ahead of ingest"
     )
     ap.add_argument(
         "--window-s", type=float, default=0.6, help="seconds of write rate publishers may run ahead"
