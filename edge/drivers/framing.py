@@ -63,7 +63,7 @@ class LineFramer:
     Resynchronises on garbage: bytes before the start character are skipped (a `garbage`
     reject), a start character inside a line begins a new line (the one before lost its end
     and will fail its checksum), and a stream that never sends a line end is cut at `max_len`
-    so the buffer stays bounded. CR before LF is stripped.
+    so the buffer stays bounded. CR (also a doubled one) and blanks before LF are stripped.
     """
 
     def __init__(self, start: bytes, max_len: int) -> None:
@@ -84,8 +84,8 @@ class LineFramer:
         n = self.line_no
         for raw in parts:
             n += 1
-            if raw[-1:] == b"\r":
-                raw = raw[:-1]  # noqa: PLW2901  (the line without its CR)
+            if raw and raw[-1] in b"\r \t":
+                raw = raw.rstrip(b"\r \t")  # noqa: PLW2901  (CR, also doubled, and trailing blanks)
             if raw[:1] == start and raw.find(start, 1) < 0 and len(raw) <= max_len:
                 lines.append((n, raw))  # the usual case, fast
             elif raw:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.drivers.bosch_parking import encoder
@@ -41,7 +41,7 @@ def event(port: int, payload: bytes, fcnt: int, ts: datetime = T0, eui: str = EU
     fcnt=st.integers(0, 2**32 - 1),
     ms=st.integers(0, 10**9),
 )
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_encode_then_decode_returns_the_same_occupancy(
     occupied: bool, port: int, temperature: int | None, fcnt: int, ms: int
 ):
@@ -68,7 +68,7 @@ def test_encode_then_decode_returns_the_same_occupancy(
 
 
 @given(st.binary(max_size=400))
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_bytes_never_raise_and_never_yield_a_reading(data: bytes):
     assert decoder().uplink(data).readings == []
 
@@ -97,13 +97,14 @@ json_values = st.recursive(
         },
     )
 )
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_event_shapes_never_raise(event_dict: dict[str, object]):
     out = decoder().uplink(orjson.dumps(event_dict))
     assert len(out.readings) + len(out.rejects) == 1
 
 
 @given(port=st.sampled_from([1, 2, 3]), data=st.binary(max_size=40))
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_payloads_decode_or_are_rejected_by_length(port: int, data: bytes):
     is_valid = len(data) in {1: {1}, 2: {1, 2}, 3: {17}}[port] and (port != 3 or data[15] in (1, 2, 3, 4))
     if is_valid:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.contract import Reading
@@ -46,7 +46,7 @@ lons_e7 = st.integers(-1_800_000_000, 1_800_000_000)
     course_e2=st.integers(0, 36_000),
     talker=st.sampled_from(["GP", "GN", "GL", "GA", "BD"]),
 )
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_encode_then_decode_returns_the_same_fix(
     ts: datetime, lat_e7: int, lon_e7: int, knots_e3: int, course_e2: int, talker: str
 ):
@@ -70,6 +70,7 @@ def test_encode_then_decode_returns_the_same_fix(
     frac=st.text("0123456789", min_size=0, max_size=8),
     hemi=st.sampled_from("NS"),
 )
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_latitude_is_exactly_the_decimal_conversion(deg: int, minutes: int, frac: str, hemi: str):
     text = f"{deg:02d}{minutes:02d}" + (f".{frac}" if frac else "")
     body = f"GPRMC,120000.00,A,{text},{hemi},01106.0000,E,0.0,0.0,241126,,,A"
@@ -85,6 +86,7 @@ def test_latitude_is_exactly_the_decimal_conversion(deg: int, minutes: int, frac
     frac=st.text("0123456789", max_size=8),
     hemi=st.sampled_from("EW"),
 )
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_longitude_is_exactly_the_decimal_conversion(deg: int, minutes: int, frac: str, hemi: str):
     text = f"{deg:03d}{minutes:02d}" + (f".{frac}" if frac else "")
     body = f"GNRMC,120000.00,A,4352.9500,N,{text},{hemi},0.0,0.0,241126,,,A"
@@ -94,7 +96,7 @@ def test_longitude_is_exactly_the_decimal_conversion(deg: int, minutes: int, fra
 
 
 @given(st.binary(max_size=600))
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_bytes_never_raise_and_never_yield_a_reading(data: bytes):
     d = decoder()
     assert d.feed(data).readings == []
@@ -102,12 +104,13 @@ def test_random_bytes_never_raise_and_never_yield_a_reading(data: bytes):
 
 
 @given(st.lists(st.binary(max_size=80), max_size=12))
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_lines_with_dollars_never_yield_a_reading(parts: list[bytes]):
     assert decoder().feed(b"$".join(parts) + b"\r\n").readings == []
 
 
 @given(position=st.integers(1, len(RMC) - 6), flip=st.integers(1, 255))
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_corrupted_byte_is_never_accepted_as_a_different_fix(position: int, flip: int):
     """A changed byte either fails the checksum or the parse; it never yields another fix."""
     corrupted = bytearray(RMC)
@@ -242,3 +245,9 @@ def test_proprietary_sentences_are_ignored_not_rejected():
     assert len(out.readings) == 1
     assert out.rejects == []
     assert d.stats()["ignored"] == 1
+
+
+def test_doubled_cr_and_trailing_blanks_of_a_capture_tool_are_tolerated():
+    out = decoder().feed(RMC.replace(b"\r\n", b"\r\r\n") + RMC.replace(b"\r\n", b"  \n"))
+    assert len(out.readings) == 2
+    assert out.rejects == []

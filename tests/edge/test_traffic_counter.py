@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.drivers.traffic_counter.decoder import CLASSES, HEAVY, TrafficCounterDecoder, crc16
@@ -39,7 +39,7 @@ ids = st.from_regex(r"[a-z0-9][a-z0-9-]{0,15}", fullmatch=True)
     speed_d=st.integers(1, 2500),
     occ_d=st.integers(0, 1000),
 )
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_encode_then_decode_returns_the_same_record(
     site: str,
     direction: str,
@@ -70,6 +70,7 @@ def test_encode_then_decode_returns_the_same_record(
 
 
 @given(vehicles=st.integers(0, 5000), heavy_share=st.floats(0, 1))
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_class_split_keeps_the_totals_of_the_simulators(vehicles: int, heavy_share: float):
     heavy = int(vehicles * heavy_share)
     counts = split_classes(vehicles, heavy)
@@ -79,7 +80,7 @@ def test_class_split_keeps_the_totals_of_the_simulators(vehicles: int, heavy_sha
 
 
 @given(st.binary(max_size=600))
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_bytes_never_raise_and_never_yield_a_reading(data: bytes):
     d = decoder()
     assert d.feed(data).readings == []
@@ -87,7 +88,7 @@ def test_random_bytes_never_raise_and_never_yield_a_reading(data: bytes):
 
 
 @given(position=st.integers(1, len(LINE) - 8), flip=st.integers(1, 255))
-@settings(max_examples=400)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_corrupted_byte_is_rejected(position: int, flip: int):
     corrupted = bytearray(LINE)
     corrupted[position] ^= flip
