@@ -14,6 +14,7 @@ import httpx
 from cloud.provision.broker import BrokerFiles, generate, paths, running_pid, unreachable_ancestor
 from cloud.provision.ca import CAError, CertificateAuthority
 from cloud.provision.csv_onboarding import CsvError, onboard
+from cloud.provision.envfile import fill
 from cloud.provision.identities import Outcome, add_gateway, add_service, add_utility
 from cloud.provision.influx_users import InfluxAuthError, InfluxUser, ensure_users
 from cloud.provision.registry import AuthMethod, BrokerSettings, Registry, RegistryError, ServiceRole
@@ -506,3 +507,19 @@ def influx_users(
     click.echo(
         f"{url} database {database}: admin {admin_user}, writer {writer_user}, reader {reader_user} ok"
     )
+
+
+@group.command("compose-env")
+@click.option(
+    "--template",
+    default=Path("deploy/compose.env.example"),
+    show_default=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option(
+    "--out", default=Path(".env"), show_default=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+def compose_env(template: Path, out: Path) -> None:
+    """Write docker compose's .env (0600) with a random value for every secret not yet set."""
+    drawn = fill(template, out)
+    click.echo(f"{out}: " + (f"new random {', '.join(drawn)}" if drawn else "every secret already set"))

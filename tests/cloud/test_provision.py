@@ -408,3 +408,23 @@ def test_a_password_gateway_dials_the_plain_listener_when_tls_asks_for_certifica
 
     assert creds(folder, "gw-p")["broker_url"] == "mqtt://localhost:18830"
     assert creds(folder, "gw-c")["broker_url"] == "mqtts://localhost:18883"
+
+
+def test_compose_env_draws_every_missing_secret_once_and_keeps_them(tmp_path: Path) -> None:
+    template = REPO / "deploy" / "compose.env.example"
+    env = tmp_path / ".env"
+    args = ["compose-env", "--template", str(template), "--out", str(env)]
+
+    first = run(tmp_path / "prov", *args)
+    values = env.read_text()
+    second = run(tmp_path / "prov", *args)
+
+    names = [line.split("=", 1)[0] for line in template.read_text().splitlines() if line and line[0] != "#"]
+    filled = dict(line.split("=", 1) for line in values.splitlines() if line and line[0] != "#")
+    assert sorted(filled) == sorted(names)
+    assert all(len(v) >= 24 for v in filled.values())
+    assert len(set(filled.values())) == len(names)
+    assert "every secret already set" in second.output
+    assert env.read_text() == values
+    assert stat.S_IMODE(env.stat().st_mode) == 0o600
+    assert not any(v in first.output for v in filled.values())
