@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from cloud.worksites import conflicts, wzdx
 from cloud.worksites.deps import CallerDep, CoordinationDep, QueryDep, StoreDep
+from cloud.worksites.geo import parse_geojson
 from cloud.worksites.models import (
     ID_PATTERN,
     HistoryEntry,
@@ -33,6 +34,7 @@ feeds = APIRouter(prefix="/feeds", tags=["feeds"])
 
 WorksiteId = Annotated[str, Path(pattern=ID_PATTERN, description="Worksite id")]
 PLANNED_HORIZON = timedelta(days=30)
+FEED_LIMIT = 100_000  # a city's feed is every worksite that matches, not a first page
 LIVE_STATUSES = (Status.ACTIVE, Status.PLANNED)
 
 
@@ -146,8 +148,6 @@ def import_wzdx(
 
 def geojson_feature(ws: Worksite) -> dict[str, Any]:
     """A flat-properties Feature: Grafana's Geomap styles and labels by top-level properties."""
-    from cloud.worksites.geo import parse_geojson  # noqa: PLC0415
-
     centroid = parse_geojson(ws.geometry).centroid
     impact = ws.impact
     return {
@@ -181,11 +181,13 @@ def feature_collection(sites: list[Worksite], **meta: Any) -> dict[str, Any]:
 
 def live_now(store: StoreDep, now: datetime) -> list[Worksite]:
     """Active worksites, and planned ones whose window contains now (not yet marked active)."""
-    return store.search(Query(start=now, end=now + timedelta(microseconds=1), statuses=LIVE_STATUSES))
+    return store.search(
+        Query(start=now, end=now + timedelta(microseconds=1), statuses=LIVE_STATUSES, limit=FEED_LIMIT)
+    )
 
 
 def planned_next(store: StoreDep, now: datetime) -> list[Worksite]:
-    window = Query(start=now, end=now + PLANNED_HORIZON, statuses=(Status.PLANNED,))
+    window = Query(start=now, end=now + PLANNED_HORIZON, statuses=(Status.PLANNED,), limit=FEED_LIMIT)
     return [w for w in store.search(window) if w.start >= now]
 
 
@@ -205,7 +207,9 @@ def feed_planned(store: StoreDep) -> dict[str, Any]:
 def feed_wzdx(store: StoreDep) -> dict[str, Any]:
     now = datetime.now(UTC)
     sites = [
-        w for w in store.search(Query(start=now)) if w.status not in (Status.CANCELLED, Status.COMPLETED)
+        w
+        for w in store.search(Query(start=now, limit=FEED_LIMIT))
+        if w.status not in (Status.CANCELLED, Status.COMPLETED)
     ]
     return wzdx.export_feed(sites, store.organisations())
 
