@@ -183,7 +183,7 @@ def _thread_owner(console: Console, thread: str) -> str | None:
 
 def _check_thread(thread: str) -> str:
     if not THREAD.match(thread):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(ThreadKeyError(thread)))
+        raise HTTPException(422, str(ThreadKeyError(thread)))
     return thread
 
 
@@ -216,7 +216,7 @@ def thread_posts(thread: str, op: OperatorDep, console: ConsoleDep) -> dict[str,
 def add_post(thread: str, body: PostIn, op: OperatorDep, console: ConsoleDep) -> dict[str, Any]:
     _check_thread(thread)
     if not body.text.strip() and not body.files:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "a post needs text or a file")
+        raise HTTPException(422, "a post needs text or a file")
     if not may_post(console, op, thread):
         raise _refuse(console, op, "post", thread, f"{op.org} ({op.role.value}) may not post in {thread}")
     try:
@@ -224,7 +224,7 @@ def add_post(thread: str, body: PostIn, op: OperatorDep, console: ConsoleDep) ->
             op, thread, body.text, mentions=console.mentions(body.text), file_ids=body.files
         )
     except UnknownFileError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise HTTPException(422, str(exc)) from None
     console.announce(post)
     return post.to_dict()
 
@@ -312,6 +312,17 @@ def _alert_for_action(console: Console, op: Operator, alert_id: int, action: str
     return alert
 
 
+@router.post("/console/api/alerts/{alert_id}/assign")
+def assign_alert(alert_id: int, body: AssignIn, op: OperatorDep, console: ConsoleDep) -> dict[str, Any]:
+    alert = _alert_for_action(console, op, alert_id, "assign")
+    if body.org not in console.known_orgs():
+        raise HTTPException(422, f"unknown organisation {body.org!r}")
+    post = console.store.add_post(op, f"alert:{alert_id}", body.note, kind="assign", mentions=[body.org])
+    console.announce(post)
+    return alert_view(alert) | {"assigned_to": body.org}
+
+
+# After /assign: FastAPI matches routes in order, and {verb} would take "assign" too.
 @router.post("/console/api/alerts/{alert_id}/{verb}")
 def alert_action(
     alert_id: int,
@@ -333,16 +344,6 @@ def alert_action(
     console.broadcaster.publish("alert", alert_view(moved.alert))
     console.announce(post)
     return alert_view(moved.alert)
-
-
-@router.post("/console/api/alerts/{alert_id}/assign")
-def assign_alert(alert_id: int, body: AssignIn, op: OperatorDep, console: ConsoleDep) -> dict[str, Any]:
-    alert = _alert_for_action(console, op, alert_id, "assign")
-    if body.org not in console.known_orgs():
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"unknown organisation {body.org!r}")
-    post = console.store.add_post(op, f"alert:{alert_id}", body.note, kind="assign", mentions=[body.org])
-    console.announce(post)
-    return alert_view(alert) | {"assigned_to": body.org}
 
 
 class WorksiteEditIn(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,14 +81,23 @@ def sniff(data: bytes) -> tuple[str, str]:
 
 
 def _thumbnail(data: bytes, dest: Path) -> None:
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            probe.verify()  # a truncated or forged image stops here, before it is decoded
-        with Image.open(io.BytesIO(data)) as img:
-            img.thumbnail((THUMB_PX, THUMB_PX))
-            img.convert("RGB").save(dest, "JPEG", quality=80)
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        # Pillow only warns between its limit and twice it; here any bomb is an error.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                if probe.width * probe.height > MAX_IMAGE_PIXELS:  # read from the header, not decoded
+                    raise UploadRefusedError(
+                        f"image is {probe.width} x {probe.height} pixels; the limit is {MAX_IMAGE_PIXELS:,}",
+                        413,
+                    )
+                probe.verify()  # a truncated or forged image stops here, before it is decoded
+            with Image.open(io.BytesIO(data)) as img:
+                img.thumbnail((THUMB_PX, THUMB_PX))
+                img.convert("RGB").save(dest, "JPEG", quality=80)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+        if isinstance(exc, UploadRefusedError):
+            raise
         raise UploadRefusedError(f"the image cannot be read: {exc}") from None
 
 

@@ -1,0 +1,279 @@
+"""The console's HTTP API on a real uvicorn server: log-in, roles, threads, uploads, SSE, audit."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from PIL import Image
+
+from cloud.console.app import Console
+from cloud.console.demo import DEMO_PASSWORD, running_console
+from cloud.console.store import Post
+from cloud.rules.alert import Alert
+from cloud.rules.store import AlertStore
+from cloud.worksites.demo_data import load_demo
+from cloud.worksites.geo import PRATO_AREA
+from cloud.worksites.store import WorksiteStore
+
+from support import wait_until
+
+HDR = {"X-Sitroom-Console": "1"}
+MAX_UPLOAD = 64 * 1024
+
+
+class Server:
+    def __init__(self, url: str, console: Console, alerts: AlertStore) -> None:
+        self.url = url
+        self.console = console
+        self.alerts = alerts
+
+    def session(self, username: str | None = None) -> httpx.Client:
+        """A client, logged in as `username`; the caller closes it."""
+        c = httpx.Client(base_url=self.url, timeout=30, headers=HDR)
+        if username:
+            r = c.post("/console/api/login", json={"username": username, "password": DEMO_PASSWORD})
+            assert r.status_code == 200, r.text
+        return c
+
+    @contextmanager
+    def client(self, username: str | None = None) -> Iterator[httpx.Client]:
+        c = self.session(username)
+        try:
+            yield c
+        finally:
+            c.close()
+
+    def fire(self, org: str, entity: str) -> int:
+        now = datetime.now(UTC)
+        a = Alert(
+            rule="flow-anomaly", org=org, entity=entity, gateway="gw-1", kind="traffic", severity="warning",
+            state="firing", since=now, ts=now, message=f"anomaly at {entity}",
+        )  # fmt: skip
+        return self.alerts.fire(a).alert.id
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("console")
+    worksites = WorksiteStore.open(f"sqlite:///{tmp / 'ws.db'}", area=PRATO_AREA)
+    load_demo(worksites, datetime.now(UTC))
+    alerts = AlertStore(f"sqlite:///{tmp / 'alerts.db'}")
+    with running_console(
+        tmp / "console",
+        worksites=worksites,
+        alerts=alerts,
+        influx=None,
+        refresh_s=0.3,
+        max_upload_bytes=MAX_UPLOAD,
+    ) as (url, console):
+        yield Server(url, console, alerts)
+
+
+class EventReader:
+    """An SSE client in a thread: collects (event, data) pairs."""
+
+    def __init__(self, server: Server, username: str) -> None:
+        self.client = server.session(username)
+        self.events: list[tuple[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        event = ""
+        with self.client.stream("GET", "/console/api/events", timeout=httpx.Timeout(30, read=None)) as r:
+            for line in r.iter_lines():
+                if self._stop.is_set():
+                    return
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    self.events.append((event, orjson.loads(line[6:])))
+
+    def of(self, kind: str) -> list[Any]:
+        return [d for e, d in list(self.events) if e == kind]
+
+    def close(self) -> None:
+        self._stop.set()
+        self.client.close()
+
+
+@pytest.fixture
+def readers(server: Server) -> Iterator[list[EventReader]]:
+    made: list[EventReader] = []
+    yield made
+    for r in made:
+        r.close()
+
+
+def test_a_wrong_password_is_refused_and_recorded_in_the_audit(server: Server) -> None:
+    with server.client() as c:
+        r = c.post("/console/api/login", json={"username": "anna", "password": "nope"})
+        assert r.status_code == 401
+        assert c.post("/console/api/login", json={"username": "ghost", "password": "x"}).status_code == 401
+    log = server.console.store.audit_log()
+    assert {("anna", "login", "refused"), ("ghost", "login", "refused")} <= {
+        (e["actor"], e["action"], e["outcome"]) for e in log
+    }
+
+
+def test_without_a_valid_session_nothing_is_served(server: Server) -> None:
+    with server.client() as c:
+        assert c.get("/console/api/snapshot").status_code == 401
+        c.cookies.set("sitroom_console", "YW5uYQ.9999999999.forged", path="/console")
+        assert c.get("/console/api/snapshot").status_code == 401
+        assert c.get("/console/").status_code == 200  # the log-in page itself is public
+
+
+def test_a_state_change_without_the_console_header_is_refused(server: Server) -> None:
+    """CSRF: a cross-site form cannot add a custom header."""
+    with server.client("anna") as c:
+        r = c.post("/console/api/threads/city/posts", json={"text": "x"}, headers={"X-Sitroom-Console": ""})
+        assert r.status_code == 403
+        assert c.post("/console/api/threads/city/posts", json={"text": "x"}).status_code == 201
+
+
+def test_the_page_forbids_inline_and_foreign_scripts(server: Server) -> None:
+    with server.client() as c:
+        csp = c.get("/console/").headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "object-src 'none'" in csp
+
+
+def test_a_post_reaches_every_open_console_at_once(server: Server, readers: list[EventReader]) -> None:
+    readers += [EventReader(server, "anna"), EventReader(server, "giulia")]
+    wait_until(lambda: server.console.broadcaster.connected >= 2, 30, what="two consoles connected")
+    with server.client("marco") as c:
+        r = c.post("/console/api/threads/city/posts", json={"text": "Via Roma chiusa: <b>deviazione</b>"})
+    post_id = r.json()["id"]
+    for reader in readers:
+        wait_until(
+            lambda reader=reader: any(p["id"] == post_id for p in reader.of("post")), 30, what="post pushed"
+        )
+    pushed = next(p for p in readers[0].of("post") if p["id"] == post_id)
+    assert pushed["text"] == "Via Roma chiusa: <b>deviazione</b>"  # stored as typed; the page escapes it
+
+
+def test_a_new_alert_is_pushed_without_anyone_asking(server: Server, readers: list[EventReader]) -> None:
+    readers.append(EventReader(server, "parete"))
+    wait_until(lambda: server.console.broadcaster.connected >= 1, 30, what="console connected")
+    alert_id = server.fire("alia", "bin-via-roma")
+    wait_until(lambda: any(a["id"] == alert_id for a in readers[0].of("alert")), 30, what="alert pushed")
+
+
+def test_mentioning_an_organisation_that_is_not_watching_notifies_it(server: Server) -> None:
+    got: list[tuple[Post, set[str]]] = []
+    server.console.notify_posts = lambda post, orgs: got.append((post, orgs))
+    with server.client("anna") as c:
+        r = c.post(
+            "/console/api/threads/city/posts", json={"text": "@open-fiber @nobody scavo su Via Bologna"}
+        )
+    assert r.json()["mentions"] == ["open-fiber"]
+    assert got
+    assert got[0][1] == {"open-fiber"}
+
+
+def _jpeg() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (400, 300), (213, 94, 0)).save(out, "JPEG")
+    return out.getvalue()
+
+
+def test_a_photo_is_uploaded_attached_thumbnailed_and_served_safely(server: Server) -> None:
+    with server.client("luca") as c:
+        up = c.post("/console/api/uploads", params={"name": "cassonetto.jpg"}, content=_jpeg())
+        assert up.status_code == 201, up.text
+        file_id = up.json()["id"]
+        post = c.post("/console/api/threads/city/posts", json={"text": "", "files": [file_id]})
+        assert post.status_code == 201
+        assert post.json()["files"][0]["thumb_url"] == f"/console/api/files/{file_id}/thumb"
+        thumb = c.get(f"/console/api/files/{file_id}/thumb")
+        assert thumb.headers["content-type"] == "image/jpeg"
+        assert thumb.headers["x-content-type-options"] == "nosniff"
+        assert "sandbox" in thumb.headers["content-security-policy"]
+        # An attachment is claimed once, by its uploader.
+        again = c.post("/console/api/threads/city/posts", json={"text": "x", "files": [file_id]})
+        assert again.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "status"),
+    [
+        ("mappa.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', 415),
+        ("foto.jpg", b"<html><body onload=alert(1)>", 415),
+        ("relazione.docx", b"PK\x03\x04" + bytes(200), 415),
+        ("../../../console.db", b"%PDF-1.4\n%%EOF", 422),
+        ("grande.pdf", b"%PDF-1.4\n" + bytes(MAX_UPLOAD + 10), 413),
+    ],
+    ids=["svg", "html", "wrong-type", "traversal", "oversize"],
+)
+def test_bad_uploads_are_refused_and_audited(server: Server, name: str, content: bytes, status: int) -> None:
+    with server.client("marco") as c:
+        r = c.post("/console/api/uploads", params={"name": name}, content=content)
+    assert r.status_code == status, r.text
+    last = server.console.store.audit_log(limit=1)[0]
+    assert (last["actor"], last["action"], last["outcome"]) == ("marco", "upload", "refused")
+
+
+def test_a_read_only_operator_watches_but_cannot_post_or_upload(server: Server) -> None:
+    with server.client("parete") as c:
+        assert c.get("/console/api/snapshot").status_code == 200
+        assert c.post("/console/api/threads/city/posts", json={"text": "x"}).status_code == 403
+        assert c.post("/console/api/uploads", params={"name": "a.jpg"}, content=_jpeg()).status_code == 403
+
+
+def test_a_utility_posts_in_another_organisations_thread_only_once_brought_in(server: Server) -> None:
+    alert_id = server.fire("toscana-energia", "gas-via-firenze")
+    thread = f"/console/api/threads/alert:{alert_id}/posts"
+    with server.client("marco") as marco, server.client("giulia") as giulia:
+        assert marco.get(thread).json()["may_post"] is False
+        assert marco.post(thread, json={"text": "posso?"}).status_code == 403
+        assert giulia.post(thread, json={"text": "@publiacqua serve la vostra squadra"}).status_code == 201
+        assert marco.post(thread, json={"text": "arriviamo"}).status_code == 201
+
+
+def test_only_the_owner_or_the_municipality_acknowledges_an_alert(server: Server) -> None:
+    alert_id = server.fire("toscana-energia", "gas-piazza-mercatale")
+    with server.client("marco") as marco, server.client("anna") as anna:
+        assert marco.post(f"/console/api/alerts/{alert_id}/ack").status_code == 403
+        r = anna.post(f"/console/api/alerts/{alert_id}/ack", json={"note": "squadra avvisata"})
+        assert r.status_code == 200
+        assert r.json()["state"] == "acknowledged"
+        assert (
+            anna.post(f"/console/api/alerts/{alert_id}/assign", json={"org": "toscana-energia"}).status_code
+            == 200
+        )
+        kinds = [p["kind"] for p in anna.get(f"/console/api/threads/alert:{alert_id}/posts").json()["posts"]]
+    assert kinds == ["ack", "assign"]
+    assert server.alerts.get(alert_id).acked_by == "comune-prato/anna"
+
+
+def test_a_utility_sees_the_audit_history_of_its_own_organisation_only(server: Server) -> None:
+    with server.client("giulia") as giulia, server.client("anna") as anna:
+        giulia.post("/console/api/threads/city/posts", json={"text": "ok"})
+        own = giulia.get("/console/api/audit").json()
+        everything = anna.get("/console/api/audit").json()
+    assert own
+    assert {e["org"] for e in own} == {"toscana-energia"}
+    assert len({e["org"] for e in everything}) > 1
+
+
+def test_unknown_thread_keys_are_refused(server: Server) -> None:
+    with server.client("anna") as c:
+        assert c.get("/console/api/threads/..%2Fetc/posts").status_code in (404, 422)
+        assert c.post("/console/api/threads/alert:x/posts", json={"text": "x"}).status_code == 422
+        assert c.get("/console/api/threads/worksite:nope/posts").status_code == 404
+
+
+def test_console_data_lives_under_its_data_dir(server: Server, tmp_path: Path) -> None:
+    assert server.console.uploads.root.name == "uploads"
+    assert str(server.console.store.engine.url).endswith("console.db")
