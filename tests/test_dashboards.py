@@ -287,7 +287,7 @@ def test_every_map_layer_reads_its_own_table_frame_or_a_feed_of_the_api() -> Non
             targets = {t["refId"]: t for t in geomap["targets"]}
             for layer in geomap["options"]["layers"]:
                 if layer["type"] == "geojson":
-                    assert layer["config"]["src"].startswith("http://127.0.0.1:8000/feeds/"), where(
+                    assert layer["config"]["src"].startswith("http://127.0.0.1:8080/feeds/"), where(
                         path, geomap
                     )
                     continue
@@ -300,5 +300,5 @@ def test_every_map_layer_reads_its_own_table_frame_or_a_feed_of_the_api() -> Non
                     assert {location["latitude"], location["longitude"]} <= aliases, where(path, geomap)
                 else:
                     assert location["mode"] == "lookup", where(path, geomap)
-                    assert location["gazetteer"] == "http://127.0.0.1:8000/feeds/sites.geojson"
+                    assert location["gazetteer"] == "http://127.0.0.1:8080/feeds/sites.geojson"
                     assert f'GROUP BY "{location["lookup"]}"' in target["query"], where(path, geomap)
