@@ -80,6 +80,61 @@ def build_app(
     return app, console
 
 
+def attach(
+    app: FastAPI,
+    worksites: WorksiteStore,
+    data_dir: Path,
+    *,
+    alerts_db: str | None,
+    influx: InfluxClient | None,
+    demo_operators: bool = False,
+    max_upload_bytes: int = 8 * 1024 * 1024,
+) -> Console:
+    """Mount the console on an existing API app (`sitroom cloud api --console DIR`); not started."""
+    alerts = AlertStore(alerts_db) if alerts_db else None
+    console = Console.open(
+        data_dir,
+        Sources(worksites=worksites, alerts=alerts, influx=influx),
+        max_upload_bytes=max_upload_bytes,
+    )
+    if demo_operators:
+        add_demo_operators(console.store)
+    mount_console(app, console)
+    return console
+
+
+def attach_for_api(
+    app: FastAPI,
+    worksites: WorksiteStore,
+    data_dir: Path,
+    *,
+    alerts_db: str | None,
+    demo_operators: bool,
+    max_body_bytes: int,
+) -> Console:
+    """`sitroom cloud api --console DIR`: InfluxDB from the process's CloudSettings (SITROOM_*)."""
+    from cloud.settings import CloudSettings  # noqa: PLC0415
+
+    settings = CloudSettings()
+    influx = InfluxClient(
+        settings.influx_url,
+        settings.influx_db,
+        username=settings.influx_username,
+        password=settings.influx_password,
+    )
+    # The upload limit stays under the API's body limit, or the middleware answers first.
+    limit = max(1024, min(8 * 1024 * 1024, max_body_bytes - 65536))
+    return attach(
+        app,
+        worksites,
+        data_dir,
+        alerts_db=alerts_db,
+        influx=influx,
+        demo_operators=demo_operators,
+        max_upload_bytes=limit,
+    )
+
+
 @contextmanager
 def running_console(
     data_dir: Path,
