@@ -43,6 +43,8 @@ class BrokerConnection:
         self.broker = broker
         self.subscriptions = list(subscriptions or [])
         self.connected = threading.Event()
+        # Set by the SUBACK of the subscriptions: before it, a publish may find nobody listening.
+        self.subscribed = threading.Event()
         # Counts CONNACKs: a packet id received on an earlier connection means nothing on this
         # one (the broker resends unacknowledged messages on reconnect, [MQTT-4.4.0-1]).
         self.generation = 0
@@ -74,6 +76,7 @@ class BrokerConnection:
             self.client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_disconnect = self._on_disconnect
         if on_message is not None:
             handler = on_message

@@ -31,7 +31,7 @@ def test_a_field_type_conflict_is_dead_lettered_with_influxdbs_message_and_neigh
     pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=unique("pub-"))
     try:
         thread.start()
-        wait_until(ingest.conn.connected.is_set, 30, what="ingest connected")
+        wait_until(ingest.conn.subscribed.is_set, 30, what="ingest subscribed")
         # Someone wrote `vehicles` as a string first: InfluxDB now refuses integers in that field.
         wait_until(lambda: influx_db.series(f'SHOW RETENTION POLICIES ON "{influx_db.database}"'), 10)
         when = datetime.now(UTC) - timedelta(minutes=5)

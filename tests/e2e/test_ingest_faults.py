@@ -240,7 +240,7 @@ def test_influxdb_stopped_and_restarted_mid_stream_loses_nothing(
     influx = InfluxClient(influxd.url, "outage")
     try:
         thread.start()
-        wait_until(ingest.conn.connected.is_set, 30, what="ingest connected")
+        wait_until(ingest.conn.subscribed.is_set, 30, what="ingest subscribed")
         publisher.publish(20)
         wait_until(lambda: count_points(influx) == publisher.published, 60, what="the first readings stored")
 
@@ -259,3 +259,37 @@ def test_influxdb_stopped_and_restarted_mid_stream_loses_nothing(
         thread.join(30)
         influx.close()
         influxd.stop()
+
+
+def test_mqtt_3_1_1_workers_share_a_subscription_too(
+    settings: CloudSettings, publisher: Publisher, influx_db: InfluxClient
+) -> None:
+    # Mosquitto 2 (and EMQX, HiveMQ, VerneMQ) honour `$share/` for v3.1.1 clients as well.
+    group = unique("g")
+    workers = [
+        Ingest(
+            settings.model_copy(
+                update={"mqtt_protocol": "3.1.1", "share_group": group, "instance": unique("w-")}
+            )
+        )
+        for _ in range(2)
+    ]
+    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
+    try:
+        for t in threads:
+            t.start()
+        wait_until(lambda: all(w.conn.subscribed.is_set() for w in workers), 30, what="both subscribed")
+
+        publisher.publish(40)
+
+        def written() -> list[int]:
+            return [int(w.stats.snapshot()["readings_written"]) for w in workers]
+
+        wait_until(lambda: sum(written()) == publisher.published, 60, what="every reading written once")
+        assert all(n > 0 for n in written()), written()
+        assert count_points(influx_db) == publisher.published
+    finally:
+        for w in workers:
+            w.stop()
+        for t in threads:
+            t.join(30)
