@@ -141,11 +141,13 @@ def detect_period(x: np.ndarray) -> int:
 
 @register("seasonal")
 class SeasonalDetector(Detector):
-    """Residual against the best of: short-term level, time of day, time of week, detected period.
+    """Residuals against the short-term level and against the best seasonal profile (time of day,
+    time of week, or a period found by autocorrelation).
 
-    Each model predicts every reading before seeing it; the one with the smallest recent error
-    is trusted, so a series without seasonality is judged against its level and a daily series
-    against its usual profile (a rush-hour peak is not an anomaly, a night-time one is).
+    Each model predicts every reading before seeing it; among the seasonal ones, the one with the
+    smallest recent error is trusted, so a daily series is judged against its usual profile (a
+    rush-hour peak is not an anomaly, a night-time one is) and a series without seasonality
+    against its level alone.
     """
 
     def __init__(self) -> None:
@@ -179,14 +181,20 @@ class SeasonalDetector(Detector):
             "lag": self.lag.predict(),
         }
         best: str | None = None
-        for name, predicted in predictions.items():
-            if predicted is None:
-                continue
-            if name != "level" and self.counts[name] < MIN_ERRORS:
+        for name in ("daily", "weekly", "lag"):
+            if predictions[name] is None or self.counts[name] < MIN_ERRORS:
                 continue
             if best is None or self.errors[name] < self.errors[best]:
                 best = name
-        p = 1.0 if best is None else self.calibrators[best].pvalue(abs(value - predictions[best]))  # type: ignore[operator]
+        candidates = []
+        if predictions["level"] is not None:
+            candidates.append(self.calibrators["level"].pvalue(abs(value - predictions["level"])))
+        if best is not None:
+            candidates.append(self.calibrators[best].pvalue(abs(value - predictions[best])))  # type: ignore[operator]
+        # Both views are kept, each calibrated on its own residuals: the level sees spikes and
+        # sudden shifts, the profile sees slow drifts and departures the level has absorbed.
+        # Bonferroni (times the number of views) keeps the combined p-value a valid p-value.
+        p = min(1.0, min(candidates) * len(candidates)) if candidates else 1.0
         # A reading the trusted model finds rare does not vote in the choice of model: otherwise
         # a sustained departure (a road closed for a day) makes the short-term level look best
         # after a few readings, and the departure would be explained away as the new normal.
@@ -212,20 +220,58 @@ class SeasonalDetector(Detector):
 
 @register("flatline")
 class FlatlineDetector(Detector):
-    """A stuck sensor: a run of identical values longer than this series' runs usually are."""
+    """A stuck sensor: a run of identical values longer than this series' runs usually are.
+
+    Values at which the series habitually rests (an empty car park at night, a counter at zero,
+    a reading clamped at the sensor's range) are judged apart: once two runs of `HABIT` readings
+    or more have *ended* at a value, later runs there are compared with such habitual runs, and
+    long nightly runs at the floor do not make a stuck daytime value look ordinary.
+    """
+
+    HABIT = 6
 
     def __init__(self) -> None:
         self.previous: float | None = None
         self.run = 0
+        self.habitual: set[float] = set()  # values where long runs are a habit
+        self.pending: dict[float, list[int]] = {}  # value -> its first long run (readings)
+        self.inner_in_run = 0
         # Run lengths are whole readings: each reading more divides p by e at least.
-        self.calibrator = TailCalibrator(window=5000, min_scale=1.0)
+        self.calibrators = {
+            "habitual": TailCalibrator(window=5000, min_scale=1.0),
+            "inner": TailCalibrator(window=5000, min_scale=1.0),
+        }
 
     def pvalue(self, ts: float, value: float) -> float:
-        self.run = self.run + 1 if value == self.previous else 1
+        if value == self.previous:
+            self.run += 1
+        else:
+            if self.previous is not None and self.run >= self.HABIT and self.previous not in self.habitual:
+                self._long_run_ended(self.previous)
+            self.run = 1
+            self.inner_in_run = 0
         self.previous = value
-        p = self.calibrator.pvalue(float(self.run)) if self.run > 1 else 1.0
-        self.calibrator.add(float(self.run))
+        where = "habitual" if value in self.habitual else "inner"
+        calibrator = self.calibrators[where]
+        p = calibrator.pvalue(float(self.run)) if self.run > 1 else 1.0
+        calibrator.add(float(self.run))
+        if where == "inner":
+            self.inner_in_run += 1
         return p
+
+    def _long_run_ended(self, value: float) -> None:
+        # One long run at a value may be a fault; the second one makes it a habit. Its runs then
+        # go over to the habitual ones: left among the ordinary runs they would make every later
+        # stuck value look ordinary.
+        runs = self.pending.setdefault(value, [])
+        runs.append(self.inner_in_run)
+        if len(runs) < 2:
+            return
+        for count in self.pending.pop(value):
+            for length in range(1, count + 1):
+                self.calibrators["inner"].discard(float(length))
+                self.calibrators["habitual"].add(float(length))
+        self.habitual.add(value)
 
 
 @register("ensemble")

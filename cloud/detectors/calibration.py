@@ -67,6 +67,13 @@ class TailCalibrator:
             return (k / n) * math.exp(-(r - u) / beta)
         return (at_least + 1) / (n + 1)
 
+    def discard(self, r: float) -> None:
+        """Forget one earlier residual equal to `r` (when it turned out to belong elsewhere)."""
+        i = bisect_left(self._sorted, r)
+        if i < len(self._sorted) and self._sorted[i] == r:
+            del self._sorted[i]
+            self._order.remove(r)
+
     def add(self, r: float) -> None:
         if math.isnan(r):
             return

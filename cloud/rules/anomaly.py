@@ -44,6 +44,16 @@ class FieldRule(Rule):
         self.watches = frozenset({config.kind})
         self.firing: dict[SeriesId, datetime] = {}
 
+    def _value(self, r: Reading) -> float | None:
+        """The field's value, or None when the reading does not measure it: a traffic counter
+        that saw no vehicle in its interval reports speed 0, which is no speed at all."""
+        raw = r.fields.get(self.cfg.field)
+        if raw is None:
+            return None
+        if r.kind is SensorKind.TRAFFIC and self.cfg.field == "speed_kmh" and r.fields.get("vehicles") == 0:
+            return None
+        return float(raw)
+
     def _alert(
         self,
         r: Reading,
@@ -104,16 +114,20 @@ class RateOfChange(FieldRule):
         self.last: dict[SeriesId, tuple[datetime, float]] = {}
 
     def observe(self, reading: Reading) -> list[Alert]:
-        raw = reading.fields.get(self.cfg.field)
-        if raw is None:
+        value = self._value(reading)
+        if value is None:
             return []
-        value = float(raw)
         key = (reading.org, reading.gateway, reading.sensor)
         prev = self.last.get(key)
         self.last[key] = (reading.ts, value)
         if prev is None or reading.ts <= prev[0]:
             return []
         per_min = (value - prev[1]) / ((reading.ts - prev[0]).total_seconds() / 60.0)
+        return self.judge(reading, key, prev, value, per_min)
+
+    def judge(
+        self, reading: Reading, key: SeriesId, prev: tuple[datetime, float], value: float, per_min: float
+    ) -> list[Alert]:
         d = self.rc.direction
         is_fast = (
             abs(per_min) > self.rc.max_per_min
@@ -134,6 +148,15 @@ class RateOfChange(FieldRule):
         return self._resolve(reading, key, value, f"{self.cfg.field} changing at {per_min:+.3g}/min again")
 
 
+Run = tuple[float, datetime, int]  # value, since, readings
+
+
+def advance(run: Run | None, value: float, ts: datetime) -> Run:
+    if run is None or run[0] != value:
+        return (value, ts, 1)
+    return (value, run[1], run[2] + 1)
+
+
 class FlatlineConfig(FieldRuleConfig):
     rule: Literal["flatline"] = "flatline"
     min_readings: int = Field(default=6, ge=2)
@@ -151,20 +174,21 @@ class Flatline(FieldRule):
         assert isinstance(config, FlatlineConfig)
         self.fc = config
         self.min_duration = timedelta(minutes=config.min_duration_min)
-        self.run: dict[SeriesId, tuple[float, datetime, int]] = {}  # value, since, count
+        self.run: dict[SeriesId, Run] = {}
 
     def observe(self, reading: Reading) -> list[Alert]:
-        raw = reading.fields.get(self.cfg.field)
-        if raw is None:
+        value = self._value(reading)
+        if value is None:
             return []
-        value = float(raw)
         key = (reading.org, reading.gateway, reading.sensor)
-        run = self.run.get(key)
-        if run is None or run[0] != value:
-            self.run[key] = (value, reading.ts, 1)
+        run = advance(self.run.get(key), value, reading.ts)
+        self.run[key] = run
+        return self.judge(reading, key, run, value)
+
+    def judge(self, reading: Reading, key: SeriesId, run: Run, value: float) -> list[Alert]:
+        count = run[2]
+        if count == 1:
             return self._resolve(reading, key, value, f"{self.cfg.field} moving again ({value:g})")
-        count = run[2] + 1
-        self.run[key] = (value, run[1], count)
         if count >= self.fc.min_readings and reading.ts - run[1] >= self.min_duration:
             minutes = (reading.ts - run[1]).total_seconds() / 60
             return self._fire(
@@ -212,10 +236,9 @@ class Seasonal(FieldRule):
         self.calm: dict[SeriesId, int] = {}
 
     def observe(self, reading: Reading) -> list[Alert]:
-        raw = reading.fields.get(self.cfg.field)
-        if raw is None:
+        value = self._value(reading)
+        if value is None:
             return []
-        value = float(raw)
         key = (reading.org, reading.gateway, reading.sensor)
         detector = self.detectors.get(key)
         if detector is None:
@@ -240,3 +263,65 @@ class Seasonal(FieldRule):
             if calm >= self.sc.clear_readings:
                 return self._resolve(reading, key, value, f"{self.cfg.field} back to ordinary ({value:g})")
         return []
+
+
+class RateOfChangeGroup:
+    """Every rate-of-change rule on one (kind, field), sharing one previous value per series:
+    a reading whose change is within every rule's limit, for a series none of them has firing,
+    costs one division instead of one call per rule."""
+
+    def __init__(self, rules: list[RateOfChange]) -> None:
+        self.rules = rules
+        self.field = rules[0].cfg.field
+        self.quiet_per_min = min(r.rc.max_per_min for r in rules)
+        self.last: dict[SeriesId, tuple[datetime, float]] = {}
+        self.engaged: set[SeriesId] = set()  # series some rule has firing
+
+    def observe(self, reading: Reading) -> list[Alert]:
+        value = self.rules[0]._value(reading)
+        if value is None:
+            return []
+        key = (reading.org, reading.gateway, reading.sensor)
+        prev = self.last.get(key)
+        self.last[key] = (reading.ts, value)
+        if prev is None or reading.ts <= prev[0]:
+            return []
+        per_min = (value - prev[1]) / ((reading.ts - prev[0]).total_seconds() / 60.0)
+        if -self.quiet_per_min <= per_min <= self.quiet_per_min and key not in self.engaged:
+            return []
+        out: list[Alert] = []
+        for r in self.rules:
+            out.extend(r.judge(reading, key, prev, value, per_min))
+        if any(key in r.firing for r in self.rules):
+            self.engaged.add(key)
+        else:
+            self.engaged.discard(key)
+        return out
+
+
+class FlatlineGroup:
+    """Every flatline rule on one (kind, field), sharing one run per series."""
+
+    def __init__(self, rules: list[Flatline]) -> None:
+        self.rules = rules
+        self.quiet_below = min(r.fc.min_readings for r in rules)
+        self.run: dict[SeriesId, Run] = {}
+        self.engaged: set[SeriesId] = set()  # series some rule has firing
+
+    def observe(self, reading: Reading) -> list[Alert]:
+        value = self.rules[0]._value(reading)
+        if value is None:
+            return []
+        key = (reading.org, reading.gateway, reading.sensor)
+        run = advance(self.run.get(key), value, reading.ts)
+        self.run[key] = run
+        if run[2] < self.quiet_below and key not in self.engaged:
+            return []
+        out: list[Alert] = []
+        for r in self.rules:
+            out.extend(r.judge(reading, key, run, value))
+        if any(key in r.firing for r in self.rules):
+            self.engaged.add(key)
+        else:
+            self.engaged.discard(key)
+        return out

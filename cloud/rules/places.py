@@ -174,10 +174,9 @@ class WorksiteImpact(FieldRule):
         return ("expected_impact" if planned else "anomaly"), [w.to_context() for w in near]
 
     def observe(self, reading: Reading) -> list[Alert]:
-        raw = reading.fields.get(self.cfg.field)
-        if raw is None:
+        value = self._value(reading)
+        if value is None:
             return []
-        value = float(raw)
         key = (reading.org, reading.gateway, reading.sensor)
         detector = self.detectors.get(key)
         if detector is None:

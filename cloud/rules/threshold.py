@@ -53,8 +53,10 @@ class Threshold(Rule):
         self.cfg = config
         self.watches = frozenset({config.kind})
         self.hold = timedelta(minutes=config.hold_min)
-        self.limit = config.above if config.above is not None else config.below
-        self.clear = config.clear if config.clear is not None else self.limit
+        limit = config.above if config.above is not None else config.below
+        assert limit is not None  # the config allows exactly one of them
+        self.limit: float = limit
+        self.clear: float = config.clear if config.clear is not None else limit
         self.beyond_since: dict[tuple[str, str, str], datetime] = {}
         self.firing: set[tuple[str, str, str]] = set()
 
@@ -62,7 +64,7 @@ class Threshold(Rule):
         return v > self.cfg.above if self.cfg.above is not None else v < self.cfg.below  # type: ignore[operator]
 
     def _cleared(self, v: float) -> bool:
-        return v < self.clear if self.cfg.above is not None else v > self.clear  # type: ignore[operator]
+        return v < self.clear if self.cfg.above is not None else v > self.clear
 
     def observe(self, reading: Reading) -> list[Alert]:
         if reading.kind is not self.cfg.kind or self.cfg.field not in reading.fields:
@@ -110,3 +112,38 @@ class Threshold(Rule):
             value=value,
             threshold=self.limit,
         )
+
+
+class ThresholdGroup:
+    """Every threshold rule on one (kind, field): a reading inside the band no rule cares about,
+    for a series no rule is holding or firing, costs two comparisons instead of one call per rule."""
+
+    def __init__(self, rules: list[Threshold]) -> None:
+        self.rules = rules
+        self.field = rules[0].cfg.field
+        aboves = [r.cfg.above for r in rules if r.cfg.above is not None]
+        belows = [r.cfg.below for r in rules if r.cfg.below is not None]
+        # Quiet band: not beyond any `above` nor any `below`, and not between a limit and its clear.
+        self.quiet_hi = min(
+            [*aboves, *(r.clear for r in rules if r.cfg.above is not None)], default=float("inf")
+        )
+        self.quiet_lo = max(
+            [*belows, *(r.clear for r in rules if r.cfg.below is not None)], default=float("-inf")
+        )
+        self.engaged: set[tuple[str, str, str]] = set()
+
+    def observe(self, reading: Reading) -> list[Alert]:
+        raw = reading.fields.get(self.field)
+        if raw is None:
+            return []
+        key = (reading.org, reading.gateway, reading.sensor)
+        if self.quiet_lo < raw < self.quiet_hi and key not in self.engaged:
+            return []
+        out: list[Alert] = []
+        for r in self.rules:
+            out.extend(r.observe(reading))
+        if any(key in r.beyond_since or key in r.firing for r in self.rules):
+            self.engaged.add(key)
+        else:
+            self.engaged.discard(key)
+        return out

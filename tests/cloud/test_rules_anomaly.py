@@ -15,8 +15,9 @@ from cloud.rules.anomaly import (
     Seasonal,
     SeasonalConfig,
 )
+from cloud.rules.base import Rule
 from cloud.rules.engine import Engine
-from cloud.rules.threshold import Threshold, ThresholdConfig
+from cloud.rules.threshold import Threshold, ThresholdConfig, ThresholdGroup
 from edge.contract import Reading, SensorKind
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -92,4 +93,53 @@ def test_the_engine_hands_each_reading_only_to_the_rules_of_its_kind() -> None:
     engine = Engine([traffic_rule, parking_rule])
     (alert,) = engine.observe(parking(0, 950))
     assert alert.rule == "full"
-    assert engine._by_kind[SensorKind.PARKING] == [parking_rule]
+    (group,) = engine._by_kind[SensorKind.PARKING]
+    assert isinstance(group, ThresholdGroup)
+    assert group.rules == [parking_rule]
+
+
+def test_grouped_rules_alert_exactly_as_the_same_rules_one_by_one() -> None:
+    def rules() -> list[Rule]:
+        return [
+            *(
+                Threshold(
+                    ThresholdConfig(
+                        name=f"full-{i}", kind=SensorKind.PARKING, field="occupancy_pct", above=80 + 5 * i,
+                        clear=70 + 5 * i, hold_min=i,
+                    )
+                )
+                for i in range(3)
+            ),
+            *(
+                RateOfChange(
+                    RateOfChangeConfig(
+                        name=f"jump-{i}", kind=SensorKind.PARKING, field="occupied", max_per_min=5 + 10 * i
+                    )
+                )
+                for i in range(3)
+            ),
+            *(
+                Flatline(
+                    FlatlineConfig(
+                        name=f"stuck-{i}", kind=SensorKind.PARKING, field="occupied", min_readings=3 + i
+                    )
+                )
+                for i in range(3)
+            ),
+        ]  # fmt: skip
+
+    rnd = random.Random(5)
+    readings, occupied = [], 500
+    for m in range(3000):
+        if rnd.random() < 0.9:
+            occupied = min(max(occupied + rnd.choice([-40, -3, 0, 0, 0, 3, 40]), 0), 1000)
+        readings.append(parking(m, occupied, sensor=f"p-{m % 3}"))
+    grouped = Engine(rules())
+    one_by_one = rules()
+    expected: list[Alert] = []
+    for r in readings:
+        for rule in one_by_one:
+            expected.extend(rule.observe(r))
+    got = feed(grouped, readings)
+    assert len(got) > 50
+    assert sorted(got, key=repr) == sorted(expected, key=repr)
