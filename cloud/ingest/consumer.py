@@ -35,7 +35,7 @@ import orjson
 import paho.mqtt.client as mqtt
 
 from cloud.influx import retention
-from cloud.influx.client import InfluxClient, RejectedLine, RetryableWriteError
+from cloud.influx.client import InfluxClient, QueryError, RejectedLine, RetryableWriteError
 from cloud.influx.lineprotocol import line
 from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.fastpath import FastDecoder
@@ -216,15 +216,7 @@ class Ingest:
     def run(self, stop: threading.Event | None = None) -> None:
         """Consume until `stop` is set (or `self.stop()` is called)."""
         stop = stop or self._stop
-        self.influx.create_database()
-        if self.settings.manage_retention:
-            issued = retention.ensure(
-                self.influx,
-                raw_retention=self.settings.raw_retention,
-                rollup_retention=self.settings.rollup_retention,
-            )
-            for statement in issued:
-                log.info("InfluxDB: %s", statement)
+        self._prepare_database()
         writers = [
             threading.Thread(
                 target=self._writer, args=(self._client(), stop), name=f"ingest-writer-{i}", daemon=True
@@ -256,6 +248,34 @@ class Ingest:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _prepare_database(self) -> None:
+        """Create the database, retention policies and rollups, unless our user may not.
+
+        A deployment with authentication gives ingest a WRITE-only user (docker-compose.yml):
+        then ingest only writes, and an admin creates these once, e.g. by starting ingest with
+        the admin's credentials (docs/scale-out.md).
+        """
+        try:
+            self.influx.create_database()
+            if self.settings.manage_retention:
+                issued = retention.ensure(
+                    self.influx,
+                    raw_retention=self.settings.raw_retention,
+                    rollup_retention=self.settings.rollup_retention,
+                )
+                for statement in issued:
+                    log.info("InfluxDB: %s", statement)
+        except QueryError as exc:
+            if "not authorized" not in str(exc):
+                raise
+            log.warning(
+                "InfluxDB user %r may not manage database %r (%s): writing only; an admin must create "
+                "the database, retention policies and rollups",
+                self.settings.influx_username,
+                self.settings.influx_db,
+                exc,
+            )
 
     def _collect(self) -> Prepared | None:
         """Decode messages until a write's worth of readings or the linger has passed."""

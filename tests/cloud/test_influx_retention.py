@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from cloud.devservers import Influxd
 from cloud.influx.client import InfluxClient
 from cloud.influx.retention import RAW_RP, ROLLUP_RP, ensure, rollups
 from cloud.ingest.consumer import Ingest
+from cloud.provision.influx_users import InfluxUser, ensure_users
 from cloud.settings import CloudSettings
 
 from support import wait_until
@@ -81,3 +87,42 @@ def test_a_rollup_cq_computes_hourly_means_into_the_rollup_policy(influx_db: Inf
 
     rows = influx_db.series(f'SELECT "occupied", "occupancy_pct" FROM "{ROLLUP_RP}"."{parking.name}"')
     assert rows[0]["values"] == [[hour_s * 1000, 20.0, 20.0]]
+
+
+class AuthInfluxd(Influxd):
+    """influxd with `auth-enabled = true`, as a deployment runs it."""
+
+    def write_config(self) -> Path:
+        path = super().write_config()
+        path.write_text(
+            path.read_text().replace(
+                "[http]\n  enabled = true\n", "[http]\n  enabled = true\n  auth-enabled = true\n"
+            )
+        )
+        return path
+
+
+def test_a_write_only_user_writes_without_managing_retention_and_an_admin_start_creates_it(
+    settings: CloudSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin, writer = InfluxUser("admin", "a-pass"), InfluxUser("sitroom-writer", "w-pass")
+    influxd = AuthInfluxd(tmp_path / "influxd-auth").start()
+    try:
+        ensure_users(influxd.url, "sitroom", admin=admin, writer=writer, reader=InfluxUser("reader", "r"))
+        as_writer = settings.model_copy(
+            update={"influx_url": influxd.url, "influx_db": "sitroom", "influx_username": writer.name,
+                    "influx_password": writer.password}
+        )  # fmt: skip
+
+        with caplog.at_level(logging.WARNING, logger="cloud.ingest.consumer"):
+            start_and_stop(as_writer)
+        assert "may not manage database 'sitroom'" in caplog.text
+
+        start_and_stop(
+            as_writer.model_copy(update={"influx_username": admin.name, "influx_password": admin.password})
+        )
+        as_admin = InfluxClient(influxd.url, "sitroom", username=admin.name, password=admin.password)
+        assert ensure(as_admin, raw_retention="30d", rollup_retention="INF") == []
+        as_admin.close()
+    finally:
+        influxd.stop()
