@@ -395,6 +395,23 @@ class Agent:
             self.link.publish(self._status_topic, self._status("online"), retain=True)
         self.enqueue_health()
 
+    def _drain(self, deadline: float) -> bool:
+        """Deliver what is spooled until `deadline`; False when the broker stayed out of reach."""
+        offline_since: float | None = None
+        while self.spool.messages and time.monotonic() < deadline:
+            self.pump()
+            self._forget_acked(now=True)
+            if self.link.is_connected:
+                offline_since = None
+            else:
+                offline_since = offline_since or time.monotonic()
+                if time.monotonic() - offline_since > _OFFLINE_GIVE_UP_S:
+                    return False
+            self._wake.wait(0.05)
+            self._wake.clear()
+        self._forget_acked(now=True)
+        return True
+
     # -- health ---------------------------------------------------------------------------------
     @property
     def queue_depth(self) -> int:
@@ -452,21 +469,12 @@ class Agent:
     def shutdown(self) -> None:
         """Seal everything, drain the spool while the broker listens (bounded), say goodbye."""
         self.tick(force_flush=True)
-        self.enqueue_health(final=True)
         deadline = time.monotonic() + _DRAIN_TIMEOUT_S
-        offline_since: float | None = None
-        while self.spool.messages and time.monotonic() < deadline:
-            self.pump()
-            self._forget_acked(now=True)
-            if self.link.is_connected:
-                offline_since = None
-            else:
-                offline_since = offline_since or time.monotonic()
-                if time.monotonic() - offline_since > _OFFLINE_GIVE_UP_S:
-                    break
-            self._wake.wait(0.05)
-            self._wake.clear()
-        self._forget_acked(now=True)
+        is_online = self._drain(deadline)
+        # The final health counts what the drain delivered, so it goes after it.
+        self.enqueue_health(final=True)
+        if is_online:
+            self._drain(deadline)
         if self.spool.messages:
             log.warning("%d messages stay spooled for the next start", self.spool.messages)
         if self.link.is_connected:
