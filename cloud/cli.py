@@ -6,11 +6,15 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
 
 from cloud.settings import CloudSettings
+
+if TYPE_CHECKING:
+    from cloud.rules.store import AlertStore
 
 
 def _settings() -> CloudSettings:
@@ -46,21 +50,151 @@ def ingest() -> None:
     Ingest(settings).run(stop)
 
 
+ALERTS_DB_HELP = "Alert store: sqlite:///PATH or postgresql://user@host/db."
+DEFAULT_ALERTS_DB = "sqlite:///.sitroom/alerts.db"
+
+
 @group.command()
 @click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def rules(rules_file: Path | None) -> None:
-    """Evaluate the rules on the live stream; publish alerts and write them to InfluxDB."""
-    from cloud.rules.engine import DEFAULT_RULES, Engine, RulesFileError, load_rules  # noqa: PLC0415
+@click.option(
+    "--alerts-db",
+    envvar="SITROOM_ALERTS_DB",
+    default=DEFAULT_ALERTS_DB,
+    show_default=True,
+    help=ALERTS_DB_HELP,
+)
+@click.option(
+    "--reload/--no-reload", default=True, show_default=True, help="Reload the rules file when it changes."
+)
+def rules(rules_file: Path | None, alerts_db: str, reload: bool) -> None:
+    """Evaluate the rules on the live stream; store, publish and notify alerts."""
+    from cloud.notify import NotificationsConfig, Notifier, build_channels  # noqa: PLC0415
+    from cloud.rules.engine import (  # noqa: PLC0415
+        DEFAULT_RULES,
+        Engine,
+        RulesFileError,
+        load_rules,
+        read_rules_file,
+    )
     from cloud.rules.service import RulesService  # noqa: PLC0415
+    from cloud.rules.store import AlertStore  # noqa: PLC0415
 
     settings = _settings()
     path = rules_file or (Path(settings.rules_file) if settings.rules_file else DEFAULT_RULES)
     try:
         engine = Engine(load_rules(path))
-    except RulesFileError as exc:
-        raise click.ClickException(str(exc)) from None
+        raw = read_rules_file(path)
+        notifications = NotificationsConfig.model_validate(raw.notifications or {})
+        notifier = Notifier(notifications, build_channels(notifications, settings.broker))
+    except (RulesFileError, ValidationError, ValueError) as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
     stop = _stop_on_signals()
-    RulesService(settings, engine).run(stop)
+    RulesService(
+        settings, engine, store=AlertStore(alerts_db), notifier=notifier, rules_path=path if reload else None
+    ).run(stop)
+
+
+@group.group()
+def alerts() -> None:
+    """Alerts in the alert store: list, acknowledge, resolve, silence."""
+
+
+def _store(url: str) -> AlertStore:
+    from cloud.rules.store import AlertStore  # noqa: PLC0415
+
+    return AlertStore(url)
+
+
+@alerts.command("list")
+@click.option("--alerts-db", envvar="SITROOM_ALERTS_DB", default=DEFAULT_ALERTS_DB, show_default=True)
+@click.option("--org", help="Only this organisation's alerts.")
+@click.option("--all", "show_all", is_flag=True, help="History too, not only active alerts.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def alerts_list(alerts_db: str, org: str | None, show_all: bool, as_json: bool) -> None:
+    """Active alerts (or the history with --all), newest last."""
+    import orjson  # noqa: PLC0415
+
+    store = _store(alerts_db)
+    found = store.history(org, limit=1000)[::-1] if show_all else store.active(org)
+    for a in found:
+        if as_json:
+            click.echo(orjson.dumps(a.to_dict()).decode())
+        else:
+            head = f"{a.id:>6} {a.state:<12} {a.severity:<8} {a.rule} {a.org}/{a.entity}"
+            click.echo(f"{head} since {a.since:%Y-%m-%d %H:%M}Z: {a.message}")
+
+
+def _move(alerts_db: str, alert_id: int, verb: str, by: str, note: str) -> None:
+    from cloud.rules.lifecycle import InvalidTransitionError  # noqa: PLC0415
+    from cloud.rules.store import AlertNotFoundError  # noqa: PLC0415
+
+    store = _store(alerts_db)
+    try:
+        t = (store.acknowledge if verb == "ack" else store.resolve)(alert_id, by=by, note=note)
+    except (AlertNotFoundError, InvalidTransitionError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"alert {alert_id}: {t.alert.state}" + (" (already)" if t.outcome == "unchanged" else ""))
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+@click.option("--by", required=True, help="Who acknowledges (recorded in the history).")
+@click.option("--note", default="")
+@click.option("--alerts-db", envvar="SITROOM_ALERTS_DB", default=DEFAULT_ALERTS_DB, show_default=True)
+def alerts_ack(alert_id: int, by: str, note: str, alerts_db: str) -> None:
+    """Acknowledge an active alert: someone is on it."""
+    _move(alerts_db, alert_id, "ack", by, note)
+
+
+@alerts.command("resolve")
+@click.argument("alert_id", type=int)
+@click.option("--by", required=True, help="Who resolves (recorded in the history).")
+@click.option("--note", default="")
+@click.option("--alerts-db", envvar="SITROOM_ALERTS_DB", default=DEFAULT_ALERTS_DB, show_default=True)
+def alerts_resolve(alert_id: int, by: str, note: str, alerts_db: str) -> None:
+    """Resolve an alert by hand; the same condition firing later opens a new alert."""
+    _move(alerts_db, alert_id, "resolve", by, note)
+
+
+@alerts.command("silence")
+@click.option(
+    "--hours", type=click.FloatRange(min=0, min_open=True), required=True, help="From now, for this long."
+)
+@click.option("--reason", required=True)
+@click.option("--by", required=True)
+@click.option("--maintenance", is_flag=True, help="Record it as a maintenance window.")
+@click.option("--org")
+@click.option("--rule")
+@click.option("--entity")
+@click.option("--gateway")
+@click.option("--alerts-db", envvar="SITROOM_ALERTS_DB", default=DEFAULT_ALERTS_DB, show_default=True)
+def alerts_silence(
+    hours: float,
+    reason: str,
+    by: str,
+    maintenance: bool,
+    org: str | None,
+    rule: str | None,
+    entity: str | None,
+    gateway: str | None,
+    alerts_db: str,
+) -> None:
+    """Silence matching alerts (stored, not notified) for a while, or declare maintenance."""
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    now = datetime.now(UTC)
+    s = _store(alerts_db).add_silence(
+        starts_at=now,
+        ends_at=now + timedelta(hours=hours),
+        reason=reason,
+        created_by=by,
+        kind="maintenance" if maintenance else "silence",
+        org=org,
+        rule=rule,
+        entity=entity,
+        gateway=gateway,
+    )
+    click.echo(f"{s.kind} {s.id} until {s.ends_at:%Y-%m-%d %H:%M}Z")
 
 
 @click.command("demo")
@@ -119,3 +253,5 @@ def demo_command(
     )
     if not result or result["readings_stored"] < result["readings_published"]:
         raise SystemExit(1)
+
+
