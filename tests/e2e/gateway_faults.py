@@ -12,13 +12,15 @@ from typing import Any
 
 import yaml
 
-from cloud.devservers import env_without_proxies
+from cloud.devservers import Mosquitto, env_without_proxies
 from cloud.influx.client import InfluxClient
 from cloud.influx.lineprotocol import timestamp_ns
 from edge.contract import SensorKind
 from edge.drivers import SourceContext, get
 from gateway.config import GatewayConfig, parse
 from gateway.spool import Spool
+
+from support import wait_until
 
 SEED = 3
 SPEED = 600.0  # ten simulated minutes per second
@@ -83,6 +85,17 @@ def stored(influx: InfluxClient) -> tuple[set[Key], int]:
                 keys.add((kind.value, rec["sensor"], rec["time"]))
                 points += 1
     return keys, points
+
+
+def wait_for_broker_save(broker: Mosquitto) -> None:
+    """Until the broker saved its state once more (Mosquitto saves every `autosave_interval`).
+
+    A broker SIGKILLed before it saved a subscriber's session forgets the subscription, and
+    drops what gateways publish until that subscriber reconnects: no gateway can prevent that
+    loss, so the tests kill the broker only after it saved ingest's session.
+    """
+    saved = broker.log().count("Saving in-memory database")
+    wait_until(lambda: broker.log().count("Saving in-memory database") > saved, 30, what="a broker save")
 
 
 def load_config(raw: dict[str, Any]) -> GatewayConfig:

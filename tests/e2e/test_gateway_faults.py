@@ -23,6 +23,7 @@ from gateway_faults import (
     load_config,
     sim_start,
     stored,
+    wait_for_broker_save,
 )
 from support_proxy import CuttableProxy
 
@@ -103,6 +104,7 @@ def test_broker_killed_and_restarted_mid_stream_loses_no_reading(
     with cloud_services(ingest_settings) as (ingest, _rules):
         thread.start()
         wait_until(lambda: agent.counters.readings_published > 200, 30, what="readings flowing")
+        wait_for_broker_save(restartable_broker)
         restartable_broker.kill()
         read_at_kill = agent.counters.readings_read
         wait_until(lambda: agent.counters.readings_read > read_at_kill + 300, 30, what="reading on, offline")
@@ -194,6 +196,7 @@ def test_gateway_and_broker_killed_during_a_network_cut_lose_no_reading(
             what="ten simulated minutes offline",
         )
         gateway.kill()
+        wait_for_broker_save(restartable_broker)
         restartable_broker.kill()
         restartable_broker.start()
         proxy.restore()
