@@ -70,6 +70,7 @@ class Console:
         return self
 
     def stop(self) -> None:
+        self.broadcaster.close_all()
         if self.feed is not None:
             self.feed.stop()
             self.feed = None

@@ -10,6 +10,7 @@ time").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 from collections.abc import AsyncIterator
@@ -78,6 +79,14 @@ class Broadcaster:
             loop.call_soon_threadsafe(self._fan_out, frame)
         except RuntimeError:  # the loop closed between the check and the call (shutdown)
             return
+
+    def close_all(self) -> None:
+        """End every open stream (before the server stops: it waits for open responses)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop already stopped
+            loop.call_soon_threadsafe(self._fan_out, _CLOSE)
 
     def _fan_out(self, frame: bytes) -> None:
         with self._lock:

@@ -156,7 +156,10 @@ def running_console(
     console.start()
     try:
         with ThreadedApiServer(app, port=port) as server:
-            yield server.url, console
+            try:
+                yield server.url, console
+            finally:
+                console.stop()  # ends the open event streams, which the server would wait for
     finally:
         console.stop()
 

@@ -111,6 +111,7 @@ class LiveFeed:
         self.broadcaster = broadcaster
         self.refresh_s = refresh_s
         self.errors = 0
+        self._last_error: dict[str, str] = {}
         self._alerts: dict[int, tuple[str, str, int]] = {}
         self._worksites: Any = None
         self._sensors: Any = None
@@ -140,7 +141,12 @@ class LiveFeed:
                     step()
                 except (InfluxError, OSError, RuntimeError) as exc:
                     self.errors += 1
-                    log.warning("console live feed: %s failed: %s", step.__name__, exc)
+                    # Logged when the cause changes, not every tick of an outage.
+                    if self._last_error.get(step.__name__) != str(exc):
+                        log.warning("console live feed: %s failed: %s", step.__name__, exc)
+                    self._last_error[step.__name__] = str(exc)
+                else:
+                    self._last_error.pop(step.__name__, None)
 
     def _tick_alerts(self) -> None:
         store = self.sources.alerts

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from cloud.console.app import Console
 from cloud.console.demo import DEMO_PASSWORD, running_console
@@ -93,8 +93,19 @@ def browser() -> Iterator[Browser]:
             b.close()
 
 
-def log_in(browser: Browser, url: str, username: str) -> Page:
-    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+@pytest.fixture
+def contexts(board: Board, browser: Browser) -> Iterator[list[BrowserContext]]:
+    """Browser sessions of one test, closed before its server stops."""
+    made: list[BrowserContext] = []
+    yield made
+    for context in made:
+        context.close()
+
+
+def log_in(browser: Browser, url: str, username: str, contexts: list[BrowserContext]) -> Page:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    contexts.append(context)
+    page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
     page.goto(f"{url}/console/")
     page.fill("#username", username)
@@ -126,15 +137,15 @@ def _fire(alerts: AlertStore, org: str) -> int:
 
 
 def test_two_operators_share_an_alert_a_photo_and_its_acknowledgement_live(
-    board: Board, browser: Browser, tmp_path: Path
+    board: Board, browser: Browser, contexts: list[BrowserContext], tmp_path: Path
 ) -> None:
-    anna = log_in(browser, board.url, "anna")  # Comune di Prato, municipality operator
+    anna = log_in(browser, board.url, "anna", contexts)  # Comune di Prato, municipality operator
     n_worksites = len(board.worksites.search())
     expect(anna.locator("#count-worksites")).to_have_attribute("data-count", str(n_worksites))
     expect(anna.locator("#count-vehicles")).to_have_attribute("data-count", str(len(VEHICLES)))
     expect(anna.locator("path.vehicle-marker")).to_have_count(len(VEHICLES))
     assert anna.locator("path.ws-feature").count() >= n_worksites
-    marco = log_in(browser, board.url, "marco")  # Publiacqua, utility operator
+    marco = log_in(browser, board.url, "marco", contexts)  # Publiacqua, utility operator
     expect(marco.locator("#conn[data-state='live']")).to_have_count(1)
     expect(anna.locator("#conn[data-state='live']")).to_have_count(1)
 
@@ -179,12 +190,14 @@ def test_two_operators_share_an_alert_a_photo_and_its_acknowledgement_live(
     shutil.copy(tmp_path / "console-large.png", IMAGES / "console-large.png")
 
 
-def test_a_utility_operator_cannot_edit_another_utilitys_worksite(board: Board, browser: Browser) -> None:
+def test_a_utility_operator_cannot_edit_another_utilitys_worksite(
+    board: Board, browser: Browser, contexts: list[BrowserContext]
+) -> None:
     others = [w for w in board.worksites.search() if w.owner == "toscana-energia"]
     own = [w for w in board.worksites.search() if w.owner == "publiacqua" and w.status.value != "active"]
     assert others
     assert own
-    marco = log_in(browser, board.url, "marco")
+    marco = log_in(browser, board.url, "marco", contexts)
     marco.click("#tab-worksites")
     marco.click(f"[data-worksite='{others[0].id}']")
     expect(marco.locator("#ws-status")).to_be_disabled()
@@ -201,7 +214,10 @@ def test_a_utility_operator_cannot_edit_another_utilitys_worksite(board: Board, 
     assert refused[0]["target"] == f"worksite:{others[0].id}"
 
     # Its own worksite it can change, from the keyboard.
-    marco.click(f"[data-worksite='{own[0].id}']")
+    marco.focus(f"[data-worksite='{own[0].id}']")
+    marco.keyboard.press("Enter")
+    expect(marco.locator("#detail-title")).to_have_text(own[0].title)
+    expect(marco.locator("#detail-title")).to_be_focused()  # focus follows into the detail pane
     expect(marco.locator("#ws-status")).to_be_enabled()
     marco.select_option("#ws-status", "active")
     expect(marco.locator(f"[data-worksite='{own[0].id}'].st-active")).to_have_count(1)
