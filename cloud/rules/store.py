@@ -352,7 +352,7 @@ class AlertStore:
             "message": a.message,
             "value": a.value,
             "threshold": a.threshold,
-            "context": orjson.dumps(context or {}).decode(),
+            "context": orjson.dumps(context if context is not None else (a.context or {})).decode(),
             "is_silenced": is_silenced,
             "is_flapping": is_flapping,
         }
