@@ -231,6 +231,9 @@ class AlertStore:
         self._opened: dict[tuple[str, str, str], deque[datetime]] = {}
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        self.engine.dispose()
+
     # --- reads ---------------------------------------------------------------------------------
 
     def get(self, alert_id: int) -> StoredAlert:

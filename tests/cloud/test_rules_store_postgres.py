@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +30,21 @@ def pg_url() -> Iterator[str]:
         cluster.remove()
 
 
+@pytest.fixture
+def open_store(pg_url: str) -> Iterator[Callable[[], AlertStore]]:
+    """`open_store()` gives a store on the test database; all are closed afterwards (psycopg
+    warns about connections left for the garbage collector)."""
+    stores: list[AlertStore] = []
+
+    def make() -> AlertStore:
+        stores.append(AlertStore(pg_url))
+        return stores[-1]
+
+    yield make
+    for s in stores:
+        s.close()
+
+
 def alert(entity: str, minutes: float = 0) -> Alert:
     return Alert(
         rule="parking-full", org="comune-prato", entity=entity, gateway="gw-x", kind="parking",
@@ -38,8 +53,10 @@ def alert(entity: str, minutes: float = 0) -> Alert:
     )  # fmt: skip
 
 
-def test_two_engines_on_postgresql_firing_at_once_open_one_alert_per_key(pg_url: str) -> None:
-    stores = [AlertStore(pg_url), AlertStore(pg_url)]
+def test_two_engines_on_postgresql_firing_at_once_open_one_alert_per_key(
+    open_store: Callable[[], AlertStore],
+) -> None:
+    stores = [open_store(), open_store()]
     start = threading.Barrier(6)
     outcomes: list[str] = []
 
@@ -60,8 +77,8 @@ def test_two_engines_on_postgresql_firing_at_once_open_one_alert_per_key(pg_url:
         assert sorted(r[0] for r in conn.execute(q)) == [f"pg-{k}" for k in range(4)]
 
 
-def test_the_lifecycle_and_context_round_trip_on_postgresql(pg_url: str) -> None:
-    store = AlertStore(pg_url)
+def test_the_lifecycle_and_context_round_trip_on_postgresql(open_store: Callable[[], AlertStore]) -> None:
+    store = open_store()
     opened = store.fire(alert("pg-life")).alert
     assert opened.context == {"score": 0.9}
     assert opened.since == T0
