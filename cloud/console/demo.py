@@ -124,7 +124,7 @@ def attach_for_api(
     )
     # The upload limit stays under the API's body limit, or the middleware answers first.
     limit = max(1024, min(8 * 1024 * 1024, max_body_bytes - 65536))
-    return attach(
+    console = attach(
         app,
         worksites,
         data_dir,
@@ -133,6 +133,15 @@ def attach_for_api(
         demo_operators=demo_operators,
         max_upload_bytes=limit,
     )
+    # Mentions of organisations that are not watching go out as the rules engine's do.
+    from cloud.console.notify import notifier_from_rules_file, notifier_hook  # noqa: PLC0415
+    from cloud.rules.engine import DEFAULT_RULES  # noqa: PLC0415
+
+    rules = Path(settings.rules_file) if settings.rules_file else DEFAULT_RULES
+    notifier = notifier_from_rules_file(rules, settings.broker)
+    if notifier is not None:
+        console.notify_posts = notifier_hook(notifier)
+    return console
 
 
 @contextmanager
