@@ -277,3 +277,20 @@ def test_unknown_thread_keys_are_refused(server: Server) -> None:
 def test_console_data_lives_under_its_data_dir(server: Server, tmp_path: Path) -> None:
     assert server.console.uploads.root.name == "uploads"
     assert str(server.console.store.engine.url).endswith("console.db")
+
+
+def test_start_console_serves_the_demo_operators_until_stopped(tmp_path: Path) -> None:
+    from cloud.console.demo import start_console  # noqa: PLC0415
+
+    url, stop = start_console(tmp_path, None)
+    try:
+        assert url.endswith("/console/")
+        with httpx.Client(timeout=30) as c:
+            assert c.get(url).status_code == 200
+            r = c.post(url + "api/login", json={"username": "giulia", "password": DEMO_PASSWORD})
+            assert r.json()["org"] == "toscana-energia"
+            assert len(c.get(url + "api/snapshot").json()["worksites"]["features"]) > 0
+    finally:
+        stop()
+    with httpx.Client(timeout=5) as c, pytest.raises(httpx.ConnectError):
+        c.get(url)

@@ -49,6 +49,11 @@ def _fleet_lines(now: datetime) -> list[str]:
         lines.append(f"fleet,{tags} lat={lat},lon={lon},speed_kmh=23.5 {ns + i}")
     tags = "org=comune-prato,gateway=gw-parking,sensor=p-mercatale"
     lines.append(f"parking,{tags} occupied=480i,capacity=520i,occupancy_pct=92.3 {ns}")
+    tags = "org=comune-prato,gateway=gw-traffico,sensor=t-roma-in,site=roma,lane=1,direction=in"
+    fields = "heavy=2i,interval_s=60i,speed_kmh=31.0,occupancy_pct=12.0"
+    lines += [
+        f"traffic,{tags} vehicles={v}i,{fields} {ns - k * 60_000_000_000}" for k, v in enumerate([90, 30, 30])
+    ]
     return lines
 
 
@@ -144,6 +149,9 @@ def test_two_operators_share_an_alert_a_photo_and_its_acknowledgement_live(
     expect(anna.locator("#count-worksites")).to_have_attribute("data-count", str(n_worksites))
     expect(anna.locator("#count-vehicles")).to_have_attribute("data-count", str(len(VEHICLES)))
     expect(anna.locator("path.vehicle-marker")).to_have_count(len(VEHICLES))
+    expect(anna.locator("#count-parking")).to_have_attribute("data-count", "1")
+    expect(anna.locator("#count-traffic")).to_have_attribute("data-count", "1")
+    expect(anna.locator("path.traffic-marker")).to_have_count(1)  # 90 vehicles against a mean of 50
     assert anna.locator("path.ws-feature").count() >= n_worksites
     marco = log_in(browser, board.url, "marco", contexts)  # Publiacqua, utility operator
     expect(marco.locator("#conn[data-state='live']")).to_have_count(1)
@@ -166,7 +174,7 @@ def test_two_operators_share_an_alert_a_photo_and_its_acknowledgement_live(
 
     thumb = marco.locator("#posts img.thumb")
     expect(thumb).to_be_visible()  # the photo arrives in the other operator's browser
-    assert marco.evaluate("document.querySelector('#posts img.thumb').naturalWidth") > 0
+    marco.wait_for_function("document.querySelector('#posts img.thumb').naturalWidth > 0")  # decoded
     expect(marco.locator("#posts .text")).to_have_text(hostile)  # as text, not markup
     assert marco.evaluate("window.__xss") is None
     assert anna.evaluate("window.__xss") is None
@@ -183,7 +191,9 @@ def test_two_operators_share_an_alert_a_photo_and_its_acknowledgement_live(
     IMAGES.mkdir(parents=True, exist_ok=True)
     anna.screenshot(path=str(tmp_path / "console.png"))
     shutil.copy(tmp_path / "console.png", IMAGES / "console.png")
+    normal_px = anna.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
     anna.click("#large")  # the wall at 3 m
+    assert anna.evaluate("parseFloat(getComputedStyle(document.body).fontSize)") >= 1.5 * normal_px
     anna.click("#lang")
     expect(anna.locator("html[lang='en']")).to_have_count(1)
     anna.screenshot(path=str(tmp_path / "console-large.png"))
