@@ -151,7 +151,7 @@ def test_the_page_forbids_inline_and_foreign_scripts(server: Server) -> None:
 
 def test_a_post_reaches_every_open_console_at_once(server: Server, readers: list[EventReader]) -> None:
     readers += [EventReader(server, "anna"), EventReader(server, "giulia")]
-    wait_until(lambda: server.console.broadcaster.connected >= 2, 30, what="two consoles connected")
+    wait_until(lambda: all(r.of("hello") for r in readers), 30, what="two consoles connected")
     with server.client("marco") as c:
         r = c.post("/console/api/threads/city/posts", json={"text": "Via Roma chiusa: <b>deviazione</b>"})
     post_id = r.json()["id"]
@@ -165,7 +165,7 @@ def test_a_post_reaches_every_open_console_at_once(server: Server, readers: list
 
 def test_a_new_alert_is_pushed_without_anyone_asking(server: Server, readers: list[EventReader]) -> None:
     readers.append(EventReader(server, "parete"))
-    wait_until(lambda: server.console.broadcaster.connected >= 1, 30, what="console connected")
+    wait_until(lambda: readers[0].of("hello"), 30, what="console connected")
     alert_id = server.fire("alia", "bin-via-roma")
     wait_until(lambda: any(a["id"] == alert_id for a in readers[0].of("alert")), 30, what="alert pushed")
 
