@@ -86,9 +86,8 @@ def main() -> None:
     args = parser.parse_args()
     n = args.fixes
     print(f"decode bench: python {platform.python_version()}, {os.cpu_count()} cores, one thread, CPU time")
-    print(
-        f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())} (a shared machine skews figures)"
-    )
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average at start: {load} (a shared machine skews figures)")
 
     def nmea_run(data: bytes) -> Callable[[], int]:
         return lambda: len(NmeaDecoder(org="o", gateway="g", sensor="s").feed(data).readings)

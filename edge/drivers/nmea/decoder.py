@@ -61,28 +61,33 @@ class SentenceError(ValueError):
         super().__init__(f"{reason}: {detail}")
 
 
+_DEN: tuple[int, ...] = tuple(60 * 10**k for k in range(11))  # 60 minutes x 10^(fraction digits)
+
+
 def degrees_e7(value: bytes, hemi: bytes, deg_digits: int, limit: int, what: str) -> int:
     """`ddmm.mmmm` (or `dddmm.mmmm`) and its hemisphere to signed 1e-7 degrees, exactly."""
     whole, dot, frac = value.partition(b".")
     if len(whole) != deg_digits + 2 or not whole.isdigit() or (dot and not frac.isdigit()) or len(frac) > 10:
         raise SentenceError("bad_position", f"{what} {value.decode('ascii', 'replace')!r} is not d..mm.mmmm")
-    deg = int(whole[:deg_digits])
+    den = _DEN[len(frac)]
     minutes_scaled = int(whole[deg_digits:] + frac)  # minutes x 10^len(frac)
-    scale: int = 10 ** len(frac)
-    if minutes_scaled >= 60 * scale:
+    if minutes_scaled >= den:
         raise SentenceError("bad_position", f"{what} minutes {value.decode()!r} >= 60")
-    den = 60 * scale
-    num = (deg * den + minutes_scaled) * 10_000_000
+    num = (int(whole[:deg_digits]) * den + minutes_scaled) * 10_000_000
     e7 = (2 * num + den) // (2 * den)  # round half up
     if e7 > limit * 10_000_000:
         raise SentenceError("bad_position", f"{what} {value.decode()!r} beyond {limit} degrees")
-    if what == "latitude":
-        if hemi not in (b"N", b"S"):
-            raise SentenceError("bad_position", f"latitude hemisphere {hemi!r} is not N or S")
-        return -e7 if hemi == b"S" else e7
-    if hemi not in (b"E", b"W"):
-        raise SentenceError("bad_position", f"longitude hemisphere {hemi!r} is not E or W")
-    return -e7 if hemi == b"W" else e7
+    if deg_digits == 2:
+        if hemi == b"N":
+            return e7
+        if hemi == b"S":
+            return -e7
+        raise SentenceError("bad_position", f"latitude hemisphere {hemi!r} is not N or S")
+    if hemi == b"E":
+        return e7
+    if hemi == b"W":
+        return -e7
+    raise SentenceError("bad_position", f"longitude hemisphere {hemi!r} is not E or W")
 
 
 def utc_time(value: bytes) -> tuple[int, int, int, int]:
