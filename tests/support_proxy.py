@@ -1,7 +1,9 @@
 """A TCP proxy on loopback that a test can cut and restore: a network cut between two processes.
 
 `cut()` closes every relayed connection (both ends) and stops listening, so new connections are
-refused until `restore()` listens again on the same port.
+refused until `restore()` listens again on the same port. `stall()` is the nastier cut of a
+cellular link: connections stay open and connects succeed, but every byte vanishes, so only
+keepalive notices; `restore()` then drops the stalled connections (as a carrier's NAT would).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class CuttableProxy:
         self._listener: socket.socket | None = None
         self.port = 0
         self.connections = 0  # accepted so far
+        self.is_stalled = False
 
     @property
     def url(self) -> str:
@@ -58,11 +61,11 @@ class CuttableProxy:
             for a, b in ((client, server), (server, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
+                if not self.is_stalled:
+                    dst.sendall(data)
         except OSError:
             pass
         finally:
@@ -85,7 +88,13 @@ class CuttableProxy:
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
 
+    def stall(self) -> None:
+        self.is_stalled = True
+
     def restore(self) -> None:
+        if self.is_stalled:
+            self.cut()
+            self.is_stalled = False
         self.start()
 
     def __enter__(self) -> Self:

@@ -206,3 +206,33 @@ def test_gateway_and_broker_killed_during_a_network_cut_lose_no_reading(
         assert gateway.stop() == 0, gateway.log()
         want = expected(load_config(raw), start, clock_position(state, "gw-faults"))
         assert_every_reading_stored_once(influx_db, ingest, org, want)
+
+
+def test_a_silent_network_is_noticed_by_keepalive_and_loses_no_reading(
+    restartable_broker: Mosquitto, proxy: CuttableProxy, ingest_settings: CloudSettings,
+    influx_db: InfluxClient, org: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    start = sim_start()
+    agent = Agent(
+        load_config(gateway_config(org)),  # keepalive 5 s
+        clock=SimClock(SPEED, start),
+        state_dir=tmp_path / "state",
+        broker_url=proxy.url,
+        seed=SEED,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    with cloud_services(ingest_settings) as (ingest, _rules):
+        thread.start()
+        wait_until(lambda: agent.counters.readings_published > 200, 30, what="readings flowing")
+        proxy.stall()  # no RST, no FIN: bytes just vanish, as on a dead cellular link
+        wait_until(lambda: not agent.link.is_connected, 30, what="keepalive noticing the silent link")
+        assert agent.queue_depth > 0
+        proxy.restore()
+        wait_until(
+            lambda: agent.link.is_connected and agent.queue_depth < 50, 60, what="reconnected and drained"
+        )
+        stop.set()
+        thread.join(60)
+        want = expected(agent.config, start, clock_position(tmp_path / "state", "gw-faults"))
+        assert_every_reading_stored_once(influx_db, ingest, org, want)
