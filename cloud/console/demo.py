@@ -13,12 +13,15 @@ Demo log-ins (password `demo` for all — a demo on loopback, never a deployment
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from fastapi import FastAPI
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cloud.console.app import Console, mount_console
 from cloud.console.auth import ConsoleRole
@@ -28,6 +31,7 @@ from cloud.influx.client import InfluxClient
 from cloud.rules.store import AlertStore
 from cloud.worksites.store import WorksiteStore
 
+_S = TypeVar("_S")
 DEMO_PASSWORD = "demo"  # noqa: S105  (documented demo credential, loopback only)
 DEMO_OPERATORS: tuple[tuple[str, str, ConsoleRole, str], ...] = (
     ("anna", "comune-prato", ConsoleRole.MUNICIPALITY_OPERATOR, "Anna Bini (Comune di Prato)"),
@@ -173,6 +177,19 @@ def running_console(
         console.stop()
 
 
+def _opened(open_store: Callable[[], _S], timeout_s: float = 30.0) -> _S:
+    """Open a store, waiting while another process (the demo's API or rules service) creates
+    its tables: two first migrations racing on one SQLite file make one of them fail once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return open_store()
+        except (OperationalError, IntegrityError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def start_console(
     data_dir: Path,
     influx_url: str | None,
@@ -188,13 +205,16 @@ def start_console(
     worksite registry; each defaults to a SQLite file under `data_dir` (demo worksites loaded).
     """
     from cloud.worksites.demo_data import load_demo  # noqa: PLC0415
-    from cloud.worksites.geo import PRATO_AREA  # noqa: PLC0415
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    ws = WorksiteStore.open(worksites_db or f"sqlite:///{data_dir / 'worksites.db'}", area=PRATO_AREA)
+    from cloud.worksites.geo import PRATO_AREA  # noqa: PLC0415
+
+    ws_url = worksites_db or f"sqlite:///{data_dir / 'worksites.db'}"
+    ws = _opened(lambda: WorksiteStore.open(ws_url, area=PRATO_AREA))
     if worksites_db is None:
         load_demo(ws, datetime.now(UTC))
-    alerts = AlertStore(alerts_db or f"sqlite:///{data_dir / 'alerts.db'}")
+    alerts_url = alerts_db or f"sqlite:///{data_dir / 'alerts.db'}"
+    alerts = _opened(lambda: AlertStore(alerts_url))
     influx = InfluxClient(influx_url, influx_db) if influx_url else None
     stack = ExitStack()
     if influx is not None:
