@@ -155,6 +155,16 @@ class _Job:
     prepared: Prepared
 
 
+def data_subscription(settings: CloudSettings) -> str:
+    """The topic filter ingest subscribes to: shared when `share_group` is set."""
+    data_filter = f"{topics.ROOT}/{settings.org_filter}/+/{Channel.DATA.value}/+"
+    if settings.share_group:
+        # MQTT v5 shared subscription (also honoured for v3.1.1 clients by Mosquitto 2, EMQX,
+        # VerneMQ, HiveMQ): each message goes to one worker of the group.
+        return f"$share/{settings.share_group}/{data_filter}"
+    return data_filter
+
+
 class Ingest:
     def __init__(self, settings: CloudSettings, *, influx: InfluxClient | None = None) -> None:
         self.settings = settings
@@ -174,12 +184,7 @@ class Ingest:
         self._log_counts: Counter[str] = Counter()
         self._log_examples: dict[str, str] = {}
         self._sequencer = AckSequencer(self._ack)
-        data_filter = f"{topics.ROOT}/{settings.org_filter}/+/{Channel.DATA.value}/+"
-        if settings.share_group:
-            # MQTT v5 shared subscription (also honoured for v3.1.1 clients by Mosquitto 2, EMQX,
-            # VerneMQ, HiveMQ): each message goes to one worker of the group.
-            data_filter = f"$share/{settings.share_group}/{data_filter}"
-        self.subscription = data_filter
+        self.subscription = data_filter = data_subscription(settings)
         self.conn = BrokerConnection(
             settings.broker,
             client_id=f"sitroom-ingest-{settings.instance}",
@@ -486,4 +491,4 @@ class Ingest:
             log.warning("could not report ingest stats: %s", exc)
 
 
-__all__ = ["AckSequencer", "Buffer", "Inbound", "Ingest", "PolicyError"]
+__all__ = ["AckSequencer", "Buffer", "Inbound", "Ingest", "PolicyError", "data_subscription"]

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from cloud.ingest.consumer import AckSequencer, Buffer, Inbound, Ingest
+from cloud.ingest.consumer import AckSequencer, Buffer, Inbound, data_subscription
 from cloud.ingest.stats import IngestStats
 from cloud.settings import CloudSettings
 
@@ -106,9 +106,9 @@ def test_the_interval_snapshot_reports_rate_write_latency_and_batch_sizes_then_r
 
 
 def test_a_share_group_makes_ingest_subscribe_to_a_shared_subscription(settings: CloudSettings) -> None:
-    shared = Ingest(settings.model_copy(update={"share_group": "ingest"}))
-    assert shared.subscription == f"$share/ingest/sr/v1/{settings.org_filter}/+/data/+"
-    assert Ingest(settings).subscription == f"sr/v1/{settings.org_filter}/+/data/+"
+    shared = settings.model_copy(update={"share_group": "ingest"})
+    assert data_subscription(shared) == f"$share/ingest/sr/v1/{settings.org_filter}/+/data/+"
+    assert data_subscription(settings) == f"sr/v1/{settings.org_filter}/+/data/+"
 
 
 @pytest.mark.parametrize("bad", ["Bad", "a/b", "+", ""])
