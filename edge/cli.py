@@ -124,7 +124,8 @@ def _report(decoded: Decoded, out: BinaryIO, line: int | None = None) -> None:
     for r in decoded.readings:
         out.write(_json_line(r))
     out.flush()
-    for rej in decoded.rejects:
+    # Framing rejects are found before the sentences' own: report all in line order.
+    for rej in sorted(decoded.rejects, key=lambda r: r.line or 0):
         _reject(rej, rej.line if rej.line is not None else line)
 
 

@@ -63,7 +63,7 @@ class LineFramer:
     Resynchronises on garbage: bytes before the start character are skipped (a `garbage`
     reject), a start character inside a line begins a new line (the one before lost its end
     and will fail its checksum), and a stream that never sends a line end is cut at `max_len`
-    so the buffer stays bounded. CR (also a doubled one) and blanks before LF are stripped.
+    so the buffer stays bounded. Blanks around a line and CR (also a doubled one) are not garbage.
     """
 
     def __init__(self, start: bytes, max_len: int) -> None:
@@ -109,7 +109,7 @@ class LineFramer:
         if not begins:
             garbage.append(Rejected("garbage", "no start character", raw[:80], n))
             return
-        if begins[0] > 0:
+        if begins[0] > 0 and raw[: begins[0]].strip(b" \t"):
             garbage.append(
                 Rejected("garbage", f"{begins[0]} bytes before the start", raw[: begins[0]][:80], n)
             )

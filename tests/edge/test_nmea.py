@@ -251,3 +251,10 @@ def test_doubled_cr_and_trailing_blanks_of_a_capture_tool_are_tolerated():
     out = decoder().feed(RMC.replace(b"\r\n", b"\r\r\n") + RMC.replace(b"\r\n", b"  \n"))
     assert len(out.readings) == 2
     assert out.rejects == []
+
+
+def test_leading_blanks_before_a_sentence_are_not_garbage():
+    """As in a SiRF capture of gpsd's test logs, where one sentence starts with a space."""
+    out = decoder().feed(b" " + RMC + b"\t" + RMC)
+    assert len(out.readings) == 2
+    assert out.rejects == []
