@@ -162,6 +162,11 @@ class SeasonalDetector(Detector):
         self.last_ts: float | None = None
         self.gaps: deque[float] = deque(maxlen=101)
         self.rare_run = 0
+        self.expected: float | None = None  # the baseline the last reading was judged against
+
+    @property
+    def baseline(self) -> float | None:
+        return self.expected
 
     def _learn_sampling(self, ts: float) -> None:
         if self.last_ts is not None and ts > self.last_ts:
@@ -191,6 +196,8 @@ class SeasonalDetector(Detector):
             candidates.append(self.calibrators["level"].pvalue(abs(value - predictions["level"])))
         if best is not None:
             candidates.append(self.calibrators[best].pvalue(abs(value - predictions[best])))  # type: ignore[operator]
+        # What an operator compares the value with: the profile when there is one, else the level.
+        self.expected = predictions[best] if best is not None else predictions["level"]
         # Both views are kept, each calibrated on its own residuals: the level sees spikes and
         # sudden shifts, the profile sees slow drifts and departures the level has absorbed.
         # Bonferroni (times the number of views) keeps the combined p-value a valid p-value.
@@ -284,6 +291,10 @@ class EnsembleDetector(Detector):
 
     def __init__(self) -> None:
         self.members: list[Detector] = [SeasonalDetector(), FlatlineDetector()]
+
+    @property
+    def baseline(self) -> float | None:
+        return self.members[0].baseline
 
     def pvalue(self, ts: float, value: float) -> float:
         smallest = min(m.pvalue(ts, value) for m in self.members)

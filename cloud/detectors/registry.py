@@ -12,6 +12,11 @@ class Detector:
 
     name: ClassVar[str]
 
+    @property
+    def baseline(self) -> float | None:
+        """The value this detector expected for the last reading, when it has such a notion."""
+        return None
+
     def pvalue(self, ts: float, value: float) -> float:
         raise NotImplementedError
 

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from cloud.detectors import DECADES, Detector, get, names, p_from_score, score_from_p
 from cloud.rules.alert import Alert
 from cloud.rules.base import Rule, RuleConfig
+from cloud.rules.geo import Geography, Site
 from cloud.rules.registry import register
 from edge.contract import KINDS, Reading, SensorKind
 
@@ -43,6 +44,10 @@ class FieldRule(Rule):
         self.cfg = config
         self.watches = frozenset({config.kind})
         self.firing: dict[SeriesId, datetime] = {}
+        self.sites: dict[str, Site] = {}
+
+    def bind(self, geography: Geography) -> None:
+        self.sites = geography.sites
 
     def _value(self, r: Reading) -> float | None:
         """The field's value, or None when the reading does not measure it: a traffic counter
@@ -87,6 +92,16 @@ class FieldRule(Rule):
             return []
         self.firing[key] = since
         return [self._alert(r, "firing", since, value, message, **kw)]
+
+    def _context(self, r: Reading, score: float, detector: Detector) -> dict[str, Any]:
+        """Score, baseline (what the series usually reads now) and where the sensor is."""
+        out: dict[str, Any] = {"score": round(score, 4)}
+        if detector.baseline is not None:
+            out["baseline"] = round(detector.baseline, 3)
+        site = self.sites.get(r.sensor)
+        if site is not None:
+            out["where"] = {"name": site.name, "lat": site.lat, "lon": site.lon}
+        return out
 
     def _resolve(self, r: Reading, key: SeriesId, value: float, message: str) -> list[Alert]:
         if self.firing.pop(key, None) is None:
@@ -255,7 +270,7 @@ class Seasonal(FieldRule):
                 f"{self.cfg.field} {value:g} departs from its ordinary operations (score {score:.2f}, "
                 f"about 1 in {one_in:,.0f} readings)",
                 threshold=self.sc.score_above,
-                context={"score": round(score, 4), "detector": self.sc.detector},
+                context=self._context(reading, score, detector),
             )
         if key in self.firing and score < self.sc.clear_below:
             calm = self.calm.get(key, 0) + 1

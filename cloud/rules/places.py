@@ -162,7 +162,7 @@ class WorksiteImpact(FieldRule):
         self.worksites: WorksiteLookup = NoWorksites()
 
     def bind(self, geography: Geography) -> None:
-        self.sites = geography.sites
+        super().bind(geography)
         self.worksites = geography.worksites
 
     def classify(self, sensor: str, at: datetime) -> tuple[str, list[dict[str, Any]]]:
@@ -200,7 +200,8 @@ class WorksiteImpact(FieldRule):
                 value,
                 f"{self.cfg.field} {value:g} departs from its baseline (score {score:.2f}): {why}",
                 threshold=self.wc.score_above,
-                context={"score": round(score, 4), "classification": classification, "worksites": worksites},
+                context=self._context(reading, score, detector)
+                | {"classification": classification, "worksites": worksites},
             )
             if is_expected:
                 alerts = [replace(a, severity=self.wc.expected_severity) for a in alerts]

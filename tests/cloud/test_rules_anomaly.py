@@ -81,6 +81,7 @@ def test_seasonal_rule_learns_the_daily_profile_and_fires_on_a_surge_only() -> N
     assert fired.state == "firing"
     assert fired.context is not None
     assert fired.context["score"] >= 0.8
+    assert abs(fired.context["baseline"] - daily(m)) < 20  # what it usually reads at this hour
 
 
 def test_the_engine_hands_each_reading_only_to_the_rules_of_its_kind() -> None:

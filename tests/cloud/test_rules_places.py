@@ -140,6 +140,8 @@ def test_a_traffic_drop_beside_a_planned_worksite_is_expected_impact() -> None:
     (fired,) = drop_after_two_weeks(impact_rule(planned=True))
     assert fired.context is not None
     assert fired.context["classification"] == "expected_impact"
+    assert fired.context["where"]["name"] == "Viale della Repubblica at Centro Pecci"
+    assert fired.context["baseline"] > 25  # the usual speed, against 8 km/h now
     assert fired.severity == "info"
     assert "expected impact of worksite Repubblica resurfacing" in fired.message
 
