@@ -31,8 +31,17 @@ class CsvHeaderError(ValueError):
 
 def parse_ts(text: str) -> datetime:
     """ISO 8601 (`2026-11-24T08:00:00Z`, with or without offset) or `YYYY-MM-DD HH:MM:SS`;
-    a timestamp without offset is UTC."""
+    a timestamp without offset is UTC. Unix seconds (or milliseconds) are accepted too."""
     text = text.strip()
+    try:
+        # Leniency beyond the contract: Unix time in seconds (or milliseconds, if that large).
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(number):
+            raise ValueError(f"{text!r} is not a time")
+        return datetime.fromtimestamp(number / 1000 if abs(number) > 1e11 else number, UTC)
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     ts = datetime.fromisoformat(text)

@@ -124,6 +124,8 @@ def test_timestamps_are_iso_8601_or_space_separated_and_utc_when_naive() -> None
     assert parse_ts("2026-11-24 08:00:00") == datetime(2026, 11, 24, 8, tzinfo=UTC)
     assert parse_ts("2026-11-24T09:00:00+01:00") == datetime(2026, 11, 24, 8, tzinfo=UTC)
     assert parse_ts("2026-11-24T08:00:00Z") == datetime(2026, 11, 24, 8, tzinfo=UTC)
+    assert parse_ts("1795507200") == datetime(2026, 11, 24, 8, tzinfo=UTC)
+    assert parse_ts("1795507200000") == datetime(2026, 11, 24, 8, tzinfo=UTC)
 
 
 def test_bad_rows_are_reported_with_line_and_reason_and_the_run_goes_on() -> None:
