@@ -184,7 +184,6 @@ def test_gga_and_vtg_give_fix_health_but_no_reading():
     [
         ("GPRMC,123519,V,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W", "no_fix"),
         ("GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W,N", "no_fix"),
-        ("GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W,A,V", "no_fix"),
         ("GPGGA,123519,4807.038,N,01131.000,E,0,00,,,M,,M,,", "no_fix"),
         ("GPRMC,123519,A,4807.038,X,01131.000,E,022.4,084.4,230394,003.1,W", "bad_position"),
         ("GPRMC,123519,A,4867.038,N,01131.000,E,022.4,084.4,230394,003.1,W", "bad_position"),
@@ -258,3 +257,12 @@ def test_leading_blanks_before_a_sentence_are_not_garbage():
     out = decoder().feed(b" " + RMC + b"\t" + RMC)
     assert len(out.readings) == 2
     assert out.rejects == []
+
+
+def test_navigational_status_v_of_nmea_41_does_not_void_a_valid_fix():
+    """Furuno GT-88 (gpsd's furuno_gl_ga.log): a differential fix with status field `V`,
+    which NMEA 4.1 defines as "equipment does not provide navigational status"."""
+    line = b"$GNRMC,120213.000,A,5957.0062,N,01100.6429,E,0.00,0.00,310722,,,D,V*0A\r\n"
+    [r] = decoder().feed(line).readings
+    assert r.fields == {"lat": 59.9501033, "lon": 11.0107150, "speed_kmh": 0.0, "heading_deg": 0.0}
+    assert r.ts == datetime(2022, 7, 31, 12, 2, 13, tzinfo=UTC)

@@ -308,9 +308,9 @@ class NmeaDecoder:
             raise SentenceError("no_fix", f"RMC status {f[2].decode()!r} (V: receiver warning)")
         if nf >= 13 and f[12] and f[12].decode() not in VALID_MODES:
             raise SentenceError("no_fix", f"RMC mode {f[12].decode()!r} is not a valid fix")
-        if nf == 14 and f[13] == b"V":
-            # NMEA 4.1 navigational status: S safe, C caution, U unsafe, V not valid.
-            raise SentenceError("no_fix", "RMC navigational status V (not valid)")
+        # Field 13 (NMEA 4.1 navigational status: S safe, C caution, U unsafe, V "not valid,
+        # equipment does not provide navigational status") is not about the fix: receivers such
+        # as the Furuno GT-88 send `D,V` with a valid differential fix. Status and mode decide.
         day = self._day(f[9])
         hh, mm, ss, ms = utc_time(f[1])
         lat_e7 = degrees_e7(f[3], f[4], 2, 90, "latitude")
