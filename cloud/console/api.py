@@ -102,10 +102,20 @@ class LoginIn(BaseModel):
 
 @router.post("/console/api/login")
 def login(body: LoginIn, console: ConsoleDep, response: Response) -> dict[str, Any]:
+    wait_s = console.throttle.retry_after_s(body.username)
+    if wait_s > 0:
+        console.store.audit(body.username, "login", "session", "refused", reason="throttled")
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many failed log-ins; try again in {wait_s:.0f} s",
+            headers={"Retry-After": str(int(wait_s) + 1)},
+        )
     op = console.store.authenticate(body.username, body.password)
     if op is None:
+        console.throttle.failed(body.username)
         console.store.audit(body.username, "login", "session", "refused")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
+    console.throttle.succeeded(body.username)
     response.set_cookie(
         COOKIE,
         _signer(console).sign(op.username),

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from cloud.console.auth import LoginThrottle
 from cloud.console.broadcast import Broadcaster
 from cloud.console.live import LiveFeed, Sources
 from cloud.console.store import ConsoleStore, Post
@@ -47,6 +48,7 @@ class Console:
     notify_posts: PostNotifier = log_post_notifier
     cookie_secure: bool = False
     broadcaster: Broadcaster = field(default_factory=Broadcaster)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     feed: LiveFeed | None = None
 
     @classmethod

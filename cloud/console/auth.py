@@ -11,8 +11,10 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 # scrypt cost: n=2**14, r=8, p=1 is the interactive-login setting of RFC 7914 §2 (16 MiB, ~50 ms).
@@ -110,3 +112,36 @@ class SessionSigner:
             return base64.urlsafe_b64decode(user_b64.encode()).decode()
         except (ValueError, UnicodeDecodeError):
             return None
+
+
+@dataclass(slots=True)
+class LoginThrottle:
+    """At most `max_failures` failed log-ins per username per `window_s`; then refuse until the
+    oldest failure leaves the window (password guessing costs hours, a typo nothing)."""
+
+    max_failures: int = 5
+    window_s: float = 300.0
+    _failures: dict[str, deque[float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _recent(self, username: str, now: float) -> deque[float]:
+        q = self._failures.setdefault(username, deque())
+        while q and q[0] <= now - self.window_s:
+            q.popleft()
+        return q
+
+    def retry_after_s(self, username: str, now: float | None = None) -> float:
+        """0 when a log-in may be tried now, else the seconds to wait."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            q = self._recent(username, now)
+            return 0.0 if len(q) < self.max_failures else q[0] + self.window_s - now
+
+    def failed(self, username: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._recent(username, now).append(now)
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username, None)

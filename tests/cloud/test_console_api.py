@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from cloud.console.app import Console
+from cloud.console.auth import ConsoleRole
 from cloud.console.demo import DEMO_PASSWORD, running_console
 from cloud.console.store import Post
 from cloud.rules.alert import Alert
@@ -124,6 +125,24 @@ def test_a_wrong_password_is_refused_and_recorded_in_the_audit(server: Server) -
     assert {("anna", "login", "refused"), ("ghost", "login", "refused")} <= {
         (e["actor"], e["action"], e["outcome"]) for e in log
     }
+
+
+def test_password_guessing_is_throttled_per_username(server: Server) -> None:
+    server.console.store.add_operator("target", "right-password", "alia", ConsoleRole.TECHNICIAN)
+    with server.client() as c:
+        codes = [
+            c.post("/console/api/login", json={"username": "target", "password": f"guess{i}"}).status_code
+            for i in range(server.console.throttle.max_failures + 1)
+        ]
+        assert codes[-1] == 429
+        assert set(codes[:-1]) == {401}
+        refused = c.post("/console/api/login", json={"username": "target", "password": "right-password"})
+        assert refused.status_code == 429  # even the right password, until the window passes
+        assert int(refused.headers["retry-after"]) > 0
+        assert (
+            c.post("/console/api/login", json={"username": "luca", "password": DEMO_PASSWORD}).status_code
+            == 200
+        )
 
 
 def test_without_a_valid_session_nothing_is_served(server: Server) -> None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.console.auth import ConsoleRole, Operator, SessionSigner, hash_password, verify_password
+from cloud.console.auth import (
+    ConsoleRole,
+    LoginThrottle,
+    Operator,
+    SessionSigner,
+    hash_password,
+    verify_password,
+)
 
 
 def test_a_password_verifies_against_its_salted_hash_and_nothing_else() -> None:
@@ -56,3 +63,15 @@ def test_each_role_acts_for_what_it_may(role: ConsoleRole, own: bool, other: boo
     assert op.can_act_for("publiacqua") is own
     assert op.can_act_for("toscana-energia") is other
     assert op.can_post is (role is not ConsoleRole.READ_ONLY)
+
+
+def test_repeated_failed_log_ins_are_throttled_until_the_window_passes() -> None:
+    throttle = LoginThrottle(max_failures=3, window_s=60)
+    for t in (0.0, 1.0, 2.0):
+        assert throttle.retry_after_s("anna", now=t) == 0
+        throttle.failed("anna", now=t)
+    assert throttle.retry_after_s("anna", now=3.0) == 57.0
+    assert throttle.retry_after_s("marco", now=3.0) == 0  # per username
+    assert throttle.retry_after_s("anna", now=60.5) == 0  # the first failure left the window
+    throttle.succeeded("anna")
+    assert throttle.retry_after_s("anna", now=61) == 0
