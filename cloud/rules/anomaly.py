@@ -288,14 +288,16 @@ class RateOfChangeGroup:
     def __init__(self, rules: list[RateOfChange]) -> None:
         self.rules = rules
         self.field = rules[0].cfg.field
+        self.needs_vehicles = rules[0].cfg.kind is SensorKind.TRAFFIC and self.field == "speed_kmh"
         self.quiet_per_min = min(r.rc.max_per_min for r in rules)
         self.last: dict[SeriesId, tuple[datetime, float]] = {}
         self.engaged: set[SeriesId] = set()  # series some rule has firing
 
     def observe(self, reading: Reading) -> list[Alert]:
-        value = self.rules[0]._value(reading)
-        if value is None:
-            return []
+        raw = reading.fields.get(self.field)
+        if raw is None or (self.needs_vehicles and reading.fields.get("vehicles") == 0):
+            return []  # see FieldRule._value: no vehicle, no speed
+        value = float(raw)
         key = (reading.org, reading.gateway, reading.sensor)
         prev = self.last.get(key)
         self.last[key] = (reading.ts, value)
@@ -319,14 +321,17 @@ class FlatlineGroup:
 
     def __init__(self, rules: list[Flatline]) -> None:
         self.rules = rules
+        self.field = rules[0].cfg.field
+        self.needs_vehicles = rules[0].cfg.kind is SensorKind.TRAFFIC and self.field == "speed_kmh"
         self.quiet_below = min(r.fc.min_readings for r in rules)
         self.run: dict[SeriesId, Run] = {}
         self.engaged: set[SeriesId] = set()  # series some rule has firing
 
     def observe(self, reading: Reading) -> list[Alert]:
-        value = self.rules[0]._value(reading)
-        if value is None:
-            return []
+        raw = reading.fields.get(self.field)
+        if raw is None or (self.needs_vehicles and reading.fields.get("vehicles") == 0):
+            return []  # see FieldRule._value: no vehicle, no speed
+        value = float(raw)
         key = (reading.org, reading.gateway, reading.sensor)
         run = advance(self.run.get(key), value, reading.ts)
         self.run[key] = run
