@@ -1,9 +1,10 @@
-"""WZDx 4.2: the demo export validates against the official schema; export → import → export."""
+"""WZDx 4.2: the demo export validates against our WZDx 4.2 schema; export → import → export."""
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,18 +25,14 @@ OPERATOR = Caller(MUNICIPALITY, Role.MUNICIPALITY)
 
 
 def _validator() -> jsonschema.Draft7Validator:
-    """The official WorkZoneFeed schema, its references resolved to the vendored files only."""
+    """Our WZDx 4.2 WorkZoneFeed schema; its GeoJSON `$ref`s resolve to the local files only."""
     resources = []
-    for path in SCHEMAS.glob("*.json"):
-        contents = json.loads(path.read_text(encoding="utf-8"))
-        resource = Resource.from_contents(contents)
-        schema_id = contents["$id"]
-        resources.append((schema_id, resource))
-        # The 4.2 files refer to each other through both the `main` and `release/v4.2` paths.
-        for a, b in (("/main/", "/release/v4.2/"), ("/release/v4.2/", "/main/")):
-            resources.append((schema_id.replace(a, b), resource))
+    for name in ("geojson-LineString.json", "geojson-MultiPoint.json"):
+        contents = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
+        resources.append((contents["$id"], Resource.from_contents(contents)))
     registry: Registry = Registry().with_resources(resources)
-    root = json.loads((SCHEMAS / "WorkZoneFeed.json").read_text(encoding="utf-8"))
+    root = json.loads((SCHEMAS / "sitroom-wzdx-4.2.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft7Validator.check_schema(root)
     return jsonschema.Draft7Validator(
         root, registry=registry, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
     )
@@ -64,7 +61,7 @@ def test_date_format_checking_is_switched_on_in_the_schema_check() -> None:
     assert not VALIDATOR.format_checker.conforms("2026-12-01 07:00", "date-time")  # type: ignore[union-attr]
 
 
-def test_the_wzdx_export_of_the_demo_data_validates_against_the_official_schema(
+def test_the_wzdx_export_of_the_demo_data_validates_against_the_wzdx_schema(
     demo_store: WorksiteStore,
 ) -> None:
     feed = _export(demo_store)
@@ -93,6 +90,99 @@ def test_the_schema_check_catches_a_broken_feed() -> None:
     assert _errors(feed) == []
     feed["feed_info"]["update_date"] = "24/11/2026"
     assert any("date-time" in e for e in _errors(feed))
+
+
+def _small_feed() -> dict[str, Any]:
+    """A minimal valid WZDx 4.2 feed with one work zone, for breaking one thing at a time."""
+    return {
+        "feed_info": {
+            "publisher": "Comune di Prato",
+            "version": "4.2",
+            "update_date": "2026-11-24T12:00:00Z",
+            "data_sources": [{"data_source_id": "prato", "organization_name": "Comune di Prato"}],
+        },
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "id": "wz-1",
+                "type": "Feature",
+                "properties": {
+                    "core_details": {
+                        "event_type": "work-zone",
+                        "data_source_id": "prato",
+                        "road_names": ["Via Roma"],
+                        "direction": "unknown",
+                        "update_date": "2026-11-24T11:00:00Z",
+                    },
+                    "start_date": "2026-12-01T07:00:00Z",
+                    "end_date": "2026-12-05T17:00:00Z",
+                    "is_start_date_verified": False,
+                    "is_end_date_verified": False,
+                    "is_start_position_verified": False,
+                    "is_end_position_verified": False,
+                    "location_method": "other",
+                    "vehicle_impact": "all-lanes-open",
+                },
+                "geometry": {"type": "MultiPoint", "coordinates": [[11.0958, 43.8885]]},
+            }
+        ],
+    }
+
+
+def _props(feed: dict[str, Any]) -> dict[str, Any]:
+    props: dict[str, Any] = feed["features"][0]["properties"]
+    return props
+
+
+def _core(feed: dict[str, Any]) -> dict[str, Any]:
+    core: dict[str, Any] = _props(feed)["core_details"]
+    return core
+
+
+CORE = "features/0/properties/core_details"
+POLYGON = {"type": "Polygon", "coordinates": [[[11.09, 43.88], [11.1, 43.88], [11.1, 43.89], [11.09, 43.88]]]}
+# Each: how to break the small feed, and where (JSON path of the error) the schema must object.
+WRONG_FEEDS: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
+    "no feed_info": (lambda f: f.pop("feed_info"), ""),
+    "event_type not a WorkZoneFeed type": (
+        lambda f: _core(f).update(event_type="restriction"),
+        f"{CORE}/event_type",
+    ),
+    "event_type made up": (lambda f: _core(f).update(event_type="roadworks"), f"{CORE}/event_type"),
+    "direction not in the enum": (lambda f: _core(f).update(direction="north"), f"{CORE}/direction"),
+    "feed update_date not a date-time": (
+        lambda f: f["feed_info"].update(update_date="24/11/2026 12:00"),
+        "feed_info/update_date",
+    ),
+    "event update_date not a date-time": (
+        lambda f: _core(f).update(update_date="2026-11-24"),
+        f"{CORE}/update_date",
+    ),
+    "start_date impossible": (
+        lambda f: _props(f).update(start_date="2026-13-01T07:00:00Z"),
+        "features/0/properties/start_date",
+    ),
+    "vehicle_impact missing": (lambda f: _props(f).pop("vehicle_impact"), "features/0/properties"),
+    "start position not marked verified or not": (
+        lambda f: _props(f).pop("is_start_position_verified"),
+        "features/0/properties",
+    ),
+    "version not 4.2": (lambda f: f["feed_info"].update(version="4.1"), "feed_info/version"),
+    "Polygon geometry": (lambda f: f["features"][0].update(geometry=POLYGON), "features/0/geometry"),
+}
+
+
+def test_the_small_feed_is_valid_so_each_wrong_feed_fails_for_its_own_reason() -> None:
+    assert _errors(_small_feed()) == []
+
+
+@pytest.mark.parametrize(("break_it", "where"), WRONG_FEEDS.values(), ids=WRONG_FEEDS.keys())
+def test_the_schema_rejects_a_wrong_feed(break_it: Callable[[dict[str, Any]], object], where: str) -> None:
+    feed = _small_feed()
+    break_it(feed)
+    errors = _errors(feed)
+    assert errors, "the schema accepted a wrong feed"
+    assert [e for e in errors if e.startswith(f"{where}: ")] == errors
 
 
 def test_export_then_import_then_export_gives_the_same_feed(
