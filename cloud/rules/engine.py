@@ -13,13 +13,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from cloud.rules.alert import Alert, AlertKey
 from cloud.rules.anomaly import Flatline, FlatlineGroup, RateOfChange, RateOfChangeGroup
 from cloud.rules.base import Clocks, Rule
-from cloud.rules.geo import Geography, GeoJsonWorksites, NoWorksites, WorksiteLookup, load_sites
+from cloud.rules.geo import (
+    Geography,
+    GeoJsonWorksites,
+    NoWorksites,
+    RegistryWorksites,
+    WorksiteLookup,
+    load_sites,
+)
 from cloud.rules.registry import UnknownRuleError, get
 from cloud.rules.threshold import Threshold, ThresholdGroup
 from edge.contract import Reading
@@ -55,6 +63,14 @@ def geography(path: Path, raw: RulesFile) -> Geography:
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise RulesFileError(f"{path}: sites: {exc}") from None
     worksites: WorksiteLookup = NoWorksites()
+    if raw.worksites and raw.worksites.startswith("registry:"):
+        # `registry:sqlite:///PATH` or `registry:postgresql://...`: the worksite registry itself.
+        try:
+            return Geography(
+                sites=sites, worksites=RegistryWorksites.open(raw.worksites.removeprefix("registry:"))
+            )
+        except (ValueError, sa.exc.SQLAlchemyError) as exc:
+            raise RulesFileError(f"{path}: worksites: {raw.worksites}: {exc}") from None
     if raw.worksites:
         source = raw.worksites if "://" in raw.worksites else path.parent / raw.worksites
         try:

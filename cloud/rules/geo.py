@@ -9,6 +9,7 @@ Distances use a local equirectangular projection (metres, exact to well under 1 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,3 +151,50 @@ class Geography:
 
     sites: dict[str, Site]
     worksites: WorksiteLookup
+
+
+class RegistryWorksites:
+    """`WorksiteLookup` over the worksite registry (cloud.worksites), refreshed every `refresh_s`.
+
+    Cancelled worksites are ignored; a worksite counts as *planned* when the municipality approved
+    it or it was registered before it started (an emergency dig entered after the fact is not).
+    """
+
+    def __init__(self, store: Any, refresh_s: float = 60.0) -> None:
+        self.store = store
+        self.refresh_s = refresh_s
+        self._loaded_at = -math.inf
+        self._lookup = GeoJsonWorksites({"type": "FeatureCollection", "features": []})
+
+    @classmethod
+    def open(cls, url: str, refresh_s: float = 60.0) -> RegistryWorksites:
+        from cloud.worksites.geo import BBox  # noqa: PLC0415  (only when a rules file asks for it)
+        from cloud.worksites.store import WorksiteStore  # noqa: PLC0415
+
+        return cls(WorksiteStore.open(url, area=BBox(-180, -90, 180, 90)), refresh_s)
+
+    def _current(self) -> GeoJsonWorksites:
+        now = time.monotonic()
+        if now - self._loaded_at >= self.refresh_s:
+            features = []
+            for w in self.store.search():
+                if w.status.value == "cancelled":
+                    continue
+                props = {
+                    "id": w.id,
+                    "name": w.title,
+                    "starts_at": w.start.isoformat(),
+                    "ends_at": w.end.isoformat(),
+                    "planned": w.approval.value == "approved" or w.created_at <= w.start,
+                    "org": w.owner,
+                }
+                features.append({"type": "Feature", "geometry": w.geometry, "properties": props})
+            self._lookup = GeoJsonWorksites({"type": "FeatureCollection", "features": features})
+            self._loaded_at = now
+        return self._lookup
+
+    def active_near(self, lat: float, lon: float, radius_m: float, at: datetime) -> list[WorksiteRef]:
+        return self._current().active_near(lat, lon, radius_m, at)
+
+    def containing(self, lat: float, lon: float, at: datetime) -> list[WorksiteRef]:
+        return self._current().containing(lat, lon, at)
