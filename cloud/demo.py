@@ -149,10 +149,7 @@ class Demo:
 
     def run(self, stop: threading.Event) -> dict[str, Any]:  # noqa: PLR0915  (one linear script)
         opts = self.opts
-        # A demo starts fresh: old broker sessions and old points would skew its counts.
-        for sub in ("mosquitto", "influxdb", "gateways", "logs"):
-            shutil.rmtree(opts.data_dir / sub, ignore_errors=True)
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._fresh_data_dir()
         started = datetime.now(UTC)
         speed = opts.speed
         horizon = opts.duration_s if opts.duration_s is not None else 3600.0
@@ -173,6 +170,7 @@ class Demo:
             "SITROOM_INFLUX_URL": influxd.url,
             "SITROOM_INFLUX_DB": DATABASE,
             "SITROOM_STATS_INTERVAL_S": "2",
+            "SITROOM_ALERTS_DB": f"sqlite:///{opts.data_dir / 'alerts.db'}",
         }
         watcher = BrokerConnection(
             BrokerAddress.parse(mosquitto.url),
@@ -188,8 +186,10 @@ class Demo:
             persistent=False,
         ).start()
         summary: dict[str, Any] = {}
+        stop_console: Callable[[], None] | None = None
         try:
             self._start_cloud_services(env)
+            stop_console = self._start_console(env, influxd.url)
             gateways = []
             for cfg in opts.configs:
                 name = f"gateway-{cfg.stem}"
@@ -262,6 +262,8 @@ class Demo:
                 out("Drawing the run …")
                 summary["picture"] = str(render(influx, opts.picture, summary))
         finally:
+            if stop_console is not None:
+                stop_console()
             self._stop(list(self.procs))
             watcher.stop()
             influx.close()
@@ -269,9 +271,35 @@ class Demo:
             mosquitto.stop()
         return summary
 
+    def _fresh_data_dir(self) -> None:
+        # A demo starts fresh: old broker sessions and old points would skew its counts.
+        for sub in ("mosquitto", "influxdb", "gateways", "logs", "worksites", "console"):
+            shutil.rmtree(self.opts.data_dir / sub, ignore_errors=True)
+        (self.opts.data_dir / "alerts.db").unlink(missing_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+
+    def _start_console(self, env: dict[str, str], influx_url: str) -> Callable[[], None]:
+        """The operator console on the demo's stores, for a browser on this machine."""
+        from cloud.console.demo import demo_credentials, start_console  # noqa: PLC0415
+
+        url, stop = start_console(
+            self.opts.data_dir / "console",
+            influx_url,
+            alerts_db=env["SITROOM_ALERTS_DB"],
+            worksites_db=f"sqlite:///{self.opts.data_dir / 'worksites' / 'worksites.db'}",
+        )
+        out(f"  Console      {url}  ({demo_credentials()})")
+        return stop
+
     def _start_cloud_services(self, env: dict[str, str]) -> None:
         self._spawn("ingest", ["cloud", "ingest"], env)
         self._spawn("rules", ["cloud", "rules"], env)
+        # The worksite registry (issue 8): demo worksites of Prato, served with their map layers.
+        api_port = free_port(8080)
+        worksites_db = f"sqlite:///{self.opts.data_dir / 'worksites' / 'worksites.db'}"
+        api_args = ["cloud", "api", "--db", worksites_db, "--demo-data", "--port", str(api_port)]
+        self._spawn("api", api_args, env)
+        out(f"  Worksites    http://127.0.0.1:{api_port}/docs  (map: /feeds/live.geojson, /feeds/wzdx.json)")
         # The broker keeps nothing for a subscriber it has never seen: data published before
         # ingest's first subscription would be lost. Its first health report means it is in.
         if not wait_until(lambda: bool(self.watch.ingest), 60):
