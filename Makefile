@@ -5,6 +5,7 @@ SHELL := /bin/bash
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
+CONSOLE_JS := cloud/console/frontend/node_modules/.package-lock.json
 DEMO_ARGS ?= --duration 120 --summary demo-summary.json
 
 .PHONY: help setup system demo test lint types pytest check fmt bench clean
@@ -12,7 +13,7 @@ DEMO_ARGS ?= --duration 120 --summary demo-summary.json
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-setup: system $(STAMP) ## Install what is missing: Debian packages, .venv, the project
+setup: system $(STAMP) $(CONSOLE_JS) ## Install what is missing: Debian packages, .venv, the project
 
 system:
 	@deploy/setup-debian.sh
@@ -23,6 +24,12 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 	@echo "setup: project installed in $(VENV)"
+
+# The console's front-end libraries (Leaflet) from the npm registry, pinned by package-lock.json;
+# FastAPI serves them, so no browser fetches anything from a CDN.
+$(CONSOLE_JS): cloud/console/frontend/package-lock.json
+	@cd cloud/console/frontend && npm ci --no-audit --no-fund --loglevel=error
+	@echo "setup: console front-end installed (npm ci)"
 
 demo: setup ## Run a simulated Prato end to end (DEMO_ARGS="--duration 60 --speed 60 ...")
 	$(VENV)/bin/sitroom demo $(DEMO_ARGS)

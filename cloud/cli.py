@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 from pydantic import ValidationError
 
+from cloud.api.cli import api_command
 from cloud.settings import CloudSettings
 
 if TYPE_CHECKING:
@@ -255,3 +256,4 @@ def demo_command(
         raise SystemExit(1)
 
 
+group.add_command(api_command)  # `sitroom cloud api` (cloud/api/cli.py)

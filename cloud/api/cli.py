@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
@@ -21,6 +22,19 @@ import click
 @click.option(
     "--mqtt-url", help="Publish conflict/synergy/redig alerts (retained) to this broker every minute."
 )
+@click.option(
+    "--console",
+    "console_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Serve the operator console at /console/; its posts, uploads and audit in this folder.",
+)
+@click.option(
+    "--alerts-db",
+    envvar="SITROOM_ALERTS_DB",
+    default="sqlite:///.sitroom/alerts.db",
+    show_default=True,
+    help="The rules service's alert store, shown and handled in the console.",
+)
 def api_command(
     db: str | None,
     host: str,
@@ -30,6 +44,8 @@ def api_command(
     max_body_bytes: int,
     token_orgs: tuple[str, ...],
     mqtt_url: str | None,
+    console_dir: Path | None,
+    alerts_db: str,
 ) -> None:
     """Serve the HTTP API (worksites; OpenAPI at /docs)."""
     import uvicorn  # noqa: PLC0415  (keeps `sitroom --help` fast)
@@ -55,7 +71,26 @@ def api_command(
 
         alerts = CoordinationAlerts(store, mqtt_url)
         threading.Thread(target=alerts.run, args=(stop,), name="worksite-alerts", daemon=True).start()
+    console = None
+    if console_dir is not None:
+        from cloud.console.demo import attach_for_api  # noqa: PLC0415
+
+        console = attach_for_api(
+            app,
+            store,
+            console_dir,
+            alerts_db=alerts_db,
+            demo_operators=demo_data,
+            max_body_bytes=max_body_bytes,
+        ).start()
+        click.echo(f"operator console: http://{host}:{port}/console/", err=True)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+        # Open console event streams never end by themselves: without a grace limit, Ctrl-C
+        # would wait for every browser to leave.
+        uvicorn.run(
+            app, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=5
+        )
     finally:
         stop.set()
+        if console is not None:
+            console.stop()
