@@ -75,28 +75,47 @@ class RobustZScoreDetector(Detector):
 
 
 class _SlotModel:
-    """The median of the last values seen at the same phase of a day or a week."""
+    """The median, over the last few days (or weeks), of the mean at the same phase of the cycle.
 
-    def __init__(self, period_s: float) -> None:
+    A slot is at least `min_bucket_s` wide; the readings of one slot in one cycle are averaged
+    first, so memory stays bounded (at most period / min_bucket slots) however fast the series
+    is sampled, and a slot's history is one value per cycle.
+    """
+
+    def __init__(self, period_s: float, min_bucket_s: float) -> None:
         self.period_s = period_s
+        self.min_bucket_s = min_bucket_s
         self.bucket_s = 0.0
-        self.slots: dict[int, deque[float]] = {}
+        self.current: dict[int, tuple[int, float, int]] = {}  # slot -> cycle, sum, count
+        self.history: dict[int, deque[float]] = {}  # slot -> means of earlier cycles
 
-    def _slot(self, ts: float) -> int:
-        return int((ts % self.period_s) // self.bucket_s)
+    def set_sampling(self, step_s: float) -> None:
+        self.bucket_s = min(max(step_s, self.min_bucket_s), 3600.0)
 
     def predict(self, ts: float) -> float | None:
         if self.bucket_s <= 0:
             return None
-        values = self.slots.get(self._slot(ts))
-        if values is None or len(values) < 3:
+        slot = int((ts % self.period_s) // self.bucket_s)
+        values = list(self.history.get(slot, ()))
+        cur = self.current.get(slot)
+        if cur is not None and cur[0] < int(ts // self.period_s):
+            values.append(cur[1] / cur[2])  # the last cycle, complete now
+        if len(values) < 3:
             return None
-        return _median(values)
+        return _median(values[-SLOT_HISTORY:])
 
     def learn(self, ts: float, value: float) -> None:
         if self.bucket_s <= 0:
             return
-        self.slots.setdefault(self._slot(ts), deque(maxlen=SLOT_HISTORY)).append(value)
+        slot = int((ts % self.period_s) // self.bucket_s)
+        cycle = int(ts // self.period_s)
+        cur = self.current.get(slot)
+        if cur is not None and cur[0] == cycle:
+            self.current[slot] = (cycle, cur[1] + value, cur[2] + 1)
+            return
+        if cur is not None:
+            self.history.setdefault(slot, deque(maxlen=SLOT_HISTORY)).append(cur[1] / cur[2])
+        self.current[slot] = (cycle, value, 1)
 
 
 class _LagModel:
@@ -152,8 +171,8 @@ class SeasonalDetector(Detector):
 
     def __init__(self) -> None:
         self.recent: deque[float] = deque(maxlen=LEVEL_WINDOW)
-        self.daily = _SlotModel(86_400.0)
-        self.weekly = _SlotModel(7 * 86_400.0)
+        self.daily = _SlotModel(86_400.0, min_bucket_s=300.0)  # at most 288 slots
+        self.weekly = _SlotModel(7 * 86_400.0, min_bucket_s=1800.0)  # at most 336 slots
         self.lag = _LagModel()
         self.names = ("level", "daily", "weekly", "lag")
         self.errors = dict.fromkeys(self.names, 0.0)
@@ -173,10 +192,10 @@ class SeasonalDetector(Detector):
             self.gaps.append(ts - self.last_ts)
         self.last_ts = ts
         if self.daily.bucket_s == 0 and len(self.gaps) >= 20:
-            # One slot per usual sampling interval (at least a minute, at most an hour).
-            step = min(max(_median(list(self.gaps)), 60.0), 3600.0)
-            self.daily.bucket_s = step
-            self.weekly.bucket_s = step
+            # Slots as wide as the usual sampling interval, within each model's bounds.
+            step = _median(list(self.gaps))
+            self.daily.set_sampling(step)
+            self.weekly.set_sampling(step)
 
     def pvalue(self, ts: float, value: float) -> float:
         predictions = {

@@ -203,3 +203,14 @@ def test_an_unknown_detector_is_refused_with_the_known_names(tmp_path: Path) -> 
     )
     assert done.returncode == 2
     assert "ensemble" in done.stderr
+
+
+def test_a_fast_series_keeps_a_bounded_profile_and_still_learns_its_day() -> None:
+    detector = get("seasonal")()
+    rows = [(T0 + 60 * i, v) for i, v in enumerate(daily_series(6, 60, 1.0, 50.0, 20.0, seed=9))]
+    got = [score_from_p(detector.pvalue(ts, v)) for ts, v in rows]
+    assert len(detector.daily.history) <= 288  # type: ignore[attr-defined]
+    assert len(detector.weekly.history) <= 336  # type: ignore[attr-defined]
+    assert max(got[4 * 1440 :]) < 0.8
+    ts, v = rows[-1]
+    assert score_from_p(detector.pvalue(ts + 60, v + 15)) > 0.8
