@@ -274,7 +274,7 @@ class Agent:
             if entry.readings:
                 self.counters.readings_published += entry.readings
                 self.counters.batches_published += 1
-        self._forget_acked()
+        self.flush_acks()
         while self.link.configs:
             self._apply_remote(self.link.configs.popleft())
         if self.link.connects != self._seen_connects:
@@ -283,7 +283,8 @@ class Agent:
         if self.link.is_connected:
             self._dispatch()
 
-    def _forget_acked(self, *, now: bool = False) -> None:
+    def flush_acks(self, *, now: bool = False) -> None:
+        """Delete acknowledged messages from the spool (grouped unless `now`)."""
         # Deletes are grouped (one fsynced transaction per 0.1 s or 512 messages, not per ack):
         # a crash in between only means a few acknowledged batches are sent again, which
         # InfluxDB collapses (same series and timestamp) and ingest counts as duplicates.
@@ -400,7 +401,7 @@ class Agent:
         offline_since: float | None = None
         while self.spool.messages and time.monotonic() < deadline:
             self.pump()
-            self._forget_acked(now=True)
+            self.flush_acks(now=True)
             if self.link.is_connected:
                 offline_since = None
             else:
@@ -409,7 +410,7 @@ class Agent:
                     return False
             self._wake.wait(0.05)
             self._wake.clear()
-        self._forget_acked(now=True)
+        self.flush_acks(now=True)
         return True
 
     # -- health ---------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from jsonschema import Draft7Validator
 from cloud.devservers import Mosquitto
 from edge.contract import SensorKind, decode, topics
 from edge.drivers import SourceContext, get
-from edge.simulators.clock import SimClock
+from edge.simulators.clock import ManualClock
 from gateway import batches
 from gateway.agent import Agent
 from gateway.config import parse
@@ -64,45 +63,51 @@ def test_a_backlog_replays_in_order_while_live_batches_overtake_it(
 ) -> None:
     prefill(tmp_path, org)
     recorder = Recorder("127.0.0.1", mosquitto.port, [f"sr/v1/{org}/gw-replay/data/+"]).start()
-    start = datetime.now(UTC) - timedelta(hours=2)
-    agent = Agent(
-        parse(raw_config(org)), clock=SimClock(600, start), state_dir=tmp_path, broker_url=mosquitto.url
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
-    thread.start()
+    clock = ManualClock(datetime(2026, 11, 24, 8, 0, tzinfo=UTC))
+    agent = Agent(parse(raw_config(org)), clock=clock, state_dir=tmp_path, broker_url=mosquitto.url)
+    agent.link.start()
     try:
-        wait_until(lambda: agent.spool.messages < 5 and agent.counters.readings_read > 0, 60, what="drained")
+        wait_until(lambda: agent.link.connects, 20, what="connected (CONNACK handled)")
+        agent.pump()  # the first window of backlog (2 messages) goes out
+        clock.advance(60)
+        agent.tick(force_flush=True)  # six live fixes, sealed into a batch
+        sealed = agent.spool.messages
+        while agent.spool.messages:
+            agent.pump()
+            agent.flush_acks(now=True)  # the run loop groups deletes over 0.1 s; here at once
+            if agent.spool.messages:
+                wait_until(lambda: agent.link.acks, 10, interval_s=0.001, what="acks")
+        assert sealed == BACKLOG + 1, "the backlog (in flight or not) and one live batch"
+        wait_until(lambda: len(recorder.messages) >= BACKLOG + 1, 20, what="every message on the broker")
     finally:
-        stop.set()
-        thread.join(60)
+        agent.link.stop()
+        agent.spool.close()
         recorder.stop()
     seqs = [decode(p).envelope.seq for _, p in recorder.messages]
     backlog = [s for s in seqs if s < BACKLOG]
     assert backlog == list(range(BACKLOG)), "the backlog arrives whole and in order"
-    last_backlog = seqs.index(BACKLOG - 1)
-    assert any(s >= BACKLOG for s in seqs[:last_backlog]), "live batches do not wait for the backlog"
-    live = [s for s in seqs if s >= BACKLOG]
-    assert live == sorted(live)
+    assert seqs.index(BACKLOG) < 10, "the live batch overtakes the backlog at the first room in the window"
     assert {r.sensor for _, p in recorder.messages for r in decode(p).readings} == {"v-bus-101"}
 
 
 def test_health_matches_the_contract_and_carries_each_drivers_own_state(org: str, tmp_path: Path) -> None:
+    clock = ManualClock(datetime(2026, 11, 24, 8, 0, tzinfo=UTC))
     agent = Agent(
         parse(raw_config(org)),
-        clock=SimClock(600, datetime.now(UTC) - timedelta(hours=1)),
+        clock=clock,
         state_dir=tmp_path,
         broker_url="mqtt://127.0.0.1:9",  # nothing listens: health is built offline
     )
     try:
-        source = agent.sources["v-bus-101"]
-        source.stats = lambda: {"state": "connected", "rssi_dbm": -97, "snr_db": 7.5}  # type: ignore[attr-defined]
+        stats = {"state": "connected", "rssi_dbm": -97, "snr_db": 7.5}
+        agent.sources["v-bus-101"].stats = lambda: stats  # type: ignore[method-assign]
+        clock.advance(60)
         agent.tick(force_flush=True)
         health = agent.health()
         doc = yaml.safe_load((REPO / "docs" / "contract" / "asyncapi.yaml").read_text())
         schema = {"allOf": [doc["components"]["schemas"]["Health"]], "components": doc["components"]}
         Draft7Validator(schema).validate(orjson.loads(orjson.dumps(health)))
-        assert health["drivers"] == {"v-bus-101": {"state": "connected", "rssi_dbm": -97, "snr_db": 7.5}}
+        assert health["drivers"] == {"v-bus-101": stats}
         assert health["queue_depth"] == agent.counters.readings_read > 0
         assert health["oldest_queued_age_s"] is not None
         assert health["connected"] is False
