@@ -54,6 +54,10 @@ class CloudSettings(BaseSettings):
 
     # rules
     rules_file: str | None = None
+    # Relational stores, as SQLAlchemy URLs (sqlite:///PATH or postgresql://user@host/db). The
+    # commands read them through their options' env vars (`--alerts-db`, `cloud api --db`).
+    alerts_db: str = "sqlite:///.sitroom/alerts.db"
+    worksites_db: str | None = None
 
     @field_validator("mqtt_url")
     @classmethod

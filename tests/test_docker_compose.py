@@ -196,6 +196,8 @@ def test_published_ports_are_the_documented_ones_on_loopback() -> None:
     assert published["mosquitto"] == ["127.0.0.1:1883:1883"]
     assert published["influxdb"] == ["127.0.0.1:8086:8086"]
     assert published["grafana"] == ["127.0.0.1:3000:3000"]
+    # Grafana's map layers are fetched by the viewer's browser from the API (dashboards/json).
+    assert published["api"] == ["127.0.0.1:8080:8080"]
 
 
 # --- the sitroom services ----------------------------------------------------------------------
@@ -476,14 +478,15 @@ def test_influxdb_requires_authentication_with_separate_admin_writer_and_reader(
     assert "INFLUXDB_USER" not in env
 
 
-def test_the_cloud_services_write_as_the_write_only_user() -> None:
+def test_the_cloud_services_write_as_the_write_only_user_and_the_api_reads_as_the_read_only_one() -> None:
     influx = environment(services()["influxdb"])
     cloud = {n: s for n, s in sitroom_services().items() if s["command"][0] == "cloud"}
-    assert cloud
+    assert {"ingest", "rules", "api"} <= cloud.keys()
     for name, service in cloud.items():
         env = environment(service)
-        assert env["SITROOM_INFLUX_USERNAME"] == influx["INFLUXDB_WRITE_USER"], name
-        assert env["SITROOM_INFLUX_PASSWORD"] == influx["INFLUXDB_WRITE_USER_PASSWORD"], name
+        role = "READ" if name == "api" else "WRITE"
+        assert env["SITROOM_INFLUX_USERNAME"] == influx[f"INFLUXDB_{role}_USER"], name
+        assert env["SITROOM_INFLUX_PASSWORD"] == influx[f"INFLUXDB_{role}_USER_PASSWORD"], name
 
 
 def test_grafana_reads_as_the_read_only_user() -> None:
