@@ -261,6 +261,8 @@ class FlatlineDetector(Detector):
         self.run = 0
         self.habitual: set[float] = set()  # values where long runs are a habit
         self.pending: dict[float, list[int]] = {}  # value -> its first long run (readings)
+        self.recent_rare: deque[bool] = deque(maxlen=1000)
+        self.rare_count = 0
         self.inner_in_run = 0
         # Run lengths are whole readings: each reading more divides p by e at least.
         self.calibrators = {
@@ -280,9 +282,19 @@ class FlatlineDetector(Detector):
         where = "habitual" if value in self.habitual else "inner"
         calibrator = self.calibrators[where]
         p = calibrator.pvalue(float(self.run)) if self.run > 1 else 1.0
-        calibrator.add(float(self.run))
-        if where == "inner":
-            self.inner_in_run += 1
+        # A run already rare does not teach the calibrator: one stuck sensor must not make the
+        # next one look ordinary (habits are still learnt, from completed runs). Unless rare
+        # readings have become common (over 5 % of the last 1,000): then the series has changed
+        # its ways, and learning them is the way out of alerting for ever.
+        is_rare = p < RARE_P
+        if len(self.recent_rare) == self.recent_rare.maxlen:
+            self.rare_count -= self.recent_rare[0]  # about to leave the window
+        self.recent_rare.append(is_rare)
+        self.rare_count += is_rare
+        if not is_rare or self.rare_count > 50:
+            calibrator.add(float(self.run))
+            if where == "inner":
+                self.inner_in_run += 1
         return p
 
     def _long_run_ended(self, value: float) -> None:

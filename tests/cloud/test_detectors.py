@@ -214,3 +214,18 @@ def test_a_fast_series_keeps_a_bounded_profile_and_still_learns_its_day() -> Non
     assert max(got[4 * 1440 :]) < 0.8
     ts, v = rows[-1]
     assert score_from_p(detector.pvalue(ts + 60, v + 15)) > 0.8
+
+
+def test_a_series_that_changes_its_ways_stops_alerting_once_learnt() -> None:
+    # Continuous values, then values held for 10 readings each (a sensor reconfigured to report
+    # less precisely): alarming at first, ordinary after a while, not alerting for ever.
+    rnd = random.Random(0)
+    rows = [(T0 + 60 * i, rnd.gauss(0, 1)) for i in range(3000)]
+    held = 0.0
+    for i in range(3000, 9000):
+        if i % 10 == 0:
+            held = rnd.gauss(0, 1)
+        rows.append((T0 + 60 * i, held))
+    got = scores("ensemble", rows)
+    assert sum(s >= 0.8 for s in got[3000:4000]) > 0
+    assert sum(s >= 0.8 for s in got[5000:]) == 0
