@@ -12,7 +12,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from pydantic import AwareDatetime, BaseModel, ValidationError
 
-from cloud.influx.client import InfluxClient, InfluxError
+from cloud.influx.client import InfluxClient, InfluxError, QueryError
 from cloud.mqtt import BrokerConnection
 from cloud.notify import Notifier
 from cloud.rules.alert import Alert
@@ -89,7 +89,13 @@ class RulesService:
 
     def run(self, stop: threading.Event | None = None) -> None:
         stop = stop or self._stop
-        self.influx.create_database()
+        try:
+            self.influx.create_database()
+        except QueryError as exc:
+            # A WRITE-only user (docker-compose.yml) may not create databases; the admin did.
+            if "not authorized" not in str(exc):
+                raise
+            log.warning("InfluxDB user may not create databases (%s): assuming it exists", exc)
         self.conn.start()
         next_tick = time.monotonic() + 1.0
         next_reload = time.monotonic() + self.reload_every_s

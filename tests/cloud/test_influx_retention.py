@@ -15,6 +15,8 @@ from cloud.influx.client import InfluxClient
 from cloud.influx.retention import RAW_RP, ROLLUP_RP, ensure, rollups
 from cloud.ingest.consumer import Ingest
 from cloud.provision.influx_users import InfluxUser, ensure_users
+from cloud.rules.engine import Engine, load_rules
+from cloud.rules.service import RulesService
 from cloud.settings import CloudSettings
 
 from support import wait_until
@@ -124,5 +126,37 @@ def test_a_write_only_user_writes_without_managing_retention_and_an_admin_start_
         as_admin = InfluxClient(influxd.url, "sitroom", username=admin.name, password=admin.password)
         assert ensure(as_admin, raw_retention="30d", rollup_retention="INF") == []
         as_admin.close()
+    finally:
+        influxd.stop()
+
+
+def test_the_rules_service_starts_and_writes_alerts_as_a_write_only_user(
+    settings: CloudSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin, writer = InfluxUser("admin", "a-pass"), InfluxUser("sitroom-writer", "w-pass")
+    influxd = AuthInfluxd(tmp_path / "influxd-auth").start()
+    try:
+        ensure_users(influxd.url, "sitroom", admin=admin, writer=writer, reader=InfluxUser("reader", "r"))
+        as_writer = settings.model_copy(
+            update={"influx_url": influxd.url, "influx_db": "sitroom", "influx_username": writer.name,
+                    "influx_password": writer.password}
+        )  # fmt: skip
+        service = RulesService(as_writer, Engine(load_rules()))
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                service.run()
+            except BaseException as exc:  # noqa: BLE001  (the test reports it)
+                errors.append(exc)
+
+        with caplog.at_level(logging.WARNING, logger="cloud.rules.service"):
+            thread = threading.Thread(target=run, daemon=True)
+            thread.start()
+            wait_until(service.conn.connected.is_set, 20, what="rules connected")
+            service.stop()
+            thread.join(30)
+        assert not errors
+        assert "may not create databases" in caplog.text
     finally:
         influxd.stop()
