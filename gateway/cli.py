@@ -130,3 +130,13 @@ def spool_command(state_dir: Path) -> None:
             )
         finally:
             spool.close()
+
+
+@group.command()
+def schema() -> None:
+    """Print the JSON Schema of gateway config files (for editors: yaml-language-server)."""
+    import json  # noqa: PLC0415
+
+    from gateway.config import json_schema  # noqa: PLC0415
+
+    click.echo(json.dumps(json_schema(), indent=2))

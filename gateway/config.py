@@ -19,7 +19,7 @@ from pydantic import (
 
 from edge.contract import BrokerAddress, ContractError, Id, SensorKind, short_repr
 from edge.contract.ids import RESERVED_ORGS
-from edge.drivers import DriverConfig, UnknownDriverError, get
+from edge.drivers import DriverConfig, UnknownDriverError, all_drivers, get
 
 
 class ConfigError(ValueError):
@@ -90,12 +90,27 @@ def _sensor_configs(value: Any) -> Any:
     return out
 
 
+# Where Situation Room gateways may stand: Prato and the Florence plain (the metropolitan area the
+# control room covers). A location outside is a typo (swapped lat/lon, a sign, another city).
+SERVICE_AREA = (43.70, 10.90, 44.00, 11.40)  # south, west, north, east
+
+
 class Location(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    description: str = ""
+    description: str = ""  # mounting notes: pole, cabinet, side of the street
+
+    @model_validator(mode="after")
+    def _in_service_area(self) -> Self:
+        south, west, north, east = SERVICE_AREA
+        if not (south <= self.lat <= north and west <= self.lon <= east):
+            raise ValueError(
+                f"({self.lat}, {self.lon}) is outside the service area "
+                f"(lat {south}..{north}, lon {west}..{east}); are lat and lon swapped?"
+            )
+        return self
 
 
 class BrokerConfig(BaseModel):
@@ -190,10 +205,26 @@ class GatewayConfig(BaseModel):
     def _unique_ids(cls, sensors: list[DriverConfig]) -> list[DriverConfig]:
         seen: set[str] = set()
         problems: list[str] = []
+        ports: dict[str, int] = {}
+        euis: dict[str, int] = {}
         for i, s in enumerate(sensors):
             if s.id in seen:
                 problems.append(f"sensors[{i}].id: {s.id!r} is used twice")
             seen.add(s.id)
+            # Two drivers on one serial line would steal each other's bytes.
+            port = getattr(s, "port", None)
+            if isinstance(port, str):
+                if port in ports:
+                    problems.append(f"sensors[{i}].port: {port!r} is already used by sensors[{ports[port]}]")
+                ports.setdefault(port, i)
+            # A LoRaWAN device listed twice would report as two bays.
+            for eui in getattr(s, "devices", None) or {}:
+                key = str(eui).lower()
+                if key in euis:
+                    problems.append(
+                        f"sensors[{i}].devices: {eui!r} is already listed by sensors[{euis[key]}]"
+                    )
+                euis.setdefault(key, i)
         if problems:
             # Reported by entry path, not as `sensors: <the whole list> — ...`.
             raise _SensorProblemsError(problems)
@@ -216,3 +247,29 @@ def parse(raw: Any, source: str = "<config>") -> GatewayConfig:
         return GatewayConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(source, problems_of(exc)) from None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a gateway config file, for editors (YAML language servers).
+
+    `sensors` is validated at run time by each driver's own Config; here its items are the
+    union of every registered driver's schema, told apart by `driver`.
+    """
+    schema = GatewayConfig.model_json_schema()
+    defs: dict[str, Any] = schema.setdefault("$defs", {})
+    variants = []
+    for name, driver in sorted(all_drivers().items()):
+        sub = driver.Config.model_json_schema(ref_template="#/$defs/{model}")
+        defs.update(sub.pop("$defs", {}))
+        title = f"sensor_{name}"
+        defs[title] = sub
+        variants.append({"$ref": f"#/$defs/{title}"})
+    schema["properties"]["sensors"] = {
+        "type": "array",
+        "minItems": 1,
+        "items": {"oneOf": variants},
+        "description": "The gateway's sensors; `driver` names the driver, whose options follow.",
+    }
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Situation Room gateway config"
+    return schema

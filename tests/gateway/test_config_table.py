@@ -115,6 +115,38 @@ CASES = [
         "broker.keepalive_s",
         "1",
     ),
+    Case(
+        "gateway-outside-the-service-area",
+        "lat: 43.8825, lon: 11.1003",
+        "lat: 45.4642, lon: 9.1900",
+        "location",
+        "45.4642",
+    ),
+    Case(
+        "lat-and-lon-swapped",
+        "lat: 43.8825, lon: 11.1003",
+        "lat: 11.1003, lon: 43.8825",
+        "location",
+        "swapped",
+    ),
+    Case(
+        "serial-port-conflict",
+        "",
+        "  - {driver: nmea, id: v-1, port: /dev/ttyUSB0}\n"
+        "  - {driver: traffic_counter, id: t-2, port: /dev/ttyUSB0}\n",
+        "sensors[4].port",
+        "'/dev/ttyUSB0'",
+    ),
+    Case(
+        "lorawan-device-listed-twice",
+        "",
+        "  - {driver: bosch_parking, id: lora-a, application_id: app-1,\n"
+        "     devices: {'70b3d5e75e00a1f0': {sensor: s-a}}}\n"
+        "  - {driver: bosch_parking, id: lora-b, application_id: app-2,\n"
+        "     devices: {'70B3D5E75E00A1F0': {sensor: s-b}}}\n",
+        "sensors[4].devices",
+        "70b3d5e75e00a1f0",  # DevEUIs compare case-insensitively (the driver lowercases them)
+    ),
     Case("no-sensors", "", "", "sensors", ""),  # replaced below: an empty list
     Case(
         "cert-without-key",
