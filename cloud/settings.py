@@ -57,6 +57,9 @@ class CloudSettings(BaseSettings):
     # Relational stores, as SQLAlchemy URLs (sqlite:///PATH or postgresql://user@host/db). The
     # commands read them through their options' env vars (`--alerts-db`, `cloud api --db`).
     alerts_db: str = "sqlite:///.sitroom/alerts.db"
+    # A folder of gateway configs (firmware_configs/): when set, ingest dead-letters readings of
+    # gateways and sensors not listed there, or listed on another gateway (issue 5).
+    sensor_directory: str | None = None
     worksites_db: str | None = None
 
     @field_validator("mqtt_url")

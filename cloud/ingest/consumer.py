@@ -30,6 +30,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -39,7 +40,7 @@ from cloud.influx.client import InfluxClient, QueryError, RejectedLine, Retryabl
 from cloud.influx.lineprotocol import line
 from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.fastpath import FastDecoder
-from cloud.ingest.policy import PolicyError, TimeLimits
+from cloud.ingest.policy import PolicyError, SensorChecks, TimeLimits, UnknownSensorError
 from cloud.ingest.stats import IngestStats
 from cloud.mqtt import BrokerConnection
 from cloud.settings import CloudSettings
@@ -174,6 +175,14 @@ class Ingest:
             max_age=timedelta(days=settings.max_age_days),
         )
         self.decoder = FastDecoder(self.limits, max_bytes=settings.max_payload_bytes)
+        self.sensor_check: SensorChecks | None = None
+        if settings.sensor_directory:
+            # Installation records (gateway configs or the provisioning registry): a reading
+            # from a gateway or sensor they do not list is dead-lettered, not stored.
+            from cloud.provision.sensors import SensorDirectory  # noqa: PLC0415
+
+            directory = SensorDirectory.from_config_dir(Path(settings.sensor_directory))
+            self.sensor_check = SensorChecks(directory.check)
         self.stats = IngestStats()
         self._inbox = Buffer(settings.buffer_messages, settings.buffer_bytes)
         self._jobs: deque[_Job | None] = deque()
@@ -383,8 +392,17 @@ class Ingest:
         out.readings += msg.readings
         for rej in msg.rejects:
             dead(rej.error, env.seq, rej.sensor or "")
-        out.lines.extend(msg.lines)
-        out.owners.extend((item, sensor) for sensor in msg.sensors)
+        if self.sensor_check is None:
+            out.lines.extend(msg.lines)
+            out.owners.extend((item, sensor) for sensor in msg.sensors)
+            return
+        for lp_line, sensor in zip(msg.lines, msg.sensors, strict=True):
+            why = self.sensor_check(env.org, env.gateway, sensor, env.kind.value)
+            if why is None:
+                out.lines.append(lp_line)
+                out.owners.append((item, sensor))
+            else:
+                dead(UnknownSensorError(why, field="sensor", value=sensor), env.seq, sensor)
 
     # -- writer threads --------------------------------------------------------------------
     def _writer(self, influx: InfluxClient, stop: threading.Event) -> None:

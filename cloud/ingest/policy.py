@@ -1,7 +1,9 @@
-"""Ingest limits beyond the contract: timestamps too far in the future or too old to keep."""
+"""Ingest limits beyond the contract: timestamps too far in the future or too old to keep, and
+readings from gateways or sensors the installation records do not know."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,6 +12,33 @@ from edge.contract import ContractError, Reading, format_ts
 
 class PolicyError(ContractError):
     reason = "policy"
+
+
+class UnknownSensorError(ContractError):
+    """The reading's gateway or sensor is not in the sensor directory (or not where it says)."""
+
+    reason = "unknown_sensor"
+
+
+class SensorChecks:
+    """`SensorDirectory.check` with a bounded cache: a batch repeats the same few sensors."""
+
+    _MAX_CACHED = 100_000
+
+    def __init__(self, check: Callable[[str, str, str, str], str | None]) -> None:
+        self._check = check
+        self._cache: dict[tuple[str, str, str, str], str | None] = {}
+
+    def __call__(self, org: str, gateway: str, sensor: str, kind: str) -> str | None:
+        key = (org, gateway, sensor, kind)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        why = self._check(org, gateway, sensor, kind)
+        if len(self._cache) < self._MAX_CACHED:
+            self._cache[key] = why
+        return why
 
 
 @dataclass(frozen=True, slots=True)
