@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -28,8 +29,10 @@ import orjson
 import paho.mqtt.client as mqtt
 
 from cloud.devservers import Influxd, Mosquitto, env_without_proxies, free_port
+from cloud.influx import retention
 from cloud.influx.client import InfluxClient, InfluxError
 from cloud.mqtt import BrokerConnection
+from cloud.settings import CloudSettings
 from edge.contract import KINDS, BrokerAddress, SensorKind, format_ts, loads, topics
 
 log = logging.getLogger(__name__)
@@ -117,6 +120,7 @@ class Demo:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.watch = Watch()
         self.logs_dir = opts.data_dir / "logs"
+        self.reader: tuple[str, str] = ("", "")
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log_file = (self.logs_dir / f"{name}.log").open("ab")
@@ -156,19 +160,31 @@ class Demo:
         sim_start = started - timedelta(seconds=horizon * (speed - 1))
 
         mosquitto = Mosquitto(opts.data_dir / "mosquitto", free_port(opts.mqtt_port))
-        influxd = Influxd(opts.data_dir / "influxdb", free_port(opts.influx_port))
+        influxd = Influxd(opts.data_dir / "influxdb", free_port(opts.influx_port), auth=True)
         out(f"Situation Room demo — data in {opts.data_dir}")
         mosquitto.start()
         influxd.start()
+        users = self._influx_users(influxd.url)
         out(f"  MQTT broker  {mosquitto.url}")
-        out(f"  InfluxDB     {influxd.url}  (database {DATABASE!r})")
-        influx = InfluxClient(influxd.url, DATABASE)
+        out(
+            f"  InfluxDB     {influxd.url}  (database {DATABASE!r}; authentication on, "
+            f"users in {self.opts.data_dir / 'influx-users.json'})"
+        )
+        influx = InfluxClient(influxd.url, DATABASE, username=users["admin"][0], password=users["admin"][1])
         influx.create_database()
+        # The cloud services write as a WRITE-only user, which may not manage retention: do it here.
+        settings = CloudSettings()
+        retention.ensure(
+            influx, raw_retention=settings.raw_retention, rollup_retention=settings.rollup_retention
+        )
+        self.reader = users["reader"]
         env = {
             **env_without_proxies(),
             "SITROOM_MQTT_URL": mosquitto.url,
             "SITROOM_INFLUX_URL": influxd.url,
             "SITROOM_INFLUX_DB": DATABASE,
+            "SITROOM_INFLUX_USERNAME": users["writer"][0],
+            "SITROOM_INFLUX_PASSWORD": users["writer"][1],
             "SITROOM_STATS_INTERVAL_S": "2",
             "SITROOM_ALERTS_DB": f"sqlite:///{opts.data_dir / 'alerts.db'}",
         }
@@ -271,11 +287,35 @@ class Demo:
             mosquitto.stop()
         return summary
 
+    def _influx_users(self, url: str) -> dict[str, tuple[str, str]]:
+        """Admin, writer (the cloud services) and reader (console, Grafana), with fresh random
+        passwords kept in a 0600 file of the demo's folder, as `sitroom provision` would."""
+        from cloud.provision.influx_users import InfluxUser, ensure_users  # noqa: PLC0415
+
+        users = {
+            role: (name, secrets.token_urlsafe(18))
+            for role, name in (("admin", "admin"), ("writer", "sitroom-writer"), ("reader", "grafana-reader"))
+        }
+        path = self.opts.data_dir / "influx-users.json"
+        path.touch(mode=0o600)
+        path.write_bytes(
+            orjson.dumps({role: {"username": u, "password": p} for role, (u, p) in users.items()})
+        )
+        ensure_users(
+            url,
+            DATABASE,
+            admin=InfluxUser(*users["admin"]),
+            writer=InfluxUser(*users["writer"]),
+            reader=InfluxUser(*users["reader"]),
+        )
+        return users
+
     def _fresh_data_dir(self) -> None:
         # A demo starts fresh: old broker sessions and old points would skew its counts.
         for sub in ("mosquitto", "influxdb", "gateways", "logs", "worksites", "console"):
             shutil.rmtree(self.opts.data_dir / sub, ignore_errors=True)
-        (self.opts.data_dir / "alerts.db").unlink(missing_ok=True)
+        for stale in ("alerts.db", "influx-users.json"):
+            (self.opts.data_dir / stale).unlink(missing_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
 
     def _start_console(self, env: dict[str, str], influx_url: str) -> Callable[[], None]:
@@ -285,6 +325,8 @@ class Demo:
         url, stop = start_console(
             self.opts.data_dir / "console",
             influx_url,
+            influx_username=self.reader[0],
+            influx_password=self.reader[1],
             alerts_db=env["SITROOM_ALERTS_DB"],
             worksites_db=f"sqlite:///{self.opts.data_dir / 'worksites' / 'worksites.db'}",
         )

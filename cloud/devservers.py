@@ -220,10 +220,11 @@ user {getpass.getuser()}
 class Influxd(_Server):
     name = "influxd"
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, auth: bool = False) -> None:
         super().__init__(data_dir)
         self.port = port if port is not None else free_port()
         self.rpc_port = free_port()
+        self.auth = auth  # [http] auth-enabled: users and privileges, as production runs it
 
     @property
     def url(self) -> str:
@@ -256,6 +257,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 [http]
   enabled = true
   bind-address = "127.0.0.1:{self.port}"
+  auth-enabled = {"true" if self.auth else "false"}
   log-enabled = false
   max-body-size = 50000000
 

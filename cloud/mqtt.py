@@ -133,5 +133,7 @@ class BrokerConnection:
         return self
 
     def stop(self) -> None:
-        self.client.disconnect()
+        # paho logs an ERROR for a DISCONNECT sent on a dead link; there is nothing to say then.
+        if self.client.is_connected():
+            self.client.disconnect()
         self.client.loop_stop()

@@ -198,6 +198,8 @@ def start_console(
     worksites_db: str | None = None,
     influx_db: str = "sitroom",
     port: int | None = None,
+    influx_username: str | None = None,
+    influx_password: str | None = None,
 ) -> tuple[str, Callable[[], None]]:
     """Serve the console (uvicorn in a thread) with the demo operators; return (URL, stop).
 
@@ -215,7 +217,11 @@ def start_console(
         load_demo(ws, datetime.now(UTC))
     alerts_url = alerts_db or f"sqlite:///{data_dir / 'alerts.db'}"
     alerts = _opened(lambda: AlertStore(alerts_url))
-    influx = InfluxClient(influx_url, influx_db) if influx_url else None
+    influx = (
+        InfluxClient(influx_url, influx_db, username=influx_username, password=influx_password)
+        if influx_url
+        else None
+    )
     stack = ExitStack()
     if influx is not None:
         stack.callback(influx.close)
