@@ -60,6 +60,10 @@ class CloudSettings(BaseSettings):
     # A folder of gateway configs (firmware_configs/): when set, ingest dead-letters readings of
     # gateways and sensors not listed there, or listed on another gateway (issue 5).
     sensor_directory: str | None = None
+    # Grafana: when set, the rules service posts every alert as an annotation (issue 9).
+    grafana_url: str | None = None
+    grafana_token: str | None = None
+    grafana_dashboard_uid: str | None = None  # None: organisation-wide annotations
     worksites_db: str | None = None
 
     @field_validator("mqtt_url")

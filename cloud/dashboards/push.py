@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
 from datetime import datetime
 from typing import Any
 
 from grafana_client.api import GrafanaApi
 
 from cloud.dashboards.check import Dashboard
+
+log = logging.getLogger(__name__)
 
 
 def connect(
@@ -55,3 +60,42 @@ def annotate_alert(api: GrafanaApi, alert: dict[str, Any], *, dashboard_uid: str
         ],
         text=f"{alert.get('state')}: {alert['entity']} — {alert.get('message', '')}",
     )
+
+
+class GrafanaAnnotator:
+    """Posts alert annotations to Grafana from a thread of its own, so that a slow or absent
+    Grafana never holds up the rules engine; a full queue drops (and counts) the surplus."""
+
+    def __init__(self, api: GrafanaApi, *, dashboard_uid: str | None = None, max_queued: int = 1000) -> None:
+        self.api = api
+        self.dashboard_uid = dashboard_uid
+        self.queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=max_queued)
+        self.posted = 0
+        self.failed = 0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="grafana-annotations", daemon=True)
+        self._thread.start()
+
+    def submit(self, alert: dict[str, Any]) -> None:
+        try:
+            self.queue.put_nowait(alert)
+        except queue.Full:
+            self.dropped += 1
+
+    def _run(self) -> None:
+        while (alert := self.queue.get()) is not None:
+            try:
+                annotate_alert(self.api, alert, dashboard_uid=self.dashboard_uid)
+                self.posted += 1
+            except Exception as exc:  # noqa: BLE001  (Grafana's trouble must not stop the rules)
+                self.failed += 1
+                log.warning(
+                    "could not annotate alert %s/%s in Grafana: %s",
+                    alert.get("rule"),
+                    alert.get("entity"),
+                    exc,
+                )
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self.queue.put(None)
+        self._thread.join(timeout_s)

@@ -8,7 +8,9 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import orjson
 import paho.mqtt.client as mqtt
 from pydantic import AwareDatetime, BaseModel, ValidationError
 
@@ -21,6 +23,9 @@ from cloud.rules.store import AlertStore
 from cloud.settings import CloudSettings
 from edge.contract import ContractError, decode, loads, topics
 from edge.contract.topics import Channel
+
+if TYPE_CHECKING:
+    from cloud.dashboards.push import GrafanaAnnotator
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,14 @@ class RulesService:
         self.engine = engine
         self.store = store
         self.notifier = notifier
+        self.annotator: GrafanaAnnotator | None = None
+        if settings.grafana_url:
+            from cloud.dashboards.push import GrafanaAnnotator, connect  # noqa: PLC0415  (loads slowly)
+
+            self.annotator = GrafanaAnnotator(
+                connect(settings.grafana_url, token=settings.grafana_token),
+                dashboard_uid=settings.grafana_dashboard_uid,
+            )
         self.rules_path = rules_path
         self.reload_every_s = reload_every_s
         self._rules_mtime = rules_path.stat().st_mtime_ns if rules_path else 0
@@ -124,6 +137,8 @@ class RulesService:
             self.influx.close()
             if self.notifier is not None:
                 self.notifier.close()
+            if self.annotator is not None:
+                self.annotator.close()
 
     def reload_if_changed(self) -> bool:
         """Hot reload: a changed rules file replaces the rules; a broken one is reported and the
@@ -193,6 +208,9 @@ class RulesService:
             self.published += 1
         if self.notifier is not None:
             self.notifier.submit([a for a, should in recorded if should])
+        if self.annotator is not None:
+            for a, _ in recorded:
+                self.annotator.submit(orjson.loads(a.to_json()))
         if not recorded:
             return
         try:

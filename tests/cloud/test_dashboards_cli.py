@@ -7,6 +7,7 @@ import json
 import shutil
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,12 @@ from cloud.dashboards.build import BUILDERS, render
 from cloud.dashboards.cli import group
 from cloud.dashboards.push import annotate_alert, connect
 from cloud.dashboards.queries import grafana_interval
+from cloud.rules.alert import Alert
+from cloud.rules.engine import Engine, load_rules
+from cloud.rules.service import RulesService
+from cloud.settings import CloudSettings
 
-from support import REPO
+from support import REPO, wait_until
 
 
 @pytest.mark.parametrize(
@@ -164,3 +169,36 @@ def test_every_theme_dashboard_annotates_alerts_and_filters_by_organisation() ->
         assert [a["name"] for a in board["annotations"]["list"]] == ["Allarmi / Alerts"], name
         assert "org" in {v["name"] for v in board["templating"]["list"]}, name
         assert " / " in board["title"], f"{name}: Italian / English title"
+
+
+def test_the_rules_service_annotates_each_alert_in_grafana_when_configured(
+    grafana: str, settings: CloudSettings
+) -> None:
+    service = RulesService(
+        settings.model_copy(update={"grafana_url": grafana, "grafana_token": "tok"}), Engine(load_rules())
+    )
+    now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    alert = Alert(
+        rule="parking-full",
+        org="comune-prato",
+        entity="p-mercatale",
+        gateway="gw-mercatale",
+        kind="parking",
+        severity="warning",
+        state="firing",
+        since=now,
+        ts=now,
+        message="occupancy_pct 99 above 95 for 15 min",
+        value=99.0,
+        threshold=95.0,
+    )
+    service.emit([alert])
+    wait_until(lambda: GrafanaStandIn.requests, 10, what="an annotation posted")
+    assert service.annotator is not None
+    service.annotator.close()
+    [(method, path, auth, body)] = GrafanaStandIn.requests
+    assert (method, path, auth) == ("POST", "/api/annotations", "Bearer tok")
+    assert body["tags"] == ["sitroom", "rule:parking-full", "org:comune-prato", "severity:warning"]
+    assert body["time"] == int(now.timestamp() * 1000)
+    assert body["timeEnd"] is None
+    assert body["text"] == "firing: p-mercatale — occupancy_pct 99 above 95 for 15 min"
