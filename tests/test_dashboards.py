@@ -26,6 +26,7 @@ from cloud.dashboards.queries import (
     variable_names,
 )
 from cloud.ingest.deadletter import DeadLetter
+from cloud.ingest.gateway_health import HEALTH_FIELDS, HEALTH_MEASUREMENT, STATUS_MEASUREMENT
 from cloud.ingest.stats import IngestStats
 from cloud.rules.alert import Alert
 from edge.contract import KINDS
@@ -87,6 +88,9 @@ def known_columns() -> dict[str, frozenset[str]]:
     columns["sitroom_ingest"] = frozenset(
         {"instance"} | {k for k, v in snapshot.items() if isinstance(v, int | float)}
     )
+    # ... the gateways' health and status as ingest records them (cloud/ingest/gateway_health.py) ...
+    columns[HEALTH_MEASUREMENT] = frozenset({"org", "gateway", *HEALTH_FIELDS})
+    columns[STATUS_MEASUREMENT] = frozenset({"org", "gateway", "online", "reason"})
     # ... and one point per gateway of its sequence accounting, tagged org and gateway.
     columns["sitroom_gateway_seq"] = frozenset({"org", "gateway", *snapshot["gateways"]["o/g"]})
     return columns

@@ -457,8 +457,35 @@ def pipeline() -> dict[str, Any]:
             ),
             panel(
                 "table",
+                "Gateway in linea / Gateways online",
+                (0, 16, 8, 10),
+                [
+                    target(
+                        'SELECT last("online") AS "in linea", last("reason") AS "motivo" FROM "sitroom_gateway_status" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway"',
+                        fmt="table",
+                    )
+                ],
+                steps=((None, BAD), (1, OK)),
+                description="Stato di nascita / ultima volontà (retained) di ogni gateway: 0 = fuori linea.",
+            ),
+            panel(
+                "timeseries",
+                "Coda su disco / Spool queue (letture)",
+                (8, 16, 16, 10),
+                [
+                    target(
+                        'SELECT max("queue_depth") FROM "sitroom_gateway_health" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway" fill(none)',
+                        alias="$tag_gateway",
+                    )
+                ],
+                unit="none",
+                minimum=0,
+                description="Letture in attesa sul gateway: cresce durante un'interruzione di rete, torna a 0 dopo il recupero.",
+            ),
+            panel(
+                "table",
                 "Gateway: sequenze, ritardo, orologio / sequence gaps, lag, clock",
-                (0, 16, 24, 10),
+                (0, 26, 24, 10),
                 [
                     target(
                         'SELECT last("highest_seq") AS "seq", last("gaps") AS "lacune", last("duplicates") AS "duplicati", last("lag_s") AS "ritardo s", last("clock_offset_s") AS "orologio s" FROM "sitroom_gateway_seq" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway"',

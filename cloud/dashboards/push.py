@@ -99,3 +99,6 @@ class GrafanaAnnotator:
     def close(self, timeout_s: float = 5.0) -> None:
         self.queue.put(None)
         self._thread.join(timeout_s)
+        session = getattr(self.api.client, "s", None)  # grafana-client's HTTP session
+        if session is not None:
+            session.close()

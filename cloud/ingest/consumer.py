@@ -28,7 +28,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from cloud.influx.client import InfluxClient, QueryError, RejectedLine, Retryabl
 from cloud.influx.lineprotocol import line
 from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.fastpath import FastDecoder
+from cloud.ingest.gateway_health import health_line, status_line
 from cloud.ingest.policy import PolicyError, SensorChecks, TimeLimits, UnknownSensorError
 from cloud.ingest.stats import IngestStats
 from cloud.mqtt import BrokerConnection
@@ -72,6 +73,8 @@ class Prepared:
     deadletters: list[DeadLetter]
     acks: list[Inbound]
     readings: int
+    # Gateways' health and status points: written beside the dead letters, not counted as readings.
+    monitoring: list[str] = field(default_factory=list)
 
 
 class Buffer:
@@ -156,9 +159,11 @@ class _Job:
     prepared: Prepared
 
 
-def data_subscription(settings: CloudSettings) -> str:
+def data_subscription(settings: CloudSettings, channel: Channel = Channel.DATA) -> str:
     """The topic filter ingest subscribes to: shared when `share_group` is set."""
-    data_filter = f"{topics.ROOT}/{settings.org_filter}/+/{Channel.DATA.value}/+"
+    data_filter = f"{topics.ROOT}/{settings.org_filter}/+/{channel.value}"
+    if channel is Channel.DATA:
+        data_filter += "/+"
     if settings.share_group:
         # MQTT v5 shared subscription (also honoured for v3.1.1 clients by Mosquitto 2, EMQX,
         # VerneMQ, HiveMQ): each message goes to one worker of the group.
@@ -197,7 +202,11 @@ class Ingest:
         self.conn = BrokerConnection(
             settings.broker,
             client_id=f"sitroom-ingest-{settings.instance}",
-            subscriptions=[(data_filter, 1)],
+            subscriptions=[
+                (data_filter, 1),
+                (data_subscription(settings, Channel.HEALTH), 1),
+                (data_subscription(settings, Channel.STATUS), 1),
+            ],
             on_message=self._on_message,
             manual_ack=True,
             protocol=settings.mqtt_protocol,
@@ -349,6 +358,21 @@ class Ingest:
             )
             return
 
+        if where.channel in (Channel.HEALTH, Channel.STATUS):
+            to_line = health_line if where.channel is Channel.HEALTH else status_line
+            try:
+                point = to_line(where.org, where.gateway, item.payload, datetime.now(UTC))
+            except ContractError as exc:
+                out.deadletters.append(
+                    DeadLetter.of(
+                        exc, topic=item.topic, payload=item.payload, org=where.org, gateway=where.gateway
+                    )
+                )
+                return
+            if point is not None:
+                out.monitoring.append(point)
+            return
+
         def dead(err: ContractError, seq: int | None = None, sensor: str = "") -> None:
             out.deadletters.append(
                 DeadLetter.of(
@@ -445,7 +469,7 @@ class Ingest:
                     message=f"InfluxDB refused the point: {rej.message}",
                 )
             )
-        dl_lines = [dl.to_line(self._unique_now()) for dl in prepared.deadletters]
+        dl_lines = [dl.to_line(self._unique_now()) for dl in prepared.deadletters] + prepared.monitoring
         if dl_lines and self._write_with_retry(influx, dl_lines, stop) is None:
             return False
         self.stats.wrote(write_ms=(time.perf_counter() - t0) * 1000, points=len(prepared.lines))

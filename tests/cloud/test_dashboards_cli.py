@@ -196,6 +196,7 @@ def test_the_rules_service_annotates_each_alert_in_grafana_when_configured(
     wait_until(lambda: GrafanaStandIn.requests, 10, what="an annotation posted")
     assert service.annotator is not None
     service.annotator.close()
+    service.influx.close()
     [(method, path, auth, body)] = GrafanaStandIn.requests
     assert (method, path, auth) == ("POST", "/api/annotations", "Bearer tok")
     assert body["tags"] == ["sitroom", "rule:parking-full", "org:comune-prato", "severity:warning"]
