@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from cloud.dashboards.check import strings_with_keys
 from cloud.dashboards.queries import (
     GRAFANA_BUILTINS,
     UndefinedVariableError,
@@ -111,18 +112,6 @@ def load(path: Path) -> dict[str, Any]:
 
 def influx_targets(panel: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield from panel.get("targets", [])
-
-
-def strings_with_keys(node: object, key: str = "") -> Iterator[tuple[str, str]]:
-    """Every string in a JSON tree, with the key it sits under."""
-    if isinstance(node, str):
-        yield key, node
-    elif isinstance(node, dict):
-        for k, v in node.items():
-            yield from strings_with_keys(v, k)
-    elif isinstance(node, list):
-        for v in node:
-            yield from strings_with_keys(v, key)
 
 
 def where(path: Path, panel: dict[str, Any]) -> str:

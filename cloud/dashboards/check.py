@@ -75,15 +75,16 @@ def provisioned_uids(datasources_dir: Path) -> set[str]:
     return uids
 
 
-def _strings(node: object, key: str = "") -> Iterator[tuple[str, str]]:
+def strings_with_keys(node: object, key: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in a JSON tree, with the key it sits under."""
     if isinstance(node, str):
         yield key, node
     elif isinstance(node, dict):
         for k, v in node.items():
-            yield from _strings(v, k)
+            yield from strings_with_keys(v, k)
     elif isinstance(node, list):
         for v in node:
-            yield from _strings(v, key)
+            yield from strings_with_keys(v, key)
 
 
 def all_values(dashboard: Dashboard) -> dict[str, str]:
@@ -99,7 +100,7 @@ def check_offline(dashboard: Dashboard, uids: set[str]) -> list[str]:
         if v.get("type") == "query" and datasource_uid(v.get("datasource")) not in uids:
             problems.append(f"{name}: variable ${v.get('name')} uses unprovisioned {v.get('datasource')!r}")
     defined = {v["name"] for v in template_variables(dashboard.json)}
-    for key, text in _strings(dashboard.json):
+    for key, text in strings_with_keys(dashboard.json):
         for var in variable_names(text):
             if not (key == "alias" and is_alias_pattern(var)) and var not in defined | GRAFANA_BUILTINS:
                 problems.append(f"{name}: ${var} in {key!r} is neither a variable nor a Grafana built-in")
