@@ -99,7 +99,9 @@ class _Server:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServerStartError(self.name, f"exited with {self.proc.returncode}", self.log())
+                code = self.proc.returncode
+                self.stop()  # closes the log file too
+                raise ServerStartError(self.name, f"exited with {code}", self.log())
             if self._is_ready():
                 return self
             time.sleep(0.05)
@@ -236,6 +238,7 @@ class Influxd(_Server):
 
     def write_config(self) -> Path:
         d = self.data_dir
+        auth = "\n  auth-enabled = true" if self.auth else ""
         # InfluxDB silently ignores unknown keys, so every key here is checked against Debian's
         # 1.6 /etc/influxdb/influxdb.conf (which spells the reporting switch `reporting-enabled`).
         self.config_path.write_text(
@@ -256,8 +259,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 
 [http]
   enabled = true
-  bind-address = "127.0.0.1:{self.port}"
-  auth-enabled = {"true" if self.auth else "false"}
+  bind-address = "127.0.0.1:{self.port}"{auth}
   log-enabled = false
   max-body-size = 50000000
 
