@@ -69,20 +69,8 @@ class FieldRule(Rule):
         threshold: float | None = None,
         context: dict[str, Any] | None = None,
     ) -> Alert:
-        return Alert(
-            rule=self.name,
-            org=r.org,
-            entity=r.sensor,
-            gateway=r.gateway,
-            kind=r.kind.value,
-            severity=self.cfg.severity,
-            state=state,
-            since=since,
-            ts=r.ts,
-            message=message,
-            value=value,
-            threshold=threshold,
-            context=context,
+        return self.alert_on(
+            r, state, since, value=value, message=message, threshold=threshold, context=context
         )
 
     def _fire(

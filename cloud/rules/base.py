@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +47,34 @@ class Rule:
     @property
     def name(self) -> str:
         return self.config.name
+
+    def alert_on(
+        self,
+        r: Reading,
+        state: Literal["firing", "resolved"],
+        since: datetime,
+        *,
+        value: float | None,
+        message: str,
+        threshold: float | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> Alert:
+        """An alert about the sensor that sent `r`, decided at `r`'s own time (event time)."""
+        return Alert(
+            rule=self.name,
+            org=r.org,
+            entity=r.sensor,
+            gateway=r.gateway,
+            kind=r.kind.value,
+            severity=self.config.severity,
+            state=state,
+            since=since,
+            ts=r.ts,
+            message=message,
+            value=value,
+            threshold=threshold,
+            context=context,
+        )
 
     def bind(self, geography: Geography) -> None:
         """Called once at load with the sensors' sites and the worksite lookup; most rules ignore it."""

@@ -112,20 +112,7 @@ class Geofence(Rule):
         message: str,
         context: dict[str, Any] | None,
     ) -> Alert:
-        return Alert(
-            rule=self.name,
-            org=r.org,
-            entity=r.sensor,
-            gateway=r.gateway,
-            kind=r.kind.value,
-            severity=self.cfg.severity,
-            state=state,
-            since=since,
-            ts=r.ts,
-            message=message,
-            value=value,
-            context=context,
-        )
+        return self.alert_on(r, state, since, value=value, message=message, context=context)
 
 
 class WorksiteImpactConfig(FieldRuleConfig):
@@ -310,18 +297,6 @@ class ParkingSaturation(Rule):
         message: str,
         context: dict[str, Any] | None,
     ) -> Alert:
-        return Alert(
-            rule=self.name,
-            org=r.org,
-            entity=r.sensor,
-            gateway=r.gateway,
-            kind=r.kind.value,
-            severity=self.cfg.severity,
-            state=state,
-            since=since,
-            ts=r.ts,
-            message=message,
-            value=value,
-            threshold=self.cfg.above_pct,
-            context=context,
+        return self.alert_on(
+            r, state, since, value=value, message=message, threshold=self.cfg.above_pct, context=context
         )

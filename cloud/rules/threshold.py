@@ -98,20 +98,7 @@ class Threshold(Rule):
     def _alert(
         self, r: Reading, state: Literal["firing", "resolved"], since: datetime, value: float, message: str
     ) -> Alert:
-        return Alert(
-            rule=self.name,
-            org=r.org,
-            entity=r.sensor,
-            gateway=r.gateway,
-            kind=r.kind.value,
-            severity=self.cfg.severity,
-            state=state,
-            since=since,
-            ts=r.ts,
-            message=message,
-            value=value,
-            threshold=self.limit,
-        )
+        return self.alert_on(r, state, since, value=value, message=message, threshold=self.limit)
 
 
 class ThresholdGroup:
