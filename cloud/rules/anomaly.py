@@ -6,6 +6,7 @@ sensor kind it watches, so the engine hands it only the readings of that kind.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal, Self
 
@@ -48,6 +49,21 @@ class FieldRule(Rule):
 
     def bind(self, geography: Geography) -> None:
         self.sites = geography.sites
+
+    def _series_score(
+        self,
+        reading: Reading,
+        value: float,
+        detectors: dict[SeriesId, Detector],
+        make: Callable[[], Detector],
+    ) -> tuple[SeriesId, Detector, float]:
+        """The reading's series, that series' own detector (made on first sight) and the reading's
+        calibrated score from it: what the rules that learn a baseline per series share."""
+        key = (reading.org, reading.gateway, reading.sensor)
+        detector = detectors.get(key)
+        if detector is None:
+            detector = detectors[key] = make()
+        return key, detector, score_from_p(detector.pvalue(reading.ts.timestamp(), value))
 
     def _value(self, r: Reading) -> float | None:
         """The field's value, or None when the reading does not measure it: a traffic counter
@@ -242,11 +258,7 @@ class Seasonal(FieldRule):
         value = self._value(reading)
         if value is None:
             return []
-        key = (reading.org, reading.gateway, reading.sensor)
-        detector = self.detectors.get(key)
-        if detector is None:
-            detector = self.detectors[key] = self.detector_cls()
-        score = score_from_p(detector.pvalue(reading.ts.timestamp(), value))
+        key, detector, score = self._series_score(reading, value, self.detectors, self.detector_cls)
         if score >= self.sc.score_above:
             self.calm[key] = 0
             one_in = 1 / max(p_from_score(score), 10**-DECADES)

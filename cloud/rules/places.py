@@ -12,7 +12,7 @@ from shapely import Point
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from cloud.detectors import Detector, get, names, score_from_p
+from cloud.detectors import Detector, get, names
 from cloud.rules.alert import Alert
 from cloud.rules.anomaly import FieldRule, FieldRuleConfig, SeriesId
 from cloud.rules.base import Rule, RuleConfig
@@ -164,11 +164,7 @@ class WorksiteImpact(FieldRule):
         value = self._value(reading)
         if value is None:
             return []
-        key = (reading.org, reading.gateway, reading.sensor)
-        detector = self.detectors.get(key)
-        if detector is None:
-            detector = self.detectors[key] = self.detector_cls()
-        score = score_from_p(detector.pvalue(reading.ts.timestamp(), value))
+        key, detector, score = self._series_score(reading, value, self.detectors, self.detector_cls)
         if score >= self.wc.score_above:
             self.calm[key] = 0
             if key in self.firing:
