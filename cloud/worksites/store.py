@@ -208,6 +208,14 @@ class Query:
     offset: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class UnreadableRow:
+    """A stored row that does not read as a worksite, and why."""
+
+    id: str
+    reason: str
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -334,6 +342,35 @@ class WorksiteStore:
 
     def search(self, query: Query | None = None) -> list[Worksite]:
         q = query or Query()
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._select(q)).all()
+        found = [_row_to_worksite(r) for r in rows]
+        if q.bbox is not None:
+            box = q.bbox.polygon()
+            found = [w for w in found if parse_geojson(w.geometry).intersects(box)]
+        return found[q.offset : q.offset + q.limit]
+
+    def search_readable(self, query: Query | None = None) -> tuple[list[Worksite], list[UnreadableRow]]:
+        """As `search()` (bbox aside), but a row that no longer reads as a worksite (edited by
+        hand, written by another version) is set apart with the reason instead of failing all."""
+        q = query or Query()
+        with self.engine.connect() as conn:
+            rows = conn.execute(self._select(q)).all()
+        good: list[Worksite] = []
+        bad: list[UnreadableRow] = []
+        for r in rows:
+            try:
+                good.append(_row_to_worksite(r))
+            except (ValidationError, ValueError) as exc:
+                reason = (
+                    "; ".join(p.message for p in problems_from(exc))
+                    if isinstance(exc, ValidationError)
+                    else str(exc)
+                )
+                bad.append(UnreadableRow(str(r._mapping["id"]), reason[:300]))
+        return good[q.offset : q.offset + q.limit], bad
+
+    def _select(self, q: Query) -> sa.Select[Any]:
         stmt = sa.select(worksites)
         start_col = sa.func.coalesce(worksites.c.actual_start, worksites.c.planned_start)
         end_col = sa.func.coalesce(worksites.c.actual_end, worksites.c.planned_end)
@@ -355,14 +392,7 @@ class WorksiteStore:
                 worksites.c.max_lat >= b.min_lat,
                 worksites.c.min_lat <= b.max_lat,
             )
-        stmt = stmt.order_by(worksites.c.planned_start, worksites.c.id)
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        found = [_row_to_worksite(r) for r in rows]
-        if q.bbox is not None:
-            box = q.bbox.polygon()
-            found = [w for w in found if parse_geojson(w.geometry).intersects(box)]
-        return found[q.offset : q.offset + q.limit]
+        return stmt.order_by(worksites.c.planned_start, worksites.c.id)
 
     def history(self, worksite_id: str) -> list[HistoryEntry]:
         self.get(worksite_id)

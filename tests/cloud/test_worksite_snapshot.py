@@ -1,0 +1,194 @@
+"""The worksite registry's state written to InfluxDB (`worksite`), as the Worksites dashboard reads it.
+
+A real InfluxDB (fixture `influx_db`) and a SQLite registry holding Prato's demo worksites.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from cloud.dashboards.queries import expand
+from cloud.db import make_engine
+from cloud.influx.client import InfluxClient
+from cloud.worksites.demo_data import MUNICIPALITY, load_demo
+from cloud.worksites.geo import PRATO_AREA
+from cloud.worksites.models import Role, WorksiteCreate
+from cloud.worksites.snapshot import MEASUREMENT, WorksiteSnapshots, phase
+from cloud.worksites.store import Caller, WorksiteStore
+
+NOW = datetime(2026, 11, 24, 9, 0, 30, tzinfo=UTC)
+OPERATOR = Caller(MUNICIPALITY, Role.MUNICIPALITY)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> WorksiteStore:
+    store = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", area=PRATO_AREA)
+    load_demo(store, NOW)
+    return store
+
+
+def last_points(influx: InfluxClient) -> dict[str, dict[str, Any]]:
+    """Worksite id -> its last point's fields."""
+    out = {}
+    for s in influx.series(f'SELECT last(*) FROM "{MEASUREMENT}" GROUP BY "id"'):
+        row = dict(zip(s["columns"], s["values"][0], strict=True))
+        out[s["tags"]["id"]] = {k.removeprefix("last_"): v for k, v in row.items()}
+    return out
+
+
+def point_count(influx: InfluxClient) -> int:
+    series = influx.series(f'SELECT count("active") FROM "{MEASUREMENT}"')
+    return int(series[0]["values"][0][1]) if series else 0
+
+
+def test_each_worksite_near_now_is_one_point_with_its_phase_and_impact(
+    registry: WorksiteStore, influx_db: InfluxClient
+) -> None:
+    written = WorksiteSnapshots(registry).poll(influx_db, NOW)
+    points = last_points(influx_db)
+    assert written == len(points)
+    assert points["publiacqua-pistoiese-main"]["state"] == "active"
+    assert points["publiacqua-pistoiese-main"]["lanes_closed"] == 1
+    assert points["publiacqua-pistoiese-main"]["parking_spaces_removed"] == 22
+    assert points["open-fiber-pistoiese-ftth"]["state"] == "planned"
+    assert points["toscana-energia-montegrappa-allacci"]["state"] == "suspended"
+    assert points["alia-ferrucci-cassonetti"]["state"] == "ended", "cancelled"
+    # Ended two months ago, or starting in two months: not near now.
+    assert "comune-prato-roma-asfalto" not in points
+    assert "toscana-energia-galilei-gas" not in points
+    for fields in points.values():
+        assert fields["active"] == int(fields["state"] == "active")
+        assert fields["planned"] == int(fields["state"] == "planned")
+
+
+def test_the_timestamp_is_the_start_of_the_interval_and_tags_say_what_a_worksite_is(
+    registry: WorksiteStore, influx_db: InfluxClient
+) -> None:
+    WorksiteSnapshots(registry, interval_s=60).poll(influx_db, NOW)
+    (series,) = influx_db.series(
+        f'SELECT "state" FROM "{MEASUREMENT}" WHERE "id" = \'publiacqua-pistoiese-main\' GROUP BY *'
+    )
+    assert series["values"] == [[int(datetime(2026, 11, 24, 9, 0, tzinfo=UTC).timestamp() * 1000), "active"]]
+    assert series["tags"] == {
+        "id": "publiacqua-pistoiese-main",
+        "org": "publiacqua",
+        "street": "Via Pistoiese",
+        "work_type": "water",
+    }
+
+
+def test_polling_again_writes_only_on_a_new_interval_or_a_change(
+    registry: WorksiteStore, influx_db: InfluxClient
+) -> None:
+    snapshots = WorksiteSnapshots(registry, interval_s=60)
+    first = snapshots.poll(influx_db, NOW)
+    assert snapshots.poll(influx_db, NOW + timedelta(seconds=10)) == 0, "nothing changed"
+    registry.update(
+        OPERATOR, "open-fiber-pistoiese-ftth", {"status": "active", "actual_start": NOW.isoformat()}
+    )
+    assert snapshots.poll(influx_db, NOW + timedelta(seconds=20)) == first, "a change is written at once"
+    assert last_points(influx_db)["open-fiber-pistoiese-ftth"]["state"] == "active"
+    assert snapshots.poll(influx_db, NOW + timedelta(seconds=29)) == 0
+    assert snapshots.poll(influx_db, NOW + timedelta(seconds=30)) == first, "a new interval"
+    assert point_count(influx_db) == 3 * first
+
+
+def test_a_restart_or_a_second_instance_rewrites_the_same_points(
+    registry: WorksiteStore, influx_db: InfluxClient
+) -> None:
+    written = WorksiteSnapshots(registry).poll(influx_db, NOW)
+    WorksiteSnapshots(registry).poll(influx_db, NOW + timedelta(seconds=5))
+    assert point_count(influx_db) == written, "same series and timestamp: stored once"
+
+
+def test_a_planned_worksite_turns_active_when_its_window_opens(registry: WorksiteStore) -> None:
+    ws = registry.get("open-fiber-pistoiese-ftth")
+    assert phase(ws, ws.start - timedelta(seconds=1)) == "planned"
+    assert phase(ws, ws.start) == "active"
+    assert phase(ws, ws.end) == "ended"
+
+
+def test_bad_registry_rows_are_left_out_and_counted_and_the_others_written(
+    registry: WorksiteStore, influx_db: InfluxClient
+) -> None:
+    good = WorksiteSnapshots(registry).poll(influx_db, NOW)
+    with registry.engine.begin() as conn:
+        # Edited by hand, or by another version: a status we do not know, impact not JSON.
+        conn.execute(
+            sa.text("UPDATE ws_worksites SET status = 'ongoing' WHERE id = 'publiacqua-galilei-sewer'")
+        )
+        conn.execute(
+            sa.text("UPDATE ws_worksites SET impact = '{not json' WHERE id = 'alia-mercatale-isole'")
+        )
+    # A street that line protocol cannot hold faithfully (a backslash in a tag value).
+    item = WorksiteCreate.model_validate(
+        registry.get("open-fiber-bologna-ftth").writable() | {"id": "ws-backslash", "street": "Via A\\B"}
+    )
+    registry.create(OPERATOR, item, now=NOW)
+    snapshots = WorksiteSnapshots(registry)
+    assert snapshots.poll(influx_db, NOW + timedelta(minutes=1)) == good - 2
+    assert snapshots.unreadable == 3
+    assert "publiacqua-pistoiese-main" in last_points(influx_db)
+
+
+def test_tag_values_with_commas_spaces_and_equals_signs_come_back_as_written(
+    registry: WorksiteStore, influx_db: InfluxClient
+) -> None:
+    street = 'Via Roma, 12 = angolo "Piazza Duomo"'
+    item = WorksiteCreate.model_validate(
+        registry.get("open-fiber-bologna-ftth").writable() | {"id": "ws-odd-street", "street": street}
+    )
+    registry.create(OPERATOR, item, now=NOW)
+    WorksiteSnapshots(registry).poll(influx_db, NOW)
+    (series,) = influx_db.series(
+        f'SHOW TAG VALUES FROM "{MEASUREMENT}" WITH KEY = "street" WHERE "id" = \'ws-odd-street\''
+    )
+    assert series["values"] == [["street", street]]
+
+
+def test_a_registry_not_created_yet_is_retried_without_failing(
+    tmp_path: Path, influx_db: InfluxClient
+) -> None:
+    url = f"sqlite:///{tmp_path / 'later.db'}"
+    snapshots = WorksiteSnapshots(WorksiteStore(make_engine(url), area=PRATO_AREA))
+    assert snapshots.poll(influx_db, NOW) == 0, "no tables yet: the API has not started"
+    load_demo(WorksiteStore.open(url, area=PRATO_AREA), NOW)
+    assert snapshots.poll(influx_db, NOW + timedelta(seconds=5)) > 0
+
+
+def test_the_dashboard_timeline_query_draws_each_worksites_phases_in_order(
+    tmp_path: Path, influx_db: InfluxClient
+) -> None:
+    # The panel's query runs relative to the real now(), so the registry is too.
+    now = datetime.now(UTC) - timedelta(minutes=10)
+    registry = WorksiteStore.open(f"sqlite:///{tmp_path / 'now.db'}", area=PRATO_AREA)
+    load_demo(registry, now)
+    snapshots = WorksiteSnapshots(registry, interval_s=60)
+    snapshots.poll(influx_db, now)
+    registry.update(
+        OPERATOR, "open-fiber-pistoiese-ftth", {"status": "active", "actual_start": now.isoformat()}
+    )
+    snapshots.poll(influx_db, now + timedelta(minutes=2))
+    registry.update(
+        OPERATOR,
+        "open-fiber-pistoiese-ftth",
+        {"status": "completed", "actual_end": (now + timedelta(minutes=4)).isoformat()},
+    )
+    snapshots.poll(influx_db, now + timedelta(minutes=4))
+    query = expand(
+        'SELECT last("state") FROM "worksite" WHERE $timeFilter AND "id" = \'open-fiber-pistoiese-ftth\' '
+        'GROUP BY time($__interval), "id" fill(previous)',
+        range_s=3600,
+        interval="1m",
+        variables={},
+    )
+    (series,) = influx_db.series(query)
+    states = [v for _, v in series["values"] if v is not None]
+    changes = [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s]
+    assert changes == ["planned", "active", "ended"]
+    assert len(states) > 3, "fill(previous) carries a phase over the minutes without a point"
