@@ -34,6 +34,9 @@ class Alert:
     # What an operator needs beside the message: baseline, score, nearby worksites, a hint...
     context: dict[str, Any] | None = field(default=None, compare=False, hash=False)
     id: int | None = field(default=None, compare=False, hash=False)  # the alert store's id
+    # Set on an acknowledged alert: who took it, and how long after it fired (time to acknowledge).
+    acked_by: str | None = field(default=None, compare=False, hash=False)
+    ack_s: float | None = field(default=None, compare=False, hash=False)
 
     @property
     def key(self) -> AlertKey:
@@ -63,6 +66,10 @@ class Alert:
         }
         if self.id is not None:
             body["id"] = self.id
+        if self.acked_by is not None:
+            body["acked_by"] = self.acked_by
+        if self.ack_s is not None:
+            body["ack_s"] = self.ack_s
         if self.context:
             body["context"] = self.context
         return orjson.dumps(body)
@@ -71,8 +78,12 @@ class Alert:
         fields: dict[str, FieldValue] = {
             "message": self.message,
             "active": 0 if self.state == "resolved" else 1,
+            # Open and nobody on it yet: the last point of an alert says whether it still is.
+            "unacked": 1 if self.state == "firing" else 0,
             "since_ms": int(self.since.timestamp() * 1000),
         }
+        if self.ack_s is not None:
+            fields["ack_s"] = float(self.ack_s)
         if self.value is not None:
             fields["value"] = float(self.value)
         if self.threshold is not None:

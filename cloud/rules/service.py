@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING
 import orjson
 import paho.mqtt.client as mqtt
 from pydantic import AwareDatetime, BaseModel, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from cloud.influx.client import InfluxClient, InfluxError, QueryError
 from cloud.mqtt import BrokerConnection
 from cloud.notify import Notifier
 from cloud.rules.alert import Alert
 from cloud.rules.engine import Engine, RulesFileError, load_rules
+from cloud.rules.relay import OperatorRelay
 from cloud.rules.store import AlertStore
 from cloud.settings import CloudSettings
 from edge.contract import ContractError, decode, loads, topics
@@ -26,6 +28,7 @@ from edge.contract.topics import Channel
 
 if TYPE_CHECKING:
     from cloud.dashboards.push import GrafanaAnnotator
+    from cloud.worksites.snapshot import WorksiteSnapshots
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +41,10 @@ class StatusMessage(BaseModel):
 
 class RulesService:
     """The engine on the live stream. With a `store`, alerts are de-duplicated in the database
-    too (several instances may run) and only real transitions are published; with a `notifier`,
-    they are routed to channels; with `rules_path`, the rules file is reloaded when it changes."""
+    too (several instances may run) and only real transitions are published, and what operators
+    do in the store (acknowledge, resolve) is published and written as well (cloud/rules/relay.py);
+    with a `notifier`, they are routed to channels; with `rules_path`, the rules file is reloaded
+    when it changes; with `worksites`, the worksite registry's state is written to InfluxDB."""
 
     def __init__(
         self,
@@ -51,10 +56,13 @@ class RulesService:
         notifier: Notifier | None = None,
         rules_path: Path | None = None,
         reload_every_s: float = 2.0,
+        worksites: WorksiteSnapshots | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.store = store
+        self.relay = OperatorRelay(store) if store is not None else None
+        self.worksites = worksites
         self.notifier = notifier
         self.annotator: GrafanaAnnotator | None = None
         if settings.grafana_url:
@@ -124,7 +132,7 @@ class RulesService:
                 except queue.Empty:
                     pass
                 if time.monotonic() >= next_tick:
-                    alerts.extend(self.engine.tick())
+                    alerts.extend(self.every_second())
                     next_tick = time.monotonic() + 1.0
                 if self.rules_path is not None and time.monotonic() >= next_reload:
                     self.reload_if_changed()
@@ -139,6 +147,8 @@ class RulesService:
                 self.notifier.close()
             if self.annotator is not None:
                 self.annotator.close()
+            if self.worksites is not None:
+                self.worksites.store.close()
 
     def reload_if_changed(self) -> bool:
         """Hot reload: a changed rules file replaces the rules; a broken one is reported and the
@@ -180,6 +190,39 @@ class RulesService:
         for r in decoded.readings:
             out.extend(self.engine.observe(r))
         return out
+
+    def every_second(self) -> list[Alert]:
+        """The clock's work: the engine's time-driven checks (staleness), what operators did in
+        the alert store, and the worksite registry's state when due."""
+        self.relay_operator_moves()
+        if self.worksites is not None:
+            self.worksites.tick(self.influx)
+        return self.engine.tick()
+
+    def relay_operator_moves(self) -> int:
+        """Publish and write what operators did in the alert store since the last call."""
+        if self.relay is None:
+            return 0
+        try:
+            moves = self.relay.pending()
+        except SQLAlchemyError as exc:
+            log.warning("could not read the alert store's history: %s", exc)
+            return 0
+        if not moves:
+            return 0
+        try:
+            self.influx.write([a.to_line() for a, _ in moves])
+        except InfluxError as exc:
+            # Not committed: the next tick sends them again (same points, same retained state).
+            log.warning("could not write %d operator moves to InfluxDB: %s", len(moves), exc)
+            return 0
+        for a, is_current in moves:
+            log.warning("alert %s %s/%s %s: %s", a.state, a.org, a.entity, a.rule, a.message)
+            if is_current:
+                self.conn.client.publish(a.topic, a.to_json(), qos=1, retain=True)
+                self.published += 1
+        self.relay.commit()
+        return len(moves)
 
     def record(self, alerts: list[Alert]) -> list[tuple[Alert, bool]]:
         """Pass the engine's transitions through the store: (alert to publish, notify?)."""

@@ -142,6 +142,20 @@ class StoredAlert:
 
 
 Outcome = Literal["opened", "duplicate", "acknowledged", "resolved", "unchanged"]
+ENGINE = "engine"  # the actor of the engine's own transitions in `alert_events`
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorMove:
+    """An acknowledgement or a resolution made by a person (CLI, API, console), from the
+    history, with the alert as it is now."""
+
+    event_id: int
+    event: Literal["ack", "resolve"]
+    actor: str
+    note: str
+    ts: datetime
+    alert: StoredAlert
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +278,49 @@ class AlertStore:
         with self.engine.connect() as conn:
             return [(r[0], r[1], r[2]) for r in conn.execute(q.order_by(events_table.c.id))]
 
+    def last_event_id(self, before: datetime | None = None) -> int:
+        """The id of the newest history row (written before `before`), 0 when there is none."""
+        q = sa.select(sa.func.max(events_table.c.id))
+        if before is not None:
+            q = q.where(events_table.c.ts < before)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar() or 0)
+
+    def operator_moves_after(self, event_id: int, limit: int = 500) -> list[OperatorMove]:
+        """Acknowledgements, and resolutions not made by the engine, after history row
+        `event_id`, oldest first."""
+        is_operator_move = sa.or_(
+            events_table.c.event == Event.ACK.value,
+            sa.and_(events_table.c.event == Event.RESOLVE.value, events_table.c.actor != ENGINE),
+        )
+        q = (
+            sa.select(
+                events_table.c.id.label("event_id"),
+                events_table.c.event,
+                events_table.c.actor,
+                events_table.c.note,
+                events_table.c.ts.label("event_ts"),
+                alerts_table,
+            )
+            .join(alerts_table, alerts_table.c.id == events_table.c.alert_id)
+            .where(events_table.c.id > event_id, is_operator_move)
+            .order_by(events_table.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(q))
+        return [
+            OperatorMove(
+                event_id=r.event_id,
+                event="ack" if r.event == Event.ACK.value else "resolve",
+                actor=r.actor,
+                note=r.note,
+                ts=_utc(r.event_ts),  # type: ignore[arg-type]
+                alert=_row(r),
+            )
+            for r in rows
+        ]
+
     def _active_row(self, conn: Connection, rule: str, org: str, entity: str) -> StoredAlert | None:
         row = conn.execute(
             sa.select(alerts_table).where(
@@ -333,7 +390,7 @@ class AlertStore:
                 opened.popleft()
             return len(opened) > self.flap_max
 
-    def fire(self, a: Alert, context: dict[str, Any] | None = None, actor: str = "engine") -> Transition:
+    def fire(self, a: Alert, context: dict[str, Any] | None = None, actor: str = ENGINE) -> Transition:
         """Open an alert for `a.key`, or count a duplicate of the active one."""
         with self.engine.connect() as conn:
             existing = self._active_row(conn, a.rule, a.org, a.entity)
@@ -392,7 +449,7 @@ class AlertStore:
     def resolve(self, alert_id: int, by: str, note: str = "", at: datetime | None = None) -> Transition:
         return self._move(alert_id, Event.RESOLVE, by, note, at or datetime.now(UTC))
 
-    def resolve_key(self, a: Alert, actor: str = "engine") -> Transition | None:
+    def resolve_key(self, a: Alert, actor: str = ENGINE) -> Transition | None:
         """Resolve the active alert of `a.key`, if any (the engine's condition ended)."""
         with self.engine.connect() as conn:
             existing = self._active_row(conn, a.rule, a.org, a.entity)

@@ -261,6 +261,53 @@ def test_an_injected_anomaly_is_one_alert_one_webhook_one_email_then_acked_and_r
         recorder.stop()
 
 
+def test_an_ack_through_the_cli_replaces_the_retained_firing_message_and_records_time_to_acknowledge(
+    running: Running, mosquitto: Mosquitto, influx_db: InfluxClient
+) -> None:
+    start = NOW - timedelta(minutes=30)
+    running.publish(
+        "gw-mercatale",
+        SensorKind.PARKING,
+        [parking(running.org, start + timedelta(minutes=m), 99.0 if m >= 10 else 60.0) for m in range(15)],
+    )
+    (fired,) = wait_until(lambda: running.store.active(running.org), 60, what="an alert in the store")
+    topic = f"{topics.ROOT}/alerts/{running.org}/parking-full/p-mercatale"
+
+    def retained_state() -> str:
+        # A new subscriber reads what the broker retains for the alert's topic.
+        late = Recorder("127.0.0.1", mosquitto.port, [topic]).start()
+        try:
+            wait_until(lambda: late.on(topic), 10, what=f"the retained message on {topic}")
+            return str(orjson.loads(late.on(topic)[-1][1])["state"])
+        finally:
+            late.stop()
+
+    assert wait_until(lambda: retained_state() == "firing", 30, what="firing retained")
+
+    sitroom("cloud", "alerts", "ack", str(fired.id), "--by", "ada", "--alerts-db", running.db_url)
+    assert wait_until(lambda: retained_state() == "acknowledged", 30, what="acknowledged retained")
+    acked_at = running.store.get(fired.id).acked_at
+    assert acked_at is not None
+    points = wait_until(
+        lambda: influx_db.series(
+            'SELECT "ack_s", "unacked", "active" FROM "alerts" WHERE "state" = \'acknowledged\' GROUP BY *'
+        ),
+        30,
+        what="the acknowledgement in InfluxDB",
+    )
+    [series] = points
+    assert series["tags"] | {"state": "firing"} == next(
+        s["tags"]
+        for s in influx_db.series('SELECT "active" FROM "alerts" WHERE "state" = \'firing\' GROUP BY *')
+    ), "the firing point's tags"
+    [[_, ack_s, unacked, active]] = series["values"]
+    assert ack_s == pytest.approx((acked_at - fired.fired_at).total_seconds(), abs=0.001)
+    assert (unacked, active) == (0, 1)
+
+    sitroom("cloud", "alerts", "resolve", str(fired.id), "--by", "ada", "--alerts-db", running.db_url)
+    assert wait_until(lambda: retained_state() == "resolved", 30, what="resolved retained")
+
+
 def speed(minutes: float, rnd: random.Random) -> float:
     return 45 - 15 * max(0.0, math.sin(2 * math.pi * ((minutes % 1440) - 360) / 1440)) + rnd.gauss(0, 1.0)
 
