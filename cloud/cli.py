@@ -89,9 +89,24 @@ def rules(rules_file: Path | None, alerts_db: str, reload: bool) -> None:
         notifier = Notifier(notifications, build_channels(notifications, settings.broker))
     except (RulesFileError, ValidationError, ValueError) as exc:
         raise click.ClickException(f"{path}: {exc}") from None
+    worksites = None
+    if settings.worksites_db:
+        from cloud.db import make_engine  # noqa: PLC0415
+        from cloud.worksites.geo import PRATO_AREA  # noqa: PLC0415
+        from cloud.worksites.snapshot import WorksiteSnapshots  # noqa: PLC0415
+        from cloud.worksites.store import WorksiteStore  # noqa: PLC0415
+
+        # Read only: the API owns the registry's schema and creates it (no migration from here).
+        registry = WorksiteStore(make_engine(settings.worksites_db), area=PRATO_AREA)
+        worksites = WorksiteSnapshots(registry, interval_s=settings.worksite_snapshot_s)
     stop = _stop_on_signals()
     RulesService(
-        settings, engine, store=AlertStore(alerts_db), notifier=notifier, rules_path=path if reload else None
+        settings,
+        engine,
+        store=AlertStore(alerts_db),
+        notifier=notifier,
+        rules_path=path if reload else None,
+        worksites=worksites,
     ).run(stop)
 
 

@@ -64,7 +64,10 @@ class CloudSettings(BaseSettings):
     grafana_url: str | None = None
     grafana_token: str | None = None
     grafana_dashboard_uid: str | None = None  # None: organisation-wide annotations
+    # The worksite registry (`cloud api --db`): with it, the rules service writes its state to
+    # InfluxDB (`worksite`, cloud/worksites/snapshot.py) every this many seconds and on change.
     worksites_db: str | None = None
+    worksite_snapshot_s: float = Field(default=60.0, ge=5)
 
     @field_validator("mqtt_url")
     @classmethod
