@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,12 @@ from cloud.demo import inject_bad_feed
 from cloud.devservers import Influxd, Mosquitto
 from cloud.influx.client import InfluxClient
 from cloud.mqtt import BrokerConnection
+from cloud.rules.store import AlertStore
 from cloud.settings import CloudSettings
+from cloud.worksites.demo_data import load_demo
+from cloud.worksites.geo import PRATO_AREA
+from cloud.worksites.snapshot import WorksiteSnapshots
+from cloud.worksites.store import WorksiteStore
 from edge.contract import BrokerAddress
 from edge.simulators.clock import SimClock
 from gateway.agent import Agent
@@ -93,9 +99,15 @@ def demo_data_db(
     mosquitto: Mosquitto, influxd: Influxd, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A database holding the demo's data: every gateway in firmware_configs/, an hour of Prato
-    replayed at x600 through the real broker, ingest and rules. Yields the database's name."""
+    replayed at x600 through the real broker, ingest and rules; Prato's demo worksites written
+    from their registry by the rules service; one alert acknowledged by an operator, as
+    `sitroom demo` does. Yields the database's name."""
     configs = [load(p) for p in sorted((REPO / "firmware_configs").glob("*.yaml"))]
     database = unique("demo_")
+    stores = tmp_path_factory.mktemp("demo-stores")
+    registry = WorksiteStore.open(f"sqlite:///{stores / 'worksites.db'}", area=PRATO_AREA)
+    load_demo(registry, datetime.now(UTC))
+    alert_store = AlertStore(f"sqlite:///{stores / 'alerts.db'}")
     client = InfluxClient(influxd.url, database)
     settings = CloudSettings(
         mqtt_url=mosquitto.url,
@@ -104,7 +116,7 @@ def demo_data_db(
         instance=unique("demo-"),
         stats_interval_s=1.0,  # several self-monitoring points even in a short run
     )
-    with cloud_services(settings):
+    with cloud_services(settings, alert_store=alert_store, worksites=WorksiteSnapshots(registry)):
         clock = SimClock.replaying(600, horizon_s=6)
         state = tmp_path_factory.mktemp("demo-gateways")
         agents = [Agent(c, clock=clock, state_dir=state, broker_url=mosquitto.url) for c in configs]
@@ -117,6 +129,15 @@ def demo_data_db(
         published = sum(a.counters.readings_published for a in agents)
         wait_until(lambda: count_points(client) == published, 30, what="demo data stored")
         wait_until(lambda: client.series('SELECT count("active") FROM "alerts"'), 10, what="demo alerts")
+        # An operator takes the first open alert, so that time to acknowledge has data.
+        (first, *_) = wait_until(alert_store.active, 10, what="an open alert")
+        alert_store.acknowledge(first.id, by="comune-prato/anna")
+        wait_until(
+            lambda: client.series('SELECT count("ack_s") FROM "alerts" WHERE "state" = \'acknowledged\''),
+            10,
+            what="the acknowledgement in InfluxDB",
+        )
+        wait_until(lambda: client.series('SELECT count("active") FROM "worksite"'), 10, what="worksites")
         # The demo's misconfigured legacy feed, so that dead-letter panels have data too.
         feed = BrokerConnection(
             BrokerAddress.parse(mosquitto.url), unique("legacy-"), persistent=False
@@ -131,6 +152,8 @@ def demo_data_db(
     yield database
     client.drop_database()
     client.close()
+    alert_store.close()
+    registry.close()
 
 
 @pytest.hookimpl(wrapper=True)

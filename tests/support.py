@@ -18,7 +18,9 @@ from cloud.influx.client import InfluxClient
 from cloud.ingest.consumer import Ingest
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
+from cloud.rules.store import AlertStore
 from cloud.settings import CloudSettings
+from cloud.worksites.snapshot import WorksiteSnapshots
 from edge.contract import KINDS
 
 # The repository root. Import it from here, not from conftest: pytest loads several conftest
@@ -92,12 +94,18 @@ def count_points(influx: InfluxClient) -> int:
 
 @contextmanager
 def cloud_services(
-    settings: CloudSettings, *, rules_file: Path | None = None
+    settings: CloudSettings,
+    *,
+    rules_file: Path | None = None,
+    alert_store: AlertStore | None = None,
+    worksites: WorksiteSnapshots | None = None,
 ) -> Iterator[tuple[Ingest, RulesService]]:
-    """Ingest and rules in threads of this process, stopped (and joined) on exit."""
+    """Ingest and rules in threads of this process, stopped (and joined) on exit. With an
+    `alert_store` the rules service keeps alerts there (and relays operators' acks); with
+    `worksites` it writes the worksite registry's state to InfluxDB."""
     ingest = Ingest(settings)
     engine = Engine(load_rules(rules_file) if rules_file else load_rules())
-    rules = RulesService(settings, engine)
+    rules = RulesService(settings, engine, store=alert_store, worksites=worksites)
     threads = [threading.Thread(target=s.run, daemon=True) for s in (ingest, rules)]
     for t in threads:
         t.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.gateway_health import HEALTH_FIELDS, HEALTH_MEASUREMENT, STATUS_MEASUREMENT
 from cloud.ingest.stats import IngestStats
 from cloud.rules.alert import Alert
+from cloud.worksites.demo_data import demo_worksites
+from cloud.worksites.models import Worksite
+from cloud.worksites.snapshot import worksite_line
 from edge.contract import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,10 +81,21 @@ def known_columns() -> dict[str, frozenset[str]]:
         value=1.0,
         threshold=2.0,
     )
+    acknowledged = replace(alert, state="acknowledged", acked_by="anna", ack_s=90.0)
     dead_letter = DeadLetter.of(None, topic="sr/v1/o/g/data/parking", payload=b"{}", reason="x")
-    for written in (alert.to_line(), dead_letter.to_line(now)):
+    # ... the worksite registry's state as the rules service writes it (cloud/worksites/snapshot.py) ...
+    (worksite, *_) = [
+        Worksite.model_validate(w.model_dump() | {"owner": w.owner, "created_at": now, "updated_at": now})
+        for w in demo_worksites(now)
+    ]
+    for written in (
+        alert.to_line(),
+        acknowledged.to_line(),
+        dead_letter.to_line(now),
+        worksite_line(worksite, now),
+    ):
         measurement, tags, fields = line_columns(written)
-        columns[measurement] = tags | fields
+        columns[measurement] = columns.get(measurement, frozenset()) | tags | fields
     # cloud/ingest/consumer.py writes the numeric entries of the stats snapshot, tagged instance.
     stats = IngestStats()
     stats.see_seq("o", "g", 0)
@@ -256,19 +271,36 @@ def test_panels_fit_the_grid_without_overlapping(path: Path) -> None:
                 assert other == panel["id"], f"{where(path, panel)} overlaps panel {other}"
 
 
-def test_the_overview_refreshes_every_10s_over_the_last_6h_with_an_org_variable() -> None:
+def test_the_overview_refreshes_every_10s_over_the_last_6h_with_org_and_zone_variables() -> None:
     dashboard = load(DASHBOARD_DIR / "situation-room-overview.json")
     assert dashboard["title"] == "Situation Room — Prato (Panoramica)"
     assert dashboard["refresh"] == "10s"
     assert dashboard["time"] == {"from": "now-6h", "to": "now"}
     assert dashboard["schemaVersion"] >= 39
-    (org,) = template_variables(dashboard)
+    org, zone = template_variables(dashboard)
     assert org["name"] == "org"
     assert org["query"] == 'SHOW TAG VALUES WITH KEY = "org"'
-    assert org["includeAll"] is True
-    assert org["allValue"] == ".*"
+    assert zone["name"] == "zone"
+    assert zone["query"] == 'SHOW TAG VALUES FROM "parking" WITH KEY = "zone"'
+    for variable in (org, zone):
+        assert variable["multi"] is True
+        assert variable["includeAll"] is True
+        assert variable["allValue"] == ".*"
     kinds = {panel["type"] for panel in iter_panels(dashboard)}
     assert {"timeseries", "geomap", "table", "stat"} <= kinds
+
+
+def test_the_zone_variable_filters_every_overview_query_on_a_measurement_with_a_zone_tag() -> None:
+    # Only readings carry a zone (edge/contract/kinds.py); every overview query on such a kind
+    # filters by it, and no query on another measurement mentions it.
+    zoned = {spec.kind.value for spec in KINDS.values() if "zone" in spec.tags}
+    assert zoned, "some kind has a zone tag"
+    for panel in iter_panels(load(DASHBOARD_DIR / "situation-room-overview.json")):
+        for target in influx_targets(panel):
+            query = target["query"]
+            measurements = set(re.findall(r'\bFROM\s+"([^"]+)"', query))
+            filtered = '"zone" =~ /^$zone$/' in query
+            assert filtered == bool(measurements & zoned), f"{panel['title']!r}: {query}"
 
 
 def test_every_map_layer_reads_its_own_table_frame_or_a_feed_of_the_api() -> None:

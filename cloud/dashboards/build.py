@@ -1,4 +1,4 @@
-"""The per-theme dashboards, generated as code: Parking, Traffic, Fleets, Alerts, Pipeline.
+"""The per-theme dashboards, generated as code: Parking, Traffic, Fleets, Worksites, Alerts, Pipeline.
 
 `sitroom dashboards build` writes them to dashboards/json/; a test fails when a committed file
 differs from what this module generates, so a reviewer reads this code, not 2,000 lines of JSON.
@@ -16,6 +16,7 @@ from typing import Any
 DS = {"type": "influxdb", "uid": "sitroom-influx"}
 # Okabe-Ito: distinguishable for the common colour-vision deficiencies.
 OK, WARN, BAD, INFO = "#009E73", "#E69F00", "#D55E00", "#0072B2"
+GREY, YELLOW = "#999999", "#F0E442"
 ALERT_ANNOTATION = {
     "name": "Allarmi / Alerts",
     "datasource": DS,
@@ -60,6 +61,7 @@ def panel(
     maximum: float | None = None,
     options: dict[str, Any] | None = None,
     custom: dict[str, Any] | None = None,
+    mappings: list[dict[str, Any]] | None = None,
 ) -> Panel:
     x, y, w, h = grid
     defaults: dict[str, Any] = {
@@ -75,6 +77,8 @@ def panel(
         defaults["max"] = maximum
     if custom:
         defaults["custom"] = custom
+    if mappings:
+        defaults["mappings"] = mappings
     return {
         "type": kind,
         "title": title,
@@ -366,7 +370,7 @@ def alerts() -> dict[str, Any]:
     return dashboard(
         "sitroom-alerts",
         "Allarmi / Alerts",
-        "Storico degli allarmi delle regole / alert history.",
+        "Storico degli allarmi delle regole e tempi di presa in carico / alert history, time to acknowledge.",
         [
             panel(
                 "timeseries",
@@ -382,19 +386,200 @@ def alerts() -> dict[str, Any]:
                 custom={"drawStyle": "bars"},
             ),
             panel(
+                "stat",
+                "Aperti, non presi in carico / Open, not acknowledged",
+                (0, 8, 6, 7),
+                [
+                    # The last point of each alert (rule, org, entity) says whether it is still
+                    # firing with nobody on it: 1 when firing, 0 once acknowledged or resolved.
+                    target(
+                        f'SELECT sum("unacked") FROM (SELECT last("unacked") AS "unacked" FROM "alerts" {where} GROUP BY "rule", "org", "entity")'
+                    )
+                ],
+                unit="none",
+                steps=((None, OK), (1, WARN), (5, BAD)),
+                description="Allarmi il cui ultimo stato è firing: nessuno li ha ancora presi in carico.",
+                options={"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "background"},
+            ),
+            panel(
+                "table",
+                "Tempo di presa in carico / Time to acknowledge",
+                (6, 8, 18, 7),
+                [
+                    target(
+                        f'SELECT median("ack_s") AS "mediana", max("ack_s") AS "massimo", count("ack_s") AS "prese in carico" FROM "alerts" {where} AND "state" = \'acknowledged\' GROUP BY "rule", "severity"',
+                        fmt="table",
+                    )
+                ],
+                unit="s",
+                steps=((None, OK), (900, WARN), (3600, BAD)),
+                description="Secondi tra lo scatto e la presa in carico (ack da CLI, API o console), per regola e gravità.",
+            ),
+            panel(
                 "table",
                 "Storico / History",
-                (0, 8, 24, 14),
+                (0, 15, 24, 14),
                 [
                     target(
                         f'SELECT "message", "value", "threshold" FROM "alerts" {where} GROUP BY "state", "severity", "rule", "org", "entity"',
                         fmt="table",
                     )
                 ],
-                description="Ogni cambio di stato (firing, resolved) con il valore e la soglia.",
+                description="Ogni cambio di stato (firing, acknowledged, resolved) con il valore e la soglia.",
             ),
         ],
         [ORG],
+    )
+
+
+def worksites() -> dict[str, Any]:
+    where = 'WHERE $timeFilter AND "org" =~ /^$org$/ AND "work_type" =~ /^$work_type$/'
+    work_type = query_variable(
+        "work_type", "Tipo di lavori / Work type", 'SHOW TAG VALUES FROM "worksite" WITH KEY = "work_type"'
+    )
+    phases = [
+        {
+            "type": "value",
+            "options": {
+                "planned": {"text": "previsto / planned", "color": INFO, "index": 0},
+                "active": {"text": "attivo / active", "color": WARN, "index": 1},
+                "suspended": {"text": "sospeso / suspended", "color": YELLOW, "index": 2},
+                "ended": {"text": "concluso / ended", "color": GREY, "index": 3},
+            },
+        }
+    ]
+
+    def now_sum(field: str) -> str:
+        # The last point of each worksite, summed: how many are in that phase now.
+        return f'SELECT sum("{field}") FROM (SELECT last("{field}") AS "{field}" FROM "worksite" {where} GROUP BY "id")'
+
+    def active_sum(field: str) -> str:
+        return (
+            f'SELECT sum("taken") FROM (SELECT last("{field}") * last("active") AS "taken" '
+            f'FROM "worksite" {where} GROUP BY "id")'
+        )
+
+    stat_options = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}
+    return dashboard(
+        "sitroom-worksites",
+        "Lavori stradali / Worksites",
+        "Cantieri del registro: cronologia, conteggi per ente e impatto sul traffico / worksite registry.",
+        [
+            panel(
+                "state-timeline",
+                "Cronologia dei cantieri / Worksite timeline",
+                (0, 0, 24, 11),
+                [
+                    target(
+                        f'SELECT last("state") FROM "worksite" {where} GROUP BY time($__interval), "id" fill(previous)',
+                        alias="$tag_id",
+                    )
+                ],
+                mappings=phases,
+                options={
+                    "mergeValues": True,
+                    "showValue": "never",
+                    "alignValue": "left",
+                    "rowHeight": 0.85,
+                    "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom"},
+                    "tooltip": {"mode": "single"},
+                },
+                custom={"fillOpacity": 80, "lineWidth": 0},
+                description=(
+                    "Fase di ogni cantiere (entro 30 giorni o concluso da meno di 7): previsto → attivo → "
+                    "concluso. Un cantiere previsto il cui periodo è iniziato è attivo, come sulla mappa."
+                ),
+            ),
+            panel(
+                "stat",
+                "Attivi ora / Active now",
+                (0, 11, 4, 6),
+                [target(now_sum("active"))],
+                unit="none",
+                steps=((None, WARN),),
+                options=stat_options,
+            ),
+            panel(
+                "stat",
+                "Previsti (30 gg) / Planned (30 days)",
+                (4, 11, 4, 6),
+                [target(now_sum("planned"))],
+                unit="none",
+                steps=((None, INFO),),
+                options=stat_options,
+            ),
+            panel(
+                "stat",
+                "Corsie chiuse / Lanes closed",
+                (8, 11, 4, 6),
+                [target(active_sum("lanes_closed"))],
+                unit="none",
+                steps=((None, OK), (1, WARN), (5, BAD)),
+                options=stat_options,
+                description="Somma delle corsie chiuse dai cantieri attivi ora.",
+            ),
+            panel(
+                "table",
+                "Per ente / By organisation",
+                (12, 11, 12, 6),
+                [
+                    target(
+                        'SELECT sum("active") AS "attivi", sum("planned") AS "previsti" FROM '
+                        f'(SELECT last("active") AS "active", last("planned") AS "planned" FROM "worksite" {where} GROUP BY "id", "org") '
+                        'GROUP BY "org"',
+                        fmt="table",
+                    )
+                ],
+                description="Cantieri attivi ora e previsti nei prossimi 30 giorni, per ente titolare.",
+            ),
+            panel(
+                "timeseries",
+                "Cantieri attivi per ente / Active worksites by organisation",
+                (0, 17, 12, 9),
+                [
+                    target(
+                        f'SELECT sum("active") FROM (SELECT last("active") AS "active" FROM "worksite" {where} GROUP BY time($__interval), "id", "org" fill(none)) WHERE $timeFilter GROUP BY time($__interval), "org" fill(none)',
+                        alias="$tag_org",
+                    )
+                ],
+                unit="none",
+                minimum=0,
+                custom={
+                    "drawStyle": "line",
+                    "lineInterpolation": "stepAfter",
+                    "stacking": {"mode": "normal"},
+                },
+            ),
+            panel(
+                "stat",
+                "Posti auto tolti / Parking spaces removed",
+                (12, 17, 12, 9),
+                [target(active_sum("parking_spaces_removed"))],
+                unit="none",
+                steps=((None, OK), (20, WARN), (100, BAD)),
+                options=stat_options,
+                description="Posti auto sottratti dai cantieri attivi ora (impatto sulla sosta).",
+            ),
+            panel(
+                "table",
+                "Impatto / Impact",
+                (0, 26, 24, 10),
+                [
+                    target(
+                        'SELECT last("title") AS "titolo", last("state") AS "fase", last("lanes_closed") AS "corsie chiuse", '
+                        'last("road_closed") AS "strada chiusa", last("parking_spaces_removed") AS "posti auto tolti", '
+                        'last("bus_lines") AS "linee bus", last("days_to_end") AS "giorni alla fine" '
+                        f'FROM "worksite" {where} GROUP BY "id", "org", "street"',
+                        fmt="table",
+                    )
+                ],
+                mappings=phases,
+                description=(
+                    "Ultimo stato di ogni cantiere con ciò che toglie al traffico; giorni alla fine negativi = in ritardo."
+                ),
+            ),
+        ],
+        [ORG, work_type],
     )
 
 
@@ -504,6 +689,7 @@ BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "parking": parking,
     "traffic": traffic,
     "fleets": fleets,
+    "worksites": worksites,
     "alerts": alerts,
     "pipeline": pipeline,
 }

@@ -118,7 +118,7 @@ def push(
     type=click.Path(file_okay=False, path_type=Path),
 )
 def build(directory: Path) -> None:
-    """Write the generated per-theme dashboards (Parking, Traffic, Fleets, Alerts, Pipeline)."""
+    """Write the generated per-theme dashboards (Parking, Traffic, Fleets, Worksites, Alerts, Pipeline)."""
     from cloud.dashboards.build import write_all  # noqa: PLC0415
 
     for path in write_all(directory):

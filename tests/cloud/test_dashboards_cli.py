@@ -55,12 +55,12 @@ def test_an_undefined_variable_and_an_unprovisioned_datasource_fail_the_check(tm
     path = tmp_path / "d" / "json" / "situation-room-overview.json"
     dashboard = json.loads(path.read_text())
     panel = next(p for p in dashboard["panels"] if p.get("targets"))
-    panel["targets"][0]["query"] += ' AND "zone" =~ /^$zone$/'
+    panel["targets"][0]["query"] += ' AND "district" =~ /^$district$/'
     panel["datasource"] = {"type": "influxdb", "uid": "nowhere"}
     path.write_text(json.dumps(dashboard))
     result = CliRunner().invoke(group, ["check", "--dir", str(tmp_path / "d")])
     assert result.exit_code == 1
-    assert "$zone" in result.output
+    assert "$district" in result.output
     assert "'nowhere'" in result.output
 
 
