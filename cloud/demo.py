@@ -70,6 +70,7 @@ class Watch:
     health: dict[str, dict[str, Any]] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
     alerts_firing: list[dict[str, Any]] = field(default_factory=list)
+    alerts_acknowledged: int = 0
     alerts_resolved: int = 0
     deadletters: int = 0
     ingest: dict[str, Any] = field(default_factory=dict)
@@ -84,6 +85,8 @@ class Watch:
             if parts[2] == "alerts":
                 if body.get("state") == "firing":
                     self.alerts_firing.append(body)
+                elif body.get("state") == "acknowledged":
+                    self.alerts_acknowledged += 1
                 else:
                     self.alerts_resolved += 1
             elif parts[2] == "deadletter":
@@ -114,6 +117,15 @@ def count_stored(influx: InfluxClient) -> int:
     return total
 
 
+def count_worksite_points(influx: InfluxClient) -> int:
+    """Points the rules service wrote from the worksite registry (cloud/worksites/snapshot.py)."""
+    try:
+        series = influx.series('SELECT count("active") FROM "worksite"')
+    except InfluxError:
+        return 0
+    return sum(int(s["values"][0][1]) for s in series if s.get("values"))
+
+
 class Demo:
     def __init__(self, opts: DemoOptions) -> None:
         self.opts = opts
@@ -121,6 +133,7 @@ class Demo:
         self.watch = Watch()
         self.logs_dir = opts.data_dir / "logs"
         self.reader: tuple[str, str] = ("", "")
+        self.acked: int | None = None  # the alert the demo's operator acknowledged
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log_file = (self.logs_dir / f"{name}.log").open("ab")
@@ -187,6 +200,9 @@ class Demo:
             "SITROOM_INFLUX_PASSWORD": users["writer"][1],
             "SITROOM_STATS_INTERVAL_S": "2",
             "SITROOM_ALERTS_DB": f"sqlite:///{opts.data_dir / 'alerts.db'}",
+            # The rules service writes the registry's state to InfluxDB (Worksites dashboard).
+            "SITROOM_WORKSITES_DB": f"sqlite:///{opts.data_dir / 'worksites' / 'worksites.db'}",
+            "SITROOM_WORKSITE_SNAPSHOT_S": "10",
         }
         watcher = BrokerConnection(
             BrokerAddress.parse(mosquitto.url),
@@ -240,12 +256,14 @@ class Demo:
                 if not injected and elapsed >= min(10.0, (opts.duration_s or 30.0) / 3):
                     injected = inject_bad_feed(watcher)
                     out(f"  a misconfigured legacy feed sends {injected} bad messages (to dead-letter)")
+                self._acknowledge_first_alert(env["SITROOM_ALERTS_DB"])
                 dead = [n for n in ["ingest", "rules", *gateways] if self.procs[n].poll() is not None]
                 if dead:
                     out(f"  stopped unexpectedly: {', '.join(dead)} — see {self.logs_dir}")
                     break
                 if opts.duration_s is not None and elapsed >= opts.duration_s:
                     break
+            self._acknowledge_first_alert(env["SITROOM_ALERTS_DB"])  # if one came in the last seconds
             out("Stopping gateways …")
             self._stop(gateways)
             wait_until(
@@ -265,11 +283,13 @@ class Demo:
                     break
                 time.sleep(0.5)
             time.sleep(1.5)  # let the rules service write its last alerts
+            self._wait_for_rules_points(influx)
             self._stop(["rules", "ingest"])
             summary = self._summary(
                 started, sim_start, published, count_stored(influx), gateways, mosquitto, influxd
             )
             summary["dead_letters_injected"] = injected
+            summary["worksite_points"] = count_worksite_points(influx)
             if opts.on_finished is not None:
                 opts.on_finished(influx)
             if opts.picture is not None:
@@ -286,6 +306,36 @@ class Demo:
             influxd.stop()
             mosquitto.stop()
         return summary
+
+    def _acknowledge_first_alert(self, alerts_db: str) -> None:
+        """Anna, the municipality's operator, takes the first alert raised (as from the console):
+        the rules service sends the acknowledgement on, and time to acknowledge has a value."""
+        if self.acked is not None:
+            return
+        with self.watch.lock:
+            first = next((a for a in self.watch.alerts_firing if a.get("id") is not None), None)
+        if first is None:
+            return
+        self.acked = int(first["id"])
+        from cloud.rules.lifecycle import InvalidTransitionError  # noqa: PLC0415
+        from cloud.rules.store import AlertNotFoundError, AlertStore  # noqa: PLC0415
+
+        store = AlertStore(alerts_db)
+        try:
+            store.acknowledge(int(first["id"]), by="comune-prato/anna", note="demo: on it")
+        except (AlertNotFoundError, InvalidTransitionError) as exc:
+            out(f"  could not acknowledge alert {first['id']}: {exc}")
+        else:
+            out(f"  anna (comune-prato) acknowledges alert {first['id']} ({first.get('rule')})")
+        finally:
+            store.close()
+
+    def _wait_for_rules_points(self, influx: InfluxClient) -> None:
+        """Before the rules service stops: the acknowledgement and the worksites in InfluxDB."""
+        if self.acked is not None:
+            acks = 'SELECT count("ack_s") FROM "alerts" WHERE "state" = \'acknowledged\''
+            wait_until(lambda: influx.series(acks) and self.watch.alerts_acknowledged, 10)
+        wait_until(lambda: influx.series('SELECT count("active") FROM "worksite"'), 10)
 
     def _influx_users(self, url: str) -> dict[str, tuple[str, str]]:
         """Admin, writer (the cloud services) and reader (console, Grafana), with fresh random
@@ -378,6 +428,7 @@ class Demo:
                 "readings_published": published,
                 "readings_stored": stored,
                 "alerts_raised": len(w.alerts_firing),
+                "alerts_acknowledged": w.alerts_acknowledged,
                 "alerts_resolved": w.alerts_resolved,
                 "dead_letters": w.deadletters,
                 "gateways": len(gateways),

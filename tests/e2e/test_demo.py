@@ -27,6 +27,11 @@ def test_demo_stores_every_published_reading_and_raises_alerts(tmp_path: Path) -
     assert summary["readings_published"] > 0
     assert summary["readings_stored"] == summary["readings_published"]
     assert summary["alerts_raised"] > 0
+    # The demo's operator acknowledges the first alert; the rules service republishes it.
+    assert summary["alerts_acknowledged"] == 1
+    assert "acknowledges alert" in proc.stdout
+    # ... and writes the worksite registry's state for the Worksites dashboard.
+    assert summary["worksite_points"] > 0
     assert summary["gateways"] == len(list((REPO / "firmware_configs").glob("*.yaml")))
     assert len(summary["gateways_reporting"]) == summary["gateways"]
     # The demo's misconfigured legacy feed is dead-lettered, each message once, and nothing else.
