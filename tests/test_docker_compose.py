@@ -489,6 +489,21 @@ def test_the_cloud_services_write_as_the_write_only_user_and_the_api_reads_as_th
         assert env["SITROOM_INFLUX_PASSWORD"] == influx[f"INFLUXDB_{role}_USER_PASSWORD"], name
 
 
+def test_the_rules_service_reads_the_worksite_registry_the_api_service_keeps() -> None:
+    # Same volume, same file: otherwise the Worksites dashboard shows an empty registry.
+    def volume_path(service: dict[str, Any], url: str) -> tuple[str, str]:
+        path = PurePosixPath(url.removeprefix("sqlite:///"))
+        for mount in service["volumes"]:
+            volume, target = str(mount).split(":")[:2]
+            if path.is_relative_to(target):
+                return volume, str(path.relative_to(target))
+        raise AssertionError(f"{path} is on no volume of the service")
+
+    api, rules = services()["api"], services()["rules"]
+    api_db = api["command"][api["command"].index("--db") + 1]
+    assert volume_path(rules, environment(rules)["SITROOM_WORKSITES_DB"]) == volume_path(api, api_db)
+
+
 def test_grafana_reads_as_the_read_only_user() -> None:
     (source,) = yaml.safe_load(DATASOURCES.read_text(encoding="utf-8"))["datasources"]
     influx = environment(services()["influxdb"])
