@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from edge.contract import Reading
+from edge.contract import KINDS, Reading
 
 FieldValue = float | int | bool | str
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -96,7 +96,10 @@ def reading_tags(r: Reading) -> dict[str, str]:
 
 
 def reading_line(r: Reading) -> str:
-    return line(r.kind.value, reading_tags(r), r.fields, r.ts)
+    # Fields in the kind's declared order, whatever order the sender used: one reading, one line.
+    declared = KINDS[r.kind].by_name
+    fields = {name: r.fields[name] for name in declared if name in r.fields}
+    return line(r.kind.value, reading_tags(r), fields, r.ts)
 
 
 def reading_lines(readings: Iterable[Reading]) -> list[str]:

@@ -107,14 +107,18 @@ KINDS: dict[SensorKind, KindSpec] = {
 }
 
 
+# Cross-field rules, declared as data so that ingest's fast path can inline them:
+# (field, bound) means an integer `field` must not exceed the integer `bound` of the same reading.
+NOT_ABOVE: dict[SensorKind, tuple[tuple[str, str], ...]] = {
+    SensorKind.PARKING: (("occupied", "capacity"),),
+    SensorKind.TRAFFIC: (("heavy", "vehicles"),),
+}
+
+
 def cross_field_error(kind: SensorKind, fields: dict[str, float | int | bool]) -> tuple[str, str] | None:
     """Checks that involve more than one field: (field, why) or None."""
-    if kind is SensorKind.PARKING:
-        occupied, capacity = fields.get("occupied"), fields.get("capacity")
-        if isinstance(occupied, int) and isinstance(capacity, int) and occupied > capacity:
-            return "occupied", f"{occupied} exceeds capacity {capacity}"
-    if kind is SensorKind.TRAFFIC:
-        vehicles, heavy = fields.get("vehicles"), fields.get("heavy")
-        if isinstance(vehicles, int) and isinstance(heavy, int) and heavy > vehicles:
-            return "heavy", f"{heavy} exceeds vehicles {vehicles}"
+    for name, bound in NOT_ABOVE.get(kind, ()):
+        value, limit = fields.get(name), fields.get(bound)
+        if isinstance(value, int) and isinstance(limit, int) and value > limit:
+            return name, f"{value} exceeds {bound} {limit}"
     return None

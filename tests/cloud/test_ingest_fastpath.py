@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from cloud.influx.lineprotocol import timestamp_ns
 from cloud.ingest.fastpath import FastDecoder, Message, reference_decode
 from cloud.ingest.policy import TimeLimits
-from edge.contract import ContractError, format_ts
+from edge.contract import KINDS, ContractError, SensorKind, format_ts
+from edge.contract.kinds import NOT_ABOVE
 
 NOW = datetime(2026, 11, 24, 8, 0, 0, 123456, tzinfo=UTC)
 LIMITS = TimeLimits(max_future=timedelta(seconds=300), max_age=timedelta(days=30))
@@ -128,7 +129,7 @@ def readings(draw: st.DrawFn, kind: str) -> Any:
             fields.pop(name, None)
         else:
             fields[name] = draw(NUMBERS)
-    if draw(st.booleans()):  # shuffle field order: the line keeps the sender's order
+    if draw(st.booleans()):  # shuffle field order: the line has the declared order all the same
         fields = dict(reversed(list(fields.items())))
     item: dict[str, Any] = {
         "sensor": draw(SENSORS),
@@ -181,6 +182,84 @@ def test_the_fast_paths_caches_never_change_a_later_verdict(payloads: list[bytes
 def test_random_bytes_get_the_contracts_verdict_on_the_fast_path(payload: bytes) -> None:
     fast, reference = both(payload)
     assert fast == reference
+
+
+# Well-formed messages only, at the edges of what is valid: the typed path's ground.
+EDGE_VALUES = {
+    "int": lambda f: st.one_of(
+        st.integers(int(f.minimum), int(f.maximum)), st.sampled_from([int(f.minimum), int(f.maximum)])
+    ),
+    "float": lambda f: st.one_of(
+        st.floats(f.minimum, f.maximum),
+        st.integers(int(f.minimum), int(f.maximum)),  # an int where a float belongs is fine
+        st.sampled_from([float(f.minimum), float(f.maximum), -0.0 if f.minimum <= 0 else float(f.minimum)]),
+    ),
+    "bool": lambda f: st.booleans(),
+}  # fmt: skip
+
+
+IN_LIMITS_TS = st.datetimes(
+    min_value=datetime(2026, 10, 26),  # noqa: DTZ001  (NOW - 30 days < this)
+    max_value=datetime(2026, 11, 24, 8, 4),  # noqa: DTZ001  (< NOW + 5 min)
+    timezones=st.just(UTC),
+).map(format_ts)
+
+
+@st.composite
+def well_formed_messages(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(list(FIELDS)))
+    spec = KINDS[SensorKind(kind)]
+    items = []
+    for _ in range(draw(st.integers(1, 8))):
+        fields = {f.name: draw(EDGE_VALUES[f.type](f)) for f in spec.fields}
+        for name, bound in NOT_ABOVE.get(SensorKind(kind), ()):
+            fields[name] = min(fields[name], fields[bound])
+        if draw(st.booleans()):
+            fields = dict(reversed(list(fields.items())))
+        item: dict[str, Any] = {"sensor": draw(SENSORS.filter(lambda s: s in ("p-1", "p-2", "s-9", "gw-x"))),
+                                "ts": draw(IN_LIMITS_TS), "fields": fields}  # fmt: skip
+        if draw(st.booleans()):
+            keys = draw(st.lists(st.sampled_from(TAGS[kind]), max_size=2, unique=True))
+            item["tags"] = {k: draw(st.sampled_from(["centro", "a-1", "x.y:z@w"])) for k in keys}
+        items.append(item)
+    return json.dumps(envelope(kind, items)).encode()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(well_formed_messages())
+def test_well_formed_messages_take_the_typed_path_with_the_contracts_verdict(payload: bytes) -> None:
+    decoder = FastDecoder(LIMITS, max_bytes=MAX_BYTES)
+    fast, reference = both(payload, decoder)
+    assert fast == reference
+    assert decoder.typed_messages == 1
+
+
+@pytest.mark.parametrize(
+    ("breakage", "why"),
+    [
+        ({"occupied": 6}, "exceeds capacity"),  # a cross-field rule
+        ({"occupied": 2.0}, ""),  # an integral float in an int field: the contract's call
+        ({"occupied": True}, ""),
+        ({"bogus": 1}, ""),
+        ({"occupancy_pct": 100.5}, ""),
+    ],
+)
+def test_one_bad_reading_sends_its_message_to_the_dict_path_and_keeps_its_neighbours(
+    breakage: dict[str, Any], why: str
+) -> None:
+    good = {"occupied": 1, "capacity": 5, "occupancy_pct": 20.0}
+    items = [
+        {"sensor": f"p-{i}", "ts": "2026-11-24T07:59:00.000Z", "fields": good | (breakage if i == 1 else {})}
+        for i in range(3)
+    ]
+    decoder = FastDecoder(LIMITS, max_bytes=MAX_BYTES)
+    fast, reference = both(orjson.dumps(envelope("parking", items)), decoder)
+    assert fast == reference
+    assert decoder.typed_messages == 0
+    m = decoder.decode(orjson.dumps(envelope("parking", items)), NOW)
+    assert [r.index for r in m.rejects] == ([1] if breakage != {"occupied": 2.0} else [])
+    assert why in " ".join(str(r.error) for r in m.rejects)
+    assert len(m.lines) == 3 - len(m.rejects)
 
 
 def test_well_formed_readings_never_leave_the_fast_path() -> None:
