@@ -126,6 +126,8 @@ class FastDecoder:
         self._future_us = limits.max_future // _US
         self._age_us = limits.max_age // _US
         self._typed = TypedDecoder()
+        # Per (org, gateway, kind): sensor -> (its last tags, their prefix), for the typed path.
+        self._known: dict[tuple[str, str, SensorKind], dict[str, tuple[Any, str | None]]] = {}
         self.typed_messages = 0  # messages the typed path took whole (typedpath.py)
 
     def decode(self, payload: bytes, now: datetime) -> Message:
@@ -212,18 +214,31 @@ class FastDecoder:
             if len(self._prefixes) >= _MAX_CACHED:
                 self._prefixes.clear()
             prefixes = self._prefixes[ctx] = {}
+        known = self._known.get(ctx)
+        if known is None:
+            if len(self._known) >= _MAX_CACHED:
+                self._known.clear()
+            known = self._known[ctx] = {}
 
-        def prefix_of(sensor: Any, tags: dict[str, Any], key: Any) -> str | None:
-            return self._prefix(plan, ctx[:2], prefixes, sensor, tags, key)
+        def prefix_for(sensor: str, tags: Any) -> str | None:
+            # tags: a dict, or msgspec.UNSET (false, like {}) when the reading has none.
+            key = (sensor, *tags.items()) if tags else sensor
+            prefix = prefixes.get(key, _MISS)
+            if prefix is _MISS:
+                prefix = self._prefix(plan, ctx[:2], prefixes, sensor, tags or _NO_TAGS, key)
+            if len(known) >= _MAX_CACHED:
+                known.clear()
+            known[sensor] = (tags, prefix)
+            return prefix
 
         done = typed.lines_of(
             typed.readings,
-            prefixes,
+            known,
+            prefix_for,
             self._stamps,
+            self._stamp,
             now_us - self._age_us,
             now_us + self._future_us,
-            prefix_of,
-            self._stamp,
         )
         if done is None:
             return None

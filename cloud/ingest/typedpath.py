@@ -28,11 +28,11 @@ from edge.contract.batch import MAX_READINGS_PER_BATCH
 from edge.contract.kinds import NOT_ABOVE, FieldSpec
 
 _LOWEST = -(2**63)
-_NO_TAGS: dict[str, str] = {}
 _MISS: Any = object()  # a cache miss, distinct from a cached None
 
-# Called with the readings, the prefix and stamp caches, the time window and the two cache
-# fillers; gives the lines, their sensors and the newest µs, or None to give the message up.
+# Called with the readings, the sensor -> (tags, prefix) cache and its filler, the timestamp
+# cache and its filler, and the time window; gives the lines, their sensors and the newest µs,
+# or None to give the message up.
 LinesOf = Callable[..., tuple[list[str], list[str], int] | None]
 
 
@@ -90,10 +90,12 @@ def _lines_of(kind: SensorKind) -> LinesOf | None:
     var = {f.name: f"v{i}" for i, f in enumerate(spec.fields)}
     types = {f.name: f.type for f in spec.fields}
     body = [
-        "def lines(readings, prefixes, stamps, lo_us, hi_us, prefix_of, stamp_of):",
+        "def lines(readings, known, prefix_for, stamps, stamp_of, lo_us, hi_us):",
         "    out = []",
         "    sensors = []",
         "    newest = LOWEST",
+        "    last_ts = None",
+        '    suffix = ""',
         "    add = out.append",
         "    add_sensor = sensors.append",
         "    for r in readings:",
@@ -114,24 +116,31 @@ def _lines_of(kind: SensorKind) -> LinesOf | None:
         else:
             parts.append(f"{key}={{'true' if {v} else 'false'}}")
     body += [
+        # Per sensor, its last tags and their prefix: a dict lookup and a dict comparison,
+        # cheaper than building and hashing a (sensor, *tags) key for every reading.
         "        sensor = r.sensor",
-        "        tags = r.tags",  # UNSET and {} are both false
-        "        key = (sensor, *tags.items()) if tags else sensor",
-        "        prefix = prefixes.get(key, MISS)",
-        "        if prefix is MISS:",
-        "            prefix = prefix_of(sensor, tags or NO_TAGS, key)",
-        "        if prefix is None: return None",
+        "        tags = r.tags",
+        "        hit = known.get(sensor)",
+        "        if hit is not None and hit[0] == tags:",
+        "            prefix = hit[1]",
+        "        else:",
+        "            prefix = prefix_for(sensor, tags)",
+        "            if prefix is None: return None",
+        # A batch's readings mostly share one timestamp: its checks and digits are done once.
         "        ts = r.ts",
-        "        us = stamps.get(ts, MISS)",
-        "        if us is MISS:",
-        "            us = stamp_of(ts)",
-        "        if us is None or not lo_us <= us <= hi_us: return None",
-        f'        add(f"{{prefix}}{",".join(parts)} {{us * 1000}}")',
+        "        if ts != last_ts:",
+        "            us = stamps.get(ts, MISS)",
+        "            if us is MISS:",
+        "                us = stamp_of(ts)",
+        "            if us is None or not lo_us <= us <= hi_us: return None",
+        "            last_ts = ts",
+        '            suffix = f" {us * 1000}"',
+        "            if us > newest: newest = us",
+        f'        add(f"{{prefix}}{",".join(parts)}{{suffix}}")',
         "        add_sensor(sensor)",
-        "        if us > newest: newest = us",
         "    return out, sensors, newest",
     ]
-    namespace: dict[str, Any] = {"LOWEST": _LOWEST, "MISS": _MISS, "NO_TAGS": _NO_TAGS}
+    namespace: dict[str, Any] = {"LOWEST": _LOWEST, "MISS": _MISS}
     exec("\n".join(body), namespace)  # noqa: S102  (source built above from KINDS only)
     lines: LinesOf = namespace["lines"]
     return lines
