@@ -223,7 +223,7 @@ class FastDecoder:
         def prefix_for(sensor: str, tags: Any) -> str | None:
             # tags: a dict, or msgspec.UNSET (false, like {}) when the reading has none.
             key = (sensor, *tags.items()) if tags else sensor
-            prefix = prefixes.get(key, _MISS)
+            prefix: str | None = prefixes.get(key, _MISS)
             if prefix is _MISS:
                 prefix = self._prefix(plan, ctx[:2], prefixes, sensor, tags or _NO_TAGS, key)
             if len(known) >= _MAX_CACHED:
