@@ -226,9 +226,10 @@ class FastDecoder:
             prefix: str | None = prefixes.get(key, _MISS)
             if prefix is _MISS:
                 prefix = self._prefix(plan, ctx[:2], prefixes, sensor, tags or _NO_TAGS, key)
-            if len(known) >= _MAX_CACHED:
-                known.clear()
-            known[sensor] = (tags, prefix)
+            if prefix is not None:  # the loop trusts a hit: only good prefixes are kept
+                if len(known) >= _MAX_CACHED:
+                    known.clear()
+                known[sensor] = (tags, prefix)
             return prefix
 
         done = typed.lines_of(

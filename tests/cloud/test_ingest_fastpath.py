@@ -290,3 +290,13 @@ def test_a_reading_outside_the_time_limits_gets_the_policys_message(ts: str, why
     assert m.lines == []
     assert why in str(m.rejects[0].error)
     assert m.rejects[0].error.reason == "policy"
+
+
+def test_a_refused_sensor_is_refused_again_by_a_decoder_that_has_seen_it() -> None:
+    # Regression: the typed path's per-sensor cache once kept the refusal and wrote "None..." lines.
+    item = {"sensor": "P-1", "ts": "2026-11-24T07:59:00.000Z", "fields": {"occupied": False}}
+    decoder = FastDecoder(LIMITS, max_bytes=MAX_BYTES)
+    for _ in range(2):
+        fast, reference = both(orjson.dumps(envelope("parking_spot", [item])), decoder)
+        assert fast == reference
+        assert fast[1] == []
