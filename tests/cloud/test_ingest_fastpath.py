@@ -234,6 +234,15 @@ def test_well_formed_messages_take_the_typed_path_with_the_contracts_verdict(pay
     assert decoder.typed_messages == 1
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(messages(), well_formed_messages()), min_size=2, max_size=8))
+def test_the_typed_paths_caches_never_change_a_later_verdict(payloads: list[bytes]) -> None:
+    decoder = FastDecoder(LIMITS, max_bytes=MAX_BYTES)
+    for payload in [*payloads, *reversed(payloads)]:
+        fast, reference = both(payload, decoder)
+        assert fast == reference
+
+
 @pytest.mark.parametrize(
     ("breakage", "why"),
     [
