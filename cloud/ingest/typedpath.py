@@ -4,7 +4,7 @@ Almost every data message is entirely well formed. For those, msgspec decodes th
 per-kind structs generated from `KINDS`, checking every field's type and range in C while it
 parses, so no dict is built per reading and what is left in Python per reading is a cached
 prefix, a cached timestamp, the cross-field rules and one f-string (about a third of the
-dict-based fast path's cost, `bench/decode.py`, docs/decisions/0008).
+dict-based fast path's cost, `bench/ingest_decode.py`, docs/decisions/0008).
 
 It only ever *accepts whole messages*: anything it is not sure of (a reading any check refuses,
 an unknown key, an integral float in an int field, a kind it has no struct for...) makes it give
