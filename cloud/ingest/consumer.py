@@ -504,7 +504,9 @@ class Ingest:
                     message=f"InfluxDB refused the point: {rej.message}",
                 )
             )
-        dl_lines = [dl.to_line(self._unique_now()) for dl in prepared.deadletters] + prepared.monitoring
+        instance = self.settings.instance
+        dl_lines = [dl.to_line(self._unique_now(), instance) for dl in prepared.deadletters]
+        dl_lines += prepared.monitoring
         if dl_lines and self._write_with_retry(influx, dl_lines, stop) is None:
             return False
         self.stats.wrote(write_ms=(time.perf_counter() - t0) * 1000, points=len(prepared.lines))

@@ -90,12 +90,17 @@ class DeadLetter:
         }
         return orjson.dumps(body)
 
-    def to_line(self, ts_ns_unique: datetime) -> str:
-        """`ts_ns_unique` must differ between dead letters, or InfluxDB would collapse them."""
+    def to_line(self, ts_ns_unique: datetime, instance: str = "") -> str:
+        """`ts_ns_unique` must differ between one instance's dead letters, or InfluxDB would
+        collapse them; the `instance` tag keeps workers of a shared group apart, whose clocks
+        may give two dead letters the same nanosecond."""
         org = self.org if self.org else topics.UNKNOWN
+        tags = {"reason": self.reason, "org": org, "gateway": self.gateway or topics.UNKNOWN}
+        if instance:
+            tags["instance"] = instance
         return line(
             MEASUREMENT,
-            {"reason": self.reason, "org": org, "gateway": self.gateway or topics.UNKNOWN},
+            tags,
             {
                 "count": 1,
                 "field": self.field,

@@ -176,3 +176,11 @@ def test_dead_letter_lines_at_distinct_timestamps_are_distinct_points(influx_db:
     assert series["values"][0][1] == 3
     (series,) = influx_db.series(f'SELECT "field", "value" FROM "{MEASUREMENT}" LIMIT 1')
     assert series["values"][0][1:] == ["readings[0].fields.occupancy_pct", "140.0"]
+
+
+def test_dead_letters_of_two_workers_at_the_same_nanosecond_are_both_kept(influx_db: InfluxClient) -> None:
+    err = SchemaError("out of range [0, 100]", field="readings[0].fields.occupancy_pct", value=140.0)
+    dl = DeadLetter.of(err, topic=TOPIC, payload=b"{}", org="comune-prato", gateway="gw-mercatale")
+    influx_db.write([dl.to_line(NOW, "ingest-a"), dl.to_line(NOW, "ingest-b")])
+    (series,) = influx_db.series(f'SELECT count("count") FROM "{MEASUREMENT}"')
+    assert series["values"][0][1] == 2
