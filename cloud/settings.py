@@ -47,6 +47,10 @@ class CloudSettings(BaseSettings):
     # Per-gateway clock checks: lag = receive time - newest reading ts; clock offset = receive
     # time - the batch's sent_at. An offset beyond the threshold flags the gateway's clock.
     clock_offset_threshold_s: float = Field(default=5.0, gt=0)
+    # A file ingest creates once the broker acknowledged its subscriptions, and removes when it
+    # stops: a container health check, so that gateways start only when their batches have a
+    # subscriber (a fresh broker keeps nothing for a session it never saw).
+    ready_file: str | None = None
     # Retention and rollups, created idempotently on start (docs/scale-out.md).
     manage_retention: bool = True
     raw_retention: str = Field(default="30d", pattern=r"^(INF|[1-9][0-9]*[hdw])$")

@@ -279,6 +279,17 @@ def test_gateways_read_their_configs_from_the_mounted_firmware_configs() -> None
         assert local.is_file(), f"{name}: runs {config}, but {local} does not exist"
 
 
+def test_gateways_start_only_once_ingest_has_subscribed() -> None:
+    # A fresh broker keeps nothing for a session it never saw: batches published before ingest's
+    # first SUBACK would be lost. Ingest's healthcheck is the file it creates after that SUBACK.
+    ingest = services()["ingest"]
+    ready = ingest["environment"]["SITROOM_READY_FILE"]
+    assert ingest["healthcheck"]["test"] == ["CMD", "test", "-f", ready]
+    gateways = {n: s for n, s in sitroom_services().items() if s["command"][:2] == ["gateway", "run"]}
+    for name, service in gateways.items():
+        assert service["depends_on"]["ingest"] == {"condition": "service_healthy"}, name
+
+
 def test_every_gateway_keeps_its_state_on_a_volume_of_its_own() -> None:
     seen: dict[str, str] = {}
     for name, service in sitroom_services().items():

@@ -284,8 +284,12 @@ class Ingest:
             w.start()
         self.conn.start()
         next_stats = time.monotonic() + self.settings.stats_interval_s
+        ready = Path(self.settings.ready_file) if self.settings.ready_file else None
         try:
             while not (stop.is_set() or self._stop.is_set()):
+                if ready is not None and self.conn.subscribed.is_set():
+                    ready.write_text(f"{self.subscription}\n")
+                    ready = None
                 prepared = self._collect()
                 if prepared is not None:
                     self._submit(prepared, stop)
@@ -293,6 +297,8 @@ class Ingest:
                     self.report()
                     next_stats = time.monotonic() + self.settings.stats_interval_s
         finally:
+            if self.settings.ready_file:
+                Path(self.settings.ready_file).unlink(missing_ok=True)
             self._stop.set()
             with self._jobs_cond:
                 self._jobs.extend([None] * len(writers))

@@ -293,3 +293,20 @@ def test_mqtt_3_1_1_workers_share_a_subscription_too(
             w.stop()
         for t in threads:
             t.join(30)
+
+
+def test_ingest_marks_itself_ready_once_subscribed_and_unmarks_on_stop(
+    settings: CloudSettings, tmp_path: Path
+) -> None:
+    ready = tmp_path / "ingest.ready"
+    ingest = Ingest(settings.model_copy(update={"ready_file": str(ready)}))
+    thread = threading.Thread(target=ingest.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(ready.exists, 30, what="the ready file")
+        assert ingest.conn.subscribed.is_set()
+        assert ready.read_text().strip() == ingest.subscription
+    finally:
+        ingest.stop()
+        thread.join(30)
+    assert not ready.exists()
