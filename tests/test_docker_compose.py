@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -433,9 +434,8 @@ def in_build_context(relative: str) -> bool:
 
 
 def test_the_build_context_holds_what_pip_install_needs_and_nothing_else() -> None:
-    pyproject = ROOT / "pyproject.toml"
-    readme = re.search(r'^readme\s*=\s*"([^"]+)"', pyproject.read_text(encoding="utf-8"), re.M)
-    needed = ["pyproject.toml", *([readme.group(1)] if readme else [])]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    needed = ["pyproject.toml", project["readme"], *project.get("license-files", [])]
     needed += [
         p.relative_to(ROOT).as_posix()
         for package in ("edge", "gateway", "cloud")
