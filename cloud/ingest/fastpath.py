@@ -152,11 +152,7 @@ class FastDecoder:
         out = Message(envelope)
         newest = -(2**63)
         ctx = (envelope.org, envelope.gateway, plan.kind)
-        prefixes = self._prefixes.get(ctx)
-        if prefixes is None:
-            if len(self._prefixes) >= _MAX_CACHED:
-                self._prefixes.clear()
-            prefixes = self._prefixes[ctx] = {}
+        prefixes = _child(self._prefixes, ctx)
         stamps = self._stamps
         lines_append, sensors_append = out.lines.append, out.sensors.append
         for i, item in enumerate(readings):
@@ -209,16 +205,7 @@ class FastDecoder:
         now_us = (now - _EPOCH) // _US
         plan = self._plans[typed.kind]
         ctx = (envelope.org, envelope.gateway, plan.kind)
-        prefixes = self._prefixes.get(ctx)
-        if prefixes is None:
-            if len(self._prefixes) >= _MAX_CACHED:
-                self._prefixes.clear()
-            prefixes = self._prefixes[ctx] = {}
-        known = self._known.get(ctx)
-        if known is None:
-            if len(self._known) >= _MAX_CACHED:
-                self._known.clear()
-            known = self._known[ctx] = {}
+        prefixes, known = _child(self._prefixes, ctx), _child(self._known, ctx)
 
         def prefix_for(sensor: str, tags: Any) -> str | None:
             # tags: a dict, or msgspec.UNSET (false, like {}) when the reading has none.
@@ -331,6 +318,16 @@ class FastDecoder:
             out.rejects.append(verdict)
             return
         _judge(out, i, verdict, now, self.limits)
+
+
+def _child(caches: dict[Any, dict[Any, Any]], key: Any) -> dict[Any, Any]:
+    """`caches[key]`, made on first use; all dropped when there are too many (bounded memory)."""
+    child = caches.get(key)
+    if child is None:
+        if len(caches) >= _MAX_CACHED:
+            caches.clear()
+        child = caches[key] = {}
+    return child
 
 
 def _ts_us(ts: str, minute_us: int) -> int | None:
