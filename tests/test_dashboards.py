@@ -31,9 +31,11 @@ from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.gateway_health import HEALTH_FIELDS, HEALTH_MEASUREMENT, STATUS_MEASUREMENT
 from cloud.ingest.stats import IngestStats
 from cloud.rules.alert import Alert
+from cloud.rules.geo import Site
 from cloud.worksites.demo_data import demo_worksites
+from cloud.worksites.geo import parse_geojson
 from cloud.worksites.models import Worksite
-from cloud.worksites.snapshot import worksite_line
+from cloud.worksites.snapshot import near_lines, phase, worksite_line
 from edge.contract import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,15 +86,19 @@ def known_columns() -> dict[str, frozenset[str]]:
     acknowledged = replace(alert, state="acknowledged", acked_by="anna", ack_s=90.0)
     dead_letter = DeadLetter.of(None, topic="sr/v1/o/g/data/parking", payload=b"{}", reason="x")
     # ... the worksite registry's state as the rules service writes it (cloud/worksites/snapshot.py) ...
-    (worksite, *_) = [
+    registered = [
         Worksite.model_validate(w.model_dump() | {"owner": w.owner, "created_at": now, "updated_at": now})
         for w in demo_worksites(now)
     ]
+    worksite = next(ws for ws in registered if phase(ws, now) != "ended")
+    centre = parse_geojson(worksite.geometry).representative_point()
     for written in (
         alert.to_line(),
         acknowledged.to_line(),
         dead_letter.to_line(now),
         worksite_line(worksite, now),
+        # ... and a sensor beside it (any sensor, placed at the worksite's centre).
+        *near_lines(worksite, now, {"s": Site(lat=centre.y, lon=centre.x)}, radius_m=1.0),
     ):
         measurement, tags, fields = line_columns(written)
         columns[measurement] = columns.get(measurement, frozenset()) | tags | fields

@@ -91,8 +91,13 @@ def panel(
     }
 
 
-def query_variable(name: str, label: str, query: str) -> dict[str, Any]:
-    return {
+def query_variable(
+    name: str, label: str, query: str, *, all_value: str | None = ".*", hide: int = 0
+) -> dict[str, Any]:
+    """A multi-value variable from an InfluxQL query. `all_value=None`: "All" means every value
+    the query found (Grafana sends `(a|b|c)`), not any value at all: for a variable chained to
+    another one. `hide=2` hides it from the dashboard's bar."""
+    variable = {
         "name": name,
         "label": label,
         "type": "query",
@@ -103,11 +108,14 @@ def query_variable(name: str, label: str, query: str) -> dict[str, Any]:
         "sort": 1,
         "multi": True,
         "includeAll": True,
-        "allValue": ".*",
+        "allValue": all_value,
         "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
         "options": [],
-        "hide": 0,
+        "hide": hide,
     }
+    if all_value is None:
+        del variable["allValue"]
+    return variable
 
 
 ORG = query_variable("org", "Organizzazione / Organisation", 'SHOW TAG VALUES WITH KEY = "org"')
@@ -460,6 +468,21 @@ def worksites() -> dict[str, Any]:
         )
 
     stat_options = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}
+    # A worksite chained to the sensors around it (`worksite_sensor`, written with the registry's
+    # state by cloud/worksites/snapshot.py): InfluxQL has no spatial join, the variables do it.
+    worksite = query_variable(
+        "cantiere",
+        "Cantiere / Worksite",
+        'SHOW TAG VALUES FROM "worksite_sensor" WITH KEY = "id" WHERE "org" =~ /^$org$/',
+    )
+    nearby = query_variable(
+        "vicini",
+        "Sensori vicini / Nearby sensors",
+        'SHOW TAG VALUES FROM "worksite_sensor" WITH KEY = "sensor" WHERE "id" =~ /^$cantiere$/',
+        all_value=None,
+        hide=2,
+    )
+    near = 'WHERE $timeFilter AND "sensor" =~ /^$vicini$/'
     return dashboard(
         "sitroom-worksites",
         "Lavori stradali / Worksites",
@@ -578,8 +601,55 @@ def worksites() -> dict[str, Any]:
                     "Ultimo stato di ogni cantiere con ciò che toglie al traffico; giorni alla fine negativi = in ritardo."
                 ),
             ),
+            panel(
+                "timeseries",
+                "Flusso vicino ai cantieri / Traffic flow near worksites (v/h)",
+                (0, 36, 12, 9),
+                [
+                    target(
+                        f'SELECT sum("vehicles") * 3600 / sum("interval_s") FROM "traffic" {near} GROUP BY time($__interval), "sensor" fill(none)',
+                        alias="$tag_sensor",
+                    )
+                ],
+                unit="none",
+                minimum=0,
+                description=(
+                    "Contatori entro 400 m dei cantieri scelti (variabile Cantiere): un calo all'apertura "
+                    "di un cantiere è il suo impatto sul traffico."
+                ),
+            ),
+            panel(
+                "timeseries",
+                "Sosta vicino ai cantieri / Parking near worksites (%)",
+                (12, 36, 12, 9),
+                [
+                    target(
+                        f'SELECT mean("occupancy_pct") FROM "parking" {near} GROUP BY time($__interval), "sensor" fill(none)',
+                        alias="$tag_sensor",
+                    )
+                ],
+                unit="percent",
+                minimum=0,
+                maximum=100,
+                steps=((None, OK), (85, WARN), (95, BAD)),
+                description="Parcheggi entro 400 m dei cantieri scelti: i posti tolti spostano la sosta qui.",
+            ),
+            panel(
+                "table",
+                "Sensori vicini / Sensors near each worksite",
+                (0, 45, 24, 8),
+                [
+                    target(
+                        'SELECT last("distance_m") AS "distanza m", last("active") AS "attivo" '
+                        'FROM "worksite_sensor" WHERE $timeFilter AND "id" =~ /^$cantiere$/ AND "org" =~ /^$org$/ '
+                        'GROUP BY "id", "sensor"',
+                        fmt="table",
+                    )
+                ],
+                description="Ogni cantiere non concluso con i contatori e i parcheggi nel raggio di 400 m.",
+            ),
         ],
-        [ORG, work_type],
+        [ORG, work_type, worksite, nearby],
     )
 
 

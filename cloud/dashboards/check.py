@@ -87,9 +87,22 @@ def strings_with_keys(node: object, key: str = "") -> Iterator[tuple[str, str]]:
             yield from strings_with_keys(v, key)
 
 
-def all_values(dashboard: Dashboard) -> dict[str, str]:
-    """Every variable set to "All", as Grafana sends it (its custom all value, else `.*`)."""
-    return {v["name"]: v.get("allValue") or ".*" for v in template_variables(dashboard.json)}
+def all_values(dashboard: Dashboard, influx: InfluxClient | None = None) -> dict[str, str | list[str]]:
+    """Every variable set to "All", as Grafana sends it: its custom all value if it has one;
+    without one, Grafana sends every value the variable's query found, as `(a|b|c)` in a regex,
+    so with `influx` that query runs (on the variables before it, as Grafana chains them).
+    Offline, `.*` stands in for it. Raises QueryError when a variable's query fails."""
+    values: dict[str, str | list[str]] = {}
+    for v in template_variables(dashboard.json):
+        if v.get("allValue") or influx is None or v.get("type") != "query":
+            values[v["name"]] = v.get("allValue") or ".*"
+            continue
+        found = influx.query(expand(str(v.get("query", "")), variables=values), epoch="ms")
+        # SHOW TAG VALUES answers (key, value) rows; other queries answer the value last.
+        values[v["name"]] = [
+            str(row[-1]) for r in found for series in r.get("series", []) for row in series.get("values", [])
+        ]
+    return values
 
 
 def check_offline(dashboard: Dashboard, uids: set[str]) -> list[str]:
@@ -115,7 +128,7 @@ def check_offline(dashboard: Dashboard, uids: set[str]) -> list[str]:
 
 
 def _panel_problems(
-    where: str, panel: dict[str, Any], uids: set[str], everything: dict[str, str]
+    where: str, panel: dict[str, Any], uids: set[str], everything: dict[str, str | list[str]]
 ) -> list[str]:
     problems = []
     if datasource_uid(panel.get("datasource")) not in uids:
@@ -146,7 +159,11 @@ def check_live(
 ) -> None:
     """Run every panel's queries with every variable on "All"; record errors and empty panels.
     Annotation queries run too: they may find nothing, but they must not fail."""
-    everything = all_values(dashboard)
+    try:
+        everything = all_values(dashboard, influx)
+    except (QueryError, UndefinedVariableError) as exc:
+        report.problems.append(f"{dashboard.name}: a variable's query failed: {exc}")
+        everything = all_values(dashboard)
     for annotation in dashboard.json.get("annotations", {}).get("list", []):
         if "query" in annotation:
             try:

@@ -53,6 +53,25 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return math.hypot((lon2 - lon1) * kx, (lat2 - lat1) * M_PER_DEG_LAT)
 
 
+def local_metres(geom: BaseGeometry, lat0: float) -> BaseGeometry:
+    """`geom` (lon/lat degrees) in metres of a local plane at latitude `lat0`: a city-sized
+    equirectangular projection, good to well under 1 % within tens of kilometres."""
+    factors = np.array([M_PER_DEG_LAT * math.cos(math.radians(lat0)), M_PER_DEG_LAT])
+    return shapely.transform(geom, lambda xy: xy * factors)
+
+
+def sites_near(geom: BaseGeometry, sites: dict[str, Site], radius_m: float) -> list[tuple[str, float]]:
+    """(sensor, metres) of every site within `radius_m` of `geom`, nearest first."""
+    lat0 = geom.centroid.y
+    metres = local_metres(geom, lat0)
+    near = []
+    for sensor, site in sites.items():
+        d = metres.distance(local_metres(Point(site.lon, site.lat), lat0))
+        if d <= radius_m:
+            near.append((sensor, round(d, 1)))
+    return sorted(near, key=lambda item: (item[1], item[0]))
+
+
 @dataclass(frozen=True, slots=True)
 class WorksiteRef:
     id: str
@@ -122,8 +141,7 @@ class GeoJsonWorksites:
 
     @staticmethod
     def _metres(geom: BaseGeometry, lat0: float) -> BaseGeometry:
-        factors = np.array([M_PER_DEG_LAT * math.cos(math.radians(lat0)), M_PER_DEG_LAT])
-        return shapely.transform(geom, lambda xy: xy * factors)
+        return local_metres(geom, lat0)
 
     def active_near(self, lat: float, lon: float, radius_m: float, at: datetime) -> list[WorksiteRef]:
         out = []

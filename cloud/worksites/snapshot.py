@@ -15,6 +15,13 @@ a few hundred a year in a city like Prato. Its phase is a field, not a tag, so t
 stays one series on the timeline as it goes planned → active → ended (a `state` tag would split
 it in three, and `last()` could no longer tell its current phase).
 
+Beside each worksite that is not over, one `worksite_sensor` point per sensor within
+`radius_m` of its geometry (the sensor sites of cloud/rules/sites.yaml, the same radius as the
+worksite-impact rule), so that Grafana can chain a worksite to the counters and car parks
+around it (InfluxQL has no spatial join):
+
+    worksite_sensor,id=…,org=publiacqua,sensor=t-pistoiese-in distance_m=120.5,active=1i  <ts>
+
 Timestamps are whole multiples of `interval_s` for the periodic points and whole seconds for
 the others: two rules instances, or a restart, write the same series and timestamp, which
 InfluxDB keeps once. A row that no longer reads as a worksite, or cannot be written as line
@@ -34,12 +41,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cloud.influx.client import InfluxClient, InfluxError
 from cloud.influx.lineprotocol import FieldValue, LineProtocolError, line
+from cloud.rules.geo import Site, load_sites, sites_near
+from cloud.worksites.geo import parse_geojson
 from cloud.worksites.models import Status, Worksite
 from cloud.worksites.store import Query, UnreadableRow, WorksiteStore
 
 log = logging.getLogger(__name__)
 
 MEASUREMENT = "worksite"
+NEAR_MEASUREMENT = "worksite_sensor"
+DEFAULT_RADIUS_M = 400.0  # as the worksite-impact rule's default (cloud/rules/places.py)
 Phase = Literal["planned", "active", "suspended", "ended"]
 DEFAULT_LOOKBACK = timedelta(days=7)  # an ended worksite stays on the timeline for a week
 DEFAULT_HORIZON = timedelta(days=30)  # as the API's /feeds/planned.geojson
@@ -81,6 +92,23 @@ def worksite_line(ws: Worksite, at: datetime) -> str:
     return line(MEASUREMENT, tags, fields, at)
 
 
+def near_lines(ws: Worksite, at: datetime, sites: dict[str, Site], radius_m: float) -> list[str]:
+    """The sensors around a worksite that is not over, one point each; none for one that is."""
+    state = phase(ws, at)
+    if state == "ended":
+        return []
+    active = int(state == "active")
+    return [
+        line(
+            NEAR_MEASUREMENT,
+            {"id": ws.id, "org": ws.owner, "sensor": sensor},
+            {"distance_m": d, "active": active},
+            at,
+        )
+        for sensor, d in sites_near(parse_geojson(ws.geometry), sites, radius_m)
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     lines: list[str]
@@ -88,13 +116,23 @@ class Snapshot:
     unreadable: list[UnreadableRow]
 
 
-def take(store: WorksiteStore, at: datetime, *, lookback: timedelta, horizon: timedelta) -> Snapshot:
+def take(
+    store: WorksiteStore,
+    at: datetime,
+    *,
+    lookback: timedelta,
+    horizon: timedelta,
+    sites: dict[str, Site] | None = None,
+    radius_m: float = DEFAULT_RADIUS_M,
+) -> Snapshot:
     found, unreadable = store.search_readable(Query(start=at - lookback, end=at + horizon, limit=10**9))
     lines: list[str] = []
     signature: set[tuple[str, int, str]] = set()
     for ws in found:
         try:
             lines.append(worksite_line(ws, at))
+            if sites:
+                lines += near_lines(ws, at, sites, radius_m)
         except LineProtocolError as exc:
             unreadable.append(UnreadableRow(ws.id, str(exc)))
             continue
@@ -115,8 +153,13 @@ class WorksiteSnapshots:
         poll_s: float = 5.0,
         lookback: timedelta = DEFAULT_LOOKBACK,
         horizon: timedelta = DEFAULT_HORIZON,
+        sites: dict[str, Site] | None = None,
+        radius_m: float = DEFAULT_RADIUS_M,
     ) -> None:
         self.store = store
+        # Where the sensors are; by default the sites the rules use (cloud/rules/sites.yaml).
+        self.sites = load_sites() if sites is None else sites
+        self.radius_m = radius_m
         self.interval_s = interval_s
         self.poll_s = poll_s
         self.lookback = lookback
@@ -147,7 +190,14 @@ class WorksiteSnapshots:
         else:
             at = now.replace(microsecond=0)
         try:
-            snap = take(self.store, at, lookback=self.lookback, horizon=self.horizon)
+            snap = take(
+                self.store,
+                at,
+                lookback=self.lookback,
+                horizon=self.horizon,
+                sites=self.sites,
+                radius_m=self.radius_m,
+            )
         except SQLAlchemyError as exc:
             # The registry may not exist yet (the API creates it) or be unreachable: next poll.
             self._report(("registry", type(exc).__name__), "worksite registry unreadable: %s", exc)

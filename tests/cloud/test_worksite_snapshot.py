@@ -15,10 +15,11 @@ import sqlalchemy as sa
 from cloud.dashboards.queries import expand
 from cloud.db import make_engine
 from cloud.influx.client import InfluxClient
+from cloud.rules.geo import Site
 from cloud.worksites.demo_data import MUNICIPALITY, load_demo
 from cloud.worksites.geo import PRATO_AREA
 from cloud.worksites.models import Role, WorksiteCreate
-from cloud.worksites.snapshot import MEASUREMENT, WorksiteSnapshots, phase
+from cloud.worksites.snapshot import MEASUREMENT, NEAR_MEASUREMENT, WorksiteSnapshots, phase
 from cloud.worksites.store import Caller, WorksiteStore
 
 NOW = datetime(2026, 11, 24, 9, 0, 30, tzinfo=UTC)
@@ -49,7 +50,7 @@ def point_count(influx: InfluxClient) -> int:
 def test_each_worksite_near_now_is_one_point_with_its_phase_and_impact(
     registry: WorksiteStore, influx_db: InfluxClient
 ) -> None:
-    written = WorksiteSnapshots(registry).poll(influx_db, NOW)
+    written = WorksiteSnapshots(registry, sites={}).poll(influx_db, NOW)
     points = last_points(influx_db)
     assert written == len(points)
     assert points["publiacqua-pistoiese-main"]["state"] == "active"
@@ -69,7 +70,7 @@ def test_each_worksite_near_now_is_one_point_with_its_phase_and_impact(
 def test_the_timestamp_is_the_start_of_the_interval_and_tags_say_what_a_worksite_is(
     registry: WorksiteStore, influx_db: InfluxClient
 ) -> None:
-    WorksiteSnapshots(registry, interval_s=60).poll(influx_db, NOW)
+    WorksiteSnapshots(registry, sites={}, interval_s=60).poll(influx_db, NOW)
     (series,) = influx_db.series(
         f'SELECT "state" FROM "{MEASUREMENT}" WHERE "id" = \'publiacqua-pistoiese-main\' GROUP BY *'
     )
@@ -85,7 +86,7 @@ def test_the_timestamp_is_the_start_of_the_interval_and_tags_say_what_a_worksite
 def test_polling_again_writes_only_on_a_new_interval_or_a_change(
     registry: WorksiteStore, influx_db: InfluxClient
 ) -> None:
-    snapshots = WorksiteSnapshots(registry, interval_s=60)
+    snapshots = WorksiteSnapshots(registry, sites={}, interval_s=60)
     first = snapshots.poll(influx_db, NOW)
     assert snapshots.poll(influx_db, NOW + timedelta(seconds=10)) == 0, "nothing changed"
     registry.update(
@@ -101,8 +102,8 @@ def test_polling_again_writes_only_on_a_new_interval_or_a_change(
 def test_a_restart_or_a_second_instance_rewrites_the_same_points(
     registry: WorksiteStore, influx_db: InfluxClient
 ) -> None:
-    written = WorksiteSnapshots(registry).poll(influx_db, NOW)
-    WorksiteSnapshots(registry).poll(influx_db, NOW + timedelta(seconds=5))
+    written = WorksiteSnapshots(registry, sites={}).poll(influx_db, NOW)
+    WorksiteSnapshots(registry, sites={}).poll(influx_db, NOW + timedelta(seconds=5))
     assert point_count(influx_db) == written, "same series and timestamp: stored once"
 
 
@@ -116,7 +117,7 @@ def test_a_planned_worksite_turns_active_when_its_window_opens(registry: Worksit
 def test_bad_registry_rows_are_left_out_and_counted_and_the_others_written(
     registry: WorksiteStore, influx_db: InfluxClient
 ) -> None:
-    good = WorksiteSnapshots(registry).poll(influx_db, NOW)
+    good = WorksiteSnapshots(registry, sites={}).poll(influx_db, NOW)
     with registry.engine.begin() as conn:
         # Edited by hand, or by another version: a status we do not know, impact not JSON.
         conn.execute(
@@ -130,7 +131,7 @@ def test_bad_registry_rows_are_left_out_and_counted_and_the_others_written(
         registry.get("open-fiber-bologna-ftth").writable() | {"id": "ws-backslash", "street": "Via A\\B"}
     )
     registry.create(OPERATOR, item, now=NOW)
-    snapshots = WorksiteSnapshots(registry)
+    snapshots = WorksiteSnapshots(registry, sites={})
     assert snapshots.poll(influx_db, NOW + timedelta(minutes=1)) == good - 2
     assert snapshots.unreadable == 3
     assert "publiacqua-pistoiese-main" in last_points(influx_db)
@@ -144,7 +145,7 @@ def test_tag_values_with_commas_spaces_and_equals_signs_come_back_as_written(
         registry.get("open-fiber-bologna-ftth").writable() | {"id": "ws-odd-street", "street": street}
     )
     registry.create(OPERATOR, item, now=NOW)
-    WorksiteSnapshots(registry).poll(influx_db, NOW)
+    WorksiteSnapshots(registry, sites={}).poll(influx_db, NOW)
     (series,) = influx_db.series(
         f'SHOW TAG VALUES FROM "{MEASUREMENT}" WITH KEY = "street" WHERE "id" = \'ws-odd-street\''
     )
@@ -168,7 +169,7 @@ def test_the_dashboard_timeline_query_draws_each_worksites_phases_in_order(
     now = datetime.now(UTC) - timedelta(minutes=10)
     registry = WorksiteStore.open(f"sqlite:///{tmp_path / 'now.db'}", area=PRATO_AREA)
     load_demo(registry, now)
-    snapshots = WorksiteSnapshots(registry, interval_s=60)
+    snapshots = WorksiteSnapshots(registry, sites={}, interval_s=60)
     snapshots.poll(influx_db, now)
     registry.update(
         OPERATOR, "open-fiber-pistoiese-ftth", {"status": "active", "actual_start": now.isoformat()}
@@ -192,3 +193,38 @@ def test_the_dashboard_timeline_query_draws_each_worksites_phases_in_order(
     changes = [s for i, s in enumerate(states) if i == 0 or states[i - 1] != s]
     assert changes == ["planned", "active", "ended"]
     assert len(states) > 3, "fill(previous) carries a phase over the minutes without a point"
+
+
+SITES = {
+    # On Via Pistoiese, beside the demo's active water-main worksite, and far from everything.
+    "t-pistoiese-in": Site(lat=43.8850, lon=11.0820),
+    "p-far-away": Site(lat=43.8520, lon=11.1370),
+}
+
+
+def test_the_sensors_around_a_worksite_that_is_not_over_are_written_with_their_distance(
+    registry: WorksiteStore, influx_db: InfluxClient
+) -> None:
+    WorksiteSnapshots(registry, sites=SITES, radius_m=400).poll(influx_db, NOW)
+    near = {
+        (s["tags"]["id"], s["tags"]["sensor"]): dict(zip(s["columns"], s["values"][0], strict=True))
+        for s in influx_db.series(f'SELECT last(*) FROM "{NEAR_MEASUREMENT}" GROUP BY "id", "sensor"')
+    }
+    assert ("publiacqua-pistoiese-main", "t-pistoiese-in") in near
+    assert near[("publiacqua-pistoiese-main", "t-pistoiese-in")]["last_active"] == 1
+    assert near[("publiacqua-pistoiese-main", "t-pistoiese-in")]["last_distance_m"] <= 400
+    assert not any(sensor == "p-far-away" for _, sensor in near)
+    # The cancelled worksite is over: no sensor is chained to it.
+    assert not any(ws == "alia-ferrucci-cassonetti" for ws, _ in near)
+
+
+def test_a_dashboard_variable_chains_a_worksite_to_the_sensors_around_it(
+    registry: WorksiteStore, influx_db: InfluxClient
+) -> None:
+    WorksiteSnapshots(registry, sites=SITES, radius_m=400).poll(influx_db, NOW)
+    query = expand(
+        f'SHOW TAG VALUES FROM "{NEAR_MEASUREMENT}" WITH KEY = "sensor" WHERE "id" =~ /^$cantiere$/',
+        variables={"cantiere": ["publiacqua-pistoiese-main"]},
+    )
+    (series,) = influx_db.series(query)
+    assert [v[1] for v in series["values"]] == ["t-pistoiese-in"]

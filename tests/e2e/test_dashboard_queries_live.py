@@ -61,21 +61,27 @@ def run(url: str, database: str, query: str) -> list[dict[str, Any]]:
     return [series for r in results for series in r.get("series", [])]
 
 
-def org_values(url: str, database: str, dashboard: dict[str, Any]) -> dict[str, list[str]]:
-    """The values each query variable offers, from its own query."""
-    values = {}
+def chained(
+    url: str, database: str, dashboard: dict[str, Any]
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """The values each query variable offers, from its own query with the variables before it
+    set to "All", and what Grafana sends for each on "All" (a custom all value, else every
+    value offered, as a later chained query or panel sees it)."""
+    values: dict[str, list[str]] = {}
+    everything: dict[str, str | list[str]] = {}
     for variable in template_variables(dashboard):
         if variable.get("type") == "query":
-            series = run(url, database, expand(variable["query"], variables={}))
+            series = run(url, database, expand(variable["query"], variables=everything))
             values[variable["name"]] = sorted({row[1] for s in series for row in s["values"]})
-    return values
+        everything[variable["name"]] = variable.get("allValue") or values.get(variable["name"], ".*")
+    return values, everything
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=[p.stem for p in DASHBOARDS])
 def test_every_query_variable_offers_values_from_demo_data(
     influxd: Any, demo_data_db: str, path: Path
 ) -> None:
-    for name, values in org_values(influxd.url, demo_data_db, load(path)).items():
+    for name, values in chained(influxd.url, demo_data_db, load(path))[0].items():
         assert values, f"{path.name}: ${name} offers nothing to choose"
 
 
@@ -83,7 +89,7 @@ def test_every_query_variable_offers_values_from_demo_data(
 def test_every_panel_query_runs_and_finds_demo_data_with_all_selected(
     influxd: Any, demo_data_db: str, dashboard: dict[str, Any], panel: dict[str, Any], target: Any
 ) -> None:
-    everything = {v["name"]: v.get("allValue") or ".*" for v in template_variables(dashboard)}
+    everything = chained(influxd.url, demo_data_db, dashboard)[1]
     query = expand(target["query"], range_s=RANGE_S, interval=INTERVAL, variables=everything)
     series = run(influxd.url, demo_data_db, query)
     if panel["title"] not in MAY_BE_EMPTY:
@@ -112,8 +118,7 @@ def test_every_panel_query_finds_demo_data_for_some_single_selected_value(
     # One selected value reaches the query as an escaped regex group `(value)`, not as `.*`.
     # Not every organisation has every kind of sensor, so the panel must find data for at
     # least one of the values offered, and run without error for all of them.
-    everything = {v["name"]: v.get("allValue") or ".*" for v in template_variables(dashboard)}
-    offered = org_values(influxd.url, demo_data_db, dashboard)
+    offered, everything = chained(influxd.url, demo_data_db, dashboard)
     for name in sorted(variable_names(target["query"]) & offered.keys()):
         finding = []
         for value in offered[name]:
