@@ -5,7 +5,8 @@
 same declarations (`KINDS`, the id and tag patterns) are checked directly on the orjson-decoded
 dicts, and what was already proven for a series (its sensor id, tags and escaped line-protocol
 prefix) or for a minute (its epoch offset) is remembered, so a typical reading costs a few
-microseconds.
+microseconds. A message that is well formed throughout is cheaper still: `typedpath.py` takes
+it whole (msgspec structs, ~1 µs per reading) and this dict path sees only the others.
 
 The fast path is deliberately *narrower* than the contract: anything it does not recognise at
 a glance (a timestamp not in the canonical `YYYY-MM-DDTHH:MM:SS.mmmZ` wire form, an integral
