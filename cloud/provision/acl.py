@@ -47,6 +47,14 @@ _SERVICE_RULES: dict[ServiceRole, list[str]] = {
         f"topic read {ROOT}/#",
         "topic read $SYS/#",
     ],
+    # The worksite API publishes its coordination findings as retained alerts, and reads nothing.
+    ServiceRole.ALERTS: [
+        f"topic write {ROOT}/alerts/#",
+    ],
+    # A health check proves the broker answers a subscription: one retained $SYS topic suffices.
+    ServiceRole.PROBE: [
+        "topic read $SYS/broker/uptime",
+    ],
 }
 
 

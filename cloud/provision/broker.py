@@ -70,7 +70,9 @@ def _dirs(reg: Registry, owner: tuple[int, int] | None) -> None:
 def unreachable_ancestor(reg: Registry) -> Path | None:
     """A folder above DIR that the broker's user cannot traverse, if any (it could not start)."""
     settings = reg.data.broker
-    owner = _owner(settings.user if settings else None)
+    if settings is None or settings.broker_dir is not None:
+        return None
+    owner = _owner(settings.user)
     if owner is None:
         return None
     uid, gid = owner
@@ -100,6 +102,25 @@ def paths(reg: Registry) -> dict[str, Path]:
         "cert": m / "certs" / "server.crt",
         "key": m / "certs" / "server.key",
     }
+
+
+def broker_paths(reg: Registry) -> dict[str, Path]:
+    """The paths as the broker sees them, written into mosquitto.conf: `paths(reg)` unless the
+    broker reads a copy elsewhere (`broker_dir`, a container's mount), where it has no pid file
+    of ours (`provision reload` cannot reach it) and persists into `data_dir`."""
+    local = paths(reg)
+    s = reg.data.broker
+    if s is None or (s.broker_dir is None and s.data_dir is None):
+        return local
+    out = dict(local)
+    if s.broker_dir is not None:
+        there = Path(s.broker_dir)
+        out = {k: there / v.relative_to(reg.mosquitto_dir) for k, v in local.items()}
+        out["conf"] = there / "mosquitto.conf"
+        del out["pid"]
+    if s.data_dir is not None:
+        out["data"] = Path(s.data_dir)
+    return out
 
 
 def _server_cert_is_current(cert_path: Path, ca_pem: bytes, names: list[str]) -> bool:
@@ -155,7 +176,7 @@ def render_conf(settings: BrokerSettings, p: dict[str, Path], user: str) -> str:
         f"max_packet_size {settings.max_packet_size}",
         "",
         "# --- Process ---------------------------------------------------------------------",
-        f"pid_file {p['pid']}",
+        *([f"pid_file {p['pid']}"] if "pid" in p else []),
         "# Started as root, mosquitto switches to this user after binding its ports; it must be",
         "# the owner of the files above (they are 0600).",
         f"user {user}",
@@ -205,7 +226,9 @@ def generate(reg: Registry, *, reload: bool = True) -> BrokerFiles:
     if settings is None:
         return out  # no broker yet: `sitroom provision broker` writes everything at once
     user = settings.user or getpass.getuser()
-    owner = _owner(user)
+    # A broker reading a copy elsewhere (broker_dir) gets that copy handed to it by whoever
+    # makes it (`provision apply`); its user need not even exist on this machine.
+    owner = _owner(user) if settings.broker_dir is None else None
     p = paths(reg)
     _dirs(reg, owner)
 
@@ -230,7 +253,7 @@ def generate(reg: Registry, *, reload: bool = True) -> BrokerFiles:
             issued = ca.issue(settings.server_names[0], server_names=settings.server_names)
             put(p["key"], issued.key_pem)
             put(p["cert"], issued.cert_pem)
-    put(p["conf"], render_conf(settings, p, user))
+    put(p["conf"], render_conf(settings, broker_paths(reg), user))
     if reload and out.needs_reload:
         out.reloaded = reload_running(reg)
     return out

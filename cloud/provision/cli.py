@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 import httpx
+from pydantic import ValidationError
 
 from cloud.provision.broker import BrokerFiles, generate, paths, running_pid, unreachable_ancestor
 from cloud.provision.ca import CAError, CertificateAuthority
@@ -17,6 +18,7 @@ from cloud.provision.csv_onboarding import CsvError, onboard
 from cloud.provision.envfile import fill
 from cloud.provision.identities import Outcome, add_gateway, add_service, add_utility
 from cloud.provision.influx_users import InfluxAuthError, InfluxUser, ensure_users
+from cloud.provision.plan import PlanError, apply_identities, export, load_plan
 from cloud.provision.registry import AuthMethod, BrokerSettings, Registry, RegistryError, ServiceRole
 from cloud.provision.specs import SpecError, load_base_config, parse_sensor
 
@@ -44,7 +46,7 @@ def group(ctx: click.Context, folder: Path) -> None:
 def _errors() -> Iterator[None]:
     try:
         yield
-    except (RegistryError, CAError, CsvError, SpecError) as exc:
+    except (RegistryError, CAError, CsvError, SpecError, PlanError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -127,6 +129,7 @@ def ca_init(reg: Registry, cn: str) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), help="Plain MQTT listener port (password auth).")
 @click.option("--tls-port", type=click.IntRange(1, 65535), help="MQTT over TLS listener port.")
 @click.option("--no-plain", is_flag=True, help="No plain listener: TLS only.")
+@click.option("--no-tls", is_flag=True, help="No TLS listener: plain MQTT only (one host, private network).")
 @click.option("--bind", "bind_address", help="Address the listeners bind (default 127.0.0.1).")
 @click.option("--server-name", "server_names", multiple=True, help="Host name or IP clients dial (repeat).")
 @click.option(
@@ -135,6 +138,11 @@ def ca_init(reg: Registry, cn: str) -> None:
     help="required: the TLS listener accepts only client certificates from our CA (mutual TLS).",
 )
 @click.option("--user", help="The user mosquitto runs as (default: whoever runs mosquitto -c).")
+@click.option(
+    "--broker-dir",
+    help="Where the broker reads a copy of DIR/mosquitto (a container's mount); written into its config.",
+)
+@click.option("--data-dir", help="The broker's persistence folder, as the broker sees it.")
 @click.option("--max-queued-messages", type=click.IntRange(min=1))
 @click.option("--no-reload", is_flag=True, help="Do not signal a running broker.")
 @click.pass_obj
@@ -143,39 +151,61 @@ def broker_command(
     port: int | None,
     tls_port: int | None,
     no_plain: bool,
+    no_tls: bool,
     bind_address: str | None,
     server_names: tuple[str, ...],
     client_certs: str | None,
     user: str | None,
+    broker_dir: str | None,
+    data_dir: str | None,
     max_queued_messages: int | None,
     no_reload: bool,
 ) -> None:
     """Write DIR/mosquitto/mosquitto.conf and its files; settings given once are kept."""
+    if no_plain and no_tls:
+        raise click.UsageError("--no-plain and --no-tls together leave the broker no listener")
+    changes: dict[str, Any] = {
+        "port": port,
+        "tls_port": tls_port,
+        "bind_address": bind_address,
+        "client_certs": client_certs,
+        "user": user,
+        "broker_dir": broker_dir,
+        "data_dir": data_dir,
+        "max_queued_messages": max_queued_messages,
+    }
+    if no_plain:
+        changes["port"] = _NONE
+    if no_tls:
+        changes["tls_port"] = _NONE
+    if server_names:
+        changes["server_names"] = list(server_names)
+    _report_broker(_change(reg, lambda r: set_broker(r, changes), reload=not no_reload), reg)
+    _describe_broker(reg)
 
-    def act(r: Registry) -> None:
-        old = r.data.broker or BrokerSettings()
-        new: dict[str, Any] = old.model_dump()
-        for key, value in (
-            ("port", port),
-            ("tls_port", tls_port),
-            ("bind_address", bind_address),
-            ("client_certs", client_certs),
-            ("user", user),
-            ("max_queued_messages", max_queued_messages),
-        ):
-            if value is not None:
-                new[key] = value
-        if no_plain:
-            new["port"] = None
-        if server_names:
-            new["server_names"] = list(server_names)
-        if new["tls_port"] is not None and not CertificateAuthority(r.ca_dir).exists:
-            raise RegistryError(
-                "a TLS listener needs the CA: run `sitroom provision ca init` first", "broker"
-            )
-        r.data.broker = BrokerSettings.model_validate(new)
 
-    _report_broker(_change(reg, act, reload=not no_reload), reg)
+_NONE = object()  # "set this broker setting to None", as opposed to "leave it as it is"
+
+
+def set_broker(reg: Registry, changes: dict[str, Any]) -> None:
+    """Merge `changes` (None: keep the value; `_NONE`: clear it) into the broker settings."""
+    new: dict[str, Any] = (reg.data.broker or BrokerSettings()).model_dump()
+    for key, value in changes.items():
+        if value is _NONE:
+            new[key] = None
+        elif value is not None:
+            new[key] = value
+    if new["tls_port"] is not None and not CertificateAuthority(reg.ca_dir).exists:
+        raise RegistryError("a TLS listener needs the CA: run `sitroom provision ca init` first", "broker")
+    if new["port"] is None and new["tls_port"] is None:
+        raise RegistryError("the broker needs a listener: a plain port, a TLS port or both", "broker")
+    try:
+        reg.data.broker = BrokerSettings.model_validate(new)
+    except ValidationError as exc:
+        raise RegistryError(f"broker settings: {exc}", "broker") from None
+
+
+def _describe_broker(reg: Registry) -> None:
     s = reg.data.broker
     assert s is not None
     conf = paths(reg)["conf"]
@@ -192,7 +222,10 @@ def broker_command(
             f" mosquitto would not reach {reg.mosquitto_dir}; move DIR or `chmod o+x {blocked}`",
             err=True,
         )
-    click.echo(f"start it with: mosquitto -c {conf}")
+    if s.broker_dir is not None:
+        click.echo(f"the broker reads a copy in {s.broker_dir}: mosquitto -c {s.broker_dir}/mosquitto.conf")
+    else:
+        click.echo(f"start it with: mosquitto -c {conf}")
 
 
 # --- identities ----------------------------------------------------------------------------
@@ -452,6 +485,48 @@ def reload_command(reg: Registry) -> None:
     pid = running_pid(reg)
     click.echo(
         f"mosquitto running on this config: pid {pid}" if pid else "no mosquitto running on this config"
+    )
+
+
+# --- a whole deployment from one file -------------------------------------------------------
+
+
+@group.command("apply")
+@click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--root",
+    default=Path("/"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Read and write the plan's absolute paths (from, exports) under this folder.",
+)
+@click.pass_obj
+def apply_command(reg: Registry, plan_file: Path, root: Path) -> None:
+    """Provision what PLAN_FILE lists (broker, identities) and export the files others mount.
+
+    Idempotent: a second run changes nothing and keeps every secret. It never revokes.
+    """
+    with _errors():
+        plan = load_plan(plan_file)
+    outcomes: list[Outcome] = []
+
+    def act(r: Registry) -> None:
+        outcomes.extend(apply_identities(r, plan, plan_dir=plan_file.parent, root=root))
+
+    with _errors(), reg.transaction():
+        act(reg)
+        files = generate(reg)
+        exports = [export(reg, spec, root) for spec in plan.exports]
+    for o in outcomes:
+        _report(o, show_secret=False, reg=reg)
+    _report_broker(files, reg)
+    for e in exports:
+        what = ("updated: " + ", ".join(e.changed)) if e.changed else "unchanged"
+        click.echo(f"export {e.to} ({e.what}): {what}")
+    changed = sum(bool(o.created or o.changed) for o in outcomes) + sum(bool(e.changed) for e in exports)
+    click.echo(
+        f"{plan_file}: {len(outcomes)} identities, {len(exports)} exports"
+        + (f", {changed} changed" if changed or files.changed else ", nothing changed")
     )
 
 

@@ -42,6 +42,8 @@ class ServiceRole(StrEnum):
     RULES = "rules"  # reads every gateway topic, writes alerts and its own health
     CONTROL = "control"  # writes gateways' desired configs (retained), reads everything
     MONITOR = "monitor"  # reads everything, $SYS included; writes nothing
+    ALERTS = "alerts"  # writes alerts only (the worksite API's coordination findings); reads nothing
+    PROBE = "probe"  # reads the broker's uptime in $SYS, nothing else: a container health check
 
 
 class AuthMethod(StrEnum):
@@ -106,6 +108,13 @@ class BrokerSettings(BaseModel):
     # instead of a password; required: the TLS listener accepts only certificates from our CA.
     client_certs: ClientCerts = "optional"
     user: str | None = None  # mosquitto's `user`: who the broker runs as after binding
+    # Where the broker reads the files of DIR/mosquitto when it does not run beside them (a
+    # container mounting a copy, `provision apply` exports): the paths written into
+    # mosquitto.conf. None: DIR/mosquitto itself, and the broker can be reloaded from here.
+    broker_dir: str | None = Field(default=None, pattern=r"^/")
+    # Its persistence folder (default: `data/` beside its files); with broker_dir, a writable
+    # volume of its own, since the files are mounted read-only.
+    data_dir: str | None = Field(default=None, pattern=r"^/")
     max_queued_messages: int = Field(default=100_000, ge=1)
     max_queued_bytes: int = Field(default=268_435_456, ge=0)
     max_inflight_messages: int = Field(default=100, ge=1)
