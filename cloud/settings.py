@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -14,6 +16,10 @@ class CloudSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SITROOM_", extra="forbid")
 
     mqtt_url: str = "mqtt://127.0.0.1:1883"
+    # The broker identity (`sitroom provision service add`): a username, and the file holding
+    # the password, so that the secret is in neither the environment nor the URL.
+    mqtt_username: str | None = None
+    mqtt_password_file: str | None = None
     influx_url: str = "http://127.0.0.1:8086"
     influx_db: str = Field(default="sitroom", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     influx_username: str | None = None
@@ -81,4 +87,12 @@ class CloudSettings(BaseSettings):
 
     @property
     def broker(self) -> BrokerAddress:
-        return BrokerAddress.parse(self.mqtt_url, field="mqtt_url")
+        return broker_address(self.mqtt_url, self.mqtt_username, self.mqtt_password_file)
+
+
+def broker_address(url: str, username: str | None = None, password_file: str | None = None) -> BrokerAddress:
+    """The broker of `url`, as `username` with the password read from `password_file` (one line,
+    as `sitroom provision` writes it); each overrides what the URL itself says."""
+    parsed = BrokerAddress.parse(url, field="mqtt_url")
+    password = Path(password_file).read_text(encoding="utf-8").strip() if password_file else parsed.password
+    return replace(parsed, username=username or parsed.username, password=password)

@@ -23,6 +23,15 @@ import click
     "--mqtt-url", help="Publish conflict/synergy/redig alerts (retained) to this broker every minute."
 )
 @click.option(
+    "--mqtt-username", envvar="SITROOM_MQTT_USERNAME", help="The API's broker identity (e.g. svc.api)."
+)
+@click.option(
+    "--mqtt-password-file",
+    envvar="SITROOM_MQTT_PASSWORD_FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The file holding that identity's password.",
+)
+@click.option(
     "--console",
     "console_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -44,6 +53,8 @@ def api_command(
     max_body_bytes: int,
     token_orgs: tuple[str, ...],
     mqtt_url: str | None,
+    mqtt_username: str | None,
+    mqtt_password_file: str | None,
     console_dir: Path | None,
     alerts_db: str,
 ) -> None:
@@ -67,9 +78,10 @@ def api_command(
     app = create_app(store, ApiOptions(max_body_bytes=max_body_bytes, cors_origins=cors_origins or ("*",)))
     stop = threading.Event()
     if mqtt_url:
+        from cloud.settings import broker_address  # noqa: PLC0415
         from cloud.worksites.alerts import CoordinationAlerts  # noqa: PLC0415
 
-        alerts = CoordinationAlerts(store, mqtt_url)
+        alerts = CoordinationAlerts(store, broker_address(mqtt_url, mqtt_username, mqtt_password_file))
         threading.Thread(target=alerts.run, args=(stop,), name="worksite-alerts", daemon=True).start()
     console = None
     if console_dir is not None:

@@ -22,9 +22,13 @@ class PublishError(RuntimeError):
     pass
 
 
-def publish_alerts(url: str, alerts: Sequence[Alert], *, timeout_s: float = 10.0) -> int:
-    """Publish `alerts` retained at QoS 1 and wait for every PUBACK; returns how many."""
-    broker = BrokerAddress.parse(url)
+def publish_alerts(url: str | BrokerAddress, alerts: Sequence[Alert], *, timeout_s: float = 10.0) -> int:
+    """Publish `alerts` retained at QoS 1 and wait for every PUBACK; returns how many.
+
+    `url` is a broker URL, or a BrokerAddress carrying credentials read from a file; messages
+    name the broker by `broker.url`, which never shows a password."""
+    broker = BrokerAddress.parse(url) if isinstance(url, str) else url
+    url = broker.url
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv311)
     if broker.username:
         client.username_pw_set(broker.username, broker.password)
@@ -55,7 +59,7 @@ class CoordinationAlerts:
     def __init__(
         self,
         store: WorksiteStore,
-        url: str,
+        url: str | BrokerAddress,
         settings: CoordinationSettings | None = None,
         interval_s: float = 60.0,
     ) -> None:
