@@ -437,6 +437,7 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
         written_at_start = watch.total()
         watch.recording = True
         history: list[tuple[float, int]] = [(t0, 0)]
+        next_progress = t0 + 5.0
         while time.perf_counter() - t0 < args.seconds:
             # The window: publishers may run ahead of what ingest has written by `window_s` of
             # the recent write rate (at least `window` readings, enough to keep every writer busy).
@@ -446,6 +447,11 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
                 history.pop(0)
             rate = (written - history[0][1]) / max(now - history[0][0], 1e-3)
             flow.allowed.value = written + max(args.window, int(rate * args.window_s))
+            if now >= next_progress:
+                print(
+                    f"  pipeline {now - t0:4.0f} s: {written:,} readings written, {rate:,.0f}/s", flush=True
+                )
+                next_progress += 5.0
             time.sleep(0.01)
         watch.recording = False
         publishers_cpu = sum(cpu_s(p) for p in pids["publishers"]) - cpu0["publishers"]
@@ -522,6 +528,7 @@ def main() -> None:
         with Mosquitto(tmp / "mq") as mq, Influxd(tmp / "ix") as ix:
             sample = message("gw-b0-0", 0, datetime.now(UTC), args.readings_per_message)
             print(f"message: {args.readings_per_message} readings, {len(sample):,} bytes", flush=True)
+            print("broker limit: mosquitto_pub -> mosquitto -> mosquitto_sub …", flush=True)
             broker_msgs = broker_limit(mq, sample, args.seconds)
             print(f"broker limit (C clients, QoS 1): {broker_msgs:,.0f} msgs/s", flush=True)
             shape = {
@@ -530,6 +537,10 @@ def main() -> None:
                 "sensors": min(args.readings_per_message, SENSORS_PER_GATEWAY),
                 "per_batch": args.batch_points,
             }
+            print(
+                f"influx limit: {args.seconds:g} s of plain writes, then {args.seconds / 4:g} s gzip …",
+                flush=True,
+            )
             influx_plain, influx_limit_cpu, influx_burst = influx_limit(ix, args.seconds, gzip=False, **shape)
             influx_gz, _, _ = influx_limit(ix, args.seconds / 4, gzip=True, **shape)
             print(
@@ -543,6 +554,10 @@ def main() -> None:
                 httpx.get(f"{ix.url}/ping", trust_env=False)
             except httpx.HTTPError as exc:
                 raise SystemExit(f"influxd died: {exc}") from None
+            print(
+                f"pipeline: {args.publishers} publishers → mosquitto → {args.workers} ingest → influxd …",
+                flush=True,
+            )
             result = pipeline(args, mq, ix, tmp)
     broker_readings = broker_msgs * args.readings_per_message
     limit = min(influx_plain, broker_readings)
