@@ -44,21 +44,27 @@ def push_dashboards(
 
 
 def annotate_alert(api: GrafanaApi, alert: dict[str, Any], *, dashboard_uid: str | None = None) -> None:
-    """An annotation for an alert (the JSON published on sr/v1/alerts/...), region from its
-    `since` to its `ts` when resolved, tagged so dashboards can filter on rule and org."""
+    """An annotation for an alert (the JSON published on sr/v1/alerts/...), tagged so that
+    dashboards can filter on rule and org: at its `since` when it fires, a region from `since`
+    to `ts` once resolved, and at `ts` with who and how soon when an operator acknowledges it."""
     since = datetime.fromisoformat(str(alert["since"]).replace("Z", "+00:00"))
     ts = datetime.fromisoformat(str(alert["ts"]).replace("Z", "+00:00"))
+    state = alert.get("state")
+    text = f"{state}: {alert['entity']} — {alert.get('message', '')}"
+    if state == "acknowledged":
+        after = f" after {alert['ack_s'] / 60:.0f} min" if alert.get("ack_s") is not None else ""
+        text = f"acknowledged by {alert.get('acked_by') or '?'}{after}: {alert['entity']}"
     api.annotations.add_annotation(
         dashboard_uid=dashboard_uid,
-        time_from=int(since.timestamp() * 1000),
-        time_to=int(ts.timestamp() * 1000) if alert.get("state") == "resolved" else None,
+        time_from=int((ts if state == "acknowledged" else since).timestamp() * 1000),
+        time_to=int(ts.timestamp() * 1000) if state == "resolved" else None,
         tags=[
             "sitroom",
             f"rule:{alert['rule']}",
             f"org:{alert['org']}",
             f"severity:{alert.get('severity', '')}",
         ],
-        text=f"{alert.get('state')}: {alert['entity']} — {alert.get('message', '')}",
+        text=text,
     )
 
 

@@ -221,6 +221,8 @@ class RulesService:
             if is_current:
                 self.conn.client.publish(a.topic, a.to_json(), qos=1, retain=True)
                 self.published += 1
+            if self.annotator is not None:
+                self.annotator.submit(orjson.loads(a.to_json()))
         self.relay.commit()
         return len(moves)
 

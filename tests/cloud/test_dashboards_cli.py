@@ -7,7 +7,7 @@ import json
 import shutil
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from cloud.dashboards.queries import grafana_interval
 from cloud.rules.alert import Alert
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
+from cloud.rules.store import AlertStore
 from cloud.settings import CloudSettings
 
 from support import REPO, wait_until
@@ -155,6 +156,26 @@ def test_an_alert_becomes_a_tagged_annotation_region_once_resolved(grafana: str)
     }
 
 
+def test_an_acknowledgement_is_annotated_when_it_happened_with_who_and_how_soon(grafana: str) -> None:
+    alert = {
+        "rule": "parking-full",
+        "org": "comune-prato",
+        "entity": "p-mercatale",
+        "severity": "warning",
+        "state": "acknowledged",
+        "since": "2026-11-24T08:00:00.000Z",
+        "ts": "2026-11-24T08:04:00.000Z",
+        "acked_by": "comune-prato/anna",
+        "ack_s": 240.0,
+        "message": "occupancy_pct 99 above 95 for 15 min",
+    }
+    annotate_alert(connect(grafana, token="tok"), alert)
+    [(_, _, _, body)] = GrafanaStandIn.requests
+    assert body["time"] == 1795507440000
+    assert body["timeEnd"] is None
+    assert body["text"] == "acknowledged by comune-prato/anna after 4 min: p-mercatale"
+
+
 def test_the_committed_theme_dashboards_are_what_the_builder_generates() -> None:
     for name, build in BUILDERS.items():
         committed = (REPO / "dashboards" / "json" / f"{name}.json").read_text(encoding="utf-8")
@@ -203,3 +224,37 @@ def test_the_rules_service_annotates_each_alert_in_grafana_when_configured(
     assert body["time"] == int(now.timestamp() * 1000)
     assert body["timeEnd"] is None
     assert body["text"] == "firing: p-mercatale — occupancy_pct 99 above 95 for 15 min"
+
+
+def test_an_operators_acknowledgement_reaches_grafana_through_the_rules_service(
+    grafana: str, settings: CloudSettings, tmp_path: Path
+) -> None:
+    store = AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}")
+    service = RulesService(
+        settings.model_copy(update={"grafana_url": grafana, "grafana_token": "tok"}),
+        Engine(load_rules()),
+        store=store,
+    )
+    now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    alert = Alert(
+        rule="parking-full",
+        org="comune-prato",
+        entity="p-mercatale",
+        gateway="gw-mercatale",
+        kind="parking",
+        severity="warning",
+        state="firing",
+        since=now,
+        ts=now,
+        message="occupancy_pct 99 above 95 for 15 min",
+    )
+    service.emit([alert])
+    (opened,) = store.active()
+    store.acknowledge(opened.id, by="comune-prato/anna", at=now + timedelta(minutes=3))
+    assert service.relay_operator_moves() == 1
+    wait_until(lambda: len(GrafanaStandIn.requests) == 2, 10, what="two annotations posted")
+    assert service.annotator is not None
+    service.annotator.close()
+    service.influx.close()
+    texts = [body["text"] for *_, body in GrafanaStandIn.requests]
+    assert texts[1] == "acknowledged by comune-prato/anna after 3 min: p-mercatale"
