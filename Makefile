@@ -8,7 +8,7 @@ STAMP    := $(VENV)/.installed
 CONSOLE_JS := cloud/console/frontend/node_modules/.package-lock.json
 DEMO_ARGS ?= --duration 120 --summary demo-summary.json
 
-.PHONY: help setup system demo test lint types pytest check fmt bench clean
+.PHONY: help setup system demo test lint types pytest check fmt images bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ check: lint types ## Lint and types only
 fmt: setup ## Format and auto-fix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+images: setup ## Refresh the README's console screenshots (docs/images) from the browser test
+	SITROOM_REFRESH_IMAGES=1 $(VENV)/bin/pytest -q tests/e2e/test_console_browser.py
 
 bench: setup ## Run the benchmarks in bench/ and print their figures
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
