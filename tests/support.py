@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.influx.client import InfluxClient
 from cloud.ingest.consumer import Ingest
+from cloud.rules.alert import Alert
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
 from cloud.rules.store import AlertStore
@@ -119,3 +121,22 @@ def cloud_services(
         rules.stop()
         for t in threads:
             t.join(20)
+
+
+def parking_full(at: datetime, **changes: Any) -> Alert:
+    """The tests' usual alert: Piazza Mercatale's car park full, firing since `at`."""
+    fields: dict[str, Any] = {
+        "rule": "parking-full",
+        "org": "comune-prato",
+        "entity": "p-mercatale",
+        "gateway": "gw-mercatale",
+        "kind": "parking",
+        "severity": "warning",
+        "state": "firing",
+        "since": at,
+        "ts": at,
+        "message": "occupancy_pct 99 above 95 for 15 min",
+        "value": 99.0,
+        "threshold": 95.0,
+    }
+    return Alert(**(fields | changes))

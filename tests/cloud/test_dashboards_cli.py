@@ -19,13 +19,12 @@ from cloud.dashboards.build import BUILDERS, render
 from cloud.dashboards.cli import group
 from cloud.dashboards.push import annotate_alert, connect
 from cloud.dashboards.queries import grafana_interval
-from cloud.rules.alert import Alert
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
 from cloud.rules.store import AlertStore
 from cloud.settings import CloudSettings
 
-from support import REPO, wait_until
+from support import REPO, parking_full, wait_until
 
 
 @pytest.mark.parametrize(
@@ -199,20 +198,7 @@ def test_the_rules_service_annotates_each_alert_in_grafana_when_configured(
         settings.model_copy(update={"grafana_url": grafana, "grafana_token": "tok"}), Engine(load_rules())
     )
     now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-    alert = Alert(
-        rule="parking-full",
-        org="comune-prato",
-        entity="p-mercatale",
-        gateway="gw-mercatale",
-        kind="parking",
-        severity="warning",
-        state="firing",
-        since=now,
-        ts=now,
-        message="occupancy_pct 99 above 95 for 15 min",
-        value=99.0,
-        threshold=95.0,
-    )
+    alert = parking_full(now)
     service.emit([alert])
     wait_until(lambda: GrafanaStandIn.requests, 10, what="an annotation posted")
     assert service.annotator is not None
@@ -236,18 +222,7 @@ def test_an_operators_acknowledgement_reaches_grafana_through_the_rules_service(
         store=store,
     )
     now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
-    alert = Alert(
-        rule="parking-full",
-        org="comune-prato",
-        entity="p-mercatale",
-        gateway="gw-mercatale",
-        kind="parking",
-        severity="warning",
-        state="firing",
-        since=now,
-        ts=now,
-        message="occupancy_pct 99 above 95 for 15 min",
-    )
+    alert = parking_full(now)
     service.emit([alert])
     (opened,) = store.active()
     store.acknowledge(opened.id, by="comune-prato/anna", at=now + timedelta(minutes=3))

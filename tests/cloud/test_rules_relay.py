@@ -13,24 +13,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from cloud.rules.alert import Alert
 from cloud.rules.relay import OperatorRelay
 from cloud.rules.store import AlertStore
 
+from support import parking_full
+
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
-FIRING = Alert(
-    rule="parking-full",
-    org="comune-prato",
-    entity="p-mercatale",
-    gateway="gw-mercatale",
-    kind="parking",
-    severity="warning",
-    state="firing",
-    since=T0 - timedelta(minutes=15),
-    ts=T0,
-    message="occupancy_pct 97 above 95 for 15 min",
-    value=97.0,
-    threshold=95.0,
+FIRING = parking_full(
+    T0 - timedelta(minutes=15), ts=T0, message="occupancy_pct 97 above 95 for 15 min", value=97.0
 )
 
 
