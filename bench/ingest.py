@@ -1,6 +1,6 @@
 """Ingest at scale, measured against the machine's own limit, in one self-contained run.
 
-    .venv/bin/python bench/ingest.py --seconds 30 --json out.json
+    .venv/bin/python bench/ingest.py --seconds 30 --json out.json [--plot out.png]
 
 1. Starts its own Mosquitto, and a fresh InfluxDB for each phase (cloud.devservers), in a temp dir.
 2. Broker limit: Mosquitto's C clients (`mosquitto_pub -l` → broker → `mosquitto_sub`, QoS 1)
@@ -16,8 +16,11 @@
    flow-controlled by a window over what ingest reports written (its health topic), so the run
    measures the highest rate the pipeline sustains without an unbounded backlog, not how fast a
    broker queue can fill.
+   The rate is what ingest wrote in a window of `--seconds` that opens after `--warmup`
+   (the flow-control window grows with the rate, so the first seconds are a ramp).
    A probe publishes one reading every 0.2 s through the same broker and ingest, and is timed
-   until a query (every 0.1 s) finds it in InfluxDB: the publish-to-queryable latency.
+   until a query (every 0.1 s) finds it in InfluxDB: the publish-to-queryable latency (of the
+   probes sent in the window).
 5. Counts every reading in InfluxDB at the end; `lost` must be 0.
 
 Prints and writes (`--json`) readings_per_s, p50_latency_ms, p99_latency_ms,
@@ -281,7 +284,7 @@ class Probe:
     influx: InfluxClient
     interval_s: float = 0.2
     sent: dict[int, float] = field(default_factory=dict)  # ts ms -> perf_counter at publish
-    latencies_ms: list[float] = field(default_factory=list)
+    timed: list[tuple[float, float]] = field(default_factory=list)  # (perf_counter at publish, ms)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def run_publisher(self) -> None:
@@ -320,7 +323,7 @@ class Probe:
                 for t_ms, _ in s["values"]:
                     if t_ms not in seen and t_ms in self.sent:
                         seen.add(t_ms)
-                        self.latencies_ms.append((now - self.sent[t_ms]) * 1000)
+                        self.timed.append((self.sent[t_ms], (now - self.sent[t_ms]) * 1000))
             if self.stop.is_set() and len(seen) >= len(self.sent):
                 return
             time.sleep(0.1)  # latencies are upper bounds by up to this much
@@ -386,7 +389,7 @@ def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) -> dict[str, Any]:  # noqa: PLR0915  (one linear script)
+def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) -> dict[str, Any]:  # noqa: PLR0912, PLR0915  (one linear script)
     db = "bench"
     influx = InfluxClient(ix.url, db)
     watch = IngestWatch(mq.port)
@@ -447,13 +450,20 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
             # The load generator shares the machine: its cost is the gateways', not the pipeline's.
             "publishers": [*(p.pid for p in pubs if p.pid is not None), *clients],
         }
-        cpu0 = {k: sum(cpu_s(p) for p in v) for k, v in pids.items()}
-        t0 = time.perf_counter()
+
+        def cpu_now() -> dict[str, float]:
+            return {k: sum(cpu_s(p) for p in v) for k, v in pids.items()}
+
+        begin = time.perf_counter()
         written_at_start = watch.total()
-        watch.recording = True
-        history: list[tuple[float, int]] = [(t0, 0)]
-        next_progress = t0 + 5.0
-        while time.perf_counter() - t0 < args.seconds:
+        history: list[tuple[float, int]] = [(begin, 0)]
+        next_progress = begin + 5.0
+        timeline: list[tuple[float, float]] = []  # (s since the start, readings/s over the last 2 s)
+        # The measured window opens after the warm-up (the window below grows with the rate, as
+        # TCP's does, so the first seconds are a ramp, not the pipeline's sustained rate).
+        window_open: tuple[float, int, dict[str, float]] | None = None
+        now, written = begin, 0
+        while now - begin < args.warmup + args.seconds:
             # The window: publishers may run ahead of what ingest has written by `window_s` of
             # the recent write rate (at least `window` readings, enough to keep every writer busy).
             now, written = time.perf_counter(), watch.total() - written_at_start
@@ -462,14 +472,22 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
                 history.pop(0)
             rate = (written - history[0][1]) / max(now - history[0][0], 1e-3)
             flow.allowed.value = written + max(args.window, int(rate * args.window_s))
+            if window_open is None and now - begin >= args.warmup:
+                window_open = (now, written, cpu_now())
+                watch.recording = True
+            if not timeline or now - begin >= timeline[-1][0] + 0.5:
+                timeline.append((now - begin, rate))
             if now >= next_progress:
                 print(
-                    f"  pipeline {now - t0:4.0f} s: {written:,} readings written, {rate:,.0f}/s", flush=True
+                    f"  pipeline {now - begin:4.0f} s: {written:,} readings written, {rate:,.0f}/s",
+                    flush=True,
                 )
                 next_progress += 5.0
             time.sleep(0.01)
+        assert window_open is not None
+        t0, written0, cpu0 = window_open
+        t1, written1, cpu1 = now, written, cpu_now()
         watch.recording = False
-        publishers_cpu = sum(cpu_s(p) for p in pids["publishers"]) - cpu0["publishers"]
         flow.stop.set()
         for p in pubs:
             p.join(120)
@@ -480,9 +498,6 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
         wait_for(
             lambda: watch.total() - written_at_start >= expected_written, 120, "ingest to write everything"
         )
-        elapsed = time.perf_counter() - t0
-        cpu = {k: sum(cpu_s(p) for p in v) - cpu0[k] for k, v in pids.items() if k != "publishers"}
-        cpu["publishers"] = publishers_cpu
         probe_threads[1].join(60)
         stored = sum(
             int(s["values"][0][1])
@@ -491,20 +506,26 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
                 f"WHERE \"org\"='{ORG}' AND \"gateway\" != '{PROBE_GATEWAY}'"
             )
         )
-        lat = sorted(probe.latencies_ms)
+        measured = max(written1 - written0, 1)
+        lat = sorted(ms for sent, ms in probe.timed if t0 <= sent <= t1)
         return {
-            "readings_per_s": published / elapsed,
+            # What ingest wrote in the measured window, per second of it (its own counter, which
+            # the final count in InfluxDB checks).
+            "readings_per_s": measured / (t1 - t0),
             "p50_latency_ms": lat[len(lat) // 2] if lat else None,
             "p99_latency_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None,
             "latency_probes": len(lat),
             "published_readings": published,
             "stored_readings": stored,
             "lost": published - stored,
-            "pipeline_seconds": elapsed,
+            "pipeline_seconds": t1 - t0,
             # CPU per reading is steadier than rates on a shared machine: it predicts the rate
             # a quiet machine sustains (cores * 1e6 / the sum of the parts' µs per reading).
-            "cpu_us_per_reading": {k: round(v / max(published, 1) * 1e6, 2) for k, v in cpu.items()},
+            "cpu_us_per_reading": {k: round((cpu1[k] - cpu0[k]) / measured * 1e6, 2) for k in pids},
             "ingest_view": watch.view(),
+            "timeline": timeline,
+            "window": (t0 - begin, t1 - begin),
+            "latencies_ms": lat,
         }
     finally:
         for w in workers:
@@ -518,10 +539,43 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
         influx.close()
 
 
+def plot(path: Path, out: dict[str, Any], result: dict[str, Any]) -> None:
+    """The run as a picture: the pipeline's rate against InfluxDB's limit and the target, and
+    the publish-to-queryable latencies."""
+    import matplotlib as mpl  # noqa: PLC0415  (loads slowly; only when asked)
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    timeline, latencies = result["timeline"], result["latencies_ms"]
+    fig, (rate_ax, lat_ax) = plt.subplots(1, 2, figsize=(12, 4.5), width_ratios=(2, 1))
+    limit = out["influx_limit_readings_per_s"]
+    rate_ax.plot([t for t, _ in timeline], [r / 1000 for _, r in timeline], color="#0072B2", label="pipeline")
+    rate_ax.axhline(limit / 1000, color="#000000", linestyle="--", label="InfluxDB alone (sustained)")
+    rate_ax.axhline(0.6 * limit / 1000, color="#D55E00", linestyle=":", label="target: 0.6 of it")
+    rate_ax.axvspan(*result["window"], color="#56B4E9", alpha=0.15, label="measured window")
+    rate_ax.set(xlabel="s", ylabel="k readings/s", ylim=(0, limit / 1000 * 1.15))
+    rate, ratio = out["readings_per_s"], out["ratio_to_limit"]
+    rate_ax.set_title(f"{rate:,.0f} readings/s = {ratio:.2f} of the limit, lost {out['lost']}")
+    rate_ax.legend(loc="lower right")
+    lat_ax.hist(latencies, bins=30, color="#009E73")
+    for q, style in (("p50_latency_ms", "--"), ("p99_latency_ms", ":")):
+        if out[q] is not None:
+            lat_ax.axvline(out[q], color="#000000", linestyle=style, label=f"{q[:3]} {out[q]:,.0f} ms")
+    lat_ax.set(xlabel="publish → queryable, ms", ylabel="probes")
+    lat_ax.legend()
+    fig.suptitle(f"bench/ingest.py on {out['machine']}, {out['measured_at']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=30.0, help="length of the pipeline phase")
+    ap.add_argument("--seconds", type=float, default=30.0, help="length of the pipeline's measured window")
+    ap.add_argument("--warmup", type=float, default=5.0, help="seconds of pipeline before the window opens")
     ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--plot", type=Path, help="draw the run (rate over time, latencies) as a PNG here")
     ap.add_argument("--publishers", type=int, default=2, help="publisher processes")
     ap.add_argument("--gateways", type=int, default=8, help="gateways simulated per publisher")
     ap.add_argument("--readings-per-message", type=int, default=1000)
@@ -531,7 +585,7 @@ def main() -> None:
     )
     ap.add_argument("--batch-points", type=int, default=5000, help="readings per InfluxDB write")
     ap.add_argument(
-        "--window", type=int, default=12_000, help="least readings publishers may run ahead of ingest"
+        "--window", type=int, default=30_000, help="least readings publishers may run ahead of ingest"
     )
     ap.add_argument(
         "--window-s", type=float, default=0.6, help="seconds of write rate publishers may run ahead"
@@ -594,6 +648,7 @@ def main() -> None:
         "stored_readings": result["stored_readings"],
         "latency_probes": result["latency_probes"],
         "pipeline_seconds": round(result["pipeline_seconds"], 2),
+        "warmup_seconds": args.warmup,
         "cpu_us_per_reading": result["cpu_us_per_reading"],
         "ingest_view_medians": result["ingest_view"],
         "influx_limit_cpu_us_per_point": round(influx_limit_cpu, 2),
@@ -612,6 +667,9 @@ def main() -> None:
         print(f"{k}: {v}")
     if args.json:
         args.json.write_text(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+    if args.plot:
+        plot(args.plot, out, result)
+        print(f"picture of the run: {args.plot}")
     if out["lost"]:
         raise SystemExit(f"LOST {out['lost']} readings")
 
