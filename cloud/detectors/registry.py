@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import ClassVar, TypeVar
+from typing import ClassVar
+
+from cloud.plugins import Registry, UnknownPluginError
 
 
 class Detector:
@@ -21,34 +22,11 @@ class Detector:
         raise NotImplementedError
 
 
-_DETECTORS: dict[str, type[Detector]] = {}
-D = TypeVar("D", bound=type[Detector])
+class UnknownDetectorError(UnknownPluginError):
+    what = "detector"
 
 
-class UnknownDetectorError(KeyError):
-    def __init__(self, name: str, known: list[str]) -> None:
-        self.detector = name
-        self.known = known
-        super().__init__(f"unknown detector {name!r}; known: {', '.join(known)}")
-
-
-def register(name: str) -> Callable[[D], D]:
-    def add(cls: D) -> D:
-        if name in _DETECTORS:
-            raise ValueError(f"detector {name!r} registered twice")
-        cls.name = name
-        _DETECTORS[name] = cls
-        return cls
-
-    return add
-
-
-def get(name: str) -> type[Detector]:
-    try:
-        return _DETECTORS[name]
-    except KeyError:
-        raise UnknownDetectorError(name, sorted(_DETECTORS)) from None
-
-
-def names() -> list[str]:
-    return sorted(_DETECTORS)
+_DETECTORS: Registry[Detector] = Registry("detector", "name", UnknownDetectorError)
+register = _DETECTORS.register
+get = _DETECTORS.get
+names = _DETECTORS.names

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.plugins import Registry, UnknownPluginError
 from cloud.rules.alert import Alert
 
 
@@ -46,37 +47,14 @@ class Channel:
         return None
 
 
-_CHANNELS: dict[str, type[Channel]] = {}
-C = TypeVar("C", bound=type[Channel])
+class UnknownChannelError(UnknownPluginError):
+    what = "channel type"
 
 
-class UnknownChannelError(KeyError):
-    def __init__(self, name: str, known: list[str]) -> None:
-        self.channel = name
-        self.known = known
-        super().__init__(f"unknown channel type {name!r}; known: {', '.join(known)}")
-
-
-def register(name: str) -> Callable[[C], C]:
-    def add(cls: C) -> C:
-        if name in _CHANNELS:
-            raise ValueError(f"channel {name!r} registered twice")
-        cls.kind = name
-        _CHANNELS[name] = cls
-        return cls
-
-    return add
-
-
-def get(name: str) -> type[Channel]:
-    try:
-        return _CHANNELS[name]
-    except KeyError:
-        raise UnknownChannelError(name, sorted(_CHANNELS)) from None
-
-
-def names() -> list[str]:
-    return sorted(_CHANNELS)
+_CHANNELS: Registry[Channel] = Registry("channel", "kind", UnknownChannelError)
+register = _CHANNELS.register
+get = _CHANNELS.get
+names = _CHANNELS.names
 
 
 def subject(alerts: Sequence[Alert]) -> str:

@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
+from cloud.plugins import Registry, UnknownPluginError
 from cloud.rules.base import Rule
 
-_RULES: dict[str, type[Rule]] = {}
-R = TypeVar("R", bound=type[Rule])
+
+class UnknownRuleError(UnknownPluginError):
+    what = "rule"
 
 
-class UnknownRuleError(KeyError):
-    def __init__(self, name: str, known: list[str]) -> None:
-        self.known = known
-        super().__init__(f"unknown rule {name!r}; known: {', '.join(known)}")
-
-
-def register(kind: str) -> Callable[[R], R]:
-    def add(rule: R) -> R:
-        if kind in _RULES:
-            raise ValueError(f"rule {kind!r} registered twice")
-        rule.kind = kind
-        _RULES[kind] = rule
-        return rule
-
-    return add
-
-
-def get(kind: str) -> type[Rule]:
-    try:
-        return _RULES[kind]
-    except KeyError:
-        raise UnknownRuleError(kind, sorted(_RULES)) from None
-
-
-def all_rules() -> dict[str, type[Rule]]:
-    return dict(sorted(_RULES.items()))
+_RULES: Registry[Rule] = Registry("rule", "kind", UnknownRuleError)
+register = _RULES.register
+get = _RULES.get
+all_rules = _RULES.all
