@@ -29,7 +29,17 @@ from edge.simulators.clock import SimClock
 from gateway.agent import Agent
 from gateway.config import load
 
-from support import REPO, cloud_services, count_points, unique, wait_until
+from support import (
+    REPO,
+    Hooks,
+    Inbox,
+    cloud_services,
+    count_points,
+    smtp_server,
+    unique,
+    wait_until,
+    webhook_receiver,
+)
 
 _servers: list[Mosquitto | Influxd] = []
 
@@ -163,3 +173,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for server in _servers:
             report.sections.append((f"{server.name} log ({server.data_dir})", server.log()[-6000:]))
     return report
+
+
+@pytest.fixture
+def hooks() -> Iterator[Hooks]:
+    """A webhook receiver on loopback (support.webhook_receiver)."""
+    with webhook_receiver() as state:
+        yield state
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    """An SMTP server on loopback: (port, inbox) (support.smtp_server)."""
+    with smtp_server() as server:
+        yield server

@@ -4,28 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import message_from_bytes
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
-from aiosmtpd.controller import Controller
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.devservers import free_port
 from cloud.notify import DeliveryError, NotificationsConfig, Notifier, build_channels
 from cloud.notify.webhook import Webhook, WebhookConfig
 from cloud.rules.alert import Alert
 from edge.contract import BrokerAddress
 
-from support import wait_until
+from support import Hooks, Inbox, wait_until
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
 SECRET = "s3cret"
@@ -37,59 +29,6 @@ def alert(entity: str = "p-a", severity: str = "warning", org: str = "comune-pra
         severity=severity, state="firing", since=T0, ts=T0, message="occupancy_pct 97 above 95",  # type: ignore[arg-type]
         value=97.0, threshold=95.0, context={"baseline": 71.0},
     )  # fmt: skip
-
-
-@dataclass
-class Hooks:
-    url: str
-    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    statuses: list[int] = field(default_factory=list)  # replies to give, then 200
-
-
-@pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    state = Hooks(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            payload = self.rfile.read(int(self.headers["Content-Length"]))
-            state.requests.append(({k.lower(): v for k, v in self.headers.items()}, payload))
-            self.send_response(state.statuses.pop(0) if state.statuses else 200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802  (aiosmtpd hook)
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Controller, Inbox]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller, inbox
-    finally:
-        controller.stop()
 
 
 def webhook(url: str, **extra: Any) -> Webhook:
@@ -154,9 +93,9 @@ def config(hooks: Hooks, smtp_port: int, **extra: Any) -> NotificationsConfig:
     )
 
 
-def test_alerts_are_routed_by_organisation_and_severity(hooks: Hooks, smtp: tuple[Controller, Inbox]) -> None:
-    controller, inbox = smtp
-    notifier = Notifier(cfg := config(hooks, controller.port, group_wait_s=0), build_channels(cfg))
+def test_alerts_are_routed_by_organisation_and_severity(hooks: Hooks, smtp: tuple[int, Inbox]) -> None:
+    port, inbox = smtp
+    notifier = Notifier(cfg := config(hooks, port, group_wait_s=0), build_channels(cfg))
     try:
         notifier.submit([alert(severity="info")])  # below the route's minimum: nowhere
         notifier.submit([alert(org="other-org", severity="warning")])  # nowhere
@@ -175,9 +114,9 @@ def test_alerts_are_routed_by_organisation_and_severity(hooks: Hooks, smtp: tupl
         notifier.close()
 
 
-def test_a_storm_of_alerts_is_one_webhook_and_one_email(hooks: Hooks, smtp: tuple[Controller, Inbox]) -> None:
-    controller, inbox = smtp
-    notifier = Notifier(cfg := config(hooks, controller.port, group_wait_s=2), build_channels(cfg))
+def test_a_storm_of_alerts_is_one_webhook_and_one_email(hooks: Hooks, smtp: tuple[int, Inbox]) -> None:
+    port, inbox = smtp
+    notifier = Notifier(cfg := config(hooks, port, group_wait_s=2), build_channels(cfg))
     try:
         notifier.submit([alert(entity=f"p-{i}") for i in range(1000)])
         assert wait_until(lambda: len(inbox.messages) == 1 and len(hooks.requests) == 1, 60)

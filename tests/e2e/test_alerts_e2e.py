@@ -13,21 +13,16 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
-from aiosmtpd.controller import Controller
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.devservers import Mosquitto, free_port
+from cloud.devservers import Mosquitto
 from cloud.influx.client import InfluxClient
 from cloud.ingest.consumer import Ingest
 from cloud.notify import NotificationsConfig, Notifier, build_channels
@@ -37,62 +32,12 @@ from cloud.rules.store import AlertStore
 from cloud.settings import CloudSettings
 from edge.contract import SCHEMA_VERSION, Batch, Reading, SensorKind, encode, topics
 
-from support import Recorder, wait_until
+from support import Hooks, Inbox, Recorder, wait_until
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-secret"
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 SQUARE = [[11.1055, 43.8675], [11.1065, 43.8675], [11.1065, 43.8685], [11.1055, 43.8685], [11.1055, 43.8675]]
-
-
-@dataclass
-class Hooks:
-    url: str = ""
-    requests: list[bytes] = field(default_factory=list)
-
-
-@pytest.fixture
-def hooks() -> Iterator[Hooks]:
-    state = Hooks()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            state.requests.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802  (aiosmtpd hook)
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller.port, inbox
-    finally:
-        controller.stop()
 
 
 def rules_file(tmp_path: Path, hooks: Hooks, smtp_port: int, org: str) -> Path:
