@@ -114,31 +114,24 @@ class Snapshot:
     lines: list[str]
     signature: frozenset[tuple[str, int, str]]  # (id, version, phase): what a change changes
     unreadable: list[UnreadableRow]
+    worksites: list[Worksite]  # those whose point is in `lines`
 
 
-def take(
-    store: WorksiteStore,
-    at: datetime,
-    *,
-    lookback: timedelta,
-    horizon: timedelta,
-    sites: dict[str, Site] | None = None,
-    radius_m: float = DEFAULT_RADIUS_M,
-) -> Snapshot:
+def take(store: WorksiteStore, at: datetime, *, lookback: timedelta, horizon: timedelta) -> Snapshot:
     found, unreadable = store.search_readable(Query(start=at - lookback, end=at + horizon, limit=10**9))
     lines: list[str] = []
+    written: list[Worksite] = []
     signature: set[tuple[str, int, str]] = set()
     for ws in found:
         try:
             lines.append(worksite_line(ws, at))
-            if sites:
-                lines += near_lines(ws, at, sites, radius_m)
         except LineProtocolError as exc:
             unreadable.append(UnreadableRow(ws.id, str(exc)))
             continue
+        written.append(ws)
         signature.add((ws.id, ws.version, phase(ws, at)))
     signature |= {(bad.id, -1, "unreadable") for bad in unreadable}
-    return Snapshot(lines, frozenset(signature), unreadable)
+    return Snapshot(lines, frozenset(signature), unreadable, written)
 
 
 class WorksiteSnapshots:
@@ -190,14 +183,7 @@ class WorksiteSnapshots:
         else:
             at = now.replace(microsecond=0)
         try:
-            snap = take(
-                self.store,
-                at,
-                lookback=self.lookback,
-                horizon=self.horizon,
-                sites=self.sites,
-                radius_m=self.radius_m,
-            )
+            snap = take(self.store, at, lookback=self.lookback, horizon=self.horizon)
         except SQLAlchemyError as exc:
             # The registry may not exist yet (the API creates it) or be unreachable: next poll.
             self._report(("registry", type(exc).__name__), "worksite registry unreadable: %s", exc)
@@ -207,16 +193,27 @@ class WorksiteSnapshots:
             self._report((bad.id, bad.reason), "worksite %s left out: %s", bad.id, bad.reason)
         if period == self._period and snap.signature == self._signature:
             return 0
-        if snap.lines:
+        # The sensors around each worksite: geometry work, so only when the points are written.
+        lines = snap.lines + self._surroundings(snap.worksites, at)
+        if lines:
             try:
-                influx.write(snap.lines)
+                influx.write(lines)
             except InfluxError as exc:
-                log.warning("could not write %d worksite points to InfluxDB: %s", len(snap.lines), exc)
+                log.warning("could not write %d worksite points to InfluxDB: %s", len(lines), exc)
                 return 0
         self._period, self._signature = period, snap.signature
-        self.points_written += len(snap.lines)
+        self.points_written += len(lines)
         self.writes += 1
-        return len(snap.lines)
+        return len(lines)
+
+    def _surroundings(self, worksites: list[Worksite], at: datetime) -> list[str]:
+        lines: list[str] = []
+        for ws in worksites:
+            try:
+                lines += near_lines(ws, at, self.sites, self.radius_m)
+            except LineProtocolError as exc:  # a sensor name line protocol cannot hold
+                self._report((ws.id, str(exc)), "sensors near worksite %s left out: %s", ws.id, exc)
+        return lines
 
     def _report(self, cause: tuple[str, str], message: str, *args: object) -> None:
         # Once per cause and interval, not once per poll.
