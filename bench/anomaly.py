@@ -32,7 +32,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
+from cloud.core.geo import Geography, GeoJsonWorksites, Site
 from cloud.rules.anomaly import (
     Flatline,
     FlatlineConfig,
@@ -43,7 +44,6 @@ from cloud.rules.anomaly import (
 )
 from cloud.rules.base import Rule
 from cloud.rules.engine import Engine
-from cloud.rules.geo import Geography, GeoJsonWorksites, Site
 from cloud.rules.places import (
     Geofence,
     GeofenceConfig,
@@ -436,11 +436,11 @@ def latency(samples: int) -> list[float]:  # noqa: PLR0915  (servers up, measure
     import paho.mqtt.client as mqtt  # noqa: PLC0415
     from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
 
-    from cloud.devservers import Influxd, Mosquitto  # noqa: PLC0415
+    from cloud.core.settings import CloudSettings  # noqa: PLC0415
+    from cloud.dev.servers import Influxd, Mosquitto  # noqa: PLC0415
     from cloud.ingest.consumer import Ingest  # noqa: PLC0415
     from cloud.rules.service import RulesService  # noqa: PLC0415
     from cloud.rules.store import AlertStore  # noqa: PLC0415
-    from cloud.settings import CloudSettings  # noqa: PLC0415
     from edge.contract import SCHEMA_VERSION, Batch, encode, topics  # noqa: PLC0415
 
     out: list[float] = []

@@ -55,11 +55,11 @@ def _sensors(scale: int, rng: random.Random) -> dict[str, object]:
 
 
 def serve(port: int, data_dir: Path, scale: int) -> None:
-    from cloud.console.demo import running_console  # noqa: PLC0415
-    from cloud.rules.alert import Alert  # noqa: PLC0415
+    from cloud.apps.console import running_console  # noqa: PLC0415
+    from cloud.core.alerts import Alert  # noqa: PLC0415
+    from cloud.core.geometry import PRATO_AREA  # noqa: PLC0415
     from cloud.rules.store import AlertStore  # noqa: PLC0415
     from cloud.worksites.demo_data import load_demo  # noqa: PLC0415
-    from cloud.worksites.geo import PRATO_AREA  # noqa: PLC0415
     from cloud.worksites.store import WorksiteStore  # noqa: PLC0415
 
     ws = WorksiteStore.open(f"sqlite:///{data_dir / 'ws.db'}", area=PRATO_AREA)
@@ -154,7 +154,7 @@ def poster(base: str, rate: float, stop: threading.Event, sent: list[int]) -> No
 
 
 async def run(args: argparse.Namespace) -> None:
-    from cloud.devservers import free_port  # noqa: PLC0415
+    from cloud.dev.servers import free_port  # noqa: PLC0415
 
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,7 +39,7 @@ import paho.mqtt.client as mqtt
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.devservers import Mosquitto, env_without_proxies
+from cloud.dev.servers import Mosquitto, env_without_proxies
 from edge.contract import SensorKind
 from edge.drivers import SourceContext, get
 from edge.simulators.clock import WallClock

@@ -28,8 +28,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cloud.core.admission import TimeLimits
 from cloud.ingest.fastpath import FastDecoder, reference_decode
-from cloud.ingest.policy import TimeLimits
 from edge.contract import SensorKind, format_ts
 
 NOW = datetime.now(UTC).replace(microsecond=0)

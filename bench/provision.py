@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.devservers import Mosquitto, free_port
+from cloud.dev.servers import Mosquitto, free_port
 from cloud.provision.broker import paths
 from cloud.provision.cli import group
 from cloud.provision.registry import Registry

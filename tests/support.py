@@ -19,14 +19,14 @@ import paho.mqtt.client as mqtt
 from aiosmtpd.controller import Controller
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.devservers import free_port
-from cloud.influx.client import InfluxClient
+from cloud.core.alerts import Alert
+from cloud.core.settings import CloudSettings
+from cloud.dev.servers import free_port
 from cloud.ingest.consumer import Ingest
-from cloud.rules.alert import Alert
+from cloud.io.influx.client import InfluxClient
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
 from cloud.rules.store import AlertStore
-from cloud.settings import CloudSettings
 from cloud.worksites.snapshot import WorksiteSnapshots
 from edge.contract import KINDS
 

@@ -16,6 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
+from cloud.core.alerts import Alert
+from cloud.core.geo import Site
+from cloud.core.geometry import parse_geojson
 from cloud.dashboards.check import strings_with_keys
 from cloud.dashboards.queries import (
     GRAFANA_BUILTINS,
@@ -30,10 +33,7 @@ from cloud.dashboards.queries import (
 from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.gateway_health import HEALTH_FIELDS, HEALTH_MEASUREMENT, STATUS_MEASUREMENT
 from cloud.ingest.stats import IngestStats
-from cloud.rules.alert import Alert
-from cloud.rules.geo import Site
 from cloud.worksites.demo_data import demo_worksites
-from cloud.worksites.geo import parse_geojson
 from cloud.worksites.models import Worksite
 from cloud.worksites.snapshot import near_lines, phase, worksite_line
 from edge.contract import KINDS

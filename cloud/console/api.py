@@ -22,7 +22,7 @@ from cloud.console.broadcast import encode
 from cloud.console.live import alert_view
 from cloud.console.store import THREAD, ThreadKeyError, UnknownFileError
 from cloud.console.uploads import UploadRefusedError
-from cloud.rules.lifecycle import InvalidTransitionError
+from cloud.core.lifecycle import InvalidTransitionError
 from cloud.rules.store import AlertNotFoundError
 from cloud.worksites.models import Role, Status
 from cloud.worksites.store import Caller, NotFoundError, PermissionDeniedError

@@ -1,7 +1,7 @@
 """The console's runtime: stores, uploads, broadcaster and live feed, mounted on a FastAPI app.
 
 `mount_console(app, Console(...))` adds the `/console` pages and `/console/api` routes to the
-API app (`cloud.api.app.create_app`); `Console.start()`/`stop()` run its live-feed thread.
+API app (`cloud.apps.api.create_app`); `Console.start()`/`stop()` run its live-feed thread.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloud.console.broadcast import Broadcaster
-from cloud.influx.client import InfluxClient, InfluxError
-from cloud.rules.geo import Site, load_sites
+from cloud.core.geo import Site, load_sites
+from cloud.io.influx.client import InfluxClient, InfluxError
 from cloud.rules.store import AlertNotFoundError, AlertStore, StoredAlert
 from cloud.worksites.api import feature_collection
 from cloud.worksites.store import WorksiteStore

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from cloud.console.app import PostNotifier
 from cloud.console.store import Post
+from cloud.core.alerts import Alert
 from cloud.notify import NotificationsConfig, Notifier, build_channels
-from cloud.rules.alert import Alert
 from edge.contract import BrokerAddress
 
 RULE = "console-mention"

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from cloud.dashboards.check import Report, check_live, check_offline, load_dashboards, provisioned_uids
-from cloud.influx.client import InfluxClient
+from cloud.io.influx.client import InfluxClient
 
 DASHBOARDS = Path("dashboards")
 
@@ -45,7 +45,7 @@ def check(directory: Path, influx_url: str | None, database: str, demo: bool) ->
     """Check every dashboard offline, and with --influx or --demo run every query on real data."""
     report = Report()
     if demo:
-        from cloud.demo import DemoOptions, run_demo  # noqa: PLC0415  (only this option needs the demo)
+        from cloud.apps.demo import DemoOptions, run_demo  # noqa: PLC0415  (only this option needs the demo)
 
         configs = sorted(Path("firmware_configs").glob("*.yaml"))
         if not configs:

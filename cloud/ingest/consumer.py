@@ -37,16 +37,16 @@ from pathlib import Path
 import orjson
 import paho.mqtt.client as mqtt
 
-from cloud.influx import retention
-from cloud.influx.client import InfluxClient, QueryError, RejectedLine, RetryableWriteError
-from cloud.influx.lineprotocol import line
+from cloud.core.admission import PolicyError, SensorChecks, TimeLimits, UnknownSensorError
+from cloud.core.settings import CloudSettings
 from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.fastpath import FastDecoder
 from cloud.ingest.gateway_health import health_line, status_line
-from cloud.ingest.policy import PolicyError, SensorChecks, TimeLimits, UnknownSensorError
 from cloud.ingest.stats import IngestStats
-from cloud.mqtt import BrokerConnection
-from cloud.settings import CloudSettings
+from cloud.io.influx import retention
+from cloud.io.influx.client import InfluxClient, QueryError, RejectedLine, RetryableWriteError
+from cloud.io.influx.lineprotocol import line
+from cloud.io.mqtt import BrokerConnection
 from edge.contract import ContractError, SchemaError, is_id, topics
 from edge.contract.topics import Channel
 

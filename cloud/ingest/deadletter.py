@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from cloud.influx.lineprotocol import line
+from cloud.io.influx.lineprotocol import line
 from edge.contract import ContractError, format_ts, short_repr, topics
 
 MEASUREMENT = "sitroom_deadletter"

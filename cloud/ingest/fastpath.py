@@ -27,9 +27,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from cloud.influx.lineprotocol import LineProtocolError, escape_key, escape_measurement, reading_line
-from cloud.ingest.policy import TimeLimits
+from cloud.core.admission import TimeLimits
 from cloud.ingest.typedpath import Typed, TypedDecoder
+from cloud.io.influx.lineprotocol import LineProtocolError, escape_key, escape_measurement, reading_line
 from edge.contract import (
     KINDS,
     ContractError,

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from cloud.mqtt import BrokerConnection
+from cloud.core.alerts import Alert
+from cloud.io.mqtt import BrokerConnection
 from cloud.notify.registry import Channel, ChannelConfig, DeliveryError, register
-from cloud.rules.alert import Alert
 from edge.contract import BrokerAddress
 
 

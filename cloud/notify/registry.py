@@ -7,8 +7,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.plugins import Registry, UnknownPluginError
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
+from cloud.core.plugins import Registry, UnknownPluginError
 
 
 class ChannelConfig(BaseModel):

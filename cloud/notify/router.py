@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cloud.core.alerts import Alert, Severity
 from cloud.notify.registry import Channel, DeliveryError, get
-from cloud.rules.alert import Alert, Severity
 from edge.contract import BrokerAddress
 
 log = logging.getLogger(__name__)

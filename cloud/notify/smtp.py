@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from cloud.core.alerts import Alert
 from cloud.notify.registry import Channel, ChannelConfig, DeliveryError, body, register, subject
-from cloud.rules.alert import Alert
 
 
 class EmailConfig(ChannelConfig):

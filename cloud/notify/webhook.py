@@ -18,8 +18,8 @@ import httpx
 import orjson
 from pydantic import Field, SecretStr
 
+from cloud.core.alerts import Alert
 from cloud.notify.registry import Channel, ChannelConfig, DeliveryError, register, subject
-from cloud.rules.alert import Alert
 
 
 class WebhookConfig(ChannelConfig):

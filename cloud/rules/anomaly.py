@@ -12,10 +12,10 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
-from cloud.detectors import DECADES, Detector, get, names, p_from_score, score_from_p
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
+from cloud.core.geo import Geography, Site
 from cloud.rules.base import Rule, RuleConfig
-from cloud.rules.geo import Geography, Site
+from cloud.rules.detectors import DECADES, Detector, get, names, p_from_score, score_from_p
 from cloud.rules.registry import register
 from edge.contract import KINDS, Reading, SensorKind
 
@@ -242,7 +242,7 @@ class SeasonalConfig(FieldRuleConfig):
 @register("seasonal")
 class Seasonal(FieldRule):
     """Deviation from the series' own ordinary operations, learnt online per series (time-of-day
-    and time-of-week profile, level, period), scored as a calibrated rarity (see cloud.detectors)."""
+    and time-of-week profile, level, period), scored as a calibrated rarity (see cloud.rules.detectors)."""
 
     Config = SeasonalConfig
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from cloud.rules.lifecycle import InvalidTransitionError
+from cloud.core.lifecycle import InvalidTransitionError
 from cloud.rules.store import AlertNotFoundError, AlertStore, StoredAlert
 from cloud.worksites.deps import CallerDep
 from cloud.worksites.store import Caller

@@ -8,8 +8,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.rules.alert import Alert, Severity
-from cloud.rules.geo import Geography
+from cloud.core.alerts import Alert, Severity
+from cloud.core.geo import Geography
 from edge.contract import Reading
 
 

@@ -79,8 +79,8 @@ def replay(
 
 
 def _replay_series(detector: str, input_path: Path, output_path: Path) -> None:
-    from cloud.detectors import UnknownDetectorError, get  # noqa: PLC0415  (keeps --help fast)
-    from cloud.detectors.replay import BadRow, CsvHeaderError, replay_csv  # noqa: PLC0415
+    from cloud.rules.detectors import UnknownDetectorError, get  # noqa: PLC0415  (keeps --help fast)
+    from cloud.rules.detectors.replay import BadRow, CsvHeaderError, replay_csv  # noqa: PLC0415
 
     try:
         get(detector)
@@ -117,7 +117,8 @@ def _replay_rules(
 ) -> None:
     from collections import Counter  # noqa: PLC0415
 
-    from cloud.influx.client import InfluxClient  # noqa: PLC0415
+    from cloud.core.settings import CloudSettings  # noqa: PLC0415
+    from cloud.io.influx.client import InfluxClient  # noqa: PLC0415
     from cloud.rules.backtest import (  # noqa: PLC0415
         Skipped,
         backtest,
@@ -125,7 +126,6 @@ def _replay_rules(
         readings_from_influx,
     )
     from cloud.rules.engine import RulesFileError, load_rules  # noqa: PLC0415
-    from cloud.settings import CloudSettings  # noqa: PLC0415
 
     try:
         rules = load_rules(rules_file)

@@ -17,10 +17,8 @@ import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from cloud.rules.alert import Alert, AlertKey
-from cloud.rules.anomaly import Flatline, FlatlineGroup, RateOfChange, RateOfChangeGroup
-from cloud.rules.base import Clocks, Rule
-from cloud.rules.geo import (
+from cloud.core.alerts import Alert, AlertKey
+from cloud.core.geo import (
     Geography,
     GeoJsonWorksites,
     NoWorksites,
@@ -28,6 +26,8 @@ from cloud.rules.geo import (
     WorksiteLookup,
     load_sites,
 )
+from cloud.rules.anomaly import Flatline, FlatlineGroup, RateOfChange, RateOfChangeGroup
+from cloud.rules.base import Clocks, Rule
 from cloud.rules.registry import UnknownRuleError, get
 from cloud.rules.threshold import Threshold, ThresholdGroup
 from edge.contract import Reading
@@ -42,7 +42,7 @@ class RulesFileError(ValueError):
 class RulesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rules: list[dict[str, Any]]
-    # Where sensors are (default: cloud/rules/sites.yaml), relative to the rules file.
+    # Where sensors are (default: cloud/core/sites.yaml), relative to the rules file.
     sites: str | None = None
     # Worksites as a GeoJSON FeatureCollection: a file (relative to the rules file) or a URL.
     worksites: str | None = None

@@ -12,11 +12,11 @@ from shapely import Point
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from cloud.detectors import Detector, get, names
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
+from cloud.core.geo import Geography, NoWorksites, Site, WorksiteLookup, distance_m
 from cloud.rules.anomaly import FieldRule, FieldRuleConfig, SeriesId
 from cloud.rules.base import Rule, RuleConfig
-from cloud.rules.geo import Geography, NoWorksites, Site, WorksiteLookup, distance_m
+from cloud.rules.detectors import Detector, get, names
 from cloud.rules.registry import register
 from edge.contract import Reading, SensorKind
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloud.plugins import Registry, UnknownPluginError
+from cloud.core.plugins import Registry, UnknownPluginError
 from cloud.rules.base import Rule
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import get_args
 
-from cloud.rules.alert import Alert, Severity, State
+from cloud.core.alerts import Alert, Severity, State
 from cloud.rules.store import AlertStore, OperatorMove
 
 DEFAULT_LOOKBACK = timedelta(days=1)

@@ -15,14 +15,14 @@ import paho.mqtt.client as mqtt
 from pydantic import AwareDatetime, BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.influx.client import InfluxClient, InfluxError, QueryError
-from cloud.mqtt import BrokerConnection
+from cloud.core.alerts import Alert
+from cloud.core.settings import CloudSettings
+from cloud.io.influx.client import InfluxClient, InfluxError, QueryError
+from cloud.io.mqtt import BrokerConnection
 from cloud.notify import Notifier
-from cloud.rules.alert import Alert
 from cloud.rules.engine import Engine, RulesFileError, load_rules
 from cloud.rules.relay import OperatorRelay
 from cloud.rules.store import AlertStore
-from cloud.settings import CloudSettings
 from edge.contract import ContractError, decode, loads, topics
 from edge.contract.topics import Channel
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
 from cloud.rules.base import Clocks, Rule, RuleConfig
 from cloud.rules.registry import register
 from edge.contract import Reading

@@ -22,9 +22,9 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from cloud.db import Migration, make_engine, migrate
-from cloud.rules.alert import Alert
-from cloud.rules.lifecycle import Event, InvalidTransitionError, next_state
+from cloud.core.alerts import Alert
+from cloud.core.lifecycle import Event, InvalidTransitionError, next_state
+from cloud.io.db import Migration, make_engine, migrate
 
 COMPONENT = "rules"
 metadata = sa.MetaData()

@@ -13,7 +13,7 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
 from cloud.rules.base import Rule, RuleConfig
 from cloud.rules.registry import register
 from edge.contract import KINDS, Reading, SensorKind

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Path, Response, status
 from pydantic import BaseModel, ValidationError
 
+from cloud.core.geometry import parse_geojson
 from cloud.worksites import conflicts, wzdx
 from cloud.worksites.deps import CallerDep, CoordinationDep, QueryDep, StoreDep
-from cloud.worksites.geo import parse_geojson
 from cloud.worksites.models import (
     ID_PATTERN,
     HistoryEntry,

@@ -18,14 +18,14 @@ DEFAULT_ORG = "comune-prato"
 
 
 def default_db_url() -> str:
-    from cloud.demo import default_data_dir  # noqa: PLC0415
+    from cloud.apps.demo import default_data_dir  # noqa: PLC0415
 
     return f"sqlite:///{default_data_dir().parent / 'worksites.db'}"
 
 
 def _open(db: str | None) -> Any:
-    from cloud.db import DatabaseURLError  # noqa: PLC0415
-    from cloud.worksites.geo import PRATO_AREA  # noqa: PLC0415
+    from cloud.core.geometry import PRATO_AREA  # noqa: PLC0415
+    from cloud.io.db import DatabaseURLError  # noqa: PLC0415
     from cloud.worksites.store import WorksiteStore  # noqa: PLC0415
 
     try:
@@ -133,7 +133,7 @@ def list_(
     as_json: bool,
 ) -> None:
     """List worksites, filtered by status, owner, time window and bounding box."""
-    from cloud.worksites.geo import BBox  # noqa: PLC0415
+    from cloud.core.geometry import BBox  # noqa: PLC0415
     from cloud.worksites.models import Status  # noqa: PLC0415
     from cloud.worksites.store import Query  # noqa: PLC0415
 

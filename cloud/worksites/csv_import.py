@@ -23,7 +23,7 @@ import orjson
 import shapely
 from pydantic import ValidationError
 
-from cloud.worksites.geo import to_geojson
+from cloud.core.geometry import to_geojson
 from cloud.worksites.models import WorksiteCreate
 from cloud.worksites.store import FieldProblem, InvalidWorksiteError, problems_from
 

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from cloud.core.geometry import BBox
 from cloud.worksites.conflicts import CoordinationSettings
-from cloud.worksites.geo import BBox
 from cloud.worksites.models import ID_PATTERN, Status
 from cloud.worksites.store import Caller, FieldProblem, InvalidWorksiteError, WorksiteStore
 from cloud.worksites.store import Query as StoreQuery

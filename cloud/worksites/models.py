@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from cloud.worksites.geo import GeometryError, parse_geojson, to_geojson
+from cloud.core.geometry import GeometryError, parse_geojson, to_geojson
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 ID_RE = re.compile(ID_PATTERN)

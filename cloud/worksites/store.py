@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine
 
-from cloud.db import Migration, make_engine, migrate
-from cloud.worksites.geo import BBox, GeometryError, check_in_area, parse_geojson
+from cloud.core.geometry import BBox, GeometryError, check_in_area, parse_geojson
+from cloud.io.db import Migration, make_engine, migrate
 from cloud.worksites.models import (
     Approval,
     HistoryEntry,

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from cloud.worksites.geo import GeometryError, parse_geojson
+from cloud.core.geometry import GeometryError, parse_geojson
 from cloud.worksites.models import Organisation, Restriction, Status, Worksite, WorkType
 from cloud.worksites.store import FieldProblem, InvalidWorksiteError, problems_from
 

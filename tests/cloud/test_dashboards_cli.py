@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cloud.core.settings import CloudSettings
 from cloud.dashboards.build import BUILDERS, render
 from cloud.dashboards.cli import group
 from cloud.dashboards.push import annotate_alert, connect
@@ -22,7 +23,6 @@ from cloud.dashboards.queries import grafana_interval
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
 from cloud.rules.store import AlertStore
-from cloud.settings import CloudSettings
 
 from support import REPO, parking_full, wait_until
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud.influx.lineprotocol import timestamp_ns
+from cloud.core.admission import TimeLimits
 from cloud.ingest.fastpath import FastDecoder, Message, reference_decode
-from cloud.ingest.policy import TimeLimits
+from cloud.io.influx.lineprotocol import timestamp_ns
 from edge.contract import KINDS, ContractError, SensorKind, format_ts
 from edge.contract.kinds import NOT_ABOVE
 

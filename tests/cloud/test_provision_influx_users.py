@@ -9,7 +9,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from cloud.devservers import Influxd
+from cloud.dev.servers import Influxd
 from cloud.provision.cli import group
 from cloud.provision.influx_users import InfluxAuthError, InfluxUser, ensure_users
 

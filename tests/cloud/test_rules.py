@@ -11,7 +11,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
 from cloud.rules.base import Clocks, Rule, RuleConfig
 from cloud.rules.engine import Engine, RulesFileError, load_rules
 from cloud.rules.staleness import Staleness, StalenessConfig

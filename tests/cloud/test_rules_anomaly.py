@@ -6,7 +6,7 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
 from cloud.rules.anomaly import (
     Flatline,
     FlatlineConfig,

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from cloud.api.server import ThreadedApiServer
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
+from cloud.dev.apiserver import ThreadedApiServer
 from cloud.rules.api import router
 from cloud.rules.store import AlertStore
 from cloud.worksites.deps import get_caller

@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
+from cloud.core.geo import Geography, GeoJsonWorksites, load_sites
 from cloud.rules.engine import Engine, load_rules
-from cloud.rules.geo import Geography, GeoJsonWorksites, load_sites
 from cloud.rules.places import (
     Geofence,
     GeofenceConfig,

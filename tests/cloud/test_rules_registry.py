@@ -7,9 +7,9 @@ from pathlib import Path
 
 from shapely.geometry import shape
 
+from cloud.core.geometry import PRATO_AREA
 from cloud.rules.engine import RulesFile, geography
 from cloud.worksites.demo_data import load_demo
-from cloud.worksites.geo import PRATO_AREA
 from cloud.worksites.store import WorksiteStore
 
 

@@ -33,7 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.devservers import Mosquitto, env_without_proxies, free_port
+from cloud.dev.servers import Mosquitto, env_without_proxies, free_port
 from cloud.provision.broker import paths
 from cloud.provision.ca import CertificateAuthority
 from cloud.provision.cli import group as provision

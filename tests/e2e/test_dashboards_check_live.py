@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from cloud.dashboards.cli import group
-from cloud.devservers import Influxd
+from cloud.dev.servers import Influxd
 
 from support import REPO
 

@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from cloud.devservers import Mosquitto, free_port
+from cloud.dev.servers import Mosquitto, free_port
 
 from support import REPO, Recorder, wait_until
 
@@ -177,9 +177,9 @@ def test_coordination_alerts_fire_and_resolve_when_a_worksite_is_cancelled(
 ) -> None:
     from datetime import UTC, datetime  # noqa: PLC0415
 
+    from cloud.core.geometry import PRATO_AREA  # noqa: PLC0415
     from cloud.worksites.alerts import CoordinationAlerts  # noqa: PLC0415
     from cloud.worksites.demo_data import load_demo  # noqa: PLC0415
-    from cloud.worksites.geo import PRATO_AREA  # noqa: PLC0415
     from cloud.worksites.models import Role  # noqa: PLC0415
     from cloud.worksites.store import Caller, WorksiteStore  # noqa: PLC0415
 

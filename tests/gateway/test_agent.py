@@ -10,7 +10,7 @@ import orjson
 import yaml
 from jsonschema import Draft7Validator
 
-from cloud.devservers import Mosquitto
+from cloud.dev.servers import Mosquitto
 from edge.contract import SensorKind, decode, topics
 from edge.drivers import SourceContext, get
 from edge.simulators.clock import ManualClock

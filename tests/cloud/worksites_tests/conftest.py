@@ -1,7 +1,7 @@
 """Fixtures for the worksite registry: a throwaway PostgreSQL cluster, a store on each backend.
 
 `store` is parametrized over SQLite and PostgreSQL, so every test that uses it runs on both.
-The cluster is the Debian `postgresql` binaries (cloud/db_devserver.py); missing, it fails
+The cluster is the Debian `postgresql` binaries (cloud/dev/postgres.py); missing, it fails
 with "run `make setup`".
 """
 
@@ -16,10 +16,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from cloud.api import create_app
-from cloud.api.server import ThreadedApiServer
-from cloud.db_devserver import PostgresCluster
-from cloud.worksites.geo import PRATO_AREA
+from cloud.apps.api import create_app
+from cloud.core.geometry import PRATO_AREA
+from cloud.dev.apiserver import ThreadedApiServer
+from cloud.dev.postgres import PostgresCluster
 from cloud.worksites.models import Organisation, Role
 from cloud.worksites.store import WorksiteStore
 

@@ -13,9 +13,9 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
+from cloud.core.geometry import PRATO_AREA
 from cloud.worksites import wzdx
 from cloud.worksites.demo_data import MUNICIPALITY, load_demo
-from cloud.worksites.geo import PRATO_AREA
 from cloud.worksites.models import Role
 from cloud.worksites.store import Caller, InvalidWorksiteError, Query, WorksiteStore
 

@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cloud.api.sites import sites_feed
+from cloud.feeds.sites import sites_feed
 from cloud.worksites.api import feeds, router, validation_problems
 from cloud.worksites.conflicts import CoordinationSettings
 from cloud.worksites.store import (

@@ -177,7 +177,7 @@ class Mosquitto(_Server):
         # Mosquitto's default max_queued_messages (1000) silently drops messages for a slow or
         # absent persistent subscriber (shared/NOTES.md): size the queues for outage x rate.
         self.config_path.write_text(
-            f"""# written by sitroom (cloud/devservers.py)
+            f"""# written by sitroom (cloud/dev/servers.py)
 listener {self.port} 127.0.0.1
 allow_anonymous true
 persistence true
@@ -242,7 +242,7 @@ class Influxd(_Server):
         # InfluxDB silently ignores unknown keys, so every key here is checked against Debian's
         # 1.6 /etc/influxdb/influxdb.conf (which spells the reporting switch `reporting-enabled`).
         self.config_path.write_text(
-            f"""# written by sitroom (cloud/devservers.py)
+            f"""# written by sitroom (cloud/dev/servers.py)
 reporting-enabled = false
 bind-address = "127.0.0.1:{self.rpc_port}"
 

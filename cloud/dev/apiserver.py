@@ -10,7 +10,7 @@ from typing import Self
 import uvicorn
 from fastapi import FastAPI
 
-from cloud.devservers import free_port
+from cloud.dev.servers import free_port
 
 
 class ApiServerError(RuntimeError):

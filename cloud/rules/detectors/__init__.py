@@ -3,9 +3,9 @@
 Built-in detectors, registered on import: level, robust-zscore, seasonal, flatline, ensemble.
 """
 
-from cloud.detectors import builtin  # noqa: F401  (registers the built-in detectors)
-from cloud.detectors.calibration import DECADES, TailCalibrator, p_from_score, score_from_p
-from cloud.detectors.registry import Detector, UnknownDetectorError, get, names
+from cloud.rules.detectors import builtin  # noqa: F401  (registers the built-in detectors)
+from cloud.rules.detectors.calibration import DECADES, TailCalibrator, p_from_score, score_from_p
+from cloud.rules.detectors.registry import Detector, UnknownDetectorError, get, names
 
 DEFAULT = "ensemble"
 

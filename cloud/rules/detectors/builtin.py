@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from cloud.detectors.calibration import TailCalibrator, score_from_p
-from cloud.detectors.registry import Detector, register
+from cloud.rules.detectors.calibration import TailCalibrator, score_from_p
+from cloud.rules.detectors.registry import Detector, register
 
 LEVEL_WINDOW = 5  # readings in the short-term level (a median: one spike does not move it)
 SLOT_HISTORY = 5  # past values kept per seasonal slot (the same time on the last 5 days/weeks)

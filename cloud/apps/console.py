@@ -27,7 +27,7 @@ from cloud.console.app import Console, mount_console
 from cloud.console.auth import ConsoleRole
 from cloud.console.live import Sources
 from cloud.console.store import ConsoleStore
-from cloud.influx.client import InfluxClient
+from cloud.io.influx.client import InfluxClient
 from cloud.rules.store import AlertStore
 from cloud.worksites.store import WorksiteStore
 
@@ -64,7 +64,7 @@ def build_app(
     max_upload_bytes: int = 8 * 1024 * 1024,
 ) -> tuple[FastAPI, Console]:
     """The API app (worksites, feeds) with the console mounted; the console is not started."""
-    from cloud.api.app import ApiOptions, create_app  # noqa: PLC0415  (cloud.api mounts us too)
+    from cloud.apps.api import ApiOptions, create_app  # noqa: PLC0415  (the API app mounts the console too)
 
     app = create_app(worksites, ApiOptions(max_body_bytes=max(DEMO_MAX_BODY_BYTES, max_upload_bytes + 65536)))
     if alerts is not None:
@@ -117,7 +117,7 @@ def attach_for_api(
     max_body_bytes: int,
 ) -> Console:
     """`sitroom cloud api --console DIR`: InfluxDB from the process's CloudSettings (SITROOM_*)."""
-    from cloud.settings import CloudSettings  # noqa: PLC0415
+    from cloud.core.settings import CloudSettings  # noqa: PLC0415
 
     settings = CloudSettings()
     influx = InfluxClient(
@@ -160,7 +160,7 @@ def running_console(
     port: int | None = None,
 ) -> Iterator[tuple[str, Console]]:
     """`with running_console(...) as (base_url, console):` the API and console served in a thread."""
-    from cloud.api.server import ThreadedApiServer  # noqa: PLC0415
+    from cloud.dev.apiserver import ThreadedApiServer  # noqa: PLC0415
 
     app, console = build_app(
         data_dir, worksites=worksites, alerts=alerts, influx=influx, refresh_s=refresh_s,
@@ -209,7 +209,7 @@ def start_console(
     from cloud.worksites.demo_data import load_demo  # noqa: PLC0415
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    from cloud.worksites.geo import PRATO_AREA  # noqa: PLC0415
+    from cloud.core.geometry import PRATO_AREA  # noqa: PLC0415
 
     ws_url = worksites_db or f"sqlite:///{data_dir / 'worksites.db'}"
     ws = _opened(lambda: WorksiteStore.open(ws_url, area=PRATO_AREA))

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from cloud.rules.geo import load_sites
+from cloud.core.geo import load_sites
 
 sites_feed = APIRouter(prefix="/feeds", tags=["feeds"])
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import click
 from pydantic import ValidationError
 
-from cloud.api.cli import api_command
-from cloud.settings import CloudSettings
+from cloud.apps.api_cli import api_command
+from cloud.core.settings import CloudSettings
 
 if TYPE_CHECKING:
     from cloud.rules.store import AlertStore
@@ -91,8 +91,8 @@ def rules(rules_file: Path | None, alerts_db: str, reload: bool) -> None:
         raise click.ClickException(f"{path}: {exc}") from None
     worksites = None
     if settings.worksites_db:
-        from cloud.db import make_engine  # noqa: PLC0415
-        from cloud.worksites.geo import PRATO_AREA  # noqa: PLC0415
+        from cloud.core.geometry import PRATO_AREA  # noqa: PLC0415
+        from cloud.io.db import make_engine  # noqa: PLC0415
         from cloud.worksites.snapshot import WorksiteSnapshots  # noqa: PLC0415
         from cloud.worksites.store import WorksiteStore  # noqa: PLC0415
 
@@ -141,7 +141,7 @@ def alerts_list(alerts_db: str, org: str | None, show_all: bool, as_json: bool) 
 
 
 def _move(alerts_db: str, alert_id: int, verb: str, by: str, note: str) -> None:
-    from cloud.rules.lifecycle import InvalidTransitionError  # noqa: PLC0415
+    from cloud.core.lifecycle import InvalidTransitionError  # noqa: PLC0415
     from cloud.rules.store import AlertNotFoundError  # noqa: PLC0415
 
     store = _store(alerts_db)
@@ -251,7 +251,7 @@ def demo_command(
     seed: int,
 ) -> None:
     """Run a simulated Prato end to end on servers of its own, with live progress."""
-    from cloud.demo import DemoOptions, default_data_dir, run_demo  # noqa: PLC0415
+    from cloud.apps.demo import DemoOptions, default_data_dir, run_demo  # noqa: PLC0415
 
     files = sorted(configs.glob("*.yaml"))
     if not files:
@@ -271,4 +271,4 @@ def demo_command(
         raise SystemExit(1)
 
 
-group.add_command(api_command)  # `sitroom cloud api` (cloud/api/cli.py)
+group.add_command(api_command)  # `sitroom cloud api` (cloud/apps/api_cli.py)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from cloud.plugins import Registry, UnknownPluginError
+from cloud.core.plugins import Registry, UnknownPluginError
 
 
 class Detector:

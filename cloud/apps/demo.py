@@ -28,11 +28,11 @@ from typing import Any
 import orjson
 import paho.mqtt.client as mqtt
 
-from cloud.devservers import Influxd, Mosquitto, env_without_proxies, free_port
-from cloud.influx import retention
-from cloud.influx.client import InfluxClient, InfluxError
-from cloud.mqtt import BrokerConnection
-from cloud.settings import CloudSettings
+from cloud.core.settings import CloudSettings
+from cloud.dev.servers import Influxd, Mosquitto, env_without_proxies, free_port
+from cloud.io.influx import retention
+from cloud.io.influx.client import InfluxClient, InfluxError
+from cloud.io.mqtt import BrokerConnection
 from edge.contract import KINDS, BrokerAddress, SensorKind, format_ts, loads, topics
 
 log = logging.getLogger(__name__)
@@ -293,7 +293,7 @@ class Demo:
             if opts.on_finished is not None:
                 opts.on_finished(influx)
             if opts.picture is not None:
-                from cloud.report import render  # noqa: PLC0415  (matplotlib loads slowly; only when asked)
+                from cloud.dev.report import render  # noqa: PLC0415  (matplotlib loads slowly; only when asked)
 
                 out("Drawing the run …")
                 summary["picture"] = str(render(influx, opts.picture, summary))
@@ -317,7 +317,7 @@ class Demo:
         if first is None:
             return
         self.acked = int(first["id"])
-        from cloud.rules.lifecycle import InvalidTransitionError  # noqa: PLC0415
+        from cloud.core.lifecycle import InvalidTransitionError  # noqa: PLC0415
         from cloud.rules.store import AlertNotFoundError, AlertStore  # noqa: PLC0415
 
         store = AlertStore(alerts_db)
@@ -370,7 +370,7 @@ class Demo:
 
     def _start_console(self, env: dict[str, str], influx_url: str) -> Callable[[], None]:
         """The operator console on the demo's stores, for a browser on this machine."""
-        from cloud.console.demo import demo_credentials, start_console  # noqa: PLC0415
+        from cloud.apps.console import demo_credentials, start_console  # noqa: PLC0415
 
         url, stop = start_console(
             self.opts.data_dir / "console",

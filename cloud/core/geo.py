@@ -186,7 +186,7 @@ class RegistryWorksites:
 
     @classmethod
     def open(cls, url: str, refresh_s: float = 60.0) -> RegistryWorksites:
-        from cloud.worksites.geo import BBox  # noqa: PLC0415  (only when a rules file asks for it)
+        from cloud.core.geometry import BBox  # noqa: PLC0415  (only when a rules file asks for it)
         from cloud.worksites.store import WorksiteStore  # noqa: PLC0415
 
         return cls(WorksiteStore.open(url, area=BBox(-180, -90, 180, 90)), refresh_s)

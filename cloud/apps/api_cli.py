@@ -61,10 +61,10 @@ def api_command(
     """Serve the HTTP API (worksites; OpenAPI at /docs)."""
     import uvicorn  # noqa: PLC0415  (keeps `sitroom --help` fast)
 
-    from cloud.api.app import ApiOptions, create_app  # noqa: PLC0415
+    from cloud.apps.api import ApiOptions, create_app  # noqa: PLC0415
+    from cloud.core.geometry import PRATO_AREA  # noqa: PLC0415
     from cloud.worksites.cli import default_db_url  # noqa: PLC0415
     from cloud.worksites.demo_data import load_demo  # noqa: PLC0415
-    from cloud.worksites.geo import PRATO_AREA  # noqa: PLC0415
     from cloud.worksites.store import NotFoundError, WorksiteStore  # noqa: PLC0415
 
     store = WorksiteStore.open(db or default_db_url(), area=PRATO_AREA)
@@ -78,14 +78,14 @@ def api_command(
     app = create_app(store, ApiOptions(max_body_bytes=max_body_bytes, cors_origins=cors_origins or ("*",)))
     stop = threading.Event()
     if mqtt_url:
-        from cloud.settings import broker_address  # noqa: PLC0415
+        from cloud.core.settings import broker_address  # noqa: PLC0415
         from cloud.worksites.alerts import CoordinationAlerts  # noqa: PLC0415
 
         alerts = CoordinationAlerts(store, broker_address(mqtt_url, mqtt_username, mqtt_password_file))
         threading.Thread(target=alerts.run, args=(stop,), name="worksite-alerts", daemon=True).start()
     console = None
     if console_dir is not None:
-        from cloud.console.demo import attach_for_api  # noqa: PLC0415
+        from cloud.apps.console import attach_for_api  # noqa: PLC0415
 
         console = attach_for_api(
             app,

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import orjson
 
-from cloud.influx.lineprotocol import FieldValue, line
+from cloud.io.influx.lineprotocol import FieldValue, line
 from edge.contract import format_ts, topics
 
 Severity = Literal["info", "warning", "critical"]

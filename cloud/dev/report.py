@@ -19,7 +19,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
-from cloud.influx.client import InfluxClient, InfluxError
+from cloud.io.influx.client import InfluxClient, InfluxError
 
 # Colour-blind-safe (Okabe-Ito) palette, so lines stay apart for every operator.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]

@@ -21,7 +21,7 @@ from typing import IO, Self
 
 import psycopg
 
-from cloud.devservers import MissingBinaryError, ServerStartError, free_port
+from cloud.dev.servers import MissingBinaryError, ServerStartError, free_port
 
 SUPERUSER = "sitroom"
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TextIO
 
-from cloud.detectors.calibration import score_from_p
-from cloud.detectors.registry import get
+from cloud.rules.detectors.calibration import score_from_p
+from cloud.rules.detectors.registry import get
 
 
 @dataclass(frozen=True, slots=True)

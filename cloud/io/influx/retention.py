@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cloud.influx.client import InfluxClient
+from cloud.io.influx.client import InfluxClient
 from edge.contract import KINDS
 
 RAW_RP = "raw"
