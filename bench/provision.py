@@ -23,9 +23,9 @@ from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from cloud.apps.cli.provision import group
 from cloud.dev.servers import Mosquitto, free_port
 from cloud.provision.broker import paths
-from cloud.provision.cli import group
 from cloud.provision.registry import Registry
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from cloud.apps.demo import inject_bad_feed
-from cloud.core.geometry import PRATO_AREA
+from cloud.core.geo import PRATO_AREA
 from cloud.core.settings import CloudSettings
+from cloud.dev.demo_data import load_demo
 from cloud.dev.servers import Influxd, Mosquitto
 from cloud.io.influx.client import InfluxClient
 from cloud.io.mqtt import BrokerConnection
 from cloud.rules.store import AlertStore
-from cloud.worksites.demo_data import load_demo
 from cloud.worksites.snapshot import WorksiteSnapshots
 from cloud.worksites.store import WorksiteStore
 from edge.contract import BrokerAddress

@@ -112,7 +112,7 @@ def cloud_services(
     `worksites` it writes the worksite registry's state to InfluxDB."""
     ingest = Ingest(settings)
     engine = Engine(load_rules(rules_file) if rules_file else load_rules())
-    rules = RulesService(settings, engine, store=alert_store, worksites=worksites)
+    rules = RulesService(settings, engine, store=alert_store, periodic=[worksites] if worksites else ())
     threads = [threading.Thread(target=s.run, daemon=True) for s in (ingest, rules)]
     for t in threads:
         t.start()

@@ -1,4 +1,4 @@
-"""The FastAPI app factory: routers, error shapes, body-size limit, CORS.
+"""The API process's wiring: which routers, stores and error shapes `sitroom cloud api` serves.
 
 Every refusal has one JSON shape: `{"detail": "...", "errors": [{"field", "message", "value"}]}`
 for validation (422), `{"detail": "..."}` otherwise, so that a client can always point at the
@@ -7,27 +7,40 @@ field to fix.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cloud.feeds.sites import sites_feed
-from cloud.worksites.api import feeds, router, validation_problems
-from cloud.worksites.conflicts import CoordinationSettings
-from cloud.worksites.store import (
+from cloud.apps.console import influx_client, open_console, post_notifier, upload_limit
+from cloud.console.api import mount_console
+from cloud.console.app import Console
+from cloud.core.errors import (
     ConflictError,
     FieldProblem,
-    InvalidWorksiteError,
+    InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
-    WorksiteStore,
 )
+from cloud.core.geo import PRATO_AREA
+from cloud.core.orgs import OrgDirectory
+from cloud.core.settings import CloudSettings
+from cloud.feeds.sites import sites_feed
+from cloud.io.http import BodyLimit
+from cloud.rules.api import router as alerts_router
+from cloud.rules.store import AlertStore
+from cloud.worksites.alerts import CoordinationAlerts
+from cloud.worksites.api import feeds, router, validation_problems
+from cloud.worksites.conflicts import CoordinationSettings
+from cloud.worksites.store import WorksiteStore
+from edge.contract import BrokerAddress
 
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
 
@@ -39,64 +52,6 @@ class ApiOptions:
     coordination: CoordinationSettings = field(default_factory=CoordinationSettings)
 
 
-class BodyLimit:
-    """Refuse request bodies over `limit` bytes with 413 before any of it is parsed.
-
-    `Content-Length` is checked first; a chunked body is counted as it streams, so a client
-    that lies about or omits the length is cut off too.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(send)
-                return
-        received = 0
-        refused = False
-
-        async def limited_receive() -> Message:
-            nonlocal received, refused
-            if refused:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    # Answer now and tell the app the client left: it stops reading, and
-                    # whatever it would still send is dropped below.
-                    refused = True
-                    await self._refuse(send)
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            if not refused:
-                await send(message)
-
-        await self.app(scope, limited_receive, guarded_send)
-
-    async def _refuse(self, send: Send) -> None:
-        body = f'{{"detail":"request body over {self.limit} bytes"}}'.encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-
 def _problems(problems: list[FieldProblem]) -> list[dict[str, Any]]:
     return [{"field": p.field, "message": p.message, "value": p.value} for p in problems]
 
@@ -106,28 +61,44 @@ def _invalid(problems: list[FieldProblem]) -> JSONResponse:
     return JSONResponse({"detail": detail, "errors": _problems(problems)}, status_code=422)
 
 
-def create_app(store: WorksiteStore, options: ApiOptions | None = None) -> FastAPI:
+def create_app(
+    worksites: WorksiteStore,
+    options: ApiOptions | None = None,
+    *,
+    orgs: OrgDirectory | None = None,
+    alerts: AlertStore | None = None,
+    console: Console | None = None,
+) -> FastAPI:
+    """THE API app: worksites and their feeds, sensor sites, alerts (with an alert store),
+    the operator console (when given). `sitroom cloud api`, the demo and the tests all build
+    it here; organisations and tokens come from the registry beside the worksites by default."""
     opts = options or ApiOptions()
     app = FastAPI(
         title="Situation Room API",
         version="1",
         description=(
-            "Road worksites of Prato: plan, coordinate and publish. Authenticate with an "
+            "Road worksites, alerts and feeds of the Situation Room. Authenticate with an "
             "organisation's token (`Authorization: Bearer ...`). Feeds under /feeds are public."
         ),
     )
-    app.state.worksite_store = store
+    app.state.worksite_store = worksites
+    app.state.orgs = orgs or worksites.orgs
     app.state.coordination = opts.coordination
     app.include_router(router)
     app.include_router(feeds)
     app.include_router(sites_feed)
+    if alerts is not None:
+        app.state.alert_store = alerts
+        app.include_router(alerts_router)
+    if console is not None:
+        mount_console(app, console)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return _invalid(validation_problems(exc))
 
-    @app.exception_handler(InvalidWorksiteError)
-    async def _worksite_invalid(_request: Request, exc: InvalidWorksiteError) -> JSONResponse:
+    @app.exception_handler(InvalidInputError)
+    async def _input_invalid(_request: Request, exc: InvalidInputError) -> JSONResponse:
         return _invalid(exc.problems)
 
     @app.exception_handler(NotFoundError)
@@ -150,3 +121,67 @@ def create_app(store: WorksiteStore, options: ApiOptions | None = None) -> FastA
     )
     app.add_middleware(BodyLimit, limit=opts.max_body_bytes)
     return app
+
+
+@dataclass(frozen=True, slots=True)
+class ApiProcess:
+    """What one `sitroom cloud api` process serves."""
+
+    db_url: str
+    alerts_db: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    options: ApiOptions = field(default_factory=ApiOptions)
+    token_orgs: Sequence[str] = ()
+    coordination_broker: BrokerAddress | None = None  # publish conflict/synergy/redig alerts
+    console_dir: Path | None = None
+
+
+# Puts demo data into the registry (and the console, when one is served); the demo's wiring
+# has one (`cloud.apps.demo.seed`), production none.
+Seed = Callable[[WorksiteStore, Console | None], str]
+
+
+def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None = None) -> None:
+    """Open the stores, build the app, serve it with uvicorn until interrupted."""
+    store = WorksiteStore.open(process.db_url, area=PRATO_AREA)
+    alerts = AlertStore(process.alerts_db)
+    stop = threading.Event()
+    if process.coordination_broker is not None:
+        coordination = CoordinationAlerts(store, process.coordination_broker)
+        threading.Thread(target=coordination.run, args=(stop,), name="worksite-alerts", daemon=True).start()
+    console = None
+    if process.console_dir is not None:
+        settings = CloudSettings()
+        url = f"http://{process.host}:{process.port}/console/"
+        console = open_console(
+            process.console_dir,
+            worksites=store,
+            alerts=alerts,
+            influx=influx_client(settings),
+            orgs=store.orgs,
+            max_upload_bytes=upload_limit(process.options.max_body_bytes),
+            notify_posts=post_notifier(settings, url),
+        )
+        console.start()
+        echo(f"operator console: {url}")
+    if seed is not None:
+        echo(seed(store, console))
+    for org in process.token_orgs:
+        echo(f"token {org} {store.orgs.issue_token(org, 'cli')}")
+    app = create_app(store, process.options, alerts=alerts, console=console)
+    try:
+        # Open console event streams never end by themselves: without a grace limit, Ctrl-C
+        # would wait for every browser to leave.
+        uvicorn.run(
+            app,
+            host=process.host,
+            port=process.port,
+            log_level="info",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+        )
+    finally:
+        stop.set()
+        if console is not None:
+            console.stop()

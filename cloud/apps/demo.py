@@ -19,20 +19,34 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import paho.mqtt.client as mqtt
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from cloud.apps.api import ApiOptions, create_app
+from cloud.apps.console import open_console
+from cloud.console.app import Console
+from cloud.core.alerts import AlertNotFoundError
+from cloud.core.geo import PRATO_AREA
+from cloud.core.lifecycle import InvalidTransitionError
 from cloud.core.settings import CloudSettings
+from cloud.dev.apiserver import ThreadedApiServer
+from cloud.dev.demo_data import add_demo_operators, demo_credentials, load_demo
+from cloud.dev.report import render
 from cloud.dev.servers import Influxd, Mosquitto, env_without_proxies, free_port
 from cloud.io.influx import retention
 from cloud.io.influx.client import InfluxClient, InfluxError
 from cloud.io.mqtt import BrokerConnection
+from cloud.provision.influx_users import InfluxUser, ensure_users
+from cloud.rules.store import AlertStore
+from cloud.worksites.store import WorksiteStore
 from edge.contract import KINDS, BrokerAddress, SensorKind, format_ts, loads, topics
 
 log = logging.getLogger(__name__)
@@ -293,8 +307,6 @@ class Demo:
             if opts.on_finished is not None:
                 opts.on_finished(influx)
             if opts.picture is not None:
-                from cloud.dev.report import render  # noqa: PLC0415  (matplotlib loads slowly; only when asked)
-
                 out("Drawing the run …")
                 summary["picture"] = str(render(influx, opts.picture, summary))
         finally:
@@ -317,9 +329,6 @@ class Demo:
         if first is None:
             return
         self.acked = int(first["id"])
-        from cloud.core.lifecycle import InvalidTransitionError  # noqa: PLC0415
-        from cloud.rules.store import AlertNotFoundError, AlertStore  # noqa: PLC0415
-
         store = AlertStore(alerts_db)
         try:
             store.acknowledge(int(first["id"]), by="comune-prato/anna", note="demo: on it")
@@ -340,8 +349,6 @@ class Demo:
     def _influx_users(self, url: str) -> dict[str, tuple[str, str]]:
         """Admin, writer (the cloud services) and reader (console, Grafana), with fresh random
         passwords kept in a 0600 file of the demo's folder, as `sitroom provision` would."""
-        from cloud.provision.influx_users import InfluxUser, ensure_users  # noqa: PLC0415
-
         users = {
             role: (name, secrets.token_urlsafe(18))
             for role, name in (("admin", "admin"), ("writer", "sitroom-writer"), ("reader", "grafana-reader"))
@@ -370,8 +377,6 @@ class Demo:
 
     def _start_console(self, env: dict[str, str], influx_url: str) -> Callable[[], None]:
         """The operator console on the demo's stores, for a browser on this machine."""
-        from cloud.apps.console import demo_credentials, start_console  # noqa: PLC0415
-
         url, stop = start_console(
             self.opts.data_dir / "console",
             influx_url,
@@ -509,3 +514,107 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             opts.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
             out(f"Summary written to {opts.summary}")
     return summary
+
+
+# The demo's uploads may be phone photos; the API's default 2 MB body limit is raised to fit.
+DEMO_MAX_BODY_BYTES = 10 * 1024 * 1024
+_S = TypeVar("_S")
+
+
+@contextmanager
+def running_console(
+    data_dir: Path,
+    *,
+    worksites: WorksiteStore,
+    alerts: AlertStore | None,
+    influx: InfluxClient | None,
+    refresh_s: float = 2.0,
+    max_upload_bytes: int = 8 * 1024 * 1024,
+    port: int | None = None,
+) -> Iterator[tuple[str, Console]]:
+    """`with running_console(...) as (base_url, console):` the API with the console and the demo
+    operators, served in a thread (the demo's own console, the console's tests and bench)."""
+    console = open_console(
+        data_dir,
+        worksites=worksites,
+        alerts=alerts,
+        influx=influx,
+        orgs=worksites.orgs,
+        refresh_s=refresh_s,
+        max_upload_bytes=max_upload_bytes,
+    )
+    add_demo_operators(console.store)
+    options = ApiOptions(max_body_bytes=max(DEMO_MAX_BODY_BYTES, max_upload_bytes + 65536))
+    app = create_app(worksites, options, alerts=alerts, console=console)
+    console.start()
+    try:
+        with ThreadedApiServer(app, port=port) as server:
+            try:
+                yield server.url, console
+            finally:
+                console.stop()  # ends the open event streams, which the server would wait for
+    finally:
+        console.stop()
+
+
+def _opened(open_store: Callable[[], _S], timeout_s: float = 30.0) -> _S:
+    """Open a store, waiting while another process (the demo's API or rules service) creates
+    its tables: two first migrations racing on one SQLite file make one of them fail once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return open_store()
+        except (OperationalError, IntegrityError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def start_console(
+    data_dir: Path,
+    influx_url: str | None,
+    *,
+    alerts_db: str | None = None,
+    worksites_db: str | None = None,
+    influx_db: str = "sitroom",
+    port: int | None = None,
+    influx_username: str | None = None,
+    influx_password: str | None = None,
+) -> tuple[str, Callable[[], None]]:
+    """Serve the console (uvicorn in a thread) with the demo operators; return (URL, stop).
+
+    `alerts_db` is the rules service's alert store (`SITROOM_ALERTS_DB`), `worksites_db` the
+    worksite registry; each defaults to a SQLite file under `data_dir` (demo worksites loaded).
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ws_url = worksites_db or f"sqlite:///{data_dir / 'worksites.db'}"
+    ws = _opened(lambda: WorksiteStore.open(ws_url, area=PRATO_AREA))
+    if worksites_db is None:
+        load_demo(ws, datetime.now(UTC))
+    alerts_url = alerts_db or f"sqlite:///{data_dir / 'alerts.db'}"
+    alerts = _opened(lambda: AlertStore(alerts_url))
+    influx = (
+        InfluxClient(influx_url, influx_db, username=influx_username, password=influx_password)
+        if influx_url
+        else None
+    )
+    stack = ExitStack()
+    if influx is not None:
+        stack.callback(influx.close)
+    base_url, _console = stack.enter_context(
+        running_console(data_dir / "console", worksites=ws, alerts=alerts, influx=influx, port=port)
+    )
+    return f"{base_url}/console/", stack.close
+
+
+def seed_registry(store: WorksiteStore) -> int:
+    """Prato's demo organisations and worksites (dates relative to today); how many were new."""
+    return load_demo(store, datetime.now(UTC))
+
+
+def seed(store: WorksiteStore, console: Console | None) -> str:
+    """`sitroom cloud api --demo-data`: Prato's organisations and worksites, the demo operators."""
+    new = seed_registry(store)
+    if console is not None:
+        add_demo_operators(console.store)
+    return f"demo worksites loaded: {new} new" + ("; " + demo_credentials() if console else "")

@@ -1,20 +1,20 @@
-"""Alerts: what a rule raises about an entity (a sensor or a gateway), and how they travel."""
+"""Alerts: what a rule raises about an entity (a sensor or a gateway), as the alert store keeps
+it, and the `AlertBook` protocol through which features other than rules read and handle alerts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 
-from cloud.io.influx.lineprotocol import FieldValue, line
 from edge.contract import format_ts, topics
 
 Severity = Literal["info", "warning", "critical"]
 State = Literal["firing", "acknowledged", "resolved"]
 AlertKey = tuple[str, str, str]  # rule, org, entity
-MEASUREMENT = "alerts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,27 +74,126 @@ class Alert:
             body["context"] = self.context
         return orjson.dumps(body)
 
-    def to_line(self) -> str:
-        fields: dict[str, FieldValue] = {
-            "message": self.message,
-            "active": 0 if self.state == "resolved" else 1,
-            # Open and nobody on it yet: the last point of an alert says whether it still is.
-            "unacked": 1 if self.state == "firing" else 0,
-            "since_ms": int(self.since.timestamp() * 1000),
-        }
-        if self.ack_s is not None:
-            fields["ack_s"] = float(self.ack_s)
-        if self.value is not None:
-            fields["value"] = float(self.value)
-        if self.threshold is not None:
-            fields["threshold"] = float(self.threshold)
-        tags = {
-            "rule": self.rule,
-            "org": self.org,
-            "entity": self.entity,
-            "gateway": self.gateway,
-            "kind": self.kind,
-            "severity": self.severity,
-            "state": self.state,
-        }
-        return line(MEASUREMENT, tags, fields, self.ts)
+
+class AlertNotFoundError(LookupError):
+    def __init__(self, alert_id: int) -> None:
+        self.alert_id = alert_id
+        super().__init__(f"no alert with id {alert_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    id: int
+    rule: str
+    org: str
+    entity: str
+    gateway: str
+    kind: str
+    severity: str
+    state: str
+    since: datetime
+    fired_at: datetime
+    updated_at: datetime
+    acked_at: datetime | None
+    acked_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    message: str
+    value: float | None
+    threshold: float | None
+    context: dict[str, Any]
+    duplicates: int
+    is_silenced: bool
+    is_flapping: bool
+
+    @property
+    def is_active(self) -> bool:
+        return self.state != "resolved"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in self.__slots__:
+            v = getattr(self, name)
+            out[name] = v.isoformat() if isinstance(v, datetime) else v
+        return out
+
+
+Outcome = Literal["opened", "duplicate", "acknowledged", "resolved", "unchanged"]
+ENGINE = "engine"  # the actor of the engine's own transitions in `alert_events`
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorMove:
+    """An acknowledgement or a resolution made by a person (CLI, API, console), from the
+    history, with the alert as it is now."""
+
+    event_id: int
+    event: Literal["ack", "resolve"]
+    actor: str
+    note: str
+    ts: datetime
+    alert: StoredAlert
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    outcome: Outcome
+    alert: StoredAlert
+
+    @property
+    def should_notify(self) -> bool:
+        """Opened or resolved, and neither silenced nor flapping."""
+        changed = self.outcome in ("opened", "resolved", "acknowledged")
+        return changed and not (self.alert.is_silenced or self.alert.is_flapping)
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    id: int
+    kind: str
+    org: str | None
+    rule: str | None
+    entity: str | None
+    gateway: str | None
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    created_by: str
+
+    def matches(self, a: Alert, at: datetime) -> bool:
+        return (
+            self.starts_at <= at < self.ends_at
+            and self.org in (None, a.org)
+            and self.rule in (None, a.rule)
+            and self.entity in (None, a.entity)
+            and self.gateway in (None, a.gateway)
+        )
+
+
+class AlertBook(Protocol):
+    """What the features beside rules (the console, the demo's summary) may do with stored
+    alerts: read them and move them as an operator. The rules feature's `AlertStore` is one."""
+
+    def get(self, alert_id: int) -> StoredAlert: ...
+
+    def active(self, org: str | None = None) -> list[StoredAlert]: ...
+
+    def history(self, org: str | None = None, limit: int = 100) -> list[StoredAlert]: ...
+
+    def events(self, alert_id: int) -> list[tuple[str, str, str]]: ...
+
+    def acknowledge(
+        self, alert_id: int, by: str, note: str = "", at: datetime | None = None
+    ) -> Transition: ...
+
+    def resolve(self, alert_id: int, by: str, note: str = "", at: datetime | None = None) -> Transition: ...
+
+
+class AlertSink(Protocol):
+    """Where alert transitions go besides MQTT and InfluxDB (notification channels, Grafana
+    annotations). `submit` must not block the caller on the far end: sinks queue and deliver
+    from a thread of their own."""
+
+    def submit(self, alerts: Sequence[Alert]) -> None: ...
+
+    def close(self) -> None: ...

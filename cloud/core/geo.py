@@ -1,15 +1,16 @@
-"""Geography for rules: where sensors are, and which worksites are active near a point.
+"""Geography every feature shares: GeoJSON geometry checks, service areas, one local metric
+projection for distances in metres, where the sensors are (sites), and the `WorksiteLookup`
+protocol through which rules ask which worksites are near a point.
 
-`WorksiteLookup` is the seam: rules ask it `active_near` and `containing`. `GeoJsonWorksites`
-implements it over a GeoJSON FeatureCollection (file, URL or dict) so the rules work on their
-own; an adapter over the worksite registry (cloud.worksites) can implement the same protocol.
-Distances use a local equirectangular projection (metres, exact to well under 1 % at city scale).
+Geometries arrive as GeoJSON (RFC 7946: WGS84, `[lon, lat]`). Distances and buffers are computed
+in an equirectangular projection centred near the geometries concerned: over a city or a
+metropolitan plain (tens of km) its scale error is well under 1 %, far under a GPS fix or a
+street's width, and it needs no PROJ database.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,16 +18,197 @@ from typing import Any, Protocol
 
 import httpx
 import numpy as np
+import numpy.typing as npt
 import orjson
 import shapely
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from shapely import Point
-from shapely.geometry import shape
+from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 SITES_FILE = Path(__file__).with_name("sites.yaml")
-M_PER_DEG_LAT = 111_132.0
+GEOMETRY_TYPES = ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
+MAX_VERTICES = 10_000
+EARTH_M_PER_DEG_LAT = 111_132.0  # mean metres per degree of latitude (WGS84, mid-latitudes)
+
+
+class GeometryError(ValueError):
+    """An unusable geometry; `reason` says why in words a user can act on."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class BBox:
+    """A WGS84 bounding box, `min_lon,min_lat,max_lon,max_lat` (GeoJSON `bbox` order)."""
+
+    min_lon: float
+    min_lat: float
+    max_lon: float
+    max_lat: float
+
+    def __post_init__(self) -> None:
+        if not (-180 <= self.min_lon <= self.max_lon <= 180 and -90 <= self.min_lat <= self.max_lat <= 90):
+            raise ValueError(
+                f"bbox must be min_lon,min_lat,max_lon,max_lat with min <= max in WGS84: {self.as_list()}"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> BBox:
+        parts = text.split(",")
+        if len(parts) != 4:
+            raise ValueError(f"bbox must be four numbers min_lon,min_lat,max_lon,max_lat: {text!r}")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"bbox must be four numbers min_lon,min_lat,max_lon,max_lat: {text!r}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"bbox values must be finite: {text!r}")
+        return cls(*values)
+
+    def as_list(self) -> list[float]:
+        return [self.min_lon, self.min_lat, self.max_lon, self.max_lat]
+
+    def contains(self, other: BBox) -> bool:
+        return (
+            self.min_lon <= other.min_lon
+            and self.min_lat <= other.min_lat
+            and other.max_lon <= self.max_lon
+            and other.max_lat <= self.max_lat
+        )
+
+    def polygon(self) -> BaseGeometry:
+        return shapely.box(self.min_lon, self.min_lat, self.max_lon, self.max_lat)
+
+
+# The Comune di Prato's territory with a margin: worksites outside it are refused as typos
+# (swapped lat/lon, a missing minus sign, another city's coordinates).
+PRATO_AREA = BBox(10.98, 43.78, 11.22, 43.98)
+
+
+def _check_position(position: Any) -> None:
+    if not isinstance(position, list | tuple) or len(position) not in (2, 3):
+        raise GeometryError(f"a position must be [lon, lat]: {position!r}"[:200])
+    for value in position:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise GeometryError(f"a coordinate must be a finite number: {value!r}"[:200])
+
+
+def _walk(coords: Any, depth: int) -> int:
+    """Check the nesting of `coordinates` and return the number of positions."""
+    if depth == 0:
+        _check_position(coords)
+        return 1
+    if not isinstance(coords, list | tuple):
+        raise GeometryError("coordinates are not nested as the geometry type requires")
+    return sum(_walk(c, depth - 1) for c in coords)
+
+
+_DEPTH = {"Point": 0, "LineString": 1, "MultiPoint": 1, "Polygon": 2, "MultiLineString": 2, "MultiPolygon": 3}
+
+
+def _check_rings(kind: str, polygons: Any) -> None:
+    for rings in polygons:
+        for ring in rings:
+            # RFC 7946 3.1.6: a linear ring is closed, with four or more positions.
+            if len(ring) < 4 or list(ring[0]) != list(ring[-1]):
+                raise GeometryError(f"a {kind} ring must be closed (first = last) with 4 or more positions")
+
+
+def parse_geojson(obj: Any) -> BaseGeometry:
+    """A valid shapely geometry from a GeoJSON geometry object, or `GeometryError` saying why."""
+    if not isinstance(obj, dict):
+        raise GeometryError("must be a GeoJSON geometry object")
+    kind = obj.get("type")
+    if kind not in GEOMETRY_TYPES:
+        raise GeometryError(f"type must be one of {', '.join(GEOMETRY_TYPES)}: {kind!r}"[:200])
+    if "coordinates" not in obj:
+        raise GeometryError("coordinates missing")
+    extra = set(obj) - {"type", "coordinates", "bbox"}
+    if extra:
+        raise GeometryError(f"unexpected members: {', '.join(sorted(map(str, extra)))}"[:200])
+    count = _walk(obj["coordinates"], _DEPTH[kind])
+    if kind in ("Polygon", "MultiPolygon"):
+        _check_rings(kind, [obj["coordinates"]] if kind == "Polygon" else obj["coordinates"])
+    if count == 0:
+        raise GeometryError("empty geometry")
+    if count > MAX_VERTICES:
+        raise GeometryError(f"too many vertices ({count} > {MAX_VERTICES})")
+    try:
+        geom = shape(obj)
+    except (ValueError, TypeError, shapely.errors.ShapelyError) as exc:
+        raise GeometryError(f"not a valid {kind}: {exc}") from None
+    if geom.is_empty:
+        raise GeometryError("empty geometry")
+    if not geom.is_valid:
+        # e.g. "Self-intersection[11.1 43.88]" (GEOS IsValidOp)
+        raise GeometryError(f"invalid {kind}: {shapely.is_valid_reason(geom)}")
+    if kind in ("LineString", "MultiLineString") and geom.length == 0:
+        raise GeometryError(f"degenerate {kind}: all points equal")
+    return geom
+
+
+def check_in_area(geom: BaseGeometry, area: BBox) -> None:
+    min_lon, min_lat, max_lon, max_lat = geom.bounds
+    if not area.contains(BBox(min_lon, min_lat, max_lon, max_lat)):
+        raise GeometryError(
+            f"coordinates outside the service area {area.as_list()} "
+            f"(geometry spans {[round(v, 6) for v in geom.bounds]}; GeoJSON order is [lon, lat])"
+        )
+
+
+def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
+    out: dict[str, Any] = dict(mapping(geom))
+    out["coordinates"] = _lists(out["coordinates"])
+    return out
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_lists(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class LocalProjection:
+    """Equirectangular metres around (`lon0`, `lat0`)."""
+
+    lon0: float
+    lat0: float
+
+    @classmethod
+    def around(cls, area: BBox) -> LocalProjection:
+        return cls((area.min_lon + area.max_lon) / 2, (area.min_lat + area.max_lat) / 2)
+
+    def _forward(self, coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        kx = EARTH_M_PER_DEG_LAT * math.cos(math.radians(self.lat0))
+        out = np.empty_like(coords)
+        out[:, 0] = (coords[:, 0] - self.lon0) * kx
+        out[:, 1] = (coords[:, 1] - self.lat0) * EARTH_M_PER_DEG_LAT
+        return out
+
+    def to_metres(self, geom: BaseGeometry) -> BaseGeometry:
+        result: BaseGeometry = shapely.transform(geom, self._forward)
+        return result
+
+    def many_to_metres(self, geoms: list[BaseGeometry]) -> npt.NDArray[np.object_]:
+        arr = np.asarray(geoms, dtype=object)
+        result: npt.NDArray[np.object_] = shapely.transform(arr, self._forward)
+        return result
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Metres between two points, in the local projection at their mean latitude."""
+    kx = EARTH_M_PER_DEG_LAT * math.cos(math.radians((lat1 + lat2) / 2))
+    return math.hypot((lon2 - lon1) * kx, (lat2 - lat1) * EARTH_M_PER_DEG_LAT)
+
+
+def local_metres(geom: BaseGeometry, lat0: float) -> BaseGeometry:
+    """`geom` (lon/lat degrees) in metres of the local projection at latitude `lat0`."""
+    return LocalProjection(0.0, lat0).to_metres(geom)
 
 
 class Site(BaseModel):
@@ -46,18 +228,6 @@ class SitesFile(BaseModel):
 
 def load_sites(path: Path = SITES_FILE) -> dict[str, Site]:
     return SitesFile.model_validate(yaml.safe_load(path.read_text())).sensors
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    kx = M_PER_DEG_LAT * math.cos(math.radians((lat1 + lat2) / 2))
-    return math.hypot((lon2 - lon1) * kx, (lat2 - lat1) * M_PER_DEG_LAT)
-
-
-def local_metres(geom: BaseGeometry, lat0: float) -> BaseGeometry:
-    """`geom` (lon/lat degrees) in metres of a local plane at latitude `lat0`: a city-sized
-    equirectangular projection, good to well under 1 % within tens of kilometres."""
-    factors = np.array([M_PER_DEG_LAT * math.cos(math.radians(lat0)), M_PER_DEG_LAT])
-    return shapely.transform(geom, lambda xy: xy * factors)
 
 
 def sites_near(geom: BaseGeometry, sites: dict[str, Site], radius_m: float) -> list[tuple[str, float]]:
@@ -169,50 +339,3 @@ class Geography:
 
     sites: dict[str, Site]
     worksites: WorksiteLookup
-
-
-class RegistryWorksites:
-    """`WorksiteLookup` over the worksite registry (cloud.worksites), refreshed every `refresh_s`.
-
-    Cancelled worksites are ignored; a worksite counts as *planned* when the municipality approved
-    it or it was registered before it started (an emergency dig entered after the fact is not).
-    """
-
-    def __init__(self, store: Any, refresh_s: float = 60.0) -> None:
-        self.store = store
-        self.refresh_s = refresh_s
-        self._loaded_at = -math.inf
-        self._lookup = GeoJsonWorksites({"type": "FeatureCollection", "features": []})
-
-    @classmethod
-    def open(cls, url: str, refresh_s: float = 60.0) -> RegistryWorksites:
-        from cloud.core.geometry import BBox  # noqa: PLC0415  (only when a rules file asks for it)
-        from cloud.worksites.store import WorksiteStore  # noqa: PLC0415
-
-        return cls(WorksiteStore.open(url, area=BBox(-180, -90, 180, 90)), refresh_s)
-
-    def _current(self) -> GeoJsonWorksites:
-        now = time.monotonic()
-        if now - self._loaded_at >= self.refresh_s:
-            features = []
-            for w in self.store.search():
-                if w.status.value == "cancelled":
-                    continue
-                props = {
-                    "id": w.id,
-                    "name": w.title,
-                    "starts_at": w.start.isoformat(),
-                    "ends_at": w.end.isoformat(),
-                    "planned": w.approval.value == "approved" or w.created_at <= w.start,
-                    "org": w.owner,
-                }
-                features.append({"type": "Feature", "geometry": w.geometry, "properties": props})
-            self._lookup = GeoJsonWorksites({"type": "FeatureCollection", "features": features})
-            self._loaded_at = now
-        return self._lookup
-
-    def active_near(self, lat: float, lon: float, radius_m: float, at: datetime) -> list[WorksiteRef]:
-        return self._current().active_near(lat, lon, radius_m, at)
-
-    def containing(self, lat: float, lon: float, at: datetime) -> list[WorksiteRef]:
-        return self._current().containing(lat, lon, at)

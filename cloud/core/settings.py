@@ -96,3 +96,8 @@ def broker_address(url: str, username: str | None = None, password_file: str | N
     parsed = BrokerAddress.parse(url, field="mqtt_url")
     password = Path(password_file).read_text(encoding="utf-8").strip() if password_file else parsed.password
     return replace(parsed, username=username or parsed.username, password=password)
+
+
+def default_db_url() -> str:
+    """The registry (organisations, tokens, worksites) when no URL is given: beside the demo's."""
+    return f"sqlite:///{Path.home() / '.local' / 'share' / 'sitroom' / 'worksites.db'}"

@@ -113,3 +113,23 @@ def migrate(engine: Engine, component: str, migrations: Sequence[Migration]) -> 
             )
         newly.append(migration.version)
     return newly
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC in and out; SQLite keeps naive UTC text, PostgreSQL `timestamptz`."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime refused: {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -22,7 +22,6 @@ from cloud.core.geo import (
     Geography,
     GeoJsonWorksites,
     NoWorksites,
-    RegistryWorksites,
     WorksiteLookup,
     load_sites,
 )
@@ -57,7 +56,12 @@ def read_rules_file(path: Path) -> RulesFile:
         raise RulesFileError(f"{path}: {exc}") from None
 
 
-def geography(path: Path, raw: RulesFile) -> Geography:
+# Opens `registry:URL` worksite sources (the worksite registry itself). The rules feature does not
+# know the registry: the process's wiring hands the opener over (cloud/apps/rules.py).
+RegistryOpener = Callable[[str], WorksiteLookup]
+
+
+def geography(path: Path, raw: RulesFile, open_registry: RegistryOpener | None = None) -> Geography:
     try:
         sites = load_sites(path.parent / raw.sites) if raw.sites else load_sites()
     except (OSError, yaml.YAMLError, ValidationError) as exc:
@@ -65,10 +69,13 @@ def geography(path: Path, raw: RulesFile) -> Geography:
     worksites: WorksiteLookup = NoWorksites()
     if raw.worksites and raw.worksites.startswith("registry:"):
         # `registry:sqlite:///PATH` or `registry:postgresql://...`: the worksite registry itself.
-        try:
-            return Geography(
-                sites=sites, worksites=RegistryWorksites.open(raw.worksites.removeprefix("registry:"))
+        if open_registry is None:
+            raise RulesFileError(
+                f"{path}: worksites: {raw.worksites}: the worksite registry is read by the rules "
+                "service only; here give a GeoJSON file or URL"
             )
+        try:
+            return Geography(sites=sites, worksites=open_registry(raw.worksites.removeprefix("registry:")))
         except (ValueError, sa.exc.SQLAlchemyError) as exc:
             raise RulesFileError(f"{path}: worksites: {raw.worksites}: {exc}") from None
     if raw.worksites:
@@ -80,10 +87,10 @@ def geography(path: Path, raw: RulesFile) -> Geography:
     return Geography(sites=sites, worksites=worksites)
 
 
-def load_rules(path: Path = DEFAULT_RULES) -> list[Rule]:
+def load_rules(path: Path = DEFAULT_RULES, open_registry: RegistryOpener | None = None) -> list[Rule]:
     """Rules from YAML; errors name the file, the rule's index and the field."""
     raw = read_rules_file(path)
-    geo = geography(path, raw)
+    geo = geography(path, raw, open_registry)
     rules: list[Rule] = []
     names: set[str] = set()
     for i, entry in enumerate(raw.rules):

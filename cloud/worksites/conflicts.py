@@ -29,7 +29,7 @@ import shapely
 from shapely import STRtree
 
 from cloud.core.alerts import Alert, Severity
-from cloud.core.geometry import PRATO_AREA, BBox, LocalProjection
+from cloud.core.geo import PRATO_AREA, BBox, LocalProjection
 from cloud.worksites.models import Status, Worksite
 
 

@@ -39,8 +39,7 @@ from typing import Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.core.geo import Site, load_sites, sites_near
-from cloud.core.geometry import parse_geojson
+from cloud.core.geo import Site, load_sites, parse_geojson, sites_near
 from cloud.io.influx.client import InfluxClient, InfluxError
 from cloud.io.influx.lineprotocol import FieldValue, LineProtocolError, line
 from cloud.worksites.models import Status, Worksite
@@ -164,6 +163,9 @@ class WorksiteSnapshots:
         self._signature: frozenset[tuple[str, int, str]] | None = None
         self._reported: set[tuple[str, str]] = set()
         self._next_poll = 0.0
+
+    def close(self) -> None:
+        self.store.close()
 
     def tick(self, influx: InfluxClient, now: datetime | None = None) -> int:
         """Poll if `poll_s` has passed since the last look; points written."""

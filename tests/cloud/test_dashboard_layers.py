@@ -12,11 +12,10 @@ import httpx
 import pytest
 
 from cloud.apps.api import create_app
-from cloud.core.geo import load_sites
-from cloud.core.geometry import PRATO_AREA
+from cloud.core.geo import PRATO_AREA, load_sites
 from cloud.dashboards.queries import iter_panels
 from cloud.dev.apiserver import ThreadedApiServer
-from cloud.worksites.demo_data import load_demo
+from cloud.dev.demo_data import load_demo
 from cloud.worksites.store import WorksiteStore
 
 from support import REPO

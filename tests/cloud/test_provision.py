@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from cloud.apps.cli.provision import group as provision
 from cloud.provision.acl import acl_file
-from cloud.provision.cli import group as provision
 from cloud.provision.csv_onboarding import CsvError, read_rows
 from cloud.provision.passwords import PasswordHashError, hash_password, verify
 from cloud.provision.registry import Registry

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cloud.provision.cli import group as provision
+from cloud.apps.cli.provision import group as provision
 from cloud.provision.registry import Registry
 from cloud.provision.sensors import DRIVER_KINDS, SensorDirectory, SensorDirectoryError
 from edge.contract import SensorKind

@@ -33,10 +33,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from cloud.apps.cli.provision import group as provision
 from cloud.dev.servers import Mosquitto, env_without_proxies, free_port
 from cloud.provision.broker import paths
 from cloud.provision.ca import CertificateAuthority
-from cloud.provision.cli import group as provision
 from cloud.provision.registry import Registry
 
 from support import unique, wait_until

@@ -17,10 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.apps.api import create_app
-from cloud.core.geometry import PRATO_AREA
+from cloud.core.geo import PRATO_AREA
+from cloud.core.orgs import Organisation, Role
 from cloud.dev.apiserver import ThreadedApiServer
 from cloud.dev.postgres import PostgresCluster
-from cloud.worksites.models import Organisation, Role
 from cloud.worksites.store import WorksiteStore
 
 from .registry import GAS, MUNICIPALITY, WATER, Api
@@ -85,14 +85,14 @@ def store_url(backend: Backend) -> str:
 @pytest.fixture
 def store(backend: Backend) -> WorksiteStore:
     s = backend.store
-    s.add_organisation(Organisation(id=MUNICIPALITY, name="Comune di Prato", role=Role.MUNICIPALITY))
-    s.add_organisation(Organisation(id=WATER, name="Publiacqua", role=Role.UTILITY))
-    s.add_organisation(Organisation(id=GAS, name="Toscana Energia", role=Role.UTILITY))
+    s.orgs.add(Organisation(id=MUNICIPALITY, name="Comune di Prato", role=Role.MUNICIPALITY))
+    s.orgs.add(Organisation(id=WATER, name="Publiacqua", role=Role.UTILITY))
+    s.orgs.add(Organisation(id=GAS, name="Toscana Energia", role=Role.UTILITY))
     return s
 
 
 @pytest.fixture
 def api(store: WorksiteStore, backend: Backend) -> Iterator[Api]:
-    tokens = {org: store.issue_token(org) for org in (MUNICIPALITY, WATER, GAS)}
+    tokens = {org: store.orgs.issue_token(org) for org in (MUNICIPALITY, WATER, GAS)}
     with httpx.Client(base_url=backend.server.url, timeout=60) as client:
         yield Api(client, tokens, store)

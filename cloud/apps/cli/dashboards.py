@@ -7,7 +7,10 @@ from pathlib import Path
 
 import click
 
+from cloud.apps.demo import DemoOptions, run_demo
+from cloud.dashboards.build import write_all
 from cloud.dashboards.check import Report, check_live, check_offline, load_dashboards, provisioned_uids
+from cloud.dashboards.push import connect, push_dashboards
 from cloud.io.influx.client import InfluxClient
 
 DASHBOARDS = Path("dashboards")
@@ -45,8 +48,6 @@ def check(directory: Path, influx_url: str | None, database: str, demo: bool) ->
     """Check every dashboard offline, and with --influx or --demo run every query on real data."""
     report = Report()
     if demo:
-        from cloud.apps.demo import DemoOptions, run_demo  # noqa: PLC0415  (only this option needs the demo)
-
         configs = sorted(Path("firmware_configs").glob("*.yaml"))
         if not configs:
             raise click.ClickException("--demo needs gateway configs in ./firmware_configs")
@@ -100,7 +101,6 @@ def push(
     folder_uid: str | None,
 ) -> None:
     """Import every dashboard into Grafana through its HTTP API (overwriting by uid)."""
-    from cloud.dashboards.push import connect, push_dashboards  # noqa: PLC0415  (grafana-client loads slowly)
 
     dashboards = load_dashboards(directory / "json")
     uids = push_dashboards(
@@ -119,7 +119,6 @@ def push(
 )
 def build(directory: Path) -> None:
     """Write the generated per-theme dashboards (Parking, Traffic, Fleets, Worksites, Alerts, Pipeline)."""
-    from cloud.dashboards.build import write_all  # noqa: PLC0415
 
     for path in write_all(directory):
         click.echo(f"wrote {path}")

@@ -13,21 +13,32 @@ from typing import Any
 
 import click
 import orjson
+import yaml
+from pydantic import ValidationError
+
+from cloud.apps import demo as demo_wiring
+from cloud.core.errors import NotFoundError, problems_from
+from cloud.core.geo import PRATO_AREA, BBox
+from cloud.core.orgs import Caller, Organisation, Role
+from cloud.core.settings import default_db_url
+from cloud.io.db import DatabaseURLError
+from cloud.worksites import conflicts, csv_import, wzdx
+from cloud.worksites.alerts import publish_alerts
+from cloud.worksites.geojson import feature_collection
+from cloud.worksites.models import (
+    Approval,
+    InvalidWorksiteError,
+    Status,
+    Worksite,
+    WorksiteCreate,
+    WorksiteFields,
+)
+from cloud.worksites.store import Query, StoreError, WorksiteStore
 
 DEFAULT_ORG = "comune-prato"
 
 
-def default_db_url() -> str:
-    from cloud.apps.demo import default_data_dir  # noqa: PLC0415
-
-    return f"sqlite:///{default_data_dir().parent / 'worksites.db'}"
-
-
-def _open(db: str | None) -> Any:
-    from cloud.core.geometry import PRATO_AREA  # noqa: PLC0415
-    from cloud.io.db import DatabaseURLError  # noqa: PLC0415
-    from cloud.worksites.store import WorksiteStore  # noqa: PLC0415
-
+def _open(db: str | None) -> WorksiteStore:
     try:
         return WorksiteStore.open(db or default_db_url(), area=PRATO_AREA)
     except DatabaseURLError as exc:
@@ -38,19 +49,17 @@ class Ctx:
     def __init__(self, db: str | None, org: str) -> None:
         self.db = db
         self.org = org
-        self._store: Any = None
+        self._store: WorksiteStore | None = None
 
     @property
-    def store(self) -> Any:
+    def store(self) -> WorksiteStore:
         if self._store is None:
             self._store = _open(self.db)
         return self._store
 
-    def caller(self) -> Any:
-        from cloud.worksites.store import Caller, NotFoundError  # noqa: PLC0415
-
+    def caller(self) -> Caller:
         try:
-            org = self.store.organisation(self.org)
+            org = self.store.orgs.organisation(self.org)
         except NotFoundError:
             raise click.ClickException(
                 f"organisation {self.org!r} is not registered: add it with `sitroom worksites org-add` "
@@ -63,8 +72,6 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 
 def _fail(exc: Exception) -> click.ClickException:
-    from cloud.worksites.store import InvalidWorksiteError  # noqa: PLC0415
-
     if isinstance(exc, InvalidWorksiteError):
         lines = [
             f"  {p.field}: {p.message}" + (f" (got {p.value!r})" if p.value is not None else "")
@@ -100,10 +107,6 @@ def group(ctx: click.Context, db: str | None, org: str) -> None:
 @pass_ctx
 def add(ctx: Ctx, file: str) -> None:
     """Add a worksite from a JSON file (or - for stdin); prints its id."""
-    from pydantic import ValidationError  # noqa: PLC0415
-
-    from cloud.worksites.models import WorksiteCreate  # noqa: PLC0415
-    from cloud.worksites.store import InvalidWorksiteError, StoreError, problems_from  # noqa: PLC0415
 
     try:
         data = WorksiteCreate.model_validate(_read_json(file))
@@ -133,9 +136,6 @@ def list_(
     as_json: bool,
 ) -> None:
     """List worksites, filtered by status, owner, time window and bounding box."""
-    from cloud.core.geometry import BBox  # noqa: PLC0415
-    from cloud.worksites.models import Status  # noqa: PLC0415
-    from cloud.worksites.store import Query  # noqa: PLC0415
 
     try:
         query = Query(
@@ -164,7 +164,6 @@ def list_(
 @pass_ctx
 def show(ctx: Ctx, worksite_id: str, history: bool) -> None:
     """Print one worksite as JSON."""
-    from cloud.worksites.store import NotFoundError  # noqa: PLC0415
 
     try:
         out: dict[str, Any] = ctx.store.get(worksite_id).model_dump(mode="json")
@@ -182,7 +181,6 @@ def show(ctx: Ctx, worksite_id: str, history: bool) -> None:
 @pass_ctx
 def update(ctx: Ctx, worksite_id: str, assignments: tuple[str, ...], file: str | None) -> None:
     """Change fields of a worksite (`--set status=active --set impact='{"lanes_closed": 1}'`)."""
-    from cloud.worksites.store import StoreError  # noqa: PLC0415
 
     patch: dict[str, Any] = dict(_read_json(file)) if file else {}
     for item in assignments:
@@ -204,8 +202,6 @@ def update(ctx: Ctx, worksite_id: str, assignments: tuple[str, ...], file: str |
 
 
 def _writable_fields() -> list[str]:
-    from cloud.worksites.models import WorksiteFields  # noqa: PLC0415
-
     return list(WorksiteFields.model_fields)
 
 
@@ -215,7 +211,6 @@ def _writable_fields() -> list[str]:
 @pass_ctx
 def approve(ctx: Ctx, worksite_id: str, reject: bool) -> None:
     """Approve (or --reject) a worksite; municipality only."""
-    from cloud.worksites.store import StoreError  # noqa: PLC0415
 
     try:
         ws = ctx.store.decide(ctx.caller(), worksite_id, approve=not reject)
@@ -233,10 +228,6 @@ def approve(ctx: Ctx, worksite_id: str, reject: bool) -> None:
 @pass_ctx
 def import_(ctx: Ctx, file: str, fmt: str, mapping: str | None) -> None:
     """Import a WZDx WorkZoneFeed, or a CSV with a column mapping; all or nothing."""
-    import yaml  # noqa: PLC0415
-
-    from cloud.worksites import csv_import, wzdx  # noqa: PLC0415
-    from cloud.worksites.store import StoreError  # noqa: PLC0415
 
     caller = ctx.caller()
     try:
@@ -259,7 +250,6 @@ def import_(ctx: Ctx, file: str, fmt: str, mapping: str | None) -> None:
 
 def _create_all(ctx: Ctx, caller: Any, items: list[Any]) -> int:
     """Create CSV rows as new worksites in one transaction (validated first, so none half-done)."""
-    from cloud.worksites.models import Approval, Worksite  # noqa: PLC0415
 
     now = datetime.now(UTC)
     sites = []
@@ -288,9 +278,6 @@ def _create_all(ctx: Ctx, caller: Any, items: list[Any]) -> int:
 @pass_ctx
 def export(ctx: Ctx, fmt: str, output: Path | None, everything: bool) -> None:
     """Export the registry as a WZDx 4.2 WorkZoneFeed or a GeoJSON FeatureCollection."""
-    from cloud.worksites import wzdx  # noqa: PLC0415
-    from cloud.worksites.api import feature_collection  # noqa: PLC0415
-    from cloud.worksites.models import Status  # noqa: PLC0415
 
     sites = ctx.store.search(_all_query())
     if not everything:
@@ -308,8 +295,6 @@ def export(ctx: Ctx, fmt: str, output: Path | None, everything: bool) -> None:
 
 
 def _all_query() -> Any:
-    from cloud.worksites.store import Query  # noqa: PLC0415
-
     return Query(limit=10**9)
 
 
@@ -328,13 +313,10 @@ def conflicts_(
     ctx: Ctx, buffer_m: float, synergy_days: float, redig_days: float, as_json: bool, mqtt_url: str | None
 ) -> None:
     """Conflicts, synergies and redigs among the registry's worksites."""
-    from cloud.worksites import conflicts  # noqa: PLC0415
 
     settings = conflicts.CoordinationSettings(buffer_m, synergy_days, redig_days)
     found = conflicts.detect(ctx.store.search(_all_query()), settings, area=ctx.store.area)
     if mqtt_url:
-        from cloud.worksites.alerts import publish_alerts  # noqa: PLC0415
-
         sent = publish_alerts(mqtt_url, conflicts.to_alerts(found, datetime.now(UTC)))
         click.echo(f"published {sent} alert(s) to {mqtt_url}", err=True)
     if as_json:
@@ -360,12 +342,9 @@ def orgs(ctx: Ctx) -> None:
 @pass_ctx
 def org_add(ctx: Ctx, org_id: str, name: str, role: str) -> None:
     """Register (or rename) an organisation."""
-    from pydantic import ValidationError  # noqa: PLC0415
-
-    from cloud.worksites.models import Organisation, Role  # noqa: PLC0415
 
     try:
-        ctx.store.add_organisation(Organisation(id=org_id, name=name, role=Role(role)))
+        ctx.store.orgs.add(Organisation(id=org_id, name=name, role=Role(role)))
     except ValidationError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(org_id)
@@ -377,10 +356,9 @@ def org_add(ctx: Ctx, org_id: str, name: str, role: str) -> None:
 @pass_ctx
 def token(ctx: Ctx, org_id: str, label: str) -> None:
     """Issue an API token for an organisation. It is shown once; only its hash is stored."""
-    from cloud.worksites.store import NotFoundError  # noqa: PLC0415
 
     try:
-        click.echo(ctx.store.issue_token(org_id, label))
+        click.echo(ctx.store.orgs.issue_token(org_id, label))
     except NotFoundError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -389,7 +367,5 @@ def token(ctx: Ctx, org_id: str, label: str) -> None:
 @pass_ctx
 def demo(ctx: Ctx) -> None:
     """Load the Prato demo organisations and worksites (dates relative to today)."""
-    from cloud.worksites.demo_data import load_demo  # noqa: PLC0415
 
-    new = load_demo(ctx.store, datetime.now(UTC))
-    click.echo(f"{new} demo worksite(s) added")
+    click.echo(f"{demo_wiring.seed_registry(ctx.store)} demo worksite(s) added")

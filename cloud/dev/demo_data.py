@@ -1,4 +1,6 @@
-"""Demo worksites of Prato: the municipality and four utilities on real streets, with conflicts.
+"""The demo's data: Prato's organisations, their worksites and the console's operators.
+
+Demo worksites: the municipality and four utilities on real streets, with conflicts.
 
 Coordinates are WGS84 read off a map to within a few tens of metres, on the same streets the
 traffic simulators use (edge/simulators/places.py). Dates are relative to `now`, so that the
@@ -14,7 +16,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from cloud.worksites.models import Organisation, Role, Status, WorksiteCreate
+from cloud.console.auth import ConsoleRole
+from cloud.console.store import ConsoleStore
+from cloud.core.errors import ConflictError
+from cloud.core.orgs import Caller, Organisation, Role
+from cloud.worksites.models import Status, WorksiteCreate
+from cloud.worksites.store import WorksiteStore
 
 MUNICIPALITY = "comune-prato"
 
@@ -243,12 +250,11 @@ def demo_worksites(now: datetime) -> list[WorksiteCreate]:
 APPROVED = ("publiacqua-pistoiese-main", "alia-mercatale-isole", "comune-prato-repubblica-ciclabile")
 
 
-def load_demo(store: Any, now: datetime) -> int:
-    """Organisations and demo worksites into `store` (a WorksiteStore); returns how many were new."""
-    from cloud.worksites.store import Caller, ConflictError  # noqa: PLC0415
-
+def load_demo(store: WorksiteStore, now: datetime) -> int:
+    """Organisations (into the registry beside `store`) and demo worksites; returns how many
+    worksites were new."""
     for org in ORGANISATIONS:
-        store.add_organisation(org)
+        store.orgs.add(org)
     operator = Caller(MUNICIPALITY, Role.MUNICIPALITY)
     new = 0
     for item in demo_worksites(now):
@@ -260,3 +266,24 @@ def load_demo(store: Any, now: datetime) -> int:
         if item.id in APPROVED or item.status in (Status.ACTIVE, Status.COMPLETED):
             store.decide(operator, item.id or "", approve=True, now=now)
     return new
+
+
+# Console log-ins (password `demo` for all — a demo on loopback, never a deployment).
+DEMO_PASSWORD = "demo"  # noqa: S105  (documented demo credential, loopback only)
+DEMO_OPERATORS: tuple[tuple[str, str, ConsoleRole, str], ...] = (
+    ("anna", "comune-prato", ConsoleRole.MUNICIPALITY_OPERATOR, "Anna Bini (Comune di Prato)"),
+    ("marco", "publiacqua", ConsoleRole.UTILITY_OPERATOR, "Marco Lenzi (Publiacqua)"),
+    ("giulia", "toscana-energia", ConsoleRole.UTILITY_OPERATOR, "Giulia Fabbri (Toscana Energia)"),
+    ("luca", "alia", ConsoleRole.TECHNICIAN, "Luca Mori (Alia)"),
+    ("parete", "comune-prato", ConsoleRole.READ_ONLY, "Parete sala operativa"),
+)
+
+
+def add_demo_operators(store: ConsoleStore) -> None:
+    for username, org, role, name in DEMO_OPERATORS:
+        store.add_operator(username, DEMO_PASSWORD, org, role, name)
+
+
+def demo_credentials() -> str:
+    users = ", ".join(f"{u} ({org}, {role.value.replace('_', ' ')})" for u, org, role, _ in DEMO_OPERATORS)
+    return f"log in as {users}; password {DEMO_PASSWORD!r}"

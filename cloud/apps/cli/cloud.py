@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
 
 import click
+import orjson
 from pydantic import ValidationError
 
-from cloud.apps.api_cli import api_command
+from cloud.apps.cli.api import api_command
+from cloud.apps.demo import DemoOptions, default_data_dir, run_demo
+from cloud.apps.ingest import build_ingest
+from cloud.apps.rules import RulesSetupError, build_rules_service
+from cloud.core.alerts import AlertNotFoundError
+from cloud.core.lifecycle import InvalidTransitionError
 from cloud.core.settings import CloudSettings
-
-if TYPE_CHECKING:
-    from cloud.rules.store import AlertStore
+from cloud.rules.store import AlertStore
 
 
 def _settings() -> CloudSettings:
@@ -38,17 +42,15 @@ def _stop_on_signals() -> threading.Event:
 
 @click.group()
 def group() -> None:
-    """Cloud services: ingest and rules. Settings come from SITROOM_* environment variables."""
+    """Cloud services: ingest, rules, the API and its alert store. Settings: SITROOM_* variables."""
 
 
 @group.command()
 def ingest() -> None:
     """Consume gateway data from MQTT, validate it, write it to InfluxDB; bad input to dead-letter."""
-    from cloud.ingest.consumer import Ingest  # noqa: PLC0415  (keeps `sitroom --help` fast)
-
     settings = _settings()
     stop = _stop_on_signals()
-    Ingest(settings).run(stop)
+    build_ingest(settings).run(stop)
 
 
 ALERTS_DB_HELP = "Alert store: sqlite:///PATH or postgresql://user@host/db."
@@ -69,45 +71,12 @@ DEFAULT_ALERTS_DB = "sqlite:///.sitroom/alerts.db"
 )
 def rules(rules_file: Path | None, alerts_db: str, reload: bool) -> None:
     """Evaluate the rules on the live stream; store, publish and notify alerts."""
-    from cloud.notify import NotificationsConfig, Notifier, build_channels  # noqa: PLC0415
-    from cloud.rules.engine import (  # noqa: PLC0415
-        DEFAULT_RULES,
-        Engine,
-        RulesFileError,
-        load_rules,
-        read_rules_file,
-    )
-    from cloud.rules.service import RulesService  # noqa: PLC0415
-    from cloud.rules.store import AlertStore  # noqa: PLC0415
-
     settings = _settings()
-    path = rules_file or (Path(settings.rules_file) if settings.rules_file else DEFAULT_RULES)
     try:
-        engine = Engine(load_rules(path))
-        raw = read_rules_file(path)
-        notifications = NotificationsConfig.model_validate(raw.notifications or {})
-        notifier = Notifier(notifications, build_channels(notifications, settings.broker))
-    except (RulesFileError, ValidationError, ValueError) as exc:
-        raise click.ClickException(f"{path}: {exc}") from None
-    worksites = None
-    if settings.worksites_db:
-        from cloud.core.geometry import PRATO_AREA  # noqa: PLC0415
-        from cloud.io.db import make_engine  # noqa: PLC0415
-        from cloud.worksites.snapshot import WorksiteSnapshots  # noqa: PLC0415
-        from cloud.worksites.store import WorksiteStore  # noqa: PLC0415
-
-        # Read only: the API owns the registry's schema and creates it (no migration from here).
-        registry = WorksiteStore(make_engine(settings.worksites_db), area=PRATO_AREA)
-        worksites = WorksiteSnapshots(registry, interval_s=settings.worksite_snapshot_s)
-    stop = _stop_on_signals()
-    RulesService(
-        settings,
-        engine,
-        store=AlertStore(alerts_db),
-        notifier=notifier,
-        rules_path=path if reload else None,
-        worksites=worksites,
-    ).run(stop)
+        service = build_rules_service(settings, rules_file=rules_file, alerts_db=alerts_db, reload=reload)
+    except RulesSetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    service.run(_stop_on_signals())
 
 
 @group.group()
@@ -116,8 +85,6 @@ def alerts() -> None:
 
 
 def _store(url: str) -> AlertStore:
-    from cloud.rules.store import AlertStore  # noqa: PLC0415
-
     return AlertStore(url)
 
 
@@ -128,8 +95,6 @@ def _store(url: str) -> AlertStore:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def alerts_list(alerts_db: str, org: str | None, show_all: bool, as_json: bool) -> None:
     """Active alerts (or the history with --all), newest last."""
-    import orjson  # noqa: PLC0415
-
     store = _store(alerts_db)
     found = store.history(org, limit=1000)[::-1] if show_all else store.active(org)
     for a in found:
@@ -141,8 +106,6 @@ def alerts_list(alerts_db: str, org: str | None, show_all: bool, as_json: bool) 
 
 
 def _move(alerts_db: str, alert_id: int, verb: str, by: str, note: str) -> None:
-    from cloud.core.lifecycle import InvalidTransitionError  # noqa: PLC0415
-    from cloud.rules.store import AlertNotFoundError  # noqa: PLC0415
 
     store = _store(alerts_db)
     try:
@@ -196,8 +159,6 @@ def alerts_silence(
     alerts_db: str,
 ) -> None:
     """Silence matching alerts (stored, not notified) for a while, or declare maintenance."""
-    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
-
     now = datetime.now(UTC)
     s = _store(alerts_db).add_silence(
         starts_at=now,
@@ -251,8 +212,6 @@ def demo_command(
     seed: int,
 ) -> None:
     """Run a simulated Prato end to end on servers of its own, with live progress."""
-    from cloud.apps.demo import DemoOptions, default_data_dir, run_demo  # noqa: PLC0415
-
     files = sorted(configs.glob("*.yaml"))
     if not files:
         raise click.ClickException(f"no gateway configs (*.yaml) in {configs}")

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+
+from cloud.core.settings import CloudSettings
+from cloud.io.influx.client import InfluxClient
+from cloud.rules.backtest import (
+    Skipped,
+    backtest,
+    readings_from_csv,
+    readings_from_influx,
+)
+from cloud.rules.detectors import UnknownDetectorError, get
+from cloud.rules.detectors.replay import BadRow, CsvHeaderError, replay_csv
+from cloud.rules.engine import RulesFileError, load_rules
 
 
 @click.group()
@@ -79,9 +92,6 @@ def replay(
 
 
 def _replay_series(detector: str, input_path: Path, output_path: Path) -> None:
-    from cloud.rules.detectors import UnknownDetectorError, get  # noqa: PLC0415  (keeps --help fast)
-    from cloud.rules.detectors.replay import BadRow, CsvHeaderError, replay_csv  # noqa: PLC0415
-
     try:
         get(detector)
     except UnknownDetectorError as exc:
@@ -115,17 +125,6 @@ def _replay_rules(
     org: str | None,
     as_json: bool,
 ) -> None:
-    from collections import Counter  # noqa: PLC0415
-
-    from cloud.core.settings import CloudSettings  # noqa: PLC0415
-    from cloud.io.influx.client import InfluxClient  # noqa: PLC0415
-    from cloud.rules.backtest import (  # noqa: PLC0415
-        Skipped,
-        backtest,
-        readings_from_csv,
-        readings_from_influx,
-    )
-    from cloud.rules.engine import RulesFileError, load_rules  # noqa: PLC0415
 
     try:
         rules = load_rules(rules_file)

@@ -12,6 +12,10 @@ import click
 import httpx
 from pydantic import ValidationError
 
+from cloud.core.orgs import Organisation, Role
+from cloud.core.settings import default_db_url
+from cloud.io.db import DatabaseURLError
+from cloud.io.orgstore import OrgStore
 from cloud.provision.broker import BrokerFiles, generate, paths, running_pid, unreachable_ancestor
 from cloud.provision.ca import CAError, CertificateAuthority
 from cloud.provision.csv_onboarding import CsvError, onboard
@@ -349,12 +353,42 @@ def org_group() -> None:
 @org_group.command("add")
 @click.option("--id", "org", required=True, help="Org id, e.g. alia.")
 @click.option("--name", default="", help="Human name, e.g. 'Alia Servizi Ambientali'.")
+@click.option(
+    "--role", type=click.Choice([r.value for r in Role]), default=Role.UTILITY.value, show_default=True
+)
+@click.option(
+    "--db",
+    envvar="SITROOM_WORKSITES_DB",
+    help="The organisation registry (the API's --db): sqlite:///PATH or postgresql://user@host/db.",
+)
 @_secret_options
 @click.pass_obj
 def org_add(
-    reg: Registry, org: str, name: str, auth: str, broker_url: str | None, rotate: bool, show_secret: bool
+    reg: Registry,
+    org: str,
+    name: str,
+    role: str,
+    db: str | None,
+    auth: str,
+    broker_url: str | None,
+    rotate: bool,
+    show_secret: bool,
 ) -> None:
-    """Register a utility: its credentials and its fleet topic prefix."""
+    """Register an organisation: in the organisation registry that the worksite API and the
+    console read, and on the broker (its credentials and its fleet topic prefix)."""
+    try:
+        organisation = Organisation(id=org, name=name or org, role=Role(role))
+        db = db or default_db_url()
+        orgs = OrgStore.open(db)
+    except (ValidationError, DatabaseURLError) as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        is_new = orgs.add(organisation)
+    finally:
+        orgs.close()
+    click.echo(
+        f"organisation {org} ({role}) {'registered' if is_new else 'updated'} in {db or default_db_url()}"
+    )
     outcomes: list[Outcome] = []
 
     def act(r: Registry) -> None:
