@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ import paho.mqtt.client as mqtt
 from pydantic import AwareDatetime, BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from cloud.core.admission import Admission
 from cloud.core.alerts import Alert
 from cloud.core.settings import CloudSettings
 from cloud.io.influx.client import InfluxClient, InfluxError, QueryError
@@ -23,7 +25,7 @@ from cloud.notify import Notifier
 from cloud.rules.engine import Engine, RulesFileError, load_rules
 from cloud.rules.relay import OperatorRelay
 from cloud.rules.store import AlertStore
-from edge.contract import ContractError, decode, loads, topics
+from edge.contract import ContractError, loads, topics
 from edge.contract.topics import Channel
 
 if TYPE_CHECKING:
@@ -44,7 +46,9 @@ class RulesService:
     too (several instances may run) and only real transitions are published, and what operators
     do in the store (acknowledge, resolve) is published and written as well (cloud/rules/relay.py);
     with a `notifier`, they are routed to channels; with `rules_path`, the rules file is reloaded
-    when it changes; with `worksites`, the worksite registry's state is written to InfluxDB."""
+    when it changes; with `worksites`, the worksite registry's state is written to InfluxDB.
+    Readings pass the admission first (cloud/core/admission.py), ingest's verdict: what ingest
+    dead-letters raises no alert."""
 
     def __init__(
         self,
@@ -57,9 +61,11 @@ class RulesService:
         rules_path: Path | None = None,
         reload_every_s: float = 2.0,
         worksites: WorksiteSnapshots | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        self.admission = admission or Admission.from_settings(settings)
         self.store = store
         self.relay = OperatorRelay(store) if store is not None else None
         self.worksites = worksites
@@ -93,6 +99,8 @@ class RulesService:
             subscriptions=[
                 (f"{topics.ROOT}/{org}/+/{Channel.DATA.value}/+", 1),
                 (f"{topics.ROOT}/{org}/+/{Channel.STATUS.value}", 1),
+                # The gateways' declared sensor kinds, for the admission (as ingest learns them).
+                (f"{topics.ROOT}/{org}/+/{Channel.META.value}", 1),
             ],
             on_message=self._on_message,
         )
@@ -175,19 +183,22 @@ class RulesService:
         return True
 
     def handle(self, topic: str, payload: bytes) -> list[Alert]:
-        # Ingest dead-letters bad input; here it is only skipped.
+        # Ingest dead-letters what the admission refuses; here it is only skipped, by the same verdict.
         try:
             where = topics.parse(topic)
+            if where.channel is Channel.META:
+                self.admission.learn(where, payload)
+                return []
             if where.channel is Channel.STATUS:
                 status = StatusMessage.model_validate(loads(payload))
                 return self.engine.gateway_status(
                     where.org, where.gateway, status.state, status.reason, status.ts
                 )
-            decoded = decode(payload)
+            judged = self.admission.admit(where, payload, datetime.now(UTC))
         except (ContractError, ValidationError):
             return []
         out: list[Alert] = []
-        for r in decoded.readings:
+        for r in judged.readings:
             out.extend(self.engine.observe(r))
         return out
 
