@@ -194,3 +194,32 @@ def test_ingest_refuses_a_reading_of_a_kind_its_gateway_did_not_declare(
     )
     assert not influx_db.series('SELECT count("vehicles") FROM "traffic"')
     assert influx_db.series('SELECT count("occupied") FROM "parking"')
+
+
+def test_a_broken_or_forged_meta_is_dead_lettered_naming_the_field_and_teaches_nothing(
+    settings: CloudSettings, mosquitto: Mosquitto, publisher: Publisher, org: str
+) -> None:
+    recorder = Recorder("127.0.0.1", mosquitto.port, [f"sr/v1/deadletter/{org}/#"]).start()
+    try:
+        with cloud_services(settings) as (ingest, _):
+            publisher.publish(
+                topics.meta(org, "gw-a"),
+                {"v": 1, "org": org, "gateway": "gw-a",
+                 "sensors": [{"id": "p-1", "kind": "bus", "driver": "sim_parking"}]},
+            )  # fmt: skip
+            publisher.publish(
+                topics.meta(org, "gw-a"),
+                {"v": 1, "org": org, "gateway": "gw-b",
+                 "sensors": [{"id": "p-1", "kind": "parking", "driver": "sim_parking"}]},
+            )  # fmt: skip
+            wait_until(lambda: len(recorder.on("sr/v1/")) >= 2, 30, what="2 dead letters")
+            generation = ingest.admission.generation
+    finally:
+        recorder.stop()
+
+    letters = [orjson.loads(p) for _, p in recorder.on("sr/v1/")]
+    assert [(d["gateway"], d["reason"], d["field"], d["value"]) for d in letters] == [
+        ("gw-a", "schema", "sensors[0].kind", "'bus'"),
+        ("gw-a", "schema", "org/gateway", f"'{org}/gw-b'"),
+    ]
+    assert generation == 0
