@@ -16,11 +16,11 @@ from typing import Any
 import yaml
 from cryptography import x509
 
+from cloud.core.directory import FLEET_GATEWAY
 from cloud.provision.ca import CertificateAuthority
 from cloud.provision.files import ensure_dir, write_private
 from cloud.provision.passwords import hash_password, new_password, verify
 from cloud.provision.registry import (
-    FLEET_GATEWAY,
     AuthMethod,
     Identity,
     Registry,

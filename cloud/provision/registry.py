@@ -28,7 +28,6 @@ from cloud.provision.files import ensure_dir, write_private
 from edge.contract import Id
 
 REGISTRY_VERSION = 1
-FLEET_GATEWAY = "fleet"  # a utility's topics are its org's `fleet` pseudo-gateway: sr/v1/{org}/fleet/...
 
 
 class Role(StrEnum):

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -15,6 +16,7 @@ import paho.mqtt.client as mqtt
 from pydantic import AwareDatetime, BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from cloud.core.admission import Admission
 from cloud.core.alerts import Alert, AlertSink
 from cloud.core.settings import CloudSettings
 from cloud.io.influx.client import InfluxClient, InfluxError, QueryError
@@ -23,7 +25,7 @@ from cloud.io.mqtt import BrokerConnection
 from cloud.rules.engine import Engine, RegistryOpener, RulesFileError, load_rules
 from cloud.rules.relay import OperatorRelay
 from cloud.rules.store import AlertStore
-from edge.contract import ContractError, decode, loads, topics
+from edge.contract import ContractError, loads, topics
 from edge.contract.topics import Channel
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,8 @@ class RulesService:
     shown in Grafana; with `rules_path`, the rules file is reloaded when it changes (`registry:`
     worksite sources opened by `open_registry`); `periodic` work (the worksite registry's state
     written to InfluxDB) runs on the service's clock. The process's wiring (cloud/apps/rules.py)
-    decides which of these a deployment gets."""
+    decides which of these a deployment gets. Readings pass the admission first
+    (cloud/core/admission.py), ingest's verdict: what ingest dead-letters raises no alert."""
 
     def __init__(
         self,
@@ -67,9 +70,11 @@ class RulesService:
         reload_every_s: float = 2.0,
         periodic: Sequence[Periodic] = (),
         open_registry: RegistryOpener | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        self.admission = admission or Admission.from_settings(settings)
         self.store = store
         self.relay = OperatorRelay(store) if store is not None else None
         self.periodic = list(periodic)
@@ -97,6 +102,8 @@ class RulesService:
             subscriptions=[
                 (f"{topics.ROOT}/{org}/+/{Channel.DATA.value}/+", 1),
                 (f"{topics.ROOT}/{org}/+/{Channel.STATUS.value}", 1),
+                # The gateways' declared sensor kinds, for the admission (as ingest learns them).
+                (f"{topics.ROOT}/{org}/+/{Channel.META.value}", 1),
             ],
             on_message=self._on_message,
         )
@@ -179,19 +186,22 @@ class RulesService:
         return True
 
     def handle(self, topic: str, payload: bytes) -> list[Alert]:
-        # Ingest dead-letters bad input; here it is only skipped.
+        # Ingest dead-letters what the admission refuses; here it is only skipped, by the same verdict.
         try:
             where = topics.parse(topic)
+            if where.channel is Channel.META:
+                self.admission.learn(where, payload)
+                return []
             if where.channel is Channel.STATUS:
                 status = StatusMessage.model_validate(loads(payload))
                 return self.engine.gateway_status(
                     where.org, where.gateway, status.state, status.reason, status.ts
                 )
-            decoded = decode(payload)
+            judged = self.admission.admit(where, payload, datetime.now(UTC))
         except (ContractError, ValidationError):
             return []
         out: list[Alert] = []
-        for r in decoded.readings:
+        for r in judged.readings:
             out.extend(self.engine.observe(r))
         return out
 

@@ -24,6 +24,13 @@ from edge.contract.errors import (
 )
 from edge.contract.ids import ID_PATTERN, TAG_VALUE_PATTERN, Id, is_id
 from edge.contract.kinds import KINDS, FieldSpec, KindSpec, SensorKind
+from edge.contract.meta import (
+    UNLISTED_DEVICE_PATTERN,
+    GatewayMeta,
+    SensorMeta,
+    decode_meta,
+    encode_meta,
+)
 from edge.contract.reading import Reading, SeriesKey, to_utc_ms
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "KINDS",
     "SCHEMA_VERSION",
     "TAG_VALUE_PATTERN",
+    "UNLISTED_DEVICE_PATTERN",
     "Batch",
     "BrokerAddress",
     "ContractError",
@@ -39,6 +47,7 @@ __all__ = [
     "Decoded",
     "Envelope",
     "FieldSpec",
+    "GatewayMeta",
     "Id",
     "KindSpec",
     "PayloadTooLargeError",
@@ -46,11 +55,14 @@ __all__ = [
     "Reject",
     "SchemaError",
     "SensorKind",
+    "SensorMeta",
     "SeriesKey",
     "TopicError",
     "decode",
+    "decode_meta",
     "decode_strict",
     "encode",
+    "encode_meta",
     "format_ts",
     "is_id",
     "loads",

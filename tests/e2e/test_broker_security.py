@@ -194,7 +194,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         cli(folder, "gateway", "add", "--id", gw, "--org", ORG, "--sensor", sensor)
     for org in ("alia", "publiacqua"):
         cli(folder, "org", "add", "--id", org)
-    for service in ("ingest", "control", "monitor"):
+    for service in ("ingest", "rules", "control", "monitor"):
         cli(folder, "service", "add", "--id", service)
     broker = ProvisionedBroker(Registry(folder), port).start()
     try:
@@ -243,6 +243,7 @@ def test_a_gateway_publishes_on_its_own_topics(deployment: Deployment, monitor: 
             f"sr/v1/{ORG}/gw-a/data/parking",
             f"sr/v1/{ORG}/gw-a/status",
             f"sr/v1/{ORG}/gw-a/health",
+            f"sr/v1/{ORG}/gw-a/meta",
         ):
             assert gw.publish(topic, b"mine") in ACCEPTED
             wait_until(lambda topic=topic: monitor.received(topic), 20, what=topic)
@@ -256,6 +257,7 @@ def test_gateway_a_cannot_publish_on_gateway_b_topics(deployment: Deployment, mo
         forbidden = [
             f"sr/v1/{ORG}/gw-b/data/parking",
             f"sr/v1/{ORG}/gw-b/status",
+            f"sr/v1/{ORG}/gw-b/meta",  # another gateway's sensors are not its to declare
             f"sr/v1/{ORG}/gw-a/config",  # its own config is written by the cloud only
             "sr/v1/other-org/gw-a/data/parking",  # its own id under another org
             "sr/v1/alerts/comune-prato/x/y",
@@ -286,6 +288,23 @@ def test_gateway_a_cannot_read_gateway_b_config(deployment: Deployment) -> None:
     finally:
         gw_a.stop()
         control.stop()
+
+
+def test_ingest_and_rules_read_every_gateway_s_retained_meta(deployment: Deployment) -> None:
+    meta = b'{"v": 1, "org": "comune-prato", "gateway": "gw-b", "sensors": []}'
+    gw_b = deployment.client("gw-b").start()
+    readers = [deployment.client(f"svc.{service}").start() for service in ("ingest", "rules")]
+    try:
+        assert gw_b.publish(f"sr/v1/{ORG}/gw-b/meta", meta, retain=True) in ACCEPTED
+        for reader in readers:
+            assert reader.subscribe("sr/v1/+/+/meta") == [1]
+            wait_until(lambda r=reader: r.received(f"sr/v1/{ORG}/gw-b/meta"), 20, what="the retained meta")
+
+            assert reader.received(f"sr/v1/{ORG}/gw-b/meta") == [meta]
+    finally:
+        assert gw_b.publish(f"sr/v1/{ORG}/gw-b/meta", b"", retain=True) in ACCEPTED
+        for client in (gw_b, *readers):
+            client.stop()
 
 
 def test_a_utility_writes_its_own_fleet_and_not_another_utility_fleet(
