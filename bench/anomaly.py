@@ -34,26 +34,16 @@ from typing import Any
 
 from cloud.core.alerts import Alert
 from cloud.core.geo import Geography, GeoJsonWorksites, Site
-from cloud.rules.anomaly import (
-    Flatline,
-    FlatlineConfig,
-    RateOfChange,
-    RateOfChangeConfig,
-    Seasonal,
-    SeasonalConfig,
-)
 from cloud.rules.base import Rule
 from cloud.rules.engine import Engine
-from cloud.rules.places import (
-    Geofence,
-    GeofenceConfig,
-    ParkingSaturation,
-    ParkingSaturationConfig,
-    WorksiteImpact,
-    WorksiteImpactConfig,
-)
-from cloud.rules.staleness import Staleness, StalenessConfig
-from cloud.rules.threshold import Threshold, ThresholdConfig
+from cloud.rules.kinds.flatline import Flatline, FlatlineConfig
+from cloud.rules.kinds.geofence import Geofence, GeofenceConfig
+from cloud.rules.kinds.parking_saturation import ParkingSaturation, ParkingSaturationConfig
+from cloud.rules.kinds.rate_of_change import RateOfChange, RateOfChangeConfig
+from cloud.rules.kinds.seasonal import Seasonal, SeasonalConfig
+from cloud.rules.kinds.staleness import Staleness, StalenessConfig
+from cloud.rules.kinds.threshold import Threshold, ThresholdConfig
+from cloud.rules.kinds.worksite_impact import WorksiteImpact, WorksiteImpactConfig
 from edge.contract import Reading, SensorKind
 from edge.simulators.fleet import Itinerary
 from edge.simulators.parking import facility_fields, occupancy_fields
@@ -231,8 +221,8 @@ def build(  # noqa: PLR0912, PLR0915
     return readings, events, Geography(sites=sites, worksites=worksites), sensor_days
 
 
-def quality_rules(geo: Geography) -> list[Rule]:
-    rules: list[Rule] = [
+def quality_rules(geo: Geography) -> list[Rule[Any]]:
+    rules: list[Rule[Any]] = [
         Seasonal(
             SeasonalConfig(
                 name="parking-unusual", kind=SensorKind.PARKING, field="occupied", score_above=SCORE_ABOVE
@@ -331,7 +321,7 @@ def _fast(kind: SensorKind, gateway: str, sensor: str, ts: datetime, fields: dic
 
 def throughput(series: int, readings_n: int) -> tuple[float, int]:
     """50 rules over `series` series; readings built first, only the engine is timed."""
-    rules: list[Rule] = []
+    rules: list[Rule[Any]] = []
     for i in range(12):
         rules.append(
             Threshold(
