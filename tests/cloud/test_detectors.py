@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloud.rules.detectors import TailCalibrator, get, names, p_from_score, score_from_p
-from cloud.rules.detectors.builtin import detect_period
 from cloud.rules.detectors.replay import BadRow, parse_ts, replay_csv, score_rows
+from cloud.rules.detectors.seasonal import detect_period
 
 T0 = 1_700_000_000.0
 values = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
