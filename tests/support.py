@@ -149,10 +149,11 @@ def parking_full(at: datetime, **changes: Any) -> Alert:
 
 @dataclass
 class Hooks:
-    """What a webhook receiver got: each POST's headers (lower-case) and body."""
+    """What a webhook receiver got: each POST's headers (lower-case) and body, and its path."""
 
     url: str = ""
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)  # replies to give, then 200
 
 
@@ -165,6 +166,7 @@ def webhook_receiver() -> Iterator[Hooks]:
         def do_POST(self) -> None:
             payload = self.rfile.read(int(self.headers["Content-Length"]))
             state.requests.append(({k.lower(): v for k, v in self.headers.items()}, payload))
+            state.paths.append(self.path)
             self.send_response(state.statuses.pop(0) if state.statuses else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
