@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from cloud.provision.registry import FLEET_GATEWAY, Registry, Role
+from cloud.provision.registry import FLEET_GATEWAY, IdentityRegistry, Role
 from edge.contract import SensorKind
 
 # The kind of reading each driver produces. The drivers live in `edge.drivers`, which `cloud`
@@ -127,7 +127,7 @@ class SensorDirectory:
         return cls.from_config_files(folder.glob("*.yaml"))
 
     @classmethod
-    def from_registry(cls, reg: Registry) -> SensorDirectory:
+    def from_registry(cls, reg: IdentityRegistry) -> SensorDirectory:
         """The active gateways of a provisioning registry (their written configs) and utilities."""
         reg.load()
         paths = [

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from cloud.provision.cli import group as provision
-from cloud.provision.registry import Registry
+from cloud.provision.registry import IdentityRegistry
 from cloud.provision.sensors import DRIVER_KINDS, SensorDirectory, SensorDirectoryError
 from edge.contract import SensorKind
 from edge.drivers import SourceContext, all_drivers, decoding_drivers, folder, get, get_decoding
@@ -87,7 +87,7 @@ def test_the_directory_of_a_provisioning_registry_knows_its_gateways_and_utiliti
         result = CliRunner().invoke(provision, ["--dir", str(folder), *args], catch_exceptions=False)
         assert result.exit_code == 0, result.output
 
-    directory = SensorDirectory.from_registry(Registry(folder))
+    directory = SensorDirectory.from_registry(IdentityRegistry(folder))
 
     assert directory.check("comune-prato", "gw-x", "t-x", "traffic") is None
     assert directory.check("alia", "fleet", "v-any", "fleet") is None  # a utility's vehicles are its own
