@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloud.core.admission import TimeLimits
-from cloud.ingest.fastpath import FastDecoder, Message, reference_decode
+from cloud.ingest.fastpath import FastDecoder, MessageVerdict, reference_decode
 from cloud.io.influx.lineprotocol import timestamp_ns
 from edge.contract import KINDS, ContractError, SensorKind, format_ts
 from edge.contract.kinds import NOT_ABOVE
@@ -25,7 +25,7 @@ MAX_BYTES = 1_048_576
 def verdict(decode: Any) -> tuple[Any, ...]:
     """Everything ingest uses from a decoded message, comparable between the two paths."""
     try:
-        m: Message = decode()
+        m: MessageVerdict = decode()
     except ContractError as exc:
         return ("raised", type(exc).__name__, str(exc), exc.field, repr(exc.value))
     rejects = [
