@@ -32,8 +32,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
 from cloud.core.alerts import Alert
 from cloud.core.geo import Geography, GeoJsonWorksites, Site
+from cloud.core.settings import CloudSettings
+from cloud.dev.servers import Influxd, Mosquitto
+from cloud.ingest.consumer import Ingest
 from cloud.rules.base import Rule
 from cloud.rules.engine import Engine
 from cloud.rules.kinds.flatline import Flatline, FlatlineConfig
@@ -44,7 +50,9 @@ from cloud.rules.kinds.seasonal import Seasonal, SeasonalConfig
 from cloud.rules.kinds.staleness import Staleness, StalenessConfig
 from cloud.rules.kinds.threshold import Threshold, ThresholdConfig
 from cloud.rules.kinds.worksite_impact import WorksiteImpact, WorksiteImpactConfig
-from edge.contract import Reading, SensorKind
+from cloud.rules.service import RulesService
+from cloud.rules.store import AlertStore
+from edge.contract import SCHEMA_VERSION, Batch, Reading, SensorKind, encode, topics
 from edge.simulators.fleet import Itinerary
 from edge.simulators.parking import facility_fields, occupancy_fields
 from edge.simulators.places import FACILITIES, ROUTES, SITES
@@ -423,16 +431,6 @@ def throughput(series: int, readings_n: int) -> tuple[float, int]:
 
 
 def latency(samples: int) -> list[float]:  # noqa: PLR0915  (servers up, measure, servers down)
-    import paho.mqtt.client as mqtt  # noqa: PLC0415
-    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
-
-    from cloud.core.settings import CloudSettings  # noqa: PLC0415
-    from cloud.dev.servers import Influxd, Mosquitto  # noqa: PLC0415
-    from cloud.ingest.consumer import Ingest  # noqa: PLC0415
-    from cloud.rules.service import RulesService  # noqa: PLC0415
-    from cloud.rules.store import AlertStore  # noqa: PLC0415
-    from edge.contract import SCHEMA_VERSION, Batch, encode, topics  # noqa: PLC0415
-
     out: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         mosquitto = Mosquitto(Path(tmp) / "mosquitto")

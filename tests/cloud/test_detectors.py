@@ -10,6 +10,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -114,8 +115,6 @@ def test_period_is_found_by_autocorrelation_and_absent_in_noise() -> None:
     rnd = random.Random(1)
     periodic = [math.sin(2 * math.pi * i / 37) + rnd.gauss(0, 0.2) for i in range(1000)]
     noise = [rnd.gauss(0, 1) for _ in range(1000)]
-    import numpy as np  # noqa: PLC0415
-
     assert detect_period(np.array(periodic)) in (37, 74, 111)
     assert detect_period(np.array(noise)) == 0
 
