@@ -37,7 +37,7 @@ def timed(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 @settings(max_examples=40, deadline=None)
-@given(series, st.sampled_from(["level", "robust-zscore", "seasonal", "flatline", "ensemble"]))
+@given(series, st.sampled_from(names()))
 def test_every_detector_scores_every_row_within_zero_and_one(
     points: list[tuple[float, float]], name: str
 ) -> None:
@@ -47,7 +47,7 @@ def test_every_detector_scores_every_row_within_zero_and_one(
 
 
 @settings(max_examples=30, deadline=None)
-@given(series, st.integers(min_value=0, max_value=300), st.sampled_from(["seasonal", "ensemble", "flatline"]))
+@given(series, st.integers(min_value=0, max_value=300), st.sampled_from(names()))
 def test_a_score_never_depends_on_later_rows(points: list[tuple[float, float]], cut: int, name: str) -> None:
     rows = timed(points)
     prefix = rows[: min(cut, len(rows))]
