@@ -6,6 +6,7 @@ watches, so the engine hands it only the readings of that kind.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Self, TypeVar
 
 from pydantic import Field, model_validator
@@ -13,7 +14,8 @@ from pydantic import Field, model_validator
 from cloud.core.geo import Geography, Site
 from cloud.rules.base import Rule, RuleConfig
 from cloud.rules.detectors import Detector, get, names, score_from_p
-from cloud.rules.hysteresis import Hysteresis, SeriesId
+from cloud.rules.group import RuleGroup
+from cloud.rules.hysteresis import Hysteresis, SeriesId, Transition, series_of
 from edge.contract import KINDS, Reading, SensorKind
 
 
@@ -38,6 +40,14 @@ def is_traffic_speed(kind: SensorKind, field: str) -> bool:
     return kind is SensorKind.TRAFFIC and field == "speed_kmh"
 
 
+def measured(r: Reading, field: str, is_traffic_speed: bool) -> float | None:
+    """The field's value, or None when the reading does not measure it (see `is_traffic_speed`)."""
+    raw = r.fields.get(field)
+    if raw is None or (is_traffic_speed and r.fields.get("vehicles") == 0):
+        return None
+    return float(raw)
+
+
 class FieldRule(Rule[FieldConfigT]):
     """A rule on `config.field` of readings of `config.kind`, with its per-series hysteresis."""
 
@@ -55,11 +65,19 @@ class FieldRule(Rule[FieldConfigT]):
         self.sites = geography.sites
 
     def _value(self, r: Reading) -> float | None:
-        """The field's value, or None when the reading does not measure it (see `is_traffic_speed`)."""
-        raw = r.fields.get(self.config.field)
-        if raw is None or (self.is_traffic_speed and r.fields.get("vehicles") == 0):
-            return None
-        return float(raw)
+        return measured(r, self.config.field, self.is_traffic_speed)
+
+
+AnyFieldRule = TypeVar("AnyFieldRule", bound=FieldRule[Any])
+
+
+class FieldRuleGroup(RuleGroup[AnyFieldRule]):
+    """Rules of one class on one field judged together."""
+
+    def __init__(self, rules: list[AnyFieldRule]) -> None:
+        super().__init__(rules)
+        self.field: str = rules[0].config.field
+        self.is_traffic_speed = is_traffic_speed(rules[0].config.kind, self.field)
 
 
 class ScoredFieldRuleConfig(FieldRuleConfig):
@@ -84,6 +102,16 @@ class ScoredFieldRuleConfig(FieldRuleConfig):
 ScoredConfigT = TypeVar("ScoredConfigT", bound=ScoredFieldRuleConfig)
 
 
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A reading that changed its series' alert: the transition, the value, its score, the detector."""
+
+    transition: Transition
+    value: float
+    score: float
+    detector: Detector
+
+
 class ScoredFieldRule(FieldRule[ScoredConfigT]):
     """A field rule that learns each series' ordinary operations with its own detector: it fires
     at a score of `score_above` and resolves after `clear_readings` readings under `clear_below`."""
@@ -94,12 +122,25 @@ class ScoredFieldRule(FieldRule[ScoredConfigT]):
         self.detectors: dict[SeriesId, Detector] = {}
         self.hysteresis = Hysteresis(clear_readings=config.clear_readings)
 
-    def _score(self, key: SeriesId, reading: Reading, value: float) -> tuple[Detector, float]:
-        """The series' own detector (made on first sight) and the reading's calibrated score."""
+    def _judge(self, reading: Reading) -> Scored | None:
+        """Score the reading with its series' own detector (made on first sight) and step the
+        series' hysteresis; None when the reading does not measure the field or changes nothing."""
+        value = self._value(reading)
+        if value is None:
+            return None
+        key = series_of(reading)
         detector = self.detectors.get(key)
         if detector is None:
             detector = self.detectors[key] = self.detector_cls()
-        return detector, score_from_p(detector.pvalue(reading.ts.timestamp(), value))
+        score = score_from_p(detector.pvalue(reading.ts.timestamp(), value))
+        t = self.hysteresis.step(
+            key,
+            reading.ts,
+            is_beyond=score >= self.config.score_above,
+            is_cleared=score < self.config.clear_below,
+            since=reading.ts,
+        )
+        return None if t is None else Scored(t, value, score, detector)
 
     def _context(self, r: Reading, score: float, detector: Detector) -> dict[str, Any]:
         """Score, baseline (what the series usually reads now) and where the sensor is."""

@@ -10,18 +10,10 @@ from cloud.rules.detectors.cases import cases_of, problems
 from cloud.rules.engine import RulesFile
 from cloud.rules.kinds import get as rule_kind
 
+from support import case_params, undocumented
+
 DETECTORS = sorted(all_detectors())
-
-
-def count_cases(name: str) -> int:
-    """How many cases to run; a missing or broken cases.yaml fails its own test, not collection."""
-    try:
-        return len(cases_of(name))
-    except (OSError, ValueError, yaml.YAMLError):
-        return 0
-
-
-CASES = [pytest.param(name, i, id=f"{name}[{i}]") for name in DETECTORS for i in range(count_cases(name))]
+CASES = case_params(DETECTORS, lambda name: len(cases_of(name)))
 
 
 def test_the_built_in_detectors_are_registered() -> None:
@@ -32,7 +24,7 @@ def test_the_built_in_detectors_are_registered() -> None:
 def test_detector_folder_has_a_readme_that_names_it(name: str) -> None:
     readme = folder(get(name)) / "README.md"
     assert readme.is_file(), f"{name}: README.md missing in {readme.parent}"
-    assert f"`{name}`" in readme.read_text(encoding="utf-8")
+    assert undocumented(readme, name, []) == []
 
 
 @pytest.mark.parametrize("name", DETECTORS)

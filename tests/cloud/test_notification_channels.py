@@ -20,22 +20,14 @@ from cloud.notify.cases import CasesFile, as_expected, cases_of, channel_config,
 from cloud.notify.channels import UnknownChannelError, all_channels, folder, get
 from edge.contract import BrokerAddress
 
-from support import Hooks, Inbox, unique, wait_until
+from support import Hooks, Inbox, case_params, undocumented, unique, wait_until
 
 TYPES = sorted(all_channels())
 # What each kind of receiver gives a case's config, and how it reports what it got.
 Collect = Callable[[], list[dict[str, Any]]]
 
 
-def count_cases(name: str) -> int:
-    """How many cases to run; a missing or broken cases.yaml fails its own test, not collection."""
-    try:
-        return len(cases_of(name).cases)
-    except (OSError, ValueError, yaml.YAMLError):
-        return 0
-
-
-CASES = [pytest.param(name, i, id=f"{name}[{i}]") for name in TYPES for i in range(count_cases(name))]
+CASES = case_params(TYPES, lambda name: len(cases_of(name).cases))
 
 
 def test_the_built_in_channel_types_are_registered() -> None:
@@ -46,10 +38,7 @@ def test_the_built_in_channel_types_are_registered() -> None:
 def test_channel_folder_has_a_readme_naming_it_and_every_option(name: str) -> None:
     readme = folder(get(name)) / "README.md"
     assert readme.is_file(), f"{name}: README.md missing in {readme.parent}"
-    text = readme.read_text(encoding="utf-8")
-    assert f"`{name}`" in text
-    missing = [o for o in get(name).Config.model_fields if f"`{o}`" not in text]
-    assert missing == [], f"{name}: README.md does not explain {missing}"
+    assert undocumented(readme, name, list(get(name).Config.model_fields)) == []
 
 
 @pytest.mark.parametrize("name", TYPES)

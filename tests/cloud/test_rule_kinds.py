@@ -11,18 +11,10 @@ from cloud.rules.cases import cases_of, compared, sample_configs
 from cloud.rules.engine import RulesFile
 from cloud.rules.kinds import UnknownRuleError, all_rules, folder, get
 
+from support import case_params, undocumented
+
 KINDS = sorted(all_rules())
-
-
-def count_cases(name: str) -> int:
-    """How many cases to run; a missing or broken cases.yaml fails its own test, not collection."""
-    try:
-        return len(cases_of(name))
-    except (OSError, ValueError, yaml.YAMLError):
-        return 0
-
-
-CASES = [pytest.param(name, i, id=f"{name}[{i}]") for name in KINDS for i in range(count_cases(name))]
+CASES = case_params(KINDS, lambda name: len(cases_of(name)))
 
 
 def test_the_built_in_rule_kinds_are_registered() -> None:
@@ -42,10 +34,7 @@ def test_the_built_in_rule_kinds_are_registered() -> None:
 def test_rule_kind_folder_has_a_readme_naming_it_and_every_option(name: str) -> None:
     readme = folder(get(name)) / "README.md"
     assert readme.is_file(), f"{name}: README.md missing in {readme.parent}"
-    text = readme.read_text(encoding="utf-8")
-    assert f"`{name}`" in text
-    missing = [o for o in get(name).Config.model_fields if f"`{o}`" not in text]
-    assert missing == [], f"{name}: README.md does not explain {missing}"
+    assert undocumented(readme, name, list(get(name).Config.model_fields)) == []
 
 
 @pytest.mark.parametrize("name", KINDS)

@@ -8,8 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from cloud.core.alerts import Alert
-from cloud.rules.field import FieldRule, FieldRuleConfig, is_traffic_speed
-from cloud.rules.group import RuleGroup
+from cloud.rules.field import FieldRule, FieldRuleConfig, FieldRuleGroup, measured
 from cloud.rules.hysteresis import Hysteresis, SeriesId, series_of
 from cloud.rules.registry import register
 from edge.contract import Reading
@@ -30,21 +29,18 @@ def advance(run: Run | None, value: float, ts: datetime) -> Run:
     return (value, run[1], run[2] + 1)
 
 
-class FlatlineGroup(RuleGroup["Flatline"]):
+class FlatlineGroup(FieldRuleGroup["Flatline"]):
     """Every flatline rule on one (kind, field), sharing one run per series."""
 
     def __init__(self, rules: list[Flatline]) -> None:
         super().__init__(rules)
-        self.field = rules[0].config.field
-        self.is_traffic_speed = is_traffic_speed(rules[0].config.kind, self.field)
         self.quiet_below = min(r.config.min_readings for r in rules)
         self.run: dict[SeriesId, Run] = {}
 
     def observe(self, reading: Reading) -> list[Alert]:
-        raw = reading.fields.get(self.field)
-        if raw is None or (self.is_traffic_speed and reading.fields.get("vehicles") == 0):
+        value = measured(reading, self.field, self.is_traffic_speed)
+        if value is None:
             return []
-        value = float(raw)
         key = (reading.org, reading.gateway, reading.sensor)  # series_of, inlined: every reading comes here
         run = advance(self.run.get(key), value, reading.ts)
         self.run[key] = run

@@ -9,8 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from cloud.core.alerts import Alert
-from cloud.rules.field import FieldRule, FieldRuleConfig, is_traffic_speed
-from cloud.rules.group import RuleGroup
+from cloud.rules.field import FieldRule, FieldRuleConfig, FieldRuleGroup, measured
 from cloud.rules.hysteresis import SeriesId, series_of
 from cloud.rules.registry import register
 from edge.contract import Reading
@@ -29,23 +28,20 @@ def per_minute(prev: Previous, ts: datetime, value: float) -> float:
     return (value - prev[1]) / ((ts - prev[0]).total_seconds() / 60.0)
 
 
-class RateOfChangeGroup(RuleGroup["RateOfChange"]):
+class RateOfChangeGroup(FieldRuleGroup["RateOfChange"]):
     """Every rate-of-change rule on one (kind, field), sharing one previous value per series:
     a reading whose change is within every rule's limit, for a series none of them has firing,
     costs one division instead of one call per rule."""
 
     def __init__(self, rules: list[RateOfChange]) -> None:
         super().__init__(rules)
-        self.field = rules[0].config.field
-        self.is_traffic_speed = is_traffic_speed(rules[0].config.kind, self.field)
         self.quiet_per_min = min(r.config.max_per_min for r in rules)
         self.last: dict[SeriesId, Previous] = {}
 
     def observe(self, reading: Reading) -> list[Alert]:
-        raw = reading.fields.get(self.field)
-        if raw is None or (self.is_traffic_speed and reading.fields.get("vehicles") == 0):
+        value = measured(reading, self.field, self.is_traffic_speed)
+        if value is None:
             return []
-        value = float(raw)
         key = (reading.org, reading.gateway, reading.sensor)  # series_of, inlined: every reading comes here
         prev = self.last.get(key)
         self.last[key] = (reading.ts, value)

@@ -9,7 +9,6 @@ from typing import Literal
 from cloud.core.alerts import Alert
 from cloud.rules.detectors import DECADES, p_from_score
 from cloud.rules.field import ScoredFieldRule, ScoredFieldRuleConfig
-from cloud.rules.hysteresis import series_of
 from cloud.rules.registry import register
 from edge.contract import Reading
 
@@ -23,20 +22,10 @@ class Seasonal(ScoredFieldRule[SeasonalConfig]):
     Config = SeasonalConfig
 
     def observe(self, reading: Reading) -> list[Alert]:
-        value = self._value(reading)
-        if value is None:
+        judged = self._judge(reading)
+        if judged is None:
             return []
-        key = series_of(reading)
-        detector, score = self._score(key, reading, value)
-        t = self.hysteresis.step(
-            key,
-            reading.ts,
-            is_beyond=score >= self.config.score_above,
-            is_cleared=score < self.config.clear_below,
-            since=reading.ts,
-        )
-        if t is None:
-            return []
+        t, value, score = judged.transition, judged.value, judged.score
         field = self.config.field
         if t.state == "resolved":
             message = f"{field} back to ordinary ({value:g})"
@@ -51,6 +40,6 @@ class Seasonal(ScoredFieldRule[SeasonalConfig]):
                 message=f"{field} {value:g} departs from its ordinary operations (score {score:.2f}, "
                 f"about 1 in {one_in:,.0f} readings)",
                 threshold=self.config.score_above,
-                context=self._context(reading, score, detector),
+                context=self._context(reading, score, judged.detector),
             )
         ]

@@ -13,7 +13,6 @@ from pydantic import Field
 from cloud.core.alerts import Alert
 from cloud.core.geo import Geography, NoWorksites, WorksiteLookup
 from cloud.rules.field import ScoredFieldRule, ScoredFieldRuleConfig
-from cloud.rules.hysteresis import series_of
 from cloud.rules.registry import register
 from edge.contract import Reading
 
@@ -45,20 +44,10 @@ class WorksiteImpact(ScoredFieldRule[WorksiteImpactConfig]):
         return ("expected_impact" if planned else "anomaly"), [w.to_context() for w in near]
 
     def observe(self, reading: Reading) -> list[Alert]:
-        value = self._value(reading)
-        if value is None:
+        judged = self._judge(reading)
+        if judged is None:
             return []
-        key = series_of(reading)
-        detector, score = self._score(key, reading, value)
-        t = self.hysteresis.step(
-            key,
-            reading.ts,
-            is_beyond=score >= self.config.score_above,
-            is_cleared=score < self.config.clear_below,
-            since=reading.ts,
-        )
-        if t is None:
-            return []
+        t, value, score = judged.transition, judged.value, judged.score
         field = self.config.field
         if t.state == "resolved":
             message = f"{field} back to its baseline ({value:g})"
@@ -77,7 +66,7 @@ class WorksiteImpact(ScoredFieldRule[WorksiteImpactConfig]):
             value=value,
             message=f"{field} {value:g} departs from its baseline (score {score:.2f}): {why}",
             threshold=self.config.score_above,
-            context=self._context(reading, score, detector)
+            context=self._context(reading, score, judged.detector)
             | {"classification": classification, "worksites": worksites},
         )
         return [replace(alert, severity=self.config.expected_severity) if is_expected else alert]
