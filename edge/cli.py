@@ -41,7 +41,7 @@ from edge.drivers import (
 from edge.drivers import (
     get as get_driver,
 )
-from edge.drivers.framing import Decoded, Rejected
+from edge.drivers.framing import DecoderOutput, RejectedInput
 from edge.drivers.vectors import sample_configs
 
 _CHUNK = 65536
@@ -148,7 +148,7 @@ def _json_line(r: Reading) -> bytes:
     return orjson.dumps(out) + b"\n"
 
 
-def _report(decoded: Decoded, out: BinaryIO, line: int | None = None) -> None:
+def _report(decoded: DecoderOutput, out: BinaryIO, line: int | None = None) -> None:
     for r in decoded.readings:
         out.write(_json_line(r))
     out.flush()
@@ -157,7 +157,7 @@ def _report(decoded: Decoded, out: BinaryIO, line: int | None = None) -> None:
         _reject(rej, rej.line if rej.line is not None else line)
 
 
-def _reject(rej: Rejected, line: int | None) -> None:
+def _reject(rej: RejectedInput, line: int | None) -> None:
     where = f"line {line}: " if line is not None else ""
     raw = rej.raw.decode("latin-1")[:100]
     click.echo(f"{where}{rej.reason}: {rej.detail}  [{raw!r}]", err=True)

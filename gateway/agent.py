@@ -42,7 +42,7 @@ from gateway.meta import meta_payload
 from gateway.publisher import Link
 from gateway.remote_config import LastGood, RejectedConfigError, validate, version_of
 from gateway.sequence import Sequence
-from gateway.spool import Message, Priority, Spool, Spooled
+from gateway.spool import OutgoingMessage, Priority, Spool, Spooled
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class Agent:
                     org=self.config.org, gateway=self.config.id, kind=kind, seq=seq, sent_at=sent_at,
                     readings=body,
                 )  # fmt: skip
-                messages.append(Message(topic, data, priority, count, offset))
+                messages.append(OutgoingMessage(topic, data, priority, count, offset))
                 seq += 1
             self.spool.seal(kind.value, messages, seq)
             pieces.clear()
@@ -477,7 +477,7 @@ class Agent:
     def enqueue_health(self, *, final: bool = False) -> None:
         """Health goes through the spool too, at the highest priority: it is never lost."""
         payload = orjson.dumps(self.health(final=final))
-        self.spool.append([Message(self._health_topic, payload, Priority.HIGH)])
+        self.spool.append([OutgoingMessage(self._health_topic, payload, Priority.HIGH)])
 
     def shutdown(self) -> None:
         """Seal everything, drain the spool while the broker listens (bounded), say goodbye."""

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
+import yaml
 from aiosmtpd.controller import Controller
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -149,10 +151,11 @@ def parking_full(at: datetime, **changes: Any) -> Alert:
 
 @dataclass
 class Hooks:
-    """What a webhook receiver got: each POST's headers (lower-case) and body."""
+    """What a webhook receiver got: each POST's headers (lower-case) and body, and its path."""
 
     url: str = ""
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)  # replies to give, then 200
 
 
@@ -165,6 +168,7 @@ def webhook_receiver() -> Iterator[Hooks]:
         def do_POST(self) -> None:
             payload = self.rfile.read(int(self.headers["Content-Length"]))
             state.requests.append(({k.lower(): v for k, v in self.headers.items()}, payload))
+            state.paths.append(self.path)
             self.send_response(state.statuses.pop(0) if state.statuses else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -203,3 +207,22 @@ def smtp_server() -> Iterator[tuple[int, Inbox]]:
         yield controller.port, inbox
     finally:
         controller.stop()
+
+
+def case_params(names: list[str], count: Callable[[str], int]) -> list[Any]:
+    """`(name, index)` for every case of every registered plug-in, for `parametrize`. A missing
+    or broken cases.yaml counts no case: its plug-in's own test fails then, not the collection."""
+    out = []
+    for name in names:
+        try:
+            n = count(name)
+        except (OSError, ValueError, yaml.YAMLError):
+            n = 0
+        out.extend(pytest.param(name, i, id=f"{name}[{i}]") for i in range(n))
+    return out
+
+
+def undocumented(readme: Path, name: str, options: list[str]) -> list[str]:
+    """What a plug-in's README fails to name in backticks: the plug-in itself, or its options."""
+    text = readme.read_text(encoding="utf-8")
+    return [f"`{word}`" for word in (name, *options) if f"`{word}`" not in text]

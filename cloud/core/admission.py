@@ -36,7 +36,7 @@ from edge.contract import (
     Envelope,
     GatewayMeta,
     Reading,
-    Reject,
+    RejectedReading,
     SchemaError,
     SensorKind,
     decode,
@@ -79,15 +79,15 @@ class Judged:
     """One data message's verdict: each reading admitted, or refused with its error."""
 
     envelope: Envelope
-    verdicts: list[Reading | Reject] = field(default_factory=list)  # in the message's order
+    verdicts: list[Reading | RejectedReading] = field(default_factory=list)  # in the message's order
 
     @property
     def readings(self) -> list[Reading]:
         return [v for v in self.verdicts if isinstance(v, Reading)]
 
     @property
-    def rejects(self) -> list[Reject]:
-        return [v for v in self.verdicts if isinstance(v, Reject)]
+    def rejects(self) -> list[RejectedReading]:
+        return [v for v in self.verdicts if isinstance(v, RejectedReading)]
 
 
 class Admission:
@@ -179,7 +179,7 @@ class Admission:
                 continue
             reading = next(readings)
             err = self.reading_error(reading, now)
-            out.verdicts.append(reading if err is None else Reject(err, i, reading.sensor))
+            out.verdicts.append(reading if err is None else RejectedReading(err, i, reading.sensor))
         return out
 
     def admit(self, where: GatewayTopic, payload: bytes, now: datetime) -> Judged:

@@ -36,7 +36,7 @@ from edge.contract import (
     KINDS,
     Envelope,
     Reading,
-    Reject,
+    RejectedReading,
     SchemaError,
     SensorKind,
     schema_error,
@@ -60,13 +60,13 @@ _MISS: Any = object()  # a cache miss, distinct from a cached None
 
 
 @dataclass(slots=True)
-class Message:
+class MessageVerdict:
     """One data message's verdict: line protocol for the good readings, rejects for the rest."""
 
     envelope: Envelope
     lines: list[str] = field(default_factory=list)
     sensors: list[str] = field(default_factory=list)  # per line, for InfluxDB's refusals
-    rejects: list[Reject] = field(default_factory=list)  # contract and policy errors, by index
+    rejects: list[RejectedReading] = field(default_factory=list)  # contract and policy errors, by index
     newest_us: int | None = None  # the newest accepted reading's ts, µs since the epoch
     fallbacks: int = 0  # readings the fast path handed to the contract's decoder
 
@@ -133,7 +133,7 @@ class FastDecoder:
         self._known: dict[tuple[str, str, SensorKind], dict[str, tuple[Any, str | None]]] = {}
         self.typed_messages = 0  # messages the typed path took whole (typedpath.py)
 
-    def decode(self, payload: bytes, now: datetime) -> Message:
+    def decode(self, payload: bytes, now: datetime) -> MessageVerdict:
         """The verdict on one data message; raises ContractError when the whole message is unusable."""
         if self.admission.generation != self._generation:
             # A gateway declared its sensors anew: the verdicts folded into the prefixes are stale.
@@ -148,7 +148,7 @@ class FastDecoder:
                 return message
         return self._decode_dicts(payload, now)
 
-    def _decode_dicts(self, payload: bytes, now: datetime) -> Message:  # noqa: PLR0912  (hot loop, inlined)
+    def _decode_dicts(self, payload: bytes, now: datetime) -> MessageVerdict:  # noqa: PLR0912  (hot loop, inlined)
         """Reading by reading on orjson's dicts; the contract's code for what looks unusual."""
         raw = self._envelope_or_none(payload)
         if raw is None:
@@ -157,7 +157,7 @@ class FastDecoder:
         now_us = (now - _EPOCH) // _US
         lo_us, hi_us = now_us - self._age_us, now_us + self._future_us
         plan = self._plans[envelope.kind]
-        out = Message(envelope)
+        out = MessageVerdict(envelope)
         newest = -(2**63)
         ctx = (envelope.org, envelope.gateway, plan.kind)
         prefixes = _child(self._prefixes, ctx)
@@ -204,7 +204,7 @@ class FastDecoder:
             out.newest_us = newest
         return out
 
-    def _typed_message(self, typed: Typed, now: datetime) -> Message | None:
+    def _typed_message(self, typed: Typed, now: datetime) -> MessageVerdict | None:
         """The typed path's lines when every reading passes, else None (the dict path decides)."""
         try:
             envelope = Envelope.model_validate(typed.envelope)
@@ -239,7 +239,7 @@ class FastDecoder:
         if done is None:
             return None
         lines, sensors, newest = done
-        return Message(envelope, lines, sensors, newest_us=newest)
+        return MessageVerdict(envelope, lines, sensors, newest_us=newest)
 
     def _envelope_or_none(self, payload: bytes) -> tuple[Envelope, list[Any]] | None:
         """The validated envelope and raw readings, or None when the contract must speak."""
@@ -327,9 +327,9 @@ class FastDecoder:
         self._minutes[text] = minute
         return minute
 
-    def _slow_one(self, out: Message, i: int, item: Any, envelope: Envelope, now: datetime) -> None:
+    def _slow_one(self, out: MessageVerdict, i: int, item: Any, envelope: Envelope, now: datetime) -> None:
         verdict = _contract_reading(i, item, envelope)
-        if isinstance(verdict, Reject):
+        if isinstance(verdict, RejectedReading):
             out.rejects.append(verdict)
             return
         _judge(out, i, verdict, now, self.admission)
@@ -453,37 +453,39 @@ def _in_order_formatter(kind: SensorKind) -> Callable[[Any], str | bool | None]:
     return formatter
 
 
-def _contract_reading(i: int, item: Any, envelope: Envelope) -> Reading | Reject:
+def _contract_reading(i: int, item: Any, envelope: Envelope) -> Reading | RejectedReading:
     """One reading judged exactly as `edge.contract.decode` judges it (same checks, same order)."""
     common = {"kind": envelope.kind, "org": envelope.org, "gateway": envelope.gateway}
     sensor = item.get("sensor") if isinstance(item, dict) else None
     if not isinstance(item, dict):
-        return Reject(SchemaError("expected an object", field=f"readings[{i}]", value=item), i)
+        return RejectedReading(SchemaError("expected an object", field=f"readings[{i}]", value=item), i)
     if common.keys() & item.keys():
         extra = sorted(common.keys() & item.keys())[0]
         err = SchemaError("belongs to the envelope", field=f"readings[{i}].{extra}", value=item[extra])
-        return Reject(err, i, sensor if isinstance(sensor, str) else None)
+        return RejectedReading(err, i, sensor if isinstance(sensor, str) else None)
     try:
         return Reading.model_validate({**item, **common})
     except ValidationError as exc:
-        return Reject(schema_error(exc, f"readings[{i}]"), i, sensor if isinstance(sensor, str) else None)
+        return RejectedReading(
+            schema_error(exc, f"readings[{i}]"), i, sensor if isinstance(sensor, str) else None
+        )
 
 
-def _judge(out: Message, i: int, r: Reading, now: datetime, admission: Admission) -> None:
+def _judge(out: MessageVerdict, i: int, r: Reading, now: datetime, admission: Admission) -> None:
     """A contract-valid reading through the rest of the admission, then line protocol."""
     err = admission.reading_error(r, now)
     if err is None:
         _line(out, i, r)
     else:
-        out.rejects.append(Reject(err, i, r.sensor))
+        out.rejects.append(RejectedReading(err, i, r.sensor))
 
 
-def _line(out: Message, i: int, r: Reading) -> None:
+def _line(out: MessageVerdict, i: int, r: Reading) -> None:
     """An admitted reading's line; one that line protocol cannot hold is refused, named."""
     try:
         out.lines.append(reading_line(r))
     except LineProtocolError as lp:
-        out.rejects.append(Reject(SchemaError(str(lp), field=lp.field, value=lp.value), i, r.sensor))
+        out.rejects.append(RejectedReading(SchemaError(str(lp), field=lp.field, value=lp.value), i, r.sensor))
         return
     out.sensors.append(r.sensor)
     us = (r.ts - _EPOCH) // _US
@@ -491,12 +493,12 @@ def _line(out: Message, i: int, r: Reading) -> None:
         out.newest_us = us
 
 
-def reference_decode(payload: bytes, now: datetime, admission: Admission) -> Message:
+def reference_decode(payload: bytes, now: datetime, admission: Admission) -> MessageVerdict:
     """The slow path: the admission's verdict (`Admission.judge`), then `reading_line`."""
     judged = admission.judge(payload, now)
-    out = Message(judged.envelope)
+    out = MessageVerdict(judged.envelope)
     for i, verdict in enumerate(judged.verdicts):
-        if isinstance(verdict, Reject):
+        if isinstance(verdict, RejectedReading):
             out.rejects.append(verdict)
         else:
             _line(out, i, verdict)
@@ -504,4 +506,4 @@ def reference_decode(payload: bytes, now: datetime, admission: Admission) -> Mes
     return out
 
 
-__all__ = ["FastDecoder", "Message", "reference_decode"]
+__all__ = ["FastDecoder", "MessageVerdict", "reference_decode"]

@@ -7,10 +7,10 @@ The directory itself, and the check every reading passes, are the admission's
 from __future__ import annotations
 
 from cloud.core.directory import SensorDirectory
-from cloud.provision.registry import Registry, Role
+from cloud.provision.registry import IdentityRegistry, Role
 
 
-def directory_from_registry(reg: Registry) -> SensorDirectory:
+def directory_from_registry(reg: IdentityRegistry) -> SensorDirectory:
     """The active gateways of a provisioning registry (their written configs) and utilities."""
     reg.load()
     paths = [reg.identity_dir(i.username) / "gateway.yaml" for i in reg.active() if i.role is Role.GATEWAY]

@@ -91,7 +91,7 @@ def readings_from_csv(path: Path, report: Callable[[Skipped], None]) -> list[Rea
     return out
 
 
-def backtest(rules: list[Rule], readings: Iterable[Reading]) -> list[Alert]:
+def backtest(rules: list[Rule[Any]], readings: Iterable[Reading]) -> list[Alert]:
     engine = Engine(rules)
     out: list[Alert] = []
     for r in readings:

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 MEASUREMENT = "worksite"
 NEAR_MEASUREMENT = "worksite_sensor"
-DEFAULT_RADIUS_M = 400.0  # as the worksite-impact rule's default (cloud/rules/places.py)
+DEFAULT_RADIUS_M = 400.0  # as the worksite-impact rule's default (cloud/rules/kinds/worksite_impact/)
 Phase = Literal["planned", "active", "suspended", "ended"]
 DEFAULT_LOOKBACK = timedelta(days=7)  # an ended worksite stays on the timeline for a week
 DEFAULT_HORIZON = timedelta(days=30)  # as the API's /feeds/planned.geojson

@@ -5,8 +5,8 @@ from edge.contract.batch import SCHEMA_VERSION, Batch, Envelope
 from edge.contract.broker import BrokerAddress
 from edge.contract.codec import (
     DEFAULT_MAX_PAYLOAD_BYTES,
-    Decoded,
-    Reject,
+    DecodedBatch,
+    RejectedReading,
     decode,
     decode_strict,
     encode,
@@ -44,7 +44,7 @@ __all__ = [
     "BrokerAddress",
     "ContractError",
     "DecodeError",
-    "Decoded",
+    "DecodedBatch",
     "Envelope",
     "FieldSpec",
     "GatewayMeta",
@@ -52,7 +52,7 @@ __all__ = [
     "KindSpec",
     "PayloadTooLargeError",
     "Reading",
-    "Reject",
+    "RejectedReading",
     "SchemaError",
     "SensorKind",
     "SensorMeta",

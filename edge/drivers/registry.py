@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from edge.contract import Id, Reading, SensorKind, SensorMeta
 
 if TYPE_CHECKING:
-    from edge.drivers.framing import Decoded
+    from edge.drivers.framing import DecoderOutput
 
 
 class UnknownDriverError(KeyError):
@@ -121,7 +121,7 @@ class StreamDecoder(Protocol):
     """A sans-IO decoder: `feed` takes the next bytes of a stream (serial drivers) or one whole
     message (LoRaWAN uplink event) and returns readings and rejects; `stats` its counters."""
 
-    def feed(self, data: bytes) -> Decoded: ...
+    def feed(self, data: bytes) -> DecoderOutput: ...
 
     def stats(self) -> dict[str, Any]: ...
 

@@ -11,7 +11,7 @@ import pytest
 
 from cloud.core.admission import Admission, PolicyError, TimeLimits
 from cloud.core.directory import SensorDirectory, SensorDirectoryError, SensorKindError, UnknownSensorError
-from edge.contract import ContractError, Reading, Reject, SchemaError, SensorKind, format_ts, topics
+from edge.contract import ContractError, Reading, RejectedReading, SchemaError, SensorKind, format_ts, topics
 from edge.contract.topics import GatewayTopic
 from edge.drivers import SourceContext, get
 from gateway.config import load
@@ -265,7 +265,7 @@ def test_each_reading_of_a_message_is_admitted_or_refused_in_the_message_s_order
         v.sensor if isinstance(v, Reading) else (v.index, type(v.error).__name__) for v in judged.verdicts
     ] == ["p-mercatale", (1, "PolicyError"), (2, "UnknownSensorError"), (3, "SchemaError"), "p-castello"]
     assert [r.sensor for r in judged.readings] == ["p-mercatale", "p-castello"]
-    assert all(isinstance(r, Reject) for r in judged.rejects)
+    assert all(isinstance(r, RejectedReading) for r in judged.rejects)
     assert isinstance(judged.rejects[0].error, PolicyError)
 
 

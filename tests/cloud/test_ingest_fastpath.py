@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from cloud.core.admission import Admission, TimeLimits
 from cloud.core.directory import GatewayEntry, SensorDirectory, SensorEntry
-from cloud.ingest.fastpath import FastDecoder, Message, reference_decode
+from cloud.ingest.fastpath import FastDecoder, MessageVerdict, reference_decode
 from cloud.io.influx.lineprotocol import timestamp_ns
 from edge.contract import KINDS, ContractError, SensorKind, format_ts, topics
 from edge.contract.kinds import NOT_ABOVE
@@ -27,7 +27,7 @@ ADMISSION = Admission(LIMITS, max_payload_bytes=MAX_BYTES)  # no records, nothin
 def verdict(decode: Any) -> tuple[Any, ...]:
     """Everything ingest uses from a decoded message, comparable between the two paths."""
     try:
-        m: Message = decode()
+        m: MessageVerdict = decode()
     except ContractError as exc:
         return ("raised", type(exc).__name__, str(exc), exc.field, repr(exc.value))
     rejects = [

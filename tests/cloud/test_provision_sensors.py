@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from cloud.apps.cli.provision import group as provision
 from cloud.core.directory import SensorKindError, UnknownSensorError
-from cloud.provision.registry import Registry
+from cloud.provision.registry import IdentityRegistry
 from cloud.provision.sensors import directory_from_registry
 
 SENSOR = "driver=sim_traffic,site=roma"
@@ -25,7 +25,7 @@ def test_the_directory_of_a_provisioning_registry_knows_its_gateways_and_utiliti
         result = CliRunner().invoke(provision, ["--dir", str(folder), *args], catch_exceptions=False)
         assert result.exit_code == 0, result.output
 
-    directory = directory_from_registry(Registry(folder))
+    directory = directory_from_registry(IdentityRegistry(folder))
 
     assert directory.check("comune-prato", "gw-x", "t-x", "traffic") is None
     assert directory.check("alia", "fleet", "v-any", "fleet") is None  # a utility's vehicles are its own

@@ -15,8 +15,8 @@ from cloud.core.alerts import Alert
 from cloud.io.influx.points import alert_line
 from cloud.rules.base import Clocks, Rule, RuleConfig
 from cloud.rules.engine import Engine, RulesFileError, load_rules
-from cloud.rules.staleness import Staleness, StalenessConfig
-from cloud.rules.threshold import Threshold, ThresholdConfig
+from cloud.rules.kinds.staleness import Staleness, StalenessConfig
+from cloud.rules.kinds.threshold import Threshold, ThresholdConfig
 from edge.contract import Reading, SensorKind
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)

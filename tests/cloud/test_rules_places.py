@@ -14,14 +14,9 @@ import orjson
 from cloud.core.alerts import Alert
 from cloud.core.geo import Geography, GeoJsonWorksites, load_sites
 from cloud.rules.engine import Engine, load_rules
-from cloud.rules.places import (
-    Geofence,
-    GeofenceConfig,
-    ParkingSaturation,
-    ParkingSaturationConfig,
-    WorksiteImpact,
-    WorksiteImpactConfig,
-)
+from cloud.rules.kinds.geofence import Geofence, GeofenceConfig
+from cloud.rules.kinds.parking_saturation import ParkingSaturation, ParkingSaturationConfig
+from cloud.rules.kinds.worksite_impact import WorksiteImpact, WorksiteImpactConfig
 from edge.contract import Reading, SensorKind
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)

@@ -37,7 +37,7 @@ from cloud.apps.cli.provision import group as provision
 from cloud.dev.servers import Mosquitto, env_without_proxies, free_port
 from cloud.provision.broker import paths
 from cloud.provision.ca import CertificateAuthority
-from cloud.provision.registry import Registry
+from cloud.provision.registry import IdentityRegistry
 
 from support import unique, wait_until
 
@@ -53,7 +53,7 @@ ACCEPTED = (0x00, 0x10)
 class ProvisionedBroker(Mosquitto):
     """Mosquitto run on the generated config, untouched; its log kept beside it."""
 
-    def __init__(self, reg: Registry, port: int) -> None:
+    def __init__(self, reg: IdentityRegistry, port: int) -> None:
         super().__init__(reg.folder / "broker-log", port)
         self.generated = paths(reg)["conf"]
 
@@ -196,7 +196,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         cli(folder, "org", "add", "--id", org)
     for service in ("ingest", "rules", "control", "monitor"):
         cli(folder, "service", "add", "--id", service)
-    broker = ProvisionedBroker(Registry(folder), port).start()
+    broker = ProvisionedBroker(IdentityRegistry(folder), port).start()
     try:
         yield Deployment(folder, broker, port, tls_port)
     finally:
@@ -446,7 +446,7 @@ def test_a_broker_started_by_root_runs_as_its_own_user_and_reads_only_its_folder
         "driver=sim_fleet,id=v-1,route=lam-blu",
     )
 
-    with ProvisionedBroker(Registry(folder), port) as broker:
+    with ProvisionedBroker(IdentityRegistry(folder), port) as broker:
         assert broker.proc is not None
         uid = next(
             int(line.split()[1])
@@ -497,7 +497,7 @@ def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsDeployment]:
     for gw in ("gw-a", "gw-b", "gw-cut"):
         cli(folder, "gateway", "add", "--id", gw, "--org", ORG, "--auth", "cert", "--sensor", sensor)
     cli(folder, "service", "add", "--id", "monitor", "--auth", "cert")
-    broker = MtlsBroker(Registry(folder), tls_port).start()
+    broker = MtlsBroker(IdentityRegistry(folder), tls_port).start()
     try:
         yield MtlsDeployment(folder, broker, tls_port)
     finally:
@@ -507,7 +507,7 @@ def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsDeployment]:
 class MtlsBroker(ProvisionedBroker):
     """TLS only: readiness is a TLS handshake and CONNACK with the monitor's certificate."""
 
-    def __init__(self, reg: Registry, port: int) -> None:
+    def __init__(self, reg: IdentityRegistry, port: int) -> None:
         super().__init__(reg, port)
         self.ident = reg.folder / "identities" / "svc.monitor"
         self.ca = reg.folder / "ca" / "ca.crt"

@@ -23,7 +23,7 @@ from cloud.provision.envfile import fill
 from cloud.provision.identities import Outcome, add_gateway, add_service, add_utility
 from cloud.provision.influx_users import InfluxAuthError, InfluxUser, ensure_users
 from cloud.provision.plan import PlanError, apply_identities, export, load_plan
-from cloud.provision.registry import AuthMethod, BrokerSettings, Registry, RegistryError, ServiceRole
+from cloud.provision.registry import AuthMethod, BrokerSettings, IdentityRegistry, RegistryError, ServiceRole
 from cloud.provision.specs import SpecError, load_base_config, parse_sensor
 
 DEFAULT_DIR = Path(".sitroom/provision")
@@ -43,7 +43,7 @@ AUTH_CHOICE = click.Choice([a.value for a in AuthMethod])
 @click.pass_context
 def group(ctx: click.Context, folder: Path) -> None:
     """Onboard gateways, utilities and services; generate the broker's security files."""
-    ctx.obj = Registry(folder)
+    ctx.obj = IdentityRegistry(folder)
 
 
 @contextmanager
@@ -54,7 +54,7 @@ def _errors() -> Iterator[None]:
         raise click.ClickException(str(exc)) from None
 
 
-def _report_broker(files: BrokerFiles, reg: Registry) -> None:
+def _report_broker(files: BrokerFiles, reg: IdentityRegistry) -> None:
     if not files.changed:
         return
     click.echo(f"broker files updated in {reg.mosquitto_dir}: {', '.join(p.name for p in files.changed)}")
@@ -64,7 +64,7 @@ def _report_broker(files: BrokerFiles, reg: Registry) -> None:
         click.echo("listener or TLS files changed: restart mosquitto to apply them")
 
 
-def _auth_warning(reg: Registry, outcome: Outcome) -> str | None:
+def _auth_warning(reg: IdentityRegistry, outcome: Outcome) -> str | None:
     """Why an identity's auth method cannot work with the broker as configured, if it cannot."""
     s = reg.data.broker
     auth = outcome.identity.auth
@@ -78,7 +78,7 @@ def _auth_warning(reg: Registry, outcome: Outcome) -> str | None:
     return None
 
 
-def _report(outcome: Outcome, show_secret: bool, reg: Registry | None = None) -> None:
+def _report(outcome: Outcome, show_secret: bool, reg: IdentityRegistry | None = None) -> None:
     i = outcome.identity
     what = (
         "added"
@@ -97,7 +97,9 @@ def _report(outcome: Outcome, show_secret: bool, reg: Registry | None = None) ->
         click.echo(f"warning: {i.username}: {warning}", err=True)
 
 
-def _change(reg: Registry, action: Callable[[Registry], None], *, reload: bool = True) -> BrokerFiles:
+def _change(
+    reg: IdentityRegistry, action: Callable[[IdentityRegistry], None], *, reload: bool = True
+) -> BrokerFiles:
     """Apply `action` to the registry under its lock, then regenerate (and reload) the broker files."""
     with _errors(), reg.transaction():
         action(reg)
@@ -115,10 +117,10 @@ def ca_group() -> None:
 @ca_group.command("init")
 @click.option("--cn", default="Situation Room private CA", show_default=True, help="The CA's common name.")
 @click.pass_obj
-def ca_init(reg: Registry, cn: str) -> None:
+def ca_init(reg: IdentityRegistry, cn: str) -> None:
     """Create the CA (once; running it again changes nothing)."""
 
-    def act(r: Registry) -> None:
+    def act(r: IdentityRegistry) -> None:
         ca = CertificateAuthority(r.ca_dir)
         created = ca.init(cn)
         click.echo(f"CA {'created' if created else 'already present'}: {ca.cert_path}")
@@ -151,7 +153,7 @@ def ca_init(reg: Registry, cn: str) -> None:
 @click.option("--no-reload", is_flag=True, help="Do not signal a running broker.")
 @click.pass_obj
 def broker_command(
-    reg: Registry,
+    reg: IdentityRegistry,
     port: int | None,
     tls_port: int | None,
     no_plain: bool,
@@ -191,7 +193,7 @@ def broker_command(
 _NONE = object()  # "set this broker setting to None", as opposed to "leave it as it is"
 
 
-def set_broker(reg: Registry, changes: dict[str, Any]) -> None:
+def set_broker(reg: IdentityRegistry, changes: dict[str, Any]) -> None:
     """Merge `changes` (None: keep the value; `_NONE`: clear it) into the broker settings."""
     new: dict[str, Any] = (reg.data.broker or BrokerSettings()).model_dump()
     for key, value in changes.items():
@@ -209,7 +211,7 @@ def set_broker(reg: Registry, changes: dict[str, Any]) -> None:
         raise RegistryError(f"broker settings: {exc}", "broker") from None
 
 
-def _describe_broker(reg: Registry) -> None:
+def _describe_broker(reg: IdentityRegistry) -> None:
     s = reg.data.broker
     assert s is not None
     conf = paths(reg)["conf"]
@@ -276,7 +278,7 @@ def gateway_group() -> None:
 @_secret_options
 @click.pass_obj
 def gateway_add(
-    reg: Registry,
+    reg: IdentityRegistry,
     gateway: str,
     org: str,
     name: str,
@@ -302,7 +304,7 @@ def gateway_add(
         location = {"lat": lat, "lon": lon} | ({"description": location_text} if location_text else {})
     outcomes: list[Outcome] = []
 
-    def act(r: Registry) -> None:
+    def act(r: IdentityRegistry) -> None:
         outcomes.append(
             add_gateway(
                 r,
@@ -328,11 +330,11 @@ def gateway_add(
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--broker-url", help="The URL the gateways dial (default: from `provision broker`).")
 @click.pass_obj
-def gateway_import(reg: Registry, csv_file: Path, broker_url: str | None) -> None:
+def gateway_import(reg: IdentityRegistry, csv_file: Path, broker_url: str | None) -> None:
     """Onboard every gateway of a CSV (id,org,name,lat,lon,location,from,sensors,auth); all or none."""
     outcomes: list[Outcome] = []
 
-    def act(r: Registry) -> None:
+    def act(r: IdentityRegistry) -> None:
         outcomes.extend(onboard(r, csv_file, broker_url=broker_url))
 
     files = _change(reg, act)
@@ -364,7 +366,7 @@ def org_group() -> None:
 @_secret_options
 @click.pass_obj
 def org_add(
-    reg: Registry,
+    reg: IdentityRegistry,
     org: str,
     name: str,
     role: str,
@@ -391,7 +393,7 @@ def org_add(
     )
     outcomes: list[Outcome] = []
 
-    def act(r: Registry) -> None:
+    def act(r: IdentityRegistry) -> None:
         outcomes.append(
             add_utility(r, org=org, name=name, auth=AuthMethod(auth), rotate=rotate, broker_url=broker_url)
         )
@@ -413,7 +415,7 @@ def service_group() -> None:
 @_secret_options
 @click.pass_obj
 def service_add(
-    reg: Registry,
+    reg: IdentityRegistry,
     service: str,
     role: str | None,
     auth: str,
@@ -426,7 +428,7 @@ def service_add(
         raise click.UsageError(f"--role is needed for a service called {service!r}")
     outcomes: list[Outcome] = []
 
-    def act(r: Registry) -> None:
+    def act(r: IdentityRegistry) -> None:
         outcomes.append(
             add_service(
                 r,
@@ -449,10 +451,10 @@ def service_add(
 @group.command("revoke")
 @click.argument("ident")
 @click.pass_obj
-def revoke(reg: Registry, ident: str) -> None:
+def revoke(reg: IdentityRegistry, ident: str) -> None:
     """Revoke an identity (gateway id, org id, service id or username); the broker reloads."""
 
-    def act(r: Registry) -> None:
+    def act(r: IdentityRegistry) -> None:
         identity, changed = r.revoke(ident)
         click.echo(
             f"{identity.role.value} {identity.username}: {'revoked' if changed else 'already revoked'}"
@@ -464,7 +466,7 @@ def revoke(reg: Registry, ident: str) -> None:
 @group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def list_command(reg: Registry, as_json: bool) -> None:
+def list_command(reg: IdentityRegistry, as_json: bool) -> None:
     """Every identity, with its role, org, auth and state (never a secret)."""
     with _errors():
         reg.load()
@@ -499,7 +501,7 @@ def list_command(reg: Registry, as_json: bool) -> None:
 @click.argument("ident")
 @click.option("--show-secret", is_flag=True, help="Print the password too.")
 @click.pass_obj
-def show(reg: Registry, ident: str, show_secret: bool) -> None:
+def show(reg: IdentityRegistry, ident: str, show_secret: bool) -> None:
     """Where an identity's credentials are, and (if asked) its password."""
     with _errors():
         reg.load()
@@ -513,7 +515,7 @@ def show(reg: Registry, ident: str, show_secret: bool) -> None:
 
 @group.command("reload")
 @click.pass_obj
-def reload_command(reg: Registry) -> None:
+def reload_command(reg: IdentityRegistry) -> None:
     """Regenerate the broker files and make a running broker reread them (SIGHUP)."""
     _report_broker(_change(reg, lambda r: None), reg)
     pid = running_pid(reg)
@@ -535,7 +537,7 @@ def reload_command(reg: Registry) -> None:
     help="Read and write the plan's absolute paths (from, exports) under this folder.",
 )
 @click.pass_obj
-def apply_command(reg: Registry, plan_file: Path, root: Path) -> None:
+def apply_command(reg: IdentityRegistry, plan_file: Path, root: Path) -> None:
     """Provision what PLAN_FILE lists (broker, identities) and export the files others mount.
 
     Idempotent: a second run changes nothing and keeps every secret. It never revokes.
@@ -544,7 +546,7 @@ def apply_command(reg: Registry, plan_file: Path, root: Path) -> None:
         plan = load_plan(plan_file)
     outcomes: list[Outcome] = []
 
-    def act(r: Registry) -> None:
+    def act(r: IdentityRegistry) -> None:
         outcomes.extend(apply_identities(r, plan, plan_dir=plan_file.parent, root=root))
 
     with _errors(), reg.transaction():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import ClassVar
 
 from cloud.core.plugins import Registry, UnknownPluginError
@@ -30,3 +32,9 @@ _DETECTORS: Registry[Detector] = Registry("detector", "name", UnknownDetectorErr
 register = _DETECTORS.register
 get = _DETECTORS.get
 names = _DETECTORS.names
+all_detectors = _DETECTORS.all
+
+
+def folder(cls: type[Detector]) -> Path:
+    """The detector's folder (README.md, sample.yaml, cases.yaml beside its code)."""
+    return Path(inspect.getfile(cls)).parent

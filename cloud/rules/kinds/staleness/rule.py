@@ -26,20 +26,18 @@ class StalenessConfig(RuleConfig):
 
 
 @register("staleness")
-class Staleness(Rule):
+class Staleness(Rule[StalenessConfig]):
     Config = StalenessConfig
 
-    def __init__(self, config: RuleConfig) -> None:
+    def __init__(self, config: StalenessConfig) -> None:
         super().__init__(config)
-        assert isinstance(config, StalenessConfig)
-        self.cfg = config
         self.silent = timedelta(minutes=config.silent_min)
         # (org, gateway, sensor) -> (kind, last ts)
         self.last: dict[tuple[str, str, str], tuple[str, datetime]] = {}
         self.stale: set[tuple[str, str, str]] = set()
 
     def observe(self, reading: Reading) -> list[Alert]:
-        key = (reading.org, reading.gateway, reading.sensor if self.cfg.scope == "sensor" else "")
+        key = (reading.org, reading.gateway, reading.sensor if self.config.scope == "sensor" else "")
         prev = self.last.get(key)
         if prev is None or reading.ts > prev[1]:
             self.last[key] = (reading.kind.value, reading.ts)
@@ -52,7 +50,7 @@ class Staleness(Rule):
         out = []
         for key, (_kind, last_ts) in self.last.items():
             org, gateway, _sensor = key
-            ref = clocks.gateways.get((org, gateway)) if self.cfg.scope == "sensor" else clocks.now
+            ref = clocks.gateways.get((org, gateway)) if self.config.scope == "sensor" else clocks.now
             if ref is None or key in self.stale or ref - last_ts <= self.silent:
                 continue
             self.stale.add(key)
@@ -71,7 +69,7 @@ class Staleness(Rule):
 
     def gateway_status(self, org: str, gateway: str, state: str, reason: str, ts: datetime) -> list[Alert]:
         key = (org, gateway, "")
-        if self.cfg.scope != "gateway" or state != "offline" or reason == "shutdown" or key in self.stale:
+        if self.config.scope != "gateway" or state != "offline" or reason == "shutdown" or key in self.stale:
             return []
         self.last.setdefault(key, ("gateway", ts))
         self.stale.add(key)
@@ -98,11 +96,11 @@ class Staleness(Rule):
             entity=sensor or gateway,
             gateway=gateway,
             kind=kind,
-            severity=self.cfg.severity,
+            severity=self.config.severity,
             state=state,
             since=since or ts,
             ts=ts,
             message=message,
             value=value,
-            threshold=self.cfg.silent_min,
+            threshold=self.config.silent_min,
         )

@@ -1,4 +1,4 @@
-"""Webhook channel: HTTP POST of the alerts as JSON, HMAC-SHA256 signed, retried on 5xx and errors.
+"""The `webhook` channel: HTTP POST of the alerts as JSON, HMAC-SHA256 signed, retried on 5xx and errors.
 
 The signature header is `X-Sitroom-Signature: sha256=<hex>` over `<timestamp>.<body>`, with the
 timestamp in `X-Sitroom-Timestamp` (the Stripe/GitHub scheme: the receiver recomputes it with
@@ -19,7 +19,9 @@ import orjson
 from pydantic import Field, SecretStr
 
 from cloud.core.alerts import Alert
-from cloud.notify.registry import Channel, ChannelConfig, DeliveryError, register, subject
+from cloud.notify.base import STANDALONE, ChannelConfig, ChannelContext, DeliveryError, NotificationChannel
+from cloud.notify.registry import register
+from cloud.notify.summary import subject
 
 
 class WebhookConfig(ChannelConfig):
@@ -36,13 +38,11 @@ def signature(secret: bytes, timestamp: str, payload: bytes) -> str:
 
 
 @register("webhook")
-class Webhook(Channel):
+class Webhook(NotificationChannel[WebhookConfig]):
     Config = WebhookConfig
 
-    def __init__(self, config: ChannelConfig) -> None:
-        super().__init__(config)
-        assert isinstance(config, WebhookConfig)
-        self.cfg = config
+    def __init__(self, config: WebhookConfig, context: ChannelContext = STANDALONE) -> None:
+        super().__init__(config, context)
         self.client = httpx.Client(timeout=config.timeout_s)
         self.sent = 0
         self.retries = 0
@@ -55,12 +55,12 @@ class Webhook(Channel):
                 "alerts": [orjson.loads(a.to_json()) for a in alerts],
             }
         )
-        secret = self.cfg.secret.get_secret_value().encode()
+        secret = self.config.secret.get_secret_value().encode()
         last = ""
-        for attempt in range(self.cfg.attempts):
+        for attempt in range(self.config.attempts):
             if attempt:
                 self.retries += 1
-                time.sleep(self.cfg.backoff_s * 2 ** (attempt - 1))
+                time.sleep(self.config.backoff_s * 2 ** (attempt - 1))
             ts = str(int(time.time()))
             headers = {
                 "Content-Type": "application/json",
@@ -68,7 +68,7 @@ class Webhook(Channel):
                 "X-Sitroom-Signature": signature(secret, ts, payload),
             }
             try:
-                response = self.client.post(self.cfg.url, content=payload, headers=headers)
+                response = self.client.post(self.config.url, content=payload, headers=headers)
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 continue
@@ -77,8 +77,8 @@ class Webhook(Channel):
                 return
             last = f"HTTP {response.status_code}"
             if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-                raise DeliveryError(self.name, f"{last} from {self.cfg.url}: refused, not retried")
-        raise DeliveryError(self.name, f"{last} from {self.cfg.url} after {self.cfg.attempts} attempts")
+                raise DeliveryError(self.name, f"{last} from {self.config.url}: refused, not retried")
+        raise DeliveryError(self.name, f"{last} from {self.config.url} after {self.config.attempts} attempts")
 
     def close(self) -> None:
         self.client.close()

@@ -1,4 +1,4 @@
-"""E-mail channel: one message per alert, or one digest per storm, over SMTP (STARTTLS optional)."""
+"""The `email` channel: one message per alert, or one digest per storm, over SMTP (STARTTLS optional)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 
 from cloud.core.alerts import Alert
-from cloud.notify.registry import Channel, ChannelConfig, DeliveryError, body, register, subject
+from cloud.notify.base import STANDALONE, ChannelConfig, ChannelContext, DeliveryError, NotificationChannel
+from cloud.notify.registry import register
+from cloud.notify.summary import body, subject
 
 
 class EmailConfig(ChannelConfig):
@@ -26,28 +28,26 @@ class EmailConfig(ChannelConfig):
 
 
 @register("email")
-class Email(Channel):
+class Email(NotificationChannel[EmailConfig]):
     Config = EmailConfig
 
-    def __init__(self, config: ChannelConfig) -> None:
-        super().__init__(config)
-        assert isinstance(config, EmailConfig)
-        self.cfg = config
+    def __init__(self, config: EmailConfig, context: ChannelContext = STANDALONE) -> None:
+        super().__init__(config, context)
         self.sent = 0
 
     def send(self, alerts: Sequence[Alert]) -> None:
         msg = EmailMessage()
-        msg["From"] = self.cfg.sender
-        msg["To"] = ", ".join(self.cfg.to)
+        msg["From"] = self.config.sender
+        msg["To"] = ", ".join(self.config.to)
         msg["Subject"] = subject(alerts)
         msg.set_content(body(alerts))
         try:
-            with smtplib.SMTP(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout_s) as smtp:
-                if self.cfg.starttls:
+            with smtplib.SMTP(self.config.host, self.config.port, timeout=self.config.timeout_s) as smtp:
+                if self.config.starttls:
                     smtp.starttls()
-                if self.cfg.username and self.cfg.password:
-                    smtp.login(self.cfg.username, self.cfg.password.get_secret_value())
+                if self.config.username and self.config.password:
+                    smtp.login(self.config.username, self.config.password.get_secret_value())
                 smtp.send_message(msg)
         except (OSError, smtplib.SMTPException) as exc:
-            raise DeliveryError(self.name, f"SMTP {self.cfg.host}:{self.cfg.port}: {exc}") from None
+            raise DeliveryError(self.name, f"SMTP {self.config.host}:{self.config.port}: {exc}") from None
         self.sent += 1

@@ -1,4 +1,4 @@
-"""MQTT channel: each alert's state, retained, on `sr/v1/alerts/{org}/{rule}/{entity}`.
+"""The `mqtt` channel: each alert's state, retained, on `sr/v1/alerts/{org}/{rule}/{entity}`.
 
 Retained so that a control-room screen that subscribes later sees every entity's current state.
 """
@@ -10,7 +10,8 @@ from typing import Literal
 
 from cloud.core.alerts import Alert
 from cloud.io.mqtt import BrokerConnection
-from cloud.notify.registry import Channel, ChannelConfig, DeliveryError, register
+from cloud.notify.base import STANDALONE, ChannelConfig, ChannelContext, DeliveryError, NotificationChannel
+from cloud.notify.registry import register
 from edge.contract import BrokerAddress
 
 
@@ -22,14 +23,12 @@ class MqttConfig(ChannelConfig):
 
 
 @register("mqtt")
-class Mqtt(Channel):
+class Mqtt(NotificationChannel[MqttConfig]):
     Config = MqttConfig
 
-    def __init__(self, config: ChannelConfig, broker: BrokerAddress | None = None) -> None:
-        super().__init__(config)
-        assert isinstance(config, MqttConfig)
-        self.cfg = config
-        address = BrokerAddress.parse(config.url) if config.url else broker
+    def __init__(self, config: MqttConfig, context: ChannelContext = STANDALONE) -> None:
+        super().__init__(config, context)
+        address = BrokerAddress.parse(config.url) if config.url else context.broker
         if address is None:
             raise DeliveryError(self.name, "no broker: give `url` or run inside the rules service")
         self.conn = BrokerConnection(address, client_id=f"sitroom-notify-{config.name}", persistent=False)
@@ -37,13 +36,13 @@ class Mqtt(Channel):
         self.sent = 0
 
     def send(self, alerts: Sequence[Alert]) -> None:
-        if not self.conn.connected.wait(self.cfg.timeout_s):
+        if not self.conn.connected.wait(self.config.timeout_s):
             raise DeliveryError(self.name, "broker not connected")
         infos = [
-            self.conn.client.publish(a.topic, a.to_json(), qos=self.cfg.qos, retain=True) for a in alerts
+            self.conn.client.publish(a.topic, a.to_json(), qos=self.config.qos, retain=True) for a in alerts
         ]
         for info in infos:
-            info.wait_for_publish(self.cfg.timeout_s)
+            info.wait_for_publish(self.config.timeout_s)
         self.sent += len(alerts)
 
     def close(self) -> None:
