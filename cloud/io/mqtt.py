@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import paho.mqtt.client as mqtt
@@ -137,3 +137,26 @@ class BrokerConnection:
         if self.client.is_connected():
             self.client.disconnect()
         self.client.loop_stop()
+
+
+class PublishError(RuntimeError):
+    """The broker could not be reached, or did not acknowledge in time."""
+
+
+def publish_retained(
+    broker: BrokerAddress, messages: Sequence[tuple[str, bytes]], *, timeout_s: float = 10.0
+) -> int:
+    """Publish `messages` (topic, payload) retained at QoS 1 on a short-lived connection and wait
+    for every PUBACK; returns how many. Errors name the broker by `broker.url` (no password)."""
+    conn = BrokerConnection(broker, client_id="", persistent=False).start(wait_s=timeout_s)
+    try:
+        if not conn.connected.is_set():
+            raise PublishError(f"cannot reach {broker.url} within {timeout_s:g} s")
+        infos = [conn.client.publish(topic, payload, qos=1, retain=True) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(timeout_s)
+            if not info.is_published():
+                raise PublishError(f"broker {broker.url} did not acknowledge within {timeout_s:g} s")
+    finally:
+        conn.stop()
+    return len(messages)

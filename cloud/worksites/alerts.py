@@ -7,10 +7,8 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from cloud.core.alerts import Alert, AlertKey
+from cloud.io.mqtt import PublishError, publish_retained
 from cloud.worksites.conflicts import CoordinationSettings, detect, to_alerts
 from cloud.worksites.store import Query, WorksiteStore
 from edge.contract import BrokerAddress
@@ -18,35 +16,12 @@ from edge.contract import BrokerAddress
 log = logging.getLogger(__name__)
 
 
-class PublishError(RuntimeError):
-    pass
-
-
 def publish_alerts(url: str | BrokerAddress, alerts: Sequence[Alert], *, timeout_s: float = 10.0) -> int:
     """Publish `alerts` retained at QoS 1 and wait for every PUBACK; returns how many.
 
-    `url` is a broker URL, or a BrokerAddress carrying credentials read from a file; messages
-    name the broker by `broker.url`, which never shows a password."""
+    `url` is a broker URL, or a BrokerAddress carrying credentials read from a file."""
     broker = BrokerAddress.parse(url) if isinstance(url, str) else url
-    url = broker.url
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv311)
-    if broker.username:
-        client.username_pw_set(broker.username, broker.password)
-    try:
-        client.connect(broker.host, broker.port)
-    except OSError as exc:
-        raise PublishError(f"cannot reach {url}: {exc}") from None
-    client.loop_start()
-    try:
-        infos = [client.publish(a.topic, a.to_json(), qos=1, retain=True) for a in alerts]
-        for info in infos:
-            info.wait_for_publish(timeout_s)
-            if not info.is_published():
-                raise PublishError(f"broker {url} did not acknowledge an alert within {timeout_s:g} s")
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return len(alerts)
+    return publish_retained(broker, [(a.topic, a.to_json()) for a in alerts], timeout_s=timeout_s)
 
 
 class CoordinationAlerts:
