@@ -43,6 +43,15 @@ from edge.drivers import (
 )
 from edge.drivers.framing import DecoderOutput, RejectedInput
 from edge.drivers.vectors import sample_configs
+from edge.simulators.clock import SimClock
+from edge.simulators.devices import (
+    ChirpStackUplinks,
+    VirtualDevice,
+    counter_record,
+    gps_sentences,
+    serial_sink,
+)
+from edge.transports.pty import VirtualSerialPort
 
 _CHUNK = 65536
 
@@ -320,15 +329,6 @@ def simulate_command(
     """Run a virtual device that speaks the real bytes: a GPS receiver (NMEA) or a traffic
     counter ($TCR) on a pseudo-terminal behind --link, or Bosch parking sensors' ChirpStack
     uplinks on --broker. Point a gateway (or `sitroom edge tail`) at it."""
-    from edge.simulators.clock import SimClock  # noqa: PLC0415  (only this command needs them)
-    from edge.simulators.devices import (  # noqa: PLC0415
-        ChirpStackUplinks,
-        VirtualDevice,
-        counter_record,
-        gps_sentences,
-        serial_sink,
-    )
-    from edge.transports.pty import VirtualSerialPort  # noqa: PLC0415
 
     all_defaults: dict[str, dict[str, Any]] = {
         "gps": {"driver": "sim_fleet", "id": "v-bus-101", "route": "lam-blu", "interval_s": 1},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -14,7 +15,7 @@ import click
 
 from edge.simulators.clock import Clock, SimClock, WallClock
 from gateway.agent import Agent
-from gateway.config import ConfigError, load
+from gateway.config import ConfigError, json_schema, load
 from gateway.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -135,8 +136,4 @@ def spool_command(state_dir: Path) -> None:
 @group.command()
 def schema() -> None:
     """Print the JSON Schema of gateway config files (for editors: yaml-language-server)."""
-    import json  # noqa: PLC0415
-
-    from gateway.config import json_schema  # noqa: PLC0415
-
     click.echo(json.dumps(json_schema(), indent=2))
