@@ -131,14 +131,17 @@ class Watch:
             elif parts[2] == "deadletter":
                 self.deadletters += 1
             elif parts[2] == "services":
-                # A restarted ingest counts from 0 again: what its predecessor wrote stays counted.
-                if int(body.get("readings_written", 0)) < int(self.ingest.get("readings_written", 0)):
-                    self.stored_before_restart += int(self.ingest.get("readings_written", 0))
                 self.ingest = body
             elif parts[-1] == "health":
                 self.health[f"{parts[2]}/{parts[3]}"] = body
             elif parts[-1] == "status":
                 self.status[f"{parts[2]}/{parts[3]}"] = str(body.get("state"))
+
+    def ingest_started(self) -> None:
+        """A new ingest process counts from 0: what its predecessor wrote stays counted."""
+        with self.lock:
+            self.stored_before_restart += int(self.ingest.get("readings_written", 0))
+            self.ingest = {}
 
     def published(self) -> int:
         with self.lock:
@@ -224,6 +227,11 @@ class Demo:
             )
         )
 
+    def _started(self, name: str, pid: int) -> None:
+        self.folder.record(name, pid)
+        if name == "ingest":
+            self.watch.ingest_started()
+
     def _stop(self, names: list[str]) -> None:
         if self.supervisor is not None:
             self.supervisor.stop(names)
@@ -299,7 +307,10 @@ class Demo:
     def _run(self, stop: threading.Event) -> dict[str, Any]:  # noqa: PLR0915  (one linear script)
         opts = self.opts
         out(f"Situation Room demo — data in {opts.data_dir}")
-        self._start_from()
+        try:
+            self._start_from()
+        except OSError as exc:  # a file of the folder that cannot be moved, read or removed
+            raise DemoError(f"{exc}: `--fresh` starts from an empty data folder") from None
         self.folder.begin()
         started = datetime.now(UTC)
         speed = opts.speed
@@ -316,7 +327,7 @@ class Demo:
         )
         mosquitto = ProvisionedMosquitto(opts.data_dir / "mosquitto", broker.config, mqtt_port)
         influxd = Influxd(opts.data_dir / "influxdb", free_port(opts.influx_port), auth=True)
-        self.supervisor = Supervisor(on_start=self.folder.record, on_event=lambda text: out(f"  {text}"))
+        self.supervisor = Supervisor(on_start=self._started, on_event=lambda text: out(f"  {text}"))
         watcher: BrokerConnection | None = None
         feed: BrokerConnection | None = None
         influx: InfluxClient | None = None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from cloud.apps.demo import DemoError, DemoOptions, run_demo
 from cloud.dev.demo_broker import rescue_registry
 from cloud.dev.demo_folder import DemoFolder, DemoRunningError
 from cloud.dev.processes import start_ticks
@@ -192,3 +193,22 @@ def test_an_unreadable_identity_registry_is_moved_aside(tmp_path: Path) -> None:
     assert "registry.json is not a valid registry" in said
     assert not provision.exists()
     assert (tmp_path / "aside" / "provision" / "registry.json").exists()
+
+
+def test_a_store_that_still_cannot_be_opened_stops_the_demo_in_one_line_naming_it_and_fresh(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Healthy SQLite, but not a store the demo can open (a table of the same name, other columns).
+    with contextlib.closing(sqlite3.connect(tmp_path / "alerts.db")) as conn:
+        conn.execute("CREATE TABLE sitroom_migrations (something_else TEXT)")
+    with pytest.raises(DemoError) as caught:
+        run_demo(DemoOptions(configs=[], data_dir=tmp_path))
+    message = str(caught.value)
+    assert f"cannot open {tmp_path / 'alerts.db'}" in message
+    assert "`--fresh` starts from an empty data folder" in message
+    assert "\n" not in message
+    assert not (tmp_path / "demo.json").exists(), "the failed start leaves no pid file"
+    again = DemoFolder(tmp_path)
+    again.claim()  # the folder was released
+    again.release()
+    assert "Traceback" not in capsys.readouterr().out
