@@ -302,7 +302,8 @@ class Demo:
         finally:
             store.close()
         if active:
-            out(f"  {len(active)} alerts left active by an earlier run resolved (its history is kept)")
+            n = len(active)
+            out(f"  {n} alert{'' if n == 1 else 's'} left active by an earlier run resolved (history kept)")
 
     def _run(self, stop: threading.Event) -> dict[str, Any]:  # noqa: PLR0915  (one linear script)
         opts = self.opts
