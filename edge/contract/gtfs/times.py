@@ -1,0 +1,57 @@
+"""GTFS times and service days.
+
+A GTFS time (`stop_times.arrival_time`, `frequencies.start_time`) is `H:MM:SS` counted from the
+start of the *service day*, and may pass 24:00:00 for trips that run after midnight. The service
+day starts at "noon minus 12 h" in the agency's time zone (GTFS reference, "Field Types: Time"),
+which is midnight except on the two days a year the clocks change.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+# Hours up to 99 (a night service ends around 30:00; 48 would already be odd), minutes and
+# seconds 00-59. One-digit hours are allowed ("8:05:00"), as the reference says.
+_TIME_RE = re.compile(r"(\d{1,2}):([0-5]\d):([0-5]\d)")
+_DATE_RE = re.compile(r"\d{8}")
+
+
+def parse_time(text: str) -> int:
+    """Seconds since the start of the service day; ValueError when not `H:MM:SS`."""
+    m = _TIME_RE.fullmatch(text)
+    if m is None:
+        raise ValueError("is not HH:MM:SS")
+    h, mi, s = m.groups()
+    return int(h) * 3600 + int(mi) * 60 + int(s)
+
+
+def format_time(seconds: int) -> str:
+    """The GTFS form of `seconds` since the start of the service day (may pass 24:00:00)."""
+    h, rest = divmod(seconds, 3600)
+    return f"{h:02d}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def parse_date(text: str) -> date:
+    """A `YYYYMMDD` service date; ValueError when not one."""
+    if _DATE_RE.fullmatch(text) is None:
+        raise ValueError("is not YYYYMMDD")
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        raise ValueError("is not a calendar date") from None
+
+
+def format_date(day: date) -> str:
+    return day.strftime("%Y%m%d")
+
+
+def service_day_start(day: date, tz: ZoneInfo) -> datetime:
+    """The instant GTFS times of `day` count from: noon minus 12 h, local time (aware)."""
+    return datetime.combine(day, time(12), tzinfo=tz) - timedelta(hours=12)
+
+
+def at(day: date, seconds: int, tz: ZoneInfo) -> datetime:
+    """The aware instant of GTFS time `seconds` on service day `day`."""
+    return service_day_start(day, tz) + timedelta(seconds=seconds)
