@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.api.sites import sites_feed
+from cloud.transit.api import transit_feeds
 from cloud.worksites.api import feeds, router, validation_problems
 from cloud.worksites.conflicts import CoordinationSettings
 from cloud.worksites.store import (
@@ -121,6 +122,7 @@ def create_app(store: WorksiteStore, options: ApiOptions | None = None) -> FastA
     app.include_router(router)
     app.include_router(feeds)
     app.include_router(sites_feed)
+    app.include_router(transit_feeds(store.engine))
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

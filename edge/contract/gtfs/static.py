@@ -44,6 +44,9 @@ _PLAIN_TEXT = re.compile(STRING_PATTERN)
 _MISS: Any = object()  # a value that could not be parsed (the problem is reported)
 _MAX_CACHED = 200_000  # per column: bounded memory whatever the feed
 _COLOR = re.compile(r"[0-9A-Fa-f]{6}")
+# Python's int() and float() also take "1_000", " 7", other scripts' digits, "nan" and "inf".
+_INTEGER = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +111,9 @@ def _text(text: str) -> str:
 
 def _int_in(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise _BadValueError("is not an integer") from None
+        if _INTEGER.fullmatch(text) is None:
+            raise _BadValueError("is not an integer")
+        value = int(text)
         if not lo <= value <= hi:
             raise _BadValueError(f"is not in {lo}..{hi}")
         return value
@@ -121,10 +123,7 @@ def _int_in(lo: int, hi: int) -> Callable[[str], int]:
 
 def _choice(*allowed: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise _BadValueError(f"is not one of {', '.join(map(str, allowed))}") from None
+        value = int(text) if _INTEGER.fullmatch(text) else None
         if value not in allowed:
             raise _BadValueError(f"is not one of {', '.join(map(str, allowed))}")
         return value
@@ -134,11 +133,10 @@ def _choice(*allowed: int) -> Callable[[str], int]:
 
 def _float_from(lo: float, hi: float, what: str = "a number") -> Callable[[str], float]:
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise _BadValueError(f"is not {what}") from None
-        if not lo <= value <= hi:  # also refuses nan
+        if _DECIMAL.fullmatch(text) is None:
+            raise _BadValueError(f"is not {what}")
+        value = float(text)
+        if not lo <= value <= hi:
             raise _BadValueError(f"is not in {lo:g}..{hi:g}")
         return value
 
@@ -498,9 +496,9 @@ class GtfsReader:
             if stream.read(2) in (b"\xff\xfe", b"\xfe\xff"):
                 self.problem(table.file, 1, "is UTF-16 (byte-order mark); GTFS files are UTF-8")
                 return None
-        with src.open(table.file) as stream:
+        with src.open(table.file) as stream, _decoded(stream) as decoded:
             try:
-                header = next(csv.reader(_decoded(stream)), None)
+                header = next(csv.reader(decoded), None)
             except UnicodeDecodeError:
                 with src.open(table.file) as again:
                     exc2 = _bad_utf8(again)
@@ -539,8 +537,8 @@ class GtfsReader:
         key_width = len(table.key)
         chunk: list[tuple[Any, ...]] = []
         count = 0
-        with src.open(file) as stream:
-            reader = csv.reader(_decoded(stream))
+        with src.open(file) as stream, _decoded(stream) as decoded:
+            reader = csv.reader(decoded)
             try:
                 next(reader)  # the header, checked already
                 for raw in reader:

@@ -9,13 +9,14 @@ which is midnight except on the two days a year the clocks change.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 # Hours up to 99 (a night service ends around 30:00; 48 would already be odd), minutes and
 # seconds 00-59. One-digit hours are allowed ("8:05:00"), as the reference says.
-_TIME_RE = re.compile(r"(\d{1,2}):([0-5]\d):([0-5]\d)")
-_DATE_RE = re.compile(r"\d{8}")
+# [0-9], not \d: Python's \d also takes other scripts' digits (a full-width one, U+FF11).
+_TIME_RE = re.compile(r"([0-9]{1,2}):([0-5][0-9]):([0-5][0-9])")
+_DATE_RE = re.compile(r"[0-9]{8}")
 
 
 def parse_time(text: str) -> int:
@@ -48,10 +49,13 @@ def format_date(day: date) -> str:
 
 
 def service_day_start(day: date, tz: ZoneInfo) -> datetime:
-    """The instant GTFS times of `day` count from: noon minus 12 h, local time (aware)."""
-    return datetime.combine(day, time(12), tzinfo=tz) - timedelta(hours=12)
+    """The instant GTFS times of `day` count from: noon minus 12 h (aware, UTC).
+
+    In UTC: Python subtracts hours from an aware local datetime on the wall clock, which on the
+    day the clocks change is an hour away from twelve real hours."""
+    return datetime.combine(day, time(12), tzinfo=tz).astimezone(UTC) - timedelta(hours=12)
 
 
 def at(day: date, seconds: int, tz: ZoneInfo) -> datetime:
-    """The aware instant of GTFS time `seconds` on service day `day`."""
+    """The instant (aware, UTC) of GTFS time `seconds` on service day `day`."""
     return service_day_start(day, tz) + timedelta(seconds=seconds)
