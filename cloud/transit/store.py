@@ -10,8 +10,10 @@ version exactly as it was.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import time
+import zipfile
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,17 +95,23 @@ def _feed_info(row: sa.Row[Any]) -> FeedInfo:
 
 
 def source_sha256(source: Path | bytes) -> str:
-    """The identity of a feed's content: of the zip's bytes, or of a folder's files."""
+    """The identity of a feed's content: its files' names and bytes, whatever container holds
+    them (the same files zipped again, with new timestamps, are the same feed)."""
     digest = hashlib.sha256()
-    if isinstance(source, bytes):
-        digest.update(source)
-    elif source.is_dir():
-        for path in sorted(p for p in source.iterdir() if p.suffix == ".txt"):
-            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    else:
-        with source.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+    try:
+        if isinstance(source, Path) and source.is_dir():
+            for path in sorted(p for p in source.iterdir() if p.suffix == ".txt"):
+                digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+            return digest.hexdigest()
+        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as zf:
+            for name in sorted(zf.namelist()):
+                digest.update(name.encode() + b"\0")
+                with zf.open(name) as member:
+                    for block in iter(lambda: member.read(1 << 20), b""):
+                        digest.update(block)
+                digest.update(b"\0")
+    except (zipfile.BadZipFile, OSError):
+        return "not-a-zip"  # the reader says why, with the file's name
     return digest.hexdigest()
 
 
