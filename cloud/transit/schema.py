@@ -193,8 +193,109 @@ RENAMED = {
 }
 
 
+# -- GTFS-Realtime: the reader's state, its outbox, the service alerts it keeps, its refusals.
+
+rt_sources = sa.Table(
+    "tr_rt_sources",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),  # the reader's id: the `gateway` of its batches
+    sa.Column("operator", sa.String(64), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),  # the last batch sequence number stamped
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+)
+
+rt_urls = sa.Table(
+    "tr_rt_urls",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("url", sa.String(2000), primary_key=True),
+    sa.Column("etag", sa.String(500)),
+    sa.Column("last_modified", sa.String(100)),
+    sa.Column("header_ts", sa.BigInteger),  # the feed header's timestamp, seconds
+    sa.Column("body_sha256", sa.String(64)),
+    sa.Column("advanced_ms", sa.BigInteger),  # when header_ts last moved forward, by our clock
+)
+
+rt_outbox = sa.Table(
+    "tr_rt_outbox",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("readings", sa.LargeBinary, nullable=False),  # the batch's JSON `readings` array
+    sa.Column("n_readings", sa.Integer, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+)
+
+rt_alerts = sa.Table(
+    "tr_rt_alerts",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("alert_id", Id, primary_key=True),  # the FeedEntity id
+    sa.Column("url", sa.String(2000), nullable=False),  # the feed URL it came from
+    sa.Column("cause", sa.String(40)),
+    sa.Column("effect", sa.String(40)),
+    sa.Column("severity", sa.String(40)),
+    sa.Column("header_text", sa.Text),
+    sa.Column("description_text", sa.Text),
+    sa.Column("link", sa.Text),  # the alert's own `url`: more about it
+    sa.Column("content_sha256", sa.String(64), nullable=False),
+    sa.Column("first_seen_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_seen_ms", sa.BigInteger, nullable=False),
+    sa.Column("ended_ms", sa.BigInteger),  # gone from the feed (or deleted in a differential one)
+)
+
+rt_alert_periods = sa.Table(
+    "tr_rt_alert_periods",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("alert_id", Id, primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),
+    sa.Column("start_ms", sa.BigInteger),  # open ends are NULL, as in the feed
+    sa.Column("end_ms", sa.BigInteger),
+)
+
+rt_alert_entities = sa.Table(
+    "tr_rt_alert_entities",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("alert_id", Id, primary_key=True),
+    sa.Column("n", sa.Integer, primary_key=True),
+    sa.Column("agency_id", Id),
+    sa.Column("route_id", Id),
+    sa.Column("route_type", sa.Integer),
+    sa.Column("direction_id", sa.Integer),
+    sa.Column("trip_id", Id),
+    sa.Column("stop_id", Id),
+)
+
+rt_rejects = sa.Table(
+    "tr_rt_rejects",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(64), nullable=False, index=True),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.String(40), nullable=False),
+    sa.Column("field", sa.String(200), nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("entity_id", Id),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("body_sha256", sa.String(64), nullable=False),
+)
+
+RT_TABLES = (rt_sources, rt_urls, rt_outbox, rt_alerts, rt_alert_periods, rt_alert_entities, rt_rejects)
+
+
 def _create_static(conn: Connection) -> None:
     metadata.create_all(conn, tables=[feeds, current, *GTFS_TABLES.values()])
 
 
-MIGRATIONS: Sequence[Migration] = (Migration(1, "static GTFS feeds per operator", _create_static),)
+def _create_realtime(conn: Connection) -> None:
+    metadata.create_all(conn, tables=list(RT_TABLES))
+
+
+MIGRATIONS: Sequence[Migration] = (
+    Migration(1, "static GTFS feeds per operator", _create_static),
+    Migration(2, "GTFS-Realtime reader state, outbox, service alerts, refusals", _create_realtime),
+)

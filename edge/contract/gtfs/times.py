@@ -9,6 +9,7 @@ which is midnight except on the two days a year the clocks change.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -59,3 +60,29 @@ def service_day_start(day: date, tz: ZoneInfo) -> datetime:
 def at(day: date, seconds: int, tz: ZoneInfo) -> datetime:
     """The instant (aware, UTC) of GTFS time `seconds` on service day `day`."""
     return service_day_start(day, tz) + timedelta(seconds=seconds)
+
+
+def interpolate(times: Sequence[int | None]) -> list[int]:
+    """Times for every stop of a trip, the missing ones (between timepoints) linear by position.
+
+    The reference lets stop times be empty between timepoints and leaves interpolation to the
+    consumer; the first and last stop always have one (the importer checks it).
+    """
+    known = [(i, t) for i, t in enumerate(times) if t is not None]
+    if not known:
+        raise ValueError("a trip needs at least one time")
+    out: list[int] = []
+    k = 0
+    for i, t in enumerate(times):
+        if t is not None:
+            out.append(t)
+            continue
+        while k + 1 < len(known) and known[k + 1][0] < i:
+            k += 1
+        (i0, t0), after = known[k], known[k + 1] if k + 1 < len(known) else None
+        if i < i0 or after is None:
+            out.append(t0)
+        else:
+            i1, t1 = after
+            out.append(t0 + round((t1 - t0) * (i - i0) / (i1 - i0)))
+    return out
