@@ -235,3 +235,65 @@ def _show_trip(store: TransitStore, operator: str, trip_id: str, routes: list[st
     for ts in trip:
         times = f"{ts.arrival:>8} {ts.departure:>8}"
         click.echo(f"  {ts.stop_sequence:4} {times}  {ts.stop_id:18} {ts.stop_name}")
+
+
+@group.command("read")
+@click.argument("config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+def read_command(config_file: Path, db: str | None) -> None:
+    """Run the GTFS-Realtime reader of CONFIG_FILE (see cloud/transit/sample-reader.yaml):
+    poll the operator's feeds and publish their readings to the broker of the SITROOM_MQTT_*
+    settings, as a gateway does."""
+    import signal  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from cloud.settings import CloudSettings  # noqa: PLC0415
+    from cloud.transit.realtime.config import ReaderConfigError, load_config  # noqa: PLC0415
+    from cloud.transit.realtime.publisher import Publisher  # noqa: PLC0415
+    from cloud.transit.realtime.reader import TransitReader  # noqa: PLC0415
+    from cloud.transit.store import UnknownError  # noqa: PLC0415
+
+    try:
+        config = load_config(config_file)
+        settings = CloudSettings()
+    except (ReaderConfigError, ValidationError) as exc:
+        raise _fail(exc) from None
+    store = _open(db)
+    try:
+        reader = TransitReader(config, store, Publisher(settings.broker, config.operator, config.source))
+    except UnknownError as exc:
+        store.close()
+        raise click.ClickException(
+            f"{exc}: import the operator's static GTFS first (sitroom transit import FEED --operator "
+            f"{config.operator})"
+        ) from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    click.echo(
+        f"reading {len(config.feeds)} feed(s) of {config.operator} every {config.interval_s:g} s", err=True
+    )
+    try:
+        reader.run(stop)
+    finally:
+        store.close()
+
+
+@group.command("alerts")
+@click.option("--source", default="gtfs-rt", show_default=True, help="The reader's source id.")
+@click.option("--all", "show_all", is_flag=True, help="Also the alerts that ended.")
+@db_option
+def alerts_command(source: str, show_all: bool, db: str | None) -> None:
+    """List the service alerts a reader keeps, with what they inform about."""
+    from cloud.transit.realtime.rtstore import RealtimeStore  # noqa: PLC0415
+
+    store = _open(db)
+    try:
+        for a in RealtimeStore(store.engine, source, "").alerts(active_only=not show_all):
+            about = ", ".join(f"{k}={v}" for ie in a["informed"] for k, v in ie.items())
+            state = "ended" if a["ended_ms"] else "active"
+            click.echo(f"{a['alert_id']:24} {state:6} {a['effect'] or '-':18} {a['header_text']}  [{about}]")
+    finally:
+        store.close()

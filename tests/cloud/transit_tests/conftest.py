@@ -7,10 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support_transit import OPERATOR, PRATO_AREA, prato_feed_zip
 
 from cloud.transit.store import TransitStore
-
-from .feeds import OPERATOR, PRATO_AREA, prato_feed_zip
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from jsonschema import Draft7Validator
+from support_transit import OPERATOR, PRATO_AREA, edited, line_of, prato_feed_zip, replaced_line, text
 
 from cloud.api import create_app
 from cloud.api.server import ThreadedApiServer
@@ -23,7 +24,6 @@ from edge.cli import root
 from edge.contract.gtfs.ids import sensor_id
 from edge.contract.gtfs.static import FeedError
 
-from .feeds import OPERATOR, PRATO_AREA, edited, line_of, prato_feed_zip, replaced_line, text
 from support import REPO
 
 

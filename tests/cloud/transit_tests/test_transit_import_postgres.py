@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support_transit import OPERATOR, PRATO_AREA, edited, prato_feed_zip
 
 from cloud.db_devserver import PostgresCluster
 from cloud.transit import network
 from cloud.transit.store import TransitStore
 from edge.contract.gtfs.static import FeedError
-
-from .feeds import OPERATOR, PRATO_AREA, edited, prato_feed_zip
 
 
 @pytest.fixture(scope="module")

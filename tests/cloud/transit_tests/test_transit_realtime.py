@@ -15,16 +15,9 @@ from typing import Any
 import orjson
 import pytest
 from google.transit import gtfs_realtime_pb2 as rt
-
-from cloud.transit.realtime.config import ApiKey, FeedUrl, ReaderConfig, ReaderConfigError, load_config
-from cloud.transit.realtime.reader import TransitReader
-from cloud.transit.store import TransitStore
-from edge.contract import Batch, SensorKind, decode_strict
-from edge.contract.gtfs.ids import sensor_id
-
-from .feeds import OPERATOR
-from .rtfeeds import (
+from support_transit import (
     DIFFERENTIAL,
+    OPERATOR,
     Served,
     Stu,
     deleted,
@@ -35,6 +28,12 @@ from .rtfeeds import (
     trip_update,
     vehicle,
 )
+
+from cloud.transit.realtime.config import ApiKey, FeedUrl, ReaderConfig, ReaderConfigError, load_config
+from cloud.transit.realtime.reader import TransitReader
+from cloud.transit.store import TransitStore
+from edge.contract import Batch, SensorKind, decode_strict
+from edge.contract.gtfs.ids import sensor_id
 
 DAY = date(2026, 11, 24)  # a Tuesday: the FER (weekday) timetable, winter time (UTC+1)
 T0 = epoch(DAY, 8, 0)

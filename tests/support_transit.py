@@ -1,14 +1,15 @@
-"""GTFS-Realtime feeds built with `gtfs-realtime-bindings`, and a local HTTP server that serves them.
-
-The server answers as an operator's would: 200 with an ETag and Last-Modified, 304 to a
-matching `If-None-Match`, and on request a status, a delay (for timeouts) or any bytes.
+"""Helpers of the transit tests: the project's Prato feed (and copies broken on purpose), GTFS-Realtime
+feeds built with `gtfs-realtime-bindings`, and a local HTTP server that serves them as an operator would:
+200 with an ETag and Last-Modified, 304 to a matching `If-None-Match`, and on request a status, a delay
+(for timeouts) or any bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -18,6 +19,46 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from google.transit import gtfs_realtime_pb2 as rt
 
 from cloud.devservers import free_port
+from edge.contract.gtfs.static import Area
+from edge.simulators.transit import PRATO_BUS_DIR, PRATO_OPERATOR, prato_feed_zip
+
+# ---------------------------------------------------------------------------------------------
+# Static feeds.
+
+PRATO_AREA = Area(10.98, 43.78, 11.22, 43.98)  # the Comune di Prato with a margin (worksites' own)
+OPERATOR = PRATO_OPERATOR
+
+
+def text(name: str) -> str:
+    return (PRATO_BUS_DIR / name).read_text(encoding="utf-8")
+
+
+def lines(name: str) -> list[str]:
+    """The file's lines without their ends; index i is line i + 1."""
+    return text(name).splitlines()
+
+
+def line_of(name: str, starts: str) -> int:
+    """The 1-based number of the first line of `name` starting with `starts`."""
+    return next(i for i, line in enumerate(lines(name), 1) if line.startswith(starts))
+
+
+def edited(name: str, edit: Callable[[list[str]], None], *, encoding: str = "utf-8") -> bytes:
+    """The Prato feed with `name`'s lines changed by `edit` (a list, changed in place)."""
+    content = lines(name)
+    edit(content)
+    return prato_feed_zip({name: ("\r\n".join(content) + "\r\n").encode(encoding)})
+
+
+def replaced_line(name: str, starts: str, new: str) -> bytes:
+    def edit(content: list[str]) -> None:
+        content[line_of(name, starts) - 1] = new
+
+    return edited(name, edit)
+
+
+# ---------------------------------------------------------------------------------------------
+# GTFS-Realtime.
 
 FULL = rt.FeedHeader.FULL_DATASET
 DIFFERENTIAL = rt.FeedHeader.DIFFERENTIAL
@@ -196,8 +237,6 @@ class Served:
 
     @property
     def etag(self) -> str:
-        import hashlib  # noqa: PLC0415
-
         return '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
 
 
@@ -245,3 +284,6 @@ def feed_server(served: Served) -> Iterator[str]:
         release.set()
         server.shutdown()
         server.server_close()
+
+
+__all__ = ["OPERATOR", "PRATO_AREA", "prato_feed_zip"]
