@@ -26,14 +26,15 @@ stop, the static feed does not hold refuses the entity.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from google.transit import gtfs_realtime_pb2 as rt
 
 from cloud.transit.realtime.refusals import UNKNOWN_ROUTE, UNKNOWN_STOP, UNKNOWN_TRIP, Refusal, entity_path
-from cloud.transit.realtime.timetable import StopTime, Timetable
+from cloud.transit.realtime.timetable import StopTime, Timetable, TripIndex
 from cloud.transit.realtime.wire import Stamps, Wire
 from edge.contract.gtfs.ids import sensor_id, tag_value
 from edge.contract.gtfs.realtime import (
@@ -55,16 +56,71 @@ SCHEDULED, SKIPPED, CANCELLED, NO_DATA = "scheduled", "skipped", "cancelled", "n
 Prediction = tuple[str, int | None]  # (status, delay_s)
 
 
+@dataclass(frozen=True, slots=True)
+class Predictions:
+    """What one snapshot says of a trip's stops, sparse: the stops its updates name, and the
+    delay each carries on to the following stops (looked up, not spread over every stop, which
+    would cost as many steps as the trip has stops for every update of every poll)."""
+
+    first: int  # the first stop it speaks of (the trip's length when it speaks of none)
+    indexes: tuple[int, ...] = ()  # the stops its StopTimeUpdates name, ascending
+    states: tuple[Prediction, ...] = ()  # at each of them
+    carried: tuple[int | None, ...] = ()  # the delay carried on after each
+    everywhere: Prediction | None = None  # a cancelled trip, or a trip-level delay: every stop
+
+    @classmethod
+    def of(cls, updates: dict[int, Prediction], n: int) -> Predictions:
+        if not updates:
+            return cls(n)
+        indexes = tuple(sorted(updates))
+        states, carried = [], []
+        delay: int | None = None
+        for i in indexes:
+            status, value = updates[i]
+            if status == SCHEDULED and value is not None:
+                delay = value
+            elif status == NO_DATA:
+                delay = None  # the reference: no propagation past NO_DATA
+            states.append((status, value if status != SCHEDULED else delay))
+            carried.append(delay)
+        return cls(indexes[0], indexes, tuple(states), tuple(carried))
+
+    def at(self, i: int) -> Prediction | None:
+        """The prediction for stop `i`, None when this snapshot does not speak of it."""
+        if self.everywhere is not None:
+            return self.everywhere
+        if i < self.first:
+            return None
+        k = bisect.bisect_right(self.indexes, i) - 1
+        if self.indexes[k] == i:
+            return self.states[k]
+        delay = self.carried[k]
+        return (SCHEDULED, delay) if delay is not None else (NO_DATA, None)
+
+
 @dataclass(slots=True)
 class _Trip:
     trip_id: str
     route: str  # tag value
     times: tuple[StopTime, ...]
+    index: TripIndex
     scheduled: list[int]  # epoch seconds per stop: departure, arrival at the last
     next_index: int  # the first stop not sent
-    predictions: dict[int, Prediction] = field(default_factory=dict)
+    latest: Predictions | None = None
+    previous: Predictions | None = None
+    frozen: dict[int, Prediction] = field(default_factory=dict)  # passed, waiting for their time
     delay_now: int | None = None  # at the next stop, for the vehicle's reading
     last_seen: int = 0
+
+    def prediction(self, i: int) -> Prediction | None:
+        frozen = self.frozen.get(i)
+        if frozen is not None:
+            return frozen
+        for known in (self.latest, self.previous):
+            found = known.at(i) if known is not None else None
+            if found is not None:
+                return found
+        return None
 
 
 class DelayReadings:
@@ -75,6 +131,7 @@ class DelayReadings:
         self._sent_until: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (next_index, when)
         self._delay_by_trip: dict[str, int | None] = {}
         self._sensors: dict[str, str] = {}
+        self._dates: dict[str, date] = {}  # start_date text -> date
         self.unscheduled = 0  # TripUpdates of trips the static feed cannot hold
 
     def delay_of(self, trip_id: str) -> int | None:
@@ -108,62 +165,54 @@ class DelayReadings:
 
     # -- one trip ------------------------------------------------------------------------------
 
-    def _check(self, index: int, entity: rt.FeedEntity, timetable: Timetable) -> bool | Refusal | None:
+    def _check(  # noqa: PLR0911  (one return per reason to refuse, in the order they are checked)
+        self, index: int, entity: rt.FeedEntity, timetable: Timetable
+    ) -> bool | Refusal | None:
         """True to track, None for an unscheduled trip, or the refusal."""
         tu = entity.trip_update
-        where = f"{entity_path(index, entity.id)}.trip_update"
         trip_id = tu.trip.trip_id
-        relationship = tu.trip.schedule_relationship
-        if relationship not in (TRIP_SCHEDULED, TRIP_CANCELED, TRIP_DELETED):
+        if tu.trip.schedule_relationship not in (TRIP_SCHEDULED, TRIP_CANCELED, TRIP_DELETED):
             return None
-        if not trip_id:
+
+        def refuse(reason: str, path: str, value: str, why: str) -> Refusal:
+            # Paths are built only for a refusal: most entities pass, and an f-string each costs.
             return Refusal(
-                UNKNOWN_TRIP, f"{where}.trip.trip_id", "", "no trip_id: cannot match the schedule", entity.id
+                reason, f"{entity_path(index, entity.id)}.trip_update{path}", value, why, entity.id
             )
+
+        if not trip_id:
+            return refuse(UNKNOWN_TRIP, ".trip.trip_id", "", "no trip_id: cannot match the schedule")
         info = timetable.trips.get(trip_id)
         if info is None:
-            return Refusal(
-                UNKNOWN_TRIP, f"{where}.trip.trip_id", trip_id, "not in the static feed", entity.id
-            )
+            return refuse(UNKNOWN_TRIP, ".trip.trip_id", trip_id, "not in the static feed")
         if tu.trip.route_id and tu.trip.route_id != info.route_id:
-            return Refusal(
-                UNKNOWN_ROUTE,
-                f"{where}.trip.route_id",
-                tu.trip.route_id,
-                f"trip {trip_id} runs route {info.route_id} in the static feed",
-                entity.id,
-            )
-        return self._check_stops(where, entity, timetable) or True
-
-    @staticmethod
-    def _check_stops(where: str, entity: rt.FeedEntity, timetable: Timetable) -> Refusal | None:
-        trip_id = entity.trip_update.trip.trip_id
-        sequences, on_trip = timetable.stops_of(trip_id)
-        for j, stu in enumerate(entity.trip_update.stop_time_update):
-            at = f"{where}.stop_time_update[{j}]"
-            if stu.stop_id and stu.stop_id not in timetable.stops:
-                return Refusal(
-                    UNKNOWN_STOP, f"{at}.stop_id", stu.stop_id, "not in the static feed", entity.id
-                )
-            if stu.stop_id and stu.stop_id not in on_trip:
-                return Refusal(
-                    UNKNOWN_STOP, f"{at}.stop_id", stu.stop_id, f"not a stop of trip {trip_id}", entity.id
-                )
-            if stu.HasField("stop_sequence") and stu.stop_sequence not in sequences:
-                return Refusal(
-                    UNKNOWN_STOP,
-                    f"{at}.stop_sequence",
-                    str(stu.stop_sequence),
-                    f"trip {trip_id} has no such stop_sequence",
-                    entity.id,
+            why = f"trip {trip_id} runs route {info.route_id} in the static feed"
+            return refuse(UNKNOWN_ROUTE, ".trip.route_id", tu.trip.route_id, why)
+        trip_index = timetable.index_of(trip_id)
+        for j, stu in enumerate(tu.stop_time_update):
+            if stu.stop_id and stu.stop_id not in trip_index.by_stop:
+                known = stu.stop_id in timetable.stops
+                why = f"not a stop of trip {trip_id}" if known else "not in the static feed"
+                return refuse(UNKNOWN_STOP, f".stop_time_update[{j}].stop_id", stu.stop_id, why)
+            if stu.HasField("stop_sequence") and stu.stop_sequence not in trip_index.by_seq:
+                why = f"trip {trip_id} has no such stop_sequence"
+                return refuse(
+                    UNKNOWN_STOP, f".stop_time_update[{j}].stop_sequence", str(stu.stop_sequence), why
                 )
             if not stu.stop_id and not stu.HasField("stop_sequence"):
-                return Refusal(UNKNOWN_STOP, at, "", "neither stop_id nor stop_sequence", entity.id)
-        return None
+                return refuse(
+                    UNKNOWN_STOP, f".stop_time_update[{j}]", "", "neither stop_id nor stop_sequence"
+                )
+        return True
 
     def _trip(self, tu: rt.TripUpdate, timetable: Timetable, now: int) -> tuple[tuple[str, str], _Trip]:
         trip_id = tu.trip.trip_id
-        day = timetable.service_date(trip_id, tu.trip.start_date, datetime.fromtimestamp(now, UTC))
+        start_date = tu.trip.start_date
+        day = self._dates.get(start_date) if start_date else None
+        if day is None:
+            day = timetable.service_date(trip_id, start_date, datetime.fromtimestamp(now, UTC))
+            if start_date and len(self._dates) < 1000:
+                self._dates[start_date] = day
         key = (trip_id, day.isoformat())
         trip = self._trips.get(key)
         if trip is None:
@@ -175,43 +224,31 @@ class DelayReadings:
             last = len(times) - 1
             scheduled = [base + (st.departure_s if i < last else st.arrival_s) for i, st in enumerate(times)]
             route = tag_value(timetable.trips[trip_id].route_id)
-            trip = self._trips[key] = _Trip(trip_id, route, times, scheduled, next_index=-1)
+            index = timetable.index_of(trip_id)
+            trip = self._trips[key] = _Trip(trip_id, route, times, index, scheduled, next_index=-1)
         trip.last_seen = now
         return key, trip
 
-    def _predictions(self, trip: _Trip, tu: rt.TripUpdate) -> tuple[int, dict[int, Prediction]]:
-        """(index of the first stop the feed speaks of, predictions from there on)."""
+    def _predictions(self, trip: _Trip, tu: rt.TripUpdate) -> Predictions:
         n = len(trip.times)
         if tu.trip.schedule_relationship in (TRIP_CANCELED, TRIP_DELETED):
-            return 0, dict.fromkeys(range(n), (CANCELLED, None))
+            return Predictions(0, everywhere=(CANCELLED, None))
         updates = self._updates(trip, tu)
-        if not updates:
-            if tu.HasField("delay"):
-                return 0, dict.fromkeys(range(n), (SCHEDULED, tu.delay))
-            return n, {}
-        first = min(updates)
-        out: dict[int, Prediction] = {}
-        carried: int | None = None
-        for i in range(first, n):
-            if i in updates:
-                status, delay = updates[i]
-                if status == SCHEDULED and delay is not None:
-                    carried = delay
-                elif status == NO_DATA:
-                    carried = None  # the reference: no propagation past NO_DATA
-                out[i] = (status, delay if status != SCHEDULED else carried)
-            else:
-                out[i] = (SCHEDULED, carried) if carried is not None else (NO_DATA, None)
-        return first, out
+        if not updates and tu.HasField("delay"):
+            return Predictions(0, everywhere=(SCHEDULED, tu.delay))
+        return Predictions.of(updates, n)
 
     def _updates(self, trip: _Trip, tu: rt.TripUpdate) -> dict[int, Prediction]:
         """The stops the StopTimeUpdates speak of, by index in the trip."""
         updates: dict[int, Prediction] = {}
+        index = trip.index
         cursor = 0
         for stu in tu.stop_time_update:
-            i = self._index(trip, stu, cursor)
-            if i is None:
-                continue
+            if stu.HasField("stop_sequence"):
+                i = index.by_seq[stu.stop_sequence]  # checked in _check_stops
+            else:  # by stop_id: the next visit at or after the previous update (a loop stops twice)
+                visits = index.by_stop[stu.stop_id]
+                i = next((v for v in visits if v >= cursor), visits[-1])
             cursor = i
             if stu.schedule_relationship == STOP_SKIPPED:
                 updates[i] = (SKIPPED, None)
@@ -220,19 +257,6 @@ class DelayReadings:
             else:
                 updates[i] = (SCHEDULED, self._stu_delay(trip, i, stu))
         return updates
-
-    @staticmethod
-    def _index(trip: _Trip, stu: rt.TripUpdate.StopTimeUpdate, cursor: int) -> int | None:
-        times = trip.times
-        if stu.HasField("stop_sequence"):
-            for i in range(len(times)):
-                if times[i].stop_sequence == stu.stop_sequence:
-                    return i
-            return None
-        for i in range(cursor, len(times)):  # a stop visited twice (a loop): the next visit
-            if times[i].stop_id == stu.stop_id:
-                return i
-        return None
 
     @staticmethod
     def _stu_delay(trip: _Trip, i: int, stu: rt.TripUpdate.StopTimeUpdate) -> int | None:
@@ -244,22 +268,23 @@ class DelayReadings:
         return None
 
     def _advance(self, key: tuple[str, str], trip: _Trip, tu: rt.TripUpdate, now: int) -> list[Wire]:
-        first, predictions = self._predictions(trip, tu)
+        predictions = self._predictions(trip, tu)
         if trip.next_index < 0:  # first sight: the stops it passed before we watched are not ours
-            trip.next_index = max(first, self._sent_until.get(key, (0, 0))[0])
+            trip.next_index = max(predictions.first, self._sent_until.get(key, (0, 0))[0])
+        trip.previous, trip.latest = trip.latest, predictions
         n = len(trip.times)
-        boundary = first
+        boundary = predictions.first
         while boundary < n:
-            status, delay = predictions.get(boundary, (NO_DATA, None))
-            predicted = trip.scheduled[boundary] + (delay or 0)
-            if status == CANCELLED:
-                predicted = trip.scheduled[boundary]
+            status, delay = predictions.at(boundary) or (NO_DATA, None)
+            predicted = trip.scheduled[boundary] + (delay if delay is not None and status != CANCELLED else 0)
             if predicted > now:
                 break
             boundary += 1
-        trip.predictions.update(predictions)
         out = self._send(trip, boundary, now)
-        following = trip.predictions.get(min(boundary, n - 1))
+        # Passed but not yet due (an early bus): their prediction is kept as it is now.
+        for i in range(trip.next_index, boundary):
+            trip.frozen.setdefault(i, trip.prediction(i) or (NO_DATA, None))
+        following = predictions.at(min(boundary, n - 1))
         trip.delay_now = following[1] if following is not None else None
         self._delay_by_trip[trip.trip_id] = trip.delay_now
         return out
@@ -268,7 +293,7 @@ class DelayReadings:
         out: list[Wire] = []
         i = trip.next_index
         while i < until and trip.scheduled[i] <= now + DUE_AHEAD_S:
-            status, delay = trip.predictions.get(i, (NO_DATA, None))
+            status, delay = trip.prediction(i) or (NO_DATA, None)
             stop_id = trip.times[i].stop_id
             sensor = self._sensors.get(stop_id)
             if sensor is None:
@@ -288,6 +313,7 @@ class DelayReadings:
                     "tags": {"route": trip.route},
                 }
             )
+            trip.frozen.pop(i, None)
             i += 1
         trip.next_index = i
         return out
@@ -298,10 +324,12 @@ class DelayReadings:
         n = len(trip.times)
         until = trip.next_index
         while until < n:
-            status, delay = trip.predictions.get(until, (NO_DATA, None))
-            if status == NO_DATA and until not in trip.predictions:
+            found = trip.prediction(until)
+            if found is None:
                 break
-            if trip.scheduled[until] + (delay or 0) > now + DUE_AHEAD_S:
+            status, delay = found
+            late = delay if delay is not None and status != CANCELLED else 0
+            if trip.scheduled[until] + late > now + DUE_AHEAD_S:
                 break
             until += 1
         out = self._send(trip, until, now)

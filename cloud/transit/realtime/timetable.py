@@ -31,6 +31,15 @@ class StopTime:
     departure_s: int
 
 
+@dataclass(frozen=True, slots=True)
+class TripIndex:
+    """Where a trip's stops are in its stop times: by stop_sequence, and by stop_id (a loop
+    visits a stop twice)."""
+
+    by_seq: dict[int, int]
+    by_stop: dict[str, tuple[int, ...]]
+
+
 class Timetable:
     """Trips, stops and routes of one feed version in memory; stop times per trip on demand."""
 
@@ -49,7 +58,7 @@ class Timetable:
         self.stops = stops
         self.routes = routes
         self.stop_times = lru_cache(maxsize=_CACHED_TRIPS)(self._stop_times)
-        self.stops_of = lru_cache(maxsize=_CACHED_TRIPS)(self._stops_of)
+        self.index_of = lru_cache(maxsize=_CACHED_TRIPS)(self._index_of)
 
     @classmethod
     def load(cls, store: TransitStore, operator: str) -> Timetable:
@@ -82,10 +91,13 @@ class Timetable:
             for r, a, d in zip(rows, arrivals, departures, strict=True)
         )
 
-    def _stops_of(self, trip_id: str) -> tuple[frozenset[int], frozenset[str]]:
-        """The trip's stop_sequences and stop_ids, for checking a TripUpdate's references."""
-        times = self.stop_times(trip_id)
-        return frozenset(st.stop_sequence for st in times), frozenset(st.stop_id for st in times)
+    def _index_of(self, trip_id: str) -> TripIndex:
+        by_seq: dict[int, int] = {}
+        by_stop: dict[str, list[int]] = {}
+        for i, st in enumerate(self.stop_times(trip_id)):
+            by_seq[st.stop_sequence] = i
+            by_stop.setdefault(st.stop_id, []).append(i)
+        return TripIndex(by_seq, {stop: tuple(ix) for stop, ix in by_stop.items()})
 
     def service_date(self, trip_id: str, start_date: str, now: datetime) -> date:
         """The service day a trip instance runs on: the feed's `start_date` when it gives one,

@@ -67,25 +67,26 @@ class VehicleReadings:
     def _references(self, index: int, entity: rt.FeedEntity) -> tuple[str, str] | Refusal:
         """(trip_id, route_id) once the trip, route and stop are known to the static feed."""
         vp = entity.vehicle
-        where = f"{entity_path(index, entity.id)}.vehicle"
         timetable = self._timetable()
+
+        def refuse(reason: str, path: str, value: str) -> Refusal:
+            # Built only for a refusal: most entities pass, and an f-string each costs.
+            where = f"{entity_path(index, entity.id)}.vehicle{path}"
+            return Refusal(reason, where, value, "not in the static feed", entity.id)
+
         trip_id = route_id = ""
         if vp.HasField("trip"):
             trip_id, route_id = vp.trip.trip_id, vp.trip.route_id
             # An ADDED or DUPLICATED trip is not in the static feed by definition.
             scheduled = vp.trip.schedule_relationship == TRIP_SCHEDULED
             if trip_id and scheduled and trip_id not in timetable.trips:
-                return Refusal(
-                    UNKNOWN_TRIP, f"{where}.trip.trip_id", trip_id, "not in the static feed", entity.id
-                )
+                return refuse(UNKNOWN_TRIP, ".trip.trip_id", trip_id)
             if route_id and route_id not in timetable.routes:
-                return Refusal(
-                    UNKNOWN_ROUTE, f"{where}.trip.route_id", route_id, "not in the static feed", entity.id
-                )
+                return refuse(UNKNOWN_ROUTE, ".trip.route_id", route_id)
             if not route_id and trip_id in timetable.trips:
                 route_id = timetable.trips[trip_id].route_id
         if vp.stop_id and vp.stop_id not in timetable.stops:
-            return Refusal(UNKNOWN_STOP, f"{where}.stop_id", vp.stop_id, "not in the static feed", entity.id)
+            return refuse(UNKNOWN_STOP, ".stop_id", vp.stop_id)
         return trip_id, route_id
 
     def _fields(self, vp: rt.VehiclePosition, trip_id: str) -> Wire:
