@@ -286,7 +286,12 @@ def tail_command(
     help="gtfs-rt: the GTFS feed (zip or folder) to play (default: the project's Prato network).",
 )
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=8088, show_default=True, help="gtfs-rt: HTTP port."
+    "--port",
+    "http_port",
+    type=click.IntRange(0, 65535),
+    default=8088,
+    show_default=True,
+    help="gtfs-rt: HTTP port.",
 )
 @click.option("--cancel", "cancelled", multiple=True, help="gtfs-rt: a trip_id to cancel (repeatable).")
 def simulate_command(

@@ -152,3 +152,15 @@ def test_a_new_snapshot_comes_once_the_refresh_interval_passed(network: Network)
         s.stop()
 
     assert second - first == 30
+
+
+def test_the_simulate_command_serves_the_feed_until_its_duration_ends() -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from edge.cli import root  # noqa: PLC0415
+
+    result = CliRunner().invoke(root, ["edge", "simulate", "gtfs-rt", "--port", "0", "--duration", "0.5"])
+
+    assert result.exit_code == 0, result.output
+    assert "GTFS-Realtime on http://127.0.0.1:" in result.output
+    assert "/gtfs.zip" in result.output
