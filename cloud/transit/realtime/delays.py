@@ -199,6 +199,13 @@ class DelayReadings:
                 return refuse(
                     UNKNOWN_STOP, f".stop_time_update[{j}].stop_sequence", str(stu.stop_sequence), why
                 )
+            if (
+                stu.stop_id
+                and stu.HasField("stop_sequence")
+                and trip_index.by_seq[stu.stop_sequence] not in trip_index.by_stop[stu.stop_id]
+            ):
+                why = f"trip {trip_id} does not call at it as stop_sequence {stu.stop_sequence}"
+                return refuse(UNKNOWN_STOP, f".stop_time_update[{j}].stop_id", stu.stop_id, why)
             if not stu.stop_id and not stu.HasField("stop_sequence"):
                 return refuse(
                     UNKNOWN_STOP, f".stop_time_update[{j}]", "", "neither stop_id nor stop_sequence"

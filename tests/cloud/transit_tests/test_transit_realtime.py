@@ -371,10 +371,14 @@ def test_the_vehicle_of_a_trip_carries_its_delay(rig: Rig) -> None:
          "entity[0].trip_update.stop_time_update[0].stop_id", f"not a stop of trip {TRIP}"),
         (trip_update(TRIP, [Stu(seq=42, delay=0)]), "unknown_stop",
          "entity[0].trip_update.stop_time_update[0].stop_sequence", f"trip {TRIP} has no such stop_sequence"),
+        (trip_update(TRIP, [Stu(seq=2, stop="PO-ROMA", delay=0)]), "unknown_stop",
+         "entity[0].trip_update.stop_time_update[0].stop_id",
+         f"trip {TRIP} does not call at it as stop_sequence 2"),
         (trip_update(TRIP, route="LAM-ROSSA"), "unknown_route",
          "entity[0].trip_update.trip.route_id", f"trip {TRIP} runs route LAM-BLU in the static feed"),
     ],
-    ids=["trip", "stop", "stop-not-on-trip", "stop-sequence", "route-of-another-trip"],
+    ids=["trip", "stop", "stop-not-on-trip", "stop-sequence", "stop-and-sequence-disagree",
+         "route-of-another-trip"],
 )  # fmt: skip
 def test_a_trip_update_referring_to_what_the_static_feed_lacks_is_refused_with_the_reason(
     rig: Rig, update: rt.FeedEntity, reason: str, field: str, message: str
