@@ -72,6 +72,9 @@ class Predictions:
     def of(cls, updates: dict[int, Prediction], n: int) -> Predictions:
         if not updates:
             return cls(n)
+        if len(updates) == 1:  # the usual update: the next stop only
+            ((i, (status, value)),) = updates.items()
+            return cls(i, (i,), ((status, value),), (value if status == SCHEDULED else None,))
         indexes = tuple(sorted(updates))
         states, carried = [], []
         delay: int | None = None
@@ -91,7 +94,7 @@ class Predictions:
             return self.everywhere
         if i < self.first:
             return None
-        k = bisect.bisect_right(self.indexes, i) - 1
+        k = bisect.bisect_right(self.indexes, i) - 1 if len(self.indexes) > 1 else 0
         if self.indexes[k] == i:
             return self.states[k]
         delay = self.carried[k]
@@ -220,7 +223,8 @@ class DelayReadings:
             day = timetable.service_date(trip_id, start_date, datetime.fromtimestamp(now, UTC))
             if start_date and len(self._dates) < 1000:
                 self._dates[start_date] = day
-        key = (trip_id, day.isoformat())
+        # A frequency-based trip runs many times a day, each run told apart by its start_time.
+        key = (trip_id, f"{start_date or day.isoformat()} {tu.trip.start_time}")
         trip = self._trips.get(key)
         if trip is None:
             times = timetable.stop_times(trip_id)

@@ -72,9 +72,11 @@ def test_an_hour_of_the_morning_gives_positions_and_a_delay_per_stop_passed(
     piave = [r for r in delays if r["sensor"] == sensor_id("PO-PIAVE") and r["tags"] == {"route": "LAM-BLU"}]  # type: ignore[comparison-overlap]
     assert piave
     assert {r["fields"]["status"] for r in piave if r["fields"]["trip"] != CANCELLED} == {"skipped"}  # type: ignore[index]
-    # One reading per trip and stop: no stop event sent twice.
-    events = [(r["fields"]["trip"], r["fields"]["stop_sequence"]) for r in delays]  # type: ignore[index]
+    # One reading per run and stop: no stop event sent twice (the Circolare's runs share a trip).
+    events = [(r["fields"]["trip"], r["fields"]["stop_sequence"], r["ts"]) for r in delays]  # type: ignore[index]
     assert len(events) == len(set(events))
+    circolare = Counter(r["ts"][:13] for r in delays if r["fields"]["trip"] == "CIRC_ALL_0_template")  # type: ignore[index]
+    assert len(circolare) >= 2  # its runs, every 15 minutes, each sent
 
 
 def test_the_detour_alert_is_kept(played: tuple[TransitReader, ManualClock]) -> None:
