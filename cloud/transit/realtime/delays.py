@@ -54,6 +54,7 @@ FORGET_AFTER_S = 3 * 3600
 SCHEDULED, SKIPPED, CANCELLED, NO_DATA = "scheduled", "skipped", "cancelled", "no_data"
 
 Prediction = tuple[str, int | None]  # (status, delay_s)
+_Update = tuple[int, str, int | None, int]  # (stop index, status, delay_s, absolute time or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,16 +152,20 @@ class DelayReadings:
         for index, entity in entities:
             tu = entity.trip_update
             now = tu.timestamp or header_ts
-            refused = self._check(index, entity, timetable)
-            if isinstance(refused, Refusal):
-                refusals.append(refused)
-                continue
-            if refused is None:  # not comparable with the schedule
+            checked = self._check(index, entity, timetable)
+            if checked is None:  # not comparable with the schedule
                 self.unscheduled += 1
                 continue
-            key, trip = self._trip(tu, timetable, now)
+            if isinstance(checked, Refusal):
+                refusals.append(checked)
+                continue
+            located = self._located(index, entity, checked)
+            if isinstance(located, Refusal):
+                refusals.append(located)
+                continue
+            key, trip = self._trip(tu, timetable, now, checked)
             seen.add(key)
-            readings += self._advance(key, trip, tu, now)
+            readings += self._advance(key, trip, tu, located, now)
         for key in [k for k in self._trips if k not in seen]:
             readings += self._finish(key, header_ts)
         self._forget(header_ts)
@@ -168,54 +173,75 @@ class DelayReadings:
 
     # -- one trip ------------------------------------------------------------------------------
 
-    def _check(  # noqa: PLR0911  (one return per reason to refuse, in the order they are checked)
-        self, index: int, entity: rt.FeedEntity, timetable: Timetable
-    ) -> bool | Refusal | None:
-        """True to track, None for an unscheduled trip, or the refusal."""
-        tu = entity.trip_update
-        trip_id = tu.trip.trip_id
-        if tu.trip.schedule_relationship not in (TRIP_SCHEDULED, TRIP_CANCELED, TRIP_DELETED):
+    def _check(self, index: int, entity: rt.FeedEntity, timetable: Timetable) -> TripIndex | Refusal | None:
+        """The trip's stop index to track it by, None for an unscheduled trip, or the refusal."""
+        trip = entity.trip_update.trip
+        if trip.schedule_relationship not in (TRIP_SCHEDULED, TRIP_CANCELED, TRIP_DELETED):
             return None
-
-        def refuse(reason: str, path: str, value: str, why: str) -> Refusal:
-            # Paths are built only for a refusal: most entities pass, and an f-string each costs.
-            return Refusal(
-                reason, f"{entity_path(index, entity.id)}.trip_update{path}", value, why, entity.id
-            )
-
-        if not trip_id:
-            return refuse(UNKNOWN_TRIP, ".trip.trip_id", "", "no trip_id: cannot match the schedule")
-        info = timetable.trips.get(trip_id)
+        trip_id = trip.trip_id
+        info = timetable.trips.get(trip_id) if trip_id else None
         if info is None:
-            return refuse(UNKNOWN_TRIP, ".trip.trip_id", trip_id, "not in the static feed")
-        if tu.trip.route_id and tu.trip.route_id != info.route_id:
+            why = "not in the static feed" if trip_id else "no trip_id: cannot match the schedule"
+            return _refusal(UNKNOWN_TRIP, index, entity, ".trip.trip_id", trip_id, why)
+        if trip.route_id and trip.route_id != info.route_id:
             why = f"trip {trip_id} runs route {info.route_id} in the static feed"
-            return refuse(UNKNOWN_ROUTE, ".trip.route_id", tu.trip.route_id, why)
-        trip_index = timetable.index_of(trip_id)
-        for j, stu in enumerate(tu.stop_time_update):
-            if stu.stop_id and stu.stop_id not in trip_index.by_stop:
-                known = stu.stop_id in timetable.stops
-                why = f"not a stop of trip {trip_id}" if known else "not in the static feed"
-                return refuse(UNKNOWN_STOP, f".stop_time_update[{j}].stop_id", stu.stop_id, why)
-            if stu.HasField("stop_sequence") and stu.stop_sequence not in trip_index.by_seq:
-                why = f"trip {trip_id} has no such stop_sequence"
-                return refuse(
-                    UNKNOWN_STOP, f".stop_time_update[{j}].stop_sequence", str(stu.stop_sequence), why
-                )
-            if (
-                stu.stop_id
-                and stu.HasField("stop_sequence")
-                and trip_index.by_seq[stu.stop_sequence] not in trip_index.by_stop[stu.stop_id]
-            ):
-                why = f"trip {trip_id} does not call at it as stop_sequence {stu.stop_sequence}"
-                return refuse(UNKNOWN_STOP, f".stop_time_update[{j}].stop_id", stu.stop_id, why)
-            if not stu.stop_id and not stu.HasField("stop_sequence"):
-                return refuse(
-                    UNKNOWN_STOP, f".stop_time_update[{j}]", "", "neither stop_id nor stop_sequence"
-                )
-        return True
+            return _refusal(UNKNOWN_ROUTE, index, entity, ".trip.route_id", trip.route_id, why)
+        return timetable.index_of(trip_id)
 
-    def _trip(self, tu: rt.TripUpdate, timetable: Timetable, now: int) -> tuple[tuple[str, str], _Trip]:
+    def _located(self, index: int, entity: rt.FeedEntity, where: TripIndex) -> list[_Update] | Refusal:
+        """The StopTimeUpdates, each checked against the trip and placed in it: one pass."""
+        tu = entity.trip_update
+        out: list[_Update] = []
+        cursor = 0
+        for j, stu in enumerate(tu.stop_time_update):
+            stop_id = stu.stop_id
+            if stu.HasField("stop_sequence"):
+                i = where.by_seq.get(stu.stop_sequence)
+                if i is None:
+                    why = f"trip {tu.trip.trip_id} has no such stop_sequence"
+                    path = f".stop_time_update[{j}].stop_sequence"
+                    return _refusal(UNKNOWN_STOP, index, entity, path, str(stu.stop_sequence), why)
+                if stop_id and i not in where.by_stop.get(stop_id, ()):
+                    return self._bad_stop(index, entity, j, stu, where)
+            elif stop_id:
+                visits = where.by_stop.get(stop_id)
+                if visits is None:
+                    return self._bad_stop(index, entity, j, stu, where)
+                # The next visit at or after the previous update (a loop calls at a stop twice).
+                i = next((v for v in visits if v >= cursor), visits[-1])
+            else:
+                return _refusal(
+                    UNKNOWN_STOP,
+                    index,
+                    entity,
+                    f".stop_time_update[{j}]",
+                    "",
+                    "neither stop_id nor stop_sequence",
+                )
+            cursor = i
+            relationship = stu.schedule_relationship
+            if relationship == STOP_SKIPPED:
+                out.append((i, SKIPPED, None, 0))
+            elif relationship == STOP_NO_DATA:
+                out.append((i, NO_DATA, None, 0))
+            else:
+                out.append((i, SCHEDULED, *_delay_or_time(stu)))
+        return out
+
+    def _bad_stop(
+        self, index: int, entity: rt.FeedEntity, j: int, stu: rt.TripUpdate.StopTimeUpdate, where: TripIndex
+    ) -> Refusal:
+        trip_id = entity.trip_update.trip.trip_id
+        if stu.stop_id not in where.by_stop:
+            known = stu.stop_id in self._timetable().stops
+            why = f"not a stop of trip {trip_id}" if known else "not in the static feed"
+        else:
+            why = f"trip {trip_id} does not call at it as stop_sequence {stu.stop_sequence}"
+        return _refusal(UNKNOWN_STOP, index, entity, f".stop_time_update[{j}].stop_id", stu.stop_id, why)
+
+    def _trip(
+        self, tu: rt.TripUpdate, timetable: Timetable, now: int, index: TripIndex
+    ) -> tuple[tuple[str, str], _Trip]:
         trip_id = tu.trip.trip_id
         start_date = tu.trip.start_date
         day = self._dates.get(start_date) if start_date else None
@@ -235,51 +261,27 @@ class DelayReadings:
             last = len(times) - 1
             scheduled = [base + (st.departure_s if i < last else st.arrival_s) for i, st in enumerate(times)]
             route = tag_value(timetable.trips[trip_id].route_id)
-            index = timetable.index_of(trip_id)
             trip = self._trips[key] = _Trip(trip_id, route, times, index, scheduled, next_index=-1)
         trip.last_seen = now
         return key, trip
 
-    def _predictions(self, trip: _Trip, tu: rt.TripUpdate) -> Predictions:
-        n = len(trip.times)
+    @staticmethod
+    def _predictions(trip: _Trip, tu: rt.TripUpdate, located: list[_Update]) -> Predictions:
         if tu.trip.schedule_relationship in (TRIP_CANCELED, TRIP_DELETED):
             return Predictions(0, everywhere=(CANCELLED, None))
-        updates = self._updates(trip, tu)
-        if not updates and tu.HasField("delay"):
-            return Predictions(0, everywhere=(SCHEDULED, tu.delay))
-        return Predictions.of(updates, n)
-
-    def _updates(self, trip: _Trip, tu: rt.TripUpdate) -> dict[int, Prediction]:
-        """The stops the StopTimeUpdates speak of, by index in the trip."""
+        if not located:
+            if tu.HasField("delay"):
+                return Predictions(0, everywhere=(SCHEDULED, tu.delay))
+            return Predictions(len(trip.times))
         updates: dict[int, Prediction] = {}
-        index = trip.index
-        cursor = 0
-        for stu in tu.stop_time_update:
-            if stu.HasField("stop_sequence"):
-                i = index.by_seq[stu.stop_sequence]  # checked in _check_stops
-            else:  # by stop_id: the next visit at or after the previous update (a loop stops twice)
-                visits = index.by_stop[stu.stop_id]
-                i = next((v for v in visits if v >= cursor), visits[-1])
-            cursor = i
-            if stu.schedule_relationship == STOP_SKIPPED:
-                updates[i] = (SKIPPED, None)
-            elif stu.schedule_relationship == STOP_NO_DATA:
-                updates[i] = (NO_DATA, None)
-            else:
-                updates[i] = (SCHEDULED, self._stu_delay(trip, i, stu))
-        return updates
+        for i, status, delay, at in located:
+            updates[i] = (status, at - trip.scheduled[i] if delay is None and at else delay)
+        return Predictions.of(updates, len(trip.times))
 
-    @staticmethod
-    def _stu_delay(trip: _Trip, i: int, stu: rt.TripUpdate.StopTimeUpdate) -> int | None:
-        for event in (stu.departure, stu.arrival) if stu.HasField("departure") else (stu.arrival,):
-            if event.HasField("delay"):
-                return int(event.delay)
-            if event.HasField("time") and event.time:
-                return int(event.time) - trip.scheduled[i]
-        return None
-
-    def _advance(self, key: tuple[str, str], trip: _Trip, tu: rt.TripUpdate, now: int) -> list[Wire]:
-        predictions = self._predictions(trip, tu)
+    def _advance(
+        self, key: tuple[str, str], trip: _Trip, tu: rt.TripUpdate, located: list[_Update], now: int
+    ) -> list[Wire]:
+        predictions = self._predictions(trip, tu, located)
         if trip.next_index < 0:  # first sight: the stops it passed before we watched are not ours
             trip.next_index = max(predictions.first, self._sent_until.get(key, (0, 0))[0])
         trip.previous, trip.latest = trip.latest, predictions
@@ -351,3 +353,19 @@ class DelayReadings:
     def _forget(self, now: int) -> None:
         for k in [k for k, (_, when) in self._sent_until.items() if now - when > FORGET_AFTER_S]:
             del self._sent_until[k]
+
+
+def _delay_or_time(stu: rt.TripUpdate.StopTimeUpdate) -> tuple[int | None, int]:
+    """(delay, 0) when the update gives a delay, (None, time) when an absolute time, departure
+    first (what a passenger waits for), else arrival."""
+    for event in (stu.departure, stu.arrival) if stu.HasField("departure") else (stu.arrival,):
+        if event.HasField("delay"):
+            return int(event.delay), 0
+        if event.time:
+            return None, int(event.time)
+    return None, 0
+
+
+def _refusal(reason: str, index: int, entity: rt.FeedEntity, path: str, value: str, why: str) -> Refusal:
+    # Paths are built only for a refusal: most entities pass, and an f-string each costs.
+    return Refusal(reason, f"{entity_path(index, entity.id)}.trip_update{path}", value, why, entity.id)

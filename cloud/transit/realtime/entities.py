@@ -43,4 +43,5 @@ class EntityView:
             view[entity.id] = entity
             sent.append((i, entity))
         self._view = view
-        return Applied(sent, dict(view), deleted, is_differential)
+        # A differential view lives on and changes with the next message: the caller gets a copy.
+        return Applied(sent, dict(view) if is_differential else view, deleted, is_differential)
