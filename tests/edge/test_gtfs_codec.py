@@ -115,3 +115,17 @@ def test_files_in_a_folder_of_the_zip_are_named_as_misplaced() -> None:
     assert "gtfs/agency.txt: is in a folder of the zip; GTFS files belong at its root" in map(
         str, reader.problems
     )
+
+
+def test_a_gateway_never_loads_protobuf() -> None:
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = (
+        "import sys, gateway.agent, edge.contract, edge.cli\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('google.protobuf', 'edge.contract.gtfs')))\n"
+        "print(loaded)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+    assert out.strip() == "[]"
