@@ -36,6 +36,7 @@ from cloud.feeds.sites import sites_feed
 from cloud.io.http import BodyLimit
 from cloud.rules.api import router as alerts_router
 from cloud.rules.store import AlertStore
+from cloud.transit.api import transit_feeds
 from cloud.worksites.alerts import CoordinationAlerts
 from cloud.worksites.api import feeds, router, validation_problems
 from cloud.worksites.conflicts import CoordinationSettings
@@ -87,6 +88,7 @@ def create_app(
     app.include_router(router)
     app.include_router(feeds)
     app.include_router(sites_feed)
+    app.include_router(transit_feeds(worksites.engine))
     if alerts is not None:
         app.state.alert_store = alerts
         app.include_router(alerts_router)

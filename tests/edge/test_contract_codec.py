@@ -54,16 +54,22 @@ aware_datetimes = st.datetimes(
 CROSS_FIELD_BOUND = {"occupied": "capacity", "heavy": "vehicles"}
 
 
-def field_values(spec: FieldSpec) -> st.SearchStrategy[float | int | bool]:
+def field_values(spec: FieldSpec) -> st.SearchStrategy[float | int | bool | str]:
     if spec.type == "bool":
         return st.booleans()
+    if spec.type == "str":
+        if spec.choices:
+            return st.sampled_from(spec.choices)
+        # Any text but control characters and lone surrogates, quotes and backslashes included.
+        printable = st.characters(exclude_categories=["Cc", "Cs"])
+        return st.text(printable, min_size=int(spec.minimum), max_size=int(spec.maximum))
     if spec.type == "int":
         return st.integers(int(spec.minimum), int(spec.maximum))
     return st.floats(spec.minimum, spec.maximum, allow_nan=False, allow_infinity=False)
 
 
 @st.composite
-def valid_fields(draw: st.DrawFn, kind: SensorKind) -> dict[str, float | int | bool]:
+def valid_fields(draw: st.DrawFn, kind: SensorKind) -> dict[str, float | int | bool | str]:
     fields = {f.name: draw(field_values(f)) for f in KINDS[kind].fields if f.required or draw(st.booleans())}
     crossed = cross_field_error(kind, fields)
     if crossed is not None:
@@ -77,6 +83,8 @@ def valid_fields(draw: st.DrawFn, kind: SensorKind) -> dict[str, float | int | b
 def readings(draw: st.DrawFn, kind: SensorKind, org: str, gateway: str) -> Reading:
     tag_keys = KINDS[kind].tags
     tags = draw(st.dictionaries(st.sampled_from(tag_keys), tag_values)) if tag_keys else {}
+    if KINDS[kind].fixed_tags:
+        tags = {key: draw(tag_values) for key in tag_keys}
     return Reading(
         kind=kind,
         org=org,
