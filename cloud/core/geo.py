@@ -1,24 +1,20 @@
-"""Geography every feature shares: GeoJSON geometry checks, service areas, one local metric
-projection for distances in metres, where the sensors are (sites), and the `WorksiteLookup`
-protocol through which rules ask which worksites are near a point.
+"""Geography every feature shares: GeoJSON geometry checks, service areas, where the sensors
+are (sites), the `WorksiteLookup` protocol through which rules ask which worksites are near a
+point, and the `Geography` rules are bound to (sites, worksites, the transit network).
 
-Geometries arrive as GeoJSON (RFC 7946: WGS84, `[lon, lat]`). Distances and buffers are computed
-in an equirectangular projection centred near the geometries concerned: over a city or a
-metropolitan plain (tens of km) its scale error is well under 1 %, far under a GPS fix or a
-street's width, and it needs no PROJ database.
+Geometries arrive as GeoJSON (RFC 7946: WGS84, `[lon, lat]`); distances are in metres of the
+local projection of `cloud/core/metres.py`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-import numpy as np
-import numpy.typing as npt
 import orjson
 import shapely
 import yaml
@@ -27,10 +23,12 @@ from shapely import Point
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
+from cloud.core.metres import LocalProjection
+from cloud.core.transit import NoTransit, TransitNetwork
+
 SITES_FILE = Path(__file__).with_name("sites.yaml")
 GEOMETRY_TYPES = ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
 MAX_VERTICES = 10_000
-EARTH_M_PER_DEG_LAT = 111_132.0  # mean metres per degree of latitude (WGS84, mid-latitudes)
 
 
 class GeometryError(ValueError):
@@ -172,40 +170,6 @@ def _lists(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class LocalProjection:
-    """Equirectangular metres around (`lon0`, `lat0`)."""
-
-    lon0: float
-    lat0: float
-
-    @classmethod
-    def around(cls, area: BBox) -> LocalProjection:
-        return cls((area.min_lon + area.max_lon) / 2, (area.min_lat + area.max_lat) / 2)
-
-    def _forward(self, coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        kx = EARTH_M_PER_DEG_LAT * math.cos(math.radians(self.lat0))
-        out = np.empty_like(coords)
-        out[:, 0] = (coords[:, 0] - self.lon0) * kx
-        out[:, 1] = (coords[:, 1] - self.lat0) * EARTH_M_PER_DEG_LAT
-        return out
-
-    def to_metres(self, geom: BaseGeometry) -> BaseGeometry:
-        result: BaseGeometry = shapely.transform(geom, self._forward)
-        return result
-
-    def many_to_metres(self, geoms: list[BaseGeometry]) -> npt.NDArray[np.object_]:
-        arr = np.asarray(geoms, dtype=object)
-        result: npt.NDArray[np.object_] = shapely.transform(arr, self._forward)
-        return result
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Metres between two points, in the local projection at their mean latitude."""
-    kx = EARTH_M_PER_DEG_LAT * math.cos(math.radians((lat1 + lat2) / 2))
-    return math.hypot((lon2 - lon1) * kx, (lat2 - lat1) * EARTH_M_PER_DEG_LAT)
-
-
 def local_metres(geom: BaseGeometry, lat0: float) -> BaseGeometry:
     """`geom` (lon/lat degrees) in metres of the local projection at latitude `lat0`."""
     return LocalProjection(0.0, lat0).to_metres(geom)
@@ -339,3 +303,4 @@ class Geography:
 
     sites: dict[str, Site]
     worksites: WorksiteLookup
+    transit: TransitNetwork = field(default_factory=NoTransit)

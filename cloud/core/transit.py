@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
-from cloud.core.geo import LocalProjection, distance_m
+from cloud.core.metres import LocalProjection, distance_m
 from edge.contract import Reading, SensorKind
 from edge.contract.gtfs.ids import sensor_id
 

@@ -29,7 +29,8 @@ import shapely
 from shapely import STRtree
 
 from cloud.core.alerts import Alert, Severity
-from cloud.core.geo import PRATO_AREA, BBox, LocalProjection
+from cloud.core.geo import PRATO_AREA, BBox
+from cloud.core.metres import LocalProjection
 from cloud.worksites.models import Status, Worksite
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import shapely
 
-from cloud.core.geo import EARTH_M_PER_DEG_LAT, PRATO_AREA, LocalProjection
+from cloud.core.geo import PRATO_AREA
+from cloud.core.metres import EARTH_M_PER_DEG_LAT, LocalProjection
 from cloud.worksites.conflicts import CoordinationSettings, Finding, detect, to_alerts
 from cloud.worksites.models import Worksite
 from edge.contract import topics

@@ -10,7 +10,8 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cloud.core.alerts import Alert
-from cloud.core.geo import Geography, Site, distance_m
+from cloud.core.geo import Geography, Site
+from cloud.core.metres import distance_m
 from cloud.rules.base import Rule, RuleConfig
 from cloud.rules.hysteresis import Hysteresis, series_of
 from cloud.rules.registry import register
