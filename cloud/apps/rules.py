@@ -11,12 +11,14 @@ from pydantic import ValidationError
 from cloud.core.alerts import AlertSink
 from cloud.core.geo import PRATO_AREA
 from cloud.core.settings import CloudSettings
+from cloud.core.transit import TransitNetwork
 from cloud.dashboards.push import GrafanaAnnotator, connect
 from cloud.io.db import make_engine
 from cloud.notify import NotificationsConfig, Notifier, build_channels
 from cloud.rules.engine import DEFAULT_RULES, Engine, RulesFileError, load_rules, read_rules_file
 from cloud.rules.service import Periodic, RulesService
 from cloud.rules.store import AlertStore
+from cloud.transit.lookup import open_network
 from cloud.worksites.lookup import open_registry_lookup
 from cloud.worksites.snapshot import WorksiteSnapshots
 from cloud.worksites.store import WorksiteStore
@@ -57,20 +59,26 @@ def grafana_annotator(settings: CloudSettings) -> AlertSink | None:
     )
 
 
-def worksite_snapshots(settings: CloudSettings) -> list[Periodic]:
+def transit_network(settings: CloudSettings) -> TransitNetwork | None:
+    """The bus network of `SITROOM_TRANSIT_DB` (read only: the importer owns its schema)."""
+    return open_network(settings.transit_db) if settings.transit_db else None
+
+
+def worksite_snapshots(settings: CloudSettings, transit: TransitNetwork | None = None) -> list[Periodic]:
     if not settings.worksites_db:
         return []
     # Read only: the API owns the registry's schema and creates it (no migration from here).
     registry = WorksiteStore(make_engine(settings.worksites_db), area=PRATO_AREA)
-    return [WorksiteSnapshots(registry, interval_s=settings.worksite_snapshot_s)]
+    return [WorksiteSnapshots(registry, interval_s=settings.worksite_snapshot_s, transit=transit)]
 
 
 def build_rules_service(
     settings: CloudSettings, *, rules_file: Path | None, alerts_db: str, reload: bool
 ) -> RulesService:
     path = rules_path(settings, rules_file)
+    transit = transit_network(settings)
     try:
-        engine = Engine(load_rules(path, open_registry_lookup))
+        engine = Engine(load_rules(path, open_registry_lookup, transit))
         notifier = notifier_for(path, settings)
     except (RulesFileError, ValidationError, ValueError) as exc:
         raise RulesSetupError(f"{path}: {exc}") from None
@@ -81,6 +89,7 @@ def build_rules_service(
         notifier=notifier,
         annotator=grafana_annotator(settings),
         rules_path=path if reload else None,
-        periodic=worksite_snapshots(settings),
+        periodic=worksite_snapshots(settings, transit),
         open_registry=open_registry_lookup,
+        transit=transit,
     )

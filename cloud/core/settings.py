@@ -78,6 +78,10 @@ class CloudSettings(BaseSettings):
     # InfluxDB (`worksite`, cloud/worksites/snapshot.py) every this many seconds and on change.
     worksites_db: str | None = None
     worksite_snapshot_s: float = Field(default=60.0, ge=5)
+    # The transit store (`sitroom transit import --db`; by default the API's database): with it,
+    # rules see the bus network (park-and-ride departures, bus delays near worksites) and the
+    # worksite snapshots name the bus routes each worksite is on.
+    transit_db: str | None = None
 
     @field_validator("mqtt_url")
     @classmethod

@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 
 from cloud.core.metres import LocalProjection, distance_m
 from edge.contract import Reading, SensorKind
-from edge.contract.gtfs.ids import sensor_id
+from edge.contract.gtfs.ids import sensor_id, tag_value
 
 DEFAULT_WITHIN_M = 30.0  # a route passes a worksite: about a carriageway's width
 DEFAULT_WALK_M = 400.0  # a stop is within walking distance of a car park (five minutes)
@@ -35,6 +35,11 @@ class RouteRef:
     route_id: str
     name: str  # short name, else long name
     distance_m: float
+
+    @property
+    def tag(self) -> str:
+        """The route as the `route` tag of its `transit_vehicle` and `transit_delay` readings."""
+        return tag_value(self.route_id)
 
     def to_dict(self) -> dict[str, Any]:
         return {

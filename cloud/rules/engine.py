@@ -25,6 +25,7 @@ from cloud.core.geo import (
     WorksiteLookup,
     load_sites,
 )
+from cloud.core.transit import NoTransit, TransitNetwork
 from cloud.rules.base import Clocks, Evaluator, Rule
 from cloud.rules.kinds import UnknownRuleError, get
 from edge.contract import Reading
@@ -59,12 +60,18 @@ def read_rules_file(path: Path) -> RulesFile:
 RegistryOpener = Callable[[str], WorksiteLookup]
 
 
-def geography(path: Path, raw: RulesFile, open_registry: RegistryOpener | None = None) -> Geography:
+def geography(
+    path: Path,
+    raw: RulesFile,
+    open_registry: RegistryOpener | None = None,
+    transit: TransitNetwork | None = None,
+) -> Geography:
     try:
         sites = load_sites(path.parent / raw.sites) if raw.sites else load_sites()
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise RulesFileError(f"{path}: sites: {exc}") from None
     worksites: WorksiteLookup = NoWorksites()
+    network = transit or NoTransit()
     if raw.worksites and raw.worksites.startswith("registry:"):
         # `registry:sqlite:///PATH` or `registry:postgresql://...`: the worksite registry itself.
         if open_registry is None:
@@ -73,7 +80,8 @@ def geography(path: Path, raw: RulesFile, open_registry: RegistryOpener | None =
                 "service only; here give a GeoJSON file or URL"
             )
         try:
-            return Geography(sites=sites, worksites=open_registry(raw.worksites.removeprefix("registry:")))
+            lookup = open_registry(raw.worksites.removeprefix("registry:"))
+            return Geography(sites=sites, worksites=lookup, transit=network)
         except (ValueError, sa.exc.SQLAlchemyError) as exc:
             raise RulesFileError(f"{path}: worksites: {raw.worksites}: {exc}") from None
     if raw.worksites:
@@ -82,13 +90,18 @@ def geography(path: Path, raw: RulesFile, open_registry: RegistryOpener | None =
             worksites = GeoJsonWorksites.load(source)
         except (OSError, ValueError, KeyError, httpx.HTTPError) as exc:
             raise RulesFileError(f"{path}: worksites: {source}: {exc}") from None
-    return Geography(sites=sites, worksites=worksites)
+    return Geography(sites=sites, worksites=worksites, transit=network)
 
 
-def load_rules(path: Path = DEFAULT_RULES, open_registry: RegistryOpener | None = None) -> list[Rule[Any]]:
-    """Rules from YAML; errors name the file, the rule's index and the field."""
+def load_rules(
+    path: Path = DEFAULT_RULES,
+    open_registry: RegistryOpener | None = None,
+    transit: TransitNetwork | None = None,
+) -> list[Rule[Any]]:
+    """Rules from YAML, bound to their geography (sites, worksites, and the transit network
+    the process's wiring opened, if any); errors name the file, the rule's index and the field."""
     raw = read_rules_file(path)
-    geo = geography(path, raw, open_registry)
+    geo = geography(path, raw, open_registry, transit)
     rules: list[Rule[Any]] = []
     names: set[str] = set()
     for i, entry in enumerate(raw.rules):

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cloud.core.admission import Admission
 from cloud.core.alerts import Alert, AlertSink
 from cloud.core.settings import CloudSettings
+from cloud.core.transit import TransitNetwork
 from cloud.io.influx.client import InfluxClient, InfluxError, QueryError
 from cloud.io.influx.points import alert_line
 from cloud.io.mqtt import BrokerConnection
@@ -71,6 +72,7 @@ class RulesService:
         periodic: Sequence[Periodic] = (),
         open_registry: RegistryOpener | None = None,
         admission: Admission | None = None,
+        transit: TransitNetwork | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -79,6 +81,7 @@ class RulesService:
         self.relay = OperatorRelay(store) if store is not None else None
         self.periodic = list(periodic)
         self.open_registry = open_registry
+        self.transit = transit
         self.notifier = notifier
         self.annotator = annotator
         self.rules_path = rules_path
@@ -175,7 +178,7 @@ class RulesService:
             return False
         self._rules_mtime = mtime
         try:
-            new = load_rules(self.rules_path, self.open_registry)
+            new = load_rules(self.rules_path, self.open_registry, self.transit)
         except RulesFileError as exc:
             self.reload_errors += 1
             log.warning("rules file rejected, keeping the running rules: %s", exc)

@@ -22,6 +22,14 @@ around it (InfluxQL has no spatial join):
 
     worksite_sensor,id=…,org=publiacqua,sensor=t-pistoiese-in distance_m=120.5,active=1i  <ts>
 
+With a transit network (`cloud.core.transit.TransitNetwork`, handed over by the wiring), one
+`worksite_route` point per bus route whose shapes pass within `route_within_m` of a worksite
+that is not over, tagged with the route as transit readings are (so that Grafana can chain a
+worksite to its routes' delays), with how many of the route's stops are inside the worksite:
+
+    worksite_route,id=…,org=publiacqua,operator=autolinee-toscane,route=LAM-BLU
+        name="LAM Blu",distance_m=0,stops=1i,active=1i  <ts>
+
 Timestamps are whole multiples of `interval_s` for the periodic points and whole seconds for
 the others: two rules instances, or a restart, write the same series and timestamp, which
 InfluxDB keeps once. A row that no longer reads as a worksite, or cannot be written as line
@@ -40,6 +48,7 @@ from typing import Literal
 from sqlalchemy.exc import SQLAlchemyError
 
 from cloud.core.geo import Site, load_sites, parse_geojson, sites_near
+from cloud.core.transit import DEFAULT_WITHIN_M, NoTransit, TransitNetwork
 from cloud.io.influx.client import InfluxClient, InfluxError
 from cloud.io.influx.lineprotocol import FieldValue, LineProtocolError, line
 from cloud.worksites.models import Status, Worksite
@@ -49,6 +58,7 @@ log = logging.getLogger(__name__)
 
 MEASUREMENT = "worksite"
 NEAR_MEASUREMENT = "worksite_sensor"
+ROUTE_MEASUREMENT = "worksite_route"
 DEFAULT_RADIUS_M = 400.0  # as the worksite-impact rule's default (cloud/rules/kinds/worksite_impact/)
 Phase = Literal["planned", "active", "suspended", "ended"]
 DEFAULT_LOOKBACK = timedelta(days=7)  # an ended worksite stays on the timeline for a week
@@ -108,6 +118,28 @@ def near_lines(ws: Worksite, at: datetime, sites: dict[str, Site], radius_m: flo
     ]
 
 
+def route_lines(ws: Worksite, at: datetime, transit: TransitNetwork, within_m: float) -> list[str]:
+    """The bus routes on a worksite that is not over, one point each; none for one that is."""
+    state = phase(ws, at)
+    if state == "ended":
+        return []
+    found = transit.impact(ws.geometry, within_m)
+    return [
+        line(
+            ROUTE_MEASUREMENT,
+            {"id": ws.id, "org": ws.owner, "operator": r.operator, "route": r.tag},
+            {
+                "name": r.name,
+                "distance_m": r.distance_m,
+                "stops": sum(1 for s in found.stops if s.operator == r.operator and r.route_id in s.routes),
+                "active": int(state == "active"),
+            },
+            at,
+        )
+        for r in found.routes
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     lines: list[str]
@@ -147,8 +179,12 @@ class WorksiteSnapshots:
         horizon: timedelta = DEFAULT_HORIZON,
         sites: dict[str, Site] | None = None,
         radius_m: float = DEFAULT_RADIUS_M,
+        transit: TransitNetwork | None = None,
+        route_within_m: float = DEFAULT_WITHIN_M,
     ) -> None:
         self.store = store
+        self.transit = transit or NoTransit()
+        self.route_within_m = route_within_m
         # Where the sensors are; by default the sites the rules use (cloud/core/sites.yaml).
         self.sites = load_sites() if sites is None else sites
         self.radius_m = radius_m
@@ -213,8 +249,9 @@ class WorksiteSnapshots:
         for ws in worksites:
             try:
                 lines += near_lines(ws, at, self.sites, self.radius_m)
-            except LineProtocolError as exc:  # a sensor name line protocol cannot hold
-                self._report((ws.id, str(exc)), "sensors near worksite %s left out: %s", ws.id, exc)
+                lines += route_lines(ws, at, self.transit, self.route_within_m)
+            except LineProtocolError as exc:  # a sensor or route name line protocol cannot hold
+                self._report((ws.id, str(exc)), "sensors or routes near worksite %s left out: %s", ws.id, exc)
         return lines
 
     def _report(self, cause: tuple[str, str], message: str, *args: object) -> None:

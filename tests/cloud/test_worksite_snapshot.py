@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from support_transit import OPERATOR as BUS_OPERATOR
+from support_transit import PRATO_AREA as BUS_AREA
+from support_transit import prato_feed_zip
 
 from cloud.core.geo import PRATO_AREA, Site
 from cloud.core.orgs import Caller, Role
@@ -18,8 +21,16 @@ from cloud.dashboards.queries import expand
 from cloud.dev.demo_data import MUNICIPALITY, load_demo
 from cloud.io.db import make_engine
 from cloud.io.influx.client import InfluxClient
+from cloud.transit.lookup import StoreNetwork
+from cloud.transit.store import TransitStore
 from cloud.worksites.models import WorksiteCreate
-from cloud.worksites.snapshot import MEASUREMENT, NEAR_MEASUREMENT, WorksiteSnapshots, phase
+from cloud.worksites.snapshot import (
+    MEASUREMENT,
+    NEAR_MEASUREMENT,
+    ROUTE_MEASUREMENT,
+    WorksiteSnapshots,
+    phase,
+)
 from cloud.worksites.store import WorksiteStore
 
 NOW = datetime(2026, 11, 24, 9, 0, 30, tzinfo=UTC)
@@ -228,3 +239,34 @@ def test_a_dashboard_variable_chains_a_worksite_to_the_sensors_around_it(
     )
     (series,) = influx_db.series(query)
     assert [v[1] for v in series["values"]] == ["t-pistoiese-in"]
+
+
+@pytest.fixture
+def prato_network(tmp_path: Path) -> StoreNetwork:
+    store = TransitStore.open(f"sqlite:///{tmp_path / 'transit.db'}")
+    store.import_feed(prato_feed_zip(), operator=BUS_OPERATOR, area=BUS_AREA)
+    return StoreNetwork(store)
+
+
+def test_a_worksite_on_bus_routes_is_chained_to_each_route_with_its_stops_inside(
+    registry: WorksiteStore, influx_db: InfluxClient, prato_network: StoreNetwork
+) -> None:
+    WorksiteSnapshots(registry, sites={}, transit=prato_network).poll(influx_db, NOW)
+
+    rows = {
+        (s["tags"]["id"], s["tags"]["route"]): dict(zip(s["columns"], s["values"][0], strict=True))
+        for s in influx_db.series(
+            f'SELECT last("name") AS "name", last("stops") AS "stops", last("active") AS "active", '
+            f'last("distance_m") AS "distance_m" FROM "{ROUTE_MEASUREMENT}" GROUP BY "id", "route"'
+        )
+    }
+    # The fibre crossing of Viale Piave (active) lies on LAM Blu, the 2 and the Circolare; their
+    # Viale Piave stop is 40 m west of it, beyond the 30 m a worksite drawn as a line takes.
+    piave = {route: row for (ws, route), row in rows.items() if ws == "open-fiber-piave-ftth"}
+    assert set(piave) == {"LAM-BLU", "2", "CIRC"}
+    assert piave["LAM-BLU"]["name"] == "LAM Blu"
+    assert piave["LAM-BLU"]["active"] == 1
+    assert {row["stops"] for row in piave.values()} == {0}
+    # An ended worksite has no route points; a worksite away from every line has none either.
+    assert not [ws for ws, _ in rows if ws == "comune-prato-roma-asfalto"]
+    assert all(row["distance_m"] <= 30 for row in rows.values())
