@@ -4,8 +4,8 @@ Each case configures one rule of the kind, feeds it a timeline through the engin
 lists every alert transition the engine must let out, in order. Times are minutes of event time
 after `T0`. A timeline holds:
 
-- a reading: `{at: 15, fields: {occupancy_pct: 97.5}}` (kind, org, gateway, sensor and the
-  other fields from the case's `defaults`; any of them can be given on the event);
+- a reading: `{at: 15, fields: {occupancy_pct: 97.5}}` (kind, org, gateway, sensor, tags and
+  the other fields from the case's `defaults`; any of them can be given on the event);
 - a series: `{at: 0, until: 20160, every: 10, fields: {occupied: {mean: 250, daily: 200, noise: 5}}}`,
   one reading every `every` minutes from `at` to before `until`, values from `synthetic.Wave`;
 - a tick: `{at: 12, tick: true}` (time-driven checks such as staleness, at that event time);
@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cloud.core.alerts import Alert
 from cloud.core.geo import Geography, GeoJsonWorksites, NoWorksites, Site, WorksiteLookup, load_sites
+from cloud.core.transit import ListedNetwork, NoTransit, TransitNetwork
 from cloud.rules.base import RuleConfig
 from cloud.rules.engine import Engine
 from cloud.rules.kinds import folder, get
@@ -52,7 +53,8 @@ class Defaults(BaseModel):
     org: str = "comune-prato"
     gateway: str = "gw-test"
     sensor: str = "p-test"
-    fields: dict[str, float | bool] = {}
+    fields: dict[str, float | bool | str] = {}
+    tags: dict[str, str] = {}
 
 
 class Event(BaseModel):
@@ -63,7 +65,8 @@ class Event(BaseModel):
     org: str | None = None
     gateway: str | None = None
     sensor: str | None = None
-    fields: dict[str, float | bool | Wave] | None = None
+    fields: dict[str, float | bool | str | Wave] | None = None
+    tags: dict[str, str] | None = None
     until: float | None = None
     every: float | None = Field(default=None, gt=0)
     tick: bool = False
@@ -111,6 +114,25 @@ class ExpectedAlert(BaseModel):
         return {k: getattr(self, k) for k in type(self).model_fields if k in self.model_fields_set}
 
 
+class TransitCase(BaseModel):
+    """A bus network for a case (cloud.core.transit.ListedNetwork): routes with their line, stops,
+    and trips whose stop times are minutes after `T0`, like the events'."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    operator: str = "autolinee-toscane"
+    routes: dict[str, dict[str, Any]] = {}
+    stops: dict[str, dict[str, Any]]
+    trips: list[dict[str, Any]] = []
+
+    def network(self) -> ListedNetwork:
+        trips = [
+            t | {"stops": [[stop, T0 + timedelta(minutes=float(minutes))] for stop, minutes in t["stops"]]}
+            for t in self.trips
+        ]
+        return ListedNetwork(self.routes, self.stops, trips, operator=self.operator)
+
+
 class Case(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -120,6 +142,7 @@ class Case(BaseModel):
     seed: int = 0  # of the series' noise
     sites: dict[str, Site] | None = None  # default: cloud/core/sites.yaml
     worksites: list[dict[str, Any]] = []  # GeoJSON features (properties: id, name, starts_at, ...)
+    transit: TransitCase | None = None  # the bus network (default: none)
     events: list[Event] = Field(min_length=1)
     alerts: list[ExpectedAlert]
 
@@ -149,7 +172,7 @@ def _reading(defaults: Defaults, e: Event, minutes: float, fields: dict[str, Any
     kind = e.kind or defaults.kind
     types = {f.name: f.type for f in KINDS[kind].fields}
     values = {
-        name: round(v) if types.get(name) == "int" and not isinstance(v, bool) else v
+        name: round(v) if types.get(name) == "int" and isinstance(v, float) else v
         for name, v in (defaults.fields | fields).items()
     }
     return Reading(
@@ -159,6 +182,7 @@ def _reading(defaults: Defaults, e: Event, minutes: float, fields: dict[str, Any
         sensor=e.sensor or defaults.sensor,
         ts=T0 + timedelta(minutes=minutes),
         fields=values,
+        tags=defaults.tags | (e.tags or {}),
     )
 
 
@@ -173,7 +197,10 @@ def timeline(case: Case) -> Iterator[tuple[Event, float, Reading | None]]:
         else:
             minutes = e.at
             while minutes < e.until:
-                fields = {name: value_at(spec, minutes, rnd) for name, spec in e.fields.items()}
+                fields = {
+                    name: spec if isinstance(spec, str) else value_at(spec, minutes, rnd)
+                    for name, spec in e.fields.items()
+                }
                 yield e, minutes, _reading(case.defaults, e, minutes, fields)
                 minutes += e.every
 
@@ -182,7 +209,10 @@ def geography(case: Case) -> Geography:
     worksites: WorksiteLookup = NoWorksites()
     if case.worksites:
         worksites = GeoJsonWorksites({"type": "FeatureCollection", "features": case.worksites})
-    return Geography(sites=case.sites if case.sites is not None else load_sites(), worksites=worksites)
+    transit: TransitNetwork = case.transit.network() if case.transit is not None else NoTransit()
+    return Geography(
+        sites=case.sites if case.sites is not None else load_sites(), worksites=worksites, transit=transit
+    )
 
 
 def run(kind: str, case: Case) -> list[Alert]:

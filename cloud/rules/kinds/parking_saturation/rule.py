@@ -1,17 +1,21 @@
 """Parking saturation: a car park full for `hold_min`, with the nearest facility that has free
 spaces (from the latest readings this engine has seen) and the nearest park-and-ride as
-intermodal hints."""
+intermodal hints; with a bus network bound, the park-and-ride's stops within `walk_m` and the
+next departures from them toward the full car park (timetable, and each trip's latest
+real-time delay from the `transit_vehicle` and `transit_delay` readings this engine has seen)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cloud.core.alerts import Alert
 from cloud.core.geo import Geography, Site
 from cloud.core.metres import distance_m
+from cloud.core.transit import DelayBook, Departure, NoTransit, TransitNetwork
 from cloud.rules.base import Rule, RuleConfig
 from cloud.rules.hysteresis import Hysteresis, series_of
 from cloud.rules.registry import register
@@ -25,6 +29,20 @@ class ParkingSaturationConfig(RuleConfig):
     hold_min: float = Field(default=10.0, ge=0)
     free_below_pct: float = Field(default=85.0, gt=0, le=100)  # a facility this empty is a hint
     max_hint_m: float = Field(default=5000.0, gt=0)
+    walk_m: float = Field(default=400.0, gt=0)  # the park-and-ride's stops: within this walk
+    departures: int = Field(default=3, ge=0, le=10)  # next departures named (0: none)
+    horizon_min: float = Field(default=60.0, gt=0)  # ... within this many minutes
+    delay_max_age_min: float = Field(default=30.0, gt=0)  # a trip's delay older than this is unknown
+    timezone: str = "Europe/Rome"  # departure times in the message are local
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ValueError, OSError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/Rome)") from None
+        return value
 
 
 @register("parking_saturation")
@@ -37,9 +55,51 @@ class ParkingSaturation(Rule[ParkingSaturationConfig]):
         self.sites: dict[str, Site] = {}
         self.latest: dict[str, tuple[float, int, int, datetime]] = {}  # sensor -> pct, free, cap, ts
         self.hysteresis = Hysteresis(hold=timedelta(minutes=config.hold_min))
+        self.transit: TransitNetwork = NoTransit()
+        self.delays = DelayBook(max_age=timedelta(minutes=config.delay_max_age_min))
+        self.tz = ZoneInfo(config.timezone)
 
     def bind(self, geography: Geography) -> None:
         self.sites = geography.sites
+        self.transit = geography.transit
+        if self.config.departures > 0 and not isinstance(self.transit, NoTransit):
+            # Real-time delays come from the transit readings on the same stream.
+            self.watches = frozenset(
+                {SensorKind.PARKING.value, SensorKind.TRANSIT_VEHICLE.value, SensorKind.TRANSIT_DELAY.value}
+            )
+
+    def departures_from(self, site: Site, toward: Site, at: datetime) -> dict[str, Any]:
+        """The park-and-ride's stops and the next departures from them toward `toward`."""
+        stops = self.transit.stops_near(site.lat, site.lon, self.config.walk_m)
+        if not stops:
+            return {}
+        found = self.transit.departures(
+            stops,
+            at,
+            toward=(toward.lat, toward.lon),
+            walk_m=self.config.walk_m,
+            horizon=timedelta(minutes=self.config.horizon_min),
+            limit=self.config.departures,
+        )
+        timed = self.delays.apply(found, at)
+        return {
+            "stops": [
+                {"stop_id": s.stop_id, "name": s.name, "distance_m": round(s.distance_m)} for s in stops
+            ],
+            "departures": [self._departure(d) for d in timed],
+        }
+
+    def _departure(self, d: Departure) -> dict[str, Any]:
+        return {
+            "route": d.route_name,
+            "trip": d.trip_id,
+            "stop": d.stop_name,
+            "scheduled": d.scheduled.astimezone(self.tz).strftime("%H:%M"),
+            "delay_s": d.delay_s,
+            "expected": d.expected.astimezone(self.tz).strftime("%H:%M"),
+            "to": d.alight_stop_name,
+            "arrives": d.expected_arrival.astimezone(self.tz).strftime("%H:%M"),
+        }
 
     def hint(self, sensor: str, at: datetime) -> dict[str, Any]:
         here = self.sites.get(sensor)
@@ -65,9 +125,15 @@ class ParkingSaturation(Rule[ParkingSaturationConfig]):
                 "park_and_ride" not in best or d < best["park_and_ride"]["distance_m"]
             ):
                 best["park_and_ride"] = entry
+        ride = best.get("park_and_ride")
+        if ride is not None and self.config.departures > 0:
+            best["park_and_ride"] = ride | self.departures_from(self.sites[ride["sensor"]], here, at)
         return best
 
     def observe(self, reading: Reading) -> list[Alert]:
+        if reading.kind is not SensorKind.PARKING:
+            self.delays.observe(reading)
+            return []
         pct = float(reading.fields["occupancy_pct"])
         cap = int(reading.fields["capacity"])
         free = max(cap - int(reading.fields["occupied"]), 0)
@@ -90,9 +156,11 @@ class ParkingSaturation(Rule[ParkingSaturationConfig]):
         if "nearest" in hint:
             n = hint["nearest"]
             text += f"; nearest with free spaces: {n['name']} ({n['free']} free, {n['distance_m']} m)"
-        if "park_and_ride" in hint and hint["park_and_ride"] != hint.get("nearest"):
-            p = hint["park_and_ride"]
-            text += f"; park and ride: {p['name']} ({p['free']} free, {p['distance_m']} m)"
+        ride = hint.get("park_and_ride")
+        if ride is not None and ride["sensor"] != hint.get("nearest", {}).get("sensor"):
+            text += f"; park and ride: {ride['name']} ({ride['free']} free, {ride['distance_m']} m)"
+        if ride is not None and ride.get("departures"):
+            text += f"; buses from {ride['name']}: " + ", ".join(_said(d) for d in ride["departures"])
         return [
             self.alert_on(
                 reading,
@@ -104,3 +172,13 @@ class ParkingSaturation(Rule[ParkingSaturationConfig]):
                 context={"hint": hint},
             )
         ]
+
+
+def _said(d: dict[str, Any]) -> str:
+    """`LAM Rossa 08:10 (+3 min) to Piazza Mercatale 08:16`; `(on time)` for a zero delay."""
+    late = d["delay_s"]
+    when = d["expected"]
+    if late is not None:
+        minutes = round(late / 60)
+        when += " (on time)" if minutes == 0 else f" ({minutes:+d} min)"
+    return f"{d['route']} {when} to {d['to']} {d['arrives']}"
