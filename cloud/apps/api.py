@@ -32,11 +32,14 @@ from cloud.core.errors import (
 from cloud.core.geo import PRATO_AREA
 from cloud.core.orgs import OrgDirectory
 from cloud.core.settings import CloudSettings
+from cloud.core.transit import TransitNetwork
 from cloud.feeds.sites import sites_feed
 from cloud.io.http import BodyLimit
 from cloud.rules.api import router as alerts_router
 from cloud.rules.store import AlertStore
 from cloud.transit.api import transit_feeds
+from cloud.transit.lookup import StoreNetwork
+from cloud.transit.store import TransitStore
 from cloud.worksites.alerts import CoordinationAlerts
 from cloud.worksites.api import feeds, router, validation_problems
 from cloud.worksites.conflicts import CoordinationSettings
@@ -69,10 +72,12 @@ def create_app(
     orgs: OrgDirectory | None = None,
     alerts: AlertStore | None = None,
     console: Console | None = None,
+    transit: TransitNetwork | None = None,
 ) -> FastAPI:
     """THE API app: worksites and their feeds, sensor sites, alerts (with an alert store),
     the operator console (when given). `sitroom cloud api`, the demo and the tests all build
-    it here; organisations and tokens come from the registry beside the worksites by default."""
+    it here; organisations and tokens come from the registry beside the worksites by default,
+    the bus network (routes on worksites) from the transit tables beside them."""
     opts = options or ApiOptions()
     app = FastAPI(
         title="Situation Room API",
@@ -85,6 +90,7 @@ def create_app(
     app.state.worksite_store = worksites
     app.state.orgs = orgs or worksites.orgs
     app.state.coordination = opts.coordination
+    app.state.transit = transit or bus_network(worksites)
     app.include_router(router)
     app.include_router(feeds)
     app.include_router(sites_feed)
@@ -125,6 +131,11 @@ def create_app(
     return app
 
 
+def bus_network(worksites: WorksiteStore) -> TransitNetwork:
+    """The network imported into the API's database (`sitroom transit import`'s default)."""
+    return StoreNetwork(TransitStore(worksites.engine))
+
+
 @dataclass(frozen=True, slots=True)
 class ApiProcess:
     """What one `sitroom cloud api` process serves."""
@@ -153,6 +164,7 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
         coordination = CoordinationAlerts(store, process.coordination_broker)
         threading.Thread(target=coordination.run, args=(stop,), name="worksite-alerts", daemon=True).start()
     console = None
+    transit = bus_network(store)
     if process.console_dir is not None:
         settings = CloudSettings()
         url = f"http://{process.host}:{process.port}/console/"
@@ -164,6 +176,7 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
             orgs=store.orgs,
             max_upload_bytes=upload_limit(process.options.max_body_bytes),
             notify_posts=post_notifier(settings, url),
+            transit=transit,
         )
         console.start()
         echo(f"operator console: {url}")
@@ -171,7 +184,7 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
         echo(seed(store, console))
     for org in process.token_orgs:
         echo(f"token {org} {store.orgs.issue_token(org, 'cli')}")
-    app = create_app(store, process.options, alerts=alerts, console=console)
+    app = create_app(store, process.options, alerts=alerts, console=console, transit=transit)
     try:
         # Open console event streams never end by themselves: without a grace limit, Ctrl-C
         # would wait for every browser to leave.

@@ -12,6 +12,7 @@ from cloud.console.notify import notifier_hook
 from cloud.core.alerts import AlertBook
 from cloud.core.orgs import OrgDirectory
 from cloud.core.settings import CloudSettings
+from cloud.core.transit import TransitNetwork
 from cloud.core.worksites import WorksiteBook
 from cloud.io.influx.client import InfluxClient
 
@@ -33,11 +34,12 @@ def open_console(
     refresh_s: float = 2.0,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     notify_posts: PostNotifier | None = None,
+    transit: TransitNetwork | None = None,
 ) -> Console:
     """The console on its folder (posts, uploads, audit), not started."""
     console = Console.open(
         data_dir,
-        Sources(worksites=worksites, alerts=alerts, influx=influx),
+        Sources(worksites=worksites, alerts=alerts, influx=influx, transit=transit),
         refresh_s=refresh_s,
         max_upload_bytes=max_upload_bytes,
         orgs=orgs,

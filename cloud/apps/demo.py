@@ -36,7 +36,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from cloud.apps.api import ApiOptions, create_app
+from cloud.apps.api import ApiOptions, bus_network, create_app
 from cloud.apps.console import open_console
 from cloud.console.app import Console
 from cloud.console.store import ConsoleStore
@@ -733,6 +733,7 @@ def running_console(
 ) -> Iterator[tuple[str, Console]]:
     """`with running_console(...) as (base_url, console):` the API with the console and the demo
     operators, served in a thread (the demo's own console, the console's tests and bench)."""
+    transit = bus_network(worksites)
     console = open_console(
         data_dir,
         worksites=worksites,
@@ -741,10 +742,11 @@ def running_console(
         orgs=worksites.orgs,
         refresh_s=refresh_s,
         max_upload_bytes=max_upload_bytes,
+        transit=transit,
     )
     add_demo_operators(console.store)
     options = ApiOptions(max_body_bytes=max(DEMO_MAX_BODY_BYTES, max_upload_bytes + 65536))
-    app = create_app(worksites, options, alerts=alerts, console=console)
+    app = create_app(worksites, options, alerts=alerts, console=console, transit=transit)
     console.start()
     try:
         with ThreadedApiServer(app, port=port) as server:

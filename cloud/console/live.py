@@ -17,6 +17,7 @@ from typing import Any
 from cloud.console.broadcast import Broadcaster
 from cloud.core.alerts import AlertBook, AlertNotFoundError, StoredAlert
 from cloud.core.geo import Site, load_sites
+from cloud.core.transit import TransitNetwork
 from cloud.core.worksites import WorksiteBook
 from cloud.io.influx.client import InfluxClient, InfluxError
 
@@ -38,6 +39,7 @@ class Sources:
     influx: InfluxClient | None = None
     sites: dict[str, Site] = field(default_factory=load_sites)
     lookback: str = DEFAULT_LOOKBACK
+    transit: TransitNetwork | None = None  # names the bus routes and stops each worksite takes
 
     def __post_init__(self) -> None:
         if not DURATION.fullmatch(self.lookback):
@@ -46,7 +48,11 @@ class Sources:
     def worksite_features(self) -> dict[str, Any]:
         if self.worksites is None:
             return {"type": "FeatureCollection", "features": []}
-        return self.worksites.feature_collection()
+        fc = self.worksites.feature_collection()
+        if self.transit is not None:
+            for f in fc["features"]:
+                f["properties"] |= self.transit.impact(f["geometry"]).properties()
+        return fc
 
     def active_alerts(self) -> list[dict[str, Any]]:
         return [alert_view(a) for a in self.alerts.active()] if self.alerts else []

@@ -94,6 +94,13 @@ class TransitImpact:
     def to_dict(self) -> dict[str, Any]:
         return {"routes": [r.to_dict() for r in self.routes], "stops": [s.to_dict() for s in self.stops]}
 
+    def properties(self) -> dict[str, str]:
+        """Flat GeoJSON properties for maps (Grafana's Geomap labels by top-level strings)."""
+        return {
+            "transit_routes": ", ".join(dict.fromkeys(r.name for r in self.routes)),
+            "transit_stops": ", ".join(dict.fromkeys(s.name for s in self.stops)),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Departure:

@@ -12,13 +12,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Response, status
+from fastapi import Query as QueryParam
 from pydantic import BaseModel, ValidationError
 
 from cloud.core.errors import FieldProblem, printable, problems_from
 from cloud.core.orgs import ID_PATTERN, Organisation
+from cloud.core.transit import DEFAULT_WITHIN_M
 from cloud.io.http import CallerDep
 from cloud.worksites import conflicts, wzdx
-from cloud.worksites.deps import CoordinationDep, QueryDep, StoreDep
+from cloud.worksites.deps import CoordinationDep, QueryDep, StoreDep, TransitDep
 from cloud.worksites.geojson import feature_collection
 from cloud.worksites.models import (
     HistoryEntry,
@@ -109,8 +111,53 @@ def worksite_history(store: StoreDep, _caller: CallerDep, worksite_id: WorksiteI
 
 
 @router.get("/worksites/{worksite_id}/ngsi-ld", summary="The worksite as an NGSI-LD CityWork entity")
-def worksite_ngsi_ld(store: StoreDep, _caller: CallerDep, worksite_id: WorksiteId) -> dict[str, Any]:
-    return ngsi_ld(store.get(worksite_id))
+def worksite_ngsi_ld(
+    store: StoreDep, _caller: CallerDep, transit: TransitDep, worksite_id: WorksiteId
+) -> dict[str, Any]:
+    ws = store.get(worksite_id)
+    return ngsi_ld(ws, transit.impact(ws.geometry))
+
+
+class RouteOut(BaseModel):
+    operator: str
+    route_id: str
+    name: str
+    distance_m: float
+
+
+class StopOut(BaseModel):
+    operator: str
+    stop_id: str
+    name: str
+    lat: float
+    lon: float
+    distance_m: float
+    routes: list[str]
+
+
+class WorksiteTransit(BaseModel):
+    worksite: str
+    within_m: float
+    routes: list[RouteOut]
+    stops: list[StopOut]
+
+
+@router.get(
+    "/worksites/{worksite_id}/transit",
+    response_model=WorksiteTransit,
+    summary="Bus routes passing the worksite and stops inside it (from the imported GTFS)",
+)
+def worksite_transit(
+    store: StoreDep,
+    _caller: CallerDep,
+    transit: TransitDep,
+    worksite_id: WorksiteId,
+    within_m: Annotated[
+        float, QueryParam(ge=0, le=500, description="A route is affected within this many metres")
+    ] = DEFAULT_WITHIN_M,
+) -> WorksiteTransit:
+    found = transit.impact(store.get(worksite_id).geometry, within_m).to_dict()
+    return WorksiteTransit(worksite=worksite_id, within_m=within_m, **found)
 
 
 def _coordination_scope(store: StoreDep, settings: conflicts.CoordinationSettings) -> list[Worksite]:
@@ -161,15 +208,15 @@ def planned_next(store: StoreDep, now: datetime) -> list[Worksite]:
 
 
 @feeds.get("/live.geojson", summary="Worksites live now (GeoJSON FeatureCollection)")
-def feed_live(store: StoreDep) -> dict[str, Any]:
+def feed_live(store: StoreDep, transit: TransitDep) -> dict[str, Any]:
     now = datetime.now(UTC)
-    return feature_collection(live_now(store, now), generated_at=wzdx.format_date(now))
+    return feature_collection(live_now(store, now), transit, generated_at=wzdx.format_date(now))
 
 
 @feeds.get("/planned.geojson", summary="Worksites planned to start in the next 30 days (GeoJSON)")
-def feed_planned(store: StoreDep) -> dict[str, Any]:
+def feed_planned(store: StoreDep, transit: TransitDep) -> dict[str, Any]:
     now = datetime.now(UTC)
-    return feature_collection(planned_next(store, now), generated_at=wzdx.format_date(now))
+    return feature_collection(planned_next(store, now), transit, generated_at=wzdx.format_date(now))
 
 
 @feeds.get("/wzdx.json", summary="WZDx 4.2 WorkZoneFeed of current and upcoming worksites")

@@ -10,6 +10,7 @@ from fastapi import Depends, Query, Request
 from cloud.core.errors import FieldProblem
 from cloud.core.geo import BBox
 from cloud.core.orgs import ID_PATTERN
+from cloud.core.transit import NoTransit, TransitNetwork
 from cloud.worksites.conflicts import CoordinationSettings
 from cloud.worksites.models import InvalidWorksiteError, Status
 from cloud.worksites.store import Query as StoreQuery
@@ -26,7 +27,14 @@ def get_coordination(request: Request) -> CoordinationSettings:
     return settings
 
 
+def get_transit(request: Request) -> TransitNetwork:
+    """The bus network the wiring gave the app (`create_app(transit=...)`), or none."""
+    network: TransitNetwork = getattr(request.app.state, "transit", None) or NoTransit()
+    return network
+
+
 StoreDep = Annotated[WorksiteStore, Depends(get_store)]
+TransitDep = Annotated[TransitNetwork, Depends(get_transit)]
 CoordinationDep = Annotated[CoordinationSettings, Depends(get_coordination)]
 
 

@@ -1,10 +1,15 @@
-"""Worksites as GeoJSON Features with flat properties, for maps (Grafana's Geomap, the console)."""
+"""Worksites as GeoJSON Features with flat properties, for maps (Grafana's Geomap, the console).
+
+With a transit network, each feature also names the bus routes passing within `within_m` of the
+worksite and the stops inside it (`transit_routes`, `transit_stops`: computed from the imported
+GTFS, beside the owner's own declaration in `bus_lines`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from cloud.core.geo import parse_geojson
+from cloud.core.transit import DEFAULT_WITHIN_M, TransitNetwork
 from cloud.worksites import wzdx
 from cloud.worksites.models import Worksite
 
@@ -38,5 +43,15 @@ def geojson_feature(ws: Worksite) -> dict[str, Any]:
     }
 
 
-def feature_collection(sites: list[Worksite], **meta: Any) -> dict[str, Any]:
-    return {"type": "FeatureCollection", "features": [geojson_feature(w) for w in sites], **meta}
+def feature_collection(
+    sites: list[Worksite],
+    transit: TransitNetwork | None = None,
+    *,
+    within_m: float = DEFAULT_WITHIN_M,
+    **meta: Any,
+) -> dict[str, Any]:
+    features = [geojson_feature(w) for w in sites]
+    if transit is not None:
+        for ws, f in zip(sites, features, strict=True):
+            f["properties"] |= transit.impact(ws.geometry, within_m).properties()
+    return {"type": "FeatureCollection", "features": features, **meta}

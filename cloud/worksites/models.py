@@ -26,6 +26,7 @@ from pydantic import (
 from cloud.core.errors import InvalidInputError
 from cloud.core.geo import GeometryError, parse_geojson, to_geojson
 from cloud.core.orgs import ID_PATTERN, OrgId
+from cloud.core.transit import TransitImpact
 from cloud.core.worksites import WorksiteStatus
 
 ID_RE = re.compile(ID_PATTERN)
@@ -219,9 +220,11 @@ class HistoryEntry(BaseModel):
     changes: dict[str, list[Any]] = Field(description="field → [old, new] (JSON values)")
 
 
-def ngsi_ld(ws: Worksite) -> dict[str, Any]:
-    """The worksite as an NGSI-LD `CityWork` entity (normalised form, smart-data-models)."""
-    return {
+def ngsi_ld(ws: Worksite, transit: TransitImpact | None = None) -> dict[str, Any]:
+    """The worksite as an NGSI-LD `CityWork` entity (normalised form, smart-data-models). With
+    the bus routes it affects, CityWork's `busImpacted` (one item per route: `lineId`, `lineName`,
+    and the stops inside the worksite as `segmentName`) and `countOfBusLineImpacted`."""
+    entity = {
         "id": f"urn:ngsi-ld:CityWork:{ws.id}",
         "type": "CityWork",
         "name": {"type": "Property", "value": ws.title},
@@ -235,3 +238,17 @@ def ngsi_ld(ws: Worksite) -> dict[str, Any]:
         "dataProvider": {"type": "Property", "value": ws.owner},
         "@context": ["https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"],
     }
+    if transit is not None and transit.routes:
+        lines = [
+            {
+                "lineId": f"urn:ngsi-ld:GtfsRoute:{r.operator}:{r.route_id}",
+                "lineName": r.name,
+                "segmentName": [
+                    s.name for s in transit.stops if s.operator == r.operator and r.route_id in s.routes
+                ],
+            }
+            for r in transit.routes
+        ]
+        entity["busImpacted"] = {"type": "Property", "value": lines}
+        entity["countOfBusLineImpacted"] = {"type": "Property", "value": len(lines)}
+    return entity

@@ -302,6 +302,9 @@
       const p = f.properties;
       title.textContent = p.title;
       meta.textContent = `${t("owner")}: ${p.owner} · ${p.street} · ${t(p.status)} · ${p.start} → ${p.end}`;
+      // Bus routes passing the worksite and stops inside it, from the imported GTFS (text only).
+      if (p.transit_routes) meta.textContent += ` · ${t("busroutes")}: ${p.transit_routes}`;
+      if (p.transit_stops) meta.textContent += ` · ${t("busstops")}: ${p.transit_stops}`;
       const label = el("label", { for: "ws-status" }, `${t("status")} `);
       const sel = el("select", { id: "ws-status", disabled: !canActFor(p.owner), title: canActFor(p.owner) ? null : t("notallowed") });
       for (const s of Object.keys(STATUS_COLOUR)) sel.append(el("option", { value: s, selected: s === p.status }, t(s)));

@@ -16,6 +16,7 @@ window.SITROOM_I18N = {
     planned: "programmato", active: "in corso", suspended: "sospeso", completed: "concluso", cancelled: "annullato",
     critical: "critico", warning: "attenzione", info: "informazione", acknowledged: "preso in carico",
     firing: "aperto", resolved: "risolto", open: "aperto",
+    busroutes: "Linee bus", busstops: "Fermate nel cantiere",
   },
   en: {
     title: "Situation Room — Prato", skip: "Skip to alerts", offline: "offline", online: "live",
@@ -32,5 +33,6 @@ window.SITROOM_I18N = {
     planned: "planned", active: "active", suspended: "suspended", completed: "completed", cancelled: "cancelled",
     critical: "critical", warning: "warning", info: "info", acknowledged: "acknowledged",
     firing: "open", resolved: "resolved", open: "open",
+    busroutes: "Bus routes", busstops: "Stops in the worksite",
   },
 };
