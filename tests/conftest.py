@@ -22,10 +22,13 @@ from cloud.dev.servers import Influxd, Mosquitto
 from cloud.io.influx.client import InfluxClient
 from cloud.io.mqtt import BrokerConnection
 from cloud.rules.store import AlertStore
+from cloud.transit.lookup import StoreNetwork
+from cloud.transit.store import TransitStore
 from cloud.worksites.snapshot import WorksiteSnapshots
 from cloud.worksites.store import WorksiteStore
 from edge.contract import BrokerAddress
 from edge.simulators.clock import SimClock
+from edge.simulators.transit import PRATO_OPERATOR, prato_feed_zip
 from gateway.agent import Agent
 from gateway.config import load
 
@@ -117,6 +120,11 @@ def demo_data_db(
     stores = tmp_path_factory.mktemp("demo-stores")
     registry = WorksiteStore.open(f"sqlite:///{stores / 'worksites.db'}", area=PRATO_AREA)
     load_demo(registry, datetime.now(UTC))
+    # The Prato bus network imported beside the registry, as the demo does: the snapshot writer
+    # chains worksites to the routes on them (`worksite_route`).
+    buses = TransitStore(registry.engine)
+    buses.migrate()
+    buses.import_feed(prato_feed_zip(), operator=PRATO_OPERATOR)
     alert_store = AlertStore(f"sqlite:///{stores / 'alerts.db'}")
     client = InfluxClient(influxd.url, database)
     settings = CloudSettings(
@@ -126,7 +134,7 @@ def demo_data_db(
         instance=unique("demo-"),
         stats_interval_s=1.0,  # several self-monitoring points even in a short run
     )
-    with cloud_services(settings, alert_store=alert_store, worksites=WorksiteSnapshots(registry)):
+    with cloud_services(settings, alert_store=alert_store, worksites=WorksiteSnapshots(registry, transit=StoreNetwork(buses))):
         clock = SimClock.replaying(600, horizon_s=6)
         state = tmp_path_factory.mktemp("demo-gateways")
         agents = [Agent(c, clock=clock, state_dir=state, broker_url=mosquitto.url) for c in configs]

@@ -18,6 +18,7 @@ import yaml
 
 from cloud.core.alerts import Alert
 from cloud.core.geo import Site, parse_geojson
+from cloud.core.transit import ListedNetwork
 from cloud.dashboards.check import strings_with_keys
 from cloud.dashboards.queries import (
     GRAFANA_BUILTINS,
@@ -35,7 +36,7 @@ from cloud.ingest.gateway_health import HEALTH_FIELDS, HEALTH_MEASUREMENT, STATU
 from cloud.ingest.stats import IngestStats
 from cloud.io.influx.points import alert_line
 from cloud.worksites.models import Worksite
-from cloud.worksites.snapshot import near_lines, phase, worksite_line
+from cloud.worksites.snapshot import near_lines, phase, route_lines, worksite_line
 from edge.contract import KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +57,15 @@ def line_columns(line: str) -> tuple[str, frozenset[str], frozenset[str]]:
         measurement,
         frozenset(t.split("=", 1)[0] for t in tags),
         frozenset(f.split("=", 1)[0] for f in fields.split(",")),
+    )
+
+
+def through(lon: float, lat: float) -> ListedNetwork:
+    """A bus network of one route and one stop at (lon, lat)."""
+    return ListedNetwork(
+        routes={"R": {"name": "R", "line": [[lon - 0.001, lat], [lon + 0.001, lat]]}},
+        stops={"S": {"name": "S", "lat": lat, "lon": lon}},
+        trips=[{"trip": "T", "route": "R", "stops": [["S", "2026-11-03T07:00:00+00:00"]]}],
     )
 
 
@@ -99,6 +109,8 @@ def known_columns() -> dict[str, frozenset[str]]:
         worksite_line(worksite, now),
         # ... and a sensor beside it (any sensor, placed at the worksite's centre).
         *near_lines(worksite, now, {"s": Site(lat=centre.y, lon=centre.x)}, radius_m=1.0),
+        # ... and a bus route through it.
+        *route_lines(worksite, now, through(centre.x, centre.y), within_m=30.0),
     ):
         measurement, tags, fields = line_columns(written)
         columns[measurement] = columns.get(measurement, frozenset()) | tags | fields

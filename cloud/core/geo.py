@@ -214,6 +214,8 @@ class WorksiteRef:
     ends_at: datetime
     is_planned: bool  # announced in advance: its traffic impact is expected, not an anomaly
     org: str | None = None
+    street: str = ""
+    geometry: dict[str, Any] | None = field(default=None, compare=False, hash=False)  # GeoJSON
 
     def is_active(self, at: datetime) -> bool:
         return self.starts_at <= at < self.ends_at
@@ -231,6 +233,10 @@ class WorksiteLookup(Protocol):
     def active_near(self, lat: float, lon: float, radius_m: float, at: datetime) -> list[WorksiteRef]: ...
 
     def containing(self, lat: float, lon: float, at: datetime) -> list[WorksiteRef]: ...
+
+    def active(self, at: datetime) -> list[WorksiteRef]:
+        """Every worksite active at `at`, with its geometry."""
+        ...
 
 
 def _ts(value: Any, field: str, index: int) -> datetime:
@@ -259,6 +265,8 @@ class GeoJsonWorksites:
                 ends_at=_ts(props.get("ends_at"), "ends_at", i),
                 is_planned=bool(props.get("planned", True)),
                 org=props.get("org"),
+                street=str(props.get("street", "")),
+                geometry=feature["geometry"],
             )
             geom = shape(feature["geometry"])
             lat0 = geom.centroid.y
@@ -288,12 +296,18 @@ class GeoJsonWorksites:
         p = Point(lon, lat)
         return [ref for ref, geom, _, _ in self.items if ref.is_active(at) and geom.covers(p)]
 
+    def active(self, at: datetime) -> list[WorksiteRef]:
+        return [ref for ref, _, _, _ in self.items if ref.is_active(at)]
+
 
 class NoWorksites:
     def active_near(self, lat: float, lon: float, radius_m: float, at: datetime) -> list[WorksiteRef]:
         return []
 
     def containing(self, lat: float, lon: float, at: datetime) -> list[WorksiteRef]:
+        return []
+
+    def active(self, at: datetime) -> list[WorksiteRef]:
         return []
 
 

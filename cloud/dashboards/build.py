@@ -648,6 +648,42 @@ def worksites() -> dict[str, Any]:
                 ],
                 description="Ogni cantiere non concluso con i contatori e i parcheggi nel raggio di 400 m.",
             ),
+            panel(
+                "stat",
+                "Linee bus su cantieri attivi / Bus routes on active worksites",
+                (0, 53, 6, 8),
+                [
+                    target(
+                        'SELECT sum("active") FROM (SELECT last("active") AS "active" FROM "worksite_route" '
+                        'WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "id", "operator", "route")'
+                    )
+                ],
+                unit="none",
+                steps=((None, OK), (1, WARN), (5, BAD)),
+                options=stat_options,
+                description=(
+                    "Coppie cantiere attivo × linea bus il cui percorso (shapes del GTFS importato) passa "
+                    "entro 30 m dal cantiere."
+                ),
+            ),
+            panel(
+                "table",
+                "Linee bus sui cantieri / Bus routes on worksites",
+                (6, 53, 18, 8),
+                [
+                    target(
+                        'SELECT last("name") AS "linea", last("distance_m") AS "distanza m", '
+                        'last("stops") AS "fermate nel cantiere", last("active") AS "attivo" '
+                        'FROM "worksite_route" WHERE $timeFilter AND "id" =~ /^$cantiere$/ AND "org" =~ /^$org$/ '
+                        'GROUP BY "id", "operator", "route"',
+                        fmt="table",
+                    )
+                ],
+                description=(
+                    "Per ogni cantiere non concluso, le linee bus che vi passano (entro 30 m) e quante loro "
+                    "fermate sono nel cantiere: da avvisare l'azienda di trasporto."
+                ),
+            ),
         ],
         [ORG, work_type, worksite, nearby],
     )

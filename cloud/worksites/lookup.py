@@ -52,6 +52,7 @@ class RegistryWorksites:
                     "ends_at": w.end.isoformat(),
                     "planned": w.approval.value == "approved" or w.created_at <= w.start,
                     "org": w.owner,
+                    "street": w.street,
                 }
                 features.append({"type": "Feature", "geometry": w.geometry, "properties": props})
             self._lookup = GeoJsonWorksites({"type": "FeatureCollection", "features": features})
@@ -63,3 +64,6 @@ class RegistryWorksites:
 
     def containing(self, lat: float, lon: float, at: datetime) -> list[WorksiteRef]:
         return self._current().containing(lat, lon, at)
+
+    def active(self, at: datetime) -> list[WorksiteRef]:
+        return self._current().active(at)

@@ -13,7 +13,9 @@ from cloud.rules.kinds import (
     seasonal,  # noqa: F401  (registers seasonal)
     staleness,  # noqa: F401  (registers staleness)
     threshold,  # noqa: F401  (registers threshold)
+    worksite_bus_delay,  # noqa: F401  (registers worksite_bus_delay)
     worksite_impact,  # noqa: F401  (registers worksite_impact)
+    worksite_on_route,  # noqa: F401  (registers worksite_on_route)
 )
 from cloud.rules.registry import UnknownRuleError, all_rules, folder, get, register
 
