@@ -134,7 +134,8 @@ def demo_data_db(
         instance=unique("demo-"),
         stats_interval_s=1.0,  # several self-monitoring points even in a short run
     )
-    with cloud_services(settings, alert_store=alert_store, worksites=WorksiteSnapshots(registry, transit=StoreNetwork(buses))):
+    snapshots = WorksiteSnapshots(registry, transit=StoreNetwork(buses))
+    with cloud_services(settings, alert_store=alert_store, worksites=snapshots):
         clock = SimClock.replaying(600, horizon_s=6)
         state = tmp_path_factory.mktemp("demo-gateways")
         agents = [Agent(c, clock=clock, state_dir=state, broker_url=mosquitto.url) for c in configs]

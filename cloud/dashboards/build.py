@@ -662,7 +662,7 @@ def worksites() -> dict[str, Any]:
                 steps=((None, OK), (1, WARN), (5, BAD)),
                 options=stat_options,
                 description=(
-                    "Coppie cantiere attivo × linea bus il cui percorso (shapes del GTFS importato) passa "
+                    "Coppie (cantiere attivo, linea bus) il cui percorso (shapes del GTFS importato) passa "
                     "entro 30 m dal cantiere."
                 ),
             ),
