@@ -22,6 +22,7 @@ from cloud.dev.servers import Influxd, Mosquitto
 from cloud.io.influx.client import InfluxClient
 from cloud.io.mqtt import BrokerConnection
 from cloud.rules.store import AlertStore
+from cloud.transit.intermodality import IntermodalSnapshots
 from cloud.transit.lookup import StoreNetwork
 from cloud.transit.store import TransitStore
 from cloud.worksites.snapshot import WorksiteSnapshots
@@ -134,8 +135,10 @@ def demo_data_db(
         instance=unique("demo-"),
         stats_interval_s=1.0,  # several self-monitoring points even in a short run
     )
-    snapshots = WorksiteSnapshots(registry, transit=StoreNetwork(buses))
-    with cloud_services(settings, alert_store=alert_store, worksites=snapshots):
+    network = StoreNetwork(buses)
+    snapshots = WorksiteSnapshots(registry, transit=network)
+    park_and_ride = IntermodalSnapshots(network)
+    with cloud_services(settings, alert_store=alert_store, worksites=snapshots, periodic=[park_and_ride]):
         clock = SimClock.replaying(600, horizon_s=6)
         state = tmp_path_factory.mktemp("demo-gateways")
         agents = [Agent(c, clock=clock, state_dir=state, broker_url=mosquitto.url) for c in configs]

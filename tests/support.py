@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +27,7 @@ from cloud.dev.servers import free_port
 from cloud.ingest.consumer import Ingest
 from cloud.io.influx.client import InfluxClient
 from cloud.rules.engine import Engine, load_rules
-from cloud.rules.service import RulesService
+from cloud.rules.service import Periodic, RulesService
 from cloud.rules.store import AlertStore
 from cloud.worksites.snapshot import WorksiteSnapshots
 from edge.contract import KINDS
@@ -108,13 +108,15 @@ def cloud_services(
     rules_file: Path | None = None,
     alert_store: AlertStore | None = None,
     worksites: WorksiteSnapshots | None = None,
+    periodic: Sequence[Periodic] = (),
 ) -> Iterator[tuple[Ingest, RulesService]]:
     """Ingest and rules in threads of this process, stopped (and joined) on exit. With an
     `alert_store` the rules service keeps alerts there (and relays operators' acks); with
     `worksites` it writes the worksite registry's state to InfluxDB."""
     ingest = Ingest(settings)
     engine = Engine(load_rules(rules_file) if rules_file else load_rules())
-    rules = RulesService(settings, engine, store=alert_store, periodic=[worksites] if worksites else ())
+    work = [*([worksites] if worksites else []), *periodic]
+    rules = RulesService(settings, engine, store=alert_store, periodic=work)
     threads = [threading.Thread(target=s.run, daemon=True) for s in (ingest, rules)]
     for t in threads:
         t.start()

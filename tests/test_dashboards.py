@@ -18,7 +18,7 @@ import yaml
 
 from cloud.core.alerts import Alert
 from cloud.core.geo import Site, parse_geojson
-from cloud.core.transit import ListedNetwork
+from cloud.core.transit import DelayBook, Departure, ListedNetwork
 from cloud.dashboards.check import strings_with_keys
 from cloud.dashboards.queries import (
     GRAFANA_BUILTINS,
@@ -35,6 +35,7 @@ from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.gateway_health import HEALTH_FIELDS, HEALTH_MEASUREMENT, STATUS_MEASUREMENT
 from cloud.ingest.stats import IngestStats
 from cloud.io.influx.points import alert_line
+from cloud.transit.intermodality import CarPark, park_and_rides, snapshot_lines
 from cloud.worksites.models import Worksite
 from cloud.worksites.snapshot import near_lines, phase, route_lines, worksite_line
 from edge.contract import KINDS
@@ -67,6 +68,24 @@ def through(lon: float, lat: float) -> ListedNetwork:
         stops={"S": {"name": "S", "lat": lat, "lon": lon}},
         trips=[{"trip": "T", "route": "R", "stops": [["S", "2026-11-03T07:00:00+00:00"]]}],
     )
+
+
+def park_and_ride_lines(network: ListedNetwork, lon: float, lat: float, now: datetime) -> list[str]:
+    sites = {"p-r": Site(lat=lat, lon=lon, name="P+R", capacity=10, park_and_ride=True)}
+    found = park_and_rides(
+        sites,
+        network,
+        toward=Site(lat=lat + 0.01, lon=lon),
+        at=now,
+        latest={"p-r": CarPark(50.0, 5, 10, now)},
+        delays=DelayBook(),
+    )
+    found = [replace(p, departures=(departure(now),)) for p in found]
+    return snapshot_lines(found, "p-centre", now)
+
+
+def departure(now: datetime) -> Departure:
+    return Departure("o", "R", "R", "T", "", "S", "S", now, "S2", "S2", now, 60)
 
 
 def known_columns() -> dict[str, frozenset[str]]:
@@ -111,6 +130,8 @@ def known_columns() -> dict[str, frozenset[str]]:
         *near_lines(worksite, now, {"s": Site(lat=centre.y, lon=centre.x)}, radius_m=1.0),
         # ... and a bus route through it.
         *route_lines(worksite, now, through(centre.x, centre.y), within_m=30.0),
+        # ... and a park-and-ride with its free spaces and next buses (cloud/transit/intermodality.py).
+        *park_and_ride_lines(through(centre.x, centre.y), centre.x, centre.y, now),
     ):
         measurement, tags, fields = line_columns(written)
         columns[measurement] = columns.get(measurement, frozenset()) | tags | fields

@@ -35,9 +35,11 @@ from cloud.core.settings import CloudSettings
 from cloud.core.transit import TransitNetwork
 from cloud.feeds.sites import sites_feed
 from cloud.io.http import BodyLimit
+from cloud.io.influx.client import InfluxClient
 from cloud.rules.api import router as alerts_router
 from cloud.rules.store import AlertStore
 from cloud.transit.api import transit_feeds
+from cloud.transit.intermodality import intermodality_router
 from cloud.transit.lookup import StoreNetwork
 from cloud.transit.store import TransitStore
 from cloud.worksites.alerts import CoordinationAlerts
@@ -73,11 +75,13 @@ def create_app(
     alerts: AlertStore | None = None,
     console: Console | None = None,
     transit: TransitNetwork | None = None,
+    influx: InfluxClient | None = None,
 ) -> FastAPI:
     """THE API app: worksites and their feeds, sensor sites, alerts (with an alert store),
     the operator console (when given). `sitroom cloud api`, the demo and the tests all build
     it here; organisations and tokens come from the registry beside the worksites by default,
-    the bus network (routes on worksites) from the transit tables beside them."""
+    the bus network (routes on worksites, park-and-ride departures) from the transit tables
+    beside them; with `influx`, the park-and-ride route reads free spaces and bus delays."""
     opts = options or ApiOptions()
     app = FastAPI(
         title="Situation Room API",
@@ -95,6 +99,7 @@ def create_app(
     app.include_router(feeds)
     app.include_router(sites_feed)
     app.include_router(transit_feeds(worksites.engine))
+    app.include_router(intermodality_router(app.state.transit, influx))
     if alerts is not None:
         app.state.alert_store = alerts
         app.include_router(alerts_router)
@@ -165,14 +170,15 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
         threading.Thread(target=coordination.run, args=(stop,), name="worksite-alerts", daemon=True).start()
     console = None
     transit = bus_network(store)
+    settings = CloudSettings()
+    influx = influx_client(settings)
     if process.console_dir is not None:
-        settings = CloudSettings()
         url = f"http://{process.host}:{process.port}/console/"
         console = open_console(
             process.console_dir,
             worksites=store,
             alerts=alerts,
-            influx=influx_client(settings),
+            influx=influx,
             orgs=store.orgs,
             max_upload_bytes=upload_limit(process.options.max_body_bytes),
             notify_posts=post_notifier(settings, url),
@@ -184,7 +190,7 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
         echo(seed(store, console))
     for org in process.token_orgs:
         echo(f"token {org} {store.orgs.issue_token(org, 'cli')}")
-    app = create_app(store, process.options, alerts=alerts, console=console, transit=transit)
+    app = create_app(store, process.options, alerts=alerts, console=console, transit=transit, influx=influx)
     try:
         # Open console event streams never end by themselves: without a grace limit, Ctrl-C
         # would wait for every browser to leave.

@@ -746,7 +746,7 @@ def running_console(
     )
     add_demo_operators(console.store)
     options = ApiOptions(max_body_bytes=max(DEMO_MAX_BODY_BYTES, max_upload_bytes + 65536))
-    app = create_app(worksites, options, alerts=alerts, console=console, transit=transit)
+    app = create_app(worksites, options, alerts=alerts, console=console, transit=transit, influx=influx)
     console.start()
     try:
         with ThreadedApiServer(app, port=port) as server:

@@ -18,6 +18,7 @@ from cloud.notify import NotificationsConfig, Notifier, build_channels
 from cloud.rules.engine import DEFAULT_RULES, Engine, RulesFileError, load_rules, read_rules_file
 from cloud.rules.service import Periodic, RulesService
 from cloud.rules.store import AlertStore
+from cloud.transit.intermodality import IntermodalSnapshots
 from cloud.transit.lookup import open_network
 from cloud.worksites.lookup import open_registry_lookup
 from cloud.worksites.snapshot import WorksiteSnapshots
@@ -65,11 +66,14 @@ def transit_network(settings: CloudSettings) -> TransitNetwork | None:
 
 
 def worksite_snapshots(settings: CloudSettings, transit: TransitNetwork | None = None) -> list[Periodic]:
+    """The registry's state (and each worksite's bus routes), and the park-and-ride picture."""
+    park_and_ride: list[Periodic] = [IntermodalSnapshots(transit)] if transit is not None else []
     if not settings.worksites_db:
-        return []
+        return park_and_ride
     # Read only: the API owns the registry's schema and creates it (no migration from here).
     registry = WorksiteStore(make_engine(settings.worksites_db), area=PRATO_AREA)
-    return [WorksiteSnapshots(registry, interval_s=settings.worksite_snapshot_s, transit=transit)]
+    snapshots = WorksiteSnapshots(registry, interval_s=settings.worksite_snapshot_s, transit=transit)
+    return [snapshots, *park_and_ride]
 
 
 def build_rules_service(

@@ -219,6 +219,24 @@ def parking() -> dict[str, Any]:
                 ],
                 description="Ultimo stato di ogni stallo con sensore (true = occupato).",
             ),
+            panel(
+                "table",
+                "Park and ride: posti liberi e prossimi bus / free spaces and next buses",
+                (0, 19, 24, 8),
+                [
+                    target(
+                        'SELECT last("free") AS "posti liberi", last("stops") AS "fermate a piedi", '
+                        'last("next_departures") AS "prossimi bus verso il centro", last("wait_min") AS "attesa min" '
+                        'FROM "park_and_ride" WHERE $timeFilter GROUP BY "sensor", "toward"',
+                        fmt="table",
+                    )
+                ],
+                description=(
+                    "Parcheggi scambiatori (park_and_ride nei siti): posti liberi, fermate entro 400 m e le "
+                    "prossime partenze verso il parcheggio centrale più pieno (toward), orario GTFS più il "
+                    "ritardo in tempo reale; orari in UTC."
+                ),
+            ),
         ],
         [ORG, zone],
     )

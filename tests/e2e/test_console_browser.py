@@ -26,7 +26,9 @@ from cloud.core.geo import PRATO_AREA
 from cloud.dev.demo_data import DEMO_PASSWORD, load_demo
 from cloud.io.influx.client import InfluxClient
 from cloud.rules.store import AlertStore
+from cloud.transit.store import TransitStore
 from cloud.worksites.store import WorksiteStore
+from edge.simulators.transit import PRATO_OPERATOR, prato_feed_zip
 
 pytestmark = pytest.mark.e2e
 
@@ -237,3 +239,50 @@ def test_a_utility_operator_cannot_edit_another_utilitys_worksite(
     marco.select_option("#ws-status", "active")
     expect(marco.locator(f"[data-worksite='{own[0].id}'].st-active")).to_have_count(1)
     assert board.worksites.get(own[0].id).status.value == "active"
+
+
+@pytest.fixture
+def bus_board(tmp_path: Path, influx_db: InfluxClient) -> Iterator[Board]:
+    """The board with the Prato bus network imported beside the registry, as the demo has it."""
+    now = datetime.now(UTC)
+    influx_db.write(_fleet_lines(now))
+    tags = "org=comune-prato,gateway=gw-parking,sensor=p-serraglio"
+    influx_db.write(
+        [f"parking,{tags} occupied=50i,capacity=150i,occupancy_pct=33.3 {int(now.timestamp() * 1e9)}"]
+    )
+    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", area=PRATO_AREA)
+    load_demo(worksites, now)
+    buses = TransitStore(worksites.engine)
+    buses.migrate()
+    buses.import_feed(prato_feed_zip(), operator=PRATO_OPERATOR)
+    alerts = AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}")
+    with running_console(
+        tmp_path / "console", worksites=worksites, alerts=alerts, influx=influx_db, refresh_s=0.5
+    ) as (url, console):
+        yield Board(url, console, alerts, worksites)
+
+
+@pytest.fixture
+def bus_contexts(bus_board: Board, browser: Browser) -> Iterator[list[BrowserContext]]:
+    made: list[BrowserContext] = []
+    yield made
+    for context in made:
+        context.close()
+
+
+def test_a_worksite_shows_the_bus_routes_on_it_and_the_park_and_ride_tab_the_buses_toward_the_full_car_park(
+    bus_board: Board, browser: Browser, bus_contexts: list[BrowserContext], tmp_path: Path
+) -> None:
+    anna = log_in(browser, bus_board.url, "anna", bus_contexts)
+    anna.click("#tab-worksites")
+    anna.click("[data-worksite='open-fiber-piave-ftth']")
+    expect(anna.locator("#detail-meta")).to_contain_text("Linee bus: ")
+    expect(anna.locator("#detail-meta")).to_contain_text("LAM Blu")
+
+    anna.click("#tab-pr")
+    # Toward the fullest car park now (Piazza Mercatale, 92 %); Porta al Serraglio's 100 free spaces.
+    expect(anna.locator("#pr-toward")).to_contain_text("Piazza Mercatale")
+    serraglio = anna.locator("#pr-list li[data-sensor='p-serraglio']")
+    expect(serraglio).to_contain_text("100 liberi")
+    expect(serraglio).to_contain_text("Stazione Porta al Serraglio")
+    anna.screenshot(path=str(tmp_path / "console-park-and-ride.png"))

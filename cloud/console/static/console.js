@@ -231,15 +231,47 @@
     if (state.thread) renderDetailHead();
   }
 
-  for (const [tab, list] of [["tab-alerts", "feed"], ["tab-worksites", "worksite-list"]]) {
+  const TABS = [["tab-alerts", "feed"], ["tab-worksites", "worksite-list"], ["tab-pr", "pr-panel"]];
+  for (const [tab, list] of TABS) {
     $(tab).addEventListener("click", () => {
-      for (const [other, otherList] of [["tab-alerts", "feed"], ["tab-worksites", "worksite-list"]]) {
+      for (const [other, otherList] of TABS) {
         $(other).setAttribute("aria-selected", String(other === tab));
         $(otherList).hidden = other !== tab;
       }
+      if (tab === "tab-pr") loadParkAndRide();
       $(list).querySelector("button")?.focus();
     });
   }
+
+  // --- park and ride: free spaces and the next buses toward the fullest car park -------------
+  // From the public route /intermodality/park-and-ride (timetable + real-time delay); text only.
+  const hhmm = (iso) => new Date(iso).toLocaleTimeString(state.lang, { hour: "2-digit", minute: "2-digit" });
+  async function loadParkAndRide() {
+    let data;
+    try {
+      const r = await fetch("/intermodality/park-and-ride", { headers: { Accept: "application/json" } });
+      if (!r.ok) { $("pr-toward").textContent = (await r.json()).detail || r.statusText; $("pr-list").replaceChildren(); return; }
+      data = await r.json();
+    } catch (e) { $("pr-toward").textContent = String(e.message || e); return; }
+    const to = data.toward;
+    $("pr-toward").textContent = `${t("toward")}: ${to.name}` + (to.occupancy_pct == null ? "" : ` (${Math.round(to.occupancy_pct)}%, ${to.free} ${t("free")})`);
+    const list = $("pr-list");
+    list.replaceChildren();
+    for (const p of data.park_and_ride) {
+      const li = el("li", { class: "pr-item", "data-sensor": p.sensor });
+      li.append(el("strong", {}, p.name), ` · ${p.free == null ? "?" : p.free} ${t("free")}`);
+      if (p.stops.length) li.append(el("p", { class: "who" }, `${t("busstops_near")}: ${p.stops.map((s) => s.name).join(", ")}`));
+      const deps = el("ul", { class: "departures" });
+      for (const d of p.departures) {
+        const late = d.delay_s == null ? "" : d.delay_s === 0 ? ` (${t("ontime")})` : ` (${d.delay_s > 0 ? "+" : ""}${Math.round(d.delay_s / 60)} min)`;
+        deps.append(el("li", { "data-trip": d.trip_id }, `${d.route} ${hhmm(d.expected)}${late} → ${d.alight_stop} ${hhmm(d.arrival)}`));
+      }
+      if (!p.departures.length) deps.append(el("li", { class: "empty" }, t("nodepartures")));
+      li.append(deps);
+      list.append(li);
+    }
+  }
+  setInterval(() => { if (!$("pr-panel").hidden) loadParkAndRide(); }, 30000);
   $("open-city").addEventListener("click", () => openThread("city"));
 
   // --- detail pane and threads -----------------------------------------------------------------

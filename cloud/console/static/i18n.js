@@ -16,7 +16,9 @@ window.SITROOM_I18N = {
     planned: "programmato", active: "in corso", suspended: "sospeso", completed: "concluso", cancelled: "annullato",
     critical: "critico", warning: "attenzione", info: "informazione", acknowledged: "preso in carico",
     firing: "aperto", resolved: "risolto", open: "aperto",
-    busroutes: "Linee bus", busstops: "Fermate nel cantiere",
+    busroutes: "Linee bus", busstops: "Fermate nel cantiere", parkride: "Park and ride",
+    toward: "Verso", free: "liberi", busstops_near: "Fermate a piedi", ontime: "in orario",
+    nodepartures: "Nessun bus verso il centro nella prossima ora",
   },
   en: {
     title: "Situation Room — Prato", skip: "Skip to alerts", offline: "offline", online: "live",
@@ -33,6 +35,8 @@ window.SITROOM_I18N = {
     planned: "planned", active: "active", suspended: "suspended", completed: "completed", cancelled: "cancelled",
     critical: "critical", warning: "warning", info: "info", acknowledged: "acknowledged",
     firing: "open", resolved: "resolved", open: "open",
-    busroutes: "Bus routes", busstops: "Stops in the worksite",
+    busroutes: "Bus routes", busstops: "Stops in the worksite", parkride: "Park and ride",
+    toward: "Toward", free: "free", busstops_near: "Stops within a walk", ontime: "on time",
+    nodepartures: "No bus toward the centre in the next hour",
   },
 };
