@@ -97,7 +97,7 @@ def calls_at(
         # The stop times at these stops, with their trip's service and place in the trip.
         rows = list(
             conn.execute(
-                sa.select(st.c.trip_id, st.c.stop_sequence, t.c.service_id)
+                sa.select(st.c.trip_id, st.c.stop_sequence, t.c.service_id, st.c.departure_s, st.c.arrival_s)
                 .join(t, sa.and_(t.c.feed_id == st.c.feed_id, t.c.trip_id == st.c.trip_id))
                 .where(st.c.feed_id == feed.id, st.c.stop_id.in_(sorted(stop_ids)))
             )
@@ -109,19 +109,32 @@ def calls_at(
     running = {day: services_on(store, feed.id, day) for day in days}
     times: dict[str, TripTimes] = {}
     out: list[Call] = []
-    for trip_id, stop_sequence, service_id in rows:
+    starts = {day: service_day_start(day, tz) for day in days}
+
+    def times_of(trip_id: str) -> TripTimes:
+        found = times.get(trip_id)
+        if found is None:
+            found = times[trip_id] = trip_times(store, feed.id, trip_id)
+        return found
+
+    for trip_id, stop_sequence, service_id, departure_s, arrival_s in rows:
         if not any(service_id in running[day] for day in days):
             continue
-        tt = times.get(trip_id)
-        if tt is None:
-            tt = times[trip_id] = trip_times(store, feed.id, trip_id)
+        runs = frequencies.get(trip_id)
+        given = departure_s if departure_s is not None else arrival_s
+        if runs is None and given is not None:
+            # The usual case, settled from the row alone: a trip's times are read only when
+            # it leaves in the window (a stop is served by hundreds of trips a day).
+            leaves = [starts[day] + timedelta(seconds=given) for day in days if service_id in running[day]]
+            if not any(after <= when <= until for when in leaves):
+                continue
+        tt = times_of(trip_id)
         index = tt.sequences.index(stop_sequence)
         leave_s = tt.departures_s[index]
         for day in days:
             if service_id not in running[day]:
                 continue
-            start = service_day_start(day, tz)
-            runs = frequencies.get(trip_id)
+            start = starts[day]
             if runs is None:
                 when = start + timedelta(seconds=leave_s)
                 if after <= when <= until:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
@@ -68,6 +69,9 @@ class StoreNetwork:
         self._loaded = _empty()
         self._checked = -float("inf")
         self._times: dict[tuple[int, str], TripTimes] = {}
+        # The console asks for every worksite's impact every couple of seconds: the answer
+        # changes only with the worksite's geometry or a new feed version.
+        self._impacts: dict[tuple[bytes, float], TransitImpact] = {}
 
     def close(self) -> None:
         self.store.close()
@@ -87,6 +91,7 @@ class StoreNetwork:
             if signature != self._loaded.signature:
                 self._loaded = self._load(signature, feeds)
                 self._times.clear()
+                self._impacts.clear()
             return self._loaded
 
     def _load(self, signature: tuple[tuple[str, int], ...], feeds: dict[str, FeedInfo]) -> _Loaded:
@@ -119,6 +124,16 @@ class StoreNetwork:
 
     def impact(self, geometry: Mapping[str, Any], within_m: float = DEFAULT_WITHIN_M) -> TransitImpact:
         loaded = self._current()
+        key = (orjson.dumps(dict(geometry), option=orjson.OPT_SORT_KEYS), within_m)
+        found = self._impacts.get(key)
+        if found is None:
+            if len(self._impacts) > 10_000:
+                self._impacts.clear()
+            found = self._impacts[key] = self._impact(loaded, geometry, within_m)
+        return found
+
+    @staticmethod
+    def _impact(loaded: _Loaded, geometry: Mapping[str, Any], within_m: float) -> TransitImpact:
         geom = shape(dict(geometry))
         # Only what can be near: a generous box in degrees, the exact test is in metres.
         box = shapely.box(*geom.bounds).buffer(within_m / _M_PER_DEG * 2 + 1e-4)
