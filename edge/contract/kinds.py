@@ -21,6 +21,7 @@ class SensorKind(StrEnum):
     PARKING_SPOT = "parking_spot"  # one on-street bay with an occupancy sensor
     TRAFFIC = "traffic"  # a counter's interval record for one lane and direction
     FLEET = "fleet"  # a vehicle position fix
+    EV_CHARGING = "ev_charging"  # an electric-vehicle charging station's state
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,16 @@ KINDS: dict[SensorKind, KindSpec] = {
             ),
             tags=("vehicle_type", "route"),
         ),
+        KindSpec(
+            SensorKind.EV_CHARGING,
+            "State of an electric-vehicle charging station (Smart Data Models EVChargingStation).",
+            (
+                FieldSpec("capacity", "int", "vehicles", 1, 1_000, "vehicles that can charge at once"),
+                FieldSpec("available", "int", "vehicles", 0, 1_000, "vehicles that can start charging now"),
+                # Optional: an operator that publishes no status gives no verdict on service.
+                FieldSpec("in_service", "bool", "", 0, 1, "the station works", required=False),
+            ),
+        ),
     )
 }
 
@@ -112,6 +123,7 @@ KINDS: dict[SensorKind, KindSpec] = {
 NOT_ABOVE: dict[SensorKind, tuple[tuple[str, str], ...]] = {
     SensorKind.PARKING: (("occupied", "capacity"),),
     SensorKind.TRAFFIC: (("heavy", "vehicles"),),
+    SensorKind.EV_CHARGING: (("available", "capacity"),),
 }
 
 
