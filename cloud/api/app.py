@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -30,6 +30,15 @@ from cloud.worksites.store import (
 )
 
 DEFAULT_MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class WayIn:
+    """A router that brings data in, and the service its routes find at `app.state.<state_name>`."""
+
+    router: APIRouter
+    state_name: str
+    service: object
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +115,10 @@ def _invalid(problems: list[FieldProblem]) -> JSONResponse:
     return JSONResponse({"detail": detail, "errors": _problems(problems)}, status_code=422)
 
 
-def create_app(store: WorksiteStore, options: ApiOptions | None = None) -> FastAPI:
+def create_app(
+    store: WorksiteStore, options: ApiOptions | None = None, *, ways_in: Sequence[WayIn] = ()
+) -> FastAPI:
+    """The API; `ways_in` adds the HTTP ways in to ingest (push API, NGSI-LD notifications)."""
     opts = options or ApiOptions()
     app = FastAPI(
         title="Situation Room API",
@@ -121,6 +133,9 @@ def create_app(store: WorksiteStore, options: ApiOptions | None = None) -> FastA
     app.include_router(router)
     app.include_router(feeds)
     app.include_router(sites_feed)
+    for way in ways_in:
+        setattr(app.state, way.state_name, way.service)
+        app.include_router(way.router)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

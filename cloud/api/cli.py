@@ -5,8 +5,12 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from cloud.ingest.direct import DirectIngest
 
 
 @click.command("api")
@@ -44,6 +48,15 @@ import click
     show_default=True,
     help="The rules service's alert store, shown and handled in the console.",
 )
+@click.option(
+    "--push",
+    "serve_push",
+    is_flag=True,
+    help="Also take data in: the push API (/push/v1) and NGSI-LD notifications; they write to the "
+    "InfluxDB of the SITROOM_INFLUX_* settings with ingest's checks (SITROOM_SENSOR_DIRECTORY).",
+)
+@click.option("--push-rate", default=50_000.0, show_default=True, help="Readings/s per organisation.")
+@click.option("--push-burst", default=100_000.0, show_default=True, help="Readings one may send at once.")
 def api_command(
     db: str | None,
     host: str,
@@ -57,6 +70,9 @@ def api_command(
     mqtt_password_file: str | None,
     console_dir: Path | None,
     alerts_db: str,
+    serve_push: bool,
+    push_rate: float,
+    push_burst: float,
 ) -> None:
     """Serve the HTTP API (worksites; OpenAPI at /docs)."""
     import uvicorn  # noqa: PLC0415  (keeps `sitroom --help` fast)
@@ -75,8 +91,27 @@ def api_command(
             click.echo(f"token {org} {store.issue_token(org, 'cli')}", err=True)
         except NotFoundError as exc:
             raise click.ClickException(str(exc)) from None
-    app = create_app(store, ApiOptions(max_body_bytes=max_body_bytes, cors_origins=cors_origins or ("*",)))
+    ways = []
     stop = threading.Event()
+    if serve_push:
+        from pydantic import ValidationError  # noqa: PLC0415
+
+        from cloud.api.ways_in import direct_ingest, ways_in  # noqa: PLC0415
+        from cloud.ingest.ledger import BatchLedger  # noqa: PLC0415
+        from cloud.ingest.push import PushOptions  # noqa: PLC0415
+        from cloud.settings import CloudSettings  # noqa: PLC0415
+
+        try:
+            settings = CloudSettings()
+        except ValidationError as exc:
+            raise click.ClickException(f"invalid SITROOM_* setting: {exc}") from None
+        direct = direct_ingest(settings, max_bytes=max_body_bytes)
+        options = PushOptions(max_body_bytes, rate_readings_per_s=push_rate, burst_readings=push_burst)
+        ways = ways_in(direct, store, BatchLedger(store.engine), options)
+        threading.Thread(target=_report, args=(direct, stop), name="push-stats", daemon=True).start()
+        click.echo(f"push API: http://{host}:{port}/push/v1 (OpenAPI at /docs)", err=True)
+    options_ = ApiOptions(max_body_bytes=max_body_bytes, cors_origins=cors_origins or ("*",))
+    app = create_app(store, options_, ways_in=ways)
     if mqtt_url:
         from cloud.settings import broker_address  # noqa: PLC0415
         from cloud.worksites.alerts import CoordinationAlerts  # noqa: PLC0415
@@ -106,3 +141,9 @@ def api_command(
         stop.set()
         if console is not None:
             console.stop()
+
+
+def _report(direct: DirectIngest, stop: threading.Event, interval_s: float = 10.0) -> None:
+    """The HTTP ways in's counters to InfluxDB (`sitroom_ingest`, instance `http-...`)."""
+    while not stop.wait(interval_s):
+        direct.report()
