@@ -54,4 +54,12 @@ def local_id(entity_id: str) -> str:
     return f"{base}-{digest}"
 
 
-__all__ = ["CORE_CONTEXT", "DOMAIN_OF", "context_of", "local_id", "urn"]
+__all__ = [
+    "CORE_CONTEXT",
+    "DOMAIN_OF",
+    "PARKING_CONTEXT",
+    "TRANSPORTATION_CONTEXT",
+    "context_of",
+    "local_id",
+    "urn",
+]

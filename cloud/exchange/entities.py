@@ -22,6 +22,7 @@ from cloud.exchange.units import fraction, heading_below_360
 from cloud.worksites.models import Approval, Status, Worksite, WorkType
 from edge.contract import Reading, SensorKind, format_ts
 
+NO_STREET = "no-street"
 # UN/CEFACT common codes for the normalized form's `unitCode`.
 KMH = "KMH"  # kilometre per hour
 DEGREE = "DD"  # degree (angle)
@@ -128,8 +129,9 @@ def parking_spot(thing: Thing) -> Entity:
     _needs_place(thing)
     attrs = _common("ParkingSpot", thing)
     tags = thing.all_tags
-    # refParkingSite is required: the street's on-street parking site (a model we do not export).
-    attrs["refParkingSite"] = urn("OnStreetParking", thing.org, tags.get("street", "unknown"))
+    # refParkingSite is required: the street's on-street parking site (a model we do not export),
+    # or, for a bay whose street is not recorded, a site that says so.
+    attrs["refParkingSite"] = urn("OnStreetParking", thing.org, tags.get("street", NO_STREET))
     attrs["category"] = ["onStreet"]
     if tags.get("zone"):
         attrs["areaServed"] = tags["zone"]
@@ -308,6 +310,7 @@ def entities_of(thing: Thing) -> list[Entity]:
 
 __all__ = [
     "BUILDERS",
+    "NO_STREET",
     "NotExportableError",
     "Place",
     "Thing",

@@ -19,12 +19,13 @@ from datetime import datetime
 from typing import Any
 
 from cloud.exchange.context import local_id
-from cloud.exchange.entities import Place
+from cloud.exchange.entities import NO_STREET, Place
 from cloud.exchange.forms import Attribute, FormError, attributes
 from cloud.exchange.units import percent
-from edge.contract import SensorKind
+from edge.contract import TAG_VALUE_PATTERN, SensorKind
 
 _NOT_TAG = re.compile(r"[^A-Za-z0-9_.:@-]+")
+_TAG = re.compile(TAG_VALUE_PATTERN)
 
 
 class UnmappedError(ValueError):
@@ -60,14 +61,22 @@ def _number(value: Any) -> bool:
 
 
 def _tag(value: Any) -> str | None:
+    """A tag value as the contract takes it: unchanged when it already fits, else made to fit."""
     if not isinstance(value, str | int) or isinstance(value, bool):
         return None
-    text = _NOT_TAG.sub("-", str(value)).strip("-")[:64]
-    return text or None
+    text = str(value)
+    if _TAG.fullmatch(text):
+        return text
+    return _NOT_TAG.sub("-", text).strip("-")[:64] or None
 
 
-def _last_part(value: Any) -> str | None:
-    return _tag(value.rsplit(":", 1)[-1]) if isinstance(value, str) else None
+def _local_part(value: Any) -> str | None:
+    """The local id of a relationship's object: what follows `urn:ngsi-ld:{type}:{org}:` in our
+    URNs (context.urn), else the last `:`-separated part."""
+    if not isinstance(value, str):
+        return None
+    parts = value.split(":", 4)
+    return _tag(parts[4] if len(parts) == 5 and parts[:2] == ["urn", "ngsi-ld"] else parts[-1])
 
 
 class _Builder:
@@ -164,7 +173,9 @@ def _parking_spot(b: _Builder, fallback: str | None) -> None:
     else:
         b.put("occupied", "status")
     b.tag("zone", "areaServed")
-    b.tag("street", "refParkingSite", _last_part(b.value("refParkingSite")))
+    street = _local_part(b.value("refParkingSite"))
+    if street != NO_STREET:
+        b.tag("street", "refParkingSite", street)
     b.place()
     b.time(("timeInstant",), "status", fallback)
 
@@ -193,7 +204,7 @@ def _traffic_flow_observed(b: _Builder, fallback: str | None) -> None:
     b.put("speed_kmh", "averageVehicleSpeed")
     share = b.value("occupancy")
     b.put("occupancy_pct", "occupancy", percent(share) if _number(share) else None)
-    b.tag("site", "refRoadSegment", _last_part(b.value("refRoadSegment")))
+    b.tag("site", "refRoadSegment", _local_part(b.value("refRoadSegment")))
     lane = b.value("laneId")
     if _number(lane):
         b.tag("lane", "laneId", str(int(lane)))
@@ -222,7 +233,7 @@ def _fleet(b: _Builder, position: str, heading: str, at: str, fallback: str | No
     b.tag("route", "route")
     if "fleetVehicleType" in b.attrs:
         b.tag("vehicle_type", "fleetVehicleType")
-    else:
+    elif b.value("vehicleType") != "anyVehicle":  # the model's "not said"
         b.tag("vehicle_type", "vehicleType")
     b.time((at,), attribute, fallback)
     b.out.place = None  # a vehicle's position is its reading, not a site to show on the map

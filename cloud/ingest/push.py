@@ -89,6 +89,7 @@ def _field_error(error: ContractError) -> dict[str, Any]:
 class PushAnswer:
     """One verdict per reading: the refused ones carry where and why; all the others were stored."""
 
+    org: str
     batch_id: str
     readings: int
     refusals: list[Refusal]
@@ -115,6 +116,7 @@ class PushAnswer:
                 )
         return orjson.dumps(
             {
+                "org": self.org,
                 "batch_id": self.batch_id,
                 "readings": self.readings,
                 "accepted": self.readings - len(refused),
@@ -182,7 +184,7 @@ class PushService:
         with self.ledger.lock(org, batch_id):
             seen = self.ledger.get(org, batch_id)
             if seen is not None:
-                return self._replay(batch_id, body_sha, seen.body_sha256, seen.readings, seen.refusals)
+                return self._replay(org, batch_id, body_sha, seen.body_sha256, seen.readings, seen.refusals)
             try:
                 readings, admitted, refusals, dead = admit(org, source, body)
             except ContractError as exc:
@@ -193,7 +195,7 @@ class PushService:
             refusals.sort(key=lambda r: -1 if r.index is None else r.index)
             self.ledger.record(org, batch_id, body_sha, readings, refusals)
         self.limiter.charge(org, readings)
-        return PushAnswer(batch_id, readings, refusals)
+        return PushAnswer(org, batch_id, readings, refusals)
 
     def _store(self, admitted: list[Admitted], dead: list[DeadLetter]) -> None:
         try:
@@ -206,7 +208,7 @@ class PushService:
             ) from None
 
     def _replay(
-        self, batch_id: str, body_sha: str, seen_sha: str, readings: int, refusals: list[Refusal]
+        self, org: str, batch_id: str, body_sha: str, seen_sha: str, readings: int, refusals: list[Refusal]
     ) -> PushAnswer:
         if seen_sha != body_sha:
             # draft-ietf-httpapi-idempotency-key-header §2.7: a key reused with another payload.
@@ -218,7 +220,7 @@ class PushService:
         whole = [r for r in refusals if r.index is None]
         if whole:
             raise self._whole_error(whole[0])
-        return PushAnswer(batch_id, readings, refusals, is_replay=True)
+        return PushAnswer(org, batch_id, readings, refusals, is_replay=True)
 
     def _refuse_whole(
         self, org: str, batch_id: str, body: bytes, body_sha: str, source: str, exc: ContractError
@@ -318,6 +320,7 @@ class Verdict(BaseModel):
 
 
 class PushResponse(BaseModel):
+    org: str
     batch_id: str
     readings: int
     accepted: int
