@@ -156,7 +156,7 @@ def _off_street_parking(b: _Builder, fallback: str | None) -> None:
     else:
         count = b.out.reading["fields"].get("occupied")
         if _number(count) and _number(total) and total > 0:
-            b.put("occupancy_pct", "occupiedSpotNumber", count / total * 100)
+            b.put("occupancy_pct", "occupiedSpotNumber/totalSpotNumber", count / total * 100)
     b.tag("zone", "areaServed")
     b.place()
     measured = "availableSpotNumber" if available is not None else "occupiedSpotNumber"
