@@ -74,12 +74,8 @@ class Refusal:
 
     @classmethod
     def of(cls, error: ContractError, index: int | None, sensor: str = "") -> Refusal:
-        where = error.field
-        # The decoder's time policy names the reading's own field (`ts`): make it a full path.
-        if index is not None and not where.startswith("readings["):
-            where = f"readings[{index}]" + (f".{where}" if where else "")
         value = "" if error.value is None else short_repr(error.value)
-        return cls(index, sensor, where, error.reason, error.message, value)
+        return cls(index, sensor, error.field, error.reason, error.message, value)
 
 
 # (reading index, path in the wire batch) -> the same in the sender's own document.
@@ -204,15 +200,19 @@ class DirectIngest:
         out = Admitted(env, msg.readings, source, sent or payload, renumber)
         refused = set()
         for rej in msg.rejects:
-            index = rej.index if rej.index is not None else -1
-            refused.add(index)
-            self._refuse(out, Refusal.of(rej.error, rej.index, rej.sensor or ""), rej.error)
+            refused.add(rej.index)
+            error = rej.error
+            # The time policy names the reading's own field (`ts`): make it a path from the root.
+            if rej.index is not None and not error.field.startswith("readings["):
+                where = f"readings[{rej.index}]" + (f".{error.field}" if error.field else "")
+                error = type(error)(error.message, field=where, value=error.value)
+            self._refuse(out, Refusal.of(error, rej.index, rej.sensor or ""), error)
         accepted = (i for i in range(msg.readings) if i not in refused)
         # The decoder keeps the good readings' lines in reading order (fastpath.Message).
         for lp_line, sensor, index in zip(msg.lines, msg.sensors, accepted, strict=True):
-            error = self._owner_error(env, sensor, check_directory=check_directory)
-            if error is not None:
-                self._refuse(out, Refusal.of(error, index, sensor), error)
+            owner_error = self._owner_error(env, sensor, check_directory=check_directory, index=index)
+            if owner_error is not None:
+                self._refuse(out, Refusal.of(owner_error, index, sensor), owner_error)
                 continue
             out.lines.append(lp_line)
             out.line_index.append(index)
@@ -220,16 +220,19 @@ class DirectIngest:
         out.refusals.sort(key=lambda r: -1 if r.index is None else r.index)
         return out
 
-    def _owner_error(self, env: Envelope, sensor: str, *, check_directory: bool) -> ContractError | None:
+    def _owner_error(
+        self, env: Envelope, sensor: str, *, check_directory: bool, index: int
+    ) -> ContractError | None:
+        where = f"readings[{index}].sensor"
         owner = self.owners.get(sensor)
         if owner is not None and owner != env.org:
             return ForeignSensorError(
-                f"sensor {sensor!r} belongs to organisation {owner!r}", field="sensor", value=sensor
+                f"sensor {sensor!r} belongs to organisation {owner!r}", field=where, value=sensor
             )
         if check_directory and self.sensor_check is not None:
             why = self.sensor_check(env.org, env.gateway, sensor, env.kind.value)
             if why is not None:
-                return UnknownSensorError(why, field="sensor", value=sensor)
+                return UnknownSensorError(why, field=where, value=sensor)
         return None
 
     def _refuse(self, out: Admitted, refusal: Refusal, error: ContractError) -> None:
