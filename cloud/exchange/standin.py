@@ -284,6 +284,23 @@ def stand_in_broker() -> Iterator[StandInBroker]:
         broker.stop()
 
 
+def main() -> None:
+    """`python -m cloud.exchange.standin --port N`: a partner's broker for a demo, until interrupted."""
+    import argparse  # noqa: PLC0415  (only when run as a process)
+    import signal  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    broker = StandInBroker(port=args.port).start()
+    print(f"stand-in context broker on {broker.url}", flush=True)  # noqa: T201  (the process's one output)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    broker.stop()
+
+
 __all__ = [
     "Delivery",
     "StandInBroker",
@@ -292,3 +309,7 @@ __all__ = [
     "check_subscription",
     "stand_in_broker",
 ]
+
+
+if __name__ == "__main__":
+    main()
