@@ -32,29 +32,27 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cloud.rules.alert import Alert
-from cloud.rules.anomaly import (
-    Flatline,
-    FlatlineConfig,
-    RateOfChange,
-    RateOfChangeConfig,
-    Seasonal,
-    SeasonalConfig,
-)
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud.core.alerts import Alert
+from cloud.core.geo import Geography, GeoJsonWorksites, Site
+from cloud.core.settings import CloudSettings
+from cloud.dev.servers import Influxd, Mosquitto
+from cloud.ingest.consumer import Ingest
 from cloud.rules.base import Rule
 from cloud.rules.engine import Engine
-from cloud.rules.geo import Geography, GeoJsonWorksites, Site
-from cloud.rules.places import (
-    Geofence,
-    GeofenceConfig,
-    ParkingSaturation,
-    ParkingSaturationConfig,
-    WorksiteImpact,
-    WorksiteImpactConfig,
-)
-from cloud.rules.staleness import Staleness, StalenessConfig
-from cloud.rules.threshold import Threshold, ThresholdConfig
-from edge.contract import Reading, SensorKind
+from cloud.rules.kinds.flatline import Flatline, FlatlineConfig
+from cloud.rules.kinds.geofence import Geofence, GeofenceConfig
+from cloud.rules.kinds.parking_saturation import ParkingSaturation, ParkingSaturationConfig
+from cloud.rules.kinds.rate_of_change import RateOfChange, RateOfChangeConfig
+from cloud.rules.kinds.seasonal import Seasonal, SeasonalConfig
+from cloud.rules.kinds.staleness import Staleness, StalenessConfig
+from cloud.rules.kinds.threshold import Threshold, ThresholdConfig
+from cloud.rules.kinds.worksite_impact import WorksiteImpact, WorksiteImpactConfig
+from cloud.rules.service import RulesService
+from cloud.rules.store import AlertStore
+from edge.contract import SCHEMA_VERSION, Batch, Reading, SensorKind, encode, topics
 from edge.simulators.fleet import Itinerary
 from edge.simulators.parking import facility_fields, occupancy_fields
 from edge.simulators.places import FACILITIES, ROUTES, SITES
@@ -231,8 +229,8 @@ def build(  # noqa: PLR0912, PLR0915
     return readings, events, Geography(sites=sites, worksites=worksites), sensor_days
 
 
-def quality_rules(geo: Geography) -> list[Rule]:
-    rules: list[Rule] = [
+def quality_rules(geo: Geography) -> list[Rule[Any]]:
+    rules: list[Rule[Any]] = [
         Seasonal(
             SeasonalConfig(
                 name="parking-unusual", kind=SensorKind.PARKING, field="occupied", score_above=SCORE_ABOVE
@@ -331,7 +329,7 @@ def _fast(kind: SensorKind, gateway: str, sensor: str, ts: datetime, fields: dic
 
 def throughput(series: int, readings_n: int) -> tuple[float, int]:
     """50 rules over `series` series; readings built first, only the engine is timed."""
-    rules: list[Rule] = []
+    rules: list[Rule[Any]] = []
     for i in range(12):
         rules.append(
             Threshold(
@@ -433,16 +431,6 @@ def throughput(series: int, readings_n: int) -> tuple[float, int]:
 
 
 def latency(samples: int) -> list[float]:  # noqa: PLR0915  (servers up, measure, servers down)
-    import paho.mqtt.client as mqtt  # noqa: PLC0415
-    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
-
-    from cloud.devservers import Influxd, Mosquitto  # noqa: PLC0415
-    from cloud.ingest.consumer import Ingest  # noqa: PLC0415
-    from cloud.rules.service import RulesService  # noqa: PLC0415
-    from cloud.rules.store import AlertStore  # noqa: PLC0415
-    from cloud.settings import CloudSettings  # noqa: PLC0415
-    from edge.contract import SCHEMA_VERSION, Batch, encode, topics  # noqa: PLC0415
-
     out: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         mosquitto = Mosquitto(Path(tmp) / "mosquitto")

@@ -29,6 +29,14 @@ from pathlib import Path
 import httpx
 import orjson
 
+from cloud.apps.demo import running_console
+from cloud.core.alerts import Alert
+from cloud.core.geo import PRATO_AREA
+from cloud.dev.demo_data import load_demo
+from cloud.dev.servers import free_port
+from cloud.rules.store import AlertStore
+from cloud.worksites.store import WorksiteStore
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -55,12 +63,6 @@ def _sensors(scale: int, rng: random.Random) -> dict[str, object]:
 
 
 def serve(port: int, data_dir: Path, scale: int) -> None:
-    from cloud.console.demo import running_console  # noqa: PLC0415
-    from cloud.rules.alert import Alert  # noqa: PLC0415
-    from cloud.rules.store import AlertStore  # noqa: PLC0415
-    from cloud.worksites.demo_data import load_demo  # noqa: PLC0415
-    from cloud.worksites.geo import PRATO_AREA  # noqa: PLC0415
-    from cloud.worksites.store import WorksiteStore  # noqa: PLC0415
 
     ws = WorksiteStore.open(f"sqlite:///{data_dir / 'ws.db'}", area=PRATO_AREA)
     load_demo(ws, datetime.now(UTC))
@@ -154,7 +156,6 @@ def poster(base: str, rate: float, stop: threading.Event, sent: list[int]) -> No
 
 
 async def run(args: argparse.Namespace) -> None:
-    from cloud.devservers import free_port  # noqa: PLC0415
 
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,7 +39,7 @@ import paho.mqtt.client as mqtt
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.devservers import Mosquitto, env_without_proxies
+from cloud.dev.servers import Mosquitto, env_without_proxies
 from edge.contract import SensorKind
 from edge.drivers import SourceContext, get
 from edge.simulators.clock import WallClock
@@ -47,7 +47,7 @@ from edge.simulators.places import ROUTES, SITES, ZONES
 from gateway import batches
 from gateway.agent import Agent
 from gateway.config import GatewayConfig, parse
-from gateway.spool import Message, Spool
+from gateway.spool import OutgoingMessage, Spool
 
 ORG = "bench"
 
@@ -115,7 +115,7 @@ def fill(spool: Spool, n_readings: int, per_batch: int) -> int:
     kinds = list(sample)
     spooled = 0
     seq = spool.next_seq
-    rows: list[Message] = []
+    rows: list[OutgoingMessage] = []
     k = 0
     while spooled < n_readings:
         kind = kinds[k % len(kinds)]
@@ -131,7 +131,7 @@ def fill(spool: Spool, n_readings: int, per_batch: int) -> int:
             readings=b",".join(group),
         )
         topic = f"sr/v1/{ORG}/gw-drain/data/{kind.value}"
-        rows.append(Message(topic, data, readings=len(group), sent_at_offset=offset))
+        rows.append(OutgoingMessage(topic, data, readings=len(group), sent_at_offset=offset))
         seq += 1
         spooled += len(group)
         if len(rows) >= 200:
@@ -238,7 +238,7 @@ def spool_cost(work: Path, per_tick: int, ticks: int) -> tuple[float, float, int
                         readings=body,
                     )
                     msgs.append(
-                        Message(
+                        OutgoingMessage(
                             f"sr/v1/{ORG}/gw-cost/data/{kind.value}", data, readings=n, sent_at_offset=off
                         )
                     )

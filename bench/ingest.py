@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ingest.py --seconds 30 --json out.json [--plot out.png]
 
-1. Starts its own Mosquitto, and a fresh InfluxDB for each phase (cloud.devservers), in a temp dir.
+1. Starts its own Mosquitto, and a fresh InfluxDB for each phase (cloud.dev.servers), in a temp dir.
 2. Broker limit: Mosquitto's C clients (`mosquitto_pub -l` → broker → `mosquitto_sub`, QoS 1)
    with messages of exactly the size the pipeline phase sends; msgs/s.
 3. InfluxDB limit: line protocol of the pipeline's shape (same series, same 5,000-point
@@ -54,8 +54,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cloud.devservers import Influxd, Mosquitto, env_without_proxies  # noqa: E402
-from cloud.influx.client import InfluxClient  # noqa: E402
+from cloud.dev.servers import Influxd, Mosquitto, env_without_proxies  # noqa: E402
+from cloud.io.influx.client import InfluxClient  # noqa: E402
 from edge.contract import SensorKind, format_ts, topics  # noqa: E402
 
 ORG = "bench"

@@ -23,10 +23,10 @@ from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.devservers import Mosquitto, free_port
+from cloud.apps.cli.provision import group
+from cloud.dev.servers import Mosquitto, free_port
 from cloud.provision.broker import paths
-from cloud.provision.cli import group
-from cloud.provision.registry import Registry
+from cloud.provision.registry import IdentityRegistry
 
 
 def cli(folder: Path, *args: str) -> str:
@@ -36,7 +36,7 @@ def cli(folder: Path, *args: str) -> str:
 
 
 class Broker(Mosquitto):
-    def __init__(self, reg: Registry, port: int) -> None:
+    def __init__(self, reg: IdentityRegistry, port: int) -> None:
         super().__init__(reg.folder / "broker-log", port)
         self.generated = paths(reg)["conf"]
 
@@ -94,7 +94,7 @@ def main() -> None:
         assert f"0 added, 0 updated, {n} unchanged" in out, out.splitlines()[-1]
         print(f"import {n} gateways: {first:.2f} s ({n / first:.0f}/s); again (no change): {second:.2f} s")
 
-        broker = Broker(Registry(folder), port).start()
+        broker = Broker(IdentityRegistry(folder), port).start()
         try:
             victim = "gw-0007"
             password = (folder / "identities" / victim / "password").read_text().strip()

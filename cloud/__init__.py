@@ -1,1 +1,1 @@
-"""Cloud: ingest, storage, rules, worksites and the demo."""
+"""Cloud: everything behind the broker, in layers (docs/architecture.md)."""

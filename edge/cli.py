@@ -10,6 +10,8 @@ readings out as JSON lines on stdout, rejects on stderr with line number and rea
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import logging
 import sys
 import threading
@@ -39,13 +41,17 @@ from edge.drivers import (
 from edge.drivers import (
     get as get_driver,
 )
-from edge.drivers.framing import Decoded, Rejected
+from edge.drivers.framing import DecoderOutput, RejectedInput
 from edge.drivers.vectors import sample_configs
 
 _CHUNK = 65536
 
 
 class _Root(click.Group):
+    """The one lazy group: the other packages' command groups are imported only when run, so
+    that `sitroom gateway run` on a street box loads none of the cloud and their modules keep
+    their imports at the top. `sitroom --help` reads each group's help from its source."""
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *(ep.name for ep in entry_points(group="sitroom.cli"))})
 
@@ -59,6 +65,28 @@ class _Root(click.Group):
                 if isinstance(loaded, click.Command):
                     return loaded
         return None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, cmd.get_short_help_str(limit=80)) for name, cmd in self.commands.items()]
+        rows += [(ep.name, _short_help(ep.value)) for ep in entry_points(group="sitroom.cli")]
+        with formatter.section("Commands"):
+            formatter.write_dl(sorted(rows))
+
+
+def _short_help(target: str) -> str:
+    """The first sentence of the docstring of `module:function`, read from the source with `ast`
+    (not imported: importing every package would make `sitroom --help` take seconds)."""
+    module, _, attr = target.partition(":")
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return ""
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == attr:
+            doc = ast.get_docstring(node) or ""
+            first = " ".join(doc.split("\n\n")[0].split())
+            return first.split(". ")[0].rstrip(".")
+    return ""
 
 
 @click.group(cls=_Root)
@@ -120,7 +148,7 @@ def _json_line(r: Reading) -> bytes:
     return orjson.dumps(out) + b"\n"
 
 
-def _report(decoded: Decoded, out: BinaryIO, line: int | None = None) -> None:
+def _report(decoded: DecoderOutput, out: BinaryIO, line: int | None = None) -> None:
     for r in decoded.readings:
         out.write(_json_line(r))
     out.flush()
@@ -129,7 +157,7 @@ def _report(decoded: Decoded, out: BinaryIO, line: int | None = None) -> None:
         _reject(rej, rej.line if rej.line is not None else line)
 
 
-def _reject(rej: Rejected, line: int | None) -> None:
+def _reject(rej: RejectedInput, line: int | None) -> None:
     where = f"line {line}: " if line is not None else ""
     raw = rej.raw.decode("latin-1")[:100]
     click.echo(f"{where}{rej.reason}: {rej.detail}  [{raw!r}]", err=True)

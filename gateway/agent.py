@@ -12,7 +12,9 @@ The path of a reading (docs/decisions/0002-gateway-store-and-forward.md):
    broker's PUBACK.
 
 A reading counts as published only when its batch was acknowledged. The birth message
-("online") and the last will ("offline") are retained on the status topic.
+("online") and the last will ("offline") are retained on the status topic; the gateway's
+sensors (id, kind, driver) are retained on the meta topic, published on every connect and
+after every applied remote config, so that the cloud learns each sensor's kind.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ from edge.simulators.clock import Clock, SimClock
 from gateway import batches
 from gateway.config import GatewayConfig
 from gateway.health import ProcessSampler, kernel_clock
+from gateway.meta import meta_payload
 from gateway.publisher import Link
 from gateway.remote_config import LastGood, RejectedConfigError, validate, version_of
 from gateway.sequence import Sequence
-from gateway.spool import Message, Priority, Spool, Spooled
+from gateway.spool import OutgoingMessage, Priority, Spool, Spooled
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +140,7 @@ class Agent:
         self._sampler = ProcessSampler(state_dir)
         self._status_topic = topics.status(config.org, config.id)
         self._health_topic = topics.health(config.org, config.id)
+        self._meta_topic = topics.meta(config.org, config.id)
         self.link = Link(
             client_id=f"sitroom-gw-{config.org}-{config.id}",
             address=self.broker,
@@ -146,6 +150,8 @@ class Agent:
             birth_payload=lambda: self._status("online"),
             config_topic=topics.config(config.org, config.id),
             wake=self._wake,
+            meta_topic=self._meta_topic,
+            meta_payload=lambda: meta_payload(self.config, self.config_version),
         )
         self._mark_backlog()
 
@@ -257,7 +263,7 @@ class Agent:
                     org=self.config.org, gateway=self.config.id, kind=kind, seq=seq, sent_at=sent_at,
                     readings=body,
                 )  # fmt: skip
-                messages.append(Message(topic, data, priority, count, offset))
+                messages.append(OutgoingMessage(topic, data, priority, count, offset))
                 seq += 1
             self.spool.seal(kind.value, messages, seq)
             pieces.clear()
@@ -365,6 +371,7 @@ class Agent:
         self.counters.configs_applied += 1
         log.info("remote config %s applied", accepted.version)
         self._report_config()
+        self._declare()
 
     def _reconfigure(self, new: GatewayConfig, version: str) -> None:
         """Open the added and re-tuned sensors first (all or none), then swap them in."""
@@ -389,6 +396,11 @@ class Agent:
         self.config = new
         self.spool.max_bytes = int(new.spool.max_mb * 1_048_576)
         self.spool.min_free_bytes = int(new.spool.min_free_disk_mb * 1_048_576)
+
+    def _declare(self) -> None:
+        """The retained meta says the sensors now running (the next connect says it anyway)."""
+        if self.link.is_connected:
+            self.link.publish(self._meta_topic, meta_payload(self.config, self.config_version), retain=True)
 
     def _report_config(self) -> None:
         """The retained status carries the applied version and the last rejection."""
@@ -465,7 +477,7 @@ class Agent:
     def enqueue_health(self, *, final: bool = False) -> None:
         """Health goes through the spool too, at the highest priority: it is never lost."""
         payload = orjson.dumps(self.health(final=final))
-        self.spool.append([Message(self._health_topic, payload, Priority.HIGH)])
+        self.spool.append([OutgoingMessage(self._health_topic, payload, Priority.HIGH)])
 
     def shutdown(self) -> None:
         """Seal everything, drain the spool while the broker listens (bounded), say goodbye."""

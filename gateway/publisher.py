@@ -2,7 +2,9 @@
 
 paho runs the network in its own thread. The link hands the agent two things through
 thread-safe queues: the message ids the broker acknowledged (PUBACK), and config documents
-received on the gateway's retained config topic. The agent's loop does everything else, so
+received on the gateway's retained config topic. On every connect it publishes the retained
+birth and, when given, the retained meta (the gateway's sensors), as Home Assistant devices
+publish their discovery documents again on each connection. The agent's loop does everything else, so
 the spool has a single owner.
 
 Reconnection is paho's loop, with the delay set before every attempt from a jittered
@@ -63,12 +65,16 @@ class Link:
         config_topic: str | None,
         wake: threading.Event,
         seed: int | None = None,
+        meta_topic: str | None = None,
+        meta_payload: Callable[[], bytes] | None = None,
     ) -> None:
         self.address = address
         self.config = config
         self.status_topic = status_topic
         self.config_topic = config_topic
         self._birth_payload = birth_payload
+        self.meta_topic = meta_topic
+        self._meta_payload = meta_payload
         self._wake = wake
         self.acks: deque[int] = deque()
         self.configs: deque[bytes] = deque()
@@ -138,6 +144,8 @@ class Link:
         self.connects += 1
         log.info("connected to %s", self.address.url)
         client.publish(self.status_topic, self._birth_payload(), qos=1, retain=True)
+        if self.meta_topic and self._meta_payload is not None:
+            client.publish(self.meta_topic, self._meta_payload(), qos=1, retain=True)
         if self.config_topic:
             client.subscribe(self.config_topic, qos=1)
         self._wake.set()

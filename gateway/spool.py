@@ -59,7 +59,7 @@ class Priority(IntEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
+class OutgoingMessage:
     """A message to spool. `sent_at_offset` is where the 24-byte `sent_at` value sits in the
     payload (patched with the publish time on each send), or -1."""
 
@@ -173,7 +173,7 @@ class Spool:
         row = self._db.execute("SELECT min(created_s) FROM staged WHERE kind = ?", (kind,)).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
-    def seal(self, kind: str, messages: Sequence[Message], next_seq: int) -> None:
+    def seal(self, kind: str, messages: Sequence[OutgoingMessage], next_seq: int) -> None:
         """Atomically replace every staged reading of `kind` by `messages`, and move the seq on."""
         with self._transaction():
             n, size = self._db.execute(
@@ -190,13 +190,13 @@ class Spool:
         self._count_inserted(messages)
         self._enforce_bound()
 
-    def append(self, messages: Sequence[Message]) -> None:
+    def append(self, messages: Sequence[OutgoingMessage]) -> None:
         with self._transaction():
             self._insert(messages)
         self._count_inserted(messages)
         self._enforce_bound()
 
-    def _insert(self, messages: Sequence[Message]) -> None:
+    def _insert(self, messages: Sequence[OutgoingMessage]) -> None:
         now = time.time()
         self._db.executemany(
             "INSERT INTO message (topic, priority, readings, created_s, sent_at_offset, payload) "
@@ -204,7 +204,7 @@ class Spool:
             [(m.topic, int(m.priority), m.readings, now, m.sent_at_offset, m.payload) for m in messages],
         )
 
-    def _count_inserted(self, messages: Sequence[Message]) -> None:
+    def _count_inserted(self, messages: Sequence[OutgoingMessage]) -> None:
         self.messages += len(messages)
         self.message_bytes += sum(len(m.payload) for m in messages)
         self.message_readings += sum(m.readings for m in messages)

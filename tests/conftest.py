@@ -1,6 +1,6 @@
 """Fixtures: our own Mosquitto and InfluxDB (session-scoped), a fresh database per test.
 
-The servers are the Debian binaries started by `cloud.devservers`, as `sitroom demo` does. A
+The servers are the Debian binaries started by `cloud.dev.servers`, as `sitroom demo` does. A
 missing binary fails with "run `make setup`"; nothing is skipped. A failing test gets the
 servers' logs attached to its report.
 """
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from cloud.demo import inject_bad_feed
-from cloud.devservers import Influxd, Mosquitto
-from cloud.influx.client import InfluxClient
-from cloud.mqtt import BrokerConnection
+from cloud.apps.demo import inject_bad_feed
+from cloud.core.geo import PRATO_AREA
+from cloud.core.settings import CloudSettings
+from cloud.dev.demo_data import load_demo
+from cloud.dev.servers import Influxd, Mosquitto
+from cloud.io.influx.client import InfluxClient
+from cloud.io.mqtt import BrokerConnection
 from cloud.rules.store import AlertStore
-from cloud.settings import CloudSettings
-from cloud.worksites.demo_data import load_demo
-from cloud.worksites.geo import PRATO_AREA
 from cloud.worksites.snapshot import WorksiteSnapshots
 from cloud.worksites.store import WorksiteStore
 from edge.contract import BrokerAddress

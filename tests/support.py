@@ -16,17 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
+import yaml
 from aiosmtpd.controller import Controller
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.devservers import free_port
-from cloud.influx.client import InfluxClient
+from cloud.core.alerts import Alert
+from cloud.core.settings import CloudSettings
+from cloud.dev.servers import free_port
 from cloud.ingest.consumer import Ingest
-from cloud.rules.alert import Alert
+from cloud.io.influx.client import InfluxClient
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
 from cloud.rules.store import AlertStore
-from cloud.settings import CloudSettings
 from cloud.worksites.snapshot import WorksiteSnapshots
 from edge.contract import KINDS
 
@@ -112,7 +114,7 @@ def cloud_services(
     `worksites` it writes the worksite registry's state to InfluxDB."""
     ingest = Ingest(settings)
     engine = Engine(load_rules(rules_file) if rules_file else load_rules())
-    rules = RulesService(settings, engine, store=alert_store, worksites=worksites)
+    rules = RulesService(settings, engine, store=alert_store, periodic=[worksites] if worksites else ())
     threads = [threading.Thread(target=s.run, daemon=True) for s in (ingest, rules)]
     for t in threads:
         t.start()
@@ -149,10 +151,11 @@ def parking_full(at: datetime, **changes: Any) -> Alert:
 
 @dataclass
 class Hooks:
-    """What a webhook receiver got: each POST's headers (lower-case) and body."""
+    """What a webhook receiver got: each POST's headers (lower-case) and body, and its path."""
 
     url: str = ""
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)  # replies to give, then 200
 
 
@@ -165,6 +168,7 @@ def webhook_receiver() -> Iterator[Hooks]:
         def do_POST(self) -> None:
             payload = self.rfile.read(int(self.headers["Content-Length"]))
             state.requests.append(({k.lower(): v for k, v in self.headers.items()}, payload))
+            state.paths.append(self.path)
             self.send_response(state.statuses.pop(0) if state.statuses else 200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -203,3 +207,22 @@ def smtp_server() -> Iterator[tuple[int, Inbox]]:
         yield controller.port, inbox
     finally:
         controller.stop()
+
+
+def case_params(names: list[str], count: Callable[[str], int]) -> list[Any]:
+    """`(name, index)` for every case of every registered plug-in, for `parametrize`. A missing
+    or broken cases.yaml counts no case: its plug-in's own test fails then, not the collection."""
+    out = []
+    for name in names:
+        try:
+            n = count(name)
+        except (OSError, ValueError, yaml.YAMLError):
+            n = 0
+        out.extend(pytest.param(name, i, id=f"{name}[{i}]") for i in range(n))
+    return out
+
+
+def undocumented(readme: Path, name: str, options: list[str]) -> list[str]:
+    """What a plug-in's README fails to name in backticks: the plug-in itself, or its options."""
+    text = readme.read_text(encoding="utf-8")
+    return [f"`{word}`" for word in (name, *options) if f"`{word}`" not in text]

@@ -26,15 +26,25 @@ from edge.contract import (
     Batch,
     ContractError,
     FieldSpec,
+    GatewayMeta,
     Reading,
     SensorKind,
+    SensorMeta,
     decode,
+    decode_meta,
     decode_strict,
     encode,
+    encode_meta,
     topics,
 )
 from edge.contract.batch import MAX_READINGS_PER_BATCH, MAX_SEQ
 from edge.contract.ids import RESERVED_ORGS
+from edge.contract.meta import (
+    DRIVER_NAME_PATTERN,
+    MAX_DEVICES_PER_SENSOR,
+    MAX_SENSORS_PER_GATEWAY,
+    META_VERSION,
+)
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "contract" / "asyncapi.yaml"
 JSON_TYPES = {"float": "number", "int": "integer", "bool": "boolean"}
@@ -164,7 +174,7 @@ def test_every_operation_names_a_channel_and_that_channel_s_messages(doc: dict[s
             assert "payload" in deref(doc, message), name
 
 
-def test_the_gateway_sends_data_status_health_and_receives_config(doc: dict[str, Any]) -> None:
+def test_the_gateway_sends_data_status_health_meta_and_receives_config(doc: dict[str, Any]) -> None:
     def sides(actor: str) -> set[tuple[str, str]]:
         return {
             (op["action"], op["channel"]["$ref"].removeprefix("#/channels/"))
@@ -176,9 +186,12 @@ def test_the_gateway_sends_data_status_health_and_receives_config(doc: dict[str,
         ("send", "data"),
         ("send", "status"),
         ("send", "health"),
+        ("send", "meta"),
         ("receive", "config"),
     }
-    assert {("receive", "data"), ("send", "alert"), ("send", "deadletter")} <= sides("cloud")
+    assert {("receive", "data"), ("receive", "meta"), ("send", "alert"), ("send", "deadletter")} <= sides(
+        "cloud"
+    )
 
 
 def test_every_channel_declares_exactly_the_parameters_of_its_address(doc: dict[str, Any]) -> None:
@@ -403,6 +416,8 @@ def test_every_message_example_validates_against_its_payload(doc: dict[str, Any]
         validator(doc, doc["components"]["messages"][name]["payload"]).validate(payload)
         if name == "batch":
             decode_strict(json.dumps(payload).encode())
+        if name == "meta":
+            decode_meta(json.dumps(payload).encode())
 
 
 @pytest.mark.parametrize(
@@ -430,3 +445,71 @@ def test_health_allows_extra_counters_and_status_and_alerts_do_not(doc: dict[str
 def test_an_alert_is_about_a_sensor_of_a_known_kind_or_a_gateway(doc: dict[str, Any]) -> None:
     kinds = doc["components"]["schemas"]["Alert"]["properties"]["kind"]["enum"]
     assert set(kinds) == {kind.value for kind in SensorKind} | {"gateway"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The Meta schema against edge.contract.meta.
+
+
+def test_the_meta_schema_has_the_code_s_fields_limits_and_patterns(doc: dict[str, Any]) -> None:
+    schemas = doc["components"]["schemas"]
+    meta, sensor = schemas["Meta"], schemas["SensorMeta"]
+    for schema, model in ((meta, GatewayMeta), (sensor, SensorMeta)):
+        assert set(schema["properties"]) == set(model.model_fields), model.__name__
+        assert set(schema["required"]) == {n for n, f in model.model_fields.items() if f.is_required()}
+        assert schema["additionalProperties"] is False
+    assert meta["properties"]["v"]["const"] == META_VERSION
+    assert meta["properties"]["sensors"]["maxItems"] == MAX_SENSORS_PER_GATEWAY
+    assert sensor["properties"]["devices"]["maxItems"] == MAX_DEVICES_PER_SENSOR
+    assert sensor["properties"]["driver"]["pattern"] == DRIVER_NAME_PATTERN
+    assert set(sensor["properties"]["kind"]["enum"]) == {kind.value for kind in SensorKind}
+    assert doc["components"]["messages"]["meta"]["x-max-payload-bytes"] == DEFAULT_MAX_PAYLOAD_BYTES
+
+
+def sample_meta() -> GatewayMeta:
+    return GatewayMeta(
+        v=1,
+        org="comune-prato",
+        gateway="gw-lora",
+        config_version="sha256:0123456789abcdef",
+        sensors=(
+            SensorMeta(id="p-1", kind=SensorKind.PARKING, driver="sim_parking"),
+            SensorMeta(
+                id="lora-centro",
+                kind=SensorKind.PARKING_SPOT,
+                driver="bosch_parking",
+                devices=("s-1", "s-2"),
+                unlisted_devices=True,
+            ),
+        ),
+    )
+
+
+def test_an_encoded_meta_validates_against_the_meta_schema(doc: dict[str, Any]) -> None:
+    validator(doc, doc["components"]["messages"]["meta"]["payload"]).validate(
+        json.loads(encode_meta(sample_meta()))
+    )
+
+
+BROKEN_META: dict[str, Callable[[dict[str, Any]], None]] = {
+    "version-2": lambda w: w.update(v=2),
+    "uppercase-gateway": lambda w: w.update(gateway="GW-1"),
+    "unknown-key": lambda w: w.update(extra=1),
+    "unknown-kind": lambda w: w["sensors"][0].update(kind="bus"),
+    "driver-not-a-name": lambda w: w["sensors"][0].update(driver="Sim Parking"),
+    "device-not-an-id": lambda w: w["sensors"][1]["devices"].append("S_3"),
+    "no-sensors": lambda w: w.pop("sensors"),
+}
+
+
+@pytest.mark.parametrize("mutate", list(BROKEN_META.values()), ids=list(BROKEN_META))
+def test_a_broken_meta_is_refused_by_the_schema_and_by_the_decoder(
+    doc: dict[str, Any], mutate: Callable[[dict[str, Any]], None]
+) -> None:
+    wire = json.loads(encode_meta(sample_meta()))
+    mutate(wire)
+
+    schema = doc["components"]["schemas"]["Meta"]
+    assert list(validator(doc, schema).iter_errors(wire)), "the schema accepts it"
+    with pytest.raises(ContractError):
+        decode_meta(json.dumps(wire).encode())

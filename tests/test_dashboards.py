@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from cloud.core.alerts import Alert
+from cloud.core.geo import Site, parse_geojson
 from cloud.dashboards.check import strings_with_keys
 from cloud.dashboards.queries import (
     GRAFANA_BUILTINS,
@@ -27,13 +29,11 @@ from cloud.dashboards.queries import (
     template_variables,
     variable_names,
 )
+from cloud.dev.demo_data import demo_worksites
 from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.gateway_health import HEALTH_FIELDS, HEALTH_MEASUREMENT, STATUS_MEASUREMENT
 from cloud.ingest.stats import IngestStats
-from cloud.rules.alert import Alert
-from cloud.rules.geo import Site
-from cloud.worksites.demo_data import demo_worksites
-from cloud.worksites.geo import parse_geojson
+from cloud.io.influx.points import alert_line
 from cloud.worksites.models import Worksite
 from cloud.worksites.snapshot import near_lines, phase, worksite_line
 from edge.contract import KINDS
@@ -93,8 +93,8 @@ def known_columns() -> dict[str, frozenset[str]]:
     worksite = next(ws for ws in registered if phase(ws, now) != "ended")
     centre = parse_geojson(worksite.geometry).representative_point()
     for written in (
-        alert.to_line(),
-        acknowledged.to_line(),
+        alert_line(alert),
+        alert_line(acknowledged),
         dead_letter.to_line(now),
         worksite_line(worksite, now),
         # ... and a sensor beside it (any sensor, placed at the worksite's centre).

@@ -36,9 +36,9 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.devservers import Mosquitto, ServerStartError
-from cloud.rules.alert import Alert
-from cloud.settings import CloudSettings, broker_address
+from cloud.core.alerts import Alert
+from cloud.core.settings import CloudSettings, broker_address
+from cloud.dev.servers import Mosquitto, ServerStartError
 from cloud.worksites.alerts import publish_alerts
 
 from support import REPO, unique, wait_until

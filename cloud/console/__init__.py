@@ -1,6 +1,7 @@
 """The operator console: one live board of Prato and fast channels between the organisations."""
 
-from cloud.console.app import Console, PostNotifier, mount_console
+from cloud.console.api import mount_console
+from cloud.console.app import Console, PostNotifier
 from cloud.console.auth import ConsoleRole, Operator
 from cloud.console.live import Sources
 from cloud.console.store import ConsoleStore, Post

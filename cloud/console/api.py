@@ -10,22 +10,25 @@ escaping, the browser would still not run it.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.console.app import STATIC_DIR, Console
+from cloud.console.app import LEAFLET_DIR, STATIC_DIR, Console
 from cloud.console.auth import Operator, SessionSigner
 from cloud.console.broadcast import encode
 from cloud.console.live import alert_view
 from cloud.console.store import THREAD, ThreadKeyError, UnknownFileError
 from cloud.console.uploads import UploadRefusedError
-from cloud.rules.lifecycle import InvalidTransitionError
-from cloud.rules.store import AlertNotFoundError
-from cloud.worksites.models import Role, Status
-from cloud.worksites.store import Caller, NotFoundError, PermissionDeniedError
+from cloud.core.alerts import AlertNotFoundError
+from cloud.core.errors import NotFoundError, PermissionDeniedError
+from cloud.core.lifecycle import InvalidTransitionError
+from cloud.core.orgs import Caller, Role
+from cloud.core.worksites import WorksiteStatus
 
 COOKIE = "sitroom_console"
 CSRF_HEADER = "x-sitroom-console"
@@ -35,6 +38,7 @@ PAGE_CSP = (
 )
 FILE_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox"
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["console"], include_in_schema=True)
 
 
@@ -358,7 +362,7 @@ def alert_action(
 
 class WorksiteEditIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: Status
+    status: WorksiteStatus
 
 
 @router.patch("/console/api/worksites/{worksite_id}")
@@ -393,3 +397,13 @@ def audit(
 ) -> list[dict[str, Any]]:
     """The audit history: all of it for the municipality, one's own organisation's otherwise."""
     return console.store.audit_log(limit, org=None if op.is_municipality else op.org)
+
+
+def mount_console(app: FastAPI, console: Console) -> None:
+    app.state.console = console
+    app.include_router(router)
+    app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
+    if LEAFLET_DIR.is_dir():
+        app.mount("/console/vendor/leaflet", StaticFiles(directory=LEAFLET_DIR), name="console-leaflet")
+    else:
+        log.warning("console: %s missing; run `make setup` (npm ci) for the map", LEAFLET_DIR)

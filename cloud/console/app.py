@@ -1,7 +1,8 @@
 """The console's runtime: stores, uploads, broadcaster and live feed, mounted on a FastAPI app.
 
-`mount_console(app, Console(...))` adds the `/console` pages and `/console/api` routes to the
-API app (`cloud.api.app.create_app`); `Console.start()`/`stop()` run its live-feed thread.
+`mount_console(app, Console(...))` (cloud/console/api.py) adds the `/console` pages and
+`/console/api` routes to the API app (`cloud.apps.api.create_app`); `Console.start()`/`stop()`
+run its live-feed thread.
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
-
 from cloud.console.auth import LoginThrottle
 from cloud.console.broadcast import Broadcaster
 from cloud.console.live import LiveFeed, Sources
 from cloud.console.store import ConsoleStore, Post
 from cloud.console.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadStore
+from cloud.core.orgs import OrgDirectory
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +44,7 @@ class Console:
     sources: Sources
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     refresh_s: float = 2.0
+    orgs: OrgDirectory | None = None
     notify_posts: PostNotifier = log_post_notifier
     cookie_secure: bool = False
     broadcaster: Broadcaster = field(default_factory=Broadcaster)
@@ -78,12 +78,8 @@ class Console:
             self.feed = None
 
     def known_orgs(self) -> set[str]:
-        orgs = {"comune-prato"}
-        if self.sources.worksites is not None:
-            orgs |= {o.id for o in self.sources.worksites.organisations()}
-        if self.feed is not None:  # fleets and sensors of organisations without worksites
-            orgs |= {x["org"] for rows in self.feed.snapshot_sensors.values() for x in rows if x["org"]}
-        return orgs
+        """The organisations a post may mention: the registry's (`cloud.core.orgs`), no others."""
+        return {o.id for o in self.orgs.organisations()} if self.orgs is not None else set()
 
     def mentions(self, text: str) -> list[str]:
         known = self.known_orgs()
@@ -102,15 +98,3 @@ class Console:
                     self.notify_posts(post, away)
                 except Exception:  # a notification channel must never lose the post
                     log.exception("console post notifier failed for post %s", post.id)
-
-
-def mount_console(app: FastAPI, console: Console) -> None:
-    from cloud.console.api import router  # noqa: PLC0415  (api imports this module)
-
-    app.state.console = console
-    app.include_router(router)
-    app.mount("/console/static", StaticFiles(directory=STATIC_DIR), name="console-static")
-    if LEAFLET_DIR.is_dir():
-        app.mount("/console/vendor/leaflet", StaticFiles(directory=LEAFLET_DIR), name="console-leaflet")
-    else:
-        log.warning("console: %s missing; run `make setup` (npm ci) for the map", LEAFLET_DIR)

@@ -15,11 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloud.console.broadcast import Broadcaster
-from cloud.influx.client import InfluxClient, InfluxError
-from cloud.rules.geo import Site, load_sites
-from cloud.rules.store import AlertNotFoundError, AlertStore, StoredAlert
-from cloud.worksites.api import feature_collection
-from cloud.worksites.store import WorksiteStore
+from cloud.core.alerts import AlertBook, AlertNotFoundError, StoredAlert
+from cloud.core.geo import Site, load_sites
+from cloud.core.worksites import WorksiteBook
+from cloud.io.influx.client import InfluxClient, InfluxError
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,8 @@ def alert_view(a: StoredAlert) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class Sources:
-    worksites: WorksiteStore | None = None
-    alerts: AlertStore | None = None
+    worksites: WorksiteBook | None = None
+    alerts: AlertBook | None = None
     influx: InfluxClient | None = None
     sites: dict[str, Site] = field(default_factory=load_sites)
     lookback: str = DEFAULT_LOOKBACK
@@ -46,8 +45,8 @@ class Sources:
 
     def worksite_features(self) -> dict[str, Any]:
         if self.worksites is None:
-            return feature_collection([])
-        return feature_collection(self.worksites.search())
+            return {"type": "FeatureCollection", "features": []}
+        return self.worksites.feature_collection()
 
     def active_alerts(self) -> list[dict[str, Any]]:
         return [alert_view(a) for a in self.alerts.active()] if self.alerts else []

@@ -9,13 +9,10 @@ routes, e-mail and webhooks as the rules engine's — no second set of addresses
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from cloud.console.app import PostNotifier
 from cloud.console.store import Post
-from cloud.notify import NotificationsConfig, Notifier, build_channels
-from cloud.rules.alert import Alert
-from edge.contract import BrokerAddress
+from cloud.core.alerts import Alert, AlertSink
 
 RULE = "console-mention"
 
@@ -42,20 +39,10 @@ def mention_alert(post: Post, org: str, console_url: str | None = None) -> Alert
     )
 
 
-def notifier_hook(notifier: Notifier, console_url: str | None = None) -> PostNotifier:
+def notifier_hook(notifier: AlertSink, console_url: str | None = None) -> PostNotifier:
     """A `Console.notify_posts` that submits one mention alert per organisation to `notifier`."""
 
     def notify(post: Post, orgs: set[str]) -> None:
         notifier.submit([mention_alert(post, org, console_url) for org in sorted(orgs)])
 
     return notify
-
-
-def notifier_from_rules_file(path: Path, broker: BrokerAddress | None = None) -> Notifier | None:
-    """The rules file's `notifications:` as a Notifier; None when it routes nothing."""
-    from cloud.rules.engine import read_rules_file  # noqa: PLC0415  (loads the rule registry)
-
-    config = NotificationsConfig.model_validate(read_rules_file(path).notifications or {})
-    if not config.routes:
-        return None
-    return Notifier(config, build_channels(config, broker))

@@ -1,4 +1,4 @@
-"""The console's own tables (operators, posts, attachments, audit) on cloud.db's engines.
+"""The console's own tables (operators, posts, attachments, audit) on cloud.io.db's engines.
 
 Threads need no table: a thread is a key — `city`, `alert:<id>` or `worksite:<id>` — and its
 posts. Every action an operator takes (log-in, post, acknowledge, edit, refusal) is one row of
@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cloud.console.auth import ConsoleRole, Operator, hash_password, verify_password
 from cloud.console.uploads import StoredFile
-from cloud.db import Migration, make_engine, migrate
+from cloud.io.db import Migration, make_engine, migrate
 
 COMPONENT = "console"
 metadata = sa.MetaData()

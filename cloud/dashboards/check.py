@@ -25,7 +25,7 @@ from cloud.dashboards.queries import (
     template_variables,
     variable_names,
 )
-from cloud.influx.client import InfluxClient, QueryError
+from cloud.io.influx.client import InfluxClient, QueryError
 
 DEFAULT_RANGE_S = 6 * 3600  # the dashboards' default time range, now-6h .. now
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from grafana_client.api import GrafanaApi
 
+from cloud.core.alerts import Alert
 from cloud.dashboards.check import Dashboard
 
 log = logging.getLogger(__name__)
@@ -82,11 +85,12 @@ class GrafanaAnnotator:
         self._thread = threading.Thread(target=self._run, name="grafana-annotations", daemon=True)
         self._thread.start()
 
-    def submit(self, alert: dict[str, Any]) -> None:
-        try:
-            self.queue.put_nowait(alert)
-        except queue.Full:
-            self.dropped += 1
+    def submit(self, alerts: Sequence[Alert]) -> None:
+        for a in alerts:
+            try:
+                self.queue.put_nowait(orjson.loads(a.to_json()))
+            except queue.Full:
+                self.dropped += 1
 
     def _run(self) -> None:
         while (alert := self.queue.get()) is not None:

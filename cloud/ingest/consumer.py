@@ -10,7 +10,9 @@ Pipeline (threads)::
     paho network thread --> bounded buffer --> decoder (this run loop) --> write jobs
         --> `write_workers` writer threads, one HTTP connection each --> AckSequencer
 
-The decoder turns messages into line protocol on the fast path (`fastpath.py`) and cuts write
+The decoder turns messages into line protocol on the fast path (`fastpath.py`), which gives the
+admission's verdict (cloud/core/admission.py: contract, time limits, sensor directory), and
+learns the sensors' kinds from the gateways' retained meta as it comes; it cuts write
 jobs of about `write_batch_points` readings; the writers write them concurrently (InfluxDB 1.6
 takes ~45 % more with two writers than with one, shared/NOTES.md); the sequencer sends PUBACKs
 strictly in the order the PUBLISHes arrived ([MQTT-4.6.0-2]), so a job is acked only when it
@@ -31,23 +33,23 @@ from bisect import bisect_right
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import paho.mqtt.client as mqtt
 
-from cloud.influx import retention
-from cloud.influx.client import InfluxClient, QueryError, RejectedLine, RetryableWriteError
-from cloud.influx.lineprotocol import line
+from cloud.core.admission import Admission
+from cloud.core.settings import CloudSettings
 from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.fastpath import FastDecoder
 from cloud.ingest.gateway_health import health_line, status_line
-from cloud.ingest.policy import PolicyError, SensorChecks, TimeLimits, UnknownSensorError
 from cloud.ingest.stats import IngestStats
-from cloud.mqtt import BrokerConnection
-from cloud.settings import CloudSettings
-from edge.contract import ContractError, SchemaError, is_id, topics
+from cloud.io.influx import retention
+from cloud.io.influx.client import InfluxClient, QueryError, RejectedLine, RetryableWriteError
+from cloud.io.influx.lineprotocol import line
+from cloud.io.mqtt import BrokerConnection
+from edge.contract import ContractError, is_id, topics
 from edge.contract.topics import Channel
 
 log = logging.getLogger(__name__)
@@ -188,6 +190,12 @@ def data_subscription(settings: CloudSettings, channel: Channel = Channel.DATA) 
     return data_filter
 
 
+def meta_subscription(settings: CloudSettings) -> str:
+    """The gateways' retained meta, never shared: every worker needs every declaration, and a
+    broker sends no retained message to a shared subscription ([MQTT-4.8.2])."""
+    return f"{topics.ROOT}/{settings.org_filter}/+/{Channel.META.value}"
+
+
 def _tune_gc() -> None:
     """Keep the cyclic garbage collector out of the hot path.
 
@@ -205,22 +213,18 @@ def _tune_gc() -> None:
 
 
 class Ingest:
-    def __init__(self, settings: CloudSettings, *, influx: InfluxClient | None = None) -> None:
+    def __init__(
+        self,
+        settings: CloudSettings,
+        *,
+        influx: InfluxClient | None = None,
+        admission: Admission | None = None,
+    ) -> None:
         self.settings = settings
         self.influx = influx or self._client()
-        self.limits = TimeLimits(
-            max_future=timedelta(seconds=settings.max_future_s),
-            max_age=timedelta(days=settings.max_age_days),
-        )
-        self.decoder = FastDecoder(self.limits, max_bytes=settings.max_payload_bytes)
-        self.sensor_check: SensorChecks | None = None
-        if settings.sensor_directory:
-            # Installation records (gateway configs or the provisioning registry): a reading
-            # from a gateway or sensor they do not list is dead-lettered, not stored.
-            from cloud.provision.sensors import SensorDirectory  # noqa: PLC0415
-
-            directory = SensorDirectory.from_config_dir(Path(settings.sensor_directory))
-            self.sensor_check = SensorChecks(directory.check)
+        # The verdict on every reading; the decoder thread alone uses it (and teaches it).
+        self.admission = admission or Admission.from_settings(settings)
+        self.decoder = FastDecoder(self.admission)
         self.stats = IngestStats()
         self._inbox = Buffer(settings.buffer_messages, settings.buffer_bytes)
         self._jobs: deque[_Job | None] = deque()
@@ -239,6 +243,7 @@ class Ingest:
                 (data_filter, 1),
                 (data_subscription(settings, Channel.HEALTH), 1),
                 (data_subscription(settings, Channel.STATUS), 1),
+                (meta_subscription(settings), 1),
             ],
             on_message=self._on_message,
             manual_ack=True,
@@ -398,6 +403,17 @@ class Ingest:
             )
             return
 
+        if where.channel is Channel.META:
+            try:
+                self.admission.learn(where, item.payload)
+            except ContractError as exc:
+                out.deadletters.append(
+                    DeadLetter.of(
+                        exc, topic=item.topic, payload=item.payload, org=where.org, gateway=where.gateway
+                    )
+                )
+            return
+
         if where.channel in (Channel.HEALTH, Channel.STATUS):
             to_line = health_line if where.channel is Channel.HEALTH else status_line
             try:
@@ -432,15 +448,9 @@ class Ingest:
             dead(exc)
             return
         env = msg.envelope
-        if (env.org, env.gateway, env.kind) != (where.org, where.gateway, where.kind):
-            dead(
-                SchemaError(
-                    f"envelope says {env.org}/{env.gateway}/{env.kind.value}, the topic says otherwise",
-                    field="org/gateway/kind",
-                    value=item.topic,
-                ),
-                env.seq,
-            )
+        mismatch = self.admission.envelope_error(where, env)
+        if mismatch is not None:
+            dead(mismatch, env.seq)
             return
         self.stats.see_seq(env.org, env.gateway, env.seq)
         received = item.received_at or time.time()
@@ -456,18 +466,7 @@ class Ingest:
         out.readings += msg.readings
         for rej in msg.rejects:
             dead(rej.error, env.seq, rej.sensor or "")
-        if self.sensor_check is None:
-            out.add(item, msg.lines, msg.sensors)
-            return
-        lines, sensors = [], []
-        for lp_line, sensor in zip(msg.lines, msg.sensors, strict=True):
-            why = self.sensor_check(env.org, env.gateway, sensor, env.kind.value)
-            if why is None:
-                lines.append(lp_line)
-                sensors.append(sensor)
-            else:
-                dead(UnknownSensorError(why, field="sensor", value=sensor), env.seq, sensor)
-        out.add(item, lines, sensors)
+        out.add(item, msg.lines, msg.sensors)
 
     # -- writer threads --------------------------------------------------------------------
     def _writer(self, influx: InfluxClient, stop: threading.Event) -> None:
@@ -576,4 +575,4 @@ class Ingest:
             log.warning("could not report ingest stats: %s", exc)
 
 
-__all__ = ["AckSequencer", "Buffer", "Inbound", "Ingest", "PolicyError", "data_subscription"]
+__all__ = ["AckSequencer", "Buffer", "Inbound", "Ingest", "data_subscription", "meta_subscription"]

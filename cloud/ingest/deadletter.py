@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from cloud.influx.lineprotocol import line
+from cloud.io.influx.lineprotocol import line
 from edge.contract import ContractError, format_ts, short_repr, topics
 
 MEASUREMENT = "sitroom_deadletter"
@@ -25,7 +25,7 @@ _EXCERPT_BYTES = 256
 class DeadLetter:
     received_at: datetime
     topic: str
-    reason: str  # too_large | bad_json | schema | topic | policy | influx
+    reason: str  # too_large | bad_json | schema | topic | policy | unknown_sensor | wrong_kind | influx
     field: str
     value: str
     message: str

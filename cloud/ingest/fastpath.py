@@ -12,8 +12,10 @@ The fast path is deliberately *narrower* than the contract: anything it does not
 a glance (a timestamp not in the canonical `YYYY-MM-DDTHH:MM:SS.mmmZ` wire form, an integral
 float in an int field, an unknown key, a bad value...) is handed to the contract's own code for
 that one reading, which accepts or rejects it with the contract's exact error. So the result is
-always the contract's verdict; `tests/cloud/test_ingest_fastpath.py` checks that with hypothesis
-against `reference_decode` (the contract decoder followed by the time policy and `reading_line`).
+always the admission's verdict (cloud/core/admission.py: the contract, the time limits and the
+sensor directory, whose check is folded into each series' cached prefix, so a series it refuses
+takes the contract's code and gets its error there); `tests/cloud/test_ingest_fastpath.py`
+checks that with hypothesis against `reference_decode` (`Admission.judge`, then `reading_line`).
 """
 
 from __future__ import annotations
@@ -27,18 +29,16 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from cloud.influx.lineprotocol import LineProtocolError, escape_key, escape_measurement, reading_line
-from cloud.ingest.policy import TimeLimits
+from cloud.core.admission import Admission
 from cloud.ingest.typedpath import Typed, TypedDecoder
+from cloud.io.influx.lineprotocol import LineProtocolError, escape_key, escape_measurement, reading_line
 from edge.contract import (
     KINDS,
-    ContractError,
     Envelope,
     Reading,
-    Reject,
+    RejectedReading,
     SchemaError,
     SensorKind,
-    decode,
     schema_error,
 )
 from edge.contract.batch import MAX_READINGS_PER_BATCH
@@ -60,13 +60,13 @@ _MISS: Any = object()  # a cache miss, distinct from a cached None
 
 
 @dataclass(slots=True)
-class Message:
+class MessageVerdict:
     """One data message's verdict: line protocol for the good readings, rejects for the rest."""
 
     envelope: Envelope
     lines: list[str] = field(default_factory=list)
     sensors: list[str] = field(default_factory=list)  # per line, for InfluxDB's refusals
-    rejects: list[Reject] = field(default_factory=list)  # contract and policy errors, by index
+    rejects: list[RejectedReading] = field(default_factory=list)  # contract and policy errors, by index
     newest_us: int | None = None  # the newest accepted reading's ts, µs since the epoch
     fallbacks: int = 0  # readings the fast path handed to the contract's decoder
 
@@ -116,9 +116,11 @@ def _plans() -> dict[SensorKind, _KindPlan]:
 class FastDecoder:
     """Decodes data messages to line protocol; keeps caches, so one per consuming thread."""
 
-    def __init__(self, limits: TimeLimits, *, max_bytes: int) -> None:
-        self.limits = limits
-        self.max_bytes = max_bytes
+    def __init__(self, admission: Admission) -> None:
+        self.admission = admission
+        limits = admission.limits
+        self.max_bytes = admission.max_payload_bytes
+        self._generation = admission.generation
         self._plans = _plans()
         self._minutes: dict[str, int | None] = {}
         self._stamps: dict[str, int | None] = {}
@@ -131,8 +133,13 @@ class FastDecoder:
         self._known: dict[tuple[str, str, SensorKind], dict[str, tuple[Any, str | None]]] = {}
         self.typed_messages = 0  # messages the typed path took whole (typedpath.py)
 
-    def decode(self, payload: bytes, now: datetime) -> Message:
+    def decode(self, payload: bytes, now: datetime) -> MessageVerdict:
         """The verdict on one data message; raises ContractError when the whole message is unusable."""
+        if self.admission.generation != self._generation:
+            # A gateway declared its sensors anew: the verdicts folded into the prefixes are stale.
+            self._generation = self.admission.generation
+            self._prefixes.clear()
+            self._known.clear()
         if len(payload) <= self.max_bytes:
             typed = self._typed.decode(payload)
             message = None if typed is None else self._typed_message(typed, now)
@@ -141,16 +148,16 @@ class FastDecoder:
                 return message
         return self._decode_dicts(payload, now)
 
-    def _decode_dicts(self, payload: bytes, now: datetime) -> Message:  # noqa: PLR0912  (hot loop, inlined)
+    def _decode_dicts(self, payload: bytes, now: datetime) -> MessageVerdict:  # noqa: PLR0912  (hot loop, inlined)
         """Reading by reading on orjson's dicts; the contract's code for what looks unusual."""
         raw = self._envelope_or_none(payload)
         if raw is None:
-            return reference_decode(payload, now, self.limits, max_bytes=self.max_bytes)
+            return reference_decode(payload, now, self.admission)
         envelope, readings = raw
         now_us = (now - _EPOCH) // _US
         lo_us, hi_us = now_us - self._age_us, now_us + self._future_us
         plan = self._plans[envelope.kind]
-        out = Message(envelope)
+        out = MessageVerdict(envelope)
         newest = -(2**63)
         ctx = (envelope.org, envelope.gateway, plan.kind)
         prefixes = _child(self._prefixes, ctx)
@@ -197,7 +204,7 @@ class FastDecoder:
             out.newest_us = newest
         return out
 
-    def _typed_message(self, typed: Typed, now: datetime) -> Message | None:
+    def _typed_message(self, typed: Typed, now: datetime) -> MessageVerdict | None:
         """The typed path's lines when every reading passes, else None (the dict path decides)."""
         try:
             envelope = Envelope.model_validate(typed.envelope)
@@ -232,7 +239,7 @@ class FastDecoder:
         if done is None:
             return None
         lines, sensors, newest = done
-        return Message(envelope, lines, sensors, newest_us=newest)
+        return MessageVerdict(envelope, lines, sensors, newest_us=newest)
 
     def _envelope_or_none(self, payload: bytes) -> tuple[Envelope, list[Any]] | None:
         """The validated envelope and raw readings, or None when the contract must speak."""
@@ -268,6 +275,9 @@ class FastDecoder:
             and all(k in plan.tags and type(v) is str and _TAG_VALUE_RE.fullmatch(v) for k, v in tags.items())
         ):
             org, gateway = ctx
+            if self.admission.sensor_error(org, gateway, sensor, plan.kind) is not None:
+                # Not this series: the slow path gives the reading the admission's refusal.
+                return self._cache_prefix(prefixes, key, None)
             all_tags = {**tags, "org": org, "gateway": gateway, "sensor": sensor}
             # Same formatting as lineprotocol.line: tags sorted by key.
             prefix = (
@@ -278,6 +288,10 @@ class FastDecoder:
                 )
                 + " "
             )
+        return self._cache_prefix(prefixes, key, prefix)
+
+    @staticmethod
+    def _cache_prefix(prefixes: dict[Any, str | None], key: Any, prefix: str | None) -> str | None:
         if len(prefixes) >= _MAX_CACHED:
             prefixes.clear()
         prefixes[key] = prefix
@@ -313,12 +327,12 @@ class FastDecoder:
         self._minutes[text] = minute
         return minute
 
-    def _slow_one(self, out: Message, i: int, item: Any, envelope: Envelope, now: datetime) -> None:
+    def _slow_one(self, out: MessageVerdict, i: int, item: Any, envelope: Envelope, now: datetime) -> None:
         verdict = _contract_reading(i, item, envelope)
-        if isinstance(verdict, Reject):
+        if isinstance(verdict, RejectedReading):
             out.rejects.append(verdict)
             return
-        _judge(out, i, verdict, now, self.limits)
+        _judge(out, i, verdict, now, self.admission)
 
 
 def _child(caches: dict[Any, dict[Any, Any]], key: Any) -> dict[Any, Any]:
@@ -439,52 +453,57 @@ def _in_order_formatter(kind: SensorKind) -> Callable[[Any], str | bool | None]:
     return formatter
 
 
-def _contract_reading(i: int, item: Any, envelope: Envelope) -> Reading | Reject:
+def _contract_reading(i: int, item: Any, envelope: Envelope) -> Reading | RejectedReading:
     """One reading judged exactly as `edge.contract.decode` judges it (same checks, same order)."""
     common = {"kind": envelope.kind, "org": envelope.org, "gateway": envelope.gateway}
     sensor = item.get("sensor") if isinstance(item, dict) else None
     if not isinstance(item, dict):
-        return Reject(SchemaError("expected an object", field=f"readings[{i}]", value=item), i)
+        return RejectedReading(SchemaError("expected an object", field=f"readings[{i}]", value=item), i)
     if common.keys() & item.keys():
         extra = sorted(common.keys() & item.keys())[0]
         err = SchemaError("belongs to the envelope", field=f"readings[{i}].{extra}", value=item[extra])
-        return Reject(err, i, sensor if isinstance(sensor, str) else None)
+        return RejectedReading(err, i, sensor if isinstance(sensor, str) else None)
     try:
         return Reading.model_validate({**item, **common})
     except ValidationError as exc:
-        return Reject(schema_error(exc, f"readings[{i}]"), i, sensor if isinstance(sensor, str) else None)
+        return RejectedReading(
+            schema_error(exc, f"readings[{i}]"), i, sensor if isinstance(sensor, str) else None
+        )
 
 
-def _judge(out: Message, i: int, r: Reading, now: datetime, limits: TimeLimits) -> None:
-    """A contract-valid reading through the time policy and line protocol, as ingest always did."""
-    err: ContractError | None = limits.check(r, now)
+def _judge(out: MessageVerdict, i: int, r: Reading, now: datetime, admission: Admission) -> None:
+    """A contract-valid reading through the rest of the admission, then line protocol."""
+    err = admission.reading_error(r, now)
     if err is None:
-        try:
-            out.lines.append(reading_line(r))
-            out.sensors.append(r.sensor)
-            us = (r.ts - _EPOCH) // _US
-            if out.newest_us is None or us > out.newest_us:
-                out.newest_us = us
-            return
-        except LineProtocolError as lp:
-            err = SchemaError(str(lp), field=lp.field, value=lp.value)
-    out.rejects.append(Reject(err, i, r.sensor))
+        _line(out, i, r)
+    else:
+        out.rejects.append(RejectedReading(err, i, r.sensor))
 
 
-def reference_decode(payload: bytes, now: datetime, limits: TimeLimits, *, max_bytes: int) -> Message:
-    """The slow path: the contract's decoder, then the time policy and `reading_line`."""
-    decoded = decode(payload, max_bytes=max_bytes)
-    out = Message(decoded.envelope)
-    rejects = {rej.index: rej for rej in decoded.rejects}
-    readings = iter(decoded.readings)
-    total = len(decoded.readings) + len(decoded.rejects)
-    for i in range(total):
-        if i in rejects:
-            out.rejects.append(rejects[i])
+def _line(out: MessageVerdict, i: int, r: Reading) -> None:
+    """An admitted reading's line; one that line protocol cannot hold is refused, named."""
+    try:
+        out.lines.append(reading_line(r))
+    except LineProtocolError as lp:
+        out.rejects.append(RejectedReading(SchemaError(str(lp), field=lp.field, value=lp.value), i, r.sensor))
+        return
+    out.sensors.append(r.sensor)
+    us = (r.ts - _EPOCH) // _US
+    if out.newest_us is None or us > out.newest_us:
+        out.newest_us = us
+
+
+def reference_decode(payload: bytes, now: datetime, admission: Admission) -> MessageVerdict:
+    """The slow path: the admission's verdict (`Admission.judge`), then `reading_line`."""
+    judged = admission.judge(payload, now)
+    out = MessageVerdict(judged.envelope)
+    for i, verdict in enumerate(judged.verdicts):
+        if isinstance(verdict, RejectedReading):
+            out.rejects.append(verdict)
         else:
-            _judge(out, i, next(readings), now, limits)
-    out.fallbacks = total
+            _line(out, i, verdict)
+    out.fallbacks = len(judged.verdicts)
     return out
 
 
-__all__ = ["FastDecoder", "Message", "reference_decode"]
+__all__ = ["FastDecoder", "MessageVerdict", "reference_decode"]

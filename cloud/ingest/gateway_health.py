@@ -10,7 +10,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from cloud.influx.lineprotocol import FieldValue, line
+from cloud.io.influx.lineprotocol import FieldValue, line
 from edge.contract import DecodeError, loads
 
 HEALTH_MEASUREMENT = "sitroom_gateway_health"

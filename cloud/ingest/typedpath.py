@@ -22,7 +22,7 @@ from typing import Annotated, Any, Union
 
 import msgspec
 
-from cloud.influx.lineprotocol import escape_key
+from cloud.io.influx.lineprotocol import escape_key
 from edge.contract import KINDS, Envelope, SensorKind
 from edge.contract.batch import MAX_READINGS_PER_BATCH
 from edge.contract.kinds import NOT_ABOVE, FieldSpec

@@ -1,16 +1,18 @@
-"""Notification channels (mqtt, webhook, email), routed by organisation and severity.
+"""Notifications: alerts routed by organisation and severity to channels (mqtt, webhook, email).
 
-Built-in channel types, one import line each (importing registers them).
+The channel types are plug-in folders under `cloud/notify/channels/`; `router.py` builds them
+from a rules file's `notifications:` and delivers, grouping storms.
 """
 
-from cloud.notify import mqtt, smtp, webhook  # noqa: F401
-from cloud.notify.registry import Channel, ChannelConfig, DeliveryError, UnknownChannelError, get, names
+from cloud.notify.base import ChannelConfig, ChannelContext, DeliveryError, NotificationChannel
+from cloud.notify.channels import UnknownChannelError, get, names
 from cloud.notify.router import NotificationsConfig, Notifier, Route, build_channels
 
 __all__ = [
-    "Channel",
     "ChannelConfig",
+    "ChannelContext",
     "DeliveryError",
+    "NotificationChannel",
     "NotificationsConfig",
     "Notifier",
     "Route",

@@ -17,8 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cloud.notify.registry import Channel, DeliveryError, get
-from cloud.rules.alert import Alert, Severity
+from cloud.core.alerts import Alert, Severity
+from cloud.notify.base import ChannelContext, DeliveryError, NotificationChannel
+from cloud.notify.channels import get
 from edge.contract import BrokerAddress
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,12 @@ class NotificationsConfig(BaseModel):
         return self
 
 
-def build_channels(config: NotificationsConfig, broker: BrokerAddress | None = None) -> dict[str, Channel]:
-    """Channels from their config; errors name `channels[i].field`."""
-    out: dict[str, Channel] = {}
+def build_channels(
+    config: NotificationsConfig, broker: BrokerAddress | None = None
+) -> dict[str, NotificationChannel[Any]]:
+    """Channels from their config, offered the service's own `broker`; errors name `channels[i].field`."""
+    context = ChannelContext(broker=broker)
+    out: dict[str, NotificationChannel[Any]] = {}
     for i, raw in enumerate(config.channels):
         cls = get(str(raw.get("type")))
         try:
@@ -68,15 +72,12 @@ def build_channels(config: NotificationsConfig, broker: BrokerAddress | None = N
                 for e in exc.errors(include_url=False)
             )
             raise ValueError(problems) from None
-        if cfg.type == "mqtt":
-            out[cfg.name] = cls(cfg, broker)  # type: ignore[call-arg]
-        else:
-            out[cfg.name] = cls(cfg)
+        out[cfg.name] = cls(cfg, context)
     return out
 
 
 class Notifier:
-    def __init__(self, config: NotificationsConfig, channels: dict[str, Channel]) -> None:
+    def __init__(self, config: NotificationsConfig, channels: dict[str, NotificationChannel[Any]]) -> None:
         self.config = config
         self.channels = channels
         self._inbox: queue.Queue[Alert | None] = queue.Queue()

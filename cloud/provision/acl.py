@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cloud.provision.registry import FLEET_GATEWAY, Identity, Role, ServiceRole
+from cloud.core.directory import FLEET_GATEWAY
+from cloud.provision.registry import Identity, Role, ServiceRole
 from edge.contract import topics
 
 ROOT = topics.ROOT

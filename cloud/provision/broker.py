@@ -29,7 +29,7 @@ from cloud.provision.acl import acl_file
 from cloud.provision.ca import CertificateAuthority
 from cloud.provision.files import ensure_dir, write_private
 from cloud.provision.passwords import password_file
-from cloud.provision.registry import BrokerSettings, Registry
+from cloud.provision.registry import BrokerSettings, IdentityRegistry
 
 
 @dataclass(slots=True)
@@ -56,7 +56,7 @@ def _owner(user: str | None) -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
-def _dirs(reg: Registry, owner: tuple[int, int] | None) -> None:
+def _dirs(reg: IdentityRegistry, owner: tuple[int, int] | None) -> None:
     for d in (reg.mosquitto_dir, reg.mosquitto_dir / "certs", reg.mosquitto_dir / "data"):
         ensure_dir(d)
         if owner is not None:
@@ -67,7 +67,7 @@ def _dirs(reg: Registry, owner: tuple[int, int] | None) -> None:
         reg.folder.chmod(0o711)
 
 
-def unreachable_ancestor(reg: Registry) -> Path | None:
+def unreachable_ancestor(reg: IdentityRegistry) -> Path | None:
     """A folder above DIR that the broker's user cannot traverse, if any (it could not start)."""
     settings = reg.data.broker
     if settings is None or settings.broker_dir is not None:
@@ -89,7 +89,7 @@ def unreachable_ancestor(reg: Registry) -> Path | None:
     return None
 
 
-def paths(reg: Registry) -> dict[str, Path]:
+def paths(reg: IdentityRegistry) -> dict[str, Path]:
     m = reg.mosquitto_dir
     return {
         "conf": m / "mosquitto.conf",
@@ -104,7 +104,7 @@ def paths(reg: Registry) -> dict[str, Path]:
     }
 
 
-def broker_paths(reg: Registry) -> dict[str, Path]:
+def broker_paths(reg: IdentityRegistry) -> dict[str, Path]:
     """The paths as the broker sees them, written into mosquitto.conf: `paths(reg)` unless the
     broker reads a copy elsewhere (`broker_dir`, a container's mount), where it has no pid file
     of ours (`provision reload` cannot reach it) and persists into `data_dir`."""
@@ -219,7 +219,7 @@ def render_conf(settings: BrokerSettings, p: dict[str, Path], user: str) -> str:
     return "\n".join(lines)
 
 
-def generate(reg: Registry, *, reload: bool = True) -> BrokerFiles:
+def generate(reg: IdentityRegistry, *, reload: bool = True) -> BrokerFiles:
     """Write every broker file that changed from the registry; SIGHUP a running broker if needed."""
     out = BrokerFiles()
     settings = reg.data.broker
@@ -259,7 +259,7 @@ def generate(reg: Registry, *, reload: bool = True) -> BrokerFiles:
     return out
 
 
-def running_pid(reg: Registry) -> int | None:
+def running_pid(reg: IdentityRegistry) -> int | None:
     """The pid of a broker running on this config (from its pid file), if it is alive."""
     try:
         pid = int(paths(reg)["pid"].read_text().strip())
@@ -280,7 +280,7 @@ def running_pid(reg: Registry) -> int | None:
     return None
 
 
-def reload_running(reg: Registry) -> int | None:
+def reload_running(reg: IdentityRegistry) -> int | None:
     """SIGHUP the broker running on this config so it rereads passwd and acl; its pid, or None."""
     pid = running_pid(reg)
     if pid is None:

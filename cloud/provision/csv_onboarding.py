@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud.provision.identities import Outcome, add_gateway
-from cloud.provision.registry import AuthMethod, Registry
+from cloud.provision.registry import AuthMethod, IdentityRegistry
 from cloud.provision.specs import SpecError, load_base_config, parse_sensor
 from edge.contract import is_id
 from edge.contract.ids import RESERVED_ORGS
@@ -128,7 +128,7 @@ def read_rows(path: Path) -> list[GatewayRow]:  # noqa: PLR0912, PLR0915 (one ch
     return rows
 
 
-def onboard(reg: Registry, path: Path, *, broker_url: str | None = None) -> list[Outcome]:
+def onboard(reg: IdentityRegistry, path: Path, *, broker_url: str | None = None) -> list[Outcome]:
     """Onboard every row of the CSV into `reg` (call inside `reg.transaction()`)."""
     rows = read_rows(path)
     problems = []

@@ -16,14 +16,14 @@ from typing import Any
 import yaml
 from cryptography import x509
 
+from cloud.core.directory import FLEET_GATEWAY
 from cloud.provision.ca import CertificateAuthority
 from cloud.provision.files import ensure_dir, write_private
 from cloud.provision.passwords import hash_password, new_password, verify
 from cloud.provision.registry import (
-    FLEET_GATEWAY,
     AuthMethod,
     Identity,
-    Registry,
+    IdentityRegistry,
     RegistryError,
     Role,
     ServiceRole,
@@ -61,7 +61,7 @@ def _check_org(org: str) -> None:
         raise RegistryError(f"org {org!r} is reserved for the cloud's topics", org)
 
 
-def default_broker_url(reg: Registry, auth: AuthMethod = AuthMethod.PASSWORD) -> str:
+def default_broker_url(reg: IdentityRegistry, auth: AuthMethod = AuthMethod.PASSWORD) -> str:
     """TLS when the broker has a TLS listener (a password never crosses the street in clear),
     unless that listener asks for a certificate this identity does not have."""
     s = reg.data.broker
@@ -83,7 +83,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _ensure_secrets(
-    reg: Registry, identity: Identity, outcome: Outcome, *, rotate: bool, broker_url: str
+    reg: IdentityRegistry, identity: Identity, outcome: Outcome, *, rotate: bool, broker_url: str
 ) -> None:
     ensure_dir(reg.identity_dir(identity.username).parent)
     folder = ensure_dir(reg.identity_dir(identity.username))
@@ -142,7 +142,7 @@ def _ensure_secrets(
 
 
 def _upsert(
-    reg: Registry,
+    reg: IdentityRegistry,
     *,
     username: str,
     role: Role,
@@ -240,7 +240,7 @@ def gateway_config(
 
 
 def add_gateway(
-    reg: Registry,
+    reg: IdentityRegistry,
     *,
     gateway: str,
     org: str,
@@ -314,7 +314,7 @@ def add_gateway(
 
 
 def add_utility(
-    reg: Registry,
+    reg: IdentityRegistry,
     *,
     org: str,
     name: str = "",
@@ -339,7 +339,7 @@ def add_utility(
 
 
 def add_service(
-    reg: Registry,
+    reg: IdentityRegistry,
     *,
     service: str,
     role: ServiceRole,

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cloud.provision.ca import CertificateAuthority
 from cloud.provision.files import ensure_dir, write_private
 from cloud.provision.identities import Outcome, add_gateway, add_service, add_utility
-from cloud.provision.registry import AuthMethod, BrokerSettings, Registry, RegistryError, ServiceRole
+from cloud.provision.registry import AuthMethod, BrokerSettings, IdentityRegistry, RegistryError, ServiceRole
 from cloud.provision.specs import load_base_config, parse_sensor
 from edge.contract import Id
 
@@ -159,7 +159,7 @@ class Export:
     changed: list[str] = field(default_factory=list)
 
 
-def apply_identities(reg: Registry, plan: Plan, *, plan_dir: Path, root: Path) -> list[Outcome]:
+def apply_identities(reg: IdentityRegistry, plan: Plan, *, plan_dir: Path, root: Path) -> list[Outcome]:
     """Bring the CA, the broker settings and every identity of the plan into the registry."""
     if plan.ca:
         CertificateAuthority(reg.ca_dir).init("Situation Room private CA")
@@ -217,7 +217,7 @@ def _client_options(username: str, password: str) -> str:
     return f"-u {username}\n-P {password}\n"
 
 
-def _contents(reg: Registry, spec: PlanExport) -> tuple[str, tuple[str, ...], dict[str, bytes]]:
+def _contents(reg: IdentityRegistry, spec: PlanExport) -> tuple[str, tuple[str, ...], dict[str, bytes]]:
     """(what, the names this export may hold, the contents it must hold now)."""
     wanted: dict[str, bytes] = {}
     if spec.broker:
@@ -241,7 +241,7 @@ def _contents(reg: Registry, spec: PlanExport) -> tuple[str, tuple[str, ...], di
     return what, known, wanted
 
 
-def export(reg: Registry, spec: PlanExport, root: Path) -> Export:
+def export(reg: IdentityRegistry, spec: PlanExport, root: Path) -> Export:
     """Copy the broker's files, or one identity's, into `spec.to` (0700, files 0600)."""
     what, known, wanted = _contents(reg, spec)
     out = Export(spec.to, what)

@@ -28,7 +28,6 @@ from cloud.provision.files import ensure_dir, write_private
 from edge.contract import Id
 
 REGISTRY_VERSION = 1
-FLEET_GATEWAY = "fleet"  # a utility's topics are its org's `fleet` pseudo-gateway: sr/v1/{org}/fleet/...
 
 
 class Role(StrEnum):
@@ -145,7 +144,7 @@ def service_username(service: str) -> str:
     return f"svc.{service}"
 
 
-class Registry:
+class IdentityRegistry:
     """The provisioning folder DIR: registry, CA, identities' secrets and broker files."""
 
     def __init__(self, folder: Path) -> None:
@@ -168,7 +167,7 @@ class Registry:
         return self.folder / "identities" / username
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[Registry]:
+    def transaction(self) -> Iterator[IdentityRegistry]:
         """Load under an exclusive lock, yield, and save when the block ends without error."""
         ensure_dir(self.folder)
         lock_path = self.folder / ".lock"
@@ -182,7 +181,7 @@ class Registry:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def load(self) -> Registry:
+    def load(self) -> IdentityRegistry:
         try:
             raw = self.path.read_text()
         except FileNotFoundError:

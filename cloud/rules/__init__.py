@@ -1,6 +1,5 @@
 """Rules: declarative checks over the live stream that raise and resolve alerts.
 
-Built-in rule kinds, one import line each (importing registers them).
+The rule kinds are plug-in folders under `cloud/rules/kinds/`, the detectors that score series
+under `cloud/rules/detectors/`; `engine.py` runs them.
 """
-
-from cloud.rules import anomaly, places, staleness, threshold  # noqa: F401

@@ -13,10 +13,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from cloud.rules.lifecycle import InvalidTransitionError
-from cloud.rules.store import AlertNotFoundError, AlertStore, StoredAlert
-from cloud.worksites.deps import CallerDep
-from cloud.worksites.store import Caller
+from cloud.core.alerts import AlertNotFoundError, StoredAlert
+from cloud.core.lifecycle import InvalidTransitionError
+from cloud.core.orgs import Caller
+from cloud.io.http import CallerDep
+from cloud.rules.store import AlertStore
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 

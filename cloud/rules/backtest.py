@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cloud.detectors.replay import parse_ts
-from cloud.influx.client import InfluxClient
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
+from cloud.io.influx.client import InfluxClient
 from cloud.rules.base import Rule
+from cloud.rules.detectors.replay import parse_ts
 from cloud.rules.engine import Engine
 from edge.contract import ID_PATTERN, KINDS, Reading, is_id
 
@@ -91,7 +91,7 @@ def readings_from_csv(path: Path, report: Callable[[Skipped], None]) -> list[Rea
     return out
 
 
-def backtest(rules: list[Rule], readings: Iterable[Reading]) -> list[Alert]:
+def backtest(rules: list[Rule[Any]], readings: Iterable[Reading]) -> list[Alert]:
     engine = Engine(rules)
     out: list[Alert] = []
     for r in readings:

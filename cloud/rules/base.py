@@ -1,15 +1,21 @@
-"""The rule plug-in surface: a rule's Config and the hooks the engine calls."""
+"""The rule plug-in surface: a rule's Config, the hooks the engine calls, and rule groups.
+
+A rule kind is a subclass of `Rule[XConfig]`: `self.config` is then an `XConfig` to the type
+checker, with no `isinstance` check at run time (the engine builds each rule from its own
+`Config`, so the config a rule gets is always the one it declared).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.rules.alert import Alert, Severity
-from cloud.rules.geo import Geography
+from cloud.core.alerts import Alert, Severity
+from cloud.core.geo import Geography
+from cloud.rules.group import RuleGroup
 from edge.contract import Reading
 
 
@@ -19,6 +25,9 @@ class RuleConfig(BaseModel):
     rule: str  # the registered rule kind; a Literal in each subclass
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")  # the alert's rule id
     severity: Severity = "warning"
+
+
+ConfigT = TypeVar("ConfigT", bound=RuleConfig)
 
 
 @dataclass(slots=True)
@@ -32,13 +41,22 @@ class Clocks:
 GatewayState = Literal["online", "offline"]
 
 
-class Rule:
+class Evaluator(Protocol):
+    """What the engine hands a reading to: one rule, or a group of rules judged together."""
+
+    def observe(self, reading: Reading) -> list[Alert]: ...
+
+
+class Rule(Generic[ConfigT]):
     """Base of every rule. Hooks return alert transitions; the engine de-duplicates them."""
 
     kind: ClassVar[str]
     Config: ClassVar[type[RuleConfig]]
+    # Rules of this class on one field can be judged by one group (see `group_key`), so that an
+    # ordinary reading costs one check per group rather than one call per rule.
+    Group: ClassVar[type[RuleGroup[Any]] | None] = None
 
-    def __init__(self, config: RuleConfig) -> None:
+    def __init__(self, config: ConfigT) -> None:
         self.config = config
         # The sensor kinds whose readings this rule's `observe` needs (None: every reading);
         # the engine indexes rules by it so a reading touches only the rules that apply.
@@ -47,6 +65,10 @@ class Rule:
     @property
     def name(self) -> str:
         return self.config.name
+
+    def group_key(self) -> str | None:
+        """What rules of one class must share to be judged by one `Group` (None: never grouped)."""
+        return None
 
     def alert_on(
         self,

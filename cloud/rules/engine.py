@@ -10,26 +10,23 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from cloud.rules.alert import Alert, AlertKey
-from cloud.rules.anomaly import Flatline, FlatlineGroup, RateOfChange, RateOfChangeGroup
-from cloud.rules.base import Clocks, Rule
-from cloud.rules.geo import (
+from cloud.core.alerts import Alert, AlertKey
+from cloud.core.geo import (
     Geography,
     GeoJsonWorksites,
     NoWorksites,
-    RegistryWorksites,
     WorksiteLookup,
     load_sites,
 )
-from cloud.rules.registry import UnknownRuleError, get
-from cloud.rules.threshold import Threshold, ThresholdGroup
+from cloud.rules.base import Clocks, Evaluator, Rule
+from cloud.rules.kinds import UnknownRuleError, get
 from edge.contract import Reading
 
 DEFAULT_RULES = Path(__file__).with_name("default.yaml")
@@ -42,7 +39,7 @@ class RulesFileError(ValueError):
 class RulesFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rules: list[dict[str, Any]]
-    # Where sensors are (default: cloud/rules/sites.yaml), relative to the rules file.
+    # Where sensors are (default: cloud/core/sites.yaml), relative to the rules file.
     sites: str | None = None
     # Worksites as a GeoJSON FeatureCollection: a file (relative to the rules file) or a URL.
     worksites: str | None = None
@@ -57,7 +54,12 @@ def read_rules_file(path: Path) -> RulesFile:
         raise RulesFileError(f"{path}: {exc}") from None
 
 
-def geography(path: Path, raw: RulesFile) -> Geography:
+# Opens `registry:URL` worksite sources (the worksite registry itself). The rules feature does not
+# know the registry: the process's wiring hands the opener over (cloud/apps/rules.py).
+RegistryOpener = Callable[[str], WorksiteLookup]
+
+
+def geography(path: Path, raw: RulesFile, open_registry: RegistryOpener | None = None) -> Geography:
     try:
         sites = load_sites(path.parent / raw.sites) if raw.sites else load_sites()
     except (OSError, yaml.YAMLError, ValidationError) as exc:
@@ -65,10 +67,13 @@ def geography(path: Path, raw: RulesFile) -> Geography:
     worksites: WorksiteLookup = NoWorksites()
     if raw.worksites and raw.worksites.startswith("registry:"):
         # `registry:sqlite:///PATH` or `registry:postgresql://...`: the worksite registry itself.
-        try:
-            return Geography(
-                sites=sites, worksites=RegistryWorksites.open(raw.worksites.removeprefix("registry:"))
+        if open_registry is None:
+            raise RulesFileError(
+                f"{path}: worksites: {raw.worksites}: the worksite registry is read by the rules "
+                "service only; here give a GeoJSON file or URL"
             )
+        try:
+            return Geography(sites=sites, worksites=open_registry(raw.worksites.removeprefix("registry:")))
         except (ValueError, sa.exc.SQLAlchemyError) as exc:
             raise RulesFileError(f"{path}: worksites: {raw.worksites}: {exc}") from None
     if raw.worksites:
@@ -80,11 +85,11 @@ def geography(path: Path, raw: RulesFile) -> Geography:
     return Geography(sites=sites, worksites=worksites)
 
 
-def load_rules(path: Path = DEFAULT_RULES) -> list[Rule]:
+def load_rules(path: Path = DEFAULT_RULES, open_registry: RegistryOpener | None = None) -> list[Rule[Any]]:
     """Rules from YAML; errors name the file, the rule's index and the field."""
     raw = read_rules_file(path)
-    geo = geography(path, raw)
-    rules: list[Rule] = []
+    geo = geography(path, raw, open_registry)
+    rules: list[Rule[Any]] = []
     names: set[str] = set()
     for i, entry in enumerate(raw.rules):
         try:
@@ -108,34 +113,26 @@ def load_rules(path: Path = DEFAULT_RULES) -> list[Rule]:
     return rules
 
 
-class Evaluator(Protocol):
-    def observe(self, reading: Reading) -> list[Alert]: ...
-
-
-GROUPS: dict[type[Rule], Callable[[list[Any]], Evaluator]] = {
-    Threshold: ThresholdGroup,
-    RateOfChange: RateOfChangeGroup,
-    Flatline: FlatlineGroup,
-}
-
-
-def evaluators(rules: list[Rule]) -> list[Evaluator]:
-    """The rules one kind's readings go to, with same-class rules on one field grouped so that
-    an ordinary reading costs one check per group rather than one call per rule."""
-    by_field: dict[tuple[type[Rule], str], list[Rule]] = {}
+def evaluators(rules: list[Rule[Any]]) -> list[Evaluator]:
+    """The rules one kind's readings go to, with same-class rules on one field grouped (each
+    class says how, `Rule.Group`) so that an ordinary reading costs one check per group rather
+    than one call per rule."""
+    grouped: dict[tuple[type[Rule[Any]], str], list[Rule[Any]]] = {}
     out: list[Evaluator] = []
     for r in rules:
-        field = getattr(getattr(r, "cfg", None), "field", None)
-        if type(r) in GROUPS and isinstance(field, str):
-            by_field.setdefault((type(r), field), []).append(r)
+        key = r.group_key() if type(r).Group is not None else None
+        if key is not None:
+            grouped.setdefault((type(r), key), []).append(r)
         else:
             out.append(r)
-    out.extend(GROUPS[cls](members) for (cls, _), members in by_field.items())
+    for (cls, _), members in grouped.items():
+        assert cls.Group is not None  # only classes with a Group were grouped
+        out.append(cls.Group(members))
     return out
 
 
 class Engine:
-    def __init__(self, rules: list[Rule]) -> None:
+    def __init__(self, rules: list[Rule[Any]]) -> None:
         self.rules = rules
         self._by_kind: dict[str, list[Evaluator]] = {}
         self._for_all = [r for r in rules if r.watches is None]
@@ -146,7 +143,7 @@ class Engine:
         self.raised = 0
         self.resolved = 0
 
-    def replace_rules(self, rules: list[Rule]) -> None:
+    def replace_rules(self, rules: list[Rule[Any]]) -> None:
         """New rules (hot reload); a rule whose name and config are unchanged keeps its state."""
         old = {r.name: r for r in self.rules}
         kept = [old[r.name] if r.name in old and old[r.name].config == r.config else r for r in rules]
@@ -194,11 +191,16 @@ class Engine:
                 out.extend(found)
         return self._filter(out) if out else out
 
-    def tick(self) -> list[Alert]:
-        if self._watermark is None:
+    def tick(self, now: datetime | None = None) -> list[Alert]:
+        """Time-driven checks (staleness) at event time `now`; by default the newest reading's
+        time plus the wall time since it arrived. Replays and the rule kinds' cases give `now`."""
+        if now is not None:
+            self.clocks.now = now
+        elif self._watermark is None:
             return []
-        # Event time goes on at wall speed when nothing arrives, so total silence is noticed too.
-        self.clocks.now = self._watermark + timedelta(seconds=time.monotonic() - self._watermark_mono)
+        else:
+            # Event time goes on at wall speed when nothing arrives, so total silence is noticed too.
+            self.clocks.now = self._watermark + timedelta(seconds=time.monotonic() - self._watermark_mono)
         out: list[Alert] = []
         for rule in self.rules:
             out.extend(rule.tick(self.clocks))

@@ -21,8 +21,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import get_args
 
-from cloud.rules.alert import Alert, Severity, State
-from cloud.rules.store import AlertStore, OperatorMove
+from cloud.core.alerts import Alert, OperatorMove, Severity, State
+from cloud.rules.store import AlertStore
 
 DEFAULT_LOOKBACK = timedelta(days=1)
 

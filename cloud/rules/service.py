@@ -6,31 +6,38 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-import orjson
 import paho.mqtt.client as mqtt
 from pydantic import AwareDatetime, BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.influx.client import InfluxClient, InfluxError, QueryError
-from cloud.mqtt import BrokerConnection
-from cloud.notify import Notifier
-from cloud.rules.alert import Alert
-from cloud.rules.engine import Engine, RulesFileError, load_rules
+from cloud.core.admission import Admission
+from cloud.core.alerts import Alert, AlertSink
+from cloud.core.settings import CloudSettings
+from cloud.io.influx.client import InfluxClient, InfluxError, QueryError
+from cloud.io.influx.points import alert_line
+from cloud.io.mqtt import BrokerConnection
+from cloud.rules.engine import Engine, RegistryOpener, RulesFileError, load_rules
 from cloud.rules.relay import OperatorRelay
 from cloud.rules.store import AlertStore
-from cloud.settings import CloudSettings
-from edge.contract import ContractError, decode, loads, topics
+from edge.contract import ContractError, loads, topics
 from edge.contract.topics import Channel
 
-if TYPE_CHECKING:
-    from cloud.dashboards.push import GrafanaAnnotator
-    from cloud.worksites.snapshot import WorksiteSnapshots
-
 log = logging.getLogger(__name__)
+
+
+class Periodic(Protocol):
+    """Work the service does on its clock beside the rules (the worksite snapshots): called
+    every second, it decides itself whether anything is due; points written."""
+
+    def tick(self, influx: InfluxClient) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class StatusMessage(BaseModel):
@@ -43,8 +50,12 @@ class RulesService:
     """The engine on the live stream. With a `store`, alerts are de-duplicated in the database
     too (several instances may run) and only real transitions are published, and what operators
     do in the store (acknowledge, resolve) is published and written as well (cloud/rules/relay.py);
-    with a `notifier`, they are routed to channels; with `rules_path`, the rules file is reloaded
-    when it changes; with `worksites`, the worksite registry's state is written to InfluxDB."""
+    with a `notifier`, they are routed to channels, and with an `annotator` every transition is
+    shown in Grafana; with `rules_path`, the rules file is reloaded when it changes (`registry:`
+    worksite sources opened by `open_registry`); `periodic` work (the worksite registry's state
+    written to InfluxDB) runs on the service's clock. The process's wiring (cloud/apps/rules.py)
+    decides which of these a deployment gets. Readings pass the admission first
+    (cloud/core/admission.py), ingest's verdict: what ingest dead-letters raises no alert."""
 
     def __init__(
         self,
@@ -53,25 +64,23 @@ class RulesService:
         *,
         influx: InfluxClient | None = None,
         store: AlertStore | None = None,
-        notifier: Notifier | None = None,
+        notifier: AlertSink | None = None,
+        annotator: AlertSink | None = None,
         rules_path: Path | None = None,
         reload_every_s: float = 2.0,
-        worksites: WorksiteSnapshots | None = None,
+        periodic: Sequence[Periodic] = (),
+        open_registry: RegistryOpener | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        self.admission = admission or Admission.from_settings(settings)
         self.store = store
         self.relay = OperatorRelay(store) if store is not None else None
-        self.worksites = worksites
+        self.periodic = list(periodic)
+        self.open_registry = open_registry
         self.notifier = notifier
-        self.annotator: GrafanaAnnotator | None = None
-        if settings.grafana_url:
-            from cloud.dashboards.push import GrafanaAnnotator, connect  # noqa: PLC0415  (loads slowly)
-
-            self.annotator = GrafanaAnnotator(
-                connect(settings.grafana_url, token=settings.grafana_token),
-                dashboard_uid=settings.grafana_dashboard_uid,
-            )
+        self.annotator = annotator
         self.rules_path = rules_path
         self.reload_every_s = reload_every_s
         self._rules_mtime = rules_path.stat().st_mtime_ns if rules_path else 0
@@ -93,6 +102,8 @@ class RulesService:
             subscriptions=[
                 (f"{topics.ROOT}/{org}/+/{Channel.DATA.value}/+", 1),
                 (f"{topics.ROOT}/{org}/+/{Channel.STATUS.value}", 1),
+                # The gateways' declared sensor kinds, for the admission (as ingest learns them).
+                (f"{topics.ROOT}/{org}/+/{Channel.META.value}", 1),
             ],
             on_message=self._on_message,
         )
@@ -147,8 +158,8 @@ class RulesService:
                 self.notifier.close()
             if self.annotator is not None:
                 self.annotator.close()
-            if self.worksites is not None:
-                self.worksites.store.close()
+            for work in self.periodic:
+                work.close()
 
     def reload_if_changed(self) -> bool:
         """Hot reload: a changed rules file replaces the rules; a broken one is reported and the
@@ -164,7 +175,7 @@ class RulesService:
             return False
         self._rules_mtime = mtime
         try:
-            new = load_rules(self.rules_path)
+            new = load_rules(self.rules_path, self.open_registry)
         except RulesFileError as exc:
             self.reload_errors += 1
             log.warning("rules file rejected, keeping the running rules: %s", exc)
@@ -175,19 +186,22 @@ class RulesService:
         return True
 
     def handle(self, topic: str, payload: bytes) -> list[Alert]:
-        # Ingest dead-letters bad input; here it is only skipped.
+        # Ingest dead-letters what the admission refuses; here it is only skipped, by the same verdict.
         try:
             where = topics.parse(topic)
+            if where.channel is Channel.META:
+                self.admission.learn(where, payload)
+                return []
             if where.channel is Channel.STATUS:
                 status = StatusMessage.model_validate(loads(payload))
                 return self.engine.gateway_status(
                     where.org, where.gateway, status.state, status.reason, status.ts
                 )
-            decoded = decode(payload)
+            judged = self.admission.admit(where, payload, datetime.now(UTC))
         except (ContractError, ValidationError):
             return []
         out: list[Alert] = []
-        for r in decoded.readings:
+        for r in judged.readings:
             out.extend(self.engine.observe(r))
         return out
 
@@ -195,8 +209,8 @@ class RulesService:
         """The clock's work: the engine's time-driven checks (staleness), what operators did in
         the alert store, and the worksite registry's state when due."""
         self.relay_operator_moves()
-        if self.worksites is not None:
-            self.worksites.tick(self.influx)
+        for work in self.periodic:
+            work.tick(self.influx)
         return self.engine.tick()
 
     def relay_operator_moves(self) -> int:
@@ -211,7 +225,7 @@ class RulesService:
         if not moves:
             return 0
         try:
-            self.influx.write([a.to_line() for a, _ in moves])
+            self.influx.write([alert_line(a) for a, _ in moves])
         except InfluxError as exc:
             # Not committed: the next tick sends them again (same points, same retained state).
             log.warning("could not write %d operator moves to InfluxDB: %s", len(moves), exc)
@@ -222,7 +236,7 @@ class RulesService:
                 self.conn.client.publish(a.topic, a.to_json(), qos=1, retain=True)
                 self.published += 1
             if self.annotator is not None:
-                self.annotator.submit(orjson.loads(a.to_json()))
+                self.annotator.submit([a])
         self.relay.commit()
         return len(moves)
 
@@ -254,11 +268,10 @@ class RulesService:
         if self.notifier is not None:
             self.notifier.submit([a for a, should in recorded if should])
         if self.annotator is not None:
-            for a, _ in recorded:
-                self.annotator.submit(orjson.loads(a.to_json()))
+            self.annotator.submit([a for a, _ in recorded])
         if not recorded:
             return
         try:
-            self.influx.write([a.to_line() for a, _ in recorded])
+            self.influx.write([alert_line(a) for a, _ in recorded])
         except InfluxError as exc:
             log.warning("could not write %d alerts to InfluxDB: %s", len(recorded), exc)

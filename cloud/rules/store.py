@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -22,9 +21,18 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from cloud.db import Migration, make_engine, migrate
-from cloud.rules.alert import Alert
-from cloud.rules.lifecycle import Event, InvalidTransitionError, next_state
+from cloud.core.alerts import (
+    ENGINE,
+    Alert,
+    AlertNotFoundError,
+    OperatorMove,
+    Outcome,
+    Silence,
+    StoredAlert,
+    Transition,
+)
+from cloud.core.lifecycle import Event, InvalidTransitionError, next_state
+from cloud.io.db import Migration, make_engine, migrate
 
 COMPONENT = "rules"
 metadata = sa.MetaData()
@@ -96,101 +104,6 @@ def _create_v1(conn: Connection) -> None:
 
 
 MIGRATIONS = [Migration(1, "alerts, alert events, silences", _create_v1)]
-
-
-class AlertNotFoundError(LookupError):
-    def __init__(self, alert_id: int) -> None:
-        self.alert_id = alert_id
-        super().__init__(f"no alert with id {alert_id}")
-
-
-@dataclass(frozen=True, slots=True)
-class StoredAlert:
-    id: int
-    rule: str
-    org: str
-    entity: str
-    gateway: str
-    kind: str
-    severity: str
-    state: str
-    since: datetime
-    fired_at: datetime
-    updated_at: datetime
-    acked_at: datetime | None
-    acked_by: str | None
-    resolved_at: datetime | None
-    resolved_by: str | None
-    message: str
-    value: float | None
-    threshold: float | None
-    context: dict[str, Any]
-    duplicates: int
-    is_silenced: bool
-    is_flapping: bool
-
-    @property
-    def is_active(self) -> bool:
-        return self.state != "resolved"
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name in self.__slots__:
-            v = getattr(self, name)
-            out[name] = v.isoformat() if isinstance(v, datetime) else v
-        return out
-
-
-Outcome = Literal["opened", "duplicate", "acknowledged", "resolved", "unchanged"]
-ENGINE = "engine"  # the actor of the engine's own transitions in `alert_events`
-
-
-@dataclass(frozen=True, slots=True)
-class OperatorMove:
-    """An acknowledgement or a resolution made by a person (CLI, API, console), from the
-    history, with the alert as it is now."""
-
-    event_id: int
-    event: Literal["ack", "resolve"]
-    actor: str
-    note: str
-    ts: datetime
-    alert: StoredAlert
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    outcome: Outcome
-    alert: StoredAlert
-
-    @property
-    def should_notify(self) -> bool:
-        """Opened or resolved, and neither silenced nor flapping."""
-        changed = self.outcome in ("opened", "resolved", "acknowledged")
-        return changed and not (self.alert.is_silenced or self.alert.is_flapping)
-
-
-@dataclass(frozen=True, slots=True)
-class Silence:
-    id: int
-    kind: str
-    org: str | None
-    rule: str | None
-    entity: str | None
-    gateway: str | None
-    starts_at: datetime
-    ends_at: datetime
-    reason: str
-    created_by: str
-
-    def matches(self, a: Alert, at: datetime) -> bool:
-        return (
-            self.starts_at <= at < self.ends_at
-            and self.org in (None, a.org)
-            and self.rule in (None, a.rule)
-            and self.entity in (None, a.entity)
-            and self.gateway in (None, a.gateway)
-        )
 
 
 def _utc(ts: datetime | None) -> datetime | None:

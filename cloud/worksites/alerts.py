@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.rules.alert import Alert, AlertKey
+from cloud.core.alerts import Alert, AlertKey
 from cloud.worksites.conflicts import CoordinationSettings, detect, to_alerts
 from cloud.worksites.store import Query, WorksiteStore
 from edge.contract import BrokerAddress

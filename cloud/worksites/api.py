@@ -14,20 +14,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Path, Response, status
 from pydantic import BaseModel, ValidationError
 
+from cloud.core.errors import FieldProblem, printable, problems_from
+from cloud.core.orgs import ID_PATTERN, Organisation
+from cloud.io.http import CallerDep
 from cloud.worksites import conflicts, wzdx
-from cloud.worksites.deps import CallerDep, CoordinationDep, QueryDep, StoreDep
-from cloud.worksites.geo import parse_geojson
+from cloud.worksites.deps import CoordinationDep, QueryDep, StoreDep
+from cloud.worksites.geojson import feature_collection
 from cloud.worksites.models import (
-    ID_PATTERN,
     HistoryEntry,
-    Organisation,
+    InvalidWorksiteError,
     Status,
     Worksite,
     WorksiteCreate,
     WorksitePatch,
     ngsi_ld,
 )
-from cloud.worksites.store import FieldProblem, InvalidWorksiteError, Query, printable, problems_from
+from cloud.worksites.store import Query
 
 router = APIRouter(tags=["worksites"])
 feeds = APIRouter(prefix="/feeds", tags=["feeds"])
@@ -144,39 +146,6 @@ def import_wzdx(
     sites = wzdx.import_feed(feed)
     created, updated = store.put_many(caller, sites)
     return ImportResult(created=created, updated=updated)
-
-
-def geojson_feature(ws: Worksite) -> dict[str, Any]:
-    """A flat-properties Feature: Grafana's Geomap styles and labels by top-level properties."""
-    centroid = parse_geojson(ws.geometry).centroid
-    impact = ws.impact
-    return {
-        "type": "Feature",
-        "id": ws.id,
-        "geometry": ws.geometry,
-        "properties": {
-            "id": ws.id,
-            "title": ws.title,
-            "owner": ws.owner,
-            "street": ws.street,
-            "work_type": ws.work_type.value,
-            "status": ws.status.value,
-            "approval": ws.approval.value,
-            "start": wzdx.format_date(ws.start),
-            "end": wzdx.format_date(ws.end),
-            "road_closed": impact.road_closed,
-            "lanes_closed": impact.lanes_closed,
-            "parking_spaces_removed": impact.parking_spaces_removed,
-            "bus_lines": ",".join(impact.bus_lines),
-            "detour": impact.detour or "",
-            "lat": round(centroid.y, 6),
-            "lon": round(centroid.x, 6),
-        },
-    }
-
-
-def feature_collection(sites: list[Worksite], **meta: Any) -> dict[str, Any]:
-    return {"type": "FeatureCollection", "features": [geojson_feature(w) for w in sites], **meta}
 
 
 def live_now(store: StoreDep, now: datetime) -> list[Worksite]:

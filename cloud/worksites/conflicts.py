@@ -28,8 +28,8 @@ import orjson
 import shapely
 from shapely import STRtree
 
-from cloud.rules.alert import Alert, Severity
-from cloud.worksites.geo import PRATO_AREA, BBox, LocalProjection
+from cloud.core.alerts import Alert, Severity
+from cloud.core.geo import PRATO_AREA, BBox, LocalProjection
 from cloud.worksites.models import Status, Worksite
 
 

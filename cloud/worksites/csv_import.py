@@ -23,9 +23,9 @@ import orjson
 import shapely
 from pydantic import ValidationError
 
-from cloud.worksites.geo import to_geojson
-from cloud.worksites.models import WorksiteCreate
-from cloud.worksites.store import FieldProblem, InvalidWorksiteError, problems_from
+from cloud.core.errors import FieldProblem, problems_from
+from cloud.core.geo import to_geojson
+from cloud.worksites.models import InvalidWorksiteError, WorksiteCreate
 
 LOCAL_TZ = ZoneInfo("Europe/Rome")
 DATE_FIELDS = ("planned_start", "planned_end", "actual_start", "actual_end")

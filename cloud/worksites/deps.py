@@ -5,18 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Query, Request
 
+from cloud.core.errors import FieldProblem
+from cloud.core.geo import BBox
+from cloud.core.orgs import ID_PATTERN
 from cloud.worksites.conflicts import CoordinationSettings
-from cloud.worksites.geo import BBox
-from cloud.worksites.models import ID_PATTERN, Status
-from cloud.worksites.store import Caller, FieldProblem, InvalidWorksiteError, WorksiteStore
+from cloud.worksites.models import InvalidWorksiteError, Status
 from cloud.worksites.store import Query as StoreQuery
-
-_bearer = HTTPBearer(
-    auto_error=False, description="An organisation's API token: `Authorization: Bearer srt_...`"
-)
+from cloud.worksites.store import WorksiteStore
 
 
 def get_store(request: Request) -> WorksiteStore:
@@ -31,27 +28,6 @@ def get_coordination(request: Request) -> CoordinationSettings:
 
 StoreDep = Annotated[WorksiteStore, Depends(get_store)]
 CoordinationDep = Annotated[CoordinationSettings, Depends(get_coordination)]
-
-
-def get_caller(
-    store: StoreDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
-    if credentials is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing API token: send `Authorization: Bearer <token>`",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    caller = store.caller_for_token(credentials.credentials)
-    if caller is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "unknown API token", headers={"WWW-Authenticate": "Bearer"}
-        )
-    return caller
-
-
-CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 def get_query(

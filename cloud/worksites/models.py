@@ -23,22 +23,23 @@ from pydantic import (
     field_validator,
 )
 
-from cloud.worksites.geo import GeometryError, parse_geojson, to_geojson
+from cloud.core.errors import InvalidInputError
+from cloud.core.geo import GeometryError, parse_geojson, to_geojson
+from cloud.core.orgs import ID_PATTERN, OrgId
+from cloud.core.worksites import WorksiteStatus
 
-ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 ID_RE = re.compile(ID_PATTERN)
-OrgId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
-class Status(StrEnum):
-    PLANNED = "planned"
-    ACTIVE = "active"
-    SUSPENDED = "suspended"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
+class InvalidWorksiteError(InvalidInputError):
+    """A worksite that fails validation; `problems` name each field."""
+
+
+# The status vocabulary is the kernel's: other features (console, exports) speak it too.
+Status = WorksiteStatus
 
 
 class WorkType(StrEnum):
@@ -67,11 +68,6 @@ class Restriction(StrEnum):
     REDUCED_WEIGHT = "reduced-weight"
     LOCAL_ACCESS_ONLY = "local-access-only"
     NO_PASSING = "no-passing"
-
-
-class Role(StrEnum):
-    MUNICIPALITY = "municipality"  # operators: see, edit and approve every worksite
-    UTILITY = "utility"  # edits only its own worksites, sees all of them to coordinate
 
 
 class Approval(StrEnum):
@@ -210,14 +206,6 @@ class Worksite(WorksiteFields):
 
     def writable(self) -> dict[str, Any]:
         return self.model_dump(mode="python", include=set(WorksiteFields.model_fields))
-
-
-class Organisation(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    id: OrgId
-    name: Text
-    role: Role
 
 
 class HistoryEntry(BaseModel):

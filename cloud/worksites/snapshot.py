@@ -16,7 +16,7 @@ stays one series on the timeline as it goes planned → active → ended (a `sta
 it in three, and `last()` could no longer tell its current phase).
 
 Beside each worksite that is not over, one `worksite_sensor` point per sensor within
-`radius_m` of its geometry (the sensor sites of cloud/rules/sites.yaml, the same radius as the
+`radius_m` of its geometry (the sensor sites of cloud/core/sites.yaml, the same radius as the
 worksite-impact rule), so that Grafana can chain a worksite to the counters and car parks
 around it (InfluxQL has no spatial join):
 
@@ -39,10 +39,9 @@ from typing import Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.influx.client import InfluxClient, InfluxError
-from cloud.influx.lineprotocol import FieldValue, LineProtocolError, line
-from cloud.rules.geo import Site, load_sites, sites_near
-from cloud.worksites.geo import parse_geojson
+from cloud.core.geo import Site, load_sites, parse_geojson, sites_near
+from cloud.io.influx.client import InfluxClient, InfluxError
+from cloud.io.influx.lineprotocol import FieldValue, LineProtocolError, line
 from cloud.worksites.models import Status, Worksite
 from cloud.worksites.store import Query, UnreadableRow, WorksiteStore
 
@@ -50,7 +49,7 @@ log = logging.getLogger(__name__)
 
 MEASUREMENT = "worksite"
 NEAR_MEASUREMENT = "worksite_sensor"
-DEFAULT_RADIUS_M = 400.0  # as the worksite-impact rule's default (cloud/rules/places.py)
+DEFAULT_RADIUS_M = 400.0  # as the worksite-impact rule's default (cloud/rules/kinds/worksite_impact/)
 Phase = Literal["planned", "active", "suspended", "ended"]
 DEFAULT_LOOKBACK = timedelta(days=7)  # an ended worksite stays on the timeline for a week
 DEFAULT_HORIZON = timedelta(days=30)  # as the API's /feeds/planned.geojson
@@ -150,7 +149,7 @@ class WorksiteSnapshots:
         radius_m: float = DEFAULT_RADIUS_M,
     ) -> None:
         self.store = store
-        # Where the sensors are; by default the sites the rules use (cloud/rules/sites.yaml).
+        # Where the sensors are; by default the sites the rules use (cloud/core/sites.yaml).
         self.sites = load_sites() if sites is None else sites
         self.radius_m = radius_m
         self.interval_s = interval_s
@@ -164,6 +163,9 @@ class WorksiteSnapshots:
         self._signature: frozenset[tuple[str, int, str]] | None = None
         self._reported: set[tuple[str, str]] = set()
         self._next_poll = 0.0
+
+    def close(self) -> None:
+        self.store.close()
 
     def tick(self, influx: InfluxClient, now: datetime | None = None) -> int:
         """Poll if `poll_s` has passed since the last look; points written."""

@@ -7,9 +7,6 @@ indexed columns: the bbox filter runs in SQL, the exact intersection test in sha
 
 from __future__ import annotations
 
-import hashlib
-import math
-import secrets
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,13 +18,24 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection, Engine
 
-from cloud.db import Migration, make_engine, migrate
-from cloud.worksites.geo import BBox, GeometryError, check_in_area, parse_geojson
+from cloud.core.errors import (
+    ConflictError,
+    DomainError,
+    FieldProblem,
+    NotFoundError,
+    PermissionDeniedError,
+    problems_from,
+)
+from cloud.core.geo import BBox, GeometryError, check_in_area, parse_geojson
+from cloud.core.orgs import Caller, Organisation
+from cloud.io import orgstore
+from cloud.io.db import Migration, UTCDateTime, make_engine, migrate
+from cloud.io.orgstore import OrgStore
+from cloud.worksites.geojson import feature_collection
 from cloud.worksites.models import (
     Approval,
     HistoryEntry,
-    Organisation,
-    Role,
+    InvalidWorksiteError,
     Status,
     Worksite,
     WorksiteCreate,
@@ -37,46 +45,10 @@ from cloud.worksites.models import (
 COMPONENT = "worksites"
 
 
-class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """Aware UTC in and out; SQLite keeps naive UTC text, PostgreSQL `timestamptz`."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime refused: {value!r}")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-metadata = sa.MetaData()
-
-organisations = sa.Table(
-    "ws_organisations",
-    metadata,
-    sa.Column("id", sa.String(64), primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("role", sa.String(20), nullable=False),
-)
-
-api_tokens = sa.Table(
-    "ws_api_tokens",
-    metadata,
-    # SHA-256 of a 256-bit random token: a slow password hash adds nothing against guessing
-    # at that entropy, and a fast one keeps every request cheap.
-    sa.Column("token_sha256", sa.String(64), primary_key=True),
-    sa.Column("org_id", sa.String(64), sa.ForeignKey("ws_organisations.id"), nullable=False),
-    sa.Column("label", sa.String(200), nullable=False),
-    sa.Column("created_at", UTCDateTime, nullable=False),
-)
+# The organisation registry's tables are referenced by owner: one MetaData holds both.
+metadata = orgstore.metadata
+organisations = orgstore.organisations
+api_tokens = orgstore.api_tokens
 
 worksites = sa.Table(
     "ws_worksites",
@@ -128,70 +100,9 @@ def _create_v1(conn: Connection) -> None:
 MIGRATIONS: Sequence[Migration] = (Migration(1, "organisations, tokens, worksites, history", _create_v1),)
 
 
-class StoreError(Exception):
-    """Base of the registry's refusals; the API maps each subclass to one HTTP status."""
-
-
-class NotFoundError(StoreError):
-    def __init__(self, what: str, key: str) -> None:
-        self.what = what
-        self.key = key
-        super().__init__(f"{what} {key!r} not found")
-
-
-class PermissionDeniedError(StoreError):
-    def __init__(self, actor: str, reason: str) -> None:
-        self.actor = actor
-        super().__init__(f"{actor}: {reason}")
-
-
-class ConflictError(StoreError):
-    """A write that contradicts the stored state (duplicate id, stale version)."""
-
-
-@dataclass(frozen=True, slots=True)
-class FieldProblem:
-    field: str
-    message: str
-    value: Any = None
-
-
-class InvalidWorksiteError(StoreError):
-    """Validation failed; `problems` name each field."""
-
-    def __init__(self, problems: list[FieldProblem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
-
-
-def problems_from(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
-    out: list[FieldProblem] = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "body"
-        message = str(err["msg"]).removeprefix("Value error, ")
-        out.append(FieldProblem(prefix + loc, message, printable(err.get("input"))))
-    return out
-
-
-def printable(value: Any) -> str | int | float | bool | None:
-    """An offending value as an error may echo it: scalars only, finite, at most 200 characters."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, str) and len(value) > 200:
-        return value[:200] + "..."
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    org: str
-    role: Role
-
-    @property
-    def is_operator(self) -> bool:
-        return self.role is Role.MUNICIPALITY
+# The registry's refusals are the kernel's (cloud.core.errors); the names here are the ones the
+# worksite code and its callers have always used.
+StoreError = DomainError
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,10 +125,6 @@ class UnreadableRow:
 
     id: str
     reason: str
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _json(value: Any) -> str:
@@ -264,9 +171,11 @@ def _row_to_worksite(row: sa.Row[Any]) -> Worksite:
 class WorksiteStore:
     """The registry. Thread-safe: each call takes its own connection from the pool."""
 
-    def __init__(self, engine: Engine, *, area: BBox) -> None:
+    def __init__(self, engine: Engine, *, area: BBox, orgs: OrgStore | None = None) -> None:
         self.engine = engine
         self.area = area
+        # Owners must be registered organisations: the registry in the same database.
+        self.orgs = orgs or OrgStore(engine)
 
     @classmethod
     def open(cls, url: str, *, area: BBox) -> WorksiteStore:
@@ -275,57 +184,20 @@ class WorksiteStore:
         return store
 
     def migrate(self) -> list[int]:
+        self.orgs.migrate()
         return migrate(self.engine, COMPONENT, MIGRATIONS)
 
     def close(self) -> None:
         self.engine.dispose()
 
-    # organisations and tokens -------------------------------------------------------------
-
-    def add_organisation(self, org: Organisation) -> None:
-        with self.engine.begin() as conn:
-            exists = conn.execute(sa.select(organisations.c.id).where(organisations.c.id == org.id)).first()
-            if exists:
-                conn.execute(
-                    organisations.update()
-                    .where(organisations.c.id == org.id)
-                    .values(name=org.name, role=org.role.value)
-                )
-            else:
-                conn.execute(organisations.insert().values(id=org.id, name=org.name, role=org.role.value))
+    # organisations: the registry's own (cloud.io.orgstore), read here for owners and exports
 
     def organisations(self) -> list[Organisation]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(organisations).order_by(organisations.c.id))
-            return [Organisation(id=r.id, name=r.name, role=Role(r.role)) for r in rows]
+        return self.orgs.organisations()
 
-    def organisation(self, org_id: str) -> Organisation:
-        with self.engine.connect() as conn:
-            r = conn.execute(sa.select(organisations).where(organisations.c.id == org_id)).first()
-        if r is None:
-            raise NotFoundError("organisation", org_id)
-        return Organisation(id=r.id, name=r.name, role=Role(r.role))
-
-    def issue_token(self, org_id: str, label: str = "api") -> str:
-        """A new random token for `org_id`; only its hash is stored, so show it once."""
-        self.organisation(org_id)
-        token = "srt_" + secrets.token_urlsafe(32)
-        with self.engine.begin() as conn:
-            conn.execute(
-                api_tokens.insert().values(
-                    token_sha256=hash_token(token), org_id=org_id, label=label, created_at=datetime.now(UTC)
-                )
-            )
-        return token
-
-    def caller_for_token(self, token: str) -> Caller | None:
-        with self.engine.connect() as conn:
-            r = conn.execute(
-                sa.select(organisations.c.id, organisations.c.role)
-                .join(api_tokens, api_tokens.c.org_id == organisations.c.id)
-                .where(api_tokens.c.token_sha256 == hash_token(token))
-            ).first()
-        return None if r is None else Caller(r.id, Role(r.role))
+    def feature_collection(self) -> dict[str, Any]:
+        """Every worksite as GeoJSON (the console's map: `cloud.core.worksites.WorksiteBook`)."""
+        return feature_collection(self.search())
 
     # reads ----------------------------------------------------------------------------
 

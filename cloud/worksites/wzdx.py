@@ -18,9 +18,10 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from cloud.worksites.geo import GeometryError, parse_geojson
-from cloud.worksites.models import Organisation, Restriction, Status, Worksite, WorkType
-from cloud.worksites.store import FieldProblem, InvalidWorksiteError, problems_from
+from cloud.core.errors import FieldProblem, problems_from
+from cloud.core.geo import GeometryError, parse_geojson
+from cloud.core.orgs import Organisation
+from cloud.worksites.models import InvalidWorksiteError, Restriction, Status, Worksite, WorkType
 
 VERSION = "4.2"
 LICENSE = "https://creativecommons.org/publicdomain/zero/1.0/"

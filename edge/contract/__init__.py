@@ -5,8 +5,8 @@ from edge.contract.batch import SCHEMA_VERSION, Batch, Envelope
 from edge.contract.broker import BrokerAddress
 from edge.contract.codec import (
     DEFAULT_MAX_PAYLOAD_BYTES,
-    Decoded,
-    Reject,
+    DecodedBatch,
+    RejectedReading,
     decode,
     decode_strict,
     encode,
@@ -24,6 +24,13 @@ from edge.contract.errors import (
 )
 from edge.contract.ids import ID_PATTERN, TAG_VALUE_PATTERN, Id, is_id
 from edge.contract.kinds import KINDS, FieldSpec, KindSpec, SensorKind
+from edge.contract.meta import (
+    UNLISTED_DEVICE_PATTERN,
+    GatewayMeta,
+    SensorMeta,
+    decode_meta,
+    encode_meta,
+)
 from edge.contract.reading import Reading, SeriesKey, to_utc_ms
 
 __all__ = [
@@ -32,25 +39,30 @@ __all__ = [
     "KINDS",
     "SCHEMA_VERSION",
     "TAG_VALUE_PATTERN",
+    "UNLISTED_DEVICE_PATTERN",
     "Batch",
     "BrokerAddress",
     "ContractError",
     "DecodeError",
-    "Decoded",
+    "DecodedBatch",
     "Envelope",
     "FieldSpec",
+    "GatewayMeta",
     "Id",
     "KindSpec",
     "PayloadTooLargeError",
     "Reading",
-    "Reject",
+    "RejectedReading",
     "SchemaError",
     "SensorKind",
+    "SensorMeta",
     "SeriesKey",
     "TopicError",
     "decode",
+    "decode_meta",
     "decode_strict",
     "encode",
+    "encode_meta",
     "format_ts",
     "is_id",
     "loads",

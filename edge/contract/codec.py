@@ -62,8 +62,9 @@ def encode(batch: Batch) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class Reject:
-    """A reading (or a whole message, index None) that broke the contract."""
+class RejectedReading:
+    """A reading (or a whole message, index None) refused: it broke the contract (or, in ingest,
+    a limit such as the time window), with the error naming the field and value."""
 
     error: ContractError
     index: int | None = None
@@ -71,10 +72,12 @@ class Reject:
 
 
 @dataclass(slots=True)
-class Decoded:
+class DecodedBatch:
+    """One data message decoded: its envelope, the readings that keep the contract, the rejected."""
+
     envelope: Envelope
     readings: list[Reading] = field(default_factory=list)
-    rejects: list[Reject] = field(default_factory=list)
+    rejects: list[RejectedReading] = field(default_factory=list)
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -118,7 +121,7 @@ def loads(payload: bytes) -> Any:
         raise DecodeError(f"not JSON: {exc}", field="payload", value=payload[:64]) from None
 
 
-def decode(payload: bytes, *, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Decoded:
+def decode(payload: bytes, *, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> DecodedBatch:
     """Decode a data message; raises ContractError only when the whole message is unusable."""
     if len(payload) > max_bytes:
         raise PayloadTooLargeError(
@@ -138,24 +141,26 @@ def decode(payload: bytes, *, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Dec
         raise SchemaError(
             f"more than {MAX_READINGS_PER_BATCH} readings", field="readings", value=len(readings_raw)
         )
-    out = Decoded(envelope)
+    out = DecodedBatch(envelope)
     common = {"kind": envelope.kind, "org": envelope.org, "gateway": envelope.gateway}
     for i, item in enumerate(readings_raw):
         sensor = item.get("sensor") if isinstance(item, dict) else None
         if not isinstance(item, dict):
             err: ContractError = SchemaError("expected an object", field=f"readings[{i}]", value=item)
-            out.rejects.append(Reject(err, i))
+            out.rejects.append(RejectedReading(err, i))
             continue
         if common.keys() & item.keys():
             extra = sorted(common.keys() & item.keys())[0]
             err = SchemaError("belongs to the envelope", field=f"readings[{i}].{extra}", value=item[extra])
-            out.rejects.append(Reject(err, i, sensor if isinstance(sensor, str) else None))
+            out.rejects.append(RejectedReading(err, i, sensor if isinstance(sensor, str) else None))
             continue
         try:
             out.readings.append(Reading.model_validate({**item, **common}))
         except ValidationError as exc:
             out.rejects.append(
-                Reject(schema_error(exc, f"readings[{i}]"), i, sensor if isinstance(sensor, str) else None)
+                RejectedReading(
+                    schema_error(exc, f"readings[{i}]"), i, sensor if isinstance(sensor, str) else None
+                )
             )
     return out
 

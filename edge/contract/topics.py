@@ -6,6 +6,7 @@ Per gateway, under ``sr/v1/{org}/{gateway}/``:
 - ``status``       retained birth ("online") and last will ("offline")
 - ``health``       the gateway's periodic counters
 - ``config``       retained desired configuration, cloud → gateway
+- ``meta``         retained declaration of the gateway's sensors (id, kind, driver), gateway → cloud
 
 Cloud trees: ``sr/v1/alerts/{org}/{rule}/{entity}`` (retained alert state),
 ``sr/v1/deadletter/{org}/{gateway}`` (rejected input with reason) and
@@ -30,6 +31,7 @@ class Channel(StrEnum):
     STATUS = "status"
     HEALTH = "health"
     CONFIG = "config"
+    META = "meta"
 
 
 def _check_id(name: str, value: str) -> str:
@@ -65,6 +67,10 @@ def config(org: str, gateway: str) -> str:
     return gateway_topic(org, gateway, Channel.CONFIG)
 
 
+def meta(org: str, gateway: str) -> str:
+    return gateway_topic(org, gateway, Channel.META)
+
+
 def alert(org: str, rule: str, entity: str) -> str:
     return f"{ROOT}/alerts/{_check_org(org)}/{_check_id('rule', rule)}/{_check_id('entity', entity)}"
 
@@ -85,6 +91,7 @@ def service_health(service: str, instance: str) -> str:
 ALL_DATA = f"{ROOT}/+/+/{Channel.DATA.value}/+"
 ALL_STATUS = f"{ROOT}/+/+/{Channel.STATUS.value}"
 ALL_HEALTH = f"{ROOT}/+/+/{Channel.HEALTH.value}"
+ALL_META = f"{ROOT}/+/+/{Channel.META.value}"
 ALL_ALERTS = f"{ROOT}/alerts/#"
 ALL_DEADLETTERS = f"{ROOT}/deadletter/#"
 

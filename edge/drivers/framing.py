@@ -1,6 +1,6 @@
 """What every decoder returns, and the line framer the serial drivers share.
 
-Decoders are sans-IO: bytes in, `Decoded` out — readings plus rejects, each reject with the
+Decoders are sans-IO: bytes in, `DecoderOutput` out — readings plus rejects, each reject with the
 reason (a short stable slug, counted in `stats()`), a human detail and where it was in the input.
 """
 
@@ -13,7 +13,7 @@ from edge.contract import Reading
 
 
 @dataclass(frozen=True, slots=True)
-class Rejected:
+class RejectedInput:
     """Input a decoder refused: why (`reason`, a slug such as `bad_checksum`), and where."""
 
     reason: str
@@ -23,11 +23,11 @@ class Rejected:
 
 
 @dataclass(slots=True)
-class Decoded:
+class DecoderOutput:
     readings: list[Reading] = field(default_factory=list)
-    rejects: list[Rejected] = field(default_factory=list)
+    rejects: list[RejectedInput] = field(default_factory=list)
 
-    def extend(self, other: Decoded) -> None:
+    def extend(self, other: DecoderOutput) -> None:
         self.readings.extend(other.readings)
         self.rejects.extend(other.rejects)
 
@@ -42,7 +42,7 @@ class DecodeCounters:
     rejected: Counter[str] = field(default_factory=Counter)
     last_error: str | None = None
 
-    def reject(self, out: Decoded, rejected: Rejected) -> None:
+    def reject(self, out: DecoderOutput, rejected: RejectedInput) -> None:
         self.rejected[rejected.reason] += 1
         self.last_error = f"{rejected.reason}: {rejected.detail}"
         out.rejects.append(rejected)
@@ -74,12 +74,12 @@ class LineFramer:
         self._rest = b""
         self.line_no = 0  # lines seen so far (ends of line), for reject reports
 
-    def feed(self, data: bytes) -> tuple[list[tuple[int, bytes]], list[Rejected]]:
+    def feed(self, data: bytes) -> tuple[list[tuple[int, bytes]], list[RejectedInput]]:
         """Return the complete lines in `data` (with their line numbers) and the garbage."""
         parts = (self._rest + data if self._rest else data).split(b"\n")
         rest = parts.pop()
         lines: list[tuple[int, bytes]] = []
-        garbage: list[Rejected] = []
+        garbage: list[RejectedInput] = []
         start, max_len = self._start, self._max_len
         n = self.line_no
         for raw in parts:
@@ -96,27 +96,27 @@ class LineFramer:
             cut = rest.rfind(start)
             if cut <= 0 or len(rest) - cut > max_len:
                 cut = len(rest)
-            garbage.append(Rejected("garbage", f"{cut} bytes without a line end", rest[:80], n + 1))
+            garbage.append(RejectedInput("garbage", f"{cut} bytes without a line end", rest[:80], n + 1))
             rest = rest[cut:]
         self._rest = rest
         return lines, garbage
 
     def _split_line(
-        self, raw: bytes, n: int, lines: list[tuple[int, bytes]], garbage: list[Rejected]
+        self, raw: bytes, n: int, lines: list[tuple[int, bytes]], garbage: list[RejectedInput]
     ) -> None:
         start = self._start
         begins = [i for i in range(len(raw)) if raw[i : i + 1] == start]
         if not begins:
-            garbage.append(Rejected("garbage", "no start character", raw[:80], n))
+            garbage.append(RejectedInput("garbage", "no start character", raw[:80], n))
             return
         if begins[0] > 0 and raw[: begins[0]].strip(b" \t"):
             garbage.append(
-                Rejected("garbage", f"{begins[0]} bytes before the start", raw[: begins[0]][:80], n)
+                RejectedInput("garbage", f"{begins[0]} bytes before the start", raw[: begins[0]][:80], n)
             )
         for begin, end in zip(begins, [*begins[1:], len(raw)], strict=True):
             if end - begin > self._max_len:
                 garbage.append(
-                    Rejected("too_long", f"{end - begin} bytes > {self._max_len}", raw[begin:][:80], n)
+                    RejectedInput("too_long", f"{end - begin} bytes > {self._max_len}", raw[begin:][:80], n)
                 )
             else:
                 lines.append((n, raw[begin:end]))

@@ -2,7 +2,9 @@
 
 A driver turns what a device (or a simulator) produces into canonical readings. It declares
 its pydantic `Config` — whose `driver` field is a `Literal` of the driver's name, so that a
-gateway config is a list discriminated on `driver` — and opens a `Source` from it.
+gateway config is a list discriminated on `driver` — and the `kind` of the readings it
+produces, and opens a `Source` from the config. `declaration(config)` is what the gateway
+tells the cloud about that sensor (its entry in the retained `.../meta`, edge.contract.meta).
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, cas
 
 from pydantic import BaseModel, ConfigDict
 
-from edge.contract import Id, Reading
+from edge.contract import Id, Reading, SensorKind, SensorMeta
 
 if TYPE_CHECKING:
-    from edge.drivers.framing import Decoded
+    from edge.drivers.framing import DecoderOutput
 
 
 class UnknownDriverError(KeyError):
@@ -36,6 +38,14 @@ class DriverConfig(BaseModel):
 
     driver: str
     id: Id  # the sensor id, unique within its gateway
+
+    def device_sensors(self) -> tuple[str, ...]:
+        """A source of many devices: the sensor ids of the devices it lists (none by default)."""
+        return ()
+
+    def reports_unlisted_devices(self) -> bool:
+        """A source of many devices: whether devices it does not list report too (as `eui-...`)."""
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,7 @@ class Source(Protocol):
 class Driver(Protocol):
     name: ClassVar[str]
     Config: ClassVar[type[DriverConfig]]
+    kind: ClassVar[SensorKind]  # the kind of every reading it produces
 
     @classmethod
     def open(cls, config: DriverConfig, ctx: SourceContext) -> Source: ...
@@ -95,11 +106,22 @@ def all_drivers() -> dict[str, type[Driver]]:
     return dict(sorted(_DRIVERS.items()))
 
 
+def declaration(config: DriverConfig) -> SensorMeta:
+    """What a gateway declares about one of its sensors: id, kind, driver, a source's devices."""
+    return SensorMeta(
+        id=config.id,
+        kind=get(config.driver).kind,
+        driver=config.driver,
+        devices=config.device_sensors(),
+        unlisted_devices=config.reports_unlisted_devices(),
+    )
+
+
 class StreamDecoder(Protocol):
     """A sans-IO decoder: `feed` takes the next bytes of a stream (serial drivers) or one whole
     message (LoRaWAN uplink event) and returns readings and rejects; `stats` its counters."""
 
-    def feed(self, data: bytes) -> Decoded: ...
+    def feed(self, data: bytes) -> DecoderOutput: ...
 
     def stats(self) -> dict[str, Any]: ...
 

@@ -23,7 +23,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.contract import BrokerAddress, Reading
 
 if TYPE_CHECKING:
-    from edge.drivers.framing import Decoded
+    from edge.drivers.framing import DecoderOutput
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ MAX_QUEUED = 100_000
 class UplinkDecoder(Protocol):
     def uplink(
         self, payload: bytes, *, received_at: datetime | None = None, line: int | None = None
-    ) -> Decoded: ...
+    ) -> DecoderOutput: ...
 
     def stats(self) -> dict[str, Any]: ...
 

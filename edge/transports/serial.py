@@ -20,7 +20,7 @@ import serial
 from edge.contract import Reading
 
 if TYPE_CHECKING:
-    from edge.drivers.framing import Decoded
+    from edge.drivers.framing import DecoderOutput
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class SerialLine:
 
 
 class StreamDecoder(Protocol):
-    def feed(self, data: bytes) -> Decoded: ...
+    def feed(self, data: bytes) -> DecoderOutput: ...
 
     def stats(self) -> dict[str, Any]: ...
 

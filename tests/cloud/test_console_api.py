@@ -15,14 +15,14 @@ import orjson
 import pytest
 from PIL import Image
 
+from cloud.apps.demo import running_console, start_console
 from cloud.console.app import Console
 from cloud.console.auth import ConsoleRole
-from cloud.console.demo import DEMO_PASSWORD, running_console
 from cloud.console.store import Post
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
+from cloud.core.geo import PRATO_AREA
+from cloud.dev.demo_data import DEMO_PASSWORD, load_demo
 from cloud.rules.store import AlertStore
-from cloud.worksites.demo_data import load_demo
-from cloud.worksites.geo import PRATO_AREA
 from cloud.worksites.store import WorksiteStore
 
 from support import wait_until
@@ -299,7 +299,6 @@ def test_console_data_lives_under_its_data_dir(server: Server, tmp_path: Path) -
 
 
 def test_start_console_serves_the_demo_operators_until_stopped(tmp_path: Path) -> None:
-    from cloud.console.demo import start_console  # noqa: PLC0415
 
     url, stop = start_console(tmp_path, None)
     try:

@@ -15,12 +15,12 @@ import httpx
 import orjson
 import pytest
 
+from cloud.apps.demo import running_console
 from cloud.console.auth import ConsoleRole
-from cloud.console.demo import DEMO_PASSWORD, running_console
 from cloud.console.notify import RULE, notifier_hook
+from cloud.core.geo import PRATO_AREA
+from cloud.dev.demo_data import DEMO_PASSWORD, load_demo
 from cloud.notify import NotificationsConfig, Notifier, build_channels
-from cloud.worksites.demo_data import load_demo
-from cloud.worksites.geo import PRATO_AREA
 from cloud.worksites.store import WorksiteStore
 
 from support import wait_until

@@ -11,12 +11,11 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from cloud.api.app import create_app
-from cloud.api.server import ThreadedApiServer
+from cloud.apps.api import create_app
+from cloud.core.geo import PRATO_AREA, load_sites
 from cloud.dashboards.queries import iter_panels
-from cloud.rules.geo import load_sites
-from cloud.worksites.demo_data import load_demo
-from cloud.worksites.geo import PRATO_AREA
+from cloud.dev.apiserver import ThreadedApiServer
+from cloud.dev.demo_data import load_demo
 from cloud.worksites.store import WorksiteStore
 
 from support import REPO

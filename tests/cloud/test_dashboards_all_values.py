@@ -7,7 +7,7 @@ from typing import Any
 
 from cloud.dashboards.check import Dashboard, all_values
 from cloud.dashboards.queries import expand
-from cloud.influx.client import InfluxClient
+from cloud.io.influx.client import InfluxClient
 
 
 def variable(name: str, key: str, where: str = "", **extra: Any) -> dict[str, Any]:

@@ -15,14 +15,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cloud.apps.cli.dashboards import group
+from cloud.apps.rules import grafana_annotator
+from cloud.core.settings import CloudSettings
 from cloud.dashboards.build import BUILDERS, render
-from cloud.dashboards.cli import group
 from cloud.dashboards.push import annotate_alert, connect
 from cloud.dashboards.queries import grafana_interval
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
 from cloud.rules.store import AlertStore
-from cloud.settings import CloudSettings
 
 from support import REPO, parking_full, wait_until
 
@@ -194,9 +195,8 @@ def test_every_theme_dashboard_annotates_alerts_and_filters_by_organisation() ->
 def test_the_rules_service_annotates_each_alert_in_grafana_when_configured(
     grafana: str, settings: CloudSettings
 ) -> None:
-    service = RulesService(
-        settings.model_copy(update={"grafana_url": grafana, "grafana_token": "tok"}), Engine(load_rules())
-    )
+    configured = settings.model_copy(update={"grafana_url": grafana, "grafana_token": "tok"})
+    service = RulesService(configured, Engine(load_rules()), annotator=grafana_annotator(configured))
     now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     alert = parking_full(now)
     service.emit([alert])
@@ -216,10 +216,9 @@ def test_an_operators_acknowledgement_reaches_grafana_through_the_rules_service(
     grafana: str, settings: CloudSettings, tmp_path: Path
 ) -> None:
     store = AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}")
+    configured = settings.model_copy(update={"grafana_url": grafana, "grafana_token": "tok"})
     service = RulesService(
-        settings.model_copy(update={"grafana_url": grafana, "grafana_token": "tok"}),
-        Engine(load_rules()),
-        store=store,
+        configured, Engine(load_rules()), store=store, annotator=grafana_annotator(configured)
     )
     now = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     alert = parking_full(now)

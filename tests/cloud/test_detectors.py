@@ -10,12 +10,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.detectors import TailCalibrator, get, names, p_from_score, score_from_p
-from cloud.detectors.builtin import detect_period
-from cloud.detectors.replay import BadRow, parse_ts, replay_csv, score_rows
+from cloud.rules.detectors import TailCalibrator, get, names, p_from_score, score_from_p
+from cloud.rules.detectors.replay import BadRow, parse_ts, replay_csv, score_rows
+from cloud.rules.detectors.seasonal import detect_period
 
 T0 = 1_700_000_000.0
 values = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
@@ -36,7 +37,7 @@ def timed(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 @settings(max_examples=40, deadline=None)
-@given(series, st.sampled_from(["level", "robust-zscore", "seasonal", "flatline", "ensemble"]))
+@given(series, st.sampled_from(names()))
 def test_every_detector_scores_every_row_within_zero_and_one(
     points: list[tuple[float, float]], name: str
 ) -> None:
@@ -46,7 +47,7 @@ def test_every_detector_scores_every_row_within_zero_and_one(
 
 
 @settings(max_examples=30, deadline=None)
-@given(series, st.integers(min_value=0, max_value=300), st.sampled_from(["seasonal", "ensemble", "flatline"]))
+@given(series, st.integers(min_value=0, max_value=300), st.sampled_from(names()))
 def test_a_score_never_depends_on_later_rows(points: list[tuple[float, float]], cut: int, name: str) -> None:
     rows = timed(points)
     prefix = rows[: min(cut, len(rows))]
@@ -114,8 +115,6 @@ def test_period_is_found_by_autocorrelation_and_absent_in_noise() -> None:
     rnd = random.Random(1)
     periodic = [math.sin(2 * math.pi * i / 37) + rnd.gauss(0, 0.2) for i in range(1000)]
     noise = [rnd.gauss(0, 1) for _ in range(1000)]
-    import numpy as np  # noqa: PLC0415
-
     assert detect_period(np.array(periodic)) in (37, 74, 111)
     assert detect_period(np.array(noise)) == 0
 

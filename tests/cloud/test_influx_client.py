@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from cloud.devservers import Influxd
-from cloud.influx.client import (
+from cloud.dev.servers import Influxd
+from cloud.io.influx.client import (
     InfluxClient,
     QueryError,
     RejectedWriteError,

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from cloud.devservers import Influxd
-from cloud.influx.client import InfluxClient
-from cloud.influx.retention import RAW_RP, ROLLUP_RP, ensure, rollups
+from cloud.core.settings import CloudSettings
+from cloud.dev.servers import Influxd
 from cloud.ingest.consumer import Ingest
+from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.retention import RAW_RP, ROLLUP_RP, ensure, rollups
 from cloud.provision.influx_users import InfluxUser, ensure_users
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
-from cloud.settings import CloudSettings
 from edge.contract import SensorKind
 
 from support import wait_until

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from cloud.influx.client import InfluxClient
-from cloud.influx.lineprotocol import timestamp_ns
+from cloud.core.admission import PolicyError, TimeLimits
 from cloud.ingest.deadletter import MEASUREMENT, DeadLetter
-from cloud.ingest.policy import PolicyError, TimeLimits
 from cloud.ingest.stats import IngestStats, SeqTracker
+from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.lineprotocol import timestamp_ns
 from edge.contract import PayloadTooLargeError, Reading, SchemaError, SensorKind, format_ts, topics
 
 NOW = datetime(2026, 11, 24, 8, tzinfo=UTC)

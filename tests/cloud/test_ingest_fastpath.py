@@ -11,21 +11,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud.influx.lineprotocol import timestamp_ns
-from cloud.ingest.fastpath import FastDecoder, Message, reference_decode
-from cloud.ingest.policy import TimeLimits
-from edge.contract import KINDS, ContractError, SensorKind, format_ts
+from cloud.core.admission import Admission, TimeLimits
+from cloud.core.directory import GatewayEntry, SensorDirectory, SensorEntry
+from cloud.ingest.fastpath import FastDecoder, MessageVerdict, reference_decode
+from cloud.io.influx.lineprotocol import timestamp_ns
+from edge.contract import KINDS, ContractError, SensorKind, format_ts, topics
 from edge.contract.kinds import NOT_ABOVE
 
 NOW = datetime(2026, 11, 24, 8, 0, 0, 123456, tzinfo=UTC)
 LIMITS = TimeLimits(max_future=timedelta(seconds=300), max_age=timedelta(days=30))
 MAX_BYTES = 1_048_576
+ADMISSION = Admission(LIMITS, max_payload_bytes=MAX_BYTES)  # no records, nothing declared
 
 
 def verdict(decode: Any) -> tuple[Any, ...]:
     """Everything ingest uses from a decoded message, comparable between the two paths."""
     try:
-        m: Message = decode()
+        m: MessageVerdict = decode()
     except ContractError as exc:
         return ("raised", type(exc).__name__, str(exc), exc.field, repr(exc.value))
     rejects = [
@@ -36,10 +38,10 @@ def verdict(decode: Any) -> tuple[Any, ...]:
 
 
 def both(payload: bytes, decoder: FastDecoder | None = None) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    fast = decoder or FastDecoder(LIMITS, max_bytes=MAX_BYTES)
+    fast = decoder or FastDecoder(ADMISSION)
     return (
         verdict(lambda: fast.decode(payload, NOW)),
-        verdict(lambda: reference_decode(payload, NOW, LIMITS, max_bytes=MAX_BYTES)),
+        verdict(lambda: reference_decode(payload, NOW, fast.admission)),
     )
 
 
@@ -171,7 +173,7 @@ def test_the_fast_path_gives_the_contracts_verdict_on_any_message(payload: bytes
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(messages(), min_size=2, max_size=6))
 def test_the_fast_paths_caches_never_change_a_later_verdict(payloads: list[bytes]) -> None:
-    decoder = FastDecoder(LIMITS, max_bytes=MAX_BYTES)
+    decoder = FastDecoder(ADMISSION)
     for payload in [*payloads, *reversed(payloads)]:
         fast, reference = both(payload, decoder)
         assert fast == reference
@@ -228,7 +230,7 @@ def well_formed_messages(draw: st.DrawFn) -> bytes:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(well_formed_messages())
 def test_well_formed_messages_take_the_typed_path_with_the_contracts_verdict(payload: bytes) -> None:
-    decoder = FastDecoder(LIMITS, max_bytes=MAX_BYTES)
+    decoder = FastDecoder(ADMISSION)
     fast, reference = both(payload, decoder)
     assert fast == reference
     assert decoder.typed_messages == 1
@@ -237,7 +239,7 @@ def test_well_formed_messages_take_the_typed_path_with_the_contracts_verdict(pay
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(messages(), well_formed_messages()), min_size=2, max_size=8))
 def test_the_typed_paths_caches_never_change_a_later_verdict(payloads: list[bytes]) -> None:
-    decoder = FastDecoder(LIMITS, max_bytes=MAX_BYTES)
+    decoder = FastDecoder(ADMISSION)
     for payload in [*payloads, *reversed(payloads)]:
         fast, reference = both(payload, decoder)
         assert fast == reference
@@ -261,7 +263,7 @@ def test_one_bad_reading_sends_its_message_to_the_dict_path_and_keeps_its_neighb
         {"sensor": f"p-{i}", "ts": "2026-11-24T07:59:00.000Z", "fields": good | (breakage if i == 1 else {})}
         for i in range(3)
     ]
-    decoder = FastDecoder(LIMITS, max_bytes=MAX_BYTES)
+    decoder = FastDecoder(ADMISSION)
     fast, reference = both(orjson.dumps(envelope("parking", items)), decoder)
     assert fast == reference
     assert decoder.typed_messages == 0
@@ -277,7 +279,7 @@ def test_well_formed_readings_never_leave_the_fast_path() -> None:
          "fields": {"occupied": i, "capacity": 500, "occupancy_pct": i / 5}, "tags": {"zone": "centro"}}
         for i in range(200)
     ]  # fmt: skip
-    m = FastDecoder(LIMITS, max_bytes=MAX_BYTES).decode(orjson.dumps(envelope("parking", items)), NOW)
+    m = FastDecoder(ADMISSION).decode(orjson.dumps(envelope("parking", items)), NOW)
     assert (m.fallbacks, len(m.lines), m.rejects) == (0, 200, [])
     one_s_before_ms = NOW.replace(hour=7, minute=59, second=59, microsecond=123000)
     assert m.lines[1] == (
@@ -295,7 +297,7 @@ def test_well_formed_readings_never_leave_the_fast_path() -> None:
 )
 def test_a_reading_outside_the_time_limits_gets_the_policys_message(ts: str, why: str) -> None:
     item = {"sensor": "p-1", "ts": ts, "fields": {"occupied": 1, "capacity": 5, "occupancy_pct": 20.0}}
-    m = FastDecoder(LIMITS, max_bytes=MAX_BYTES).decode(orjson.dumps(envelope("parking", [item])), NOW)
+    m = FastDecoder(ADMISSION).decode(orjson.dumps(envelope("parking", [item])), NOW)
     assert m.lines == []
     assert why in str(m.rejects[0].error)
     assert m.rejects[0].error.reason == "policy"
@@ -304,8 +306,74 @@ def test_a_reading_outside_the_time_limits_gets_the_policys_message(ts: str, why
 def test_a_refused_sensor_is_refused_again_by_a_decoder_that_has_seen_it() -> None:
     # Regression: the typed path's per-sensor cache once kept the refusal and wrote "None..." lines.
     item = {"sensor": "P-1", "ts": "2026-11-24T07:59:00.000Z", "fields": {"occupied": False}}
-    decoder = FastDecoder(LIMITS, max_bytes=MAX_BYTES)
+    decoder = FastDecoder(ADMISSION)
     for _ in range(2):
         fast, reference = both(orjson.dumps(envelope("parking_spot", [item])), decoder)
         assert fast == reference
         assert fast[1] == []
+
+
+# -- with installation records and declared kinds: the admission's whole verdict --------------------
+
+
+def directed() -> Admission:
+    """Records list p-1, p-2 and gw-x on gw-x (not s-9); its meta declares p-1 a car park, p-2 a counter."""
+    records = GatewayEntry(
+        org="comune-prato",
+        gateway="gw-x",
+        source="test",
+        sensors={s: SensorEntry("gw-x", s, "sim_parking") for s in ("p-1", "p-2", "gw-x")},
+    )
+    admission = Admission(LIMITS, max_payload_bytes=MAX_BYTES, directory=SensorDirectory([records]))
+    admission.learn(
+        topics.parse(topics.meta("comune-prato", "gw-x")),
+        orjson.dumps({"v": 1, "org": "comune-prato", "gateway": "gw-x", "sensors": [
+            {"id": "p-1", "kind": "parking", "driver": "sim_parking"},
+            {"id": "p-2", "kind": "traffic", "driver": "sim_traffic"},
+        ]}),
+    )  # fmt: skip
+    return admission
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(messages(), well_formed_messages()), min_size=1, max_size=6))
+def test_the_fast_paths_give_the_admissions_verdict_with_records_and_declared_kinds(
+    payloads: list[bytes],
+) -> None:
+    decoder = FastDecoder(directed())
+    for payload in [*payloads, *reversed(payloads)]:
+        fast, reference = both(payload, decoder)
+        assert fast == reference
+
+
+def test_a_series_refused_by_the_directory_is_dead_lettered_with_the_directory_s_reason() -> None:
+    fields = {"occupied": 1, "capacity": 5, "occupancy_pct": 20.0}
+    items = [{"sensor": s, "ts": "2026-11-24T07:59:00.000Z", "fields": fields} for s in ("p-1", "p-2", "s-9")]
+    decoder = FastDecoder(directed())
+
+    m = decoder.decode(orjson.dumps(envelope("parking", items)), NOW)
+
+    assert m.sensors == ["p-1"]
+    assert [(r.sensor, r.error.reason) for r in m.rejects] == [
+        ("p-2", "wrong_kind"),
+        ("s-9", "unknown_sensor"),
+    ]
+
+
+def test_a_declaration_learnt_after_a_series_was_cached_changes_its_next_verdict() -> None:
+    admission = Admission(LIMITS, max_payload_bytes=MAX_BYTES)
+    decoder = FastDecoder(admission)
+    item = {"sensor": "p-1", "ts": "2026-11-24T07:59:00.000Z", "fields": {"occupied": False}}
+    payload = orjson.dumps(envelope("parking_spot", [item]))
+    assert decoder.decode(payload, NOW).sensors == ["p-1"]  # typed path, prefix cached
+
+    admission.learn(
+        topics.parse(topics.meta("comune-prato", "gw-x")),
+        orjson.dumps({"v": 1, "org": "comune-prato", "gateway": "gw-x",
+                      "sensors": [{"id": "p-1", "kind": "parking", "driver": "sim_parking"}]}),
+    )  # fmt: skip
+    fast, reference = both(payload, decoder)
+
+    assert fast == reference
+    assert fast[1] == []
+    assert fast[3][0][2] == "SensorKindError"

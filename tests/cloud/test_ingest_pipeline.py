@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
+from cloud.core.settings import CloudSettings
 from cloud.ingest.consumer import AckSequencer, Buffer, Inbound, data_subscription
 from cloud.ingest.stats import IngestStats
-from cloud.settings import CloudSettings
 
 from support import wait_until
 

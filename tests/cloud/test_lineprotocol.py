@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud.influx.client import InfluxClient
-from cloud.influx.lineprotocol import (
+from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.lineprotocol import (
     LineProtocolError,
     escape_key,
     escape_measurement,

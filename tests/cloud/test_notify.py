@@ -12,9 +12,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from cloud.core.alerts import Alert
 from cloud.notify import DeliveryError, NotificationsConfig, Notifier, build_channels
-from cloud.notify.webhook import Webhook, WebhookConfig
-from cloud.rules.alert import Alert
+from cloud.notify.channels.webhook import Webhook, WebhookConfig
 from edge.contract import BrokerAddress
 
 from support import Hooks, Inbox, wait_until

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.detectors import UnknownDetectorError
-from cloud.detectors import get as detector
+from cloud.core.plugins import Registry, UnknownPluginError
 from cloud.notify import UnknownChannelError
 from cloud.notify import get as channel
-from cloud.plugins import Registry, UnknownPluginError
+from cloud.rules.detectors import UnknownDetectorError
+from cloud.rules.detectors import get as detector
 from cloud.rules.registry import UnknownRuleError
 from cloud.rules.registry import get as rule
 

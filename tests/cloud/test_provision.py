@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from cloud.apps.cli.provision import group as provision
 from cloud.provision.acl import acl_file
-from cloud.provision.cli import group as provision
 from cloud.provision.csv_onboarding import CsvError, read_rows
 from cloud.provision.passwords import PasswordHashError, hash_password, verify
-from cloud.provision.registry import Registry
+from cloud.provision.registry import IdentityRegistry
 
 REPO = Path(__file__).resolve().parents[2]
 SENSOR = "driver=sim_parking,id=p-1,place=mercatale"
@@ -225,7 +225,7 @@ def test_a_gateway_without_sensors_is_refused_before_any_secret_is_issued(folder
 
     assert "at least one sensor" in out.output
     assert not (folder / "identities" / "gw-empty").exists()
-    assert Registry(folder).load().get("gw-empty") is None
+    assert IdentityRegistry(folder).load().get("gw-empty") is None
 
 
 def test_a_gateway_id_cannot_move_to_another_org_silently(folder: Path) -> None:
@@ -283,7 +283,7 @@ def test_each_role_gets_exactly_its_topics(folder: Path) -> None:
     run(folder, "gateway", "add", "--id", "gw-a", "--org", "comune-prato", "--sensor", SENSOR)
     run(folder, "org", "add", "--id", "alia")
     run(folder, "service", "add", "--id", "rules")
-    reg = Registry(folder).load()
+    reg = IdentityRegistry(folder).load()
 
     acl = acl_file(reg.active())
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from cloud.devservers import Influxd
-from cloud.provision.cli import group
+from cloud.apps.cli.provision import group
+from cloud.dev.servers import Influxd
 from cloud.provision.influx_users import InfluxAuthError, InfluxUser, ensure_users
 
 ADMIN = InfluxUser("admin", "adm'in\\pw")  # a quote and a backslash: the escaping is exercised

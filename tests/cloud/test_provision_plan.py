@@ -14,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from cloud.provision.cli import group as provision
+from cloud.apps.cli.provision import group as provision
 
 from support import REPO
 

@@ -11,11 +11,12 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
+from cloud.io.influx.points import alert_line
 from cloud.rules.base import Clocks, Rule, RuleConfig
 from cloud.rules.engine import Engine, RulesFileError, load_rules
-from cloud.rules.staleness import Staleness, StalenessConfig
-from cloud.rules.threshold import Threshold, ThresholdConfig
+from cloud.rules.kinds.staleness import Staleness, StalenessConfig
+from cloud.rules.kinds.threshold import Threshold, ThresholdConfig
 from edge.contract import Reading, SensorKind
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
@@ -495,7 +496,7 @@ def test_alert_json_carries_rule_entity_state_value_and_threshold() -> None:
 
 
 def test_alert_line_carries_rule_entity_state_value_and_threshold() -> None:
-    written = full_alert().to_line()
+    written = alert_line(full_alert())
     head, rest = written.split(" ", 1)  # tags hold no spaces; the message field does
     fields, ts = rest.rsplit(" ", 1)
     assert head == (
@@ -511,7 +512,7 @@ def test_alert_line_carries_rule_entity_state_value_and_threshold() -> None:
 
 def test_a_resolved_alert_line_is_inactive_and_may_lack_a_value() -> None:
     resolved = full_alert().resolved(at(30), "back to normal")
-    written = resolved.to_line()
+    written = alert_line(resolved)
     assert ",state=resolved " in written
     assert "active=0i" in written
     assert "value=" not in written

@@ -6,18 +6,13 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
-from cloud.rules.alert import Alert
-from cloud.rules.anomaly import (
-    Flatline,
-    FlatlineConfig,
-    RateOfChange,
-    RateOfChangeConfig,
-    Seasonal,
-    SeasonalConfig,
-)
+from cloud.core.alerts import Alert
 from cloud.rules.base import Rule
 from cloud.rules.engine import Engine
-from cloud.rules.threshold import Threshold, ThresholdConfig, ThresholdGroup
+from cloud.rules.kinds.flatline import Flatline, FlatlineConfig
+from cloud.rules.kinds.rate_of_change import RateOfChange, RateOfChangeConfig
+from cloud.rules.kinds.seasonal import Seasonal, SeasonalConfig
+from cloud.rules.kinds.threshold import Threshold, ThresholdConfig, ThresholdGroup
 from edge.contract import Reading, SensorKind
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)

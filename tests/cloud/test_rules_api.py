@@ -10,13 +10,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from cloud.api.server import ThreadedApiServer
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
+from cloud.core.orgs import Caller, Role
+from cloud.dev.apiserver import ThreadedApiServer
+from cloud.io.http import get_caller
 from cloud.rules.api import router
 from cloud.rules.store import AlertStore
-from cloud.worksites.deps import get_caller
-from cloud.worksites.models import Role
-from cloud.worksites.store import Caller
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
 Serve = Callable[[Caller], httpx.Client]

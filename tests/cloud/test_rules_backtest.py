@@ -7,8 +7,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cloud.influx.client import InfluxClient
-from cloud.influx.lineprotocol import reading_lines
+from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.lineprotocol import reading_lines
 from cloud.rules.backtest import Skipped, backtest, readings_from_influx
 from cloud.rules.engine import load_rules
 from edge.contract import Reading, SensorKind

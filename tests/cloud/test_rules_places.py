@@ -11,17 +11,12 @@ from typing import Any
 
 import orjson
 
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
+from cloud.core.geo import Geography, GeoJsonWorksites, load_sites
 from cloud.rules.engine import Engine, load_rules
-from cloud.rules.geo import Geography, GeoJsonWorksites, load_sites
-from cloud.rules.places import (
-    Geofence,
-    GeofenceConfig,
-    ParkingSaturation,
-    ParkingSaturationConfig,
-    WorksiteImpact,
-    WorksiteImpactConfig,
-)
+from cloud.rules.kinds.geofence import Geofence, GeofenceConfig
+from cloud.rules.kinds.parking_saturation import ParkingSaturation, ParkingSaturationConfig
+from cloud.rules.kinds.worksite_impact import WorksiteImpact, WorksiteImpactConfig
 from edge.contract import Reading, SensorKind
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from shapely.geometry import shape
 
+from cloud.core.geo import PRATO_AREA
+from cloud.dev.demo_data import load_demo
 from cloud.rules.engine import RulesFile, geography
-from cloud.worksites.demo_data import load_demo
-from cloud.worksites.geo import PRATO_AREA
+from cloud.worksites.lookup import open_registry_lookup
 from cloud.worksites.store import WorksiteStore
 
 
@@ -26,7 +27,9 @@ def test_an_approved_active_worksite_of_the_registry_is_found_near_its_own_locat
     target = active[0]
     point = shape(target.geometry).representative_point()
 
-    geo = geography(tmp_path / "rules.yaml", RulesFile(rules=[], worksites=f"registry:{url}"))
+    geo = geography(
+        tmp_path / "rules.yaml", RulesFile(rules=[], worksites=f"registry:{url}"), open_registry_lookup
+    )
     near = geo.worksites.active_near(point.y, point.x, 50, now)
     assert target.id in [w.id for w in near]
     assert next(w for w in near if w.id == target.id).is_planned

@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from cloud.io.influx.points import alert_line
 from cloud.rules.relay import OperatorRelay
 from cloud.rules.store import AlertStore
 
@@ -50,12 +51,12 @@ def test_an_ack_becomes_an_acknowledged_alert_with_its_time_to_acknowledge(store
     body = orjson.loads(acked.to_json())
     assert (body["state"], body["id"], body["ack_s"]) == ("acknowledged", opened.alert.id, 90.0)
     # The firing point's tags with state acknowledged; still open, no longer unacknowledged.
-    assert acked.to_line().split(" ", 1)[0] == FIRING.to_line().split(" ", 1)[0].replace(
+    assert alert_line(acked).split(" ", 1)[0] == alert_line(FIRING).split(" ", 1)[0].replace(
         "state=firing", "state=acknowledged"
     )
-    assert "ack_s=90.0" in acked.to_line()
-    assert ",active=1i,unacked=0i," in acked.to_line()
-    assert ",active=1i,unacked=1i," in FIRING.to_line()
+    assert "ack_s=90.0" in alert_line(acked)
+    assert ",active=1i,unacked=0i," in alert_line(acked)
+    assert ",active=1i,unacked=1i," in alert_line(FIRING)
 
 
 def test_a_move_comes_back_until_committed_and_then_never_again(store: AlertStore) -> None:
@@ -78,7 +79,7 @@ def test_the_engines_own_resolutions_are_not_relayed_but_an_operators_are(store:
     [(resolved, is_current)] = r.pending()
     assert is_current
     assert (resolved.state, resolved.message) == ("resolved", "resolved by anna: sensor replaced")
-    assert ",active=0i,unacked=0i," in resolved.to_line()
+    assert ",active=0i,unacked=0i," in alert_line(resolved)
 
 
 def test_a_move_overtaken_by_a_later_one_or_a_new_alert_does_not_replace_the_retained_state(

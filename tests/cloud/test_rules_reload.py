@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cloud.core.settings import CloudSettings
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
-from cloud.settings import CloudSettings
 
 ONE = """
 rules:

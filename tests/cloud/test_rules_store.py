@@ -13,9 +13,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from cloud.rules.alert import Alert
-from cloud.rules.lifecycle import Event, InvalidTransitionError, next_state
-from cloud.rules.store import AlertNotFoundError, AlertStore, alerts_table
+from cloud.core.alerts import Alert, AlertNotFoundError
+from cloud.core.lifecycle import Event, InvalidTransitionError, next_state
+from cloud.rules.store import AlertStore, alerts_table
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
 ENTITIES = ["p-a", "p-b"]

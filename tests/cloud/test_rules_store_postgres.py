@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from cloud.db_devserver import PostgresCluster
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
+from cloud.dev.postgres import PostgresCluster
 from cloud.rules.store import AlertStore, alerts_table
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)

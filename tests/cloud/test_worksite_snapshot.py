@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from cloud.core.geo import PRATO_AREA, Site
+from cloud.core.orgs import Caller, Role
 from cloud.dashboards.queries import expand
-from cloud.db import make_engine
-from cloud.influx.client import InfluxClient
-from cloud.rules.geo import Site
-from cloud.worksites.demo_data import MUNICIPALITY, load_demo
-from cloud.worksites.geo import PRATO_AREA
-from cloud.worksites.models import Role, WorksiteCreate
+from cloud.dev.demo_data import MUNICIPALITY, load_demo
+from cloud.io.db import make_engine
+from cloud.io.influx.client import InfluxClient
+from cloud.worksites.models import WorksiteCreate
 from cloud.worksites.snapshot import MEASUREMENT, NEAR_MEASUREMENT, WorksiteSnapshots, phase
-from cloud.worksites.store import Caller, WorksiteStore
+from cloud.worksites.store import WorksiteStore
 
 NOW = datetime(2026, 11, 24, 9, 0, 30, tzinfo=UTC)
 OPERATOR = Caller(MUNICIPALITY, Role.MUNICIPALITY)

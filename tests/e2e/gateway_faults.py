@@ -12,9 +12,9 @@ from typing import Any
 
 import yaml
 
-from cloud.devservers import Mosquitto, env_without_proxies
-from cloud.influx.client import InfluxClient
-from cloud.influx.lineprotocol import timestamp_ns
+from cloud.dev.servers import Mosquitto, env_without_proxies
+from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.lineprotocol import timestamp_ns
 from edge.contract import SensorKind
 from edge.drivers import SourceContext, get
 from gateway.config import GatewayConfig, parse

@@ -22,14 +22,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.devservers import Mosquitto
-from cloud.influx.client import InfluxClient
+from cloud.core.settings import CloudSettings
+from cloud.dev.servers import Mosquitto
 from cloud.ingest.consumer import Ingest
+from cloud.io.influx.client import InfluxClient
 from cloud.notify import NotificationsConfig, Notifier, build_channels
 from cloud.rules.engine import Engine, load_rules, read_rules_file
 from cloud.rules.service import RulesService
 from cloud.rules.store import AlertStore
-from cloud.settings import CloudSettings
 from edge.contract import SCHEMA_VERSION, Batch, Reading, SensorKind, encode, topics
 
 from support import Hooks, Inbox, Recorder, wait_until

@@ -33,11 +33,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.devservers import Mosquitto, env_without_proxies, free_port
+from cloud.apps.cli.provision import group as provision
+from cloud.dev.servers import Mosquitto, env_without_proxies, free_port
 from cloud.provision.broker import paths
 from cloud.provision.ca import CertificateAuthority
-from cloud.provision.cli import group as provision
-from cloud.provision.registry import Registry
+from cloud.provision.registry import IdentityRegistry
 
 from support import unique, wait_until
 
@@ -53,7 +53,7 @@ ACCEPTED = (0x00, 0x10)
 class ProvisionedBroker(Mosquitto):
     """Mosquitto run on the generated config, untouched; its log kept beside it."""
 
-    def __init__(self, reg: Registry, port: int) -> None:
+    def __init__(self, reg: IdentityRegistry, port: int) -> None:
         super().__init__(reg.folder / "broker-log", port)
         self.generated = paths(reg)["conf"]
 
@@ -194,9 +194,9 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         cli(folder, "gateway", "add", "--id", gw, "--org", ORG, "--sensor", sensor)
     for org in ("alia", "publiacqua"):
         cli(folder, "org", "add", "--id", org)
-    for service in ("ingest", "control", "monitor"):
+    for service in ("ingest", "rules", "control", "monitor"):
         cli(folder, "service", "add", "--id", service)
-    broker = ProvisionedBroker(Registry(folder), port).start()
+    broker = ProvisionedBroker(IdentityRegistry(folder), port).start()
     try:
         yield Deployment(folder, broker, port, tls_port)
     finally:
@@ -243,6 +243,7 @@ def test_a_gateway_publishes_on_its_own_topics(deployment: Deployment, monitor: 
             f"sr/v1/{ORG}/gw-a/data/parking",
             f"sr/v1/{ORG}/gw-a/status",
             f"sr/v1/{ORG}/gw-a/health",
+            f"sr/v1/{ORG}/gw-a/meta",
         ):
             assert gw.publish(topic, b"mine") in ACCEPTED
             wait_until(lambda topic=topic: monitor.received(topic), 20, what=topic)
@@ -256,6 +257,7 @@ def test_gateway_a_cannot_publish_on_gateway_b_topics(deployment: Deployment, mo
         forbidden = [
             f"sr/v1/{ORG}/gw-b/data/parking",
             f"sr/v1/{ORG}/gw-b/status",
+            f"sr/v1/{ORG}/gw-b/meta",  # another gateway's sensors are not its to declare
             f"sr/v1/{ORG}/gw-a/config",  # its own config is written by the cloud only
             "sr/v1/other-org/gw-a/data/parking",  # its own id under another org
             "sr/v1/alerts/comune-prato/x/y",
@@ -286,6 +288,23 @@ def test_gateway_a_cannot_read_gateway_b_config(deployment: Deployment) -> None:
     finally:
         gw_a.stop()
         control.stop()
+
+
+def test_ingest_and_rules_read_every_gateway_s_retained_meta(deployment: Deployment) -> None:
+    meta = b'{"v": 1, "org": "comune-prato", "gateway": "gw-b", "sensors": []}'
+    gw_b = deployment.client("gw-b").start()
+    readers = [deployment.client(f"svc.{service}").start() for service in ("ingest", "rules")]
+    try:
+        assert gw_b.publish(f"sr/v1/{ORG}/gw-b/meta", meta, retain=True) in ACCEPTED
+        for reader in readers:
+            assert reader.subscribe("sr/v1/+/+/meta") == [1]
+            wait_until(lambda r=reader: r.received(f"sr/v1/{ORG}/gw-b/meta"), 20, what="the retained meta")
+
+            assert reader.received(f"sr/v1/{ORG}/gw-b/meta") == [meta]
+    finally:
+        assert gw_b.publish(f"sr/v1/{ORG}/gw-b/meta", b"", retain=True) in ACCEPTED
+        for client in (gw_b, *readers):
+            client.stop()
 
 
 def test_a_utility_writes_its_own_fleet_and_not_another_utility_fleet(
@@ -427,7 +446,7 @@ def test_a_broker_started_by_root_runs_as_its_own_user_and_reads_only_its_folder
         "driver=sim_fleet,id=v-1,route=lam-blu",
     )
 
-    with ProvisionedBroker(Registry(folder), port) as broker:
+    with ProvisionedBroker(IdentityRegistry(folder), port) as broker:
         assert broker.proc is not None
         uid = next(
             int(line.split()[1])
@@ -478,7 +497,7 @@ def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsDeployment]:
     for gw in ("gw-a", "gw-b", "gw-cut"):
         cli(folder, "gateway", "add", "--id", gw, "--org", ORG, "--auth", "cert", "--sensor", sensor)
     cli(folder, "service", "add", "--id", "monitor", "--auth", "cert")
-    broker = MtlsBroker(Registry(folder), tls_port).start()
+    broker = MtlsBroker(IdentityRegistry(folder), tls_port).start()
     try:
         yield MtlsDeployment(folder, broker, tls_port)
     finally:
@@ -488,7 +507,7 @@ def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MtlsDeployment]:
 class MtlsBroker(ProvisionedBroker):
     """TLS only: readiness is a TLS handshake and CONNACK with the monitor's certificate."""
 
-    def __init__(self, reg: Registry, port: int) -> None:
+    def __init__(self, reg: IdentityRegistry, port: int) -> None:
         super().__init__(reg, port)
         self.ident = reg.folder / "identities" / "svc.monitor"
         self.ca = reg.folder / "ca" / "ca.crt"

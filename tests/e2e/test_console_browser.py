@@ -19,13 +19,13 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from cloud.apps.demo import running_console
 from cloud.console.app import Console
-from cloud.console.demo import DEMO_PASSWORD, running_console
-from cloud.influx.client import InfluxClient
-from cloud.rules.alert import Alert
+from cloud.core.alerts import Alert
+from cloud.core.geo import PRATO_AREA
+from cloud.dev.demo_data import DEMO_PASSWORD, load_demo
+from cloud.io.influx.client import InfluxClient
 from cloud.rules.store import AlertStore
-from cloud.worksites.demo_data import load_demo
-from cloud.worksites.geo import PRATO_AREA
 from cloud.worksites.store import WorksiteStore
 
 pytestmark = pytest.mark.e2e

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from cloud.dashboards.cli import group
-from cloud.devservers import Influxd
+from cloud.apps.cli.dashboards import group
+from cloud.dev.servers import Influxd
 
 from support import REPO
 

@@ -13,10 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
-from cloud.devservers import Mosquitto
-from cloud.influx.client import InfluxClient
-from cloud.influx.lineprotocol import timestamp_ns
-from cloud.settings import CloudSettings
+from cloud.core.settings import CloudSettings
+from cloud.dev.servers import Mosquitto
+from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.lineprotocol import timestamp_ns
 from edge.contract import Reading, SensorKind
 from edge.drivers import SourceContext, get, stats_of
 from edge.drivers.nmea.decoder import NmeaDecoder

@@ -27,10 +27,10 @@ from gateway_faults import (
 )
 from support_proxy import CuttableProxy
 
-from cloud.devservers import Influxd, Mosquitto
-from cloud.influx.client import InfluxClient
+from cloud.core.settings import CloudSettings
+from cloud.dev.servers import Influxd, Mosquitto
 from cloud.ingest.consumer import Ingest
-from cloud.settings import CloudSettings
+from cloud.io.influx.client import InfluxClient
 from edge.simulators.clock import SimClock
 from gateway.agent import Agent
 

@@ -12,7 +12,7 @@ import pytest
 from gateway_faults import SPEED, sim_start
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.devservers import Mosquitto
+from cloud.dev.servers import Mosquitto
 from edge.contract import decode, topics
 from edge.simulators.clock import SimClock
 from gateway.agent import Agent

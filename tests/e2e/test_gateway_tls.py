@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from gateway_faults import SPEED, sim_start
 
-from cloud.devservers import Mosquitto
+from cloud.dev.servers import Mosquitto
 from cloud.provision.ca import CertificateAuthority
 from edge.simulators.clock import SimClock
 from gateway.agent import Agent

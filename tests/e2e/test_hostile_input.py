@@ -11,9 +11,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.devservers import Mosquitto
-from cloud.influx.client import InfluxClient
-from cloud.settings import CloudSettings
+from cloud.core.settings import CloudSettings
+from cloud.dev.servers import Mosquitto
+from cloud.io.influx.client import InfluxClient
 from edge.contract import format_ts
 
 from support import Recorder, cloud_services, count_points, unique, wait_until

@@ -10,11 +10,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.devservers import Mosquitto
-from cloud.influx.client import InfluxClient
-from cloud.influx.lineprotocol import timestamp_ns
+from cloud.core.settings import CloudSettings
+from cloud.dev.servers import Mosquitto
 from cloud.ingest.consumer import Ingest
-from cloud.settings import CloudSettings
+from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.lineprotocol import timestamp_ns
 from edge.contract import SensorKind, format_ts, topics
 
 from support import Recorder, count_points, unique, wait_until

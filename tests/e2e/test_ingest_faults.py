@@ -17,10 +17,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.devservers import Influxd, Mosquitto, env_without_proxies, free_port
-from cloud.influx.client import InfluxClient
+from cloud.core.settings import CloudSettings
+from cloud.dev.servers import Influxd, Mosquitto, env_without_proxies, free_port
 from cloud.ingest.consumer import Ingest
-from cloud.settings import CloudSettings
+from cloud.io.influx.client import InfluxClient
 from edge.contract import SensorKind, format_ts, topics
 
 from support import count_points, unique, wait_until

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from cloud.devservers import Mosquitto
-from cloud.influx.client import InfluxClient
-from cloud.influx.lineprotocol import timestamp_ns
-from cloud.settings import CloudSettings
+from cloud.core.settings import CloudSettings
+from cloud.dev.servers import Mosquitto
+from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.lineprotocol import timestamp_ns
 from edge.contract import KINDS, Reading, SensorKind, decode
 from edge.simulators.clock import SimClock
 from gateway.agent import Agent

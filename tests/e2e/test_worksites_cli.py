@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
-from cloud.devservers import Mosquitto, free_port
+from cloud.core.geo import PRATO_AREA
+from cloud.core.orgs import (
+    Caller,
+    Role,
+)
+from cloud.dev.demo_data import load_demo
+from cloud.dev.servers import Mosquitto, free_port
+from cloud.worksites.alerts import CoordinationAlerts
+from cloud.worksites.store import WorksiteStore
 
 from support import REPO, Recorder, wait_until
 
@@ -175,13 +184,6 @@ def test_the_api_server_serves_feeds_and_authenticated_writes_and_publishes_aler
 def test_coordination_alerts_fire_and_resolve_when_a_worksite_is_cancelled(
     tmp_path: Path, restartable_broker: Mosquitto
 ) -> None:
-    from datetime import UTC, datetime  # noqa: PLC0415
-
-    from cloud.worksites.alerts import CoordinationAlerts  # noqa: PLC0415
-    from cloud.worksites.demo_data import load_demo  # noqa: PLC0415
-    from cloud.worksites.geo import PRATO_AREA  # noqa: PLC0415
-    from cloud.worksites.models import Role  # noqa: PLC0415
-    from cloud.worksites.store import Caller, WorksiteStore  # noqa: PLC0415
 
     store = WorksiteStore.open(f"sqlite:///{tmp_path / 'ws.db'}", area=PRATO_AREA)
     recorder = Recorder("127.0.0.1", restartable_broker.port, ["sr/v1/alerts/#"]).start()

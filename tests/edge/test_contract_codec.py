@@ -19,7 +19,7 @@ from edge.contract import (
     KINDS,
     Batch,
     ContractError,
-    Decoded,
+    DecodedBatch,
     DecodeError,
     FieldSpec,
     PayloadTooLargeError,
@@ -170,7 +170,7 @@ def three_with_middle(mutate: Callable[[dict[str, Any]], Any]) -> bytes:
     return dumps(wire(items))
 
 
-def decode_or_none(payload: bytes) -> Decoded | None:
+def decode_or_none(payload: bytes) -> DecodedBatch | None:
     """Decode hostile input: a ContractError is fine; anything else fails the test by escaping.
     Whatever is accepted must be valid and must survive a second round trip."""
     rejected: ContractError | None = None
@@ -200,7 +200,7 @@ def decode_or_none(payload: bytes) -> Decoded | None:
     return decoded
 
 
-def only_reject(decoded: Decoded) -> ContractError:
+def only_reject(decoded: DecodedBatch) -> ContractError:
     assert len(decoded.rejects) == 1, decoded.rejects
     return decoded.rejects[0].error
 

@@ -20,6 +20,7 @@ GATEWAY_BUILDERS: dict[Channel, Callable[[str, str], str]] = {
     Channel.STATUS: topics.status,
     Channel.HEALTH: topics.health,
     Channel.CONFIG: topics.config,
+    Channel.META: topics.meta,
 }
 
 # Every builder that takes ids, with its parameter names, for the refusal tests.
@@ -28,6 +29,7 @@ BUILDERS: dict[str, tuple[Callable[..., str], tuple[str, ...]]] = {
     "status": (topics.status, ("org", "gateway")),
     "health": (topics.health, ("org", "gateway")),
     "config": (topics.config, ("org", "gateway")),
+    "meta": (topics.meta, ("org", "gateway")),
     "alert": (topics.alert, ("org", "rule", "entity")),
     "service_health": (topics.service_health, ("service", "instance")),
     "shared": (lambda group: topics.shared(group, topics.ALL_DATA), ("group",)),
@@ -175,7 +177,7 @@ def test_the_longest_id_is_accepted() -> None:
         ("sr/v1//gw-1/status", "org"),
         ("sr/v1/comune-prato/GW-1/status", "gateway"),
         ("sr/v1/comune-prato/#/status", "gateway"),
-        ("sr/v1/comune-prato/gw-1/meta", "topic.channel"),
+        ("sr/v1/comune-prato/gw-1/about", "topic.channel"),
         ("sr/v1/comune-prato/gw-1/Status", "topic.channel"),
         ("sr/v1/comune-prato/gw-1/data", "topic"),
         ("sr/v1/comune-prato/gw-1/data/bus", "topic.kind"),
@@ -228,6 +230,7 @@ def test_a_deadletter_for_an_unknown_source_goes_to_unknown() -> None:
         (topics.ALL_DATA, topics.data("comune-prato", "gw-1", SensorKind.FLEET)),
         (topics.ALL_STATUS, topics.status("comune-prato", "gw-1")),
         (topics.ALL_HEALTH, topics.health("comune-prato", "gw-1")),
+        (topics.ALL_META, topics.meta("comune-prato", "gw-1")),
         (topics.ALL_ALERTS, topics.alert("comune-prato", "staleness", "gw-1")),
         (topics.ALL_DEADLETTERS, topics.deadletter("comune-prato", "gw-1")),
     ],
@@ -244,6 +247,8 @@ def test_each_subscription_filter_matches_the_topics_it_is_for(topic_filter: str
         (topics.ALL_HEALTH, topics.config("comune-prato", "gw-1")),
         (topics.ALL_DATA, topics.config("comune-prato", "gw-1")),
         (topics.ALL_HEALTH, topics.service_health("ingest", "ingest-0")),
+        (topics.ALL_META, topics.status("comune-prato", "gw-1")),
+        (topics.ALL_STATUS, topics.meta("comune-prato", "gw-1")),
     ],
 )
 def test_a_subscription_filter_does_not_match_another_channel(topic_filter: str, topic: str) -> None:
@@ -258,6 +263,7 @@ def test_a_subscription_filter_does_not_match_another_channel(topic_filter: str,
         (topics.ALL_DATA, topics.alert("comune-prato", "data", "gw-1")),
         (topics.ALL_STATUS, topics.deadletter("comune-prato", "status")),
         (topics.ALL_HEALTH, topics.deadletter("comune-prato", "health")),
+        (topics.ALL_META, topics.deadletter("comune-prato", "meta")),
     ],
 )
 def test_a_cloud_topic_caught_by_a_gateway_filter_is_refused_by_parse(topic_filter: str, topic: str) -> None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
 
-from edge.contract import Reading
+from edge.contract import UNLISTED_DEVICE_PATTERN, Reading, SensorKind, SensorMeta
 from edge.drivers import (
     NotADecoderError,
     SourceContext,
     UnknownDriverError,
     all_drivers,
+    declaration,
     decoding_drivers,
     folder,
     get,
@@ -100,3 +102,58 @@ def test_unknown_driver_names_the_known_ones():
 def test_simulated_driver_is_not_a_decoder():
     with pytest.raises(NotADecoderError, match="bosch_parking, nmea, traffic_counter"):
         get_decoding("sim_fleet")
+
+
+@pytest.mark.parametrize("name", DECODING)
+def test_a_device_driver_declares_the_kind_its_decoder_produces(name: str) -> None:
+    driver = get_decoding(name)
+    decoder = driver.decoder(sample_configs(name)[0], CTX)
+    examples = load(folder(driver) / "vectors.yaml")
+    kinds = {r.kind for example in examples for r in decoder.feed(example.input).readings}
+
+    assert kinds == {driver.kind}
+
+
+@pytest.mark.parametrize("name", sorted(set(DRIVERS) - set(DECODING)))
+def test_a_simulated_driver_declares_the_kind_its_source_produces(name: str) -> None:
+    driver = get(name)
+    source = driver.open(sample_configs(name)[0], CTX)
+    try:
+        kinds = {r.kind for r in source.poll(CTX.start + timedelta(hours=2))}
+    finally:
+        source.close()
+
+    assert kinds == {driver.kind}
+
+
+def test_a_sensor_is_declared_with_its_id_kind_and_driver() -> None:
+    config = sample_configs("sim_parking")[0]
+
+    assert declaration(config) == SensorMeta(id=config.id, kind=SensorKind.PARKING, driver="sim_parking")
+
+
+def test_a_lorawan_source_declares_its_devices_and_that_unlisted_ones_report_too() -> None:
+    config = sample_configs("bosch_parking")[0]
+    meta = declaration(config)
+
+    assert (meta.id, meta.kind, meta.devices, meta.unlisted_devices) == (
+        "lora-centro",
+        SensorKind.PARKING_SPOT,
+        ("s-mazzoni-01", "s-mazzoni-02"),
+        True,
+    )
+    silent = declaration(config.model_copy(update={"accept_unknown": False}))
+    assert not silent.unlisted_devices
+
+
+def test_the_name_of_an_unlisted_bosch_device_is_the_contract_s_unlisted_device_name() -> None:
+    driver = get_decoding("bosch_parking")
+    decoder = driver.decoder(sample_configs("bosch_parking")[0].model_copy(update={"devices": {}}), CTX)
+    sensors = {
+        r.sensor
+        for example in load(folder(driver) / "vectors.yaml")
+        for r in decoder.feed(example.input).readings
+    }
+
+    assert sensors
+    assert all(re.fullmatch(UNLISTED_DEVICE_PATTERN, s) for s in sensors), sensors

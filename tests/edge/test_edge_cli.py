@@ -186,3 +186,39 @@ def test_tail_without_a_device_says_what_is_missing():
     assert "--port" in err
     code, _, err = run("edge", "tail", "bosch_parking")
     assert "--application-id" in err
+
+
+def _modules_loaded_by(*args: str) -> tuple[str, set[str]]:
+    """What `sitroom ARGS` prints, and the modules of ours it imported on the way."""
+    probe = (
+        "import sys, runpy\n"
+        f"sys.argv = ['sitroom', *{list(args)!r}]\n"
+        "try:\n"
+        "    runpy.run_module('edge.cli', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('MODULES', *sorted(m for m in sys.modules if m.split('.')[0] in ('cloud', 'gateway')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    text, _, modules = done.stdout.rpartition("MODULES")
+    return text, set(modules.split())
+
+
+def test_the_root_help_lists_every_packages_group_with_its_help_without_importing_them() -> None:
+    text, loaded = _modules_loaded_by("--help")
+
+    for name, help_start in [("cloud", "Cloud services"), ("gateway", "The street gateway agent"),
+                             ("worksites", "Road worksites"), ("provision", "Onboard gateways")]:  # fmt: skip
+        assert any(line.split()[:1] == [name] and help_start in line for line in text.splitlines()), name
+    # Finding a command's source imports the packages above it (their __init__), nothing more.
+    assert loaded <= {"cloud", "cloud.apps", "cloud.apps.cli", "gateway"}, loaded
+
+
+def test_a_gateway_command_loads_no_module_of_the_cloud() -> None:
+    text, loaded = _modules_loaded_by("gateway", "--help")
+
+    assert "run" in text
+    assert "gateway.cli" in loaded
+    assert not {m for m in loaded if m.startswith("cloud")}, loaded

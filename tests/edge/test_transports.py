@@ -11,7 +11,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
-from cloud.devservers import Mosquitto
+from cloud.dev.servers import Mosquitto
 from edge.contract import Reading
 from edge.drivers import Source, SourceContext, get, stats_of
 from edge.drivers.bosch_parking import encoder as bosch

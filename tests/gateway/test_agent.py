@@ -10,14 +10,14 @@ import orjson
 import yaml
 from jsonschema import Draft7Validator
 
-from cloud.devservers import Mosquitto
+from cloud.dev.servers import Mosquitto
 from edge.contract import SensorKind, decode, topics
 from edge.drivers import SourceContext, get
 from edge.simulators.clock import ManualClock
 from gateway import batches
 from gateway.agent import Agent
 from gateway.config import parse
-from gateway.spool import Message, Spool
+from gateway.spool import OutgoingMessage, Spool
 
 from support import Recorder, wait_until
 
@@ -51,7 +51,7 @@ def prefill(state_dir: Path, org: str) -> None:
             org=org, gateway="gw-replay", kind=SensorKind.FLEET, seq=seq, sent_at=start,
             readings=batches.fragment([r]),
         )  # fmt: skip
-        messages.append(Message(topics.data(org, "gw-replay", SensorKind.FLEET), data, readings=1,
+        messages.append(OutgoingMessage(topics.data(org, "gw-replay", SensorKind.FLEET), data, readings=1,
                                 sent_at_offset=offset))  # fmt: skip
     spool.append(messages)
     spool.set_meta({"next_seq": str(BACKLOG)})

@@ -8,11 +8,11 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from gateway.cli import group
-from gateway.spool import Message, Priority, Spool
+from gateway.spool import OutgoingMessage, Priority, Spool
 
 
-def msg(n: int, size: int = 100, priority: Priority = Priority.NORMAL, topic: str = "t") -> Message:
-    return Message(topic, b"x" * size, priority, readings=n)
+def msg(n: int, size: int = 100, priority: Priority = Priority.NORMAL, topic: str = "t") -> OutgoingMessage:
+    return OutgoingMessage(topic, b"x" * size, priority, readings=n)
 
 
 def test_staged_readings_survive_a_reopen_until_sealed(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from edge.contract import SensorKind
 from edge.drivers.bosch_parking.config import BoschDevice, BoschParkingConfig
 from edge.drivers.bosch_parking.decoder import BoschParkingDecoder, Device
 from edge.drivers.registry import DriverConfig, Source, SourceContext, register
@@ -15,6 +16,7 @@ from edge.transports.chirpstack import ChirpStackSource
 class BoschParking:
     name: ClassVar[str]
     Config: ClassVar[type[DriverConfig]] = BoschParkingConfig
+    kind: ClassVar[SensorKind] = SensorKind.PARKING_SPOT
     framing: ClassVar[Literal["stream", "message"]] = "message"
 
     @classmethod

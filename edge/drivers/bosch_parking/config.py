@@ -63,5 +63,11 @@ class BoschParkingConfig(DriverConfig):
     def topic(self) -> str:
         return f"{self.topic_prefix}/{self.application_id}/device/+/event/up"
 
+    def device_sensors(self) -> tuple[str, ...]:
+        return tuple(d.sensor for d in self.devices.values())
+
+    def reports_unlisted_devices(self) -> bool:
+        return self.accept_unknown
+
     def default_tags(self) -> dict[str, str]:
         return {k: v for k, v in (("street", self.street), ("zone", self.zone)) if v}

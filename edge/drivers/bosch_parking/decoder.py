@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from edge.contract import Reading, SensorKind
-from edge.drivers.framing import DecodeCounters, Decoded, Rejected
+from edge.drivers.framing import DecodeCounters, DecoderOutput, RejectedInput
 
 RESET_CAUSES = {1: "watchdog", 2: "power on", 3: "system request", 4: "other"}
 INFO_PORTS = frozenset({4, 5, 6})
@@ -156,22 +156,22 @@ class BoschParkingDecoder:
         self.radio: dict[str, Radio] = {}
         self.info_frames = 0
 
-    def feed(self, data: bytes) -> Decoded:
+    def feed(self, data: bytes) -> DecoderOutput:
         """One event (as the CLI reads a file); same as `uplink(data)`."""
         return self.uplink(data)
 
     def uplink(
         self, payload: bytes, *, received_at: datetime | None = None, line: int | None = None
-    ) -> Decoded:
-        out = Decoded()
+    ) -> DecoderOutput:
+        out = DecoderOutput()
         self.counters.bytes += len(payload)
         try:
             reading = self._parse(payload, received_at)
         except UplinkError as exc:
-            self.counters.reject(out, Rejected(exc.reason, exc.detail, payload[:200], line))
+            self.counters.reject(out, RejectedInput(exc.reason, exc.detail, payload[:200], line))
             return out
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # never raise out of a decoder
-            self.counters.reject(out, Rejected("garbled", str(exc), payload[:200], line))
+            self.counters.reject(out, RejectedInput("garbled", str(exc), payload[:200], line))
             return out
         self.counters.frames_ok += 1
         if reading is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from edge.contract import SensorKind
 from edge.drivers.nmea.config import NmeaConfig
 from edge.drivers.nmea.decoder import NmeaDecoder
 from edge.drivers.registry import DriverConfig, Source, SourceContext, register
@@ -15,6 +16,7 @@ from edge.transports.serial import SerialLine, SerialSource
 class Nmea:
     name: ClassVar[str]
     Config: ClassVar[type[DriverConfig]] = NmeaConfig
+    kind: ClassVar[SensorKind] = SensorKind.FLEET
     framing: ClassVar[Literal["stream", "message"]] = "stream"
 
     @classmethod

@@ -19,7 +19,7 @@ from operator import xor
 from typing import Any
 
 from edge.contract import Reading, SensorKind
-from edge.drivers.framing import DecodeCounters, Decoded, LineFramer, Rejected
+from edge.drivers.framing import DecodeCounters, DecoderOutput, LineFramer, RejectedInput
 
 KNOT_KMH = 1.852  # exactly, by definition of the international nautical mile
 MAX_KNOTS = 161.98  # 299.99 km/h: the fleet kind's speed_kmh range is [0, 300]
@@ -180,8 +180,8 @@ class NmeaDecoder:
         return {k.decode(): v for k, v in self._sentences.items()}
 
     # -- streams ---------------------------------------------------------------------------------
-    def feed(self, data: bytes) -> Decoded:
-        out = Decoded()
+    def feed(self, data: bytes) -> DecoderOutput:
+        out = DecoderOutput()
         counters = self.counters
         counters.bytes += len(data)
         lines, garbage = self.framer.feed(data)
@@ -217,10 +217,10 @@ class NmeaDecoder:
                     try:
                         reading = self._dispatch(kind, body)
                     except SentenceError as exc:
-                        counters.reject(out, Rejected(exc.reason, exc.detail, raw, line_no))
+                        counters.reject(out, RejectedInput(exc.reason, exc.detail, raw, line_no))
                         continue
                     except (ValueError, IndexError, UnicodeDecodeError) as exc:  # never raise
-                        counters.reject(out, Rejected("garbled", str(exc), raw, line_no))
+                        counters.reject(out, RejectedInput("garbled", str(exc), raw, line_no))
                         continue
                     ok += 1
                     if reading is not None:
@@ -231,21 +231,21 @@ class NmeaDecoder:
         counters.frames_ok += ok
         return out
 
-    def sentence(self, raw: bytes, line: int | None = None) -> Decoded:
+    def sentence(self, raw: bytes, line: int | None = None) -> DecoderOutput:
         """Decode one sentence (with or without its CR LF)."""
-        out = Decoded()
+        out = DecoderOutput()
         self.counters.bytes += len(raw)
         self._one(raw.rstrip(b"\r\n"), line, out)
         return out
 
-    def _one(self, raw: bytes, line: int | None, out: Decoded) -> None:
+    def _one(self, raw: bytes, line: int | None, out: DecoderOutput) -> None:
         try:
             reading = self._parse(raw)
         except SentenceError as exc:
-            self.counters.reject(out, Rejected(exc.reason, exc.detail, raw[:MAX_LINE], line))
+            self.counters.reject(out, RejectedInput(exc.reason, exc.detail, raw[:MAX_LINE], line))
             return
         except (ValueError, IndexError, UnicodeDecodeError) as exc:  # belt and braces: never raise
-            self.counters.reject(out, Rejected("garbled", str(exc), raw[:MAX_LINE], line))
+            self.counters.reject(out, RejectedInput("garbled", str(exc), raw[:MAX_LINE], line))
             return
         self.counters.frames_ok += 1
         if reading is not None:

@@ -21,6 +21,7 @@ class SimFleet:
 
     name: ClassVar[str]
     Config: ClassVar[type[DriverConfig]] = SimFleetConfig
+    kind: ClassVar[SensorKind] = SensorKind.FLEET
 
     @classmethod
     def open(cls, config: DriverConfig, ctx: SourceContext) -> Source:

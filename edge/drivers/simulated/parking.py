@@ -21,6 +21,7 @@ class SimParking:
 
     name: ClassVar[str]
     Config: ClassVar[type[DriverConfig]] = SimParkingConfig
+    kind: ClassVar[SensorKind] = SensorKind.PARKING
 
     @classmethod
     def open(cls, config: DriverConfig, ctx: SourceContext) -> Source:
@@ -54,6 +55,7 @@ class SimParkingSpot:
 
     name: ClassVar[str]
     Config: ClassVar[type[DriverConfig]] = SimParkingSpotConfig
+    kind: ClassVar[SensorKind] = SensorKind.PARKING_SPOT
 
     @classmethod
     def open(cls, config: DriverConfig, ctx: SourceContext) -> Source:

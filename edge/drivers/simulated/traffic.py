@@ -21,6 +21,7 @@ class SimTraffic:
 
     name: ClassVar[str]
     Config: ClassVar[type[DriverConfig]] = SimTrafficConfig
+    kind: ClassVar[SensorKind] = SensorKind.TRAFFIC
 
     @classmethod
     def open(cls, config: DriverConfig, ctx: SourceContext) -> Source:

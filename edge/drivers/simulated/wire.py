@@ -16,7 +16,7 @@ from typing import Any
 from edge.contract import Reading
 from edge.drivers.bosch_parking import encoder as bosch
 from edge.drivers.bosch_parking.decoder import BoschParkingDecoder, Device
-from edge.drivers.framing import Decoded
+from edge.drivers.framing import DecoderOutput
 from edge.drivers.nmea import encoder as nmea
 from edge.drivers.nmea.decoder import NmeaDecoder
 from edge.drivers.registry import Source, SourceContext
@@ -27,7 +27,7 @@ SIM_APPLICATION = "00000000-0000-4000-8000-000000000000"
 
 
 class WireError(RuntimeError):
-    def __init__(self, sensor: str, decoded: Decoded) -> None:
+    def __init__(self, sensor: str, decoded: DecoderOutput) -> None:
         self.sensor = sensor
         self.rejects = decoded.rejects
         super().__init__(f"{sensor}: the decoder refused the simulator's own bytes: {decoded.rejects}")
@@ -64,7 +64,7 @@ class WireSource:
     """Wraps a simulated source: its readings go out as device bytes and come back decoded."""
 
     def __init__(
-        self, inner: Source, encode: Callable[[Reading], bytes], decode: Callable[[bytes], Decoded]
+        self, inner: Source, encode: Callable[[Reading], bytes], decode: Callable[[bytes], DecoderOutput]
     ) -> None:
         self.inner = inner
         self._encode = encode
@@ -109,8 +109,8 @@ def spot_wire(inner: Source, ctx: SourceContext, sensor: str, tags: dict[str, st
             dev_eui=eui, application_id=SIM_APPLICATION, f_port=1, payload=payload, f_cnt=fcnt, ts=r.ts
         )
 
-    def decode(events: bytes) -> Decoded:
-        out = Decoded()
+    def decode(events: bytes) -> DecoderOutput:
+        out = DecoderOutput()
         for event in events.split(b"\n"):
             if event:
                 out.extend(decoder.uplink(event))

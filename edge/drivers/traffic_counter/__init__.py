@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from edge.contract import SensorKind
 from edge.drivers.registry import DriverConfig, Source, SourceContext, register
 from edge.drivers.simulated.source import expect_config
 from edge.drivers.traffic_counter.config import TrafficCounterConfig
@@ -15,6 +16,7 @@ from edge.transports.serial import SerialLine, SerialSource
 class TrafficCounter:
     name: ClassVar[str]
     Config: ClassVar[type[DriverConfig]] = TrafficCounterConfig
+    kind: ClassVar[SensorKind] = SensorKind.TRAFFIC
     framing: ClassVar[Literal["stream", "message"]] = "stream"
 
     @classmethod

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge.contract import Reading, SensorKind, is_id
-from edge.drivers.framing import DecodeCounters, Decoded, LineFramer, Rejected
+from edge.drivers.framing import DecodeCounters, DecoderOutput, LineFramer, RejectedInput
 
 VERSION = b"1"
 # The TLS 2012 "8+1" classes, in the order the record carries them.
@@ -87,8 +87,8 @@ class TrafficCounterDecoder:
         self.last_end: dict[tuple[str, int, str], datetime] = {}
         self.repeats = 0
 
-    def feed(self, data: bytes) -> Decoded:
-        out = Decoded()
+    def feed(self, data: bytes) -> DecoderOutput:
+        out = DecoderOutput()
         self.counters.bytes += len(data)
         lines, garbage = self.framer.feed(data)
         for g in garbage:
@@ -97,20 +97,20 @@ class TrafficCounterDecoder:
             self._one(raw, line_no, out)
         return out
 
-    def record(self, raw: bytes, line: int | None = None) -> Decoded:
-        out = Decoded()
+    def record(self, raw: bytes, line: int | None = None) -> DecoderOutput:
+        out = DecoderOutput()
         self.counters.bytes += len(raw)
         self._one(raw.rstrip(b"\r\n"), line, out)
         return out
 
-    def _one(self, raw: bytes, line: int | None, out: Decoded) -> None:
+    def _one(self, raw: bytes, line: int | None, out: DecoderOutput) -> None:
         try:
             reading = self._parse(raw)
         except RecordError as exc:
-            self.counters.reject(out, Rejected(exc.reason, exc.detail, raw[:MAX_LINE], line))
+            self.counters.reject(out, RejectedInput(exc.reason, exc.detail, raw[:MAX_LINE], line))
             return
         except (ValueError, IndexError, UnicodeDecodeError) as exc:  # never raise out of a decoder
-            self.counters.reject(out, Rejected("garbled", str(exc), raw[:MAX_LINE], line))
+            self.counters.reject(out, RejectedInput("garbled", str(exc), raw[:MAX_LINE], line))
             return
         self.counters.frames_ok += 1
         if reading is not None:

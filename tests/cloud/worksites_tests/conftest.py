@@ -1,7 +1,7 @@
 """Fixtures for the worksite registry: a throwaway PostgreSQL cluster, a store on each backend.
 
 `store` is parametrized over SQLite and PostgreSQL, so every test that uses it runs on both.
-The cluster is the Debian `postgresql` binaries (cloud/db_devserver.py); missing, it fails
+The cluster is the Debian `postgresql` binaries (cloud/dev/postgres.py); missing, it fails
 with "run `make setup`".
 """
 
@@ -16,11 +16,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from cloud.api import create_app
-from cloud.api.server import ThreadedApiServer
-from cloud.db_devserver import PostgresCluster
-from cloud.worksites.geo import PRATO_AREA
-from cloud.worksites.models import Organisation, Role
+from cloud.apps.api import create_app
+from cloud.core.geo import PRATO_AREA
+from cloud.core.orgs import Organisation, Role
+from cloud.dev.apiserver import ThreadedApiServer
+from cloud.dev.postgres import PostgresCluster
 from cloud.worksites.store import WorksiteStore
 
 from .registry import GAS, MUNICIPALITY, WATER, Api
@@ -85,14 +85,14 @@ def store_url(backend: Backend) -> str:
 @pytest.fixture
 def store(backend: Backend) -> WorksiteStore:
     s = backend.store
-    s.add_organisation(Organisation(id=MUNICIPALITY, name="Comune di Prato", role=Role.MUNICIPALITY))
-    s.add_organisation(Organisation(id=WATER, name="Publiacqua", role=Role.UTILITY))
-    s.add_organisation(Organisation(id=GAS, name="Toscana Energia", role=Role.UTILITY))
+    s.orgs.add(Organisation(id=MUNICIPALITY, name="Comune di Prato", role=Role.MUNICIPALITY))
+    s.orgs.add(Organisation(id=WATER, name="Publiacqua", role=Role.UTILITY))
+    s.orgs.add(Organisation(id=GAS, name="Toscana Energia", role=Role.UTILITY))
     return s
 
 
 @pytest.fixture
 def api(store: WorksiteStore, backend: Backend) -> Iterator[Api]:
-    tokens = {org: store.issue_token(org) for org in (MUNICIPALITY, WATER, GAS)}
+    tokens = {org: store.orgs.issue_token(org) for org in (MUNICIPALITY, WATER, GAS)}
     with httpx.Client(base_url=backend.server.url, timeout=60) as client:
         yield Api(client, tokens, store)

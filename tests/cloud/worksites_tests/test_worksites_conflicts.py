@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import shapely
 
+from cloud.core.geo import EARTH_M_PER_DEG_LAT, PRATO_AREA, LocalProjection
 from cloud.worksites.conflicts import CoordinationSettings, Finding, detect, to_alerts
-from cloud.worksites.geo import EARTH_M_PER_DEG_LAT, PRATO_AREA, LocalProjection
 from cloud.worksites.models import Worksite
 from edge.contract import topics
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from cloud.worksites.csv_import import ColumnMapping, MappingError, read_csv
-from cloud.worksites.store import InvalidWorksiteError
+from cloud.worksites.models import InvalidWorksiteError
 
 MAPPING = ColumnMapping(
     columns={

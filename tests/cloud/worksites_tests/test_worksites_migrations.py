@@ -7,7 +7,7 @@ import contextlib
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cloud.db import Migration, applied_versions, make_engine, migrate
+from cloud.io.db import Migration, applied_versions, make_engine, migrate
 from cloud.worksites.store import COMPONENT, MIGRATIONS
 
 

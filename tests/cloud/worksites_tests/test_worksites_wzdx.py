@@ -13,11 +13,12 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
+from cloud.core.geo import PRATO_AREA
+from cloud.core.orgs import Caller, Role
+from cloud.dev.demo_data import MUNICIPALITY, load_demo
 from cloud.worksites import wzdx
-from cloud.worksites.demo_data import MUNICIPALITY, load_demo
-from cloud.worksites.geo import PRATO_AREA
-from cloud.worksites.models import Role
-from cloud.worksites.store import Caller, InvalidWorksiteError, Query, WorksiteStore
+from cloud.worksites.models import InvalidWorksiteError
+from cloud.worksites.store import Query, WorksiteStore
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "data" / "wzdx"
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -192,7 +193,7 @@ def test_export_then_import_then_export_gives_the_same_feed(
     other = WorksiteStore.open(f"sqlite:///{tmp_path / 'other.db'}", area=PRATO_AREA)
     try:
         for org in demo_store.organisations():
-            other.add_organisation(org)
+            other.orgs.add(org)
         created, updated = other.put_many(OPERATOR, wzdx.import_feed(copy.deepcopy(first)))
         assert (created, updated) == (14, 0)
         second = _export(other)

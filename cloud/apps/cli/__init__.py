@@ -1,0 +1,1 @@
+"""Command-line front ends: they parse flags and call the wiring in `cloud.apps`."""

@@ -1,0 +1,620 @@
+"""`sitroom demo`: a simulated Prato streaming end to end on servers of its own.
+
+It starts Mosquitto and InfluxDB (standard ports when free), the ingest and rules services and
+one `sitroom gateway run` process per gateway config — processes, as on real street boxes — then
+shows progress until `--duration` or Ctrl-C, and stops everything in order: gateways first, then
+it waits until ingest has stored what they published, then the cloud services, then the servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import paho.mqtt.client as mqtt
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from cloud.apps.api import ApiOptions, create_app
+from cloud.apps.console import open_console
+from cloud.console.app import Console
+from cloud.core.alerts import AlertNotFoundError
+from cloud.core.geo import PRATO_AREA
+from cloud.core.lifecycle import InvalidTransitionError
+from cloud.core.settings import CloudSettings
+from cloud.dev.apiserver import ThreadedApiServer
+from cloud.dev.demo_data import add_demo_operators, demo_credentials, load_demo
+from cloud.dev.report import render
+from cloud.dev.servers import Influxd, Mosquitto, env_without_proxies, free_port
+from cloud.io.influx import retention
+from cloud.io.influx.client import InfluxClient, InfluxError
+from cloud.io.mqtt import BrokerConnection
+from cloud.provision.influx_users import InfluxUser, ensure_users
+from cloud.rules.store import AlertStore
+from cloud.worksites.store import WorksiteStore
+from edge.contract import KINDS, BrokerAddress, SensorKind, format_ts, loads, topics
+
+log = logging.getLogger(__name__)
+
+DATABASE = "sitroom"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sitroom" / "demo"
+
+
+@dataclass(slots=True)
+class DemoOptions:
+    configs: list[Path]
+    data_dir: Path
+    duration_s: float | None = None
+    speed: float = 60.0
+    seed: int = 0
+    summary: Path | None = None
+    picture: Path | None = None
+    progress_interval_s: float = 2.0
+    mqtt_port: int | None = 1883  # None: any free port
+    influx_port: int | None = 8086
+    # Called with the demo's InfluxDB after the run, before the servers stop (checks, reports).
+    on_finished: Callable[[InfluxClient], None] | None = None
+    drain_timeout_s: float = 60.0
+
+
+@dataclass(slots=True)
+class Watch:
+    """What the demo hears on the broker: gateway health, alerts, dead letters, ingest health."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    health: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status: dict[str, str] = field(default_factory=dict)
+    alerts_firing: list[dict[str, Any]] = field(default_factory=list)
+    alerts_acknowledged: int = 0
+    alerts_resolved: int = 0
+    deadletters: int = 0
+    ingest: dict[str, Any] = field(default_factory=dict)
+
+    def on_message(self, msg: mqtt.MQTTMessage) -> None:
+        try:
+            body = loads(bytes(msg.payload)) if msg.payload else {}
+        except ValueError:
+            return
+        parts = msg.topic.split("/")
+        with self.lock:
+            if parts[2] == "alerts":
+                if body.get("state") == "firing":
+                    self.alerts_firing.append(body)
+                elif body.get("state") == "acknowledged":
+                    self.alerts_acknowledged += 1
+                else:
+                    self.alerts_resolved += 1
+            elif parts[2] == "deadletter":
+                self.deadletters += 1
+            elif parts[2] == "services":
+                self.ingest = body
+            elif parts[-1] == "health":
+                self.health[f"{parts[2]}/{parts[3]}"] = body
+            elif parts[-1] == "status":
+                self.status[f"{parts[2]}/{parts[3]}"] = str(body.get("state"))
+
+    def published(self) -> int:
+        with self.lock:
+            return sum(int(h.get("readings_published", 0)) for h in self.health.values())
+
+
+def count_stored(influx: InfluxClient) -> int:
+    """Readings in InfluxDB, counted on each kind's first (required) field."""
+    total = 0
+    for spec in KINDS.values():
+        try:
+            # Names come from the contract's declarations, never from input.
+            q = f'SELECT count("{spec.fields[0].name}") FROM "{spec.kind.value}"'  # noqa: S608
+            series = influx.series(q)
+        except InfluxError:
+            continue
+        total += sum(int(s["values"][0][1]) for s in series if s.get("values"))
+    return total
+
+
+def count_worksite_points(influx: InfluxClient) -> int:
+    """Points the rules service wrote from the worksite registry (cloud/worksites/snapshot.py)."""
+    try:
+        series = influx.series('SELECT count("active") FROM "worksite"')
+    except InfluxError:
+        return 0
+    return sum(int(s["values"][0][1]) for s in series if s.get("values"))
+
+
+class Demo:
+    def __init__(self, opts: DemoOptions) -> None:
+        self.opts = opts
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.watch = Watch()
+        self.logs_dir = opts.data_dir / "logs"
+        self.reader: tuple[str, str] = ("", "")
+        self.acked: int | None = None  # the alert the demo's operator acknowledged
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log_file = (self.logs_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "-v", *args],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # Ctrl-C reaches the demo only; it stops the others in order
+        )
+        log_file.close()
+        self.procs[name] = proc
+        return proc
+
+    def _stop(self, names: list[str], timeout_s: float = 30.0) -> None:
+        for name in names:
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name in names:
+            proc = self.procs.get(name)
+            if proc is None:
+                continue
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def run(self, stop: threading.Event) -> dict[str, Any]:  # noqa: PLR0915  (one linear script)
+        opts = self.opts
+        self._fresh_data_dir()
+        started = datetime.now(UTC)
+        speed = opts.speed
+        horizon = opts.duration_s if opts.duration_s is not None else 3600.0
+        sim_start = started - timedelta(seconds=horizon * (speed - 1))
+
+        mosquitto = Mosquitto(opts.data_dir / "mosquitto", free_port(opts.mqtt_port))
+        influxd = Influxd(opts.data_dir / "influxdb", free_port(opts.influx_port), auth=True)
+        out(f"Situation Room demo — data in {opts.data_dir}")
+        mosquitto.start()
+        influxd.start()
+        users = self._influx_users(influxd.url)
+        out(f"  MQTT broker  {mosquitto.url}")
+        out(
+            f"  InfluxDB     {influxd.url}  (database {DATABASE!r}; authentication on, "
+            f"users in {self.opts.data_dir / 'influx-users.json'})"
+        )
+        influx = InfluxClient(influxd.url, DATABASE, username=users["admin"][0], password=users["admin"][1])
+        influx.create_database()
+        # The cloud services write as a WRITE-only user, which may not manage retention: do it here.
+        settings = CloudSettings()
+        retention.ensure(
+            influx, raw_retention=settings.raw_retention, rollup_retention=settings.rollup_retention
+        )
+        self.reader = users["reader"]
+        env = {
+            **env_without_proxies(),
+            "SITROOM_MQTT_URL": mosquitto.url,
+            "SITROOM_INFLUX_URL": influxd.url,
+            "SITROOM_INFLUX_DB": DATABASE,
+            "SITROOM_INFLUX_USERNAME": users["writer"][0],
+            "SITROOM_INFLUX_PASSWORD": users["writer"][1],
+            "SITROOM_STATS_INTERVAL_S": "2",
+            "SITROOM_ALERTS_DB": f"sqlite:///{opts.data_dir / 'alerts.db'}",
+            # The rules service writes the registry's state to InfluxDB (Worksites dashboard).
+            "SITROOM_WORKSITES_DB": f"sqlite:///{opts.data_dir / 'worksites' / 'worksites.db'}",
+            "SITROOM_WORKSITE_SNAPSHOT_S": "10",
+        }
+        watcher = BrokerConnection(
+            BrokerAddress.parse(mosquitto.url),
+            client_id=f"sitroom-demo-{os.getpid()}",
+            subscriptions=[
+                (topics.ALL_HEALTH, 1),
+                (topics.ALL_STATUS, 1),
+                (topics.ALL_ALERTS, 1),
+                (topics.ALL_DEADLETTERS, 1),
+                (topics.service_health("ingest", "main"), 0),
+            ],
+            on_message=self.watch.on_message,
+            persistent=False,
+        ).start()
+        summary: dict[str, Any] = {}
+        stop_console: Callable[[], None] | None = None
+        try:
+            self._start_cloud_services(env)
+            stop_console = self._start_console(env, influxd.url)
+            gateways = []
+            for cfg in opts.configs:
+                name = f"gateway-{cfg.stem}"
+                gateways.append(name)
+                self._spawn(
+                    name,
+                    [
+                        "gateway", "run", "--config", str(cfg), "--broker", mosquitto.url,
+                        "--speed", str(speed), "--sim-start", sim_start.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "--state-dir", str(opts.data_dir / "gateways"), "--seed", str(opts.seed),
+                    ],
+                    env,
+                )  # fmt: skip
+            out(f"  {len(gateways)} gateways, speed x{speed:g} (simulated time from {format_ts(sim_start)})")
+            out(
+                f"  logs in {self.logs_dir}; stop with Ctrl-C"
+                + (f" or after {opts.duration_s:g} s" if opts.duration_s else "")
+            )
+            t0 = time.monotonic()
+            # Gateways report every few seconds: a rate over a 10 s window does not flicker to 0.
+            window: deque[tuple[float, int]] = deque([(t0, 0)])
+            injected = 0
+            while not stop.wait(opts.progress_interval_s):
+                now_m = time.monotonic()
+                pub = self.watch.published()
+                window.append((now_m, pub))
+                while len(window) > 2 and now_m - window[1][0] >= 10:
+                    window.popleft()
+                rate = (pub - window[0][1]) / max(now_m - window[0][0], 1e-6)
+                elapsed = now_m - t0
+                self._progress(elapsed, pub, rate, len(gateways))
+                if not injected and elapsed >= min(10.0, (opts.duration_s or 30.0) / 3):
+                    injected = inject_bad_feed(watcher)
+                    out(f"  a misconfigured legacy feed sends {injected} bad messages (to dead-letter)")
+                self._acknowledge_first_alert(env["SITROOM_ALERTS_DB"])
+                dead = [n for n in ["ingest", "rules", *gateways] if self.procs[n].poll() is not None]
+                if dead:
+                    out(f"  stopped unexpectedly: {', '.join(dead)} — see {self.logs_dir}")
+                    break
+                if opts.duration_s is not None and elapsed >= opts.duration_s:
+                    break
+            self._acknowledge_first_alert(env["SITROOM_ALERTS_DB"])  # if one came in the last seconds
+            out("Stopping gateways …")
+            self._stop(gateways)
+            wait_until(
+                lambda: (
+                    all(h.get("final") for h in self.watch.health.values())
+                    and len(self.watch.health) >= len(gateways)
+                ),
+                10,
+            )
+            published = self.watch.published()
+            out(f"Waiting for ingest to store {published:,} readings …")
+            stored = 0
+            deadline = time.monotonic() + opts.drain_timeout_s
+            while time.monotonic() < deadline:
+                stored = count_stored(influx)
+                if stored >= published:
+                    break
+                time.sleep(0.5)
+            time.sleep(1.5)  # let the rules service write its last alerts
+            self._wait_for_rules_points(influx)
+            self._stop(["rules", "ingest"])
+            summary = self._summary(
+                started, sim_start, published, count_stored(influx), gateways, mosquitto, influxd
+            )
+            summary["dead_letters_injected"] = injected
+            summary["worksite_points"] = count_worksite_points(influx)
+            if opts.on_finished is not None:
+                opts.on_finished(influx)
+            if opts.picture is not None:
+                out("Drawing the run …")
+                summary["picture"] = str(render(influx, opts.picture, summary))
+        finally:
+            if stop_console is not None:
+                stop_console()
+            self._stop(list(self.procs))
+            watcher.stop()
+            influx.close()
+            influxd.stop()
+            mosquitto.stop()
+        return summary
+
+    def _acknowledge_first_alert(self, alerts_db: str) -> None:
+        """Anna, the municipality's operator, takes the first alert raised (as from the console):
+        the rules service sends the acknowledgement on, and time to acknowledge has a value."""
+        if self.acked is not None:
+            return
+        with self.watch.lock:
+            first = next((a for a in self.watch.alerts_firing if a.get("id") is not None), None)
+        if first is None:
+            return
+        self.acked = int(first["id"])
+        store = AlertStore(alerts_db)
+        try:
+            store.acknowledge(int(first["id"]), by="comune-prato/anna", note="demo: on it")
+        except (AlertNotFoundError, InvalidTransitionError) as exc:
+            out(f"  could not acknowledge alert {first['id']}: {exc}")
+        else:
+            out(f"  anna (comune-prato) acknowledges alert {first['id']} ({first.get('rule')})")
+        finally:
+            store.close()
+
+    def _wait_for_rules_points(self, influx: InfluxClient) -> None:
+        """Before the rules service stops: the acknowledgement and the worksites in InfluxDB."""
+        if self.acked is not None:
+            acks = 'SELECT count("ack_s") FROM "alerts" WHERE "state" = \'acknowledged\''
+            wait_until(lambda: influx.series(acks) and self.watch.alerts_acknowledged, 10)
+        wait_until(lambda: influx.series('SELECT count("active") FROM "worksite"'), 10)
+
+    def _influx_users(self, url: str) -> dict[str, tuple[str, str]]:
+        """Admin, writer (the cloud services) and reader (console, Grafana), with fresh random
+        passwords kept in a 0600 file of the demo's folder, as `sitroom provision` would."""
+        users = {
+            role: (name, secrets.token_urlsafe(18))
+            for role, name in (("admin", "admin"), ("writer", "sitroom-writer"), ("reader", "grafana-reader"))
+        }
+        path = self.opts.data_dir / "influx-users.json"
+        path.touch(mode=0o600)
+        path.write_bytes(
+            orjson.dumps({role: {"username": u, "password": p} for role, (u, p) in users.items()})
+        )
+        ensure_users(
+            url,
+            DATABASE,
+            admin=InfluxUser(*users["admin"]),
+            writer=InfluxUser(*users["writer"]),
+            reader=InfluxUser(*users["reader"]),
+        )
+        return users
+
+    def _fresh_data_dir(self) -> None:
+        # A demo starts fresh: old broker sessions and old points would skew its counts.
+        for sub in ("mosquitto", "influxdb", "gateways", "logs", "worksites", "console"):
+            shutil.rmtree(self.opts.data_dir / sub, ignore_errors=True)
+        for stale in ("alerts.db", "influx-users.json"):
+            (self.opts.data_dir / stale).unlink(missing_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+
+    def _start_console(self, env: dict[str, str], influx_url: str) -> Callable[[], None]:
+        """The operator console on the demo's stores, for a browser on this machine."""
+        url, stop = start_console(
+            self.opts.data_dir / "console",
+            influx_url,
+            influx_username=self.reader[0],
+            influx_password=self.reader[1],
+            alerts_db=env["SITROOM_ALERTS_DB"],
+            worksites_db=f"sqlite:///{self.opts.data_dir / 'worksites' / 'worksites.db'}",
+        )
+        out(f"  Console      {url}  ({demo_credentials()})")
+        return stop
+
+    def _start_cloud_services(self, env: dict[str, str]) -> None:
+        self._spawn("ingest", ["cloud", "ingest"], env)
+        self._spawn("rules", ["cloud", "rules"], env)
+        # The worksite registry (issue 8): demo worksites of Prato, served with their map layers.
+        api_port = free_port(8080)
+        worksites_db = f"sqlite:///{self.opts.data_dir / 'worksites' / 'worksites.db'}"
+        api_args = ["cloud", "api", "--db", worksites_db, "--demo-data", "--port", str(api_port)]
+        self._spawn("api", api_args, env)
+        out(f"  Worksites    http://127.0.0.1:{api_port}/docs  (map: /feeds/live.geojson, /feeds/wzdx.json)")
+        # The broker keeps nothing for a subscriber it has never seen: data published before
+        # ingest's first subscription would be lost. Its first health report means it is in.
+        if not wait_until(lambda: bool(self.watch.ingest), 60):
+            raise RuntimeError(f"ingest did not start; see {self.logs_dir / 'ingest.log'}")
+        time.sleep(1.0)  # the rules service starts alongside; give it the same head start
+
+    def _progress(self, elapsed: float, published: int, rate: float, n_gateways: int) -> None:
+        w = self.watch
+        with w.lock:
+            online = sum(1 for s in w.status.values() if s == "online")
+            clocks = [str(h["clock"]) for h in w.health.values() if h.get("clock")]
+            stored = int(w.ingest.get("readings_written", 0))
+            alerts, dead = len(w.alerts_firing), w.deadletters
+        sim = max(clocks)[:16].replace("T", " ") if clocks else "—"
+        out(
+            f"[{elapsed:5.0f} s] sim {sim}  gateways {online}/{n_gateways} online  "
+            f"published {published:,} ({rate:,.0f}/s)  stored {stored:,}  "
+            f"alerts {alerts}  dead letters {dead}"
+        )
+
+    def _summary(
+        self,
+        started: datetime,
+        sim_start: datetime,
+        published: int,
+        stored: int,
+        gateways: list[str],
+        mosquitto: Mosquitto,
+        influxd: Influxd,
+    ) -> dict[str, Any]:
+        w = self.watch
+        with w.lock:
+            return {
+                "readings_published": published,
+                "readings_stored": stored,
+                "alerts_raised": len(w.alerts_firing),
+                "alerts_acknowledged": w.alerts_acknowledged,
+                "alerts_resolved": w.alerts_resolved,
+                "dead_letters": w.deadletters,
+                "gateways": len(gateways),
+                "gateways_reporting": sorted(w.health),
+                "started_at": format_ts(started),
+                "duration_s": round((datetime.now(UTC) - started).total_seconds(), 1),
+                "speed": self.opts.speed,
+                "sim_start": format_ts(sim_start),
+                "mqtt_url": mosquitto.url,
+                "influx_url": influxd.url,
+                "data_dir": str(self.opts.data_dir),
+                "alerts": [
+                    {k: a.get(k) for k in ("rule", "org", "entity", "severity", "since", "message")}
+                    for a in w.alerts_firing[:50]
+                ],
+            }
+
+
+LEGACY_FEED = ("comune-prato", "gw-legacy-feed")
+
+
+def inject_bad_feed(conn: BrokerConnection) -> int:
+    """What a misconfigured legacy feed sends: ingest must dead-letter each, and nothing else.
+
+    The demo shows the dead-letter path working (and gives its dashboard panel data)."""
+    org, gateway = LEGACY_FEED
+    topic = topics.data(org, gateway, SensorKind.PARKING)
+    now = format_ts(datetime.now(UTC))
+    envelope = f'"v":1,"org":"{org}","gateway":"{gateway}","kind":"parking","seq":0,"sent_at":"{now}"'
+    bad = [
+        b'{"v":1,"org":"comune-prato","readings":[',  # truncated: not JSON
+        (  # a percentage where a count belongs, and a free-text zone with spaces and commas
+            f'{{{envelope},"readings":[{{"sensor":"p-legacy","ts":"{now}",'
+            '"fields":{"occupied":"87%","capacity":200,"occupancy_pct":87.0},'
+            '"tags":{"zone":"Centro storico, lato nord"}}]}'
+        ).encode(),
+        (  # NaN, as Python's json.dumps writes it
+            f'{{{envelope},"readings":[{{"sensor":"p-legacy","ts":"{now}",'
+            '"fields":{"occupied":NaN,"capacity":200,"occupancy_pct":NaN}}]}'
+        ).encode(),
+    ]
+    for payload in bad:
+        conn.client.publish(topic, payload, qos=1)
+    return len(bad)
+
+
+def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if predicate():
+                return True
+        time.sleep(interval_s)
+    return False
+
+
+def out(text: str) -> None:
+    print(text, flush=True)  # noqa: T201  (the demo's progress is its user interface)
+
+
+def run_demo(opts: DemoOptions) -> dict[str, Any]:
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        summary = Demo(opts).run(stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if summary:
+        out(
+            f"Done: {summary['readings_published']:,} readings published, "
+            f"{summary['readings_stored']:,} stored, "
+            f"{summary['alerts_raised']} alerts raised, {summary['dead_letters']} dead letters, "
+            f"{summary['gateways']} gateways."
+        )
+        if "picture" in summary:
+            out(f"Picture of the run: {summary['picture']}")
+        if opts.summary is not None:
+            opts.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+            out(f"Summary written to {opts.summary}")
+    return summary
+
+
+# The demo's uploads may be phone photos; the API's default 2 MB body limit is raised to fit.
+DEMO_MAX_BODY_BYTES = 10 * 1024 * 1024
+_S = TypeVar("_S")
+
+
+@contextmanager
+def running_console(
+    data_dir: Path,
+    *,
+    worksites: WorksiteStore,
+    alerts: AlertStore | None,
+    influx: InfluxClient | None,
+    refresh_s: float = 2.0,
+    max_upload_bytes: int = 8 * 1024 * 1024,
+    port: int | None = None,
+) -> Iterator[tuple[str, Console]]:
+    """`with running_console(...) as (base_url, console):` the API with the console and the demo
+    operators, served in a thread (the demo's own console, the console's tests and bench)."""
+    console = open_console(
+        data_dir,
+        worksites=worksites,
+        alerts=alerts,
+        influx=influx,
+        orgs=worksites.orgs,
+        refresh_s=refresh_s,
+        max_upload_bytes=max_upload_bytes,
+    )
+    add_demo_operators(console.store)
+    options = ApiOptions(max_body_bytes=max(DEMO_MAX_BODY_BYTES, max_upload_bytes + 65536))
+    app = create_app(worksites, options, alerts=alerts, console=console)
+    console.start()
+    try:
+        with ThreadedApiServer(app, port=port) as server:
+            try:
+                yield server.url, console
+            finally:
+                console.stop()  # ends the open event streams, which the server would wait for
+    finally:
+        console.stop()
+
+
+def _opened(open_store: Callable[[], _S], timeout_s: float = 30.0) -> _S:
+    """Open a store, waiting while another process (the demo's API or rules service) creates
+    its tables: two first migrations racing on one SQLite file make one of them fail once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return open_store()
+        except (OperationalError, IntegrityError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def start_console(
+    data_dir: Path,
+    influx_url: str | None,
+    *,
+    alerts_db: str | None = None,
+    worksites_db: str | None = None,
+    influx_db: str = "sitroom",
+    port: int | None = None,
+    influx_username: str | None = None,
+    influx_password: str | None = None,
+) -> tuple[str, Callable[[], None]]:
+    """Serve the console (uvicorn in a thread) with the demo operators; return (URL, stop).
+
+    `alerts_db` is the rules service's alert store (`SITROOM_ALERTS_DB`), `worksites_db` the
+    worksite registry; each defaults to a SQLite file under `data_dir` (demo worksites loaded).
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ws_url = worksites_db or f"sqlite:///{data_dir / 'worksites.db'}"
+    ws = _opened(lambda: WorksiteStore.open(ws_url, area=PRATO_AREA))
+    if worksites_db is None:
+        load_demo(ws, datetime.now(UTC))
+    alerts_url = alerts_db or f"sqlite:///{data_dir / 'alerts.db'}"
+    alerts = _opened(lambda: AlertStore(alerts_url))
+    influx = (
+        InfluxClient(influx_url, influx_db, username=influx_username, password=influx_password)
+        if influx_url
+        else None
+    )
+    stack = ExitStack()
+    if influx is not None:
+        stack.callback(influx.close)
+    base_url, _console = stack.enter_context(
+        running_console(data_dir / "console", worksites=ws, alerts=alerts, influx=influx, port=port)
+    )
+    return f"{base_url}/console/", stack.close
+
+
+def seed_registry(store: WorksiteStore) -> int:
+    """Prato's demo organisations and worksites (dates relative to today); how many were new."""
+    return load_demo(store, datetime.now(UTC))
+
+
+def seed(store: WorksiteStore, console: Console | None) -> str:
+    """`sitroom cloud api --demo-data`: Prato's organisations and worksites, the demo operators."""
+    new = seed_registry(store)
+    if console is not None:
+        add_demo_operators(console.store)
+    return f"demo worksites loaded: {new} new" + ("; " + demo_credentials() if console else "")

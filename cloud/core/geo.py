@@ -1,0 +1,341 @@
+"""Geography every feature shares: GeoJSON geometry checks, service areas, one local metric
+projection for distances in metres, where the sensors are (sites), and the `WorksiteLookup`
+protocol through which rules ask which worksites are near a point.
+
+Geometries arrive as GeoJSON (RFC 7946: WGS84, `[lon, lat]`). Distances and buffers are computed
+in an equirectangular projection centred near the geometries concerned: over a city or a
+metropolitan plain (tens of km) its scale error is well under 1 %, far under a GPS fix or a
+street's width, and it needs no PROJ database.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import orjson
+import shapely
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from shapely import Point
+from shapely.geometry import mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+SITES_FILE = Path(__file__).with_name("sites.yaml")
+GEOMETRY_TYPES = ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
+MAX_VERTICES = 10_000
+EARTH_M_PER_DEG_LAT = 111_132.0  # mean metres per degree of latitude (WGS84, mid-latitudes)
+
+
+class GeometryError(ValueError):
+    """An unusable geometry; `reason` says why in words a user can act on."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class BBox:
+    """A WGS84 bounding box, `min_lon,min_lat,max_lon,max_lat` (GeoJSON `bbox` order)."""
+
+    min_lon: float
+    min_lat: float
+    max_lon: float
+    max_lat: float
+
+    def __post_init__(self) -> None:
+        if not (-180 <= self.min_lon <= self.max_lon <= 180 and -90 <= self.min_lat <= self.max_lat <= 90):
+            raise ValueError(
+                f"bbox must be min_lon,min_lat,max_lon,max_lat with min <= max in WGS84: {self.as_list()}"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> BBox:
+        parts = text.split(",")
+        if len(parts) != 4:
+            raise ValueError(f"bbox must be four numbers min_lon,min_lat,max_lon,max_lat: {text!r}")
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"bbox must be four numbers min_lon,min_lat,max_lon,max_lat: {text!r}") from None
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"bbox values must be finite: {text!r}")
+        return cls(*values)
+
+    def as_list(self) -> list[float]:
+        return [self.min_lon, self.min_lat, self.max_lon, self.max_lat]
+
+    def contains(self, other: BBox) -> bool:
+        return (
+            self.min_lon <= other.min_lon
+            and self.min_lat <= other.min_lat
+            and other.max_lon <= self.max_lon
+            and other.max_lat <= self.max_lat
+        )
+
+    def polygon(self) -> BaseGeometry:
+        return shapely.box(self.min_lon, self.min_lat, self.max_lon, self.max_lat)
+
+
+# The Comune di Prato's territory with a margin: worksites outside it are refused as typos
+# (swapped lat/lon, a missing minus sign, another city's coordinates).
+PRATO_AREA = BBox(10.98, 43.78, 11.22, 43.98)
+
+
+def _check_position(position: Any) -> None:
+    if not isinstance(position, list | tuple) or len(position) not in (2, 3):
+        raise GeometryError(f"a position must be [lon, lat]: {position!r}"[:200])
+    for value in position:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise GeometryError(f"a coordinate must be a finite number: {value!r}"[:200])
+
+
+def _walk(coords: Any, depth: int) -> int:
+    """Check the nesting of `coordinates` and return the number of positions."""
+    if depth == 0:
+        _check_position(coords)
+        return 1
+    if not isinstance(coords, list | tuple):
+        raise GeometryError("coordinates are not nested as the geometry type requires")
+    return sum(_walk(c, depth - 1) for c in coords)
+
+
+_DEPTH = {"Point": 0, "LineString": 1, "MultiPoint": 1, "Polygon": 2, "MultiLineString": 2, "MultiPolygon": 3}
+
+
+def _check_rings(kind: str, polygons: Any) -> None:
+    for rings in polygons:
+        for ring in rings:
+            # RFC 7946 3.1.6: a linear ring is closed, with four or more positions.
+            if len(ring) < 4 or list(ring[0]) != list(ring[-1]):
+                raise GeometryError(f"a {kind} ring must be closed (first = last) with 4 or more positions")
+
+
+def parse_geojson(obj: Any) -> BaseGeometry:
+    """A valid shapely geometry from a GeoJSON geometry object, or `GeometryError` saying why."""
+    if not isinstance(obj, dict):
+        raise GeometryError("must be a GeoJSON geometry object")
+    kind = obj.get("type")
+    if kind not in GEOMETRY_TYPES:
+        raise GeometryError(f"type must be one of {', '.join(GEOMETRY_TYPES)}: {kind!r}"[:200])
+    if "coordinates" not in obj:
+        raise GeometryError("coordinates missing")
+    extra = set(obj) - {"type", "coordinates", "bbox"}
+    if extra:
+        raise GeometryError(f"unexpected members: {', '.join(sorted(map(str, extra)))}"[:200])
+    count = _walk(obj["coordinates"], _DEPTH[kind])
+    if kind in ("Polygon", "MultiPolygon"):
+        _check_rings(kind, [obj["coordinates"]] if kind == "Polygon" else obj["coordinates"])
+    if count == 0:
+        raise GeometryError("empty geometry")
+    if count > MAX_VERTICES:
+        raise GeometryError(f"too many vertices ({count} > {MAX_VERTICES})")
+    try:
+        geom = shape(obj)
+    except (ValueError, TypeError, shapely.errors.ShapelyError) as exc:
+        raise GeometryError(f"not a valid {kind}: {exc}") from None
+    if geom.is_empty:
+        raise GeometryError("empty geometry")
+    if not geom.is_valid:
+        # e.g. "Self-intersection[11.1 43.88]" (GEOS IsValidOp)
+        raise GeometryError(f"invalid {kind}: {shapely.is_valid_reason(geom)}")
+    if kind in ("LineString", "MultiLineString") and geom.length == 0:
+        raise GeometryError(f"degenerate {kind}: all points equal")
+    return geom
+
+
+def check_in_area(geom: BaseGeometry, area: BBox) -> None:
+    min_lon, min_lat, max_lon, max_lat = geom.bounds
+    if not area.contains(BBox(min_lon, min_lat, max_lon, max_lat)):
+        raise GeometryError(
+            f"coordinates outside the service area {area.as_list()} "
+            f"(geometry spans {[round(v, 6) for v in geom.bounds]}; GeoJSON order is [lon, lat])"
+        )
+
+
+def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
+    out: dict[str, Any] = dict(mapping(geom))
+    out["coordinates"] = _lists(out["coordinates"])
+    return out
+
+
+def _lists(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_lists(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class LocalProjection:
+    """Equirectangular metres around (`lon0`, `lat0`)."""
+
+    lon0: float
+    lat0: float
+
+    @classmethod
+    def around(cls, area: BBox) -> LocalProjection:
+        return cls((area.min_lon + area.max_lon) / 2, (area.min_lat + area.max_lat) / 2)
+
+    def _forward(self, coords: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        kx = EARTH_M_PER_DEG_LAT * math.cos(math.radians(self.lat0))
+        out = np.empty_like(coords)
+        out[:, 0] = (coords[:, 0] - self.lon0) * kx
+        out[:, 1] = (coords[:, 1] - self.lat0) * EARTH_M_PER_DEG_LAT
+        return out
+
+    def to_metres(self, geom: BaseGeometry) -> BaseGeometry:
+        result: BaseGeometry = shapely.transform(geom, self._forward)
+        return result
+
+    def many_to_metres(self, geoms: list[BaseGeometry]) -> npt.NDArray[np.object_]:
+        arr = np.asarray(geoms, dtype=object)
+        result: npt.NDArray[np.object_] = shapely.transform(arr, self._forward)
+        return result
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Metres between two points, in the local projection at their mean latitude."""
+    kx = EARTH_M_PER_DEG_LAT * math.cos(math.radians((lat1 + lat2) / 2))
+    return math.hypot((lon2 - lon1) * kx, (lat2 - lat1) * EARTH_M_PER_DEG_LAT)
+
+
+def local_metres(geom: BaseGeometry, lat0: float) -> BaseGeometry:
+    """`geom` (lon/lat degrees) in metres of the local projection at latitude `lat0`."""
+    return LocalProjection(0.0, lat0).to_metres(geom)
+
+
+class Site(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    name: str = ""
+    capacity: int | None = None
+    park_and_ride: bool = False
+
+
+class SitesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sensors: dict[str, Site]
+
+
+def load_sites(path: Path = SITES_FILE) -> dict[str, Site]:
+    return SitesFile.model_validate(yaml.safe_load(path.read_text())).sensors
+
+
+def sites_near(geom: BaseGeometry, sites: dict[str, Site], radius_m: float) -> list[tuple[str, float]]:
+    """(sensor, metres) of every site within `radius_m` of `geom`, nearest first."""
+    lat0 = geom.centroid.y
+    metres = local_metres(geom, lat0)
+    near = []
+    for sensor, site in sites.items():
+        d = metres.distance(local_metres(Point(site.lon, site.lat), lat0))
+        if d <= radius_m:
+            near.append((sensor, round(d, 1)))
+    return sorted(near, key=lambda item: (item[1], item[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class WorksiteRef:
+    id: str
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    is_planned: bool  # announced in advance: its traffic impact is expected, not an anomaly
+    org: str | None = None
+
+    def is_active(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+    def to_context(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "planned": self.is_planned,
+            "ends_at": self.ends_at.isoformat(),
+        }
+
+
+class WorksiteLookup(Protocol):
+    def active_near(self, lat: float, lon: float, radius_m: float, at: datetime) -> list[WorksiteRef]: ...
+
+    def containing(self, lat: float, lon: float, at: datetime) -> list[WorksiteRef]: ...
+
+
+def _ts(value: Any, field: str, index: int) -> datetime:
+    try:
+        ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"features[{index}].properties.{field}: {value!r} is not an ISO 8601 time") from None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+class GeoJsonWorksites:
+    """Worksites from a FeatureCollection; each feature's properties: `id`, `name`, `starts_at`,
+    `ends_at` (ISO 8601), `planned` (default true), optional `org`."""
+
+    def __init__(self, collection: dict[str, Any]) -> None:
+        if collection.get("type") != "FeatureCollection":
+            raise ValueError(f"type: expected FeatureCollection, got {collection.get('type')!r}")
+        # ref, geometry in degrees, the same in local metres, the latitude of that projection
+        self.items: list[tuple[WorksiteRef, BaseGeometry, BaseGeometry, float]] = []
+        for i, feature in enumerate(collection.get("features", [])):
+            props = feature.get("properties") or {}
+            ref = WorksiteRef(
+                id=str(props.get("id", f"feature-{i}")),
+                name=str(props.get("name", "")),
+                starts_at=_ts(props.get("starts_at"), "starts_at", i),
+                ends_at=_ts(props.get("ends_at"), "ends_at", i),
+                is_planned=bool(props.get("planned", True)),
+                org=props.get("org"),
+            )
+            geom = shape(feature["geometry"])
+            lat0 = geom.centroid.y
+            self.items.append((ref, geom, self._metres(geom, lat0), lat0))
+
+    @classmethod
+    def load(cls, source: str | Path) -> GeoJsonWorksites:
+        text = str(source)
+        if text.startswith(("http://", "https://")):
+            response = httpx.get(text, timeout=10.0)
+            response.raise_for_status()
+            return cls(orjson.loads(response.content))
+        return cls(orjson.loads(Path(source).read_bytes()))
+
+    @staticmethod
+    def _metres(geom: BaseGeometry, lat0: float) -> BaseGeometry:
+        return local_metres(geom, lat0)
+
+    def active_near(self, lat: float, lon: float, radius_m: float, at: datetime) -> list[WorksiteRef]:
+        out = []
+        for ref, _geom, metres, lat0 in self.items:
+            if ref.is_active(at) and metres.distance(self._metres(Point(lon, lat), lat0)) <= radius_m:
+                out.append(ref)
+        return out
+
+    def containing(self, lat: float, lon: float, at: datetime) -> list[WorksiteRef]:
+        p = Point(lon, lat)
+        return [ref for ref, geom, _, _ in self.items if ref.is_active(at) and geom.covers(p)]
+
+
+class NoWorksites:
+    def active_near(self, lat: float, lon: float, radius_m: float, at: datetime) -> list[WorksiteRef]:
+        return []
+
+    def containing(self, lat: float, lon: float, at: datetime) -> list[WorksiteRef]:
+        return []
+
+
+@dataclass(slots=True)
+class Geography:
+    """What geographic rules are bound to when the rules file is loaded."""
+
+    sites: dict[str, Site]
+    worksites: WorksiteLookup

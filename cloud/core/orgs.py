@@ -1,0 +1,54 @@
+"""Organisations: who takes part in the Situation Room, in which role, and who is calling.
+
+ONE registry of organisations serves provisioning (`sitroom provision org add`), the worksite
+registry, the alert API and the console: its storage is `cloud.io.orgstore.OrgStore`, and the
+features see it only through the `OrgDirectory` protocol that the wiring (`cloud/apps/`) hands
+them. An organisation's id is also its MQTT topic segment (`sr/v1/{org}/...`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Protocol
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+OrgId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+OrgName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class Role(StrEnum):
+    MUNICIPALITY = "municipality"  # operators: see, edit and approve everything of their area
+    UTILITY = "utility"  # utilities and operators (water, gas, waste, transport, parking, telecom)
+
+
+class Organisation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: OrgId
+    name: OrgName
+    role: Role
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated organisation (an API token, a console operator acting for it)."""
+
+    org: str
+    role: Role
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role is Role.MUNICIPALITY
+
+
+class OrgDirectory(Protocol):
+    """What features ask of the organisation registry."""
+
+    def organisations(self) -> list[Organisation]: ...
+
+    def organisation(self, org_id: str) -> Organisation: ...  # NotFoundError when unknown
+
+    def caller_for_token(self, token: str) -> Caller | None: ...

@@ -1,0 +1,1 @@
+"""For the demo and the tests only: our own servers, demo data, the demo report."""

@@ -1,0 +1,1 @@
+"""Public GeoJSON feeds of what the Situation Room knows (sensor sites), for maps."""

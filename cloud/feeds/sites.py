@@ -1,0 +1,41 @@
+"""`/feeds/sites.geojson`: where the sensors are, for map layers (Grafana Geomap gazetteer, console).
+
+InfluxDB holds what the sensors measure, not where they stand; Grafana's Geomap joins a table
+query's `sensor` column to this feed's feature ids ("lookup" location mode).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from cloud.core.geo import load_sites
+
+sites_feed = APIRouter(prefix="/feeds", tags=["feeds"])
+
+
+def sites_geojson() -> dict[str, Any]:
+    features = []
+    for sensor, site in sorted(load_sites().items()):
+        properties: dict[str, Any] = {"id": sensor, "name": site.name or sensor}
+        if site.capacity is not None:
+            properties["capacity"] = site.capacity
+        if site.park_and_ride:
+            properties["park_and_ride"] = True
+        features.append(
+            {
+                "type": "Feature",
+                "id": sensor,
+                "geometry": {"type": "Point", "coordinates": [site.lon, site.lat]},
+                "properties": properties,
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+@sites_feed.get("/sites.geojson", summary="Sensor sites (car parks, traffic counters) as GeoJSON points")
+def get_sites(response: Response) -> dict[str, Any]:
+    # Sites change with installations, not by the minute: let browsers and Grafana cache briefly.
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return sites_geojson()

@@ -1,0 +1,1 @@
+"""Adapters to what is outside: InfluxDB, MQTT, SQL, HTTP."""

@@ -1,0 +1,135 @@
+"""SQL engines for SQLite (embedded default) and PostgreSQL (production), and ordered migrations.
+
+The same SQLAlchemy Core code runs on both. A component (`worksites`, later `rules`, ...) keeps
+its own numbered migrations; `migrate()` applies the missing ones in one transaction each and
+records them in `sitroom_migrations`, so starting a newer version on an older database upgrades
+it and starting it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+MIGRATIONS_TABLE = "sitroom_migrations"
+
+_metadata = sa.MetaData()
+migrations_table = sa.Table(
+    MIGRATIONS_TABLE,
+    _metadata,
+    sa.Column("component", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("applied_at", sa.String(40), nullable=False),
+)
+
+
+class DatabaseURLError(ValueError):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        super().__init__(
+            f"database URL {url!r} is neither sqlite:///PATH nor postgresql://user@host/db "
+            "(postgresql+psycopg:// is implied)"
+        )
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` and `postgres://` mean psycopg 3; SQLite URLs pass unchanged."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith(("sqlite://", "postgresql+psycopg://")):
+        return url
+    raise DatabaseURLError(url)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the API read while a CLI import writes; foreign keys are off by default in SQLite.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; a SQLite file's folder is created when missing."""
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[Connection], None]
+
+
+def applied_versions(engine: Engine, component: str) -> list[int]:
+    with engine.begin() as conn:
+        _metadata.create_all(conn, tables=[migrations_table])
+        rows = conn.execute(
+            sa.select(migrations_table.c.version).where(migrations_table.c.component == component)
+        )
+        return sorted(int(r[0]) for r in rows)
+
+
+def migrate(engine: Engine, component: str, migrations: Sequence[Migration]) -> list[int]:
+    """Apply `component`'s migrations that are not yet recorded; return the versions applied."""
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)):
+        raise ValueError(f"{component}: migration versions must be unique and ascending: {versions}")
+    done = set(applied_versions(engine, component))
+    newly: list[int] = []
+    for migration in migrations:
+        if migration.version in done:
+            continue
+        with engine.begin() as conn:
+            migration.apply(conn)
+            conn.execute(
+                migrations_table.insert().values(
+                    component=component,
+                    version=migration.version,
+                    name=migration.name,
+                    applied_at=datetime.now(UTC).isoformat(),
+                )
+            )
+        newly.append(migration.version)
+    return newly
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC in and out; SQLite keeps naive UTC text, PostgreSQL `timestamptz`."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime refused: {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

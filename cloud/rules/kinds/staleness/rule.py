@@ -1,0 +1,106 @@
+"""Staleness: a sensor or a gateway that has gone silent, in event time.
+
+A sensor is stale when its gateway's newest reading is `silent_min` newer than the sensor's
+own: the gateway is alive, the sensor is not. A gateway is stale when the newest reading of
+the whole system is `silent_min` newer than the gateway's, or at once when its last will
+("offline", connection lost) arrives. Event time keeps the rule right under accelerated replay.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import Field
+
+from cloud.core.alerts import Alert
+from cloud.rules.base import Clocks, Rule, RuleConfig
+from cloud.rules.registry import register
+from edge.contract import Reading
+
+
+class StalenessConfig(RuleConfig):
+    rule: Literal["staleness"] = "staleness"
+    scope: Literal["sensor", "gateway"] = "sensor"
+    silent_min: float = Field(default=10.0, gt=0)
+
+
+@register("staleness")
+class Staleness(Rule[StalenessConfig]):
+    Config = StalenessConfig
+
+    def __init__(self, config: StalenessConfig) -> None:
+        super().__init__(config)
+        self.silent = timedelta(minutes=config.silent_min)
+        # (org, gateway, sensor) -> (kind, last ts)
+        self.last: dict[tuple[str, str, str], tuple[str, datetime]] = {}
+        self.stale: set[tuple[str, str, str]] = set()
+
+    def observe(self, reading: Reading) -> list[Alert]:
+        key = (reading.org, reading.gateway, reading.sensor if self.config.scope == "sensor" else "")
+        prev = self.last.get(key)
+        if prev is None or reading.ts > prev[1]:
+            self.last[key] = (reading.kind.value, reading.ts)
+        if key in self.stale:
+            self.stale.discard(key)
+            return [self._alert(key, reading.ts, "resolved", f"{self._what(key)} reports again")]
+        return []
+
+    def tick(self, clocks: Clocks) -> list[Alert]:
+        out = []
+        for key, (_kind, last_ts) in self.last.items():
+            org, gateway, _sensor = key
+            ref = clocks.gateways.get((org, gateway)) if self.config.scope == "sensor" else clocks.now
+            if ref is None or key in self.stale or ref - last_ts <= self.silent:
+                continue
+            self.stale.add(key)
+            minutes = (ref - last_ts).total_seconds() / 60
+            out.append(
+                self._alert(
+                    key,
+                    ref,
+                    "firing",
+                    f"{self._what(key)} silent for {minutes:.0f} min",
+                    since=last_ts,
+                    value=minutes,
+                )
+            )
+        return out
+
+    def gateway_status(self, org: str, gateway: str, state: str, reason: str, ts: datetime) -> list[Alert]:
+        key = (org, gateway, "")
+        if self.config.scope != "gateway" or state != "offline" or reason == "shutdown" or key in self.stale:
+            return []
+        self.last.setdefault(key, ("gateway", ts))
+        self.stale.add(key)
+        return [self._alert(key, ts, "firing", f"gateway {gateway} lost its connection ({reason})", since=ts)]
+
+    def _what(self, key: tuple[str, str, str]) -> str:
+        return f"sensor {key[2]} on {key[1]}" if key[2] else f"gateway {key[1]}"
+
+    def _alert(
+        self,
+        key: tuple[str, str, str],
+        ts: datetime,
+        state: Literal["firing", "resolved"],
+        message: str,
+        *,
+        since: datetime | None = None,
+        value: float | None = None,
+    ) -> Alert:
+        org, gateway, sensor = key
+        kind = self.last.get(key, ("gateway", ts))[0] if sensor else "gateway"
+        return Alert(
+            rule=self.name,
+            org=org,
+            entity=sensor or gateway,
+            gateway=gateway,
+            kind=kind,
+            severity=self.config.severity,
+            state=state,
+            since=since or ts,
+            ts=ts,
+            message=message,
+            value=value,
+            threshold=self.config.silent_min,
+        )

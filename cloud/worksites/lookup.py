@@ -1,0 +1,65 @@
+"""The worksite registry seen by rules: `WorksiteLookup` over the store, refreshed periodically.
+
+The rules service gets it from its wiring (`cloud/apps/rules.py`) when a rules file says
+`worksites: registry:URL`; rules themselves only know the protocol.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime
+
+from cloud.core.geo import BBox, GeoJsonWorksites, WorksiteLookup, WorksiteRef
+from cloud.worksites.store import WorksiteStore
+
+# Rules look worksites up wherever they are: the registry's own area check applies on writes.
+ANYWHERE = BBox(-180, -90, 180, 90)
+
+
+def open_registry_lookup(url: str, refresh_s: float = 60.0) -> WorksiteLookup:
+    return RegistryWorksites(WorksiteStore.open(url, area=ANYWHERE), refresh_s)
+
+
+class RegistryWorksites:
+    """`WorksiteLookup` (cloud.core.geo) over the worksite registry, refreshed every `refresh_s`.
+
+    Cancelled worksites are ignored; a worksite counts as *planned* when the municipality approved
+    it or it was registered before it started (an emergency dig entered after the fact is not).
+    """
+
+    def __init__(self, store: WorksiteStore, refresh_s: float = 60.0) -> None:
+        self.store = store
+        self.refresh_s = refresh_s
+        self._loaded_at = -math.inf
+        self._lookup = GeoJsonWorksites({"type": "FeatureCollection", "features": []})
+
+    @classmethod
+    def open(cls, url: str, refresh_s: float = 60.0) -> RegistryWorksites:
+        return cls(WorksiteStore.open(url, area=ANYWHERE), refresh_s)
+
+    def _current(self) -> GeoJsonWorksites:
+        now = time.monotonic()
+        if now - self._loaded_at >= self.refresh_s:
+            features = []
+            for w in self.store.search():
+                if w.status.value == "cancelled":
+                    continue
+                props = {
+                    "id": w.id,
+                    "name": w.title,
+                    "starts_at": w.start.isoformat(),
+                    "ends_at": w.end.isoformat(),
+                    "planned": w.approval.value == "approved" or w.created_at <= w.start,
+                    "org": w.owner,
+                }
+                features.append({"type": "Feature", "geometry": w.geometry, "properties": props})
+            self._lookup = GeoJsonWorksites({"type": "FeatureCollection", "features": features})
+            self._loaded_at = now
+        return self._lookup
+
+    def active_near(self, lat: float, lon: float, radius_m: float, at: datetime) -> list[WorksiteRef]:
+        return self._current().active_near(lat, lon, radius_m, at)
+
+    def containing(self, lat: float, lon: float, at: datetime) -> list[WorksiteRef]:
+        return self._current().containing(lat, lon, at)
