@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/push.py [--seconds 20] [--batch 5000] [--clients 4] [--json FILE]
 
-1. Starts its own InfluxDB (cloud.devservers) in a temp dir.
+1. Starts its own InfluxDB (cloud/dev/servers.py) in a temp dir.
 2. Starts the API as production does, `sitroom cloud api --push` (the real CLI in a process of
    its own, SITROOM_* settings, a SQLite registry, a fresh organisation token, no rate limit).
 3. `--clients` threads post wire-contract batches of `--batch` fleet readings (a utility's
@@ -38,11 +38,10 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cloud.devservers import Influxd, env_without_proxies, free_port  # noqa: E402
-from cloud.influx.client import InfluxClient  # noqa: E402
-from cloud.worksites.geo import PRATO_AREA  # noqa: E402
-from cloud.worksites.models import Organisation, Role  # noqa: E402
-from cloud.worksites.store import WorksiteStore  # noqa: E402
+from cloud.core.orgs import Organisation, Role  # noqa: E402
+from cloud.dev.servers import Influxd, env_without_proxies, free_port  # noqa: E402
+from cloud.io.influx.client import InfluxClient  # noqa: E402
+from cloud.io.orgstore import OrgStore  # noqa: E402
 from edge.contract import format_ts  # noqa: E402
 
 ORG = "bench-utility"
@@ -81,9 +80,9 @@ def start_api(influxd: Influxd, work: Path) -> tuple[subprocess.Popen[bytes], st
            "--db", f"sqlite:///{work / 'api.db'}", "--token-for", ORG,
            "--push-rate", "1e9", "--push-burst", "1e9"]  # fmt: skip
     # The organisation must exist before `--token-for` issues its token.
-    store = WorksiteStore.open(f"sqlite:///{work / 'api.db'}", area=PRATO_AREA)
-    store.add_organisation(Organisation(id=ORG, name="Bench utility", role=Role.UTILITY))
-    store.close()
+    orgs = OrgStore.open(f"sqlite:///{work / 'api.db'}")
+    orgs.add(Organisation(id=ORG, name="Bench utility", role=Role.UTILITY))
+    orgs.close()
     log = (work / "api.log").open("wb")
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stderr=log, stdout=log)
     url = f"http://127.0.0.1:{port}"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from cloud.core.worksites import Approval, WorkType
+from cloud.core.worksites import WorksiteStatus as Status
 from cloud.exchange.context import local_id
 from cloud.exchange.entities import WORK_TARGETS
 from cloud.exchange.forms import key_values
-from cloud.worksites.models import Approval, Status, WorkType
 
 _TARGET_TYPES = {target: work_type for work_type, target in WORK_TARGETS.items()}
 # CityWork `workState` -> (our status, our approval); the inverse of entities.work_state.

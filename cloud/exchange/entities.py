@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from cloud.core.worksites import Approval, WorksiteDetails, WorkType
+from cloud.core.worksites import WorksiteStatus as Status
 from cloud.exchange.context import context_of, urn
 from cloud.exchange.forms import Entity
 from cloud.exchange.units import fraction, heading_below_360
-from cloud.worksites.models import Approval, Status, Worksite, WorkType
 from edge.contract import Reading, SensorKind, format_ts
 
 NO_STREET = "no-street"
@@ -259,13 +260,13 @@ _STATES = {
 }
 
 
-def work_state(ws: Worksite) -> str:
+def work_state(ws: WorksiteDetails) -> str:
     if ws.status is Status.PLANNED:
         return _PLANNED_STATES[ws.approval]
     return _STATES[ws.status]
 
 
-def city_work(ws: Worksite) -> Entity:
+def city_work(ws: WorksiteDetails) -> Entity:
     attrs: dict[str, Any] = {
         "id": urn("CityWork", ws.owner, ws.id),
         "type": "CityWork",

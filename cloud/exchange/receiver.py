@@ -3,22 +3,23 @@
 A notification (ETSI GS CIM 009, "Notification" data type) carries `id`, `subscriptionId`,
 `notifiedAt` and `data`, the entities in either form. Each entity of a type we read becomes a
 reading of its kind (`readings.py`), the readings of one kind one wire batch of the partner's
-organisation (gateway `ngsi-ld`), and the batches go through ingest's own verdict and storage
-(`cloud.ingest.direct`): contract, time limits, a sensor of another organisation refused, dead
-letters, counters, and the answer only once InfluxDB accepted them. A partner's entities are not
-in our installation records, so the sensor directory does not apply to them.
+organisation (gateway `ngsi-ld`), and the batches go to ingest's verdict and storage through the
+`core.intake.Intake` the wiring hands over (`cloud/apps/api.py`): the contract, the time limits,
+a sensor of another organisation refused, dead letters, counters, and the answer only once
+InfluxDB accepted them. A partner's entities are in none of our installation records: they get
+the admission's verdict for partners (`Admission.for_partners`).
 
 The broker authenticates with the partner organisation's API token, which the subscription
-asks it to send (`receiverInfo`, `sitroom exchange subscribe`). A notification sent again (same
-`id`) is answered from the ledger and stored once. Where an entity has a Point location, the
-place is written too (`sitroom_site`), so that the map can show a partner's car park.
+asks it to send (`receiverInfo`, `sitroom exchange subscribe`), checked against the organisation
+registry (`cloud.io.http.CallerDep`). A notification sent again (same `id`) is answered from the
+ledger (`cloud/io/ledger.py`) and stored once. Where an entity has a Point location, its place is
+stored beside its reading (`cloud.io.influx.sites`), so that the map shows a partner's car park.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -26,15 +27,13 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from cloud.exchange.catalogue import SITE_MEASUREMENT
+from cloud.core.intake import Intake, Refusal, StorageUnavailableError, Submission, wire_bytes
 from cloud.exchange.readings import Mapped, UnmappedError, to_reading
-from cloud.influx.lineprotocol import line
-from cloud.ingest.deadletter import DeadLetter
-from cloud.ingest.direct import Admitted, DirectIngest, Refusal, StorageUnavailableError, wire_bytes
-from cloud.ingest.ledger import BatchLedger, digest
+from cloud.io.http import CallerDep
+from cloud.io.influx.sites import site_line
+from cloud.io.ledger import BatchLedger, digest
 from edge.contract import SCHEMA_VERSION, ContractError, SchemaError, SensorKind, format_ts, loads, short_repr
 
 NOTIFY_PATH = "/exchange/ngsi-ld/notify"
@@ -90,23 +89,14 @@ def _label(entity: Any, key: str) -> str:
 
 
 class NotificationReceiver:
-    """NGSI-LD notifications without HTTP: authenticate, deduplicate, map, admit, store, answer."""
+    """NGSI-LD notifications without HTTP: deduplicate, map, admit, store, answer (for an
+    organisation the router authenticated)."""
 
-    def __init__(
-        self, direct: DirectIngest, ledger: BatchLedger, authenticate: Callable[[str], str | None]
-    ) -> None:
-        self.direct = direct
+    def __init__(self, intake: Intake, ledger: BatchLedger) -> None:
+        self.intake = intake
         self.ledger = ledger
-        self._authenticate = authenticate
         self._seq_lock = threading.Lock()
         self._seq = 0
-
-    def organisation(self, token: str | None) -> str:
-        org = self._authenticate(token) if token else None
-        if org is None:
-            challenge = {"WWW-Authenticate": "Bearer"}
-            raise NotificationRefusedError(401, "missing or unknown API token", challenge)
-        return org
 
     def receive(self, org: str, body: bytes) -> NotificationAnswer:
         source = f"ngsi-ld/notify/{org}"
@@ -114,7 +104,7 @@ class NotificationReceiver:
             raw = loads(body)
             notification_id, notified_at, data = self._envelope(raw)
         except ContractError as exc:
-            self._write([], [self._dead(exc, source, body, org)], [])
+            self._store(org, source, body, [], [Refusal.of(exc, None)])
             raise NotificationRefusedError(422, str(exc)) from None
         key = f"ngsi-ld:{notification_id}"
         if len(key) > _MAX_KEY:
@@ -127,11 +117,8 @@ class NotificationReceiver:
                 # A broker resending a notification (same id) sends the same body; if not, the
                 # first one stands: the id names the notification.
                 return NotificationAnswer(notification_id, labels, seen.refusals, is_replay=True)
-            admitted, refusals, dead, sites = self._map(org, source, body, data, notified_at)
-            self._write(admitted, dead, sites)
-            for a in admitted:
-                refusals += a.refusals
-            refusals.sort(key=lambda r: -1 if r.index is None else r.index)
+            submissions, unmapped = self._map(org, data, notified_at)
+            refusals = self._store(org, source, body, submissions, unmapped)
             self.ledger.record(org, key, body_sha, len(data), refusals)
         return NotificationAnswer(notification_id, labels, refusals)
 
@@ -151,10 +138,10 @@ class NotificationReceiver:
         return notification_id, notified_at if isinstance(notified_at, str) else None, data
 
     def _map(
-        self, org: str, source: str, body: bytes, data: list[Any], notified_at: str | None
-    ) -> tuple[list[Admitted], list[Refusal], list[DeadLetter], list[str]]:
-        refusals: list[Refusal] = []
-        dead: list[DeadLetter] = []
+        self, org: str, data: list[Any], notified_at: str | None
+    ) -> tuple[list[Submission], list[Refusal]]:
+        """One wire batch per kind, and the entities that make no reading at all."""
+        unmapped: list[Refusal] = []
         by_kind: dict[SensorKind, list[tuple[int, Mapped]]] = {}
         for j, entity in enumerate(data):
             try:
@@ -162,14 +149,11 @@ class NotificationReceiver:
             except UnmappedError as exc:
                 where = f"data[{j}]" + (f".{exc.attribute}" if exc.attribute else "")
                 value = "" if exc.value is None else short_repr(exc.value)
-                refusals.append(Refusal(j, _label(entity, "id"), where, exc.reason, exc.message, value))
-                error = SchemaError(exc.message, field=where, value=exc.value)
-                dead.append(self._dead(error, source, body, org, exc.reason))
+                unmapped.append(Refusal(j, _label(entity, "id"), where, exc.reason, exc.message, value))
                 continue
             by_kind.setdefault(mapped.kind, []).append((j, mapped))
-        admitted = []
-        sites: list[str] = []
         now = datetime.now(UTC)
+        submissions = []
         for kind, items in by_kind.items():
             batch = {
                 "v": SCHEMA_VERSION,
@@ -186,22 +170,17 @@ class NotificationReceiver:
                 inner = path.removeprefix(f"readings[{k}]").removeprefix(".")
                 return j, f"data[{j}]" + (f".{mapped.attribute_of(inner)}" if inner else "")
 
-            a = self.direct.admit(
-                wire_bytes(batch), source=source, org=org, renumber=renumber, sent=body, check_directory=False
-            )
-            admitted.append(a)
-            refused = {r.index for r in a.refusals}
-            sites += [_site_line(org, kind, m, now) for j, m in items if j not in refused and m.place]
-        return admitted, refusals, dead, sites
+            places = {k: _site_line(org, kind, m, now) for k, (_, m) in enumerate(items) if m.place}
+            submissions.append(Submission(wire_bytes(batch), renumber, places))
+        return submissions, unmapped
 
-    @staticmethod
-    def _dead(error: ContractError, source: str, body: bytes, org: str, reason: str = "") -> DeadLetter:
-        why = reason or None
-        return DeadLetter.of(error, topic=source, payload=body, org=org, gateway=GATEWAY, reason=why)
-
-    def _write(self, admitted: list[Admitted], dead: list[DeadLetter], sites: list[str]) -> None:
+    def _store(
+        self, org: str, source: str, body: bytes, submissions: list[Submission], unmapped: list[Refusal]
+    ) -> list[Refusal]:
         try:
-            self.direct.write(admitted, deadletters=dead, extra_lines=sites)
+            return self.intake.store(
+                org, source, body, submissions, refused=unmapped, gateway=GATEWAY, is_partner_data=True
+            )
         except StorageUnavailableError as exc:
             # The broker retries a failed notification (or the partner resends): nothing was stored.
             raise NotificationRefusedError(
@@ -216,14 +195,12 @@ class NotificationReceiver:
 
 def _site_line(org: str, kind: SensorKind, m: Mapped, at: datetime) -> str:
     assert m.place is not None
-    fields: dict[str, float | str] = {"lat": m.place.lat, "lon": m.place.lon, "name": m.name or m.sensor}
-    return line(SITE_MEASUREMENT, {"org": org, "sensor": m.sensor, "kind": kind.value}, fields, at)
+    return site_line(org, m.sensor, kind.value, lat=m.place.lat, lon=m.place.lon, name=m.name, at=at)
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
 
 router = APIRouter(tags=["exchange"])
-_bearer = HTTPBearer(auto_error=False, description="The partner organisation's API token")
 
 
 def get_receiver(request: Request) -> NotificationReceiver:
@@ -250,12 +227,11 @@ def get_receiver(request: Request) -> NotificationReceiver:
 async def notify(
     request: Request,
     receiver: Annotated[NotificationReceiver, Depends(get_receiver)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    caller: CallerDep,
 ) -> Response:
     try:
-        org = receiver.organisation(credentials.credentials if credentials else None)
         body = await request.body()
-        answer = await run_in_threadpool(receiver.receive, org, body)
+        answer = await run_in_threadpool(receiver.receive, caller.org, body)
     except NotificationRefusedError as exc:
         return exc.response()
     return Response(answer.to_json(), media_type="application/json")

@@ -1,11 +1,13 @@
 """Readings that arrive over HTTP instead of MQTT: ingest's own verdict, stored before any answer.
 
-The push API (`push.py`) and NGSI-LD notifications (`cloud.exchange`) hand wire batches here.
-A batch goes through exactly what ingest applies to an MQTT message — the fast decoder (the
-contract and the time limits, `fastpath.py`), the sensor directory (`policy.SensorChecks`) and
-line protocol — and every refusal becomes the same dead letter (`deadletter.py`). One more check
-exists only here: a sensor that the installation records give to another organisation is
-refused, because over HTTP the sender names its sensors itself.
+The push API (`push.py`) hands wire batches here, and the NGSI-LD receiver (`cloud.exchange`)
+through the `core.intake.Intake` protocol, which `DirectIngest.store` implements. A batch gets
+exactly what ingest gives an MQTT message: the admission's verdict (`core/admission.py`: the
+contract, the time limits, the sensor directory, on the fast decoder `fastpath.py`) and line
+protocol, and every refusal becomes the same dead letter (`deadletter.py`). The directory's
+check includes what only matters where a sender names its sensors itself: a sensor the
+installation records give to another organisation is refused (`forbidden`); a partner's own
+entities get `Admission.for_partners`, since our records cannot list them.
 
 `write` returns only once InfluxDB accepted the readings and the dead letters, so a 200 over HTTP
 means stored, as a PUBACK does on MQTT (`consumer.py`); when InfluxDB stays unreachable it raises
@@ -14,25 +16,21 @@ means stored, as a PUBACK does on MQTT (`consumer.py`); when InfluxDB stays unre
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
-import orjson
-
-from cloud.influx.client import InfluxClient, RejectedLine, RetryableWriteError
-from cloud.influx.lineprotocol import line
+from cloud.core.admission import Admission
+from cloud.core.intake import Refusal, Renumber, StorageUnavailableError, Submission, as_sent
 from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.fastpath import FastDecoder
-from cloud.ingest.policy import SensorChecks, TimeLimits, UnknownSensorError
 from cloud.ingest.stats import IngestStats
-from edge.contract import ContractError, Envelope, short_repr
+from cloud.io.influx.client import InfluxClient, RejectedLine, RetryableWriteError
+from cloud.io.influx.lineprotocol import line
+from edge.contract import ContractError, Envelope
 
 log = logging.getLogger(__name__)
 
@@ -40,50 +38,10 @@ _BACKOFF_MIN_S = 0.2
 _BACKOFF_MAX_S = 2.0
 
 
-class StorageUnavailableError(RuntimeError):
-    """InfluxDB did not accept the write within the time allowed; nothing was acknowledged."""
-
-    def __init__(self, cause: str, retry_after_s: int) -> None:
-        self.cause = cause
-        self.retry_after_s = retry_after_s
-        super().__init__(f"InfluxDB unavailable: {cause}")
-
-
 class ForeignOrgError(ContractError):
     """The batch names another organisation than the caller's."""
 
     reason = "forbidden"
-
-
-class ForeignSensorError(ContractError):
-    """The installation records give this sensor to another organisation."""
-
-    reason = "forbidden"
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why one reading (or, with index None, a whole batch) was not stored."""
-
-    index: int | None
-    sensor: str
-    field: str  # the path from the batch's root, e.g. `readings[3].fields.lat`
-    reason: str  # the dead letter's reason: schema | policy | unknown_sensor | forbidden | influx ...
-    message: str
-    value: str  # a bounded repr of the offending value ("" when there is none)
-
-    @classmethod
-    def of(cls, error: ContractError, index: int | None, sensor: str = "") -> Refusal:
-        value = "" if error.value is None else short_repr(error.value)
-        return cls(index, sensor, error.field, error.reason, error.message, value)
-
-
-# (reading index, path in the wire batch) -> the same in the sender's own document.
-Renumber = Callable[[int, str], tuple[int, str]]
-
-
-def _as_sent(index: int, path: str) -> tuple[int, str]:
-    return index, path
 
 
 @dataclass(slots=True)
@@ -94,7 +52,8 @@ class Admitted:
     readings: int
     source: str
     payload: bytes
-    renumber: Renumber = _as_sent
+    renumber: Renumber = as_sent
+    companions: Mapping[int, str] = field(default_factory=dict)  # see core.intake.Submission
     lines: list[str] = field(default_factory=list)
     line_index: list[int] = field(default_factory=list)  # per line, the reading's index in the batch
     line_sensor: list[str] = field(default_factory=list)
@@ -106,35 +65,8 @@ class Admitted:
         return self.readings - len(self.refusals)
 
 
-def wire_bytes(batch: dict[str, Any]) -> bytes:
-    """A wire batch made from another document (GeoJSON, NGSI-LD), as bytes for the decoder.
-
-    orjson writes NaN and infinities as null, which the contract would refuse as "expected a
-    number, got NoneType"; a batch holding one goes through the stdlib, so that the contract
-    refuses the value itself ("must be a finite number"), as it does on MQTT.
-    """
-    if not _has_non_finite(batch):
-        return orjson.dumps(batch)
-    return json.dumps(batch).encode()
-
-
-def _has_non_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_non_finite(v) for v in value)
-    return False
-
-
-def owners_of(gateways: Iterable[tuple[str, Iterable[str]]]) -> dict[str, str]:
-    """sensor -> org, from (org, sensors) per gateway of the installation records."""
-    owners: dict[str, str] = {}
-    for org, sensors in gateways:
-        for sensor in sensors:
-            owners.setdefault(sensor, org)
-    return owners
+def _by_index(refusal: Refusal) -> int:
+    return -1 if refusal.index is None else refusal.index
 
 
 class DirectIngest:
@@ -143,25 +75,21 @@ class DirectIngest:
     def __init__(
         self,
         influx: InfluxClient,
-        limits: TimeLimits,
+        admission: Admission,
         *,
-        max_bytes: int,
-        sensor_check: SensorChecks | None = None,
-        owners: Mapping[str, str] | None = None,
         instance: str = "direct",
         publish: Callable[[DeadLetter], None] | None = None,
         retry_for_s: float = 10.0,
     ) -> None:
         self.influx = influx
-        self.limits = limits
-        self.sensor_check = sensor_check
-        self.owners = dict(owners or {})
+        self.admission = admission
         self.instance = instance
         self.publish = publish
         self.retry_for_s = retry_for_s
         self.stats = IngestStats()
-        self._decoder = FastDecoder(limits, max_bytes=max_bytes)
-        # The decoder's caches are plain dicts shared by every request thread; decoding holds
+        self._decoder = FastDecoder(admission)
+        self._partners = FastDecoder(admission.for_partners())
+        # The decoders' caches are plain dicts shared by every request thread; decoding holds
         # the GIL anyway, so one lock costs no parallelism (the InfluxDB writes run outside it).
         self._decode_lock = threading.Lock()
         self._ns_lock = threading.Lock()
@@ -176,20 +104,21 @@ class DirectIngest:
         source: str,
         org: str,
         now: datetime | None = None,
-        renumber: Renumber = _as_sent,
+        renumber: Renumber = as_sent,
         sent: bytes | None = None,
-        check_directory: bool = True,
+        companions: Mapping[int, str] | None = None,
+        is_partner_data: bool = False,
     ) -> Admitted:
         """The verdict on one wire batch sent by `org`. Raises ContractError (ForeignOrgError
         among them) when the batch as a whole is unusable; see `refuse_whole`. `renumber` turns
         a reading's index and path into the sender's own, when the batch was made from another
         document (GeoJSON, NGSI-LD): refusals and dead letters then point where the sender wrote,
         and dead letters keep `sent`, the bytes the sender sent, instead of the batch made of them.
-        `check_directory=False` skips the installation records (not the ownership check), for
-        data that is by nature not in them: a partner's entities."""
+        `is_partner_data`: a partner's own entities (`Admission.for_partners`)."""
         now = now or datetime.now(UTC)
+        decoder = self._partners if is_partner_data else self._decoder
         with self._decode_lock:
-            msg = self._decoder.decode(payload, now)
+            msg = decoder.decode(payload, now)
         env = msg.envelope
         if env.org != org:
             raise ForeignOrgError(
@@ -197,43 +126,25 @@ class DirectIngest:
                 field="org",
                 value=env.org,
             )
-        out = Admitted(env, msg.readings, source, sent or payload, renumber)
+        out = Admitted(env, msg.readings, source, sent or payload, renumber, companions or {})
         refused = set()
         for rej in msg.rejects:
             refused.add(rej.index)
             error = rej.error
-            # The time policy names the reading's own field (`ts`): make it a path from the root.
+            # The time policy and the directory name the reading's own field (`ts`, `sensor`):
+            # make it a path from the root.
             if rej.index is not None and not error.field.startswith("readings["):
                 where = f"readings[{rej.index}]" + (f".{error.field}" if error.field else "")
                 error = type(error)(error.message, field=where, value=error.value)
             self._refuse(out, Refusal.of(error, rej.index, rej.sensor or ""), error)
         accepted = (i for i in range(msg.readings) if i not in refused)
-        # The decoder keeps the good readings' lines in reading order (fastpath.Message).
+        # The decoder keeps the good readings' lines in reading order (fastpath.MessageVerdict).
         for lp_line, sensor, index in zip(msg.lines, msg.sensors, accepted, strict=True):
-            owner_error = self._owner_error(env, sensor, check_directory=check_directory, index=index)
-            if owner_error is not None:
-                self._refuse(out, Refusal.of(owner_error, index, sensor), owner_error)
-                continue
             out.lines.append(lp_line)
             out.line_index.append(index)
             out.line_sensor.append(sensor)
-        out.refusals.sort(key=lambda r: -1 if r.index is None else r.index)
+        out.refusals.sort(key=_by_index)
         return out
-
-    def _owner_error(
-        self, env: Envelope, sensor: str, *, check_directory: bool, index: int
-    ) -> ContractError | None:
-        where = f"readings[{index}].sensor"
-        owner = self.owners.get(sensor)
-        if owner is not None and owner != env.org:
-            return ForeignSensorError(
-                f"sensor {sensor!r} belongs to organisation {owner!r}", field=where, value=sensor
-            )
-        if check_directory and self.sensor_check is not None:
-            why = self.sensor_check(env.org, env.gateway, sensor, env.kind.value)
-            if why is not None:
-                return UnknownSensorError(why, field=where, value=sensor)
-        return None
 
     def _refuse(self, out: Admitted, refusal: Refusal, error: ContractError) -> None:
         if refusal.index is not None:
@@ -258,6 +169,39 @@ class DirectIngest:
         """The dead letter of a batch refused as a whole (not JSON, bad envelope, too large)."""
         return DeadLetter.of(error, topic=source, payload=payload, org=org)
 
+    # -- core.intake.Intake ----------------------------------------------------------------------
+
+    def store(
+        self,
+        org: str,
+        source: str,
+        sent: bytes,
+        submissions: Sequence[Submission],
+        *,
+        refused: Sequence[Refusal] = (),
+        gateway: str,
+        is_partner_data: bool = False,
+    ) -> list[Refusal]:
+        """Admit, store and dead-letter a sender's document made into wire batches (see
+        `core.intake.Intake.store`); every refusal, by index in the sender's document."""
+        admitted = [
+            self.admit(
+                s.payload,
+                source=source,
+                org=org,
+                renumber=s.renumber,
+                sent=sent,
+                companions=s.companions,
+                is_partner_data=is_partner_data,
+            )
+            for s in submissions
+        ]
+        dead = [
+            DeadLetter.of_refusal(r, topic=source, payload=sent, org=org, gateway=gateway) for r in refused
+        ]
+        self.write(admitted, deadletters=dead)
+        return sorted([*refused, *(r for a in admitted for r in a.refusals)], key=_by_index)
+
     # -- storage ---------------------------------------------------------------------------------
 
     def write(
@@ -267,8 +211,9 @@ class DirectIngest:
         deadletters: Sequence[DeadLetter] = (),
         extra_lines: Sequence[str] = (),
     ) -> None:
-        """Store the batches' good readings, then every dead letter (theirs, `deadletters`) and
-        `extra_lines`; InfluxDB's own refusals join the batches' refusals and dead letters.
+        """Store the batches' good readings, then every dead letter (theirs, `deadletters`), the
+        companions of the readings InfluxDB took and `extra_lines`; InfluxDB's own refusals join
+        the batches' refusals and dead letters.
 
         Raises StorageUnavailableError, having acknowledged nothing, when InfluxDB stays
         unreachable for `retry_for_s`; writing the same batches again later is harmless (the same
@@ -282,8 +227,15 @@ class DirectIngest:
         for rej in rejected:
             batch, k = owners[rej.index]
             self._refuse_stored(batch, k, rej)
+        refused_lines = {rej.index for rej in rejected}
+        companions = [
+            b.companions[b.line_index[k]]
+            for n, (b, k) in enumerate(owners)
+            if n not in refused_lines and b.line_index[k] in b.companions
+        ]
         dead = [dl for b in batches for dl in b.deadletters] + list(deadletters)
-        dl_lines = [dl.to_line(self._unique_now(), self.instance) for dl in dead] + list(extra_lines)
+        dl_lines = [dl.to_line(self._unique_now(), self.instance) for dl in dead]
+        dl_lines += companions + list(extra_lines)
         if dl_lines:
             self._write_with_retry(dl_lines, deadline)
         received = sum(b.readings for b in batches)
@@ -306,7 +258,7 @@ class DirectIngest:
         sensor = batch.line_sensor[k]
         message = f"InfluxDB refused the point: {rej.message}"
         batch.refusals.append(Refusal(index, sensor, where, "influx", message, ""))
-        batch.refusals.sort(key=lambda r: -1 if r.index is None else r.index)
+        batch.refusals.sort(key=_by_index)
         env = batch.envelope
         batch.deadletters.append(
             DeadLetter.of(
@@ -357,10 +309,4 @@ __all__ = [
     "Admitted",
     "DirectIngest",
     "ForeignOrgError",
-    "ForeignSensorError",
-    "Refusal",
-    "Renumber",
-    "StorageUnavailableError",
-    "owners_of",
-    "wire_bytes",
 ]

@@ -9,7 +9,8 @@ batch id of its own (`Idempotency-Key`):
 Both land in ingest's own verdict and storage (`direct.py`): the answer, given only once
 InfluxDB accepted the batch, carries one verdict per reading — accepted, or refused with the
 path to the field and the reason — and every refused reading is dead-lettered as on MQTT. A batch
-id already stored is answered again from the ledger (`ledger.py`), never stored twice. Each
+id already stored is answered again from the ledger (`cloud/io/ledger.py`), never stored twice.
+The token is checked against the organisation registry (`cloud.io.http.CallerDep`). Each
 organisation writes only its own batches and sensors, at most its rate in readings per second
 (`ratelimit.py`: 429 with Retry-After). docs/push-api.md is the integrators' guide.
 """
@@ -25,29 +26,23 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from cloud.core.directory import FLEET_GATEWAY
+from cloud.core.intake import Refusal, StorageUnavailableError, wire_bytes
 from cloud.ingest.deadletter import DeadLetter
-from cloud.ingest.direct import (
-    Admitted,
-    DirectIngest,
-    ForeignOrgError,
-    Refusal,
-    StorageUnavailableError,
-    wire_bytes,
-)
-from cloud.ingest.ledger import BatchLedger, digest
+from cloud.ingest.direct import Admitted, DirectIngest, ForeignOrgError
 from cloud.ingest.positions import feature_path, to_batch
 from cloud.ingest.ratelimit import RateLimiter
+from cloud.io.http import CallerDep
+from cloud.io.ledger import BatchLedger, digest
 from edge.contract import ID_PATTERN, Batch, ContractError, PayloadTooLargeError, loads, short_repr
 
 PREFIX = "/push/v1"
 BATCH_ID_PATTERN = r"^[A-Za-z0-9._:~-]{1,128}$"
 # A utility's platform feeds its fleet as the `fleet` pseudo-gateway of its organisation, as it
-# does over MQTT (sr/v1/{org}/fleet/..., cloud/provision/registry.py).
-FLEET_GATEWAY = "fleet"
+# does over MQTT (sr/v1/{org}/fleet/..., cloud/core/directory.py).
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,29 +123,16 @@ class PushAnswer:
 
 
 class PushService:
-    """The push API without HTTP: authenticate, limit, deduplicate, admit, store, answer."""
+    """The push API without HTTP: limit, deduplicate, admit, store, answer (for an organisation
+    the router authenticated)."""
 
-    def __init__(
-        self,
-        direct: DirectIngest,
-        ledger: BatchLedger,
-        authenticate: Callable[[str], str | None],
-        options: PushOptions | None = None,
-    ) -> None:
+    def __init__(self, direct: DirectIngest, ledger: BatchLedger, options: PushOptions | None = None) -> None:
         self.direct = direct
         self.ledger = ledger
-        self._authenticate = authenticate
         self.options = options or PushOptions()
         self.limiter = RateLimiter(self.options.rate_readings_per_s, self.options.burst_readings)
         self._seq_lock = threading.Lock()
         self._seq = 0
-
-    def organisation(self, token: str | None) -> str:
-        org = self._authenticate(token) if token else None
-        if org is None:
-            detail = "unknown API token" if token else "missing API token: send `Authorization: Bearer ...`"
-            raise PushRefusedError(401, detail, headers={"WWW-Authenticate": "Bearer"})
-        return org
 
     def readings(self, org: str, batch_id: str, body: bytes) -> PushAnswer:
         """A wire-contract JSON batch."""
@@ -287,9 +269,6 @@ class PushService:
 # -- HTTP ----------------------------------------------------------------------------------------
 
 router = APIRouter(prefix=PREFIX, tags=["push"])
-_bearer = HTTPBearer(
-    auto_error=False, description="An organisation's API token: `Authorization: Bearer srt_...`"
-)
 
 
 def get_service(request: Request) -> PushService:
@@ -374,17 +353,13 @@ def _body(schema: dict[str, Any], media: str, example: Any = None) -> dict[str, 
     return {"requestBody": {"required": True, "content": {media: content}}}
 
 
-async def _answer(request: Request, service: PushService, token: str | None, call: Any) -> Response:
+async def _answer(request: Request, call: Callable[[bytes], PushAnswer]) -> Response:
     try:
-        org = service.organisation(token)
         body = await request.body()
-        answer: PushAnswer = await run_in_threadpool(call, org, body)
+        answer = await run_in_threadpool(call, body)
     except PushRefusedError as exc:
         return exc.response()
     return Response(answer.to_json(), media_type="application/json")
-
-
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 @router.post(
@@ -394,10 +369,9 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     openapi_extra=_body(Batch.model_json_schema(), "application/json"),
 )
 async def post_readings(
-    request: Request, service: ServiceDep, batch_id: BatchId, credentials: Credentials
+    request: Request, service: ServiceDep, batch_id: BatchId, caller: CallerDep
 ) -> Response:
-    token = credentials.credentials if credentials else None
-    return await _answer(request, service, token, lambda org, body: service.readings(org, batch_id, body))
+    return await _answer(request, lambda body: service.readings(caller.org, batch_id, body))
 
 
 @router.post(
@@ -410,15 +384,12 @@ async def post_positions(
     request: Request,
     service: ServiceDep,
     batch_id: BatchId,
-    credentials: Credentials,
+    caller: CallerDep,
     gateway: Annotated[
         str, Query(pattern=ID_PATTERN, description="The pseudo-gateway the positions are stored under")
     ] = FLEET_GATEWAY,
 ) -> Response:
-    token = credentials.credentials if credentials else None
-    return await _answer(
-        request, service, token, lambda org, body: service.positions(org, batch_id, body, gateway)
-    )
+    return await _answer(request, lambda body: service.positions(caller.org, batch_id, body, gateway))
 
 
 __all__ = [

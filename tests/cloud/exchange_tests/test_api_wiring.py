@@ -12,10 +12,10 @@ import httpx
 import orjson
 import pytest
 
-from cloud.devservers import env_without_proxies, free_port
-from cloud.influx.client import InfluxClient
-from cloud.worksites.geo import PRATO_AREA
-from cloud.worksites.models import Organisation, Role
+from cloud.core.geo import PRATO_AREA
+from cloud.core.orgs import Organisation, Role
+from cloud.dev.servers import env_without_proxies, free_port
+from cloud.io.influx.client import InfluxClient
 from cloud.worksites.store import WorksiteStore
 
 from .ways import UTILITY, batch, fix
@@ -26,7 +26,7 @@ from support import REPO, wait_until
 def api(tmp_path: Path, influx_db: InfluxClient) -> Iterator[tuple[str, str]]:
     db = f"sqlite:///{tmp_path / 'api.db'}"
     store = WorksiteStore.open(db, area=PRATO_AREA)
-    store.add_organisation(Organisation(id=UTILITY, name="Alia", role=Role.UTILITY))
+    store.orgs.add(Organisation(id=UTILITY, name="Alia", role=Role.UTILITY))
     store.close()
     port = free_port()
     env = {

@@ -1,6 +1,6 @@
 """The publisher and the subscription against a stand-in context broker that checks every request.
 
-No context broker can run here (none is packaged for Debian or PyPI); `cloud.exchange.standin`
+No context broker can run here (none is packaged for Debian or PyPI); `cloud.dev.context_broker`
 implements the three endpoints we use and refuses what NGSI-LD would refuse.
 """
 
@@ -14,17 +14,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cloud.apps.cli.exchange import group
+from cloud.dev.context_broker import StandInBroker, stand_in_broker
 from cloud.exchange.broker import ContextBroker, RetryableBrokerError, UpsertResult
-from cloud.exchange.cli import group
 from cloud.exchange.entities import Place, Thing, entities_of
 from cloud.exchange.forms import Entity
 from cloud.exchange.publisher import Publisher
 from cloud.exchange.receiver import NOTIFY_PATH
-from cloud.exchange.standin import StandInBroker, stand_in_broker
 from edge.contract import Reading, SensorKind
 
 from .smart_data_models import problems
-from .ways import WaysIn
+from .ways import PARTNER, WaysInClient
 from support import REPO, wait_until
 
 AT = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
@@ -235,10 +235,10 @@ def test_an_unknown_type_to_subscribe_to_is_refused_naming_the_known_ones(
 
 
 def test_a_partner_s_broker_notifies_our_receiver_and_its_car_parks_are_stored(
-    standin: StandInBroker, ways: WaysIn, tmp_path: Path
+    standin: StandInBroker, ways: WaysInClient, tmp_path: Path
 ) -> None:
-    token = tmp_path / "firenze.token"
-    token.write_text(ways.tokens["firenze"])
+    token = tmp_path / "partner.token"
+    token.write_text(ways.tokens[PARTNER])
     subscribed = CliRunner().invoke(
         group,
         [
@@ -253,11 +253,11 @@ def test_a_partner_s_broker_notifies_our_receiver_and_its_car_parks_are_stored(
     )
     assert subscribed.exit_code == 0, subscribed.output
     partner = ContextBroker(standin.url)
-    parks = [car_park(f"pf-{i}", 50 + i, org="firenze") for i in range(3)]
+    parks = [car_park(f"pf-{i}", 50 + i, org=PARTNER) for i in range(3)]
 
     partner.upsert([e.normalized() for t in parks for e in entities_of(t)])
 
-    wait_until(lambda: ways.stored("parking", "firenze") == 3, 20, what="the partner's car parks stored")
+    wait_until(lambda: ways.stored("parking", PARTNER) == 3, 20, what="the partner's car parks stored")
     # The stand-in records the delivery once our answer reached it.
     assert wait_until(lambda: [d.status for d in standin.deliveries], 10, what="the delivery") == [200]
     partner.close()

@@ -13,17 +13,22 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.exchange.catalogue import Catalogue, demo_worksites, gather
+from cloud.apps.cli.exchange import group
+from cloud.apps.exchange import installed
+from cloud.core.geo import PRATO_AREA, FixedSites
+from cloud.core.worksites import WorksiteStatus as Status
+from cloud.dev.demo_data import load_demo
+from cloud.exchange.catalogue import Catalogue, Installed, gather, installed_sensors
 from cloud.exchange.citywork import worksite_fields
-from cloud.exchange.cli import group
 from cloud.exchange.entities import Place, Thing, city_work, entities_of
 from cloud.exchange.export import Export, Form, export
 from cloud.exchange.forms import key_values
 from cloud.exchange.readings import to_reading
-from cloud.influx.client import InfluxClient
-from cloud.worksites.geo import PRATO_AREA
-from cloud.worksites.models import Status, WorksiteCreate
-from edge.contract import KINDS, Reading, SensorKind, format_ts
+from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.latest import InfluxLatest
+from cloud.worksites.models import Worksite, WorksiteCreate
+from cloud.worksites.store import WorksiteStore
+from edge.contract import KINDS, GatewayMeta, Reading, SensorKind, format_ts
 from edge.contract.ids import TAG_VALUE_PATTERN
 from edge.contract.kinds import NOT_ABOVE
 
@@ -34,10 +39,27 @@ SENSOR_TYPES = {"OffStreetParking", "ParkingSpot", "TrafficFlowObserved", "Vehic
 
 
 @pytest.fixture(scope="module")
-def demo_export(influxd: Any, demo_data_db: str) -> Iterator[Export]:
-    """The export of the demo's data: gateway configs, an hour of readings, the demo worksites."""
+def demo_worksites(tmp_path_factory: pytest.TempPathFactory) -> list[Worksite]:
+    """Prato's demo worksites, from a registry of their own."""
+    path = tmp_path_factory.mktemp("registry") / "worksites.db"
+    store = WorksiteStore.open(f"sqlite:///{path}", area=PRATO_AREA)
+    load_demo(store, datetime.now(UTC))
+    yield store.search()
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def demo_export(influxd: Any, demo_data_db: str, demo_worksites: list[Worksite]) -> Iterator[Export]:
+    """The export of the demo's data: gateway configs (kinds as their gateways declare them), an
+    hour of readings, the demo worksites."""
     influx = InfluxClient(influxd.url, demo_data_db)
-    yield export(gather(config_dir=REPO / "firmware_configs", influx=influx, worksites_db=None))
+    catalogue = gather(
+        installed=installed(REPO / "firmware_configs"),
+        latest=InfluxLatest(influx),
+        sites=FixedSites.from_file(),
+        worksites=demo_worksites,
+    )
+    yield export(catalogue)
     influx.close()
 
 
@@ -111,6 +133,45 @@ def test_export_with_nothing_configured_writes_the_demo_s_entities_as_a_key_valu
     assert "exported" in result.output
 
 
+def test_installed_sensors_take_their_kind_from_what_their_gateway_declares_bays_of_a_source_included(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "gw-lora.yaml"
+    config.write_text(
+        """
+id: gw-lora
+org: comune-prato
+location: {lat: 43.8801, lon: 11.0968}
+sensors:
+  - {driver: bosch_parking, id: lora-centro, zone: centro, street: via-mazzoni,
+     devices: {"70b3d5e75e00a1f0": {sensor: s-mazzoni-01},
+               "70b3d5e75e00a1f2": {sensor: s-mazzoni-02, street: via-pugliesi}}}
+  - {driver: sim_parking, id: p-macelli, zone: ovest}
+  - {driver: sim_traffic, id: t-not-declared}
+"""
+    )
+    meta = GatewayMeta.model_validate(
+        {"v": 1, "org": "comune-prato", "gateway": "gw-lora", "sensors": [
+            {"id": "lora-centro", "kind": "parking_spot", "driver": "bosch_parking",
+             "devices": ["s-mazzoni-01", "s-mazzoni-02"]},
+            {"id": "p-macelli", "kind": "parking", "driver": "sim_parking"},
+        ]}
+    )  # fmt: skip
+
+    found = installed_sensors([config], {("comune-prato", "gw-lora"): meta})
+    nowhere = installed_sensors([config], {})
+
+    place = Place(43.8801, 11.0968)
+    assert found == [
+        Installed("comune-prato", "gw-lora", "s-mazzoni-01", SensorKind.PARKING_SPOT,
+                  {"zone": "centro", "street": "via-mazzoni"}, place),
+        Installed("comune-prato", "gw-lora", "s-mazzoni-02", SensorKind.PARKING_SPOT,
+                  {"zone": "centro", "street": "via-pugliesi"}, place),
+        Installed("comune-prato", "gw-lora", "p-macelli", SensorKind.PARKING, {"zone": "ovest"}, place),
+    ]  # fmt: skip
+    assert nowhere == []  # a gateway that declares nothing has no sensor of a known kind
+
+
 # -- export -> import, reading by reading ----------------------------------------------------------
 
 TS = st.datetimes(
@@ -181,8 +242,10 @@ CITYWORK_FIELDS = ("title", "description", "street", "work_type", "permit_ref", 
 
 
 @pytest.mark.parametrize("form", list(Form))
-def test_a_worksite_exported_and_read_back_keeps_everything_citywork_holds(form: Form) -> None:
-    worksites = demo_worksites()
+def test_a_worksite_exported_and_read_back_keeps_everything_citywork_holds(
+    form: Form, demo_worksites: list[Worksite]
+) -> None:
+    worksites = demo_worksites
     assert {w.status for w in worksites} >= {Status.PLANNED, Status.ACTIVE, Status.COMPLETED}
 
     for ws in worksites:

@@ -8,13 +8,11 @@ from typing import Any
 
 import orjson
 
-from cloud.exchange.catalogue import partner_places
 from cloud.exchange.receiver import GATEWAY, NOTIFY_PATH
+from cloud.io.influx.sites import InfluxSites
 
 from .smart_data_models import example
-from .ways import WaysIn, now_ts
-
-PARTNER = "firenze"
+from .ways import PARTNER, WaysInClient, now_ts
 
 
 def car_park(local: str, *, total: int = 400, occupied: int = 120, **extra: Any) -> dict[str, Any]:
@@ -59,7 +57,7 @@ def notification(
     }
 
 
-def notify(ways: WaysIn, body: Any, org: str = PARTNER) -> Any:
+def notify(ways: WaysInClient, body: Any, org: str = PARTNER) -> Any:
     response = ways.client.post(NOTIFY_PATH, content=orjson.dumps(body), headers=ways.auth(org))
     assert response.status_code == 200, response.text
     return response.json()
@@ -70,7 +68,7 @@ def refused(answer: dict[str, Any]) -> dict[int, dict[str, Any]]:
 
 
 def test_a_notification_with_good_and_bad_entities_stores_the_good_and_refuses_each_bad_one_by_attribute(
-    ways: WaysIn,
+    ways: WaysInClient,
 ) -> None:
     vehicle = {
         "id": "urn:ngsi-ld:Vehicle:firenze:bus-7",
@@ -104,7 +102,7 @@ def test_a_notification_with_good_and_bad_entities_stores_the_good_and_refuses_e
 
 
 def test_the_readings_are_the_partner_s_on_the_ngsi_ld_gateway_with_the_entity_s_own_time(
-    ways: WaysIn,
+    ways: WaysInClient,
 ) -> None:
     park = car_park("fortezza", total=400, occupied=100)
 
@@ -119,7 +117,7 @@ def test_the_readings_are_the_partner_s_on_the_ngsi_ld_gateway_with_the_entity_s
     assert row["time"] == observed.timestamp() * 1000
 
 
-def test_a_notification_sent_again_is_answered_again_and_stored_once(ways: WaysIn) -> None:
+def test_a_notification_sent_again_is_answered_again_and_stored_once(ways: WaysInClient) -> None:
     body = notification(
         car_park("fortezza"), charger("ev-2", available="many"), notification_id="urn:x:again"
     )
@@ -134,7 +132,7 @@ def test_a_notification_sent_again_is_answered_again_and_stored_once(ways: WaysI
     assert ways.direct.stats.readings_received == 2
 
 
-def test_an_entity_of_an_unknown_type_is_refused_as_such_and_the_others_stored(ways: WaysIn) -> None:
+def test_an_entity_of_an_unknown_type_is_refused_as_such_and_the_others_stored(ways: WaysInClient) -> None:
     weather = {"id": "urn:ngsi-ld:WeatherObserved:firenze:1", "type": "WeatherObserved", "temperature": 9.5}
 
     answer = notify(ways, notification(weather, car_park("fortezza")))
@@ -151,7 +149,7 @@ def test_an_entity_of_an_unknown_type_is_refused_as_such_and_the_others_stored(w
     assert ways.dead_letters(PARTNER, reason="unknown_type") == 1
 
 
-def test_a_partner_s_worksite_is_refused_as_not_a_reading(ways: WaysIn) -> None:
+def test_a_partner_s_worksite_is_refused_as_not_a_reading(ways: WaysInClient) -> None:
     work = copy.deepcopy(example("CityWork"))
 
     answer = notify(ways, notification(work))
@@ -160,7 +158,9 @@ def test_a_partner_s_worksite_is_refused_as_not_a_reading(ways: WaysIn) -> None:
     assert ways.dead_letters(PARTNER, reason="not_a_reading") == 1
 
 
-def test_the_official_ev_charging_station_example_is_refused_only_for_what_it_lacks(ways: WaysIn) -> None:
+def test_the_official_ev_charging_station_example_is_refused_only_for_what_it_lacks(
+    ways: WaysInClient,
+) -> None:
     station = copy.deepcopy(example("EVChargingStation", "example-normalized.jsonld"))
     station["observationDateTime"]["value"]["@value"] = now_ts(5)
 
@@ -170,7 +170,7 @@ def test_the_official_ev_charging_station_example_is_refused_only_for_what_it_la
     assert (bad["field"], bad["message"]) == ("data[0].availableCapacity", "required field missing")
 
 
-def test_an_entity_without_any_time_takes_the_notification_s(ways: WaysIn) -> None:
+def test_an_entity_without_any_time_takes_the_notification_s(ways: WaysInClient) -> None:
     station = charger("ev-1")
     del station["observationDateTime"]
 
@@ -180,14 +180,14 @@ def test_an_entity_without_any_time_takes_the_notification_s(ways: WaysIn) -> No
     assert ways.stored("ev_charging", PARTNER) == 1
 
 
-def test_a_notification_without_a_token_is_refused_with_401(ways: WaysIn) -> None:
+def test_a_notification_without_a_token_is_refused_with_401(ways: WaysInClient) -> None:
     response = ways.client.post(NOTIFY_PATH, content=orjson.dumps(notification(car_park("x"))))
 
     assert response.status_code == 401
     assert ways.stored("parking", PARTNER) == 0
 
 
-def test_a_body_that_is_not_a_notification_is_refused_with_422_and_dead_lettered(ways: WaysIn) -> None:
+def test_a_body_that_is_not_a_notification_is_refused_with_422_and_dead_lettered(ways: WaysInClient) -> None:
     response = ways.client.post(
         NOTIFY_PATH, content=orjson.dumps({"type": "Entity", "data": []}), headers=ways.auth(PARTNER)
     )
@@ -197,12 +197,31 @@ def test_a_body_that_is_not_a_notification_is_refused_with_422_and_dead_lettered
     assert ways.dead_letters(PARTNER, reason="schema") == 1
 
 
-def test_a_partner_s_car_park_is_recorded_where_it_stands_for_the_map(ways: WaysIn) -> None:
+def test_a_partner_s_car_park_is_recorded_where_it_stands_for_the_map(ways: WaysInClient) -> None:
     notify(ways, notification(car_park("fortezza"), charger("ev-1")))
 
-    places = partner_places(ways.influx)
+    places = InfluxSites(ways.influx).sites()
 
-    assert places[(PARTNER, "fortezza")].lon == 11.2472
-    assert places[(PARTNER, "fortezza")].name == "Parcheggio fortezza"
-    assert places[(PARTNER, "ev-1")].lat == 43.8801
+    assert places["fortezza"].lon == 11.2472
+    assert places["fortezza"].name == "Parcheggio fortezza"
+    assert places["ev-1"].lat == 43.8801
     assert len(places) == 2
+
+
+def test_a_refused_entity_leaves_no_place_on_the_map(ways: WaysInClient) -> None:
+    notify(ways, notification(car_park("fortezza"), car_park("stazione", total=100, occupied=150)))
+
+    assert set(InfluxSites(ways.influx).sites()) == {"fortezza"}
+
+
+def test_a_partner_s_entity_named_like_a_sensor_the_records_give_to_another_organisation_is_refused(
+    ways: WaysInClient,
+) -> None:
+    answer = notify(ways, notification(car_park("p-mercatale"), car_park("fortezza")))
+
+    bad = refused(answer)
+    assert list(bad) == [0]
+    assert (bad[0]["reason"], bad[0]["field"]) == ("forbidden", "data[0].id")
+    assert "comune-prato" in bad[0]["message"]
+    assert ways.stored("parking", PARTNER) == 1
+    assert ways.dead_letters(PARTNER, reason="forbidden") == 1

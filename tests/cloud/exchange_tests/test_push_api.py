@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from cloud.devservers import Influxd
-from cloud.influx.client import InfluxClient
+from cloud.dev.servers import Influxd
 from cloud.ingest.push import PushOptions
+from cloud.io.influx.client import InfluxClient
 from cloud.worksites.store import WorksiteStore
 
 from .conftest import MAX_BODY_BYTES, serve
-from .ways import UTILITY, WaysIn, batch, fix, refused
+from .ways import UTILITY, WaysInClient, batch, fix, refused
 
 pytestmark = pytest.mark.timeout(180)
 
 
-def test_a_request_without_a_token_is_refused_with_401(ways: WaysIn) -> None:
+def test_a_request_without_a_token_is_refused_with_401(ways: WaysInClient) -> None:
     response = ways.client.post(
         "/push/v1/readings", content=json.dumps(batch([fix("v-alia-01")])), headers={"Idempotency-Key": "b-1"}
     )
@@ -29,14 +29,14 @@ def test_a_request_without_a_token_is_refused_with_401(ways: WaysIn) -> None:
     assert ways.stored() == 0
 
 
-def test_an_unknown_token_is_refused_with_401(ways: WaysIn) -> None:
+def test_an_unknown_token_is_refused_with_401(ways: WaysInClient) -> None:
     response = ways.push(batch([fix("v-alia-01")]), headers={"Authorization": "Bearer srt_not-a-token"})
 
     assert response.status_code == 401
     assert response.json()["detail"] == "unknown API token"
 
 
-def test_a_batch_without_a_batch_id_is_refused_naming_the_header(ways: WaysIn) -> None:
+def test_a_batch_without_a_batch_id_is_refused_naming_the_header(ways: WaysInClient) -> None:
     response = ways.client.post(
         "/push/v1/readings", content=json.dumps(batch([fix("v-1")])), headers=ways.auth()
     )
@@ -45,7 +45,7 @@ def test_a_batch_without_a_batch_id_is_refused_naming_the_header(ways: WaysIn) -
     assert response.json()["errors"][0]["field"].endswith("Idempotency-Key")
 
 
-def test_a_valid_batch_is_stored_and_every_reading_accepted(ways: WaysIn) -> None:
+def test_a_valid_batch_is_stored_and_every_reading_accepted(ways: WaysInClient) -> None:
     response = ways.push(batch([fix("v-alia-01", 0), fix("v-alia-02", 1)]), batch_id="first")
 
     assert response.status_code == 200, response.text
@@ -56,7 +56,7 @@ def test_a_valid_batch_is_stored_and_every_reading_accepted(ways: WaysIn) -> Non
     assert ways.stored() == 2
 
 
-def test_a_batch_for_another_organisation_is_refused_with_403_and_dead_lettered(ways: WaysIn) -> None:
+def test_a_batch_for_another_organisation_is_refused_with_403_and_dead_lettered(ways: WaysInClient) -> None:
     response = ways.push(batch([fix("v-at-1")], org="firenze"))
 
     assert response.status_code == 403
@@ -66,7 +66,7 @@ def test_a_batch_for_another_organisation_is_refused_with_403_and_dead_lettered(
 
 
 def test_another_organisations_sensor_is_refused_with_its_path_and_its_neighbours_stored(
-    ways: WaysIn,
+    ways: WaysInClient,
 ) -> None:
     response = ways.push(batch([fix("v-alia-01", 0), fix("v-bus-101", 1), fix("v-alia-02", 2)]))
 
@@ -81,7 +81,7 @@ def test_another_organisations_sensor_is_refused_with_its_path_and_its_neighbour
     assert ways.dead_letters(reason="forbidden") == 1
 
 
-def test_a_batch_sent_again_with_the_same_id_is_answered_again_and_stored_once(ways: WaysIn) -> None:
+def test_a_batch_sent_again_with_the_same_id_is_answered_again_and_stored_once(ways: WaysInClient) -> None:
     body = batch([fix("v-alia-01", 0), fix("v-alia-01", 1, lat=123.0)])
 
     first = ways.push(body, batch_id="redelivered")
@@ -95,7 +95,7 @@ def test_a_batch_sent_again_with_the_same_id_is_answered_again_and_stored_once(w
     assert ways.direct.stats.readings_received == 2
 
 
-def test_the_same_batch_id_with_another_body_is_refused(ways: WaysIn) -> None:
+def test_the_same_batch_id_with_another_body_is_refused(ways: WaysInClient) -> None:
     ways.push(batch([fix("v-alia-01", 0)]), batch_id="reused")
 
     response = ways.push(batch([fix("v-alia-02", 0)]), batch_id="reused")
@@ -105,7 +105,7 @@ def test_the_same_batch_id_with_another_body_is_refused(ways: WaysIn) -> None:
     assert ways.stored() == 1
 
 
-def test_a_batch_of_10000_readings_is_stored_whole_with_10000_verdicts(ways: WaysIn) -> None:
+def test_a_batch_of_10000_readings_is_stored_whole_with_10000_verdicts(ways: WaysInClient) -> None:
     readings = [fix(f"v-alia-{i % 50:02d}", i) for i in range(10_000)]
 
     response = ways.push(batch(readings))
@@ -116,7 +116,7 @@ def test_a_batch_of_10000_readings_is_stored_whole_with_10000_verdicts(ways: Way
     assert ways.stored() == 10_000
 
 
-def test_a_body_over_the_size_limit_is_refused_with_413_and_nothing_stored(ways: WaysIn) -> None:
+def test_a_body_over_the_size_limit_is_refused_with_413_and_nothing_stored(ways: WaysInClient) -> None:
     body = json.dumps(batch([fix("v-alia-01", 0)])).encode() + b" " * MAX_BODY_BYTES
 
     response = ways.push(body)
@@ -125,7 +125,7 @@ def test_a_body_over_the_size_limit_is_refused_with_413_and_nothing_stored(ways:
     assert ways.stored() == 0
 
 
-def test_malformed_json_is_refused_with_422_naming_the_payload_and_dead_lettered(ways: WaysIn) -> None:
+def test_malformed_json_is_refused_with_422_naming_the_payload_and_dead_lettered(ways: WaysInClient) -> None:
     response = ways.push(b'{"v": 1, "org": "alia", "readings": [')
 
     assert response.status_code == 422
@@ -136,7 +136,7 @@ def test_malformed_json_is_refused_with_422_naming_the_payload_and_dead_lettered
 
 
 def test_nan_and_out_of_range_values_are_refused_with_their_path_beside_the_valid_readings(
-    ways: WaysIn,
+    ways: WaysInClient,
 ) -> None:
     readings = [fix("v-alia-01", 0), fix("v-alia-02", 1, lat=91.5), fix("v-alia-03", 2), fix("v-alia-04", 3)]
     body = json.dumps(batch(readings)).replace('"speed_kmh": 31.0', '"speed_kmh": NaN', 1)
@@ -155,7 +155,7 @@ def test_nan_and_out_of_range_values_are_refused_with_their_path_beside_the_vali
     assert ways.dead_letters(reason="schema") == 2
 
 
-def test_a_reading_from_the_far_future_is_refused_by_ingest_s_time_policy(ways: WaysIn) -> None:
+def test_a_reading_from_the_far_future_is_refused_by_ingest_s_time_policy(ways: WaysInClient) -> None:
     late = fix("v-alia-01", 0) | {"ts": "2099-01-01T00:00:00.000Z"}
 
     answer = ways.push(batch([late, fix("v-alia-02", 1)])).json()
@@ -181,7 +181,7 @@ def test_an_organisation_over_its_rate_gets_429_with_retry_after(
         assert ways.stored() == 10
 
 
-def test_posted_equals_stored_plus_refused_end_to_end(ways: WaysIn) -> None:
+def test_posted_equals_stored_plus_refused_end_to_end(ways: WaysInClient) -> None:
     posted = 0
     for n in range(5):
         readings = [fix(f"v-alia-{i % 7}", n * 1000 + i) for i in range(500)]
@@ -227,7 +227,7 @@ def test_influxdb_down_answers_503_storing_nothing_and_the_same_batch_later_is_s
     influx.close()
 
 
-def test_the_openapi_document_describes_both_push_endpoints(ways: WaysIn) -> None:
+def test_the_openapi_document_describes_both_push_endpoints(ways: WaysInClient) -> None:
     doc = ways.client.get("/openapi.json").json()
 
     readings = doc["paths"]["/push/v1/readings"]["post"]

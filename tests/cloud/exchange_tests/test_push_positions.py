@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cloud.apps.cli.push import push_command
 from cloud.ingest.positions import feature_path, to_batch
-from cloud.ingest.push_cli import push_command
 from edge.contract import SchemaError
 
-from .ways import UTILITY, WaysIn, batch, fix, now_ts, refused
+from .ways import UTILITY, WaysInClient, batch, fix, now_ts, refused
 
 
 def feature(vehicle: str, lon: Any = 11.1003, lat: Any = 43.8825, **props: Any) -> dict[str, Any]:
@@ -32,7 +32,9 @@ def collection(*features: dict[str, Any]) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": list(features)}
 
 
-def test_geojson_positions_are_stored_as_the_utility_s_fleet_readings_longitude_first(ways: WaysIn) -> None:
+def test_geojson_positions_are_stored_as_the_utility_s_fleet_readings_longitude_first(
+    ways: WaysInClient,
+) -> None:
     body = collection(feature("v-alia-01", route="raccolta-centro"), feature("v-alia-02", 11.09, 43.87))
 
     response = ways.push(body, path="/push/v1/positions")
@@ -45,7 +47,9 @@ def test_geojson_positions_are_stored_as_the_utility_s_fleet_readings_longitude_
     assert where["v-alia-01"][2] == {"sensor": "v-alia-01", "gateway": "fleet", "route": "raccolta-centro"}
 
 
-def test_a_bad_feature_is_refused_with_its_path_in_the_geojson_beside_the_good_ones(ways: WaysIn) -> None:
+def test_a_bad_feature_is_refused_with_its_path_in_the_geojson_beside_the_good_ones(
+    ways: WaysInClient,
+) -> None:
     line = {"type": "Feature", "geometry": {"type": "LineString", "coordinates": [[11, 43], [11.1, 43.1]]},
             "properties": {"vehicle": "v-3"}}  # fmt: skip
     body = collection(
@@ -73,7 +77,7 @@ def test_a_bad_feature_is_refused_with_its_path_in_the_geojson_beside_the_good_o
     assert ways.dead_letters() == 5
 
 
-def test_a_nan_coordinate_is_refused_as_not_finite(ways: WaysIn) -> None:
+def test_a_nan_coordinate_is_refused_as_not_finite(ways: WaysInClient) -> None:
     body = json.dumps(collection(feature("v-alia-01"), feature("v-alia-02", lon=1.5))).replace("1.5", "NaN")
 
     answer = ways.push(body.encode(), path="/push/v1/positions").json()
@@ -82,7 +86,7 @@ def test_a_nan_coordinate_is_refused_as_not_finite(ways: WaysIn) -> None:
     assert refused(answer)[1]["message"] == "must be a finite number"
 
 
-def test_a_body_that_is_not_a_feature_collection_is_refused_whole(ways: WaysIn) -> None:
+def test_a_body_that_is_not_a_feature_collection_is_refused_whole(ways: WaysInClient) -> None:
     response = ways.push({"type": "Feature"}, path="/push/v1/positions")
 
     assert response.status_code == 422
@@ -113,13 +117,13 @@ def test_a_collection_over_the_batch_limit_is_refused_before_any_reading() -> No
 # -- sitroom push ---------------------------------------------------------------------------------
 
 
-def _token(tmp_path: Path, ways: WaysIn, org: str = UTILITY) -> Path:
+def _token(tmp_path: Path, ways: WaysInClient, org: str = UTILITY) -> Path:
     path = tmp_path / f"{org}.token"
     path.write_text(ways.tokens[org] + "\n")
     return path
 
 
-def test_sitroom_push_sends_a_file_and_lists_what_was_refused(ways: WaysIn, tmp_path: Path) -> None:
+def test_sitroom_push_sends_a_file_and_lists_what_was_refused(ways: WaysInClient, tmp_path: Path) -> None:
     data = tmp_path / "fixes.json"
     data.write_text(json.dumps(batch([fix("v-alia-01", 0), fix("v-alia-02", 1, lat=91.0)])))
     args = [str(data), "--org", UTILITY, "--token-file", str(_token(tmp_path, ways)), "--url", ways.url]
@@ -135,7 +139,7 @@ def test_sitroom_push_sends_a_file_and_lists_what_was_refused(ways: WaysIn, tmp_
     assert ways.dead_letters() == 1  # the same file again is the same batch id: stored once
 
 
-def test_sitroom_push_splits_a_large_file_into_batches_of_10000(ways: WaysIn, tmp_path: Path) -> None:
+def test_sitroom_push_splits_a_large_file_into_batches_of_10000(ways: WaysInClient, tmp_path: Path) -> None:
     data = tmp_path / "positions.geojson"
     data.write_text(
         json.dumps(collection(*[feature(f"v-alia-{i % 9}", ts=now_ts(60 - i / 1000)) for i in range(12_000)]))
@@ -151,7 +155,7 @@ def test_sitroom_push_splits_a_large_file_into_batches_of_10000(ways: WaysIn, tm
 
 
 def test_sitroom_push_refuses_a_file_for_another_organisation_before_sending(
-    ways: WaysIn, tmp_path: Path
+    ways: WaysInClient, tmp_path: Path
 ) -> None:
     data = tmp_path / "fixes.json"
     data.write_text(json.dumps(batch([fix("v-1")], org="firenze")))

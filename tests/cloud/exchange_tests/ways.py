@@ -10,16 +10,19 @@ from typing import Any
 import httpx
 import orjson
 
-from cloud.influx.client import InfluxClient
 from cloud.ingest.direct import DirectIngest
+from cloud.io.influx.client import InfluxClient
 from edge.contract import format_ts
 
 UTILITY = "alia"
+PARTNER = "firenze"  # a partner organisation sending NGSI-LD notifications
 _ids = itertools.count(1)
 
 
 @dataclass
-class WaysIn:
+class WaysInClient:
+    """The running API with its ways in, seen from a test: a client, tokens, counts in InfluxDB."""
+
     url: str
     client: httpx.Client
     tokens: dict[str, str]

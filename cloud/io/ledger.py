@@ -1,11 +1,13 @@
 """Batches already stored, by the sender's batch id: a redelivered batch is answered, not stored again.
 
 A client that loses the answer to a push (timeout, dropped connection) sends the same batch
-again with the same batch id (`Idempotency-Key`, draft-ietf-httpapi-idempotency-key-header).
-InfluxDB alone would collapse the readings (same series and timestamp), but the dead letters
-and the counters would double; so the ledger keeps, per (organisation, batch id), a digest of
-the body and the refusals, recorded only once the batch is stored, and the same answer is
-given again. The same id with another body is the sender's mistake (the draft's 422).
+again with the same batch id (`Idempotency-Key`, draft-ietf-httpapi-idempotency-key-header);
+a context broker resends a notification with the same id. The push API (`cloud.ingest.push`)
+and the NGSI-LD receiver (`cloud.exchange.receiver`) share this ledger. InfluxDB alone would
+collapse the readings (same series and timestamp), but the dead letters and the counters would
+double; so the ledger keeps, per (organisation, batch id), a digest of the body and the
+refusals, recorded only once the batch is stored, and the same answer is given again. The
+same id with another body is the sender's mistake (the draft's 422).
 
 Rows are kept `keep_days` (a sender retries within minutes, not weeks) and pruned on the way.
 """
@@ -25,8 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from cloud.db import Migration, make_engine, migrate
-from cloud.ingest.direct import Refusal
+from cloud.core.intake import Refusal
+from cloud.io.db import Migration, make_engine, migrate
 
 COMPONENT = "push"
 _STRIPES = 64

@@ -19,7 +19,8 @@ import click
 import httpx
 import orjson
 
-from cloud.ingest.push import FLEET_GATEWAY, PREFIX
+from cloud.core.directory import FLEET_GATEWAY
+from cloud.ingest.push import PREFIX
 from edge.contract import ContractError, loads
 from edge.contract.batch import MAX_READINGS_PER_BATCH
 

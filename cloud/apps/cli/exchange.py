@@ -8,13 +8,21 @@ import signal
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
+
+from cloud.apps.exchange import DeclarationsError, ExportSources, exporter
+from cloud.exchange.broker import BrokerError, ContextBroker, RetryableBrokerError, subscription
+from cloud.exchange.export import Export, Form
+from cloud.exchange.publisher import Publisher
+from cloud.exchange.readings import MAPPINGS
+from cloud.io.influx.client import InfluxClient
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +58,9 @@ def _catalogue_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _entities(opts: dict[str, Any]) -> Callable[[], Any]:
-    """A function computing the export afresh (the publisher calls it every interval)."""
-    from cloud.exchange.catalogue import gather  # noqa: PLC0415  (keeps `sitroom --help` fast)
-    from cloud.exchange.export import export  # noqa: PLC0415
-    from cloud.influx.client import InfluxClient  # noqa: PLC0415
-
+@contextmanager
+def _export(opts: dict[str, Any]) -> Iterator[Callable[[], Export]]:
+    """The export of the sources the options name, computed afresh on each call."""
     influx = None
     if opts["influx_url"]:
         influx = InfluxClient(
@@ -64,18 +69,20 @@ def _entities(opts: dict[str, Any]) -> Callable[[], Any]:
             username=opts["influx_username"],
             password=opts["influx_password"],
         )
-
-    def compute() -> Any:
-        return export(
-            gather(
-                config_dir=opts["configs"],
-                influx=influx,
-                worksites_db=opts["worksites_db"],
-                since=timedelta(days=opts["since_days"]),
-            )
-        )
-
-    return compute
+    sources = ExportSources(
+        config_dir=opts["configs"],
+        influx=influx,
+        worksites_db=opts["worksites_db"],
+        since=timedelta(days=opts["since_days"]),
+    )
+    try:
+        with exporter(sources) as compute:
+            yield compute
+    except DeclarationsError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if influx is not None:
+            influx.close()
 
 
 @click.group()
@@ -96,9 +103,8 @@ def export_command(format_: str, form: str, output: Path | None, **opts: Any) ->
     Car parks (OffStreetParking), bays (ParkingSpot), counters (TrafficFlowObserved), vehicles
     (Vehicle, FleetVehicleStatus) and worksites (CityWork); with nothing configured, the demo's.
     """
-    from cloud.exchange.export import Form  # noqa: PLC0415
-
-    result = _entities(opts)()
+    with _export(opts) as compute:
+        result = compute()
     data = result.to_json(Form(form))
     if output is None:
         sys.stdout.buffer.write(data)
@@ -137,10 +143,20 @@ def publish_command(
     **opts: Any,
 ) -> None:
     """Keep a context broker up to date with our entities (NGSI-LD batch upsert of what changed)."""
-    from cloud.exchange.broker import ContextBroker, RetryableBrokerError  # noqa: PLC0415
-    from cloud.exchange.publisher import Publisher  # noqa: PLC0415
+    with _export(opts) as compute:
+        _publish(compute, broker_url, broker_token_file, tenant, interval_s, batch_size, once=once)
 
-    compute = _entities(opts)
+
+def _publish(
+    compute: Callable[[], Export],
+    broker_url: str,
+    broker_token_file: Path | None,
+    tenant: str | None,
+    interval_s: float,
+    batch_size: int,
+    *,
+    once: bool,
+) -> None:
     broker = ContextBroker(broker_url, tenant=tenant, token=_token(broker_token_file))
     publisher = Publisher(broker, lambda: compute().entities, interval_s=interval_s, batch_size=batch_size)
     try:
@@ -199,9 +215,6 @@ def subscribe_command(
     throttling_s: int | None,
 ) -> None:
     """Register our subscription on a partner's context broker (again: brought up to date)."""
-    from cloud.exchange.broker import BrokerError, ContextBroker, subscription  # noqa: PLC0415
-    from cloud.exchange.readings import MAPPINGS  # noqa: PLC0415
-
     chosen = sorted(types or MAPPINGS)
     unknown = [t for t in chosen if t not in MAPPINGS]
     if unknown:

@@ -13,12 +13,16 @@ Every request is checked against what the NGSI-LD API requires of it (`applicati
 an `@context` ending with the core context, normalized attributes, ids that are URIs, a valid
 subscription); what fails is answered 400 with a ProblemDetails body and kept in `violations`,
 so a test asserts that there were none. `fail_next` makes it answer 503 to the next requests,
-`stop()`/`start()` take it down and up on the same port. It is dev tooling, not a broker.
+`stop()`/`start()` take it down and up on the same port. It is dev tooling, not a broker: the
+tests use it in-process, the demo runs it as a partner's broker (`python -m
+cloud.dev.context_broker --port N`).
 """
 
 from __future__ import annotations
 
+import argparse
 import re
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -285,10 +289,7 @@ def stand_in_broker() -> Iterator[StandInBroker]:
 
 
 def main() -> None:
-    """`python -m cloud.exchange.standin --port N`: a partner's broker for a demo, until interrupted."""
-    import argparse  # noqa: PLC0415  (only when run as a process)
-    import signal  # noqa: PLC0415
-
+    """`python -m cloud.dev.context_broker --port N`: a partner's broker for a demo, until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
