@@ -231,9 +231,13 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
         echo(f"token {org} {store.orgs.issue_token(org, 'cli')}")
     ways_in = None
     if process.push is not None:
-        direct = direct_ingest(CloudSettings(), max_body_bytes=process.options.max_body_bytes)
+        settings = CloudSettings()
+        direct = direct_ingest(settings, max_body_bytes=process.options.max_body_bytes)
         ways_in = WaysIn.over(direct, BatchLedger(store.engine), process.push)
-        threading.Thread(target=_report, args=(direct, stop), name="push-stats", daemon=True).start()
+        report = threading.Thread(
+            target=_report, args=(direct, stop, settings.stats_interval_s), name="push-stats", daemon=True
+        )
+        report.start()
         url = f"http://{process.host}:{process.port}"
         echo(f"push API: {url}/push/v1, NGSI-LD notifications: {url}/exchange/ngsi-ld/notify")
     app = create_app(store, process.options, alerts=alerts, console=console, ways_in=ways_in)

@@ -1,9 +1,11 @@
 """`sitroom demo`: a simulated Prato streaming end to end on servers of its own.
 
 It starts Mosquitto and InfluxDB (standard ports when free), the ingest and rules services and
-one `sitroom gateway run` process per gateway config — processes, as on real street boxes — then
-shows progress until `--duration` or Ctrl-C, and stops everything in order: gateways first, then
-it waits until ingest has stored what they published, then the cloud services, then the servers.
+one `sitroom gateway run` process per gateway config — processes, as on real street boxes — and
+the data exchange (`demo_exchange.py`: a utility's fleet through the push API, a partner's car
+parks as NGSI-LD notifications), then shows progress until `--duration` or Ctrl-C, and stops
+everything in order: gateways and partners first, then it waits until ingest has stored what
+they published, then the cloud services, then the servers.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cloud.apps.api import ApiOptions, create_app
 from cloud.apps.console import open_console
+from cloud.apps.demo_exchange import DemoExchange, DemoExchangeSetup
 from cloud.console.app import Console
 from cloud.core.alerts import AlertNotFoundError
 from cloud.core.geo import PRATO_AREA
@@ -148,6 +151,7 @@ class Demo:
         self.logs_dir = opts.data_dir / "logs"
         self.reader: tuple[str, str] = ("", "")
         self.acked: int | None = None  # the alert the demo's operator acknowledged
+        self.api_url = ""
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log_file = (self.logs_dir / f"{name}.log").open("ab")
@@ -178,7 +182,7 @@ class Demo:
                 proc.kill()
                 proc.wait()
 
-    def run(self, stop: threading.Event) -> dict[str, Any]:  # noqa: PLR0915  (one linear script)
+    def run(self, stop: threading.Event) -> dict[str, Any]:  # noqa: PLR0912, PLR0915  (one linear script)
         opts = self.opts
         self._fresh_data_dir()
         started = datetime.now(UTC)
@@ -233,9 +237,17 @@ class Demo:
         ).start()
         summary: dict[str, Any] = {}
         stop_console: Callable[[], None] | None = None
+        exchange: DemoExchange | None = None
         try:
             self._start_cloud_services(env)
             stop_console = self._start_console(env, influxd.url)
+            exchange = DemoExchange(
+                DemoExchangeSetup(
+                    opts.data_dir, self.logs_dir, env, self.api_url, env["SITROOM_WORKSITES_DB"], free_port()
+                )
+            )
+            for line in exchange.start():
+                out(line)
             gateways = []
             for cfg in opts.configs:
                 name = f"gateway-{cfg.stem}"
@@ -271,7 +283,8 @@ class Demo:
                     injected = inject_bad_feed(watcher)
                     out(f"  a misconfigured legacy feed sends {injected} bad messages (to dead-letter)")
                 self._acknowledge_first_alert(env["SITROOM_ALERTS_DB"])
-                dead = [n for n in ["ingest", "rules", *gateways] if self.procs[n].poll() is not None]
+                dead = [n for n in ["ingest", "rules", "api", *gateways] if self.procs[n].poll() is not None]
+                dead += exchange.stopped_unexpectedly()
                 if dead:
                     out(f"  stopped unexpectedly: {', '.join(dead)} — see {self.logs_dir}")
                     break
@@ -287,7 +300,8 @@ class Demo:
                 ),
                 10,
             )
-            published = self.watch.published()
+            exchanged = exchange.stop_senders()
+            published = self.watch.published() + exchanged.total
             out(f"Waiting for ingest to store {published:,} readings …")
             stored = 0
             deadline = time.monotonic() + opts.drain_timeout_s
@@ -302,6 +316,8 @@ class Demo:
             summary = self._summary(
                 started, sim_start, published, count_stored(influx), gateways, mosquitto, influxd
             )
+            summary["readings_pushed"] = exchanged.pushed
+            summary["readings_notified"] = exchanged.notified
             summary["dead_letters_injected"] = injected
             summary["worksite_points"] = count_worksite_points(influx)
             if opts.on_finished is not None:
@@ -312,6 +328,8 @@ class Demo:
         finally:
             if stop_console is not None:
                 stop_console()
+            if exchange is not None:
+                exchange.close()
             self._stop(list(self.procs))
             watcher.stop()
             influx.close()
@@ -369,7 +387,7 @@ class Demo:
 
     def _fresh_data_dir(self) -> None:
         # A demo starts fresh: old broker sessions and old points would skew its counts.
-        for sub in ("mosquitto", "influxdb", "gateways", "logs", "worksites", "console"):
+        for sub in ("mosquitto", "influxdb", "gateways", "logs", "worksites", "console", "exchange"):
             shutil.rmtree(self.opts.data_dir / sub, ignore_errors=True)
         for stale in ("alerts.db", "influx-users.json"):
             (self.opts.data_dir / stale).unlink(missing_ok=True)
@@ -394,8 +412,10 @@ class Demo:
         # The worksite registry (issue 8): demo worksites of Prato, served with their map layers.
         api_port = free_port(8080)
         worksites_db = f"sqlite:///{self.opts.data_dir / 'worksites' / 'worksites.db'}"
-        api_args = ["cloud", "api", "--db", worksites_db, "--demo-data", "--port", str(api_port)]
+        # --push: it also takes data in (the push API, NGSI-LD notifications; demo_exchange.py).
+        api_args = ["cloud", "api", "--db", worksites_db, "--demo-data", "--port", str(api_port), "--push"]
         self._spawn("api", api_args, env)
+        self.api_url = f"http://127.0.0.1:{api_port}"
         out(f"  Worksites    http://127.0.0.1:{api_port}/docs  (map: /feeds/live.geojson, /feeds/wzdx.json)")
         # The broker keeps nothing for a subscriber it has never seen: data published before
         # ingest's first subscription would be lost. Its first health report means it is in.
@@ -503,7 +523,8 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         signal.signal(signal.SIGINT, previous)
     if summary:
         out(
-            f"Done: {summary['readings_published']:,} readings published, "
+            f"Done: {summary['readings_published']:,} readings published "
+            f"({summary['readings_pushed']:,} pushed, {summary['readings_notified']:,} notified), "
             f"{summary['readings_stored']:,} stored, "
             f"{summary['alerts_raised']} alerts raised, {summary['dead_letters']} dead letters, "
             f"{summary['gateways']} gateways."

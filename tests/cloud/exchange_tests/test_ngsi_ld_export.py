@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cloud.apps.cli.exchange import group
+from cloud.apps.console import known_sites
 from cloud.apps.exchange import installed
-from cloud.core.geo import PRATO_AREA, FixedSites
+from cloud.core.geo import PRATO_AREA
 from cloud.core.worksites import WorksiteStatus as Status
 from cloud.dev.demo_data import load_demo
 from cloud.exchange.catalogue import Catalogue, Installed, gather, installed_sensors
@@ -51,12 +52,12 @@ def demo_worksites(tmp_path_factory: pytest.TempPathFactory) -> list[Worksite]:
 @pytest.fixture(scope="module")
 def demo_export(influxd: Any, demo_data_db: str, demo_worksites: list[Worksite]) -> Iterator[Export]:
     """The export of the demo's data: gateway configs (kinds as their gateways declare them), an
-    hour of readings, the demo worksites."""
+    hour of readings, the partners' car parks and vans, the demo worksites."""
     influx = InfluxClient(influxd.url, demo_data_db)
     catalogue = gather(
         installed=installed(REPO / "firmware_configs"),
         latest=InfluxLatest(influx),
-        sites=FixedSites.from_file(),
+        sites=known_sites(influx),
         worksites=demo_worksites,
     )
     yield export(catalogue)
@@ -75,6 +76,15 @@ def test_every_entity_exported_from_the_demo_validates_against_its_official_sche
 
 def test_the_demo_export_leaves_out_nothing_it_has_data_for(demo_export: Export) -> None:
     assert demo_export.skipped == []
+
+
+def test_the_demo_export_includes_what_partners_sent_under_their_own_names(demo_export: Export) -> None:
+    providers = {e.attrs["dataProvider"] for e in demo_export.entities}
+    partners_parks = [e for e in demo_export.entities if e.attrs["dataProvider"] == "comune-calenzano"]
+
+    assert {"comune-calenzano", "open-fiber"} <= providers
+    assert {e.type for e in partners_parks} == {"OffStreetParking"}
+    assert all(e.attrs["location"]["type"] == "Point" for e in partners_parks)  # where they said
 
 
 def test_the_normalized_form_reads_back_as_the_key_values_form(demo_export: Export) -> None:
