@@ -38,7 +38,7 @@ from cloud.core.errors import (
     PermissionDeniedError,
 )
 from cloud.core.geo import PRATO_AREA, FixedSites, SiteSource
-from cloud.core.orgs import OrgDirectory
+from cloud.core.orgs import OrgDirectory, Role
 from cloud.core.settings import CloudSettings
 from cloud.core.worksites import WorksiteShelf
 from cloud.exchange.api import router as exchange_router
@@ -83,14 +83,19 @@ class WaysIn:
         return cls(PushService(direct, ledger, options), NotificationReceiver(direct, ledger))
 
 
-def direct_ingest(settings: CloudSettings, *, max_body_bytes: int) -> DirectIngest:
+def direct_ingest(settings: CloudSettings, *, max_body_bytes: int, orgs: OrgDirectory) -> DirectIngest:
     """Ingest's admission and storage for the HTTP ways in, from the process's settings.
 
     A pushed batch may be as large as the API takes a body (a technician's file of 10,000
     readings), above the MQTT payload cap; everything else is `sitroom cloud ingest`'s verdict.
+    With installation records, the utilities that may feed their fleet (`fleet` pseudo-gateway)
+    are the registry's organisations of role utility when the process starts.
     """
     cap = max(settings.max_payload_bytes, max_body_bytes)
-    admission = Admission.from_settings(settings.model_copy(update={"max_payload_bytes": cap}))
+    utilities = [o.id for o in orgs.organisations() if o.role is Role.UTILITY]
+    admission = Admission.from_settings(
+        settings.model_copy(update={"max_payload_bytes": cap}), utilities=utilities
+    )
     return DirectIngest(influx_client(settings), admission, instance=f"http-{settings.instance}")
 
 
@@ -232,7 +237,7 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
     ways_in = None
     if process.push is not None:
         settings = CloudSettings()
-        direct = direct_ingest(settings, max_body_bytes=process.options.max_body_bytes)
+        direct = direct_ingest(settings, max_body_bytes=process.options.max_body_bytes, orgs=store.orgs)
         ways_in = WaysIn.over(direct, BatchLedger(store.engine), process.push)
         report = threading.Thread(
             target=_report, args=(direct, stop, settings.stats_interval_s), name="push-stats", daemon=True

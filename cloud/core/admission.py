@@ -30,6 +30,7 @@ entities (NGSI-LD in) get `for_partners()`'s, which our installation records can
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -116,10 +117,11 @@ class Admission:
         self.generation = 0
 
     @classmethod
-    def from_settings(cls, settings: CloudSettings) -> Admission:
-        """Limits and payload cap from the settings; installation records when a folder is set."""
+    def from_settings(cls, settings: CloudSettings, *, utilities: Iterable[str] = ()) -> Admission:
+        """Limits and payload cap from the settings; installation records when a folder is set,
+        with `utilities`, the organisations whose `fleet` pseudo-gateway may send."""
         directory = (
-            SensorDirectory.from_config_dir(Path(settings.sensor_directory))
+            SensorDirectory.from_config_files(Path(settings.sensor_directory).glob("*.yaml"), utilities)
             if settings.sensor_directory
             else SensorDirectory()
         )

@@ -33,6 +33,9 @@ def api(tmp_path: Path, influx_db: InfluxClient) -> Iterator[tuple[str, str]]:
         **env_without_proxies(),
         "SITROOM_INFLUX_URL": influx_db.url,
         "SITROOM_INFLUX_DB": influx_db.database,
+        # The installation records, as in production: the utility's fleet may send, and no
+        # vehicle another organisation installed.
+        "SITROOM_SENSOR_DIRECTORY": str(REPO / "firmware_configs"),
     }
     log = tmp_path / "api.log"
     cmd = [sys.executable, "-m", "edge.cli", "cloud", "api", "--push", "--port", str(port), "--db", db,
@@ -57,7 +60,7 @@ def api(tmp_path: Path, influx_db: InfluxClient) -> Iterator[tuple[str, str]]:
         proc.wait(30)
 
 
-def test_sitroom_cloud_api_push_stores_a_utility_s_batch_in_the_configured_influxdb(
+def test_sitroom_cloud_api_push_stores_a_utility_s_batch_in_the_configured_influxdb_with_ingest_s_verdict(
     api: tuple[str, str], influx_db: InfluxClient
 ) -> None:
     url, token = api
@@ -73,5 +76,13 @@ def test_sitroom_cloud_api_push_stores_a_utility_s_batch_in_the_configured_influ
     assert response.status_code == 200, response.text
     assert response.json()["accepted"] == 1
     assert influx_db.series('SELECT count("lat") FROM "fleet"')[0]["values"][0][1] == 1
+    foreign = httpx.post(
+        url + "/push/v1/readings",
+        content=orjson.dumps(batch([fix("v-bus-101")])),
+        headers={**headers, "Idempotency-Key": "wiring-2"},
+        trust_env=False,
+    ).json()
+    assert (foreign["refused"], foreign["verdicts"][0]["reason"]) == (1, "forbidden")
+    assert "autolinee-toscane" in foreign["verdicts"][0]["message"]
     notify = httpx.post(url + "/exchange/ngsi-ld/notify", content=b"{}", headers=headers, trust_env=False)
     assert notify.status_code == 422  # the receiver is served too

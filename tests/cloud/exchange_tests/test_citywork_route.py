@@ -1,11 +1,15 @@
-"""`GET /worksites/{id}/ngsi-ld`: a worksite as the exchange's CityWork, the entity the export writes."""
+"""What THE API app serves of the exchange: a worksite as the export's CityWork always, the ways in
+only when it is given them (`sitroom cloud api --push`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import httpx
 import orjson
 
+from cloud.apps.api import create_app
+from cloud.dev.apiserver import ThreadedApiServer
 from cloud.dev.demo_data import load_demo
 from cloud.exchange.entities import city_work
 from cloud.worksites.store import WorksiteStore
@@ -39,3 +43,15 @@ def test_the_ngsi_ld_route_needs_a_token_and_names_an_unknown_worksite(ways: Way
     assert anonymous.status_code == 401
     assert unknown.status_code == 404
     assert "ws-nowhere" in unknown.json()["detail"]
+
+
+def test_an_app_without_its_ways_in_serves_no_push_api_and_no_receiver(store: WorksiteStore) -> None:
+    app = create_app(store)
+
+    with ThreadedApiServer(app) as server:
+        paths = httpx.get(server.url + "/openapi.json", trust_env=False).json()["paths"]
+        push = httpx.post(server.url + "/push/v1/readings", content=b"{}", trust_env=False)
+
+    assert push.status_code == 404
+    assert not any(p.startswith(("/push/", "/exchange/")) for p in paths)
+    assert "/worksites/{worksite_id}/ngsi-ld" in paths
