@@ -4,5 +4,7 @@ Out: every entity the Situation Room knows (car parks, bays, counters, vehicles,
 `OffStreetParking`, `ParkingSpot`, `TrafficFlowObserved`, `Vehicle` / `FleetVehicleStatus` and
 `CityWork`, exported (`sitroom exchange export`) or upserted to a context broker (`publisher.py`).
 In: NGSI-LD notifications of the same types and `EVChargingStation`, mapped into readings that
-go through ingest's own verdict (`receiver.py`). docs/exchange.md has the mapping per type.
+go through ingest's own admission (`receiver.py`, through `core.intake.Intake`). A feature: it
+imports `core` and `io` only; `cloud/apps/` hands it its sources and ingest. docs/exchange.md
+has the mapping per type.
 """

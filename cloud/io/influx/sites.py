@@ -42,7 +42,7 @@ class InfluxSites:
     """
 
     def __init__(
-        self, influx: InfluxClient, *, refresh_s: float = 30.0, clock: Callable[[], float] = time.monotonic
+        self, influx: InfluxClient, *, refresh_s: float = 10.0, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.influx = influx
         self.refresh_s = refresh_s
