@@ -219,6 +219,24 @@ def parking() -> dict[str, Any]:
                 ],
                 description="Ultimo stato di ogni stallo con sensore (true = occupato).",
             ),
+            panel(
+                "table",
+                "Parcheggi dei partner via NGSI-LD / Partners' car parks (NGSI-LD)",
+                (0, 19, 24, 7),
+                [
+                    target(
+                        'SELECT last("occupancy_pct") AS "occupazione", last("occupied") AS "occupati", '
+                        'last("capacity") AS "posti" FROM "parking" WHERE $timeFilter AND "gateway" = \'ngsi-ld\' '
+                        'AND "org" =~ /^$org$/ GROUP BY "org", "sensor"',
+                        fmt="table",
+                    )
+                ],
+                unit="percent",
+                steps=fill,
+                description="Parcheggi che un partner (un comune vicino, un gestore) condivide dal suo context "
+                "broker come entità OffStreetParking (Smart Data Models), ricevute come notifiche NGSI-LD "
+                "(gateway `ngsi-ld`, docs/exchange.md); sulla mappa dove la loro `location` li pone.",
+            ),
         ],
         [ORG, zone],
     )

@@ -27,7 +27,6 @@ from cloud.worksites.models import (
     Worksite,
     WorksiteCreate,
     WorksitePatch,
-    ngsi_ld,
 )
 from cloud.worksites.store import Query
 
@@ -106,11 +105,6 @@ def reject_worksite(store: StoreDep, caller: CallerDep, worksite_id: WorksiteId)
 @router.get("/worksites/{worksite_id}/history", response_model=list[HistoryEntry])
 def worksite_history(store: StoreDep, _caller: CallerDep, worksite_id: WorksiteId) -> list[HistoryEntry]:
     return store.history(worksite_id)
-
-
-@router.get("/worksites/{worksite_id}/ngsi-ld", summary="The worksite as an NGSI-LD CityWork entity")
-def worksite_ngsi_ld(store: StoreDep, _caller: CallerDep, worksite_id: WorksiteId) -> dict[str, Any]:
-    return ngsi_ld(store.get(worksite_id))
 
 
 def _coordination_scope(store: StoreDep, settings: conflicts.CoordinationSettings) -> list[Worksite]:
