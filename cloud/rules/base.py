@@ -32,10 +32,14 @@ ConfigT = TypeVar("ConfigT", bound=RuleConfig)
 
 @dataclass(slots=True)
 class Clocks:
-    """Event time as the engine sees it: per gateway and overall."""
+    """Time as the engine sees it at a tick. Event time per gateway (its sensors' watermark when
+    it was last heard) and overall (the gateways' watermark now), neither of which one source
+    stamped ahead can move (cloud/rules/watermark.py); and the wall time, for what is measured
+    in it (a service's own health reports)."""
 
     gateways: dict[tuple[str, str], datetime] = field(default_factory=dict)
     now: datetime | None = None
+    wall: datetime | None = None
 
 
 GatewayState = Literal["online", "offline"]
