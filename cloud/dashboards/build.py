@@ -743,12 +743,16 @@ def pipeline() -> dict[str, Any]:
                 (0, 26, 24, 10),
                 [
                     target(
-                        'SELECT last("highest_seq") AS "seq", last("gaps") AS "lacune", last("duplicates") AS "duplicati", last("lag_s") AS "ritardo s", last("clock_offset_s") AS "orologio s" FROM "sitroom_gateway_seq" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway"',
+                        # Every ingest worker of a shared group holds the group's accounts
+                        # (cloud/ingest/seqledger.py) and writes them tagged with its instance:
+                        # the latest of each, and the largest of those (a restarted worker's
+                        # accounts start empty). Lag and clock are each worker's latest batch.
+                        'SELECT max("seq") AS "seq", max("gaps") AS "lacune", max("duplicates") AS "duplicati", max("lag") AS "ritardo s", max("offset") AS "orologio s" FROM (SELECT last("highest_seq") AS "seq", last("gaps") AS "gaps", last("duplicates") AS "duplicates", last("lag_s") AS "lag", last("clock_offset_s") AS "offset" FROM "sitroom_gateway_seq" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway", "instance") GROUP BY "org", "gateway"',
                         fmt="table",
                     )
                 ],
                 steps=((None, OK), (1, WARN)),
-                description="Lacune (gaps) = batch persi secondo i numeri di sequenza; duplicati = riconsegne.",
+                description="Lacune (gaps) = batch persi secondo i numeri di sequenza; duplicati = riconsegne. Conti di tutti i worker di ingest insieme.",
             ),
         ],
         [ORG],

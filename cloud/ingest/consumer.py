@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import secrets
 import threading
 import time
 from bisect import bisect_right
@@ -44,6 +45,7 @@ from cloud.core.settings import CloudSettings
 from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.fastpath import FastDecoder
 from cloud.ingest.gateway_health import health_line, status_line
+from cloud.ingest.seqledger import BatchReport
 from cloud.ingest.stats import IngestStats
 from cloud.io.influx import retention
 from cloud.io.influx.client import InfluxClient, QueryError, RejectedLine, RetryableWriteError
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 
 _BACKOFF_MIN_S = 0.5
 _BACKOFF_MAX_S = 30.0
+_BATCHES_PREFIX = topics.ALL_INGEST_BATCHES.split("+", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,8 @@ class Prepared:
     readings: int
     # Gateways' health and status points: written beside the dead letters, not counted as readings.
     monitoring: list[str] = field(default_factory=list)
+    # (org, gateway, seq) of every batch whose envelope was accepted: accounted once written.
+    seqs: list[tuple[str, str, int]] = field(default_factory=list)
     # Per message that gave lines: its first line, and the message (not a tuple per line: the
     # owner is only looked up for the rare line InfluxDB refuses).
     starts: list[int] = field(default_factory=list)
@@ -235,16 +240,22 @@ class Ingest:
         self._log_counts: Counter[str] = Counter()
         self._log_examples: dict[str, str] = {}
         self._sequencer = AckSequencer(self._ack)
+        # This life of the process: the group tells its batch reports from an earlier life's.
+        self.run_id = secrets.token_hex(8)
         self.subscription = data_filter = data_subscription(settings)
+        subscriptions = [
+            (data_filter, 1),
+            (data_subscription(settings, Channel.HEALTH), 1),
+            (data_subscription(settings, Channel.STATUS), 1),
+            (meta_subscription(settings), 1),
+        ]
+        if settings.share_group:
+            # Every worker's batch reports, never shared: each worker keeps the group's accounts.
+            subscriptions.append((topics.ALL_INGEST_BATCHES, 1))
         self.conn = BrokerConnection(
             settings.broker,
             client_id=f"sitroom-ingest-{settings.instance}",
-            subscriptions=[
-                (data_filter, 1),
-                (data_subscription(settings, Channel.HEALTH), 1),
-                (data_subscription(settings, Channel.STATUS), 1),
-                (meta_subscription(settings), 1),
-            ],
+            subscriptions=subscriptions,
             on_message=self._on_message,
             manual_ack=True,
             protocol=settings.mqtt_protocol,
@@ -391,6 +402,12 @@ class Ingest:
 
     def _prepare_one(self, item: Inbound, now: datetime, out: Prepared) -> None:
         out.acks.append(item)
+        if item.topic.startswith(_BATCHES_PREFIX):
+            self._learn_batches(item)
+        else:
+            self._prepare_gateway_message(item, now, out)
+
+    def _prepare_gateway_message(self, item: Inbound, now: datetime, out: Prepared) -> None:
         self.stats.add(messages=1)
         try:
             where = topics.parse(item.topic)
@@ -452,7 +469,7 @@ class Ingest:
         if mismatch is not None:
             dead(mismatch, env.seq)
             return
-        self.stats.see_seq(env.org, env.gateway, env.seq)
+        out.seqs.append((env.org, env.gateway, env.seq))
         received = item.received_at or time.time()
         self.stats.see_clock(
             env.org,
@@ -482,6 +499,8 @@ class Ingest:
                 self.stats.add(writes_in_flight=1)
                 try:
                     if self._write_job(influx, job.prepared, stop):
+                        # Reported before the acks: a batch acked is a batch the group counted.
+                        self._account(job.number, job.prepared.seqs)
                         self._sequencer.done(job.number, job.prepared.acks)
                 finally:
                     self.stats.add(writes_in_flight=-1)
@@ -527,6 +546,43 @@ class Ingest:
             self.conn.client.publish(dl.mqtt_topic, dl.to_json(), qos=1)
         return True
 
+    # -- per-gateway accounting (cloud/ingest/seqledger.py) ----------------------------------
+    def _account(self, job: int, seqs: list[tuple[str, str, int]]) -> None:
+        """Count a written job's batches here and, in a shared group, report them to every worker."""
+        if not seqs:
+            return
+        self.stats.wrote_batches(seqs)
+        gateways: dict[str, list[int]] = {}
+        for org, gateway, seq in seqs:
+            gateways.setdefault(f"{org}/{gateway}", []).append(seq)
+        report = BatchReport(
+            group=self.settings.share_group or "",
+            instance=self.settings.instance,
+            run=self.run_id,
+            job=job,
+            gateways=gateways,
+        )
+        self.stats.accounts.apply(report)
+        if self.settings.share_group:
+            self.conn.client.publish(topics.ingest_batches(self.settings.instance), report.to_json(), qos=1)
+
+    def _learn_batches(self, item: Inbound) -> None:
+        """Another worker's report (or ours from an earlier life) of the batches it wrote."""
+        try:
+            report = BatchReport.from_json(item.payload)
+        except ContractError as exc:
+            self.stats.add(batch_reports_refused=1)
+            log.warning("batch report refused on %s: %s", item.topic, exc)
+            return
+        is_ours = (report.instance, report.run) == (self.settings.instance, self.run_id)
+        if is_ours or report.group != (self.settings.share_group or ""):
+            return  # ours is counted as written; another group's traffic is not ours
+        org = self.settings.org_filter
+        if org != "+":
+            kept = {k: v for k, v in report.gateways.items() if k.startswith(f"{org}/")}
+            report = report.model_copy(update={"gateways": kept})
+        self.stats.accounts.apply(report)
+
     def _write_with_retry(
         self, influx: InfluxClient, lines: list[str], stop: threading.Event
     ) -> list[RejectedLine] | None:
@@ -567,9 +623,11 @@ class Ingest:
                     now,
                 )
             ]
+            instance = self.settings.instance
             for key, g in snap["gateways"].items():
                 org, gw = key.split("/")
-                lines.append(line("sitroom_gateway_seq", {"org": org, "gateway": gw}, g, now))
+                tags = {"org": org, "gateway": gw, "instance": instance}
+                lines.append(line("sitroom_gateway_seq", tags, g, now))
             self.influx.write(lines)
         except Exception as exc:  # noqa: BLE001  (self-monitoring must never stop ingest)
             log.warning("could not report ingest stats: %s", exc)
