@@ -51,7 +51,7 @@ from cloud.io.influx import retention
 from cloud.io.influx.client import InfluxClient, QueryError, RejectedLine, RetryableWriteError
 from cloud.io.influx.lineprotocol import line
 from cloud.io.mqtt import BrokerConnection
-from edge.contract import ContractError, is_id, topics
+from edge.contract import ContractError, format_ts, is_id, topics
 from edge.contract.topics import Channel
 
 log = logging.getLogger(__name__)
@@ -235,6 +235,7 @@ class Ingest:
         self._jobs: deque[_Job | None] = deque()
         self._jobs_cond = threading.Condition()
         self._stop = threading.Event()
+        self._started = time.monotonic()
         self._last_ns = 0
         self._dl_lock = threading.Lock()
         self._log_counts: Counter[str] = Counter()
@@ -298,8 +299,11 @@ class Ingest:
         ]
         for w in writers:
             w.start()
+        # Its own thread: the health goes on while the decoder waits for writers stuck on an
+        # InfluxDB outage, so that the watchdog sees a stall, not silence.
+        reporter = threading.Thread(target=self._reporter, args=(stop,), name="ingest-reporter", daemon=True)
         self.conn.start()
-        next_stats = time.monotonic() + self.settings.stats_interval_s
+        reporter.start()
         ready = Path(self.settings.ready_file) if self.settings.ready_file else None
         try:
             while not (stop.is_set() or self._stop.is_set()):
@@ -309,9 +313,6 @@ class Ingest:
                 prepared = self._collect()
                 if prepared is not None:
                     self._submit(prepared, stop)
-                if time.monotonic() >= next_stats:
-                    self.report()
-                    next_stats = time.monotonic() + self.settings.stats_interval_s
         finally:
             if self.settings.ready_file:
                 Path(self.settings.ready_file).unlink(missing_ok=True)
@@ -321,9 +322,14 @@ class Ingest:
                 self._jobs_cond.notify_all()
             for w in writers:
                 w.join(30)
-            self.report()
+            reporter.join(30)
+            self.report(final=True)
             self.conn.stop()
             self.influx.close()
+
+    def _reporter(self, stop: threading.Event) -> None:
+        while not (stop.wait(self.settings.stats_interval_s) or self._stop.is_set()):
+            self.report()
 
     def stop(self) -> None:
         self._stop.set()
@@ -603,23 +609,28 @@ class Ingest:
             self._log_counts[dl.reason] += 1
             self._log_examples.setdefault(dl.reason, f"{dl.topic} {dl.field}: {dl.message} ({dl.value})")
 
-    def report(self) -> None:
+    def report(self, *, final: bool = False) -> None:
+        """Publish the counters on the health topic (`final`: the last, on a clean stop) and
+        write them to InfluxDB."""
         with self._dl_lock:
             for reason, n in self._log_counts.items():
                 log.warning("dead-lettered %d x %s, e.g. %s", n, reason, self._log_examples[reason])
             self._log_counts.clear()
             self._log_examples.clear()
         snap = self.stats.snapshot(interval=True)
+        now = datetime.now(UTC)
+        health = {"ts": format_ts(now), "uptime_s": round(time.monotonic() - self._started, 1), **snap}
+        if final:
+            health["final"] = True
         try:
             self.conn.client.publish(
-                topics.service_health("ingest", self.settings.instance), orjson.dumps(snap), qos=0
+                topics.service_health("ingest", self.settings.instance), orjson.dumps(health), qos=0
             )
-            now = datetime.now(UTC)
             lines = [
                 line(
                     "sitroom_ingest",
                     {"instance": self.settings.instance},
-                    {k: v for k, v in snap.items() if isinstance(v, int | float)},
+                    {k: v for k, v in snap.items() if isinstance(v, int | float) and not isinstance(v, bool)},
                     now,
                 )
             ]

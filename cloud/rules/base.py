@@ -7,6 +7,7 @@ checker, with no `isinstance` check at run time (the engine builds each rule fro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
@@ -112,4 +113,11 @@ class Rule(Generic[ConfigT]):
         return []
 
     def gateway_status(self, org: str, gateway: str, state: str, reason: str, ts: datetime) -> list[Alert]:
+        return []
+
+    def service_health(
+        self, service: str, instance: str, report: Mapping[str, Any], received: datetime
+    ) -> list[Alert]:
+        """A cloud service's own health report (`sr/v1/services/{service}/{instance}/health`),
+        received at wall time `received`; most rules ignore it."""
         return []

@@ -11,7 +11,9 @@ back). A timeline holds:
 - a series: `{at: 0, until: 20160, every: 10, fields: {occupied: {mean: 250, daily: 200, noise: 5}}}`,
   one reading every `every` minutes from `at` to before `until`, values from `synthetic.Wave`;
 - a tick: `{at: 12, tick: true}` (time-driven checks such as staleness, at that event time);
-- a gateway status: `{at: 1, status: offline, reason: connection lost}` (retained birth/will).
+- a gateway status: `{at: 1, status: offline, reason: connection lost}` (retained birth/will);
+- a cloud service's health report: `{at: 2, instance: ingest-a, health: {writes: 7}}` (service
+  and instance from `defaults` unless given).
 
 An expected alert gives `at` and `state`, and whichever of `entity`, `gateway`, `kind`,
 `severity`, `since`, `value`, `threshold`, `message` (or `message_match`, a regular expression)
@@ -55,6 +57,8 @@ class Defaults(BaseModel):
     gateway: str = "gw-test"
     sensor: str = "p-test"
     fields: dict[str, float | bool] = {}
+    service: str = "ingest"
+    instance: str = "main"
 
 
 class Event(BaseModel):
@@ -72,6 +76,9 @@ class Event(BaseModel):
     tick: bool = False
     status: Literal["online", "offline"] | None = None
     reason: str = ""
+    service: str | None = None
+    instance: str | None = None
+    health: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _one_thing(self) -> Self:
@@ -81,11 +88,14 @@ class Event(BaseModel):
                 ("fields", self.fields is not None),
                 ("tick", self.tick),
                 ("status", self.status is not None),
+                ("health", self.health is not None),
             )
             if is_given
         ]
         if len(given) != 1:
-            raise ValueError(f"an event is a reading (fields), a tick or a status: got {given or 'none'}")
+            raise ValueError(
+                f"an event is a reading (fields), a tick, a status or a health report: got {given or 'none'}"
+            )
         if (self.until is None) != (self.every is None):
             raise ValueError("a series needs both `until` and `every`")
         if self.until is None and any(isinstance(v, Wave) for v in (self.fields or {}).values()):
@@ -209,6 +219,9 @@ def run(kind: str, case: Case) -> list[Alert]:
             out.extend(engine.observe(reading))
         elif e.tick:
             out.extend(engine.tick())
+        elif e.health is not None:
+            service = e.service or case.defaults.service
+            out.extend(engine.service_health(service, e.instance or case.defaults.instance, e.health))
         else:
             gateway = e.gateway or case.defaults.gateway
             org = e.org or case.defaults.org

@@ -6,7 +6,7 @@ and a resolution without an open alert is dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -228,9 +228,8 @@ class Engine:
                 heard.append(SourceTime(clock, gw.last_arrival))
         self.clocks.gateways = gateways
         self.clocks.wall = wall
+        # None before any reading: event-time checks wait, wall-time ones (a watchdog) go on.
         self.clocks.now = now if now is not None else group_time(heard, wall)
-        if self.clocks.now is None:
-            return []
         out: list[Alert] = []
         for rule in self.rules:
             out.extend(rule.tick(self.clocks))
@@ -240,4 +239,12 @@ class Engine:
         out: list[Alert] = []
         for rule in self.rules:
             out.extend(rule.gateway_status(org, gateway, state, reason, ts))
+        return self._filter(out)
+
+    def service_health(self, service: str, instance: str, report: Mapping[str, Any]) -> list[Alert]:
+        """A cloud service's health report, as it arrives now (wall time)."""
+        received = self.wall_clock()
+        out: list[Alert] = []
+        for rule in self.rules:
+            out.extend(rule.service_health(service, instance, report, received))
         return self._filter(out)

@@ -445,6 +445,7 @@ def test_the_default_rules_file_loads() -> None:
         ("staleness", "sensor-silent"),
         ("staleness", "gateway-silent"),
         ("threshold", "parking-full"),
+        ("service_watchdog", "ingest-down"),
     ]
 
 
