@@ -31,7 +31,16 @@ from cloud.dashboards.queries import (
 )
 from cloud.dev.demo_data import demo_worksites
 from cloud.ingest.deadletter import DeadLetter
-from cloud.ingest.gateway_health import HEALTH_FIELDS, HEALTH_MEASUREMENT, STATUS_MEASUREMENT
+from cloud.ingest.gateway_health import (
+    DERIVED_SOURCE_FIELDS,
+    DEVICE_FIELDS,
+    DEVICE_MEASUREMENT,
+    DEVICE_TAGS,
+    HEALTH_FIELDS,
+    HEALTH_MEASUREMENT,
+    SOURCE_FIELDS,
+    STATUS_MEASUREMENT,
+)
 from cloud.ingest.seqledger import BatchReport
 from cloud.ingest.stats import IngestStats
 from cloud.io.influx.points import alert_line
@@ -114,6 +123,9 @@ def known_columns() -> dict[str, frozenset[str]]:
     )
     # ... the gateways' health and status as ingest records them (cloud/ingest/gateway_health.py) ...
     columns[HEALTH_MEASUREMENT] = frozenset({"org", "gateway", *HEALTH_FIELDS})
+    columns[DEVICE_MEASUREMENT] = frozenset(
+        {*DEVICE_TAGS, *SOURCE_FIELDS, *DERIVED_SOURCE_FIELDS, *DEVICE_FIELDS.values()}
+    )
     columns[STATUS_MEASUREMENT] = frozenset({"org", "gateway", "online", "reason"})
     # ... and one point per gateway of its sequence accounting, tagged org, gateway and instance.
     columns["sitroom_gateway_seq"] = frozenset({"org", "gateway", "instance", *snapshot["gateways"]["o/g"]})

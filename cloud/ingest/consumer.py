@@ -44,7 +44,7 @@ from cloud.core.admission import Admission
 from cloud.core.settings import CloudSettings
 from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.fastpath import FastDecoder
-from cloud.ingest.gateway_health import health_line, status_line
+from cloud.ingest.gateway_health import health_lines, status_line
 from cloud.ingest.seqledger import BatchReport
 from cloud.ingest.stats import IngestStats
 from cloud.io.influx import retention
@@ -438,18 +438,19 @@ class Ingest:
             return
 
         if where.channel in (Channel.HEALTH, Channel.STATUS):
-            to_line = health_line if where.channel is Channel.HEALTH else status_line
             try:
-                point = to_line(where.org, where.gateway, item.payload, datetime.now(UTC))
+                if where.channel is Channel.HEALTH:
+                    out.monitoring += health_lines(where.org, where.gateway, item.payload, datetime.now(UTC))
+                elif (
+                    point := status_line(where.org, where.gateway, item.payload, datetime.now(UTC))
+                ) is not None:
+                    out.monitoring.append(point)
             except ContractError as exc:
                 out.deadletters.append(
                     DeadLetter.of(
                         exc, topic=item.topic, payload=item.payload, org=where.org, gateway=where.gateway
                     )
                 )
-                return
-            if point is not None:
-                out.monitoring.append(point)
             return
 
         def dead(err: ContractError, seq: int | None = None, sensor: str = "") -> None:
