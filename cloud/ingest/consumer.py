@@ -540,6 +540,8 @@ class Ingest:
         dl_lines += prepared.monitoring
         if dl_lines and self._write_with_retry(influx, dl_lines, stop) is None:
             return False
+        if not (prepared.lines or dl_lines):
+            return True  # nothing for InfluxDB (a meta, a batch report): not a write, not progress
         self.stats.wrote(write_ms=(time.perf_counter() - t0) * 1000, points=len(prepared.lines))
         written = len(prepared.lines) - len(rejected)
         self.stats.add(
