@@ -206,8 +206,9 @@ class RulesService:
         except (ContractError, ValidationError):
             return []
         out: list[Alert] = []
+        arrived = self.engine.wall_clock()
         for r in judged.readings:
-            out.extend(self.engine.observe(r))
+            out.extend(self.engine.observe(r, arrived))
         return out
 
     def handle_service_health(self, topic: str, payload: bytes) -> list[Alert]:
