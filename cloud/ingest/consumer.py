@@ -51,7 +51,7 @@ from cloud.io.influx import retention
 from cloud.io.influx.client import InfluxClient, QueryError, RejectedLine, RetryableWriteError
 from cloud.io.influx.lineprotocol import line
 from cloud.io.mqtt import BrokerConnection
-from edge.contract import ContractError, format_ts, is_id, topics
+from edge.contract import ContractError, PayloadTooLargeError, format_ts, is_id, topics
 from edge.contract.topics import Channel
 
 log = logging.getLogger(__name__)
@@ -578,6 +578,12 @@ class Ingest:
     def _learn_batches(self, item: Inbound) -> None:
         """Another worker's report (or ours from an earlier life) of the batches it wrote."""
         try:
+            if len(item.payload) > self.settings.max_payload_bytes:
+                raise PayloadTooLargeError(
+                    f"more than {self.settings.max_payload_bytes} bytes",
+                    field="payload",
+                    value=len(item.payload),
+                )
             report = BatchReport.from_json(item.payload)
         except ContractError as exc:
             self.stats.add(batch_reports_refused=1)

@@ -12,6 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud.core.admission import PolicyError, TimeLimits
+from cloud.core.settings import CloudSettings
+from cloud.ingest.consumer import Inbound, Ingest
 from cloud.ingest.deadletter import MEASUREMENT, DeadLetter
 from cloud.ingest.seqledger import MAX_HOLE, MAX_INTERVALS, BatchReport, SeqAccounts, SeqLedger
 from cloud.ingest.stats import IngestStats
@@ -146,6 +148,31 @@ def test_a_broken_batch_report_is_refused_naming_the_field(payload: bytes, field
     with pytest.raises(ContractError) as caught:
         BatchReport.from_json(payload)
     assert caught.value.field == field
+
+
+def test_a_broken_or_foreign_batch_report_is_acked_and_changes_no_count() -> None:
+    ingest = Ingest(CloudSettings(share_group="g", instance="w-a", org_filter="o"))
+    try:
+        to = topics.ingest_batches("w-b")
+        sent = [
+            (b"junk", "refused"),
+            (b"x" * (ingest.settings.max_payload_bytes + 1), "refused"),
+            (
+                report(0, {"o/gw": [9]}, instance="w-b").model_copy(update={"group": "other"}).to_json(),
+                "another group's",
+            ),
+            (report(1, {"elsewhere/gw": [9]}, instance="w-b").to_json(), "another organisation's"),
+            (report(2, {"o/gw": [1, 3]}, instance="w-b").to_json(), "counted"),
+            (report(2, {"o/gw": [1, 3]}, instance="w-b").to_json(), "a repeat"),
+        ]
+        out = ingest.prepare([Inbound(to, payload, mid, 1) for mid, (payload, _) in enumerate(sent)], NOW)
+        assert (len(out.acks), out.lines, out.deadletters) == (len(sent), [], [])
+        assert ingest.stats.snapshot()["batch_reports_refused"] == 2
+        assert ingest.stats.accounts.snapshot() == {
+            ("o", "gw"): {"highest_seq": 3, "gaps": 1, "duplicates": 0, "batches": 2}
+        }
+    finally:
+        ingest.influx.close()
 
 
 def test_stats_snapshot_reports_sequence_accounting_per_gateway() -> None:
