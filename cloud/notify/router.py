@@ -189,8 +189,8 @@ class Notifier:
             channel = self.channels.get(name)
             if channel is None:  # gone from the configuration since the delivery was queued
                 log.warning("%d notifications for channel %r dropped: no such channel", len(ids), name)
-                self.failed += 1
                 self.outbox.done(ids)
+                self.failed += 1
                 continue
             alerts: list[Alert] = []
             for d in deliveries:
@@ -203,8 +203,8 @@ class Notifier:
             except DeliveryError as exc:
                 self._failed(deliveries, now, exc)
                 continue
-            self.delivered += 1
             self.outbox.done(ids)
+            self.delivered += 1
 
     def _failed(self, deliveries: Sequence[Delivery], now: datetime, exc: DeliveryError) -> None:
         ids = [d.id for d in deliveries]
@@ -212,8 +212,8 @@ class Notifier:
         attempts = max(d.attempts for d in deliveries)
         retry_at = now + timedelta(seconds=self.config.retry_backoff_s * 2**attempts)
         if retry_at - oldest > timedelta(seconds=self.config.retry_for_s):
-            self.failed += 1
             self.outbox.done(ids)
+            self.failed += 1
             log.warning("notification of %d alerts not delivered, given up: %s", len(ids), exc)
             return
         self.retried += 1

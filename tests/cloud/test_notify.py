@@ -183,10 +183,10 @@ def test_a_storm_queued_in_a_sql_outbox_is_one_message_and_leaves_nothing_behind
     hooks: Hooks, tmp_path: Path
 ) -> None:
     outbox = sql_outbox(tmp_path)
-    notifier = Notifier(cfg := hook_only(hooks, group_wait_s=1), build_channels(cfg), outbox=outbox)
+    notifier = Notifier(cfg := hook_only(hooks, group_wait_s=2), build_channels(cfg), outbox=outbox)
     try:
-        for i in range(200):
-            notifier.submit([alert(entity=f"p-{i}")])
+        notifier.submit([alert(entity=f"p-{i}") for i in range(150)])
+        notifier.submit([alert(entity=f"p-{i}") for i in range(150, 200)])  # within the group's wait
         wait_until(lambda: hooks.requests, 30, what="the storm delivered")
         assert notifier.wait_idle(10)
         ((_, body),) = hooks.requests
