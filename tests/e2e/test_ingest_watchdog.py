@@ -37,7 +37,7 @@ rules:
   - rule: service_watchdog
     name: ingest-down
     org: {org}
-    silent_s: 3
+    silent_s: 5
     stall_s: 3
 """
 
