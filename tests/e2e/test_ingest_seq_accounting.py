@@ -124,3 +124,9 @@ def test_two_workers_on_a_shared_subscription_count_gaps_and_duplicates_as_one_w
         assert all(w.stats.snapshot()["readings_written"] > 0 for w in pair), "both workers took a share"
         wait_until(lambda: shown(influx_db, shared) == shown(influx_db, alone), 30,
                    what="two workers' counts equal one worker's")  # fmt: skip
+
+        # And each worker of the pair holds those counts itself, not only the larger of the two.
+        def per_gateway(w: Ingest) -> dict[str, dict[str, int]]:
+            return {gw: counts for (_, gw), counts in w.stats.accounts.snapshot().items()}
+
+        assert all(per_gateway(w) == per_gateway(one) for w in pair), [per_gateway(w) for w in pair]
