@@ -10,11 +10,13 @@ from cloud.console.app import Console, PostNotifier
 from cloud.console.live import Sources
 from cloud.console.notify import notifier_hook
 from cloud.core.alerts import AlertBook
+from cloud.core.geo import FixedSites, MergedSites, SiteSource
 from cloud.core.orgs import OrgDirectory
 from cloud.core.settings import CloudSettings
 from cloud.core.transit import TransitNetwork
 from cloud.core.worksites import WorksiteBook
 from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.sites import InfluxSites
 
 DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 
@@ -22,6 +24,12 @@ DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 def upload_limit(max_body_bytes: int) -> int:
     """The upload limit stays under the API's body limit, or the middleware answers first."""
     return max(1024, min(DEFAULT_MAX_UPLOAD_BYTES, max_body_bytes - 65536))
+
+
+def known_sites(influx: InfluxClient | None) -> SiteSource:
+    """The installation file's sites, then (with an InfluxDB to read) the places partners gave."""
+    fixed = FixedSites.from_file()
+    return fixed if influx is None else MergedSites(fixed, InfluxSites(influx))
 
 
 def open_console(
@@ -39,7 +47,9 @@ def open_console(
     """The console on its folder (posts, uploads, audit), not started."""
     console = Console.open(
         data_dir,
-        Sources(worksites=worksites, alerts=alerts, influx=influx, transit=transit),
+        Sources(
+            worksites=worksites, alerts=alerts, influx=influx, sites=known_sites(influx), transit=transit
+        ),
         refresh_s=refresh_s,
         max_upload_bytes=max_upload_bytes,
         orgs=orgs,

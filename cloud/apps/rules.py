@@ -15,6 +15,7 @@ from cloud.core.transit import TransitNetwork
 from cloud.dashboards.push import GrafanaAnnotator, connect
 from cloud.io.db import make_engine
 from cloud.notify import NotificationsConfig, Notifier, build_channels
+from cloud.notify.outbox import SqlOutbox
 from cloud.rules.engine import DEFAULT_RULES, Engine, RulesFileError, load_rules, read_rules_file
 from cloud.rules.service import Periodic, RulesService
 from cloud.rules.store import AlertStore
@@ -34,21 +35,29 @@ def rules_path(settings: CloudSettings, rules_file: Path | None = None) -> Path:
 
 
 @overload
-def notifier_for(path: Path, settings: CloudSettings) -> Notifier: ...
+def notifier_for(path: Path, settings: CloudSettings, *, outbox_db: str | None = None) -> Notifier: ...
 
 
 @overload
-def notifier_for(path: Path, settings: CloudSettings, *, only_if_routed: bool) -> Notifier | None: ...
+def notifier_for(
+    path: Path, settings: CloudSettings, *, only_if_routed: bool, outbox_db: str | None = None
+) -> Notifier | None: ...
 
 
-def notifier_for(path: Path, settings: CloudSettings, *, only_if_routed: bool = False) -> Notifier | None:
+def notifier_for(
+    path: Path, settings: CloudSettings, *, only_if_routed: bool = False, outbox_db: str | None = None
+) -> Notifier | None:
     """The notification channels and routes of a rules file (its `notifications:` section);
-    with `only_if_routed`, None when it routes nothing."""
+    with `only_if_routed`, None when it routes nothing. With `outbox_db` (the alert store's
+    database), pending deliveries are kept there and outlive a crash; else in memory."""
     raw = read_rules_file(path)
     config = NotificationsConfig.model_validate(raw.notifications or {})
     if only_if_routed and not config.routes:
         return None
-    return Notifier(config, build_channels(config, settings.broker))
+    outbox = SqlOutbox(make_engine(outbox_db)) if outbox_db else None
+    return Notifier(
+        config, build_channels(config, settings.broker), outbox=outbox, owner=f"rules-{settings.instance}"
+    )
 
 
 def grafana_annotator(settings: CloudSettings) -> AlertSink | None:
@@ -83,7 +92,7 @@ def build_rules_service(
     transit = transit_network(settings)
     try:
         engine = Engine(load_rules(path, open_registry_lookup, transit))
-        notifier = notifier_for(path, settings)
+        notifier = notifier_for(path, settings, outbox_db=alerts_db)
     except (RulesFileError, ValidationError, ValueError) as exc:
         raise RulesSetupError(f"{path}: {exc}") from None
     return RulesService(

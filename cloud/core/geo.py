@@ -85,6 +85,7 @@ class BBox:
 # The Comune di Prato's territory with a margin: worksites outside it are refused as typos
 # (swapped lat/lon, a missing minus sign, another city's coordinates).
 PRATO_AREA = BBox(10.98, 43.78, 11.22, 43.98)
+WORLD = BBox(-180, -90, 180, 90)  # for reading a registry back: its area was checked on the way in
 
 
 def _check_position(position: Any) -> None:
@@ -192,6 +193,40 @@ class SitesFile(BaseModel):
 
 def load_sites(path: Path = SITES_FILE) -> dict[str, Site]:
     return SitesFile.model_validate(yaml.safe_load(path.read_text())).sensors
+
+
+class SiteSource(Protocol):
+    """Where the sensors are, as of now: the installation file's sites, and the places that
+    partners' entities gave (`cloud.io.influx.sites`), for the map feeds and the console."""
+
+    def sites(self) -> dict[str, Site]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FixedSites:
+    """Sites that do not change while the process runs (the installation file's)."""
+
+    known: dict[str, Site]
+
+    @classmethod
+    def from_file(cls, path: Path = SITES_FILE) -> FixedSites:
+        return cls(load_sites(path))
+
+    def sites(self) -> dict[str, Site]:
+        return self.known
+
+
+class MergedSites:
+    """Several sources as one; the first that places a sensor wins (ours before a partner's)."""
+
+    def __init__(self, *sources: SiteSource) -> None:
+        self.sources = sources
+
+    def sites(self) -> dict[str, Site]:
+        out: dict[str, Site] = {}
+        for source in reversed(self.sources):
+            out.update(source.sites())
+        return out
 
 
 def sites_near(geom: BaseGeometry, sites: dict[str, Site], radius_m: float) -> list[tuple[str, float]]:

@@ -29,7 +29,6 @@ from cloud.worksites.models import (
     Worksite,
     WorksiteCreate,
     WorksitePatch,
-    ngsi_ld,
 )
 from cloud.worksites.store import Query
 
@@ -108,14 +107,6 @@ def reject_worksite(store: StoreDep, caller: CallerDep, worksite_id: WorksiteId)
 @router.get("/worksites/{worksite_id}/history", response_model=list[HistoryEntry])
 def worksite_history(store: StoreDep, _caller: CallerDep, worksite_id: WorksiteId) -> list[HistoryEntry]:
     return store.history(worksite_id)
-
-
-@router.get("/worksites/{worksite_id}/ngsi-ld", summary="The worksite as an NGSI-LD CityWork entity")
-def worksite_ngsi_ld(
-    store: StoreDep, _caller: CallerDep, transit: TransitDep, worksite_id: WorksiteId
-) -> dict[str, Any]:
-    ws = store.get(worksite_id)
-    return ngsi_ld(ws, transit.impact(ws.geometry))
 
 
 class RouteOut(BaseModel):

@@ -1,9 +1,9 @@
 """The worksite model, aligned with the FIWARE Smart Data Model `CityWork`.
 
-Mapping (our field → CityWork attribute): `work_type` → `workType`, `planned_start` →
-`workDate`, `planned_end` → `endDate`, `geometry` → `location`, `title` → `name`,
-`description` → `description`, `status` → `status`, `owner` → `dataProvider`/`owner`.
-Fields CityWork has no slot for (permit, actual dates, impact) are ours; see docs/worksites.md.
+The mapping to CityWork, both ways, is the exchange's (`cloud/exchange/entities.py`,
+`citywork.py`; docs/exchange.md); the vocabulary (status, work type, approval) is the kernel's
+(`cloud/core/worksites.py`). Fields CityWork has no slot for (actual dates, most of the impact)
+are ours; see docs/worksites.md.
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ from pydantic import (
 from cloud.core.errors import InvalidInputError
 from cloud.core.geo import GeometryError, parse_geojson, to_geojson
 from cloud.core.orgs import ID_PATTERN, OrgId
-from cloud.core.transit import TransitImpact
-from cloud.core.worksites import WorksiteStatus
+from cloud.core.worksites import Approval, WorksiteStatus, WorkType
 
 ID_RE = re.compile(ID_PATTERN)
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -43,22 +42,6 @@ class InvalidWorksiteError(InvalidInputError):
 Status = WorksiteStatus
 
 
-class WorkType(StrEnum):
-    """What is being done; CityWork `workType` is free text, these are Prato's usual kinds."""
-
-    WATER = "water"
-    SEWER = "sewer"
-    GAS = "gas"
-    ELECTRICITY = "electricity"
-    TELECOM = "telecom"
-    DISTRICT_HEATING = "district-heating"
-    ROAD = "road"
-    LIGHTING = "lighting"
-    WASTE = "waste"
-    GREEN = "green"
-    OTHER = "other"
-
-
 class Restriction(StrEnum):
     """Vehicle restrictions, named as WZDx 4.2 `RestrictionType` so they export one to one."""
 
@@ -69,12 +52,6 @@ class Restriction(StrEnum):
     REDUCED_WEIGHT = "reduced-weight"
     LOCAL_ACCESS_ONLY = "local-access-only"
     NO_PASSING = "no-passing"
-
-
-class Approval(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
 
 
 class Impact(BaseModel):
@@ -218,37 +195,3 @@ class HistoryEntry(BaseModel):
     actor: str
     action: Literal["create", "update", "approve", "reject", "import"]
     changes: dict[str, list[Any]] = Field(description="field → [old, new] (JSON values)")
-
-
-def ngsi_ld(ws: Worksite, transit: TransitImpact | None = None) -> dict[str, Any]:
-    """The worksite as an NGSI-LD `CityWork` entity (normalised form, smart-data-models). With
-    the bus routes it affects, CityWork's `busImpacted` (one item per route: `lineId`, `lineName`,
-    and the stops inside the worksite as `segmentName`) and `countOfBusLineImpacted`."""
-    entity = {
-        "id": f"urn:ngsi-ld:CityWork:{ws.id}",
-        "type": "CityWork",
-        "name": {"type": "Property", "value": ws.title},
-        "description": {"type": "Property", "value": ws.description},
-        "workType": {"type": "Property", "value": ws.work_type.value},
-        "workDate": {"type": "Property", "value": ws.start.isoformat().replace("+00:00", "Z")},
-        "endDate": {"type": "Property", "value": ws.end.isoformat().replace("+00:00", "Z")},
-        "location": {"type": "GeoProperty", "value": ws.geometry},
-        "status": {"type": "Property", "value": ws.status.value},
-        "address": {"type": "Property", "value": {"streetAddress": ws.street, "addressLocality": "Prato"}},
-        "dataProvider": {"type": "Property", "value": ws.owner},
-        "@context": ["https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"],
-    }
-    if transit is not None and transit.routes:
-        lines = [
-            {
-                "lineId": f"urn:ngsi-ld:GtfsRoute:{r.operator}:{r.route_id}",
-                "lineName": r.name,
-                "segmentName": [
-                    s.name for s in transit.stops if s.operator == r.operator and r.route_id in s.routes
-                ],
-            }
-            for r in transit.routes
-        ]
-        entity["busImpacted"] = {"type": "Property", "value": lines}
-        entity["countOfBusLineImpacted"] = {"type": "Property", "value": len(lines)}
-    return entity

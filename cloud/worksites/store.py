@@ -28,12 +28,12 @@ from cloud.core.errors import (
 )
 from cloud.core.geo import BBox, GeometryError, check_in_area, parse_geojson
 from cloud.core.orgs import Caller, Organisation
+from cloud.core.worksites import Approval
 from cloud.io import orgstore
 from cloud.io.db import Migration, UTCDateTime, make_engine, migrate
 from cloud.io.orgstore import OrgStore
 from cloud.worksites.geojson import feature_collection
 from cloud.worksites.models import (
-    Approval,
     HistoryEntry,
     InvalidWorksiteError,
     Status,

@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from cloud.core.errors import FieldProblem, problems_from
 from cloud.core.geo import GeometryError, parse_geojson
 from cloud.core.orgs import Organisation
-from cloud.worksites.models import InvalidWorksiteError, Restriction, Status, Worksite, WorkType
+from cloud.core.worksites import WorkType
+from cloud.worksites.models import InvalidWorksiteError, Restriction, Status, Worksite
 
 VERSION = "4.2"
 LICENSE = "https://creativecommons.org/publicdomain/zero/1.0/"

@@ -21,12 +21,12 @@ from cloud.core.errors import NotFoundError, problems_from
 from cloud.core.geo import PRATO_AREA, BBox
 from cloud.core.orgs import Caller, Organisation, Role
 from cloud.core.settings import default_db_url
+from cloud.core.worksites import Approval
 from cloud.io.db import DatabaseURLError
 from cloud.worksites import conflicts, csv_import, wzdx
 from cloud.worksites.alerts import publish_alerts
 from cloud.worksites.geojson import feature_collection
 from cloud.worksites.models import (
-    Approval,
     InvalidWorksiteError,
     Status,
     Worksite,

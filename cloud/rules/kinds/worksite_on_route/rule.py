@@ -96,7 +96,8 @@ class WorksiteOnRoute(Rule[WorksiteOnRouteConfig]):
         )
 
     def tick(self, clocks: Clocks) -> list[Alert]:
-        at = clocks.now
+        # Event time once readings flow; before any, wall time (worksites are planned in it).
+        at = clocks.now if clocks.now is not None else clocks.wall
         if at is None:
             return []
         if self._checked is not None and (at - self._checked).total_seconds() < self.config.check_s:
