@@ -389,6 +389,38 @@ def test_a_trip_update_referring_to_what_the_static_feed_lacks_is_refused_with_t
     assert rig.readings(SensorKind.TRANSIT_DELAY) == []
 
 
+def _with_descriptor(update: rt.FeedEntity, **values: str) -> rt.FeedEntity:
+    for name, value in values.items():
+        setattr(update.trip_update.trip, name, value)
+    return update
+
+
+@pytest.mark.parametrize(
+    ("update", "field", "message"),
+    [
+        (_with_descriptor(trip_update(TRIP, [Stu(seq=2, delay=60)]), start_date="2026-11-24"),
+         "entity[1].trip_update.trip.start_date", "is not YYYYMMDD (a GTFS-Realtime start_date is YYYYMMDD)"),
+        (_with_descriptor(trip_update(TRIP, [Stu(seq=2, delay=60)]), start_date="20261131"),
+         "entity[1].trip_update.trip.start_date",
+         "is not a calendar date (a GTFS-Realtime start_date is YYYYMMDD)"),
+        (trip_update("CIRC_ALL_0_template", [Stu(seq=1, delay=0)], start_date=DAY, start_time="9h15"),
+         "entity[1].trip_update.trip.start_time",
+         "is not HH:MM:SS (the start of a run of a frequency-based trip)"),
+    ],
+    ids=["start-date-with-dashes", "start-date-not-a-day", "start-time"],
+)  # fmt: skip
+def test_a_trip_update_with_a_malformed_start_date_or_time_is_refused_and_its_neighbours_kept(
+    rig: Rig, update: rt.FeedEntity, field: str, message: str
+) -> None:
+    good = trip_update(TRIP, [Stu(seq=2, delay=60)], start_date=DAY, entity_id="good")
+    # One bad descriptor used to stop the whole round: every later poll failed on it again.
+    rig.serve(feed(vehicle("a", ts=at(3)), update, good, ts=at(3)))
+
+    assert rig.refusals() == [("bad_entity", field, message)]
+    assert [d[0] for d in delays(rig)] == [2, 3]  # a minute late, the good trip passed stops 2 and 3
+    assert [r["sensor"] for r in rig.readings(SensorKind.TRANSIT_VEHICLE)] == ["a"]
+
+
 def test_a_refused_entity_repeated_in_every_snapshot_is_refused_once(rig: Rig) -> None:
     bad = vehicle("x", trip="LAM-BLU_NOWHERE")
     rig.serve(feed(bad, ts=at(1)))
