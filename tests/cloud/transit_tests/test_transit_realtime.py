@@ -341,6 +341,22 @@ def test_a_trip_level_delay_applies_to_every_stop(rig: Rig) -> None:
     assert delays(rig) == [(1, "07:00:00", "scheduled", 150), (2, "07:01:00", "scheduled", 150)]
 
 
+def test_two_trips_of_a_line_at_one_stop_in_the_same_second_are_two_points_a_millisecond_apart(
+    rig: Rig,
+) -> None:
+    # Line 2's two directions both call at Porta Pistoiese at 08:11:00 (the same series and
+    # second: InfluxDB would keep one point of the two).
+    outward = trip_update("2_FER_0_0800", [Stu(seq=8, delay=0)], start_date=DAY)
+    back = trip_update("2_FER_1_0805", [Stu(seq=3, delay=0)], start_date=DAY)
+    rig.serve(feed(outward, back, ts=at(11.5)))
+
+    at_stop = [r for r in rig.readings(SensorKind.TRANSIT_DELAY) if r["sensor"] == sensor_id("PO-PISTOIESE")]
+    assert [(r["fields"]["trip"], r["ts"]) for r in at_stop] == [
+        ("2_FER_0_0800", "2026-11-24T07:11:00.000Z"),
+        ("2_FER_1_0805", "2026-11-24T07:11:00.001Z"),
+    ]
+
+
 def test_a_frequency_based_trip_runs_from_its_own_start_time(rig: Rig) -> None:
     circ = trip_update("CIRC_ALL_0_template", [Stu(seq=1, delay=0)], start_date=DAY, start_time="09:15:00")
     rig.serve(feed(circ, ts=epoch(DAY, 9, 17)))
