@@ -196,6 +196,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         cli(folder, "org", "add", "--id", org)
     for service in ("ingest", "rules", "control", "monitor"):
         cli(folder, "service", "add", "--id", service)
+    cli(folder, "service", "add", "--id", "gtfs-rt", "--role", "feed", "--org", "autolinee-toscane")
     broker = ProvisionedBroker(IdentityRegistry(folder), port).start()
     try:
         yield Deployment(folder, broker, port, tls_port)
@@ -321,6 +322,37 @@ def test_a_utility_writes_its_own_fleet_and_not_another_utility_fleet(
         assert monitor.received("sr/v1/publiacqua/fleet/data/fleet") == []
     finally:
         alia.stop()
+
+
+def test_a_feed_reader_publishes_as_its_operator_s_source_and_nowhere_else(
+    deployment: Deployment, monitor: Client
+) -> None:
+    reader = deployment.client("svc.gtfs-rt").start()
+    base = "sr/v1/autolinee-toscane/gtfs-rt"
+    try:
+        allowed = [
+            f"{base}/data/transit_vehicle",
+            f"{base}/status",
+            "sr/v1/deadletter/autolinee-toscane/gtfs-rt",
+            "sr/v1/alerts/autolinee-toscane/transit-feed-stale/gtfs-rt-all",
+        ]
+        forbidden = [
+            "sr/v1/autolinee-toscane/gw-fleet-at/data/fleet",  # another source of its operator
+            "sr/v1/alia/gtfs-rt/data/transit_vehicle",  # its source under another organisation
+            "sr/v1/deadletter/autolinee-toscane/gw-fleet-at",
+            "sr/v1/alerts/comune-prato/transit-feed-stale/x",
+            f"{base}/config",
+        ]
+        for topic in allowed:
+            assert reader.publish(topic, b"mine") in ACCEPTED, topic
+        for topic in forbidden:
+            assert reader.publish(topic, b"forged") == NOT_AUTHORIZED, topic
+        _marker_seen(monitor, reader, f"{base}/health")
+
+        assert all(monitor.received(t) == [b"mine"] for t in allowed)
+        assert not [t for t in forbidden if monitor.received(t)]
+    finally:
+        reader.stop()
 
 
 def test_a_revoked_gateway_is_refused_after_the_broker_reloads(deployment: Deployment) -> None:
