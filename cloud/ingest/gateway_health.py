@@ -27,6 +27,7 @@ HEALTH_FIELDS = (
     "cpu_pct",
     "rss_mb",
     "disk_free_mb",
+    "stale_feeds",  # a feed reader's (sitroom transit read): feeds whose header stopped advancing
 )
 
 
