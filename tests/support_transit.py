@@ -57,6 +57,21 @@ def replaced_line(name: str, starts: str, new: str) -> bytes:
     return edited(name, edit)
 
 
+def around_the_clock_feed_zip() -> bytes:
+    """The Prato feed with its Circolare running every day around the clock, every 15 minutes:
+    for tests that replay the last hour whatever the hour (the network sleeps at night, and
+    runs the Circolare on weekdays only)."""
+    calendar = [*lines("calendar.txt"), "ALL,1,1,1,1,1,1,1,20260101,20281231"]
+    trips = [
+        line.replace(",FER,CIRC_ALL_0_template,", ",ALL,CIRC_ALL_0_template,") for line in lines("trips.txt")
+    ]
+    frequencies = [lines("frequencies.txt")[0], "CIRC_ALL_0_template,00:00:00,24:00:00,900,0"]
+    return prato_feed_zip(
+        {name: ("\n".join(content) + "\n").encode() for name, content in
+         (("calendar.txt", calendar), ("trips.txt", trips), ("frequencies.txt", frequencies))}
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------------
 # GTFS-Realtime.
 
