@@ -15,11 +15,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from google.transit import gtfs_realtime_pb2 as rt
 
 from cloud.dev.servers import free_port
+from cloud.transit.realtime.config import ReaderConfig
+from cloud.transit.realtime.publisher import Publisher
+from cloud.transit.realtime.reader import TransitReader
+from cloud.transit.store import TransitStore
+from edge.contract import BrokerAddress
 from edge.contract.gtfs.static import Area
+from edge.simulators.clock import Clock
+from edge.simulators.gtfs_rt import FeedGenerator, GtfsRtServer, Network, Scenario
 from edge.simulators.transit import PRATO_BUS_DIR, PRATO_OPERATOR, prato_feed_zip
 
 # ---------------------------------------------------------------------------------------------
@@ -302,3 +310,41 @@ def feed_server(served: Served) -> Iterator[str]:
 
 
 __all__ = ["OPERATOR", "PRATO_AREA", "prato_feed_zip"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A bus operator, as the demo runs one.
+
+
+@contextmanager
+def bus_operator(
+    mqtt_url: str, clock: Clock, folder: Path, source: str = "gtfs-rt-demo"
+) -> Iterator[TransitReader]:
+    """The simulator on `clock` playing the around-the-clock Prato feed, and a reader of it
+    publishing to `mqtt_url` until the block ends (it then says its final health)."""
+    static = around_the_clock_feed_zip()
+    store = TransitStore.open(f"sqlite:///{folder / 'transit.db'}")
+    store.import_feed(static, operator=OPERATOR, area=PRATO_AREA)
+    server = GtfsRtServer(
+        FeedGenerator(Network.load(static), clock, Scenario()),
+        host="127.0.0.1",
+        port=free_port(),
+        refresh_s=1.0,
+        static_zip=static,
+    )
+    server.start()
+    config = ReaderConfig.model_validate(
+        {"operator": OPERATOR, "source": source, "feeds": [{"url": f"{server.url}/gtfs-rt"}],
+         "interval_s": 1, "health_interval_s": 1, "stale_after_s": 60}
+    )  # fmt: skip
+    reader = TransitReader(config, store, Publisher(BrokerAddress.parse(mqtt_url), OPERATOR, source))
+    stop = threading.Event()
+    running = threading.Thread(target=reader.run, args=(stop,), name="bus-operator")
+    running.start()
+    try:
+        yield reader
+    finally:
+        stop.set()
+        running.join(30)
+        server.stop()
+        store.close()
