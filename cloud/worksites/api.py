@@ -143,8 +143,11 @@ def list_organisations(store: StoreDep, _caller: CallerDep) -> list[Organisation
 def import_wzdx(
     store: StoreDep, caller: CallerDep, feed: Annotated[dict[str, Any], Body(description="WZDx WorkZoneFeed")]
 ) -> ImportResult:
-    sites = wzdx.import_feed(feed)
-    created, updated = store.put_many(caller, sites)
+    """Create or change the feed's work zones with the API's own rules, all or nothing: a utility
+    writes only its own, a new or re-planned worksite is pending approval, a `sitroom.version`
+    older than the stored one is a conflict (409)."""
+    sites = wzdx.import_feed(feed, area=store.area)
+    created, updated = store.import_many(caller, sites)
     return ImportResult(created=created, updated=updated)
 
 

@@ -26,12 +26,15 @@ from pydantic import (
 from cloud.core.errors import InvalidInputError
 from cloud.core.geo import GeometryError, parse_geojson, to_geojson
 from cloud.core.orgs import ID_PATTERN, OrgId
+from cloud.core.text import UnicodeStr
 from cloud.core.worksites import WorksiteStatus
 
 ID_RE = re.compile(ID_PATTERN)
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Text = Annotated[UnicodeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[UnicodeStr, StringConstraints(strip_whitespace=True, max_length=5000)]
+Label = Annotated[UnicodeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+# The column is a 32-bit INTEGER on PostgreSQL; no worksite changes two billion times.
+MAX_VERSION = 2**31 - 1
 
 
 class InvalidWorksiteError(InvalidInputError):
@@ -83,7 +86,7 @@ class Impact(BaseModel):
 
     road_closed: bool = False
     lanes_closed: int = Field(0, ge=0, le=10)
-    detour: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    detour: Annotated[UnicodeStr, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
     parking_spaces_removed: int = Field(0, ge=0, le=10_000)
     bus_lines: list[Label] = Field(default_factory=list, max_length=50)
     bus_stops: list[Label] = Field(default_factory=list, max_length=100)
@@ -101,7 +104,10 @@ def _utc(value: datetime | None) -> datetime | None:
     # Stored with microseconds cut to milliseconds, like every timestamp on our wire.
     if value is None:
         return None
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("out of the range of dates (years 1 to 9999 in UTC)") from None
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
@@ -114,7 +120,7 @@ class WorksiteFields(BaseModel):
     description: LongText = ""
     street: Text = Field(description="Road name(s) as signposted, e.g. 'Via Roma'; WZDx road_names")
     work_type: WorkType
-    permit_ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    permit_ref: Annotated[UnicodeStr, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
     geometry: dict[str, Any] = Field(
         description="GeoJSON Point, LineString or Polygon (or Multi-) in WGS84 [lon, lat]",
     )
@@ -161,6 +167,17 @@ class WorksiteCreate(WorksiteFields):
         description="Owner organisation; defaults to the caller's. Only the municipality may set another.",
     )
     id: OrgId | None = Field(None, description="Optional client-chosen id ([a-z0-9-]); generated otherwise")
+
+
+class WorksiteImport(WorksiteCreate):
+    """One worksite of an import (WZDx, CSV): what a client writes, plus what the file claims
+    about the registry's own state. The claims are checked by the workflow, never taken as they
+    are (`WorksiteStore.import_many`): `version` is the one the file was exported at (a worksite
+    changed since is a conflict, as with `If-Match`); `approval` counts only as the
+    municipality's own decision."""
+
+    approval: Approval | None = None
+    version: Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)] | None = None
 
 
 class WorksitePatch(BaseModel):
