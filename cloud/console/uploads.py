@@ -80,6 +80,11 @@ def sniff(data: bytes) -> tuple[str, str]:
     raise UploadRefusedError("only JPEG, PNG, GIF, WebP photos and PDF documents are accepted")
 
 
+def _too_large(pixels: int | str) -> UploadRefusedError:
+    shown = f"{pixels:,}" if isinstance(pixels, int) else pixels
+    return UploadRefusedError(f"image is {shown} pixels; the limit is {MAX_IMAGE_PIXELS:,}", 413)
+
+
 def _thumbnail(data: bytes, dest: Path) -> None:
     try:
         # Pillow only warns between its limit and twice it; here any bomb is an error.
@@ -87,14 +92,16 @@ def _thumbnail(data: bytes, dest: Path) -> None:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as probe:
                 if probe.width * probe.height > MAX_IMAGE_PIXELS:  # read from the header, not decoded
-                    raise UploadRefusedError(
-                        f"image is {probe.width} x {probe.height} pixels; the limit is {MAX_IMAGE_PIXELS:,}",
-                        413,
-                    )
+                    raise _too_large(f"{probe.width} x {probe.height}")
                 probe.verify()  # a truncated or forged image stops here, before it is decoded
             with Image.open(io.BytesIO(data)) as img:
                 img.thumbnail((THUMB_PX, THUMB_PX))
                 img.convert("RGB").save(dest, "JPEG", quality=80)
+    except Image.DecompressionBombError as exc:
+        # Beyond twice Pillow's own limit Image.open raises before we see the size (a 20 k x
+        # 20 k PNG header): its message holds the pixel count.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_large(int(found.group(1)) if found else "too many") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
         if isinstance(exc, UploadRefusedError):
             raise

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Path, Response, status
 from pydantic import BaseModel, ValidationError
 
-from cloud.core.errors import FieldProblem, printable, problems_from
+from cloud.core.errors import FieldProblem, message_of, printable, problems_from
 from cloud.core.orgs import ID_PATTERN, Organisation
 from cloud.io.http import CallerDep
 from cloud.worksites import conflicts, wzdx
@@ -194,7 +194,7 @@ def validation_problems(exc: ValidationError | Any) -> list[FieldProblem]:
         if (loc and loc[0] == "body") or (loc and loc[0] in ("query", "path", "header")):
             loc = loc[1:]
         value = printable(err.get("input"))
-        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        message = message_of(err)
         if err.get("type") == "json_invalid":
             out.append(FieldProblem("body", f"not valid JSON: {err.get('ctx', {}).get('error', message)}"))
             continue

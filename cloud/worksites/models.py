@@ -26,13 +26,12 @@ from pydantic import (
 from cloud.core.errors import InvalidInputError
 from cloud.core.geo import GeometryError, parse_geojson, to_geojson
 from cloud.core.orgs import ID_PATTERN, OrgId
-from cloud.core.text import UnicodeStr
 from cloud.core.worksites import WorksiteStatus
 
 ID_RE = re.compile(ID_PATTERN)
-Text = Annotated[UnicodeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[UnicodeStr, StringConstraints(strip_whitespace=True, max_length=5000)]
-Label = Annotated[UnicodeStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 # The column is a 32-bit INTEGER on PostgreSQL; no worksite changes two billion times.
 MAX_VERSION = 2**31 - 1
 
@@ -86,7 +85,7 @@ class Impact(BaseModel):
 
     road_closed: bool = False
     lanes_closed: int = Field(0, ge=0, le=10)
-    detour: Annotated[UnicodeStr, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    detour: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
     parking_spaces_removed: int = Field(0, ge=0, le=10_000)
     bus_lines: list[Label] = Field(default_factory=list, max_length=50)
     bus_stops: list[Label] = Field(default_factory=list, max_length=100)
@@ -120,7 +119,7 @@ class WorksiteFields(BaseModel):
     description: LongText = ""
     street: Text = Field(description="Road name(s) as signposted, e.g. 'Via Roma'; WZDx road_names")
     work_type: WorkType
-    permit_ref: Annotated[UnicodeStr, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    permit_ref: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
     geometry: dict[str, Any] = Field(
         description="GeoJSON Point, LineString or Polygon (or Multi-) in WGS84 [lon, lat]",
     )

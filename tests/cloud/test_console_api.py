@@ -25,7 +25,7 @@ from cloud.dev.demo_data import DEMO_PASSWORD, load_demo
 from cloud.rules.store import AlertStore
 from cloud.worksites.store import WorksiteStore
 
-from support import wait_until
+from support import png_header, wait_until
 
 HDR = {"X-Sitroom-Console": "1"}
 MAX_UPLOAD = 64 * 1024
@@ -232,8 +232,9 @@ def test_a_photo_is_uploaded_attached_thumbnailed_and_served_safely(server: Serv
         ("relazione.docx", b"PK\x03\x04" + bytes(200), 415),
         ("../../../console.db", b"%PDF-1.4\n%%EOF", 422),
         ("grande.pdf", b"%PDF-1.4\n" + bytes(MAX_UPLOAD + 10), 413),
+        ("bomba.png", png_header(20_000, 20_000), 413),
     ],
-    ids=["svg", "html", "wrong-type", "traversal", "oversize"],
+    ids=["svg", "html", "wrong-type", "traversal", "oversize", "png-claiming-20000x20000"],
 )
 def test_bad_uploads_are_refused_and_audited(server: Server, name: str, content: bytes, status: int) -> None:
     with server.client("marco") as c:
