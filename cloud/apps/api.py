@@ -135,6 +135,7 @@ class ApiProcess:
     token_orgs: Sequence[str] = ()
     coordination_broker: BrokerAddress | None = None  # publish conflict/synergy/redig alerts
     console_dir: Path | None = None
+    cookie_secure: bool = False  # the console's session cookie only over HTTPS
 
 
 # Puts demo data into the registry (and the console, when one is served); the demo's wiring
@@ -162,6 +163,7 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
             orgs=store.orgs,
             max_upload_bytes=upload_limit(process.options.max_body_bytes),
             notify_posts=post_notifier(settings, url),
+            cookie_secure=process.cookie_secure,
         )
         console.start()
         echo(f"operator console: {url}")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from cloud.io.private import private_dir
+
 DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 THUMB_PX = 320
 # Decompression bombs: a 20 k x 20 k PNG is a few KB on the wire and 1.6 GB in memory.
@@ -114,8 +116,8 @@ class UploadStore:
     def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> None:
         self.root = root
         self.max_bytes = max_bytes
-        (root / "files").mkdir(parents=True, exist_ok=True)
-        (root / "thumbs").mkdir(parents=True, exist_ok=True)
+        private_dir(root / "files")
+        private_dir(root / "thumbs")
 
     def save(self, name: str, data: bytes) -> StoredFile:
         label = check_name(name)

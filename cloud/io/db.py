@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from cloud.io.private import private_file
+
 MIGRATIONS_TABLE = "sitroom_migrations"
 
 _metadata = sa.MetaData()
@@ -63,12 +65,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; a SQLite file's folder is created when missing."""
+    """An engine for `url`. A SQLite file is created 0600 in a folder created 0700 before SQLite
+    opens it (its -wal and -shm files take the database's mode): the registry holds token hashes,
+    the console password hashes."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            db = Path(path)
+            private_file(db)
+            for companion in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+                if companion.exists():
+                    private_file(companion)
         engine = sa.create_engine(url, connect_args={"check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -16,13 +16,17 @@ import orjson
 import pytest
 from PIL import Image
 
+from cloud.apps.api import ApiProcess, create_app
+from cloud.apps.cli.api import api_command
+from cloud.apps.console import open_console
 from cloud.apps.demo import running_console, start_console
 from cloud.console.app import Console
 from cloud.console.auth import ConsoleRole
 from cloud.console.store import Post
 from cloud.core.alerts import Alert
 from cloud.core.geo import PRATO_AREA
-from cloud.dev.demo_data import DEMO_PASSWORD, load_demo
+from cloud.dev.apiserver import ThreadedApiServer
+from cloud.dev.demo_data import DEMO_PASSWORD, add_demo_operators, load_demo
 from cloud.rules.store import AlertStore
 from cloud.worksites.store import WorksiteStore
 
@@ -358,3 +362,39 @@ def test_start_console_serves_the_demo_operators_until_stopped(tmp_path: Path) -
         stop()
     with httpx.Client(timeout=5) as c, pytest.raises(httpx.ConnectError):
         c.get(url)
+
+
+@pytest.mark.parametrize("secure", [True, False])
+def test_the_session_cookie_is_secure_when_the_console_is_served_over_https(
+    tmp_path: Path, secure: bool
+) -> None:
+    # Issue 18 point 7: behind an HTTPS proxy the cookie must never travel over plain HTTP.
+    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'ws.db'}", area=PRATO_AREA)
+    load_demo(worksites, datetime.now(UTC))
+    console = open_console(
+        tmp_path / "console", worksites=worksites, alerts=None, influx=None, orgs=worksites.orgs,
+        cookie_secure=secure,
+    )  # fmt: skip
+    add_demo_operators(console.store)
+    try:
+        with (
+            ThreadedApiServer(create_app(worksites, console=console)) as api,
+            httpx.Client(base_url=api.url) as c,
+        ):
+            r = c.post(
+                "/console/api/login", json={"username": "anna", "password": DEMO_PASSWORD}, headers=HDR
+            )
+        assert r.status_code == 200, r.text
+        cookie = r.headers["set-cookie"]
+        assert ("; secure" in cookie.lower()) is secure
+        assert "httponly" in cookie.lower()
+        assert "samesite=strict" in cookie.lower()
+    finally:
+        console.store.engine.dispose()
+        worksites.close()
+
+
+def test_the_api_command_takes_the_secure_cookie_setting_from_its_option_or_the_environment() -> None:
+    params = {p.name: p for p in api_command.params}
+    assert params["cookie_secure"].envvar == "SITROOM_CONSOLE_COOKIE_SECURE"
+    assert ApiProcess(db_url="sqlite://", alerts_db="sqlite://").cookie_secure is False

@@ -42,6 +42,14 @@ from cloud.io.db import DatabaseURLError
     help="Serve the operator console at /console/; its posts, uploads and audit in this folder.",
 )
 @click.option(
+    "--cookie-secure/--no-cookie-secure",
+    "cookie_secure",
+    envvar="SITROOM_CONSOLE_COOKIE_SECURE",
+    default=False,
+    show_default=True,
+    help="Mark the console's session cookie Secure: on whenever browsers reach it over HTTPS.",
+)
+@click.option(
     "--alerts-db",
     envvar="SITROOM_ALERTS_DB",
     default="sqlite:///.sitroom/alerts.db",
@@ -60,6 +68,7 @@ def api_command(
     mqtt_username: str | None,
     mqtt_password_file: str | None,
     console_dir: Path | None,
+    cookie_secure: bool,
     alerts_db: str,
 ) -> None:
     """Serve the HTTP API: worksites, alerts, feeds (OpenAPI at /docs), the console with --console."""
@@ -76,6 +85,7 @@ def api_command(
                     broker_address(mqtt_url, mqtt_username, mqtt_password_file) if mqtt_url else None
                 ),
                 console_dir=console_dir,
+                cookie_secure=cookie_secure,
             ),
             echo=lambda text: click.echo(text, err=True),
             seed=demo.seed if demo_data else None,
