@@ -70,7 +70,7 @@ def make_engine(url: str) -> Engine:
     the console password hashes."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        path = url.removeprefix("sqlite:///")
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
         if path and path != ":memory:":
             db = Path(path)
             private_file(db)
