@@ -33,7 +33,7 @@ from cloud.core.geo import PRATO_AREA
 from cloud.core.orgs import OrgDirectory
 from cloud.core.settings import CloudSettings
 from cloud.feeds.sites import sites_feed
-from cloud.io.http import BodyLimit
+from cloud.io.http import BodyLimit, document_refusals
 from cloud.rules.api import router as alerts_router
 from cloud.rules.store import AlertStore
 from cloud.worksites.alerts import CoordinationAlerts
@@ -120,6 +120,15 @@ def create_app(
         allow_headers=["Authorization"],
     )
     app.add_middleware(BodyLimit, limit=opts.max_body_bytes)
+    generated = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # The document says what the handlers above and the middlewares answer (issue 18 point 13).
+        if app.openapi_schema is None:
+            app.openapi_schema = document_refusals(generated())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

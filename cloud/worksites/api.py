@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from cloud.core.errors import FieldProblem, message_of, printable, problems_from
 from cloud.core.orgs import ID_PATTERN, Organisation
-from cloud.io.http import CallerDep
+from cloud.io.http import CallerDep, refusals
 from cloud.worksites import conflicts, wzdx
 from cloud.worksites.deps import CoordinationDep, QueryDep, StoreDep
 from cloud.worksites.geojson import feature_collection
@@ -60,7 +60,9 @@ def list_worksites(store: StoreDep, _caller: CallerDep, query: QueryDep) -> Work
     return WorksiteList(count=len(items), items=items)
 
 
-@router.post("/worksites", status_code=status.HTTP_201_CREATED, response_model=Worksite)
+@router.post(
+    "/worksites", status_code=status.HTTP_201_CREATED, response_model=Worksite, responses=refusals(403, 409)
+)
 def create_worksite(store: StoreDep, caller: CallerDep, body: WorksiteCreate, response: Response) -> Worksite:
     created = store.create(caller, body)
     response.headers["Location"] = f"/worksites/{created.id}"
@@ -68,7 +70,7 @@ def create_worksite(store: StoreDep, caller: CallerDep, body: WorksiteCreate, re
     return created
 
 
-@router.get("/worksites/{worksite_id}", response_model=Worksite)
+@router.get("/worksites/{worksite_id}", response_model=Worksite, responses=refusals(404))
 def get_worksite(
     store: StoreDep, _caller: CallerDep, worksite_id: WorksiteId, response: Response
 ) -> Worksite:
@@ -77,7 +79,12 @@ def get_worksite(
     return found
 
 
-@router.patch("/worksites/{worksite_id}", response_model=Worksite, summary="Change some fields")
+@router.patch(
+    "/worksites/{worksite_id}",
+    response_model=Worksite,
+    summary="Change some fields",
+    responses=refusals(403, 404, 409),
+)
 def update_worksite(
     store: StoreDep,
     caller: CallerDep,
@@ -93,22 +100,36 @@ def update_worksite(
     return updated
 
 
-@router.post("/worksites/{worksite_id}/approve", response_model=Worksite, summary="Approve (municipality)")
+@router.post(
+    "/worksites/{worksite_id}/approve",
+    response_model=Worksite,
+    summary="Approve (municipality)",
+    responses=refusals(403, 404),
+)
 def approve_worksite(store: StoreDep, caller: CallerDep, worksite_id: WorksiteId) -> Worksite:
     return store.decide(caller, worksite_id, approve=True)
 
 
-@router.post("/worksites/{worksite_id}/reject", response_model=Worksite, summary="Reject (municipality)")
+@router.post(
+    "/worksites/{worksite_id}/reject",
+    response_model=Worksite,
+    summary="Reject (municipality)",
+    responses=refusals(403, 404),
+)
 def reject_worksite(store: StoreDep, caller: CallerDep, worksite_id: WorksiteId) -> Worksite:
     return store.decide(caller, worksite_id, approve=False)
 
 
-@router.get("/worksites/{worksite_id}/history", response_model=list[HistoryEntry])
+@router.get("/worksites/{worksite_id}/history", response_model=list[HistoryEntry], responses=refusals(404))
 def worksite_history(store: StoreDep, _caller: CallerDep, worksite_id: WorksiteId) -> list[HistoryEntry]:
     return store.history(worksite_id)
 
 
-@router.get("/worksites/{worksite_id}/ngsi-ld", summary="The worksite as an NGSI-LD CityWork entity")
+@router.get(
+    "/worksites/{worksite_id}/ngsi-ld",
+    summary="The worksite as an NGSI-LD CityWork entity",
+    responses=refusals(404),
+)
 def worksite_ngsi_ld(store: StoreDep, _caller: CallerDep, worksite_id: WorksiteId) -> dict[str, Any]:
     return ngsi_ld(store.get(worksite_id))
 
@@ -119,7 +140,11 @@ def _coordination_scope(store: StoreDep, settings: conflicts.CoordinationSetting
     return [w for w in store.search(Query(start=since, limit=10**9)) if w.status is not Status.CANCELLED]
 
 
-@router.get("/worksites/{worksite_id}/conflicts", summary="Conflicts, synergies and redigs of one worksite")
+@router.get(
+    "/worksites/{worksite_id}/conflicts",
+    summary="Conflicts, synergies and redigs of one worksite",
+    responses=refusals(404),
+)
 def worksite_conflicts(
     store: StoreDep, _caller: CallerDep, settings: CoordinationDep, worksite_id: WorksiteId
 ) -> list[dict[str, Any]]:
@@ -139,7 +164,12 @@ def list_organisations(store: StoreDep, _caller: CallerDep) -> list[Organisation
     return store.organisations()
 
 
-@router.post("/import/wzdx", response_model=ImportResult, summary="Import a WZDx 4.x WorkZoneFeed")
+@router.post(
+    "/import/wzdx",
+    response_model=ImportResult,
+    summary="Import a WZDx 4.x WorkZoneFeed",
+    responses=refusals(403, 409),
+)
 def import_wzdx(
     store: StoreDep, caller: CallerDep, feed: Annotated[dict[str, Any], Body(description="WZDx WorkZoneFeed")]
 ) -> ImportResult:
