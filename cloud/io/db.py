@@ -8,7 +8,9 @@ it and starting it twice changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import fcntl
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,11 +101,34 @@ def applied_versions(engine: Engine, component: str) -> list[int]:
         return sorted(int(r[0]) for r in rows)
 
 
+@contextlib.contextmanager
+def _one_migrator_at_a_time(engine: Engine) -> Iterator[None]:
+    """Processes opening one SQLite file together (the demo's API and console, a CLI beside the
+    API) migrate it in turn: pysqlite runs DDL outside any transaction, so two check-then-create
+    passes race ("table ... already exists"). PostgreSQL's DDL is transactional."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    lock_path = private_file(Path(database + ".lock"))
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def migrate(engine: Engine, component: str, migrations: Sequence[Migration]) -> list[int]:
     """Apply `component`'s migrations that are not yet recorded; return the versions applied."""
     versions = [m.version for m in migrations]
     if versions != sorted(set(versions)):
         raise ValueError(f"{component}: migration versions must be unique and ascending: {versions}")
+    with _one_migrator_at_a_time(engine):
+        return _migrate(engine, component, migrations)
+
+
+def _migrate(engine: Engine, component: str, migrations: Sequence[Migration]) -> list[int]:
     done = set(applied_versions(engine, component))
     newly: list[int] = []
     for migration in migrations:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -100,3 +103,24 @@ def test_provisioning_an_organisation_writes_its_registry_0600(tmp_path: Path) -
     assert mode(db.parent) == 0o700
     for path in (tmp_path / "prov").rglob("*"):
         assert mode(path) == (0o700 if path.is_dir() else 0o600), path
+
+
+def test_processes_opening_one_new_registry_at_once_all_get_it_migrated(tmp_path: Path) -> None:
+    # The demo's API and console open the registry together: SQLite runs DDL outside
+    # transactions, and two migrations at once failed with "table ... already exists".
+    url = f"sqlite:///{tmp_path / 'registry' / 'worksites.db'}"
+    start = time.time() + 2.0  # every process imported by then: they migrate at once
+    code = (
+        "import sys, time\n"
+        "from cloud.core.geo import PRATO_AREA\n"
+        "from cloud.worksites.store import WorksiteStore\n"
+        f"time.sleep(max(0.0, {start} - time.time()))\n"
+        f"WorksiteStore.open({url!r}, area=PRATO_AREA).close()\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+
+    assert [p.returncode for p in procs] == [0] * 4, "\n".join(errors)
+    assert mode(tmp_path / "registry" / "worksites.db") == 0o600
