@@ -48,7 +48,7 @@ from cloud.feeds.sites import sites_feed
 from cloud.ingest.direct import DirectIngest
 from cloud.ingest.push import PushOptions, PushService
 from cloud.ingest.push import router as push_router
-from cloud.io.http import BodyLimit
+from cloud.io.http import BodyLimit, document_refusals
 from cloud.io.ledger import BatchLedger
 from cloud.rules.api import router as alerts_router
 from cloud.rules.store import AlertStore
@@ -186,6 +186,15 @@ def create_app(
         allow_headers=["Authorization"],
     )
     app.add_middleware(BodyLimit, limit=opts.max_body_bytes)
+    generated = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # The document says what the handlers above and the middlewares answer (issue 18 point 13).
+        if app.openapi_schema is None:
+            app.openapi_schema = document_refusals(generated())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
@@ -202,6 +211,7 @@ class ApiProcess:
     coordination_broker: BrokerAddress | None = None  # publish conflict/synergy/redig alerts
     console_dir: Path | None = None
     push: PushOptions | None = None  # take data in (push API, NGSI-LD notifications): needs write access
+    cookie_secure: bool = False  # the console's session cookie only over HTTPS
 
 
 # Puts demo data into the registry (and the console, when one is served); the demo's wiring
@@ -229,6 +239,7 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
             orgs=store.orgs,
             max_upload_bytes=upload_limit(process.options.max_body_bytes),
             notify_posts=post_notifier(settings, url),
+            cookie_secure=process.cookie_secure,
         )
         console.start()
         echo(f"operator console: {url}")

@@ -41,14 +41,17 @@ def open_console(
     refresh_s: float = 2.0,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     notify_posts: PostNotifier | None = None,
+    cookie_secure: bool = False,
 ) -> Console:
-    """The console on its folder (posts, uploads, audit), not started."""
+    """The console on its folder (posts, uploads, audit), not started. `cookie_secure` marks the
+    session cookie `Secure`: set it when browsers reach the console over HTTPS (a proxy)."""
     console = Console.open(
         data_dir,
         Sources(worksites=worksites, alerts=alerts, influx=influx, sites=known_sites(influx)),
         refresh_s=refresh_s,
         max_upload_bytes=max_upload_bytes,
         orgs=orgs,
+        cookie_secure=cookie_secure,
     )
     if notify_posts is not None:
         console.notify_posts = notify_posts

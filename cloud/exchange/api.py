@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Query, Request
 from cloud.core.orgs import ID_PATTERN
 from cloud.core.worksites import WorksiteShelf
 from cloud.exchange.entities import city_work
-from cloud.io.http import CallerDep
+from cloud.io.http import CallerDep, refusals
 
 router = APIRouter(tags=["exchange"])
 
@@ -28,6 +28,7 @@ def _shelf(request: Request) -> WorksiteShelf:
 @router.get(
     "/worksites/{worksite_id}/ngsi-ld",
     summary="The worksite as an NGSI-LD CityWork entity (FIWARE Smart Data Models)",
+    responses=refusals(404),
 )
 def worksite_ngsi_ld(
     request: Request,
