@@ -50,6 +50,7 @@ from cloud.ingest.push import PushOptions, PushService
 from cloud.ingest.push import router as push_router
 from cloud.io.http import BodyLimit, document_refusals
 from cloud.io.ledger import BatchLedger
+from cloud.io.mqtt import BrokerConnection, Outbound
 from cloud.rules.api import router as alerts_router
 from cloud.rules.store import AlertStore
 from cloud.transit.api import transit_feeds
@@ -224,8 +225,19 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
     store = WorksiteStore.open(process.db_url, area=PRATO_AREA)
     alerts = AlertStore(process.alerts_db)
     stop = threading.Event()
+    # One broker connection for the whole process (client ids are bound to usernames: a second
+    # one under the API's identity would take the first one's place): the coordination findings
+    # and the console's notifications publish on it.
+    outbound: Outbound | None = None
+    connection: BrokerConnection | None = None
     if process.coordination_broker is not None:
-        coordination = CoordinationAlerts(store, process.coordination_broker)
+        connection = BrokerConnection(process.coordination_broker, client_id="sitroom-api", persistent=False)
+        outbound = Outbound()
+        outbound.attach(connection.start(wait_s=None))
+        shared = outbound
+        coordination = CoordinationAlerts(
+            store, lambda alerts: shared.publish([(a.topic, a.to_json()) for a in alerts])
+        )
         threading.Thread(target=coordination.run, args=(stop,), name="worksite-alerts", daemon=True).start()
     console = None
     if process.console_dir is not None:
@@ -238,7 +250,7 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
             influx=influx_client(settings),
             orgs=store.orgs,
             max_upload_bytes=upload_limit(process.options.max_body_bytes),
-            notify_posts=post_notifier(settings, url),
+            notify_posts=post_notifier(settings, url, outbound),
             cookie_secure=process.cookie_secure,
         )
         console.start()
@@ -274,6 +286,8 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
         stop.set()
         if console is not None:
             console.stop()
+        if connection is not None:
+            connection.stop()
 
 
 def _report(direct: DirectIngest, stop: threading.Event, interval_s: float = 10.0) -> None:

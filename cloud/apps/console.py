@@ -16,6 +16,7 @@ from cloud.core.settings import CloudSettings
 from cloud.core.worksites import WorksiteBook
 from cloud.io.influx.client import InfluxClient
 from cloud.io.influx.sites import InfluxSites
+from cloud.io.mqtt import Outbound
 
 DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 
@@ -58,10 +59,12 @@ def open_console(
     return console
 
 
-def post_notifier(settings: CloudSettings, console_url: str | None = None) -> PostNotifier | None:
+def post_notifier(
+    settings: CloudSettings, console_url: str | None = None, outbound: Outbound | None = None
+) -> PostNotifier | None:
     """Mentions of organisations that are not watching go out as the rules engine's alerts do:
     through the rules file's notification routes (None when it routes nothing)."""
-    notifier = notifier_for(rules_path(settings), settings, only_if_routed=True)
+    notifier = notifier_for(rules_path(settings), settings, only_if_routed=True, outbound=outbound)
     return notifier_hook(notifier, console_url) if notifier is not None else None
 
 

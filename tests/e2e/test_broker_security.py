@@ -23,6 +23,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -36,11 +37,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud.apps.cli.provision import group as provision
 from cloud.dev.servers import Mosquitto, env_without_proxies, free_port
+from cloud.io.mqtt import BrokerConnection, Outbound
+from cloud.notify import NotificationsConfig, build_channels
 from cloud.provision.broker import paths
 from cloud.provision.ca import CertificateAuthority
 from cloud.provision.registry import IdentityRegistry
+from edge.contract import BrokerAddress
 
-from support import unique, wait_until
+from support import parking_full, unique, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -738,3 +742,30 @@ def test_a_second_connection_as_the_same_identity_replaces_the_first(deployment:
     finally:
         first.stop()
         second.stop()
+
+
+def test_a_services_notification_channel_publishes_on_the_services_own_connection_not_a_rival_one(
+    deployment: Deployment, monitor: Client
+) -> None:
+    # With client ids bound to usernames, a second connection under the rules service's identity
+    # would take the service's session over; its `mqtt` channel publishes on the service's own.
+    secret = creds(deployment.folder, "svc.rules")
+    address = BrokerAddress("127.0.0.1", deployment.port, username="svc.rules", password=secret["password"])
+    service = BrokerConnection(address, client_id="sitroom-rules-main").start()
+    outbound = Outbound()
+    outbound.attach(service)
+    config = NotificationsConfig.model_validate(
+        {"channels": [{"type": "mqtt", "name": "alerts"}], "routes": [{"channels": ["alerts"]}]}
+    )
+    channels = build_channels(config, address, outbound)
+    alert = parking_full(datetime.now(UTC), rule=unique("takeover-"))
+    try:
+        channels["alerts"].send([alert])
+
+        wait_until(lambda: alert.to_json() in monitor.received(alert.topic), 20, what="the alert")
+        assert service.connected.is_set()
+        assert service.generation == 1  # never kicked off and reconnected
+    finally:
+        for channel in channels.values():
+            channel.close()
+        service.stop()
