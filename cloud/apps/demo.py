@@ -1,11 +1,13 @@
 """`sitroom demo`: a simulated Prato streaming end to end on servers of its own.
 
 It starts Mosquitto and InfluxDB (standard ports when free), the ingest and rules services,
-one `sitroom gateway run` process per gateway config — processes, as on real street boxes — and
-a bus operator's feeds with their reader (`cloud/dev/demo_transit.py`: the Prato network imported,
-its GTFS-Realtime feed read by `sitroom transit read`), then shows progress until `--duration` or
-Ctrl-C, and stops everything in order: gateways and the reader first, then it waits until ingest
-has stored what they published, then the cloud services, then the servers.
+one `sitroom gateway run` process per gateway config — processes, as on real street boxes —,
+the data exchange (`demo_exchange.py`: a utility's fleet through the push API, a partner's car
+parks as NGSI-LD notifications) and a bus operator's feeds with their reader
+(`cloud/dev/demo_transit.py`: the Prato network imported, its GTFS-Realtime feed read by
+`sitroom transit read`), then shows progress until `--duration` or Ctrl-C, and stops everything
+in order: gateways, partners and the reader first, then it waits until ingest has stored what
+they published, then the cloud services, then the servers.
 
 As production does (docs/decisions/0014-demo-supervision.md): the broker is provisioned, with
 an identity and ACL for every process and no anonymous client (`cloud/dev/demo_broker.py`);
@@ -40,6 +42,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cloud.apps.api import ApiOptions, create_app
 from cloud.apps.console import open_console
+from cloud.apps.demo_exchange import DemoExchange, DemoExchangeSetup, ExchangeCounts
 from cloud.console.app import Console
 from cloud.console.store import ConsoleStore
 from cloud.core.alerts import AlertNotFoundError
@@ -195,7 +198,7 @@ def count_worksite_points(influx: InfluxClient) -> int:
 
 # A run's stream starts empty every time: old broker sessions and old points would skew its
 # counts (published == stored). What operators made in the console stays (`KEPT_STORES`).
-RUN_STATE = ("mosquitto", "influxdb", "gateways", "logs", "influx-users.json", "transit")
+RUN_STATE = ("mosquitto", "influxdb", "gateways", "logs", "exchange", "influx-users.json", "transit")
 ALERTS_DB = "alerts.db"
 WORKSITES_DB = "worksites/worksites.db"
 CONSOLE_DB = "console/console/console.db"  # start_console(DIR/console) → its folder `console`
@@ -241,6 +244,9 @@ class Demo:
         self.logs_dir = opts.data_dir / "logs"
         self.reader: tuple[str, str] = ("", "")
         self.acked: int | None = None  # the alert the demo's operator acknowledged
+        self.api_url = ""
+        self.exchange: DemoExchange | None = None
+        self.exchanged = ExchangeCounts()
         self.folder = DemoFolder(opts.data_dir)
         self.supervisor: Supervisor | None = None
 
@@ -409,6 +415,13 @@ class Demo:
             feed = BrokerConnection(broker.feed_address(), client_id=feed_id, persistent=False).start()
             self._start_cloud_services(env, broker)
             stop_console = self._start_console(env, influxd.url)
+            self.exchange = DemoExchange(
+                DemoExchangeSetup(
+                    opts.data_dir, self.logs_dir, env, self.api_url, env["SITROOM_WORKSITES_DB"], free_port()
+                )
+            )
+            for line in self.exchange.start():
+                out(line)
             gateways = []
             for cfg in opts.configs:
                 name = f"gateway-{cfg.stem}"
@@ -436,6 +449,8 @@ class Demo:
             summary = self._summary(
                 started, sim_start, published, count_stored(influx), gateways, mosquitto, influxd
             )
+            summary["readings_pushed"] = self.exchanged.pushed
+            summary["readings_notified"] = self.exchanged.notified
             summary["transit"] = self._transit_summary(influx)
             summary["dead_letters_injected"] = injected
             summary["worksite_points"] = count_worksite_points(influx)
@@ -447,6 +462,8 @@ class Demo:
         finally:
             if stop_console is not None:
                 stop_console()
+            if self.exchange is not None:
+                self.exchange.close()
             self.supervisor.close()
             for conn in (feed, watcher):
                 if conn is not None:
@@ -481,7 +498,9 @@ class Demo:
                 injected = inject_bad_feed(feed)
                 out(f"  a misconfigured legacy feed sends {injected} bad messages (to dead-letter)")
             self._acknowledge_first_alert(alerts_db)
-            failed = self.supervisor.failed
+            failed = dict(self.supervisor.failed)
+            if self.exchange is not None:
+                failed |= dict.fromkeys(self.exchange.stopped_unexpectedly(), "stopped")
             if failed:
                 why = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
                 out(f"  stopped unexpectedly: {why} — see {self.logs_dir}")
@@ -492,10 +511,12 @@ class Demo:
         return injected
 
     def _drain(self, influx: InfluxClient, gateways: list[str], feeds: list[str]) -> int:
-        """Stop the gateways and the feed readers, then wait until ingest stored what they
-        published; how many."""
+        """Stop the gateways, the partners and the feed readers, then wait until ingest stored
+        what they published; how many."""
         out("Stopping gateways …")
         self._stop([*gateways, *feeds])
+        if self.exchange is not None:
+            self.exchanged = self.exchange.stop_senders()
         w = self.watch
         wait_until(
             lambda: (
@@ -506,7 +527,7 @@ class Demo:
             10,
         )
         self._stop([SIMULATOR])
-        published = self.watch.published()
+        published = self.watch.published() + self.exchanged.total
         out(f"Waiting for ingest to store {published:,} readings …")
         deadline = time.monotonic() + self.opts.drain_timeout_s
         while time.monotonic() < deadline and count_stored(influx) < published:
@@ -642,9 +663,11 @@ class Demo:
         api_args = [
             "cloud", "api", "--db", env["SITROOM_WORKSITES_DB"], "--demo-data", "--port", str(api_port),
             "--mqtt-url", broker.url,
+            # --push: it also takes data in (the push API, NGSI-LD notifications; demo_exchange.py).
+            "--push",
         ]  # fmt: skip
         self._spawn("api", api_args, env | broker.service_env("api"))
-        api_url = f"http://127.0.0.1:{api_port}"
+        api_url = self.api_url = f"http://127.0.0.1:{api_port}"
         self.folder.record_url("worksites", f"{api_url}/docs")
         out(f"  Worksites    {api_url}/docs  (map: /feeds/live.geojson, /feeds/wzdx.json)")
         # The broker keeps nothing for a subscriber it has never seen: data published before
@@ -778,12 +801,14 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
 
 def done_line(summary: dict[str, Any]) -> str:
-    """`2,065 readings published, 2,065 stored, …, 1 restart (ingest 1).`"""
+    """`3,240 readings published (84 pushed, 84 notified), 3,240 stored, …, 1 restart (ingest 1).`"""
     total = int(summary.get("restarts_total", 0))
     which = ", ".join(f"{name} {n}" for name, n in summary.get("restarts", {}).items() if n)
     restarts = f"{total} restart{'' if total == 1 else 's'}" + (f" ({which})" if which else "")
+    pushed, notified = summary.get("readings_pushed", 0), summary.get("readings_notified", 0)
+    partners = f" ({pushed:,} pushed, {notified:,} notified)" if pushed or notified else ""
     return (
-        f"{summary['readings_published']:,} readings published, "
+        f"{summary['readings_published']:,} readings published{partners}, "
         f"{summary['readings_stored']:,} stored, "
         f"{summary['alerts_raised']} alerts raised, {summary['dead_letters']} dead letters, "
         f"{summary['gateways']} gateways, {restarts}."

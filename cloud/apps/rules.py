@@ -13,7 +13,9 @@ from cloud.core.geo import PRATO_AREA
 from cloud.core.settings import CloudSettings
 from cloud.dashboards.push import GrafanaAnnotator, connect
 from cloud.io.db import make_engine
+from cloud.io.mqtt import Outbound
 from cloud.notify import NotificationsConfig, Notifier, build_channels
+from cloud.notify.outbox import SqlOutbox
 from cloud.rules.engine import DEFAULT_RULES, Engine, RulesFileError, load_rules, read_rules_file
 from cloud.rules.service import Periodic, RulesService
 from cloud.rules.store import AlertStore
@@ -31,21 +33,44 @@ def rules_path(settings: CloudSettings, rules_file: Path | None = None) -> Path:
 
 
 @overload
-def notifier_for(path: Path, settings: CloudSettings) -> Notifier: ...
+def notifier_for(
+    path: Path, settings: CloudSettings, *, outbox_db: str | None = None, outbound: Outbound | None = None
+) -> Notifier: ...
 
 
 @overload
-def notifier_for(path: Path, settings: CloudSettings, *, only_if_routed: bool) -> Notifier | None: ...
+def notifier_for(
+    path: Path,
+    settings: CloudSettings,
+    *,
+    only_if_routed: bool,
+    outbox_db: str | None = None,
+    outbound: Outbound | None = None,
+) -> Notifier | None: ...
 
 
-def notifier_for(path: Path, settings: CloudSettings, *, only_if_routed: bool = False) -> Notifier | None:
+def notifier_for(
+    path: Path,
+    settings: CloudSettings,
+    *,
+    only_if_routed: bool = False,
+    outbox_db: str | None = None,
+    outbound: Outbound | None = None,
+) -> Notifier | None:
     """The notification channels and routes of a rules file (its `notifications:` section);
-    with `only_if_routed`, None when it routes nothing."""
+    with `only_if_routed`, None when it routes nothing. With `outbox_db` (the alert store's
+    database), pending deliveries are kept there and outlive a crash; else in memory."""
     raw = read_rules_file(path)
     config = NotificationsConfig.model_validate(raw.notifications or {})
     if only_if_routed and not config.routes:
         return None
-    return Notifier(config, build_channels(config, settings.broker))
+    outbox = SqlOutbox(make_engine(outbox_db)) if outbox_db else None
+    return Notifier(
+        config,
+        build_channels(config, settings.broker, outbound),
+        outbox=outbox,
+        owner=f"rules-{settings.instance}",
+    )
 
 
 def grafana_annotator(settings: CloudSettings) -> AlertSink | None:
@@ -71,10 +96,12 @@ def build_rules_service(
     path = rules_path(settings, rules_file)
     try:
         engine = Engine(load_rules(path, open_registry_lookup))
-        notifier = notifier_for(path, settings)
+        # The channels publish on the service's own connection, attached once it exists.
+        outbound = Outbound()
+        notifier = notifier_for(path, settings, outbox_db=alerts_db, outbound=outbound)
     except (RulesFileError, ValidationError, ValueError) as exc:
         raise RulesSetupError(f"{path}: {exc}") from None
-    return RulesService(
+    service = RulesService(
         settings,
         engine,
         store=AlertStore(alerts_db),
@@ -84,3 +111,5 @@ def build_rules_service(
         periodic=worksite_snapshots(settings),
         open_registry=open_registry_lookup,
     )
+    outbound.attach(service.conn)
+    return service

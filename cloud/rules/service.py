@@ -25,10 +25,11 @@ from cloud.io.mqtt import BrokerConnection
 from cloud.rules.engine import Engine, RegistryOpener, RulesFileError, load_rules
 from cloud.rules.relay import OperatorRelay
 from cloud.rules.store import AlertStore
-from edge.contract import ContractError, loads, topics
+from edge.contract import ContractError, is_id, loads, topics
 from edge.contract.topics import Channel
 
 log = logging.getLogger(__name__)
+_SERVICES = f"{topics.ROOT}/services/"
 
 
 class Periodic(Protocol):
@@ -104,6 +105,8 @@ class RulesService:
                 (f"{topics.ROOT}/{org}/+/{Channel.STATUS.value}", 1),
                 # The gateways' declared sensor kinds, for the admission (as ingest learns them).
                 (f"{topics.ROOT}/{org}/+/{Channel.META.value}", 1),
+                # The cloud services' own health (ingest's), for the watchdog rules.
+                (topics.ALL_SERVICE_HEALTH, 0),
             ],
             on_message=self._on_message,
         )
@@ -186,6 +189,8 @@ class RulesService:
         return True
 
     def handle(self, topic: str, payload: bytes) -> list[Alert]:
+        if topic.startswith(_SERVICES):
+            return self.handle_service_health(topic, payload)
         # Ingest dead-letters what the admission refuses; here it is only skipped, by the same verdict.
         try:
             where = topics.parse(topic)
@@ -201,9 +206,23 @@ class RulesService:
         except (ContractError, ValidationError):
             return []
         out: list[Alert] = []
+        arrived = self.engine.wall_clock()
         for r in judged.readings:
-            out.extend(self.engine.observe(r))
+            out.extend(self.engine.observe(r, arrived))
         return out
+
+    def handle_service_health(self, topic: str, payload: bytes) -> list[Alert]:
+        """`sr/v1/services/{service}/{instance}/health`: a JSON object, or ignored."""
+        parts = topic.split("/")
+        if len(parts) != 6 or parts[5] != "health" or not (is_id(parts[3]) and is_id(parts[4])):
+            return []
+        try:
+            report = loads(payload)
+        except ContractError:
+            return []
+        if not isinstance(report, dict):
+            return []
+        return self.engine.service_health(parts[3], parts[4], report)
 
     def every_second(self) -> list[Alert]:
         """The clock's work: the engine's time-driven checks (staleness), what operators did in

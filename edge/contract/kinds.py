@@ -36,6 +36,7 @@ class SensorKind(StrEnum):
     FLEET = "fleet"  # a vehicle position fix
     TRANSIT_VEHICLE = "transit_vehicle"  # a bus or tram position from a GTFS-Realtime feed
     TRANSIT_DELAY = "transit_delay"  # a trip's delay as it passed one stop (GTFS-Realtime)
+    EV_CHARGING = "ev_charging"  # an electric-vehicle charging station's state
 
 
 # GTFS-Realtime enums (VehiclePosition.VehicleStopStatus, OccupancyStatus), lower-cased.
@@ -207,6 +208,16 @@ KINDS: dict[SensorKind, KindSpec] = {
             fixed_tags=True,
             reports_periodically=False,
         ),
+        KindSpec(
+            SensorKind.EV_CHARGING,
+            "State of an electric-vehicle charging station (Smart Data Models EVChargingStation).",
+            (
+                FieldSpec("capacity", "int", "vehicles", 1, 1_000, "vehicles that can charge at once"),
+                FieldSpec("available", "int", "vehicles", 0, 1_000, "vehicles that can start charging now"),
+                # Optional: an operator that publishes no status gives no verdict on service.
+                FieldSpec("in_service", "bool", "", 0, 1, "the station works", required=False),
+            ),
+        ),
     )
 }
 
@@ -216,6 +227,7 @@ KINDS: dict[SensorKind, KindSpec] = {
 NOT_ABOVE: dict[SensorKind, tuple[tuple[str, str], ...]] = {
     SensorKind.PARKING: (("occupied", "capacity"),),
     SensorKind.TRAFFIC: (("heavy", "vehicles"),),
+    SensorKind.EV_CHARGING: (("available", "capacity"),),
 }
 
 

@@ -33,7 +33,7 @@ from edge.contract import (
     short_repr,
 )
 from edge.contract.batch import MAX_READINGS_PER_BATCH, MAX_SEQ
-from edge.contract.kinds import cross_field_error
+from edge.contract.kinds import NOT_ABOVE, cross_field_error
 
 # ---------------------------------------------------------------------------------------------
 # Strategies: valid values straight from the declarations in edge.contract.kinds.
@@ -51,7 +51,7 @@ aware_datetimes = st.datetimes(
     timezones=utc_offsets,
 )
 # The cross-field rules of kinds.cross_field_error, as (field that must not exceed, its bound).
-CROSS_FIELD_BOUND = {"occupied": "capacity", "heavy": "vehicles"}
+CROSS_FIELD_BOUND = {name: bound for rules in NOT_ABOVE.values() for name, bound in rules}
 
 
 def field_values(spec: FieldSpec) -> st.SearchStrategy[float | int | bool | str]:

@@ -22,6 +22,7 @@ from edge.contract import (
     schema_error,
     to_utc_ms,
 )
+from edge.contract.kinds import NOT_ABOVE
 
 TS = datetime(2026, 11, 24, 8, tzinfo=UTC)
 
@@ -51,6 +52,7 @@ VALID_FIELDS: dict[SensorKind, dict[str, Any]] = {
     },
     SensorKind.TRANSIT_DELAY: {"trip": "LAM-BLU_feriale_0712", "stop_sequence": 7, "status": "scheduled",
                                "delay_s": -40},
+    SensorKind.EV_CHARGING: {"capacity": 4, "available": 1, "in_service": True},
 }  # fmt: skip
 NUMERIC_FIELDS = [
     (spec.kind, f) for spec in KINDS.values() for f in spec.fields if f.type in ("int", "float")
@@ -143,14 +145,11 @@ def test_an_in_range_number_is_accepted_and_normalised_to_the_declared_type(
         sent = int(value) if value.is_integer() and data.draw(st.booleans()) else value
     fields = with_fields(kind, **{spec.name: sent})
     # Keep the cross-field rules out of this test: the bound follows the value.
-    if spec.name == "occupied" and kind is SensorKind.PARKING:
-        fields["capacity"] = max(1, int(value))
-    if spec.name == "capacity":
-        fields["occupied"] = 0
-    if spec.name == "heavy":
-        fields["vehicles"] = int(value)
-    if spec.name == "vehicles":
-        fields["heavy"] = 0
+    for name, bound in NOT_ABOVE.get(kind, ()):
+        if spec.name == name:
+            fields[bound] = max(int(KINDS[kind].by_name[bound].minimum), int(value))
+        if spec.name == bound:
+            fields[name] = int(KINDS[kind].by_name[name].minimum)
 
     normalised = reading(kind, fields=fields).fields[spec.name]
 
