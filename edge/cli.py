@@ -331,6 +331,11 @@ def tail_command(
     help="gtfs-rt: HTTP port.",
 )
 @click.option("--cancel", "cancelled", multiple=True, help="gtfs-rt: a trip_id to cancel (repeatable).")
+@click.option(
+    "--sim-start",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
+    help="gtfs-rt: the simulated time at start (aware), as `sitroom gateway run --sim-start`.",
+)
 def simulate_command(
     device: str,
     link: Path | None,
@@ -342,6 +347,7 @@ def simulate_command(
     feed: Path | None,
     http_port: int,
     cancelled: tuple[str, ...],
+    sim_start: datetime | None,
 ) -> None:
     """Run a virtual device that speaks the real bytes: a GPS receiver (NMEA) or a traffic
     counter ($TCR) on a pseudo-terminal behind --link, or Bosch parking sensors' ChirpStack
@@ -349,7 +355,7 @@ def simulate_command(
     public-transport operator's GTFS-Realtime feed over HTTP, played from a GTFS feed on the
     clock (delays, cancelled trips, a detour); point `sitroom transit read` at it."""
     if device == "gtfs-rt":
-        _simulate_gtfs_rt(feed, http_port, cancelled, speed, duration)
+        _simulate_gtfs_rt(feed, http_port, cancelled, speed, duration, sim_start)
         return
 
     all_defaults: dict[str, dict[str, Any]] = {
@@ -402,7 +408,12 @@ def simulate_command(
 
 
 def _simulate_gtfs_rt(
-    feed: Path | None, port: int, cancelled: tuple[str, ...], speed: float, duration: float | None
+    feed: Path | None,
+    port: int,
+    cancelled: tuple[str, ...],
+    speed: float,
+    duration: float | None,
+    sim_start: datetime | None,
 ) -> None:
     # Only this command loads protobuf and the GTFS codec: a street gateway's `sitroom` never
     # does (tests/edge/test_gtfs_codec.py), so these imports stay here, not at the top.
@@ -415,9 +426,12 @@ def _simulate_gtfs_rt(
         network = Network.load(static)
     except FeedError as exc:
         raise click.ClickException(f"{feed}: {exc}") from None
-    clock = (
-        SimClock.replaying(speed, horizon_s=duration or 3600) if speed > 1 else SimClock(1, datetime.now(UTC))
-    )
+    if sim_start is not None:  # the demo's clock, shared with its gateways
+        clock = SimClock(speed, sim_start)
+    elif speed > 1:
+        clock = SimClock.replaying(speed, horizon_s=duration or 3600)
+    else:
+        clock = SimClock(1, datetime.now(UTC))
     generator = FeedGenerator(network, clock, Scenario(cancelled=cancelled))
     server = GtfsRtServer(
         generator, host="127.0.0.1", port=port, refresh_s=max(1.0, 10.0 / speed), static_zip=static

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from support_transit import bus_operator
 
 from cloud.apps.api import WaysIn
 from cloud.apps.demo import inject_bad_feed
@@ -119,9 +120,10 @@ def broker(mosquitto: Mosquitto) -> BrokerAddress:
 def demo_data_db(
     mosquitto: Mosquitto, influxd: Influxd, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """A database holding the demo's data: every gateway in firmware_configs/, an hour of Prato
-    replayed at x600 through the real broker, ingest and rules; Prato's demo worksites written
-    from their registry by the rules service; one alert acknowledged by an operator, as
+    """A database holding the demo's data: every gateway in firmware_configs/ and a bus
+    operator's GTFS-Realtime feed read by its reader (support_transit.bus_operator), an hour of
+    Prato replayed at x600 through the real broker, ingest and rules; Prato's demo worksites
+    written from their registry by the rules service; one alert acknowledged by an operator, as
     `sitroom demo` does. Yields the database's name."""
     configs = [load(p) for p in sorted((REPO / "firmware_configs").glob("*.yaml"))]
     database = unique("demo_")
@@ -151,11 +153,12 @@ def demo_data_db(
         agents = [Agent(c, clock=clock, state_dir=state, broker_url=mosquitto.url) for c in configs]
         stop = threading.Event()
         threads = [threading.Thread(target=a.run, args=(stop, 6.0)) for a in agents]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        published = sum(a.counters.readings_published for a in agents)
+        with bus_operator(mosquitto.url, clock, tmp_path_factory.mktemp("demo-transit")) as reader:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        published = sum(a.counters.readings_published for a in agents) + reader.stats.readings_published
         wait_until(lambda: count_points(client) == published, 30, what="demo data stored")
         wait_until(lambda: client.series('SELECT count("active") FROM "alerts"'), 10, what="demo alerts")
         # An operator takes the first open alert, so that time to acknowledge has data.

@@ -15,11 +15,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from google.transit import gtfs_realtime_pb2 as rt
 
 from cloud.dev.servers import free_port
+from cloud.transit.realtime.config import ReaderConfig
+from cloud.transit.realtime.publisher import Publisher
+from cloud.transit.realtime.reader import TransitReader
+from cloud.transit.store import TransitStore
+from edge.contract import BrokerAddress
 from edge.contract.gtfs.static import Area
+from edge.simulators.clock import Clock
+from edge.simulators.gtfs_rt import FeedGenerator, GtfsRtServer, Network, Scenario
 from edge.simulators.transit import PRATO_BUS_DIR, PRATO_OPERATOR, prato_feed_zip
 
 # ---------------------------------------------------------------------------------------------
@@ -55,6 +63,21 @@ def replaced_line(name: str, starts: str, new: str) -> bytes:
         content[line_of(name, starts) - 1] = new
 
     return edited(name, edit)
+
+
+def around_the_clock_feed_zip() -> bytes:
+    """The Prato feed with its Circolare running every day around the clock, every 15 minutes:
+    for tests that replay the last hour whatever the hour (the network sleeps at night, and
+    runs the Circolare on weekdays only)."""
+    calendar = [*lines("calendar.txt"), "ALL,1,1,1,1,1,1,1,20260101,20281231"]
+    trips = [
+        line.replace(",FER,CIRC_ALL_0_template,", ",ALL,CIRC_ALL_0_template,") for line in lines("trips.txt")
+    ]
+    frequencies = [lines("frequencies.txt")[0], "CIRC_ALL_0_template,00:00:00,24:00:00,900,0"]
+    return prato_feed_zip(
+        {name: ("\n".join(content) + "\n").encode() for name, content in
+         (("calendar.txt", calendar), ("trips.txt", trips), ("frequencies.txt", frequencies))}
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,3 +310,41 @@ def feed_server(served: Served) -> Iterator[str]:
 
 
 __all__ = ["OPERATOR", "PRATO_AREA", "prato_feed_zip"]
+
+
+# ---------------------------------------------------------------------------------------------
+# A bus operator, as the demo runs one.
+
+
+@contextmanager
+def bus_operator(
+    mqtt_url: str, clock: Clock, folder: Path, source: str = "gtfs-rt-demo"
+) -> Iterator[TransitReader]:
+    """The simulator on `clock` playing the around-the-clock Prato feed, and a reader of it
+    publishing to `mqtt_url` until the block ends (it then says its final health)."""
+    static = around_the_clock_feed_zip()
+    store = TransitStore.open(f"sqlite:///{folder / 'transit.db'}")
+    store.import_feed(static, operator=OPERATOR, area=PRATO_AREA)
+    server = GtfsRtServer(
+        FeedGenerator(Network.load(static), clock, Scenario()),
+        host="127.0.0.1",
+        port=free_port(),
+        refresh_s=1.0,
+        static_zip=static,
+    )
+    server.start()
+    config = ReaderConfig.model_validate(
+        {"operator": OPERATOR, "source": source, "feeds": [{"url": f"{server.url}/gtfs-rt"}],
+         "interval_s": 1, "health_interval_s": 1, "stale_after_s": 60}
+    )  # fmt: skip
+    reader = TransitReader(config, store, Publisher(BrokerAddress.parse(mqtt_url), OPERATOR, source))
+    stop = threading.Event()
+    running = threading.Thread(target=reader.run, args=(stop,), name="bus-operator")
+    running.start()
+    try:
+        yield reader
+    finally:
+        stop.set()
+        running.join(30)
+        server.stop()
+        store.close()

@@ -49,9 +49,10 @@ from cloud.feeds.sites import sites_feed
 from cloud.ingest.direct import DirectIngest
 from cloud.ingest.push import PushOptions, PushService
 from cloud.ingest.push import router as push_router
-from cloud.io.http import BodyLimit
+from cloud.io.http import BodyLimit, document_refusals
 from cloud.io.influx.client import InfluxClient
 from cloud.io.ledger import BatchLedger
+from cloud.io.mqtt import BrokerConnection, Outbound
 from cloud.rules.api import router as alerts_router
 from cloud.rules.store import AlertStore
 from cloud.transit.api import transit_feeds
@@ -197,6 +198,15 @@ def create_app(
         allow_headers=["Authorization"],
     )
     app.add_middleware(BodyLimit, limit=opts.max_body_bytes)
+    generated = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # The document says what the handlers above and the middlewares answer (issue 18 point 13).
+        if app.openapi_schema is None:
+            app.openapi_schema = document_refusals(generated())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
@@ -218,6 +228,7 @@ class ApiProcess:
     coordination_broker: BrokerAddress | None = None  # publish conflict/synergy/redig alerts
     console_dir: Path | None = None
     push: PushOptions | None = None  # take data in (push API, NGSI-LD notifications): needs write access
+    cookie_secure: bool = False  # the console's session cookie only over HTTPS
 
 
 # Puts demo data into the registry (and the console, when one is served); the demo's wiring
@@ -230,8 +241,19 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
     store = WorksiteStore.open(process.db_url, area=PRATO_AREA)
     alerts = AlertStore(process.alerts_db)
     stop = threading.Event()
+    # One broker connection for the whole process (client ids are bound to usernames: a second
+    # one under the API's identity would take the first one's place): the coordination findings
+    # and the console's notifications publish on it.
+    outbound: Outbound | None = None
+    connection: BrokerConnection | None = None
     if process.coordination_broker is not None:
-        coordination = CoordinationAlerts(store, process.coordination_broker)
+        connection = BrokerConnection(process.coordination_broker, client_id="sitroom-api", persistent=False)
+        outbound = Outbound()
+        outbound.attach(connection.start(wait_s=None))
+        shared = outbound
+        coordination = CoordinationAlerts(
+            store, lambda alerts: shared.publish([(a.topic, a.to_json()) for a in alerts])
+        )
         threading.Thread(target=coordination.run, args=(stop,), name="worksite-alerts", daemon=True).start()
     console = None
     transit = bus_network(store)
@@ -246,7 +268,8 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
             influx=influx,
             orgs=store.orgs,
             max_upload_bytes=upload_limit(process.options.max_body_bytes),
-            notify_posts=post_notifier(settings, url),
+            notify_posts=post_notifier(settings, url, outbound),
+            cookie_secure=process.cookie_secure,
             transit=transit,
         )
         console.start()
@@ -289,6 +312,8 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
         stop.set()
         if console is not None:
             console.stop()
+        if connection is not None:
+            connection.stop()
 
 
 def _report(direct: DirectIngest, stop: threading.Event, interval_s: float = 10.0) -> None:

@@ -17,6 +17,7 @@ from cloud.core.transit import TransitNetwork
 from cloud.core.worksites import WorksiteBook
 from cloud.io.influx.client import InfluxClient
 from cloud.io.influx.sites import InfluxSites
+from cloud.io.mqtt import Outbound
 
 DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 
@@ -42,9 +43,11 @@ def open_console(
     refresh_s: float = 2.0,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     notify_posts: PostNotifier | None = None,
+    cookie_secure: bool = False,
     transit: TransitNetwork | None = None,
 ) -> Console:
-    """The console on its folder (posts, uploads, audit), not started."""
+    """The console on its folder (posts, uploads, audit), not started. `cookie_secure` marks the
+    session cookie `Secure`: set it when browsers reach the console over HTTPS (a proxy)."""
     console = Console.open(
         data_dir,
         Sources(
@@ -53,16 +56,19 @@ def open_console(
         refresh_s=refresh_s,
         max_upload_bytes=max_upload_bytes,
         orgs=orgs,
+        cookie_secure=cookie_secure,
     )
     if notify_posts is not None:
         console.notify_posts = notify_posts
     return console
 
 
-def post_notifier(settings: CloudSettings, console_url: str | None = None) -> PostNotifier | None:
+def post_notifier(
+    settings: CloudSettings, console_url: str | None = None, outbound: Outbound | None = None
+) -> PostNotifier | None:
     """Mentions of organisations that are not watching go out as the rules engine's alerts do:
     through the rules file's notification routes (None when it routes nothing)."""
-    notifier = notifier_for(rules_path(settings), settings, only_if_routed=True)
+    notifier = notifier_for(rules_path(settings), settings, only_if_routed=True, outbound=outbound)
     return notifier_hook(notifier, console_url) if notifier is not None else None
 
 

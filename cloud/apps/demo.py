@@ -1,10 +1,12 @@
 """`sitroom demo`: a simulated Prato streaming end to end on servers of its own.
 
-It starts Mosquitto and InfluxDB (standard ports when free), the ingest and rules services and
-one `sitroom gateway run` process per gateway config — processes, as on real street boxes — and
+It starts Mosquitto and InfluxDB (standard ports when free), the ingest and rules services,
+one `sitroom gateway run` process per gateway config — processes, as on real street boxes —,
 the data exchange (`demo_exchange.py`: a utility's fleet through the push API, a partner's car
-parks as NGSI-LD notifications), then shows progress until `--duration` or Ctrl-C, and stops
-everything in order: gateways and partners first, then it waits until ingest has stored what
+parks as NGSI-LD notifications) and a bus operator's feeds with their reader
+(`cloud/dev/demo_transit.py`: the Prato network imported, its GTFS-Realtime feed read by
+`sitroom transit read`), then shows progress until `--duration` or Ctrl-C, and stops everything
+in order: gateways, partners and the reader first, then it waits until ingest has stored what
 they published, then the cloud services, then the servers.
 
 As production does (docs/decisions/0014-demo-supervision.md): the broker is provisioned, with
@@ -51,6 +53,9 @@ from cloud.dev.apiserver import ThreadedApiServer
 from cloud.dev.demo_broker import DemoBroker, DemoBrokerError, provision_demo_broker, rescue_registry
 from cloud.dev.demo_data import add_demo_operators, demo_credentials, load_demo
 from cloud.dev.demo_folder import DemoFolder, DemoFolderError
+from cloud.dev.demo_transit import OPERATOR as TRANSIT_OPERATOR
+from cloud.dev.demo_transit import READER, SIMULATOR, DemoTransit, DemoTransitError
+from cloud.dev.demo_transit import SOURCE as TRANSIT_SOURCE
 from cloud.dev.report import render
 from cloud.dev.servers import (
     Influxd,
@@ -96,15 +101,21 @@ class DemoOptions:
     on_finished: Callable[[InfluxClient], None] | None = None
     drain_timeout_s: float = 60.0
     fresh: bool = False  # start from an empty data folder (default: keep the console's stores)
+    transit_feed: Path | None = None  # a GTFS feed for the bus simulator (default: the Prato network)
 
 
 @dataclass(slots=True)
 class Watch:
-    """What the demo hears on the broker: gateway health, alerts, dead letters, ingest health."""
+    """What the demo hears on the broker: gateway health, alerts, dead letters, ingest health;
+    and apart, the feed readers' (publishers as gateways are, but no gateway)."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     health: dict[str, dict[str, Any]] = field(default_factory=dict)
     status: dict[str, str] = field(default_factory=dict)
+    feed_keys: frozenset[str] = frozenset()  # `org/source` of the feed readers
+    feeds: dict[str, dict[str, Any]] = field(default_factory=dict)  # their health
+    feed_status: dict[str, str] = field(default_factory=dict)
+    feed_deadletters: int = 0  # the entities a reader refused (and any ingest refused of its readings)
     alerts_firing: list[dict[str, Any]] = field(default_factory=list)
     alerts_acknowledged: int = 0
     alerts_resolved: int = 0
@@ -132,13 +143,18 @@ class Watch:
                 else:
                     self.alerts_resolved += 1
             elif parts[2] == "deadletter":
-                self.deadletters += 1
+                if "/".join(parts[3:5]) in self.feed_keys:
+                    self.feed_deadletters += 1
+                else:
+                    self.deadletters += 1
             elif parts[2] == "services":
                 self.ingest = body
             elif parts[-1] == "health":
-                self.health[f"{parts[2]}/{parts[3]}"] = body
+                key = f"{parts[2]}/{parts[3]}"
+                (self.feeds if key in self.feed_keys else self.health)[key] = body
             elif parts[-1] == "status":
-                self.status[f"{parts[2]}/{parts[3]}"] = str(body.get("state"))
+                key = f"{parts[2]}/{parts[3]}"
+                (self.feed_status if key in self.feed_keys else self.status)[key] = str(body.get("state"))
 
     def ingest_started(self) -> None:
         """A new ingest process counts from 0: what its predecessor wrote stays counted."""
@@ -147,8 +163,14 @@ class Watch:
             self.ingest = {}
 
     def published(self) -> int:
+        """Readings the gateways and the feed readers published (their health says so)."""
         with self.lock:
-            return sum(int(h.get("readings_published", 0)) for h in self.health.values())
+            reports = [*self.health.values(), *self.feeds.values()]
+            return sum(int(h.get("readings_published", 0)) for h in reports)
+
+    def feed_published(self) -> int:
+        with self.lock:
+            return sum(int(h.get("readings_published", 0)) for h in self.feeds.values())
 
 
 def count_stored(influx: InfluxClient) -> int:
@@ -176,7 +198,7 @@ def count_worksite_points(influx: InfluxClient) -> int:
 
 # A run's stream starts empty every time: old broker sessions and old points would skew its
 # counts (published == stored). What operators made in the console stays (`KEPT_STORES`).
-RUN_STATE = ("mosquitto", "influxdb", "gateways", "logs", "exchange", "influx-users.json")
+RUN_STATE = ("mosquitto", "influxdb", "gateways", "logs", "exchange", "influx-users.json", "transit")
 ALERTS_DB = "alerts.db"
 WORKSITES_DB = "worksites/worksites.db"
 CONSOLE_DB = "console/console/console.db"  # start_console(DIR/console) → its folder `console`
@@ -210,7 +232,15 @@ class DemoError(RuntimeError):
 class Demo:
     def __init__(self, opts: DemoOptions) -> None:
         self.opts = opts
-        self.watch = Watch()
+        self.watch = Watch(feed_keys=frozenset({f"{TRANSIT_OPERATOR}/{TRANSIT_SOURCE}"}))
+        # The bus operator's feeds and their reader (cloud/dev/demo_transit.py).
+        self.transit = DemoTransit(
+            opts.data_dir,
+            registry_db=f"sqlite:///{opts.data_dir / WORKSITES_DB}",
+            port=free_port(),
+            speed=opts.speed,
+            feed=opts.transit_feed,
+        )
         self.logs_dir = opts.data_dir / "logs"
         self.reader: tuple[str, str] = ("", "")
         self.acked: int | None = None  # the alert the demo's operator acknowledged
@@ -250,7 +280,7 @@ class Demo:
             raise DemoError(str(exc)) from None
         try:
             return self._run(stop)
-        except (DemoFolderError, DemoBrokerError, SupervisorError, ServerStartError) as exc:
+        except (DemoFolderError, DemoBrokerError, DemoTransitError, SupervisorError, ServerStartError) as exc:
             raise DemoError(str(exc)) from None
         finally:
             self.folder.end()
@@ -292,6 +322,7 @@ class Demo:
                 why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 fix = "`--fresh` starts from an empty data folder"
                 raise DemoError(f"cannot open {path} ({why}): {fix}") from None
+        self.transit.prepare()  # its tables in the registry's database, before the API starts
 
     def _close_old_alerts(self) -> None:
         """Alerts an earlier run left active are resolved: the engine that raised them is gone,
@@ -405,18 +436,22 @@ class Demo:
                     env,
                 )  # fmt: skip
             out(f"  {len(gateways)} gateways, speed x{speed:g} (simulated time from {format_ts(sim_start)})")
+            # After the gateways: each process's clock starts at its own start, and a feed ahead
+            # of the gateways would move the rules' event time past them (gateway-silent).
+            self._start_transit(env, broker, sim_start)
             out(
                 f"  logs in {self.logs_dir}; stop with Ctrl-C"
                 + (f" or after {opts.duration_s:g} s" if opts.duration_s else "")
             )
             injected = self._progress_until_done(stop, feed, len(gateways), env["SITROOM_ALERTS_DB"])
-            published = self._drain(influx, gateways)
+            published = self._drain(influx, gateways, [READER])
             self._stop(["rules", "ingest"])
             summary = self._summary(
                 started, sim_start, published, count_stored(influx), gateways, mosquitto, influxd
             )
             summary["readings_pushed"] = self.exchanged.pushed
             summary["readings_notified"] = self.exchanged.notified
+            summary["transit"] = self._transit_summary(influx)
             summary["dead_letters_injected"] = injected
             summary["worksite_points"] = count_worksite_points(influx)
             if opts.on_finished is not None:
@@ -475,20 +510,23 @@ class Demo:
         self._acknowledge_first_alert(alerts_db)  # if one came in the last seconds
         return injected
 
-    def _drain(self, influx: InfluxClient, gateways: list[str]) -> int:
-        """Stop the gateways and the partners, then wait until ingest stored what they published;
-        how many."""
+    def _drain(self, influx: InfluxClient, gateways: list[str], feeds: list[str]) -> int:
+        """Stop the gateways, the partners and the feed readers, then wait until ingest stored
+        what they published; how many."""
         out("Stopping gateways …")
-        self._stop(gateways)
+        self._stop([*gateways, *feeds])
         if self.exchange is not None:
             self.exchanged = self.exchange.stop_senders()
+        w = self.watch
         wait_until(
             lambda: (
-                all(h.get("final") for h in self.watch.health.values())
-                and len(self.watch.health) >= len(gateways)
+                all(h.get("final") for h in [*w.health.values(), *w.feeds.values()])
+                and len(w.health) >= len(gateways)
+                and len(w.feeds) >= len(feeds)
             ),
             10,
         )
+        self._stop([SIMULATOR])
         published = self.watch.published() + self.exchanged.total
         out(f"Waiting for ingest to store {published:,} readings …")
         deadline = time.monotonic() + self.opts.drain_timeout_s
@@ -580,6 +618,40 @@ class Demo:
         self.folder.record_url("console", url)
         out(f"  Console      {url}  ({demo_credentials()})")
         return stop
+
+    def _start_transit(self, env: dict[str, str], broker: DemoBroker, sim_start: datetime) -> None:
+        """The operator's feed server (the simulator, on the demo's clock), its static feed
+        imported from it, then the reader under its own broker identity."""
+        transit = self.transit
+        self._spawn(SIMULATOR, transit.simulator_args(sim_start), env)
+        imported = transit.import_network()
+        self._spawn(READER, transit.reader_args(), env | broker.service_env(TRANSIT_SOURCE))
+        self.folder.record_url("gtfs-rt", f"{transit.url}/gtfs-rt")
+        out(f"  Transit      {transit.url}/gtfs-rt  ({imported}; read by {READER} as {TRANSIT_SOURCE})")
+
+    def _transit_summary(self, influx: InfluxClient) -> dict[str, Any]:
+        """What the reader published, what InfluxDB holds of it by kind, what was refused."""
+        stored = {}
+        for kind in (SensorKind.TRANSIT_VEHICLE, SensorKind.TRANSIT_DELAY):
+            where = f"\"gateway\" = '{TRANSIT_SOURCE}'"  # ids of ours, never input
+            q = f'SELECT count("{KINDS[kind].fields[0].name}") FROM "{kind.value}" WHERE {where}'  # noqa: S608
+            try:
+                stored[kind.value] = sum(int(s["values"][0][1]) for s in influx.series(q) if s.get("values"))
+            except InfluxError:
+                stored[kind.value] = 0
+        w = self.watch
+        with w.lock:
+            refused = w.feed_deadletters
+            status = dict(w.feed_status)
+        return {
+            "operator": TRANSIT_OPERATOR,
+            "source": TRANSIT_SOURCE,
+            "feed_url": f"{self.transit.url}/gtfs-rt",
+            "readings_published": w.feed_published(),
+            "readings_stored": stored,
+            "dead_letters": refused,
+            "status": status,
+        }
 
     def _start_cloud_services(self, env: dict[str, str], broker: DemoBroker) -> None:
         """Ingest, rules and the worksite API, each as its own broker identity."""
@@ -718,6 +790,8 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             signal.signal(sig, handler)
     if summary:
         out(f"Done: {done_line(summary)}")
+        if "transit" in summary:
+            out(f"Transit: {transit_line(summary['transit'])}")
         if "picture" in summary:
             out(f"Picture of the run: {summary['picture']}")
         if opts.summary is not None:
@@ -738,6 +812,19 @@ def done_line(summary: dict[str, Any]) -> str:
         f"{summary['readings_stored']:,} stored, "
         f"{summary['alerts_raised']} alerts raised, {summary['dead_letters']} dead letters, "
         f"{summary['gateways']} gateways, {restarts}."
+    )
+
+
+def transit_line(transit: dict[str, Any]) -> str:
+    """`1,234 readings of gtfs-rt-prato (in the counts above): 1,000 vehicle positions, 234 stop
+    delays stored; 0 dead letters.`"""
+    stored = transit.get("readings_stored", {})
+    refused = int(transit.get("dead_letters", 0))
+    return (
+        f"{int(transit.get('readings_published', 0)):,} readings of {transit.get('source')} "
+        f"(in the counts above): {stored.get('transit_vehicle', 0):,} vehicle positions, "
+        f"{stored.get('transit_delay', 0):,} stop delays stored; "
+        f"{refused} dead letter{'' if refused == 1 else 's'}."
     )
 
 

@@ -14,6 +14,7 @@ from cloud.core.settings import CloudSettings
 from cloud.core.transit import TransitNetwork
 from cloud.dashboards.push import GrafanaAnnotator, connect
 from cloud.io.db import make_engine
+from cloud.io.mqtt import Outbound
 from cloud.notify import NotificationsConfig, Notifier, build_channels
 from cloud.notify.outbox import SqlOutbox
 from cloud.rules.engine import DEFAULT_RULES, Engine, RulesFileError, load_rules, read_rules_file
@@ -35,17 +36,29 @@ def rules_path(settings: CloudSettings, rules_file: Path | None = None) -> Path:
 
 
 @overload
-def notifier_for(path: Path, settings: CloudSettings, *, outbox_db: str | None = None) -> Notifier: ...
+def notifier_for(
+    path: Path, settings: CloudSettings, *, outbox_db: str | None = None, outbound: Outbound | None = None
+) -> Notifier: ...
 
 
 @overload
 def notifier_for(
-    path: Path, settings: CloudSettings, *, only_if_routed: bool, outbox_db: str | None = None
+    path: Path,
+    settings: CloudSettings,
+    *,
+    only_if_routed: bool,
+    outbox_db: str | None = None,
+    outbound: Outbound | None = None,
 ) -> Notifier | None: ...
 
 
 def notifier_for(
-    path: Path, settings: CloudSettings, *, only_if_routed: bool = False, outbox_db: str | None = None
+    path: Path,
+    settings: CloudSettings,
+    *,
+    only_if_routed: bool = False,
+    outbox_db: str | None = None,
+    outbound: Outbound | None = None,
 ) -> Notifier | None:
     """The notification channels and routes of a rules file (its `notifications:` section);
     with `only_if_routed`, None when it routes nothing. With `outbox_db` (the alert store's
@@ -56,7 +69,10 @@ def notifier_for(
         return None
     outbox = SqlOutbox(make_engine(outbox_db)) if outbox_db else None
     return Notifier(
-        config, build_channels(config, settings.broker), outbox=outbox, owner=f"rules-{settings.instance}"
+        config,
+        build_channels(config, settings.broker, outbound),
+        outbox=outbox,
+        owner=f"rules-{settings.instance}",
     )
 
 
@@ -92,10 +108,12 @@ def build_rules_service(
     transit = transit_network(settings)
     try:
         engine = Engine(load_rules(path, open_registry_lookup, transit))
-        notifier = notifier_for(path, settings, outbox_db=alerts_db)
+        # The channels publish on the service's own connection, attached once it exists.
+        outbound = Outbound()
+        notifier = notifier_for(path, settings, outbox_db=alerts_db, outbound=outbound)
     except (RulesFileError, ValidationError, ValueError) as exc:
         raise RulesSetupError(f"{path}: {exc}") from None
-    return RulesService(
+    service = RulesService(
         settings,
         engine,
         store=AlertStore(alerts_db),
@@ -106,3 +124,5 @@ def build_rules_service(
         open_registry=open_registry_lookup,
         transit=transit,
     )
+    outbound.attach(service.conn)
+    return service

@@ -88,12 +88,22 @@ PRATO_AREA = BBox(10.98, 43.78, 11.22, 43.98)
 WORLD = BBox(-180, -90, 180, 90)  # for reading a registry back: its area was checked on the way in
 
 
+# RFC 7946 section 4: WGS84 longitude and latitude in decimal degrees.
+_RANGES = ((-180.0, 180.0, "longitude"), (-90.0, 90.0, "latitude"))
+
+
 def _check_position(position: Any) -> None:
     if not isinstance(position, list | tuple) or len(position) not in (2, 3):
         raise GeometryError(f"a position must be [lon, lat]: {position!r}"[:200])
     for value in position:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        # An int may be too large for a float (10**400): compare it, never convert it.
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise GeometryError(f"a coordinate must be a finite number: {value!r}"[:200])
+        if isinstance(value, float) and not math.isfinite(value):
+            raise GeometryError(f"a coordinate must be a finite number: {value!r}"[:200])
+    for value, (low, high, name) in zip(position, _RANGES, strict=False):
+        if not low <= value <= high:
+            raise GeometryError(f"a {name} must be within {low:g} and {high:g} degrees: {value!r}"[:200])
 
 
 def _walk(coords: Any, depth: int) -> int:

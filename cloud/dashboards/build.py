@@ -1,4 +1,5 @@
-"""The per-theme dashboards, generated as code: Parking, Traffic, Fleets, Worksites, Alerts, Pipeline.
+"""The per-theme dashboards, generated as code: Parking, Traffic, Fleets, Public transport,
+Worksites, Alerts, Pipeline.
 
 `sitroom dashboards build` writes them to dashboards/json/; a test fails when a committed file
 differs from what this module generates, so a reviewer reads this code, not 2,000 lines of JSON.
@@ -406,6 +407,196 @@ def fleets() -> dict[str, Any]:
             ),
         ],
         [ORG, vtype],
+    )
+
+
+# A stop event is on time from a minute early to five minutes late (the usual Italian
+# public-transport service charter's bound, "entro 5 minuti").
+ON_TIME_EARLY_S, ON_TIME_LATE_S = 60, 300
+# 1 for a delay inside [-60 s, 300 s], else 0, in InfluxQL's arithmetic (it has no CASE): the
+# inner floor is 0 exactly inside the band (its width plus one second, 361), and 1 / (1 + |n|)
+# floors to 1 only for n = 0. Stop events without a delay (cancelled, skipped, no data) are null.
+ON_TIME = (
+    f'floor(1 / (1 + abs(floor(("delay_s" + {ON_TIME_EARLY_S}) / {ON_TIME_EARLY_S + ON_TIME_LATE_S + 1}))))'
+)
+
+
+def transit() -> dict[str, Any]:
+    where = 'WHERE $timeFilter AND "org" =~ /^$org$/ AND "route" =~ /^$route$/'
+    route = query_variable("route", "Linea / Line", 'SHOW TAG VALUES FROM "transit_delay" WITH KEY = "route"')
+    on_time = ((None, BAD), (80, WARN), (90, OK))
+    stat_options = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}
+    buses = {
+        "type": "markers",
+        "name": "Bus per linea / Buses by line",
+        "location": {"mode": "coords", "latitude": "lat", "longitude": "lon"},
+        "tooltip": True,
+        "config": {
+            "showLegend": True,
+            "style": {
+                "color": {"field": "route", "fixed": INFO},
+                "size": {"fixed": 8},
+                "symbol": {"fixed": "img/icons/marker/square.svg", "mode": "fixed"},
+                "text": {"field": "route", "mode": "field", "fixed": ""},
+                "textConfig": {
+                    "fontSize": 10,
+                    "offsetY": -12,
+                    "textAlign": "center",
+                    "textBaseline": "middle",
+                },
+                "opacity": 0.9,
+            },
+        },
+    }
+    lines = {
+        "type": "geojson",
+        "name": "Percorsi / Routes",
+        "config": {
+            "src": "http://127.0.0.1:8080/feeds/transit/routes.geojson",
+            "style": {"color": {"fixed": GREY}, "opacity": 0.6, "lineWidth": 2},
+        },
+    }
+    return dashboard(
+        "sitroom-transit",
+        "Trasporto pubblico / Public transport",
+        "Bus del gestore dal feed GTFS-Realtime: posizioni, ritardi per linea, puntualità, cantieri sulle linee.",
+        [
+            panel(
+                "geomap",
+                "Bus in servizio per linea / Buses in service by line",
+                (0, 0, 14, 15),
+                [
+                    target(
+                        'SELECT last("lat") AS "lat", last("lon") AS "lon", last("delay_s") AS "ritardo s", '
+                        f'last("speed_kmh") AS "km/h" FROM "transit_vehicle" {where} GROUP BY "route", "sensor"',
+                        fmt="table",
+                    )
+                ],
+                options={
+                    "view": {"id": "coords", "lat": 43.8790, "lon": 11.0990, "zoom": 14},
+                    "controls": {"showZoom": True, "mouseWheelZoom": True, "showScale": True},
+                    "basemap": {"type": "default", "name": "Mappa"},
+                    "layers": [lines, buses],
+                    "tooltip": {"mode": "details"},
+                },
+                description=(
+                    "Ultima posizione di ogni bus (colore per linea) sui percorsi del GTFS statico "
+                    "(/feeds/transit/routes.geojson dell'API); il ritardo è quello della sua corsa."
+                ),
+            ),
+            panel(
+                "stat",
+                "Puntualità / On time",
+                (14, 0, 5, 5),
+                [
+                    target(
+                        f'SELECT 100 * mean("on_time") FROM (SELECT {ON_TIME} AS "on_time" FROM "transit_delay" {where})'
+                    )
+                ],
+                unit="percent",
+                minimum=0,
+                maximum=100,
+                steps=on_time,
+                options=stat_options,
+                description=(
+                    "Quota delle fermate servite tra 1 minuto di anticipo e 5 minuti di ritardo sull'orario "
+                    "(un punto per corsa e fermata, all'ora prevista). Corse soppresse e fermate saltate escluse."
+                ),
+            ),
+            panel(
+                "stat",
+                "Ritardo medio / Mean delay",
+                (19, 0, 5, 5),
+                [target(f'SELECT mean("delay_s") FROM "transit_delay" {where}')],
+                unit="s",
+                steps=((None, OK), (120, WARN), (300, BAD)),
+                options=stat_options,
+                description="Media dei ritardi alle fermate (negativo = in anticipo).",
+            ),
+            panel(
+                "stat",
+                "Bus in servizio / Buses reporting",
+                (14, 5, 5, 5),
+                [
+                    target(
+                        'SELECT count("lat") FROM (SELECT last("lat") AS "lat" FROM "transit_vehicle" '
+                        f'{where} AND "route" != \'none\' GROUP BY "sensor")'
+                    )
+                ],
+                unit="none",
+                steps=((None, INFO),),
+                options=stat_options,
+                description="Veicoli che hanno dato una posizione su una corsa nel periodo scelto.",
+            ),
+            panel(
+                "stat",
+                "Feed fermi / Stale feeds",
+                (19, 5, 5, 5),
+                [
+                    target(
+                        'SELECT sum("stale") FROM (SELECT last("stale_feeds") AS "stale" FROM "sitroom_gateway_health" '
+                        'WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway")'
+                    )
+                ],
+                unit="none",
+                steps=((None, OK), (1, BAD)),
+                options={**stat_options, "colorMode": "background"},
+                description=(
+                    "Feed GTFS-Realtime il cui orario di testata non avanza da stale_after_s: i bus sulla mappa "
+                    "sono fermi a quell'ora (allarme transit-feed-stale)."
+                ),
+            ),
+            panel(
+                "table",
+                "Puntualità per linea / On time by line",
+                (14, 10, 10, 5),
+                [
+                    target(
+                        f'SELECT 100 * mean("on_time") AS "puntuali %", mean("delay_s") AS "ritardo medio s", '
+                        f'count("delay_s") AS "fermate" FROM (SELECT {ON_TIME} AS "on_time", "delay_s" '
+                        f'FROM "transit_delay" {where} GROUP BY "route") GROUP BY "route"',
+                        fmt="table",
+                    )
+                ],
+                steps=on_time,
+                description="Per linea: quota puntuale, ritardo medio e fermate servite con un ritardo noto.",
+            ),
+            panel(
+                "timeseries",
+                "Ritardo per linea / Delay by line",
+                (0, 15, 24, 9),
+                [
+                    target(
+                        f'SELECT mean("delay_s") FROM "transit_delay" {where} GROUP BY time($__interval), "route" fill(none)',
+                        alias="$tag_route",
+                    )
+                ],
+                unit="s",
+                steps=((None, OK), (ON_TIME_LATE_S, BAD)),
+                custom={"thresholdsStyle": {"mode": "line"}},
+                description="Ritardo medio alle fermate per intervallo, all'ora prevista di passaggio; soglia 5 minuti.",
+            ),
+            panel(
+                "table",
+                "Cantieri sulle linee / Worksites on bus lines",
+                (0, 24, 24, 8),
+                [
+                    # Every worksite on a line concerns the operator, whoever owns it: no $org.
+                    target(
+                        'SELECT "titolo", "fase", "linee bus", "giorni alla fine" FROM '
+                        '(SELECT last("title") AS "titolo", last("state") AS "fase", last("bus_lines") AS "linee bus", '
+                        'last("days_to_end") AS "giorni alla fine" FROM "worksite" WHERE $timeFilter '
+                        'GROUP BY "id", "org", "street") WHERE "linee bus" > 0 GROUP BY "id", "org", "street"',
+                        fmt="table",
+                    )
+                ],
+                description=(
+                    "Cantieri del registro che dichiarano linee bus coinvolte (impact.bus_lines), di qualunque "
+                    "ente: la loro fase e i giorni alla fine."
+                ),
+            ),
+        ],
+        [ORG, route],
     )
 
 
@@ -878,6 +1069,7 @@ BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "parking": parking,
     "traffic": traffic,
     "fleets": fleets,
+    "transit": transit,
     "worksites": worksites,
     "alerts": alerts,
     "pipeline": pipeline,

@@ -3,7 +3,8 @@
 `sitroom provision` (cloud/provision/) keeps its registry, the identities' secrets and the
 broker's files in DATA_DIR/provision, as `sitroom provision apply deploy/provision/compose.yaml`
 does for compose: the services ingest, rules and api (role `alerts`), the demo's own watcher
-(role `monitor`: it reads, never writes), one gateway identity per gateway config, whose
+(role `monitor`: it reads, never writes), the GTFS-Realtime reader (role `feed`: it publishes
+as its operator's source, cloud/dev/demo_transit.py), one gateway identity per gateway config, whose
 provisioned config (`identities/{id}/gateway.yaml`: broker URL, username, password file) is
 the one the gateway runs, and the misconfigured legacy feed the demo plays. Running it again
 keeps every identity and password; only the broker's port may change.
@@ -15,6 +16,7 @@ import getpass
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cloud.dev.demo_transit import OPERATOR, SOURCE
 from cloud.provision.broker import generate, paths
 from cloud.provision.identities import add_gateway, add_service
 from cloud.provision.registry import BrokerSettings, IdentityRegistry, RegistryError, ServiceRole
@@ -28,6 +30,8 @@ SERVICES: tuple[tuple[str, ServiceRole], ...] = (
     ("api", ServiceRole.ALERTS),
     ("demo", ServiceRole.MONITOR),
 )
+# (service id, its organisation): readers of an organisation's feeds, publishing as its source.
+FEEDS: tuple[tuple[str, str], ...] = ((SOURCE, OPERATOR),)
 LEGACY_SENSOR = {"driver": "sim_parking", "id": "p-legacy", "place": "mercatale"}
 
 
@@ -100,6 +104,9 @@ def provision_demo_broker(
             )
             for service, role in SERVICES:
                 o = add_service(reg, service=service, role=role, broker_url=url)
+                out.services[service] = _credentials(o.identity.username, o.folder)
+            for service, operator in FEEDS:
+                o = add_service(reg, service=service, role=ServiceRole.FEED, org=operator, broker_url=url)
                 out.services[service] = _credentials(o.identity.username, o.folder)
             for path in configs:
                 base = load_base_config(path)

@@ -10,6 +10,11 @@ live and planned layers always have something to show. Planted on purpose:
 - Via Pistoiese: Publiacqua's water main and Open Fiber's duct overlap in time → conflict;
 - Viale Galilei: Publiacqua's sewer link and Toscana Energia's gas main 40 days apart → synergy;
 - Via Roma: resurfaced by the Comune two months ago, Toscana Energia digs it again → redig.
+
+And one on a bus line: the Comune rebuilds the Viale Piave stop (`comune-prato-piave-fermata`),
+the stop the GTFS-Realtime simulator closes (edge/simulators/gtfs_rt.py, `Scenario`): LAM Blu's
+trips skip it and drive around it, and the demo's transit readings show it. It is drawn west of
+Open Fiber's crossing of the same avenue, more than the coordination buffer (25 m) away.
 """
 
 from __future__ import annotations
@@ -235,6 +240,25 @@ def demo_worksites(now: datetime) -> list[WorksiteCreate]:
             status="active",
             actual_start=today - 2 * day,
             impact={"lanes_closed": 1, "bus_lines": ["LAM Blu", "LAM Rossa"], "detour": "Via Santa Trinita"},
+        ),
+        ws(
+            MUNICIPALITY,
+            "piave-fermata",
+            -1,
+            12,
+            title="Rifacimento fermata bus Viale Piave",
+            description="Raised accessible platform at the Viale Piave stop; the stop is closed meanwhile.",
+            street="Viale Piave",
+            work_type="road",
+            geometry=_polygon((43.8781, 11.0994), (43.8781, 11.1001), (43.8775, 11.1001), (43.8775, 11.0994)),
+            status="active",
+            actual_start=today - 1 * day,
+            impact={
+                "lanes_closed": 1,
+                "bus_lines": ["LAM Blu"],
+                "bus_stops": ["Viale Piave"],
+                "detour": "LAM Blu: fermata Viale Piave sospesa, deviazione a nord",
+            },
         ),
         ws(
             "publiacqua",

@@ -1,7 +1,8 @@
 """A picture of a run: what a person would rather look at than read in a summary JSON.
 
 Four panels from what InfluxDB holds: car-park occupancy with the alerts raised on it, traffic
-flow per counter, the fleet's tracks on the map of Prato, and published vs stored per gateway.
+flow per counter, the fleet's tracks and the buses' last positions on the map of Prato, and
+readings stored per gateway (and per feed reader).
 """
 
 from __future__ import annotations
@@ -35,6 +36,22 @@ def _series(influx: InfluxClient, q: str) -> list[dict[str, Any]]:
 
 def _times(values: list[list[Any]]) -> list[datetime]:
     return [datetime.fromtimestamp(v[0] / 1000, UTC) for v in values]
+
+
+def _buses(influx: InfluxClient, ax: Any, first_colour: int) -> dict[str, str]:
+    """The buses of the operator's GTFS-Realtime feed where each was last, by line; the colours."""
+    routes: dict[str, str] = {}
+    q = (
+        'SELECT last("lat"), "lon" FROM "transit_vehicle" WHERE "route" != \'none\' '
+        'GROUP BY "route", "sensor"'
+    )
+    for s in _series(influx, q):
+        colour = routes.setdefault(s["tags"]["route"], PALETTE[(first_colour + len(routes)) % 8])
+        _t, lat, lon = s["values"][-1]
+        ax.plot(lon, lat, "s", color=colour, ms=5, alpha=0.8)
+    for route, colour in routes.items():
+        ax.plot([], [], "s", color=colour, ms=5, label=f"bus {route} (GTFS-RT)")
+    return routes
 
 
 def render(influx: InfluxClient, path: Path, summary: dict[str, Any]) -> Path:
@@ -102,6 +119,7 @@ def render(influx: InfluxClient, path: Path, summary: dict[str, Any]) -> Path:
         )
     for org, colour in orgs.items():
         ax_map.plot([], [], color=colour, lw=2, label=org)
+    routes = _buses(influx, ax_map, first_colour=len(orgs))
     ax_map.set(
         title="Flotte — percorsi / fleet tracks",
         xlabel="lon",
@@ -110,11 +128,11 @@ def render(influx: InfluxClient, path: Path, summary: dict[str, Any]) -> Path:
         ylim=(south, north),
     )
     ax_map.set_aspect(1 / 0.7215)  # cos(43.88°): metres per degree of lon vs lat, so the city is not squashed
-    if orgs:
+    if orgs or routes:
         ax_map.legend(fontsize=8, loc="lower right")
 
     per_gw: dict[str, int] = defaultdict(int)
-    for measurement in ("parking", "parking_spot", "traffic", "fleet"):
+    for measurement in ("parking", "parking_spot", "traffic", "fleet", "transit_vehicle", "transit_delay"):
         for s in _series(influx, f'SELECT count(*) FROM "{measurement}" GROUP BY "gateway"'):  # noqa: S608
             per_gw[s["tags"]["gateway"]] += max(int(x) for x in s["values"][0][1:] if x is not None)
     names = sorted(per_gw)
@@ -123,7 +141,7 @@ def render(influx: InfluxClient, path: Path, summary: dict[str, Any]) -> Path:
         ax_gw.annotate(
             f"{per_gw[n]:,}", (per_gw[n], y), xytext=(3, -3), textcoords="offset points", fontsize=8
         )
-    ax_gw.set(title="Gateway — letture salvate / readings stored", xlabel="readings")
+    ax_gw.set(title="Gateway e feed — letture salvate / readings stored", xlabel="readings")
     ax_gw.grid(axis="x", alpha=0.3)
 
     path.parent.mkdir(parents=True, exist_ok=True)

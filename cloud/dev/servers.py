@@ -295,6 +295,8 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   enabled = true
   bind-address = "127.0.0.1:{self.port}"{auth}
   log-enabled = false
+  # No /debug/pprof (command line, heap, CPU profiles). 1.6 has no switch for /debug/vars.
+  pprof-enabled = false
   max-body-size = 50000000
 
 [continuous_queries]

@@ -16,7 +16,7 @@ from cloud.core.orgs import ID_PATTERN
 from cloud.core.transit import TransitNetwork
 from cloud.core.worksites import WorksiteShelf
 from cloud.exchange.entities import city_work
-from cloud.io.http import CallerDep
+from cloud.io.http import CallerDep, refusals
 
 router = APIRouter(tags=["exchange"])
 
@@ -29,6 +29,7 @@ def _shelf(request: Request) -> WorksiteShelf:
 @router.get(
     "/worksites/{worksite_id}/ngsi-ld",
     summary="The worksite as an NGSI-LD CityWork entity (FIWARE Smart Data Models)",
+    responses=refusals(404),
 )
 def worksite_ngsi_ld(
     request: Request,

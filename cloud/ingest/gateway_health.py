@@ -46,6 +46,7 @@ HEALTH_FIELDS = (
     "disk_free_mb",
     "clock_max_error_s",
     "clock_synchronized",  # 1 when NTP disciplines the clock, 0 when not
+    "stale_feeds",  # a feed reader's (sitroom transit read): feeds whose header stopped advancing
 )
 # A source's own counters (driver `stats()`), by the name they have there.
 SOURCE_FIELDS = (

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sqlalchemy.exc import SQLAlchemyError
 
 from cloud.core.alerts import Alert, Severity
+from cloud.io.mqtt import Outbound
 from cloud.notify.base import ChannelContext, DeliveryError, NotificationChannel
 from cloud.notify.channels import get
 from cloud.notify.outbox import Delivery, MemoryOutbox, Outbox
@@ -65,10 +66,11 @@ class NotificationsConfig(BaseModel):
 
 
 def build_channels(
-    config: NotificationsConfig, broker: BrokerAddress | None = None
+    config: NotificationsConfig, broker: BrokerAddress | None = None, outbound: Outbound | None = None
 ) -> dict[str, NotificationChannel[Any]]:
-    """Channels from their config, offered the service's own `broker`; errors name `channels[i].field`."""
-    context = ChannelContext(broker=broker)
+    """Channels from their config, offered the service's own `broker`, or better its own
+    connection (`outbound`); errors name `channels[i].field`."""
+    context = ChannelContext(broker=broker, outbound=outbound)
     out: dict[str, NotificationChannel[Any]] = {}
     for i, raw in enumerate(config.channels):
         cls = get(str(raw.get("type")))

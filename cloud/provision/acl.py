@@ -70,7 +70,24 @@ def rules_for(identity: Identity) -> list[str]:
             f"topic read {ROOT}/alerts/{identity.id}/#",
         ]
     assert identity.service_role is not None
+    if identity.service_role is ServiceRole.FEED:
+        assert identity.org is not None
+        return _feed_rules(identity.org, identity.id)
     return list(_SERVICE_RULES[identity.service_role])
+
+
+def _feed_rules(org: str, source: str) -> list[str]:
+    """A feed reader publishes as its organisation's source `source` (data, status, health), the
+    refusals of that source as dead letters (ingest's shape) and the alerts it raises about the
+    feed (a stale feed); it reads nothing, not even a config (it has none on the broker)."""
+    base = f"{ROOT}/{org}/{source}"
+    return [
+        f"topic write {base}/data/+",
+        f"topic write {base}/status",
+        f"topic write {base}/health",
+        f"topic write {ROOT}/deadletter/{org}/{source}",
+        f"topic write {ROOT}/alerts/{org}/#",
+    ]
 
 
 def acl_file(identities: Iterable[Identity]) -> str:

@@ -346,15 +346,25 @@ def add_service(
     auth: AuthMethod = AuthMethod.PASSWORD,
     rotate: bool = False,
     broker_url: str | None = None,
+    org: str | None = None,
 ) -> Outcome:
-    """A cloud service (ingest, rules, the config publisher, monitoring) with its role's rights."""
+    """A cloud service (ingest, rules, the config publisher, monitoring, a feed reader) with its
+    role's rights. A feed reader (`ServiceRole.FEED`) publishes for one organisation, `org`, as
+    the source named by its id; the other roles are the whole city's and take no `org`."""
     _check_id("service", service)
+    if (role is ServiceRole.FEED) != (org is not None):
+        why = "only a feed reader has one"
+        if org is None:
+            why = "a feed reader needs the organisation it reads for"
+        raise RegistryError(f"service {service!r} ({role.value}): {why} (org {org!r})", service)
+    if org is not None:
+        _check_org(org)
     return _upsert(
         reg,
         username=service_username(service),
         role=Role.SERVICE,
         ident=service,
-        org=None,
+        org=org,
         name="",
         auth=auth,
         service_role=role,

@@ -69,6 +69,7 @@ class _Strict(BaseModel):
 class PlanService(_Strict):
     id: Id
     role: ServiceRole | None = None  # default: the id, when it names a role
+    org: Id | None = None  # a feed reader's organisation (role feed), none for the others
     auth: AuthMethod = AuthMethod.PASSWORD
     broker_url: str | None = None
 
@@ -168,7 +169,14 @@ def apply_identities(reg: IdentityRegistry, plan: Plan, *, plan_dir: Path, root:
             raise RegistryError("the plan's broker has a TLS listener: set `ca: true`", "broker")
         reg.data.broker = plan.broker
     outcomes = [
-        add_service(reg, service=s.id, role=s.role or ServiceRole(s.id), auth=s.auth, broker_url=s.broker_url)
+        add_service(
+            reg,
+            service=s.id,
+            role=s.role or ServiceRole(s.id),
+            auth=s.auth,
+            broker_url=s.broker_url,
+            org=s.org,
+        )
         for s in plan.services
     ]
     outcomes += [

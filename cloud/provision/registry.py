@@ -43,6 +43,10 @@ class ServiceRole(StrEnum):
     MONITOR = "monitor"  # reads everything, $SYS included; writes nothing
     ALERTS = "alerts"  # writes alerts only (the worksite API's coordination findings); reads nothing
     PROBE = "probe"  # reads the broker's uptime in $SYS, nothing else: a container health check
+    # A cloud-side reader of an organisation's feed (`sitroom transit read`): publishes as the
+    # organisation's source named by its id, as a gateway does, with that source's dead letters
+    # and the organisation's alerts; reads nothing. Needs `org`.
+    FEED = "feed"
 
 
 class AuthMethod(StrEnum):

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from sqlalchemy.engine import Engine
 
+from cloud.io.http import refusals
 from cloud.transit import network
 from cloud.transit.store import TransitStore, UnknownError
 
@@ -62,13 +63,22 @@ def transit_feeds(engine: Engine) -> APIRouter:
             return Response(status_code=304, headers={"ETag": etag})
         return doc
 
+    # 404: an operator with no imported feed; 304: the client's copy (If-None-Match) is current.
+    answers = refusals(404) | {304: {"description": "Not modified: the feed version is the one you have"}}
+
     @router.get(
-        "/stops.geojson", summary="Public-transport stops (GeoJSON points; id = the stop's sensor id)"
+        "/stops.geojson",
+        summary="Public-transport stops (GeoJSON points; id = the stop's sensor id)",
+        responses=answers,
     )
     def get_stops(request: Request, response: Response, operator: OperatorQuery = None) -> Any:
         return answer("stops", network.stops_geojson, operator, request, response)
 
-    @router.get("/routes.geojson", summary="Public-transport routes (GeoJSON multi-lines of their shapes)")
+    @router.get(
+        "/routes.geojson",
+        summary="Public-transport routes (GeoJSON multi-lines of their shapes)",
+        responses=answers,
+    )
     def get_routes(request: Request, response: Response, operator: OperatorQuery = None) -> Any:
         return answer("routes", network.routes_geojson, operator, request, response)
 

@@ -32,6 +32,8 @@ ID_RE = re.compile(ID_PATTERN)
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+# The column is a 32-bit INTEGER on PostgreSQL; no worksite changes two billion times.
+MAX_VERSION = 2**31 - 1
 
 
 class InvalidWorksiteError(InvalidInputError):
@@ -79,7 +81,10 @@ def _utc(value: datetime | None) -> datetime | None:
     # Stored with microseconds cut to milliseconds, like every timestamp on our wire.
     if value is None:
         return None
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("out of the range of dates (years 1 to 9999 in UTC)") from None
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
@@ -139,6 +144,17 @@ class WorksiteCreate(WorksiteFields):
         description="Owner organisation; defaults to the caller's. Only the municipality may set another.",
     )
     id: OrgId | None = Field(None, description="Optional client-chosen id ([a-z0-9-]); generated otherwise")
+
+
+class WorksiteImport(WorksiteCreate):
+    """One worksite of an import (WZDx, CSV): what a client writes, plus what the file claims
+    about the registry's own state. The claims are checked by the workflow, never taken as they
+    are (`WorksiteStore.import_many`): `version` is the one the file was exported at (a worksite
+    changed since is a conflict, as with `If-Match`); `approval` counts only as the
+    municipality's own decision."""
+
+    approval: Approval | None = None
+    version: Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)] | None = None
 
 
 class WorksitePatch(BaseModel):

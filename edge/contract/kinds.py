@@ -118,6 +118,9 @@ class KindSpec:
     # Every reading carries every tag: one fixed tag set per measurement, as InfluxDB 3 wants
     # (its table's series key is set by the first write). The older kinds' tags stay optional.
     fixed_tags: bool = False
+    # Its sensors report on a schedule, so a silent one is a fault (the staleness rule watches
+    # it). False for event-driven kinds: a stop reports when a bus passes, a bus while in service.
+    reports_periodically: bool = True
     by_name: dict[str, FieldSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -188,6 +191,7 @@ KINDS: dict[SensorKind, KindSpec] = {
             ),
             tags=("route",),
             fixed_tags=True,
+            reports_periodically=False,
         ),
         KindSpec(
             SensorKind.TRANSIT_DELAY,
@@ -202,6 +206,7 @@ KINDS: dict[SensorKind, KindSpec] = {
             ),
             tags=("route",),
             fixed_tags=True,
+            reports_periodically=False,
         ),
         KindSpec(
             SensorKind.EV_CHARGING,

@@ -10,12 +10,15 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from support_transit import OPERATOR, prato_feed_zip
+from support_transit import PRATO_AREA as PRATO_BOX
 
 from cloud.apps.api import create_app
 from cloud.core.geo import PRATO_AREA, load_sites
 from cloud.dashboards.queries import iter_panels
 from cloud.dev.apiserver import ThreadedApiServer
 from cloud.dev.demo_data import load_demo
+from cloud.transit.store import TransitStore
 from cloud.worksites.store import WorksiteStore
 
 from support import REPO
@@ -35,11 +38,15 @@ def layer_urls() -> list[str]:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """The real API (uvicorn on a loopback port) with the demo's worksites loaded."""
+    """The real API (uvicorn on a loopback port) with the demo's worksites and bus network
+    loaded, as `sitroom demo` loads them."""
     db: Path = tmp_path_factory.mktemp("api") / "worksites.db"
     store = WorksiteStore.open(f"sqlite:///{db}", area=PRATO_AREA)
     store.migrate()
     load_demo(store, datetime.now(UTC))
+    transit = TransitStore.open(f"sqlite:///{db}")
+    transit.import_feed(prato_feed_zip(), operator=OPERATOR, area=PRATO_BOX)
+    transit.close()
     server = ThreadedApiServer(create_app(store)).start()
     with httpx.Client(base_url=server.url, trust_env=False) as client:
         yield client
@@ -50,6 +57,10 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
 def test_the_overview_map_has_worksite_and_sites_layers() -> None:
     paths = {urlsplit(u).path for u in layer_urls()}
     assert {"/feeds/live.geojson", "/feeds/planned.geojson", "/feeds/sites.geojson"} <= paths
+
+
+def test_the_public_transport_map_draws_the_routes_of_the_static_feed() -> None:
+    assert "/feeds/transit/routes.geojson" in {urlsplit(u).path for u in layer_urls()}
 
 
 @pytest.mark.parametrize("url", layer_urls())

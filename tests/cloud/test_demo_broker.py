@@ -12,7 +12,7 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.dev.demo_broker import SERVICES, DemoBroker, provision_demo_broker
+from cloud.dev.demo_broker import FEEDS, SERVICES, DemoBroker, provision_demo_broker
 from cloud.dev.servers import ProvisionedMosquitto, free_port
 from edge.contract import BrokerAddress, SensorKind, topics
 
@@ -73,7 +73,8 @@ def test_every_process_of_the_demo_connects_with_its_own_identity(
     demo_broker: tuple[DemoBroker, ProvisionedMosquitto],
 ) -> None:
     broker, _ = demo_broker
-    assert sorted(broker.services) == sorted(s for s, _ in SERVICES)
+    # The cloud's services and the feed readers (the GTFS-Realtime reader, role feed).
+    assert sorted(broker.services) == sorted([*(s for s, _ in SERVICES), *(s for s, _ in FEEDS)])
     addresses = [broker.service_address(s) for s in broker.services] + [broker.feed_address()]
     for path in broker.gateways.values():  # the provisioned configs the gateways run
         b = yaml.safe_load(path.read_text())["broker"]

@@ -295,6 +295,45 @@ def test_each_role_gets_exactly_its_topics(folder: Path) -> None:
     assert "pattern" not in acl  # explicit lines only: nothing follows from a username's spelling
 
 
+def test_a_feed_reader_publishes_only_as_its_operator_s_source_with_its_dead_letters_and_alerts(
+    folder: Path,
+) -> None:
+    out = run(
+        folder, "service", "add", "--id", "gtfs-rt-prato", "--role", "feed", "--org", "autolinee-toscane"
+    )
+    reg = IdentityRegistry(folder).load()
+
+    acl = acl_file(reg.active())
+
+    assert acl.endswith(
+        "user svc.gtfs-rt-prato\n"
+        "topic write sr/v1/autolinee-toscane/gtfs-rt-prato/data/+\n"
+        "topic write sr/v1/autolinee-toscane/gtfs-rt-prato/status\n"
+        "topic write sr/v1/autolinee-toscane/gtfs-rt-prato/health\n"
+        "topic write sr/v1/deadletter/autolinee-toscane/gtfs-rt-prato\n"
+        "topic write sr/v1/alerts/autolinee-toscane/#\n"
+    )  # and nothing to read: no config comes to a feed reader
+    assert "sr/v1/deadletter/autolinee-toscane/gtfs-rt-prato" in out.output
+    assert reg.get("svc.gtfs-rt-prato").org == "autolinee-toscane"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--id", "gtfs-rt", "--role", "feed"], "a feed reader needs the organisation it reads for"),
+        (["--id", "ingest", "--org", "alia"], "only a feed reader has one"),
+        (["--id", "gtfs-rt", "--role", "feed", "--org", "alerts"], "reserved"),
+    ],
+    ids=["feed-without-org", "org-for-ingest", "reserved-org"],
+)
+def test_an_organisation_goes_with_a_feed_reader_and_only_with_one(
+    folder: Path, args: list[str], message: str
+) -> None:
+    out = run(folder, "service", "add", *args, ok=False)
+
+    assert message in out.output
+
+
 # --- CSV --------------------------------------------------------------------------------------
 
 

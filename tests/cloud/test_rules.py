@@ -248,6 +248,29 @@ def test_a_sensor_on_a_silent_gateway_is_not_sensor_stale() -> None:
     assert run(engine, readings) == []
 
 
+def stop_event(minutes: float, stop: str) -> Reading:
+    """A bus passing a stop, as the GTFS-Realtime reader sends it (the stop is the sensor)."""
+    return Reading(
+        kind=SensorKind.TRANSIT_DELAY,
+        org="autolinee-toscane",
+        gateway="gtfs-rt-prato",
+        sensor=stop,
+        ts=at(minutes),
+        fields={"trip": "CIRC_ALL_0_template", "stop_sequence": 1, "status": "scheduled", "delay_s": 30},
+        tags={"route": "CIRC"},
+    )
+
+
+def test_a_bus_stop_between_buses_and_a_feed_without_buses_in_service_are_not_silent() -> None:
+    # Both rules of the default rules file: a stop reports when a bus passes (every 15 min on
+    # the Circolare), and the feed's reader sends nothing at night: neither is a fault.
+    engine = Engine([staleness("sensor", "sensor-silent"), staleness("gateway", "gateway-silent")])
+    readings = [stop_event(0, "po-serraglio")] + [stop_event(m, "po-mercatale") for m in (0, 15, 30)]
+    readings += [parking(m, 50.0) for m in range(61)]
+
+    assert run(engine, sorted(readings, key=lambda r: r.ts)) == []
+
+
 def test_a_late_reading_does_not_turn_its_gateway_clock_back() -> None:
     engine = Engine([], wall_clock=lambda: at(12))
     engine.observe(parking(12, 50.0))

@@ -14,6 +14,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from support_transit import around_the_clock_feed_zip
 
 from edge.contract import BrokerAddress
 
@@ -25,9 +26,12 @@ pytestmark = pytest.mark.e2e
 @pytest.mark.timeout(180)
 def test_demo_stores_every_published_reading_and_raises_alerts(tmp_path: Path) -> None:
     summary_path = tmp_path / "summary.json"
+    # The Prato network sleeps at night: a Circolare around the clock gives buses at any hour.
+    buses = tmp_path / "gtfs.zip"
+    buses.write_bytes(around_the_clock_feed_zip())
     proc = subprocess.run(
         [sys.executable, "-m", "edge.cli", "demo", "--duration", "30", "--speed", "120",
-         "--summary", str(summary_path), "--data-dir", str(tmp_path / "demo")],
+         "--summary", str(summary_path), "--data-dir", str(tmp_path / "demo"), "--transit-feed", str(buses)],
         cwd=REPO, capture_output=True, text=True, timeout=170, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -55,6 +59,15 @@ def test_demo_stores_every_published_reading_and_raises_alerts(tmp_path: Path) -
     assert "published" in proc.stdout
     assert summary["restarts_total"] == 0
     assert "0 restarts." in proc.stdout
+    # The bus operator's feed, read by `sitroom transit read`: counted among the published
+    # readings (and so stored, above), refusing nothing of the simulator's feed.
+    transit = summary["transit"]
+    assert transit["readings_published"] > 0
+    assert transit["readings_stored"]["transit_vehicle"] > 0
+    assert transit["readings_stored"]["transit_delay"] > 0
+    assert sum(transit["readings_stored"].values()) == transit["readings_published"]
+    assert transit["dead_letters"] == 0
+    assert "Transit: " in proc.stdout
 
 
 DEMO = [sys.executable, "-m", "edge.cli", "demo"]
@@ -113,8 +126,8 @@ def _anonymous_verdict(mqtt_url: str) -> str:
     return verdict[0]
 
 
-# mosquitto, influxd, ingest, rules, api and one process per gateway.
-N_PROCESSES = 5 + len(list((REPO / "firmware_configs").glob("*.yaml")))
+# mosquitto, influxd, ingest, rules, api, the bus simulator and its reader, one per gateway.
+N_PROCESSES = 7 + len(list((REPO / "firmware_configs").glob("*.yaml")))
 
 
 @pytest.mark.timeout(300)

@@ -7,6 +7,7 @@ holds, once; what it refused is dead-lettered with the reason; a stale feed rais
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -117,7 +118,12 @@ def test_a_gtfs_rt_feed_reaches_influxdb_through_ingest_counted_once_with_refusa
             return len(stored(influx_db, "transit_vehicle")) + len(stored(influx_db, "transit_delay"))
 
         wait_until(lambda: stored_count() == published, 30, what="every published reading stored")
-        wait_until(lambda: stored(influx_db, "sitroom_gateway_health"), 10, what="the reader's health")
+        # Kept with the counters of any gateway's health: the stale feed counted (a dashboard panel).
+        wait_until(
+            lambda: [h for h in stored(influx_db, "sitroom_gateway_health") if h.get("stale_feeds") == 1],
+            10,
+            what="the reader's health, with its stale feed",
+        )
         snapshot = ingest.stats.snapshot()
         publisher.stop()
 
@@ -182,4 +188,31 @@ def test_readings_kept_while_the_broker_is_down_are_published_after_it_returns(
 
     assert kept == (1, 1)
     wait_until(lambda: recorder.on(f"sr/v1/{org}/{SOURCE}/data/transit_vehicle"), 10, what="the batch")
+    recorder.stop()
+
+
+def test_a_reader_that_is_stopped_says_last_how_many_readings_it_published(
+    mosquitto: Mosquitto, org: str, store: TransitStore
+) -> None:
+    now = int(time.time())
+    served = Served(body=feed(vehicle("4127", ts=now - 10), vehicle("4128", ts=now - 10), ts=now - 10))
+    recorder = Recorder("127.0.0.1", mosquitto.port, [f"sr/v1/{org}/{SOURCE}/#"]).start()
+    wait_until(recorder.subscribed.is_set, 5, what="the recorder's subscription")
+    with feed_server(served) as url:
+        config = ReaderConfig.model_validate(
+            {"operator": org, "source": SOURCE, "feeds": [{"url": url}], "health_interval_s": 3600}
+        )
+        reader = TransitReader(config, store, Publisher(BrokerAddress.parse(mosquitto.url), org, SOURCE))
+        stop = threading.Event()
+        running = threading.Thread(target=reader.run, args=(stop,))
+        running.start()
+        wait_until(lambda: reader.stats.readings_published == 2, 20, what="the first poll published")
+        stop.set()
+        running.join(30)
+
+    # As a gateway's shutdown: a final health after the last batch, then the status goes offline.
+    wait_until(lambda: recorder.on(f"sr/v1/{org}/{SOURCE}/status")[-1:], 10, what="the goodbye")
+    health = [orjson.loads(p) for _t, p in recorder.on(f"sr/v1/{org}/{SOURCE}/health")]
+    assert (health[-1]["final"], health[-1]["readings_published"]) == (True, 2)
+    assert orjson.loads(recorder.on(f"sr/v1/{org}/{SOURCE}/status")[-1][1])["state"] == "offline"
     recorder.stop()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -164,3 +168,28 @@ def test_the_simulate_command_serves_the_feed_until_its_duration_ends() -> None:
     assert result.exit_code == 0, result.output
     assert "GTFS-Realtime on http://127.0.0.1:" in result.output
     assert "/gtfs.zip" in result.output
+
+
+def test_the_simulate_command_plays_from_the_simulated_start_it_is_given() -> None:
+    # The demo starts it on the clock of its gateways (`sitroom gateway run --sim-start`).
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = "2026-11-24T08:05:00+0100"
+    args = ["edge", "simulate", "gtfs-rt", "--port", str(port), "--speed", "60", "--sim-start", start]
+    proc = subprocess.Popen([sys.executable, "-m", "edge.cli", *args, "--duration", "30"])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/gtfs-rt", timeout=2, trust_env=False).content
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the simulator did not answer"
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+    header = datetime.fromtimestamp(parse(body).header.timestamp, ROME)
+    assert TUESDAY_0805 <= header < TUESDAY_0805 + timedelta(minutes=20)  # 60 x a few seconds

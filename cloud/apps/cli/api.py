@@ -44,6 +44,14 @@ from cloud.io.db import DatabaseURLError
     help="Serve the operator console at /console/; its posts, uploads and audit in this folder.",
 )
 @click.option(
+    "--cookie-secure/--no-cookie-secure",
+    "cookie_secure",
+    envvar="SITROOM_CONSOLE_COOKIE_SECURE",
+    default=False,
+    show_default=True,
+    help="Mark the console's session cookie Secure: on whenever browsers reach it over HTTPS.",
+)
+@click.option(
     "--alerts-db",
     envvar="SITROOM_ALERTS_DB",
     default="sqlite:///.sitroom/alerts.db",
@@ -85,6 +93,7 @@ def api_command(
     mqtt_username: str | None,
     mqtt_password_file: str | None,
     console_dir: Path | None,
+    cookie_secure: bool,
     alerts_db: str,
     serve_push: bool,
     push_rate: float,
@@ -106,6 +115,7 @@ def api_command(
                 ),
                 console_dir=console_dir,
                 push=PushOptions(max_body_bytes, push_rate, push_burst) if serve_push else None,
+                cookie_secure=cookie_secure,
             ),
             echo=lambda text: click.echo(text, err=True),
             seed=demo.seed if demo_data else None,

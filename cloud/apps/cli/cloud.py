@@ -203,6 +203,11 @@ def alerts_silence(
 )
 @click.option("--seed", default=0, show_default=True)
 @click.option(
+    "--transit-feed",
+    type=click.Path(exists=True, path_type=Path),
+    help="A GTFS feed (zip or folder) for the bus operator's simulated feeds (default: the Prato network).",
+)
+@click.option(
     "--fresh",
     is_flag=True,
     help="Start from an empty data folder. Default: keep the worksites, console and alert history "
@@ -216,6 +221,7 @@ def demo_command(
     data_dir: Path | None,
     configs: Path,
     seed: int,
+    transit_feed: Path | None,
     fresh: bool,
 ) -> None:
     """Run a simulated Prato end to end on servers of its own, with live progress."""
@@ -233,6 +239,7 @@ def demo_command(
                 summary=summary,
                 picture=picture or (summary.with_suffix(".png") if summary else None),
                 fresh=fresh,
+                transit_feed=transit_feed.resolve() if transit_feed is not None else None,
             )
         )
     except DemoError as exc:

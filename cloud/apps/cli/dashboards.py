@@ -118,7 +118,8 @@ def push(
     type=click.Path(file_okay=False, path_type=Path),
 )
 def build(directory: Path) -> None:
-    """Write the generated per-theme dashboards (Parking, Traffic, Fleets, Worksites, Alerts, Pipeline)."""
+    """Write the generated per-theme dashboards (Parking, Traffic, Fleets, Public transport,
+    Worksites, Alerts, Pipeline)."""
 
     for path in write_all(directory):
         click.echo(f"wrote {path}")

@@ -410,14 +410,16 @@ def service_group() -> None:
 
 
 @service_group.command("add")
-@click.option("--id", "service", required=True, help="Service id, e.g. ingest.")
+@click.option("--id", "service", required=True, help="Service id, e.g. ingest (a feed reader: its source).")
 @click.option("--role", type=click.Choice([r.value for r in ServiceRole]), help="Default: the id, if a role.")
+@click.option("--org", help="A feed reader's organisation (role feed), e.g. autolinee-toscane.")
 @_secret_options
 @click.pass_obj
 def service_add(
     reg: IdentityRegistry,
     service: str,
     role: str | None,
+    org: str | None,
     auth: str,
     broker_url: str | None,
     rotate: bool,
@@ -437,11 +439,17 @@ def service_add(
                 auth=AuthMethod(auth),
                 rotate=rotate,
                 broker_url=broker_url,
+                org=org,
             )
         )
 
     files = _change(reg, act)
     _report(outcomes[0], show_secret, reg)
+    if org is not None:
+        click.echo(
+            f"  topics           sr/v1/{org}/{service}/data/+, status, health, "
+            f"sr/v1/deadletter/{org}/{service}, sr/v1/alerts/{org}/# (write)"
+        )
     _report_broker(files, reg)
 
 

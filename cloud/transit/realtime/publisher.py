@@ -85,8 +85,8 @@ class Publisher:
         payload = head[:-1] + b',"readings":' + out.readings + b"}"
         return self.publish(topics.data(self.org, self.source, SensorKind(out.kind)), payload)
 
-    def health(self, body: dict[str, Any]) -> None:
-        self.publish(topics.health(self.org, self.source), orjson.dumps(body), wait=False)
+    def health(self, body: dict[str, Any], *, wait: bool = False) -> bool:
+        return self.publish(topics.health(self.org, self.source), orjson.dumps(body), wait=wait)
 
     def alert(self, alert: Alert) -> None:
         self.publish(alert.topic, alert.to_json(), retain=True, wait=False)

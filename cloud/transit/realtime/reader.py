@@ -368,6 +368,8 @@ class TransitReader:
             "seq": max(self.rt.seq(), 0),
             "source_errors": sum(s.refused.values()),
             "is_stale": any(u.is_stale for u in self.urls.values()),
+            # A number, so that ingest keeps it with the other counters (Public transport dashboard).
+            "stale_feeds": sum(u.is_stale for u in self.urls.values()),
             "polls": s.polls,
             "not_modified": s.not_modified,
             "unchanged": s.unchanged,
@@ -397,5 +399,8 @@ class TransitReader:
         finally:
             if self.publisher is not None:
                 self.flush()
+                # As a gateway's shutdown: the last health counts everything published (`final`),
+                # so it goes after the flush, and is acknowledged before the status goes offline.
+                self.publisher.health(self.health() | {"final": True}, wait=True)
                 self.publisher.stop()
             self.http.close()

@@ -341,6 +341,22 @@ def test_a_trip_level_delay_applies_to_every_stop(rig: Rig) -> None:
     assert delays(rig) == [(1, "07:00:00", "scheduled", 150), (2, "07:01:00", "scheduled", 150)]
 
 
+def test_two_trips_of_a_line_at_one_stop_in_the_same_second_are_two_points_a_millisecond_apart(
+    rig: Rig,
+) -> None:
+    # Line 2's two directions both call at Porta Pistoiese at 08:11:00 (the same series and
+    # second: InfluxDB would keep one point of the two).
+    outward = trip_update("2_FER_0_0800", [Stu(seq=8, delay=0)], start_date=DAY)
+    back = trip_update("2_FER_1_0805", [Stu(seq=3, delay=0)], start_date=DAY)
+    rig.serve(feed(outward, back, ts=at(11.5)))
+
+    at_stop = [r for r in rig.readings(SensorKind.TRANSIT_DELAY) if r["sensor"] == sensor_id("PO-PISTOIESE")]
+    assert [(r["fields"]["trip"], r["ts"]) for r in at_stop] == [
+        ("2_FER_0_0800", "2026-11-24T07:11:00.000Z"),
+        ("2_FER_1_0805", "2026-11-24T07:11:00.001Z"),
+    ]
+
+
 def test_a_frequency_based_trip_runs_from_its_own_start_time(rig: Rig) -> None:
     circ = trip_update("CIRC_ALL_0_template", [Stu(seq=1, delay=0)], start_date=DAY, start_time="09:15:00")
     rig.serve(feed(circ, ts=epoch(DAY, 9, 17)))
@@ -387,6 +403,38 @@ def test_a_trip_update_referring_to_what_the_static_feed_lacks_is_refused_with_t
 
     assert rig.refusals() == [(reason, field, message)]
     assert rig.readings(SensorKind.TRANSIT_DELAY) == []
+
+
+def _with_descriptor(update: rt.FeedEntity, **values: str) -> rt.FeedEntity:
+    for name, value in values.items():
+        setattr(update.trip_update.trip, name, value)
+    return update
+
+
+@pytest.mark.parametrize(
+    ("update", "field", "message"),
+    [
+        (_with_descriptor(trip_update(TRIP, [Stu(seq=2, delay=60)]), start_date="2026-11-24"),
+         "entity[1].trip_update.trip.start_date", "is not YYYYMMDD (a GTFS-Realtime start_date is YYYYMMDD)"),
+        (_with_descriptor(trip_update(TRIP, [Stu(seq=2, delay=60)]), start_date="20261131"),
+         "entity[1].trip_update.trip.start_date",
+         "is not a calendar date (a GTFS-Realtime start_date is YYYYMMDD)"),
+        (trip_update("CIRC_ALL_0_template", [Stu(seq=1, delay=0)], start_date=DAY, start_time="9h15"),
+         "entity[1].trip_update.trip.start_time",
+         "is not HH:MM:SS (the start of a run of a frequency-based trip)"),
+    ],
+    ids=["start-date-with-dashes", "start-date-not-a-day", "start-time"],
+)  # fmt: skip
+def test_a_trip_update_with_a_malformed_start_date_or_time_is_refused_and_its_neighbours_kept(
+    rig: Rig, update: rt.FeedEntity, field: str, message: str
+) -> None:
+    good = trip_update(TRIP, [Stu(seq=2, delay=60)], start_date=DAY, entity_id="good")
+    # One bad descriptor used to stop the whole round: every later poll failed on it again.
+    rig.serve(feed(vehicle("a", ts=at(3)), update, good, ts=at(3)))
+
+    assert rig.refusals() == [("bad_entity", field, message)]
+    assert [d[0] for d in delays(rig)] == [2, 3]  # a minute late, the good trip passed stops 2 and 3
+    assert [r["sensor"] for r in rig.readings(SensorKind.TRANSIT_VEHICLE)] == ["a"]
 
 
 def test_a_refused_entity_repeated_in_every_snapshot_is_refused_once(rig: Rig) -> None:
@@ -454,9 +502,9 @@ def test_a_header_that_stops_advancing_makes_the_feed_stale_and_advancing_again_
     stale = rig.reader.health(at(4))
     rig.serve(feed(vehicle("a", ts=at(5)), ts=at(5)), at_s=at(5))
 
-    assert stale["is_stale"] is True
+    assert (stale["is_stale"], stale["stale_feeds"]) == (True, 1)
     assert stale["feeds"]["all"]["feed_age_s"] == 180.0
-    assert rig.reader.health(at(5))["is_stale"] is False
+    assert (rig.reader.health(at(5))["is_stale"], rig.reader.health(at(5))["stale_feeds"]) == (False, 0)
 
 
 def test_a_timeout_is_counted_backs_off_and_the_next_poll_works(rig: Rig) -> None:

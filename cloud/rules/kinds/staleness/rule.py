@@ -6,6 +6,10 @@ time is `silent_min` newer than the gateway's reading, or at once when its last 
 ("offline", connection lost) arrives. Event time keeps the rule right under accelerated replay;
 the engine's watermarks (cloud/rules/watermark.py) keep one reading stamped ahead from making
 every other sensor or gateway look silent.
+
+Only kinds that report on a schedule are watched (`KindSpec.reports_periodically`): a bus stop
+is silent between buses and a bus out of service, which is no fault; a GTFS-Realtime feed's
+own silence is its reader's `transit-feed-stale` alert (cloud/transit/realtime/reader.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pydantic import Field
 from cloud.core.alerts import Alert
 from cloud.rules.base import Clocks, Rule, RuleConfig
 from cloud.rules.registry import register
-from edge.contract import Reading
+from edge.contract import KINDS, Reading
 
 
 class StalenessConfig(RuleConfig):
@@ -39,6 +43,8 @@ class Staleness(Rule[StalenessConfig]):
         self.stale: set[tuple[str, str, str]] = set()
 
     def observe(self, reading: Reading) -> list[Alert]:
+        if not KINDS[reading.kind].reports_periodically:
+            return []
         key = (reading.org, reading.gateway, reading.sensor if self.config.scope == "sensor" else "")
         prev = self.last.get(key)
         if prev is None or reading.ts > prev[1]:
