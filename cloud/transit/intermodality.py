@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cloud.core.geo import Site, load_sites
 from cloud.core.transit import DEFAULT_WALK_M, DelayBook, Departure, StopRef, TransitNetwork
+from cloud.io.http import refusals
 from cloud.io.influx.client import InfluxClient, InfluxError
 from cloud.io.influx.lineprotocol import FieldValue, LineProtocolError, line
 
@@ -172,6 +173,7 @@ def intermodality_router(
     @router.get(
         "/park-and-ride",
         summary="Park-and-ride car parks: free spaces, stops near, next buses toward a car park",
+        responses=refusals(404),
     )
     def park_and_ride(
         toward: Annotated[

@@ -154,6 +154,7 @@ class WorksiteTransit(BaseModel):
     "/worksites/{worksite_id}/transit",
     response_model=WorksiteTransit,
     summary="Bus routes passing the worksite and stops inside it (from the imported GTFS)",
+    responses=refusals(404),
 )
 def worksite_transit(
     store: StoreDep,

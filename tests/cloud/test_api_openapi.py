@@ -46,6 +46,7 @@ COVERED = (
     "/organisations",
     "/import/",
     "/feeds/",
+    "/intermodality/",
     "/alerts",
     "/console/api/",
 )

@@ -16,12 +16,16 @@ from cloud.core.orgs import (
     Caller,
     Role,
 )
-from cloud.dev.demo_data import load_demo
+from cloud.dev.demo_data import demo_worksites, load_demo
 from cloud.dev.servers import Mosquitto, free_port
 from cloud.worksites.alerts import CoordinationAlerts
 from cloud.worksites.store import WorksiteStore
 
 from support import REPO, Recorder, wait_until
+
+DEMO = demo_worksites(datetime.now(UTC))
+# Those a GeoJSON export shows without --all: completed and cancelled ones are left out.
+DEMO_OPEN = [w for w in DEMO if w.status not in ("completed", "cancelled")]
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +42,7 @@ def sitroom(*args: str, check: bool = True, stdin: str | None = None) -> subproc
 
 def test_the_cli_loads_lists_updates_exports_and_reimports_the_demo_registry(tmp_path: Path) -> None:
     db = ["worksites", "--db", f"sqlite:///{tmp_path / 'ws.db'}"]
-    assert "14 demo worksite(s) added" in sitroom(*db, "demo").stdout
+    assert f"{len(DEMO)} demo worksite(s) added" in sitroom(*db, "demo").stdout
     listed = sitroom(*db, "list", "--status", "active", "--json").stdout
     assert {w["status"] for w in orjson.loads(listed)} == {"active"}
 
@@ -66,7 +70,7 @@ def test_the_cli_loads_lists_updates_exports_and_reimports_the_demo_registry(tmp
     assert first.read_bytes() == second.read_bytes()
     geojson = orjson.loads(sitroom(*db, "export", "--format", "geojson").stdout)
     assert geojson["type"] == "FeatureCollection"
-    assert len(geojson["features"]) == 11  # completed and cancelled left out without --all
+    assert len(geojson["features"]) == len(DEMO_OPEN)
 
 
 def test_the_cli_refuses_a_bad_worksite_naming_the_field_and_adds_nothing(tmp_path: Path) -> None:
@@ -86,7 +90,7 @@ def test_the_cli_refuses_a_bad_worksite_naming_the_field_and_adds_nothing(tmp_pa
     bad["planned_end"] = "2026-12-02T07:00:00Z"
     refused = sitroom(*db, "add", "-", stdin=orjson.dumps(bad).decode(), check=False)
     assert "geometry: coordinates outside the service area" in refused.stderr
-    assert "14 worksite(s)" in sitroom(*db, "list").stdout
+    assert f"{len(DEMO)} worksite(s)" in sitroom(*db, "list").stdout
 
 
 def test_a_utilitys_csv_imports_with_a_column_mapping(tmp_path: Path) -> None:
