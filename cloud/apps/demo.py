@@ -53,8 +53,8 @@ from cloud.dev.apiserver import ThreadedApiServer
 from cloud.dev.demo_broker import DemoBroker, DemoBrokerError, provision_demo_broker, rescue_registry
 from cloud.dev.demo_data import add_demo_operators, demo_credentials, load_demo
 from cloud.dev.demo_folder import DemoFolder, DemoFolderError
+from cloud.dev.demo_transit import ON_ROUTE, READER, SIMULATOR, DemoTransit, DemoTransitError
 from cloud.dev.demo_transit import OPERATOR as TRANSIT_OPERATOR
-from cloud.dev.demo_transit import READER, SIMULATOR, DemoTransit, DemoTransitError
 from cloud.dev.demo_transit import SOURCE as TRANSIT_SOURCE
 from cloud.dev.report import render
 from cloud.dev.servers import (
@@ -71,6 +71,7 @@ from cloud.io.influx import retention
 from cloud.io.influx.client import InfluxClient, InfluxError
 from cloud.io.mqtt import BrokerConnection
 from cloud.provision.influx_users import InfluxUser, ensure_users
+from cloud.rules.engine import DEFAULT_RULES
 from cloud.rules.store import AlertStore
 from cloud.worksites.store import WorksiteStore
 from edge.contract import KINDS, SensorKind, format_ts, loads, topics
@@ -194,6 +195,25 @@ def count_worksite_points(influx: InfluxClient) -> int:
     except InfluxError:
         return 0
     return sum(int(s["values"][0][1]) for s in series if s.get("values"))
+
+
+def live_worksites_on_routes(influx: InfluxClient) -> dict[str, list[str]]:
+    """Each live worksite the rules service found on bus routes (its `worksite_route` points,
+    cloud/worksites/snapshot.py) with the routes' names."""
+    q = (
+        'SELECT last("name") AS "name", last("active") AS "active" FROM "worksite_route" '
+        'GROUP BY "id", "route"'
+    )
+    try:
+        series = influx.series(q)
+    except InfluxError:
+        return {}
+    found: dict[str, list[str]] = {}
+    for s in series:
+        _t, name, active = s["values"][-1]
+        if active == 1:
+            found.setdefault(s["tags"]["id"], []).append(str(name))
+    return {ws: sorted(names) for ws, names in sorted(found.items())}
 
 
 # A run's stream starts empty every time: old broker sessions and old points would skew its
@@ -643,6 +663,7 @@ class Demo:
         with w.lock:
             refused = w.feed_deadletters
             status = dict(w.feed_status)
+            on_route = [a for a in w.alerts_firing if a.get("rule") == ON_ROUTE]
         return {
             "operator": TRANSIT_OPERATOR,
             "source": TRANSIT_SOURCE,
@@ -651,12 +672,20 @@ class Demo:
             "readings_stored": stored,
             "dead_letters": refused,
             "status": status,
+            # The network seen by the other features: the rules service's `worksite_route`
+            # points and its worksite-on-bus-route alerts (to the municipality and the operator).
+            "live_worksites_on_routes": live_worksites_on_routes(influx),
+            "worksite_on_route_alerts": len(on_route),
         }
 
     def _start_cloud_services(self, env: dict[str, str], broker: DemoBroker) -> None:
         """Ingest, rules and the worksite API, each as its own broker identity."""
         self._spawn("ingest", ["cloud", "ingest"], env | broker.service_env("ingest"))
-        self._spawn("rules", ["cloud", "rules"], env | broker.service_env("rules"))
+        # The rules see the bus network imported beside the registry (`_start_transit`) and run
+        # the bus network's rules beside the default ones.
+        rules = ["cloud", "rules", "--rules", str(self.transit.rules_file(DEFAULT_RULES))]
+        transit_db = {"SITROOM_TRANSIT_DB": env["SITROOM_WORKSITES_DB"]}
+        self._spawn("rules", rules, env | broker.service_env("rules") | transit_db)
         # The worksite registry (issue 8): demo worksites of Prato, served with their map layers;
         # it publishes its coordination findings (conflicts, synergies) as retained alerts.
         api_port = free_port(8080)
@@ -817,14 +846,21 @@ def done_line(summary: dict[str, Any]) -> str:
 
 def transit_line(transit: dict[str, Any]) -> str:
     """`1,234 readings of gtfs-rt-prato (in the counts above): 1,000 vehicle positions, 234 stop
-    delays stored; 0 dead letters.`"""
+    delays stored; 0 dead letters. 2 live worksites on bus routes (comune-prato-piave-fermata:
+    2, Circolare, LAM Blu; ...), 6 worksite-on-bus-route alerts.`"""
     stored = transit.get("readings_stored", {})
     refused = int(transit.get("dead_letters", 0))
+    on_routes: dict[str, list[str]] = transit.get("live_worksites_on_routes", {})
+    alerts = int(transit.get("worksite_on_route_alerts", 0))
+    which = "; ".join(f"{ws}: {', '.join(names)}" for ws, names in on_routes.items())
     return (
         f"{int(transit.get('readings_published', 0)):,} readings of {transit.get('source')} "
         f"(in the counts above): {stored.get('transit_vehicle', 0):,} vehicle positions, "
         f"{stored.get('transit_delay', 0):,} stop delays stored; "
-        f"{refused} dead letter{'' if refused == 1 else 's'}."
+        f"{refused} dead letter{'' if refused == 1 else 's'}. "
+        f"{len(on_routes)} live worksite{'' if len(on_routes) == 1 else 's'} on bus routes"
+        + (f" ({which})" if which else "")
+        + f", {alerts} {ON_ROUTE} alert{'' if alerts == 1 else 's'}."
     )
 
 

@@ -8,6 +8,11 @@ and publishing like a gateway under a broker identity of its own (role `feed`,
 `cloud/dev/demo_broker.py`). The simulator and the reader are named services of the demo's
 supervisor, restarted as the others are.
 
+The rules service sees the network imported into the registry's database
+(`SITROOM_TRANSIT_DB`) and runs, beside the default rules, the bus network's (`rules_file`): a
+live worksite on a bus route tells the municipality and the operator (`worksite_on_route`),
+buses later than that hour's usual near one fire `worksite_bus_delay`.
+
 The static feed goes into two databases: the registry's (kept between runs), whose
 `/feeds/transit/...` the API serves and whose worksites are matched with the routes; and the
 reader's own (`transit/reader.db`, emptied with each run's stream, as the broker's sessions
@@ -35,6 +40,13 @@ SIMULATOR = "gtfs-rt-simulator"  # the supervisor's service names
 READER = "transit-reader"
 AREA = Area(PRATO_AREA.min_lon, PRATO_AREA.min_lat, PRATO_AREA.max_lon, PRATO_AREA.max_lat)
 FOLDER = "transit"  # in the data folder, emptied with each run's stream
+# The bus network's rules (cloud/rules/kinds/), added to the default ones; the worksites they
+# look at come from the registry.
+ON_ROUTE = "worksite-on-bus-route"
+RULES: tuple[dict[str, object], ...] = (
+    {"rule": "worksite_on_route", "name": ON_ROUTE},
+    {"rule": "worksite_bus_delay", "name": "bus-delay-near-worksite"},
+)
 
 
 class DemoTransitError(RuntimeError):
@@ -65,6 +77,17 @@ class DemoTransit:
     def refresh_s(self) -> float:
         """How often the simulator makes a new snapshot (edge/cli.py): 10 simulated seconds."""
         return max(1.0, 10.0 / self.speed)
+
+    def rules_file(self, base: Path) -> Path:
+        """The demo rules service's rules file: `base`'s rules and the bus network's (`RULES`),
+        with the worksites read from the registry."""
+        rules = yaml.safe_load(base.read_text(encoding="utf-8"))
+        rules["worksites"] = f"registry:{self.registry_db}"
+        rules["rules"] = [*rules["rules"], *RULES]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / "rules.yaml"
+        path.write_text(yaml.safe_dump(rules, sort_keys=False), encoding="utf-8")
+        return path
 
     def prepare(self) -> None:
         """Create the transit tables before any service opens the registry's database."""

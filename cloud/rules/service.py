@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import paho.mqtt.client as mqtt
 from pydantic import AwareDatetime, BaseModel, ValidationError
@@ -26,7 +26,7 @@ from cloud.io.mqtt import BrokerConnection
 from cloud.rules.engine import Engine, RegistryOpener, RulesFileError, load_rules
 from cloud.rules.relay import OperatorRelay
 from cloud.rules.store import AlertStore
-from edge.contract import ContractError, is_id, loads, topics
+from edge.contract import ContractError, Reading, is_id, loads, topics
 from edge.contract.topics import Channel
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,14 @@ class Periodic(Protocol):
     def tick(self, influx: InfluxClient) -> int: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReadingWatcher(Protocol):
+    """Periodic work that also follows the stream (the park-and-ride picture keeps each car
+    park's and trip's latest reading): handed every reading the admission lets in."""
+
+    def observe(self, reading: Reading) -> None: ...
 
 
 class StatusMessage(BaseModel):
@@ -56,7 +64,8 @@ class RulesService:
     shown in Grafana; with `rules_path`, the rules file is reloaded when it changes (`registry:`
     worksite sources opened by `open_registry`); `periodic` work (the worksite registry's state
     written to InfluxDB) runs on the service's clock. The process's wiring (cloud/apps/rules.py)
-    decides which of these a deployment gets. Readings pass the admission first
+    decides which of these a deployment gets; periodic work that is a `ReadingWatcher` also
+    sees every admitted reading. Readings pass the admission first
     (cloud/core/admission.py), ingest's verdict: what ingest dead-letters raises no alert."""
 
     def __init__(
@@ -81,6 +90,7 @@ class RulesService:
         self.store = store
         self.relay = OperatorRelay(store) if store is not None else None
         self.periodic = list(periodic)
+        self.watchers = [w for w in self.periodic if isinstance(w, ReadingWatcher)]
         self.open_registry = open_registry
         self.transit = transit
         self.notifier = notifier
@@ -212,6 +222,8 @@ class RulesService:
         arrived = self.engine.wall_clock()
         for r in judged.readings:
             out.extend(self.engine.observe(r, arrived))
+            for watcher in self.watchers:
+                watcher.observe(r)
         return out
 
     def handle_service_health(self, topic: str, payload: bytes) -> list[Alert]:

@@ -5,8 +5,9 @@ buses from them toward a full central car park.
 network, the latest car-park readings and the latest trip delays go in; each park-and-ride with
 its free spaces, its stops and the next departures toward the destination (timetable moved by
 real-time delay) comes out. Around it: what InfluxDB holds now (`latest_parking`,
-`latest_delays`), the public route `GET /intermodality/park-and-ride` and the `park_and_ride`
-points the rules service writes for Grafana (`IntermodalSnapshots`).
+`latest_delays`) for the public route `GET /intermodality/park-and-ride`, and the
+`park_and_ride` points the rules service writes for Grafana (`IntermodalSnapshots`, from the
+readings it sees on the stream).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from cloud.core.transit import DEFAULT_WALK_M, DelayBook, Departure, StopRef, Tr
 from cloud.io.http import refusals
 from cloud.io.influx.client import InfluxClient, InfluxError
 from cloud.io.influx.lineprotocol import FieldValue, LineProtocolError, line
+from edge.contract import Reading, SensorKind
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +266,11 @@ def snapshot_lines(found: list[ParkAndRide], toward: str, at: datetime) -> list[
 
 class IntermodalSnapshots:
     """The park-and-ride picture as InfluxDB points, every `interval_s` (a rules service's
-    `Periodic`): toward the fullest central car park at that moment."""
+    `Periodic`): toward the fullest central car park at that moment.
+
+    It learns the car parks' occupancy and the trips' delays from the stream the rules service
+    hands it (`observe`), never by reading InfluxDB: the service writes as the write-only user
+    (docker-compose.yml), which may not read."""
 
     def __init__(
         self,
@@ -272,16 +278,31 @@ class IntermodalSnapshots:
         *,
         sites: Mapping[str, Site] | None = None,
         interval_s: float = 60.0,
-        parking_lookback: str = "1h",
+        parking_max_age: timedelta = timedelta(hours=1),
         walk_m: float = DEFAULT_WALK_M,
     ) -> None:
         self.network = network
         self.sites = dict(sites if sites is not None else load_sites())
         self.interval_s = interval_s
-        self.parking_lookback = parking_lookback
+        self.parking_max_age = parking_max_age
         self.walk_m = walk_m
+        self.latest: dict[str, CarPark] = {}
+        self.delays = DelayBook()
         self._period: int | None = None
         self.points_written = 0
+
+    def observe(self, reading: Reading) -> None:
+        """A car park's occupancy or a trip's delay, from the admitted stream."""
+        if self.delays.observe(reading) or reading.kind is not SensorKind.PARKING:
+            return
+        pct, occupied, capacity = (reading.fields.get(k) for k in ("occupancy_pct", "occupied", "capacity"))
+        if not (isinstance(pct, int | float) and isinstance(occupied, int) and isinstance(capacity, int)):
+            return
+        seen = self.latest.get(reading.sensor)
+        if seen is None or reading.ts >= seen.ts:
+            self.latest[reading.sensor] = CarPark(
+                float(pct), max(capacity - occupied, 0), capacity, reading.ts
+            )
 
     def tick(self, influx: InfluxClient, now: datetime | None = None) -> int:
         now = now or datetime.now(UTC)
@@ -289,24 +310,25 @@ class IntermodalSnapshots:
         if period == self._period:
             return 0
         at = datetime.fromtimestamp(period * self.interval_s, UTC)
+        latest = {s: c for s, c in self.latest.items() if c.ts >= now - self.parking_max_age}
+        target = destination(self.sites, latest, None)
+        if target is None:
+            return 0  # no car park reading yet: nothing to head for
+        # Once per interval, written or not: InfluxDB or the transit store away for a while is
+        # tried again at the next one (one warning per interval, not per second).
+        self._period = period
+        self.delays.forget_before(now)
         try:
-            latest = latest_parking(influx, self.parking_lookback)
-            book = latest_delays(influx, DelayBook())
-            target = destination(self.sites, latest, None)
-            if target is None:
-                return 0  # no car park reading yet: nothing to head for
             found = park_and_rides(
-                self.sites, self.network, toward=self.sites[target], at=at, latest=latest, delays=book,
-                walk_m=self.walk_m,
+                self.sites, self.network, toward=self.sites[target], at=at, latest=latest,
+                delays=self.delays, walk_m=self.walk_m,
             )  # fmt: skip
             lines = snapshot_lines(found, target, at)
             if lines:
                 influx.write(lines)
         except (InfluxError, LineProtocolError, SQLAlchemyError) as exc:
-            # InfluxDB or the transit store away for a while: the next interval tries again.
             log.warning("park-and-ride points not written: %s", exc)
             return 0
-        self._period = period
         self.points_written += len(lines)
         return len(lines)
 

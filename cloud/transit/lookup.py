@@ -4,8 +4,9 @@ The wiring (`cloud/apps/`) opens one per process and hands it to the features th
 network without importing this one: the worksites (affected routes and stops), the console,
 the rules (park-and-ride departures, bus delays near worksites), the snapshot writer. Routes
 and stops are held in memory per set of current feed versions, looked at again every
-`refresh_s` (a new import is picked up within that); departures are read from the store when
-asked.
+`refresh_s` (a new import is picked up within that), or every `EMPTY_REFRESH_S` while there is
+none (a first import after the process started, as the demo's once its simulator answers, is
+seen within seconds); departures are read from the store when asked.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from cloud.transit.impact import network_of
 from cloud.transit.store import FeedInfo, TransitStore
 
 _M_PER_DEG = 111_000.0
+# No feed imported yet (or no store yet): looked at again this often, however long `refresh_s`.
+EMPTY_REFRESH_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,8 @@ class StoreNetwork:
 
     def _current(self) -> _Loaded:
         with self._lock:
-            if time.monotonic() - self._checked < self.refresh_s:
+            every = self.refresh_s if self._loaded.signature else min(self.refresh_s, EMPTY_REFRESH_S)
+            if time.monotonic() - self._checked < every:
                 return self._loaded
             self._checked = time.monotonic()
             try:

@@ -1,15 +1,21 @@
-"""Retention policies and rollup CQs exist after ingest starts; a second start changes nothing."""
+"""Retention policies and rollup CQs exist after ingest starts; a second start changes nothing.
+The services run as the write-only user a deployment gives them."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from support_transit import OPERATOR, PRATO_AREA, prato_feed_zip
 
+from cloud.apps.rules import build_rules_service
 from cloud.core.settings import CloudSettings
 from cloud.dev.servers import Influxd
 from cloud.ingest.consumer import Ingest
@@ -18,7 +24,8 @@ from cloud.io.influx.retention import RAW_RP, ROLLUP_RP, ensure, rollups
 from cloud.provision.influx_users import InfluxUser, ensure_users
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
-from edge.contract import SensorKind
+from cloud.transit.store import TransitStore
+from edge.contract import SCHEMA_VERSION, Batch, BrokerAddress, Reading, SensorKind, encode, topics
 
 from support import wait_until
 
@@ -167,3 +174,62 @@ def test_the_rules_service_starts_and_writes_alerts_as_a_write_only_user(
         assert "may not create databases" in caplog.text
     finally:
         influxd.stop()
+
+
+def test_the_rules_service_writes_the_park_and_ride_points_as_a_write_only_user(
+    settings: CloudSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The park-and-ride picture learns the car parks from the stream (cloud/transit/
+    # intermodality.py): the service's user may write points, never read them back.
+    admin, writer = InfluxUser("admin", "a-pass"), InfluxUser("sitroom-writer", "w-pass")
+    influxd = AuthInfluxd(tmp_path / "influxd-auth").start()
+    transit_db = f"sqlite:///{tmp_path / 'transit.db'}"
+    buses = TransitStore.open(transit_db)
+    buses.import_feed(prato_feed_zip(), operator=OPERATOR, area=PRATO_AREA)
+    buses.close()
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2)
+    try:
+        ensure_users(influxd.url, "sitroom", admin=admin, writer=writer, reader=InfluxUser("reader", "r"))
+        as_writer = settings.model_copy(
+            update={"influx_url": influxd.url, "influx_db": "sitroom", "influx_username": writer.name,
+                    "influx_password": writer.password, "transit_db": transit_db}
+        )  # fmt: skip
+        alerts_db = f"sqlite:///{tmp_path / 'alerts.db'}"
+        service = build_rules_service(as_writer, rules_file=None, alerts_db=alerts_db, reload=False)
+        thread = threading.Thread(target=service.run, daemon=True)
+        with caplog.at_level(logging.WARNING, logger="cloud.transit.intermodality"):
+            thread.start()
+            wait_until(service.conn.connected.is_set, 20, what="rules connected")
+            broker = BrokerAddress.parse(settings.mqtt_url)
+            publisher.connect(broker.host, broker.port)
+            publisher.loop_start()
+            org, now = settings.org_filter, datetime.now(UTC)
+            full, free = parking(org, "p-mercatale", now, 516, 520), parking(org, "p-serraglio", now, 50, 150)
+            batch = Batch(
+                v=SCHEMA_VERSION, org=org, gateway="gw-parking", kind=SensorKind.PARKING, seq=1,
+                sent_at=now, readings=(full, free),
+            )  # fmt: skip
+            topic = topics.data(org, "gw-parking", SensorKind.PARKING)
+            publisher.publish(topic, encode(batch), qos=1).wait_for_publish(30)
+
+            as_admin = InfluxClient(influxd.url, "sitroom", username=admin.name, password=admin.password)
+            query = 'SELECT last("free") FROM "park_and_ride" GROUP BY "sensor", "toward"'
+            rows = wait_until(lambda: as_admin.series(query), 30, what="park-and-ride points")
+            as_admin.close()
+            service.stop()
+            thread.join(30)
+        assert {(s["tags"]["sensor"], s["tags"]["toward"]): s["values"][0][1] for s in rows}[
+            ("p-serraglio", "p-mercatale")
+        ] == 100
+        assert "park-and-ride points not written" not in caplog.text
+    finally:
+        publisher.loop_stop()
+        influxd.stop()
+
+
+def parking(org: str, sensor: str, ts: datetime, occupied: int, capacity: int) -> Reading:
+    pct = round(100 * occupied / capacity, 1)
+    return Reading(
+        kind=SensorKind.PARKING, org=org, gateway="gw-parking", sensor=sensor, ts=ts,
+        fields={"occupied": occupied, "capacity": capacity, "occupancy_pct": pct},
+    )  # fmt: skip

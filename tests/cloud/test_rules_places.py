@@ -1,4 +1,5 @@
-"""Rules about places: geofence, worksite impact (expected vs anomaly), parking saturation hints."""
+"""Rules about places: geofence, worksite impact (expected vs anomaly), parking saturation hints,
+a worksite on a bus route."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ import orjson
 
 from cloud.core.alerts import Alert
 from cloud.core.geo import Geography, GeoJsonWorksites, load_sites
+from cloud.core.transit import DEFAULT_WITHIN_M, ListedNetwork, TransitImpact
+from cloud.rules.base import Clocks
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.kinds.geofence import Geofence, GeofenceConfig
 from cloud.rules.kinds.parking_saturation import ParkingSaturation, ParkingSaturationConfig
 from cloud.rules.kinds.worksite_impact import WorksiteImpact, WorksiteImpactConfig
+from cloud.rules.kinds.worksite_on_route import WorksiteOnRoute, WorksiteOnRouteConfig
 from edge.contract import Reading, SensorKind
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -195,3 +199,50 @@ def test_the_rules_file_binds_sites_and_a_geojson_worksites_file(tmp_path: Path)
     engine = Engine(load_rules(path))
     (fired,) = engine.observe(fix(0, 43.8680, 11.1060))
     assert fired.rule == "in-worksite"
+
+
+class ImportedLater(ListedNetwork):
+    """A bus network whose feed is imported after the rules service started (as in the demo)."""
+
+    is_imported = False
+
+    def impact(self, geometry: Any, within_m: float = DEFAULT_WITHIN_M) -> TransitImpact:
+        return super().impact(geometry, within_m) if self.is_imported else TransitImpact()
+
+
+def test_a_bus_route_imported_after_the_rules_started_is_found_on_a_live_worksite() -> None:
+    # A route along Viale della Repubblica, through the worksite's square.
+    network = ImportedLater(
+        {"R": {"name": "Linea R", "line": [[11.1040, 43.8680], [11.1080, 43.8680]]}}, {}, []
+    )
+    rule = WorksiteOnRoute(WorksiteOnRouteConfig(name="worksite-on-bus-route"))
+    live = GeoJsonWorksites(worksites(planned=False, starts=T0 - timedelta(days=1)))
+    rule.bind(Geography(sites=load_sites(), worksites=live, transit=network))
+    assert live.active(T0)  # the worksite is live
+    assert rule.tick(Clocks(now=T0)) == []  # no network yet
+
+    network.is_imported = True
+    fired = rule.tick(Clocks(now=T0 + timedelta(seconds=60)))
+
+    assert {(a.org, a.entity, a.state) for a in fired} == {
+        ("comune-prato", "ws-1--r", "firing"),
+        ("autolinee-toscane", "ws-1--r", "firing"),
+    }
+
+
+def test_a_worksite_on_a_route_is_told_at_the_first_reading_of_a_replay_behind_the_wall_clock() -> None:
+    # Before any reading the rule looks at wall time; the demo's gateways then replay from an
+    # hour earlier, and their event time is what the next look uses.
+    network = ImportedLater(
+        {"R": {"name": "Linea R", "line": [[11.1040, 43.8680], [11.1080, 43.8680]]}}, {}, []
+    )
+    rule = WorksiteOnRoute(WorksiteOnRouteConfig(name="worksite-on-bus-route"))
+    live = GeoJsonWorksites(worksites(planned=False, starts=T0 - timedelta(days=1)))
+    rule.bind(Geography(sites=load_sites(), worksites=live, transit=network))
+    assert rule.tick(Clocks(wall=T0 + timedelta(hours=1))) == []  # the network not imported yet
+    network.is_imported = True
+
+    fired = rule.tick(Clocks(now=T0, wall=T0 + timedelta(hours=1, seconds=1)))
+
+    assert {a.org for a in fired} == {"comune-prato", "autolinee-toscane"}
+    assert rule.tick(Clocks(now=T0 + timedelta(seconds=30), wall=T0 + timedelta(hours=1, seconds=2))) == []

@@ -68,6 +68,12 @@ def test_demo_stores_every_published_reading_and_raises_alerts(tmp_path: Path) -
     assert sum(transit["readings_stored"].values()) == transit["readings_published"]
     assert transit["dead_letters"] == 0
     assert "Transit: " in proc.stdout
+    # The network as the other features see it: the demo's worksite on a bus line (the Viale
+    # Piave stop) is on LAM Blu, and the rules told the municipality and the operator.
+    assert "LAM Blu" in transit["live_worksites_on_routes"]["comune-prato-piave-fermata"]
+    assert transit["worksite_on_route_alerts"] > 0
+    told = {a["org"] for a in summary["alerts"] if a["rule"] == "worksite-on-bus-route"}
+    assert told == {"comune-prato", "autolinee-toscane"}
 
 
 DEMO = [sys.executable, "-m", "edge.cli", "demo"]

@@ -30,6 +30,7 @@ from cloud.transit.intermodality import (
 from cloud.transit.lookup import StoreNetwork
 from cloud.transit.store import TransitStore
 from cloud.worksites.store import WorksiteStore
+from edge.contract import Reading, SensorKind
 
 ROME = ZoneInfo("Europe/Rome")
 TUESDAY_8 = datetime(2026, 11, 3, 8, 0, tzinfo=ROME).astimezone(UTC)
@@ -163,16 +164,26 @@ def test_an_unknown_destination_is_refused_naming_it(api_url: str) -> None:
     assert "toward: 'p-nowhere' is not a car park" in refused.json()["detail"]
 
 
-def test_the_park_and_ride_points_name_free_spaces_stops_and_next_buses(
+def parking(sensor: str, occupied: int, capacity: int, at: datetime) -> Reading:
+    fields = {
+        "occupied": occupied,
+        "capacity": capacity,
+        "occupancy_pct": round(100 * occupied / capacity, 1),
+    }
+    return Reading(
+        kind=SensorKind.PARKING, org="comune-prato", gateway="gw-test", sensor=sensor, ts=at, fields=fields
+    )
+
+
+def test_the_park_and_ride_points_name_free_spaces_stops_and_next_buses_from_the_readings_it_saw(
     prato_store: TransitStore, influx_db: InfluxClient
 ) -> None:
-    influx_db.write(
-        [
-            parking_line("p-mercatale", 516, 520, TUESDAY_8 - timedelta(minutes=2)),
-            parking_line("p-serraglio", 50, 150, TUESDAY_8 - timedelta(minutes=1)),
-        ]
-    )
-    writer = IntermodalSnapshots(StoreNetwork(prato_store), parking_lookback="10000d")
+    # The rules service hands it the stream; it never reads InfluxDB, where the service's
+    # write-only user may not (this database holds no parking point at all).
+    writer = IntermodalSnapshots(StoreNetwork(prato_store))
+    assert writer.tick(influx_db, TUESDAY_8) == 0  # no car park seen yet: nowhere to head for
+    writer.observe(parking("p-mercatale", 516, 520, TUESDAY_8 - timedelta(minutes=2)))
+    writer.observe(parking("p-serraglio", 50, 150, TUESDAY_8 - timedelta(minutes=1)))
 
     written = writer.tick(influx_db, TUESDAY_8)
     assert writer.tick(influx_db, TUESDAY_8 + timedelta(seconds=5)) == 0  # once per interval

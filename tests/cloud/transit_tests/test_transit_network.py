@@ -5,16 +5,19 @@ real-time delay."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from support_transit import OPERATOR
+from support_transit import OPERATOR, PRATO_AREA, prato_feed_zip
 
 from cloud.core.transit import DelayBook, Departure, ListedNetwork, NoTransit, StopRef
 from cloud.transit.lookup import StoreNetwork
 from cloud.transit.store import TransitStore
 from edge.contract import Reading, SensorKind
 from edge.contract.gtfs.ids import sensor_id
+
+from support import wait_until
 
 ROME = ZoneInfo("Europe/Rome")
 MERCATALE_CAR_PARK = (43.8825, 11.1003)  # cloud/core/sites.yaml p-mercatale
@@ -63,6 +66,23 @@ def test_a_worksite_at_viale_piave_names_the_routes_through_it_and_the_stop_insi
     assert [(s.stop_id, s.name, s.routes) for s in found.stops] == [
         ("PO-PIAVE", "Viale Piave", ("2", "CIRC", "LAM-BLU"))
     ]
+
+
+def test_a_network_imported_after_the_process_opened_the_empty_store_is_seen_within_seconds(
+    tmp_path: Path,
+) -> None:
+    # As in the demo: the rules service and the API open the registry's database before the
+    # operator's static feed is imported from the simulator.
+    store = TransitStore.open(f"sqlite:///{tmp_path / 'transit.db'}")
+    net = StoreNetwork(store, refresh_s=3600)
+    try:
+        assert net.impact(piave_box()).routes == ()
+        store.import_feed(prato_feed_zip(), operator=OPERATOR, area=PRATO_AREA)
+
+        found = wait_until(lambda: net.impact(piave_box()).routes, 10, what="the imported network")
+        assert "LAM-BLU" in {r.route_id for r in found}
+    finally:
+        store.close()
 
 
 def test_the_stops_within_walking_distance_of_a_park_and_ride_are_found_nearest_first(
