@@ -579,7 +579,7 @@ def transit() -> dict[str, Any]:
             panel(
                 "table",
                 "Cantieri sulle linee / Worksites on bus lines",
-                (0, 24, 24, 8),
+                (0, 24, 12, 8),
                 [
                     # Every worksite on a line concerns the operator, whoever owns it: no $org.
                     target(
@@ -593,6 +593,25 @@ def transit() -> dict[str, Any]:
                 description=(
                     "Cantieri del registro che dichiarano linee bus coinvolte (impact.bus_lines), di qualunque "
                     "ente: la loro fase e i giorni alla fine."
+                ),
+            ),
+            panel(
+                "table",
+                "Percorsi sui cantieri / Routes through worksites",
+                (12, 24, 12, 8),
+                [
+                    # The routes the rules service finds on each worksite (worksite_route), tagged
+                    # `route` as the buses' readings are: the line chosen above picks its worksites.
+                    target(
+                        'SELECT last("name") AS "linea", last("stops") AS "fermate nel cantiere", '
+                        'last("distance_m") AS "distanza m", last("active") AS "attivo" FROM "worksite_route" '
+                        'WHERE $timeFilter AND "route" =~ /^$route$/ GROUP BY "id", "operator", "route"',
+                        fmt="table",
+                    )
+                ],
+                description=(
+                    "Per ogni cantiere non concluso, le linee il cui percorso (shapes del GTFS) passa entro "
+                    "30 m e le loro fermate nel cantiere (attivo = 1 se i lavori sono in corso)."
                 ),
             ),
         ],

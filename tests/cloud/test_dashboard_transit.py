@@ -41,6 +41,7 @@ def test_the_public_transport_dashboard_shows_what_the_issue_asks_for() -> None:
         "Puntualità per linea / On time by line": "table",
         "Ritardo per linea / Delay by line": "timeseries",
         "Cantieri sulle linee / Worksites on bus lines": "table",
+        "Percorsi sui cantieri / Routes through worksites": "table",
     }
     (routes, buses) = panels()["Bus in servizio per linea / Buses in service by line"]["options"]["layers"]
     assert routes["config"]["src"] == "http://127.0.0.1:8080/feeds/transit/routes.geojson"
