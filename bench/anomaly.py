@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cloud.detectors import DEFAULT
 from cloud.rules.alert import Alert
 from cloud.rules.anomaly import (
     Flatline,
@@ -231,11 +232,15 @@ def build(  # noqa: PLR0912, PLR0915
     return readings, events, Geography(sites=sites, worksites=worksites), sensor_days
 
 
-def quality_rules(geo: Geography) -> list[Rule]:
+def quality_rules(geo: Geography, detector: str = DEFAULT) -> list[Rule]:
     rules: list[Rule] = [
         Seasonal(
             SeasonalConfig(
-                name="parking-unusual", kind=SensorKind.PARKING, field="occupied", score_above=SCORE_ABOVE
+                name="parking-unusual",
+                kind=SensorKind.PARKING,
+                field="occupied",
+                score_above=SCORE_ABOVE,
+                detector=detector,
             )
         ),
         WorksiteImpact(
@@ -245,6 +250,7 @@ def quality_rules(geo: Geography) -> list[Rule]:
                 field="speed_kmh",
                 score_above=SCORE_ABOVE,
                 radius_m=300,
+                detector=detector,
             )
         ),
         Geofence(
@@ -260,11 +266,11 @@ def is_anomaly_alert(a: Alert) -> bool:
     return not (a.context and a.context.get("classification") == "expected_impact")
 
 
-def quality(days: int, seed: int) -> dict[str, Any]:
+def quality(days: int, seed: int, detector: str = DEFAULT) -> dict[str, Any]:
     t0 = time.perf_counter()
     readings, events, geo, sensor_days = build(days, seed)
     built_s = time.perf_counter() - t0
-    engine = Engine(quality_rules(geo))
+    engine = Engine(quality_rules(geo, detector))
     warm_until = START + timedelta(days=days // 2)
     fired: list[Alert] = []
     t0 = time.perf_counter()
