@@ -3,7 +3,10 @@
 Built-in detectors, registered on import: level, robust-zscore, seasonal, flatline, ensemble.
 """
 
-from cloud.detectors import builtin  # noqa: F401  (registers the built-in detectors)
+from cloud.detectors import (
+    builtin,  # noqa: F401  (registers the built-in detectors)
+    onset,  # noqa: F401
+)
 from cloud.detectors.calibration import DECADES, TailCalibrator, p_from_score, score_from_p
 from cloud.detectors.registry import Detector, UnknownDetectorError, get, names
 
