@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from cloud.detectors import DEFAULT, get, names, score_from_p
-from cloud.detectors.nab import STANDARD, LabelledSeries, load_corpus, normalise, raw_score, score_corpus
+from cloud.detectors.nab import (
+    STANDARD,
+    LabelledSeries,
+    load_corpus,
+    normalise,
+    raw_score,
+    scorable_windows,
+    score_corpus,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 LABELLED = Path("shared/anomaly/labelled-dev")
@@ -57,8 +65,7 @@ def held_out(corpus: list[LabelledSeries], scores: list[list[float]]) -> float:
     for k, series in enumerate(corpus):
         rest = score_corpus(corpus[:k] + corpus[k + 1 :], scores[:k] + scores[k + 1 :])
         raw += raw_score(series, scores[k], rest.threshold, STANDARD)
-    whole = score_corpus(corpus, scores)
-    return normalise(raw, whole.tp + whole.fn)
+    return normalise(raw, sum(len(scorable_windows(s)) for s in corpus))
 
 
 def synthetic_f1(name: str) -> float:

@@ -111,7 +111,8 @@ class Result:
     per_file: dict[str, float]  # raw score of each file at that threshold
 
 
-def _scorable_windows(series: LabelledSeries) -> list[int]:
+def scorable_windows(series: LabelledSeries) -> list[int]:
+    """The windows that end after the probation period (NAB's labels put none inside it)."""
     first = probation_rows(len(series.ts))
     return [k for k, (_s, end) in enumerate(series.windows) if end >= first]
 
@@ -134,7 +135,7 @@ def score_corpus(
         if len(file_scores) != len(series.ts):
             raise ValueError(f"{series.name}: {len(file_scores)} scores for {len(series.ts)} rows")
         window_base.append(n_windows)
-        scorable.update(n_windows + k for k in _scorable_windows(series))
+        scorable.update(n_windows + k for k in scorable_windows(series))
         first = probation_rows(len(series.ts))
         for i, (window, weight) in enumerate(row_weights(len(series.ts), series.windows, profile)):
             if i < first:
@@ -198,7 +199,7 @@ def raw_score(series: LabelledSeries, scores: Sequence[float], threshold: float,
             fp += weight
         else:
             best[window] = max(best.get(window, -math.inf), weight)
-    missed = len(_scorable_windows(series)) - len(best)
+    missed = len(scorable_windows(series)) - len(best)
     return sum(best.values()) + fp - profile.fn * missed
 
 
@@ -213,7 +214,7 @@ def _breakdown(
         per_file[series.name] = raw
         raw_by_cat[series.category] = raw_by_cat.get(series.category, 0.0) + raw
         windows_by_cat[series.category] = windows_by_cat.get(series.category, 0) + len(
-            _scorable_windows(series)
+            scorable_windows(series)
         )
     per_category = {c: normalise(raw_by_cat[c], windows_by_cat[c], profile) for c in sorted(raw_by_cat)}
     return per_file, per_category
@@ -263,5 +264,6 @@ __all__ = [
     "raw_score",
     "row_weights",
     "scaled_sigmoid",
+    "scorable_windows",
     "score_corpus",
 ]

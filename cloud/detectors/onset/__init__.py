@@ -31,7 +31,6 @@ from cloud.detectors.tail import QuantileTail
 
 DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
-NO_CYCLE = -1
 
 
 @register("onset")
@@ -118,10 +117,10 @@ class OnsetDetector(Detector):
         self.w_share = 1.0
         self.d_mean = array("d")
         self.d_seen = array("B")
-        self.d_cycle = array("l")
+        self.d_cycle = array("B")
         self.w_mean = array("d")
         self.w_seen = array("B")
-        self.w_cycle = array("l")
+        self.w_cycle = array("B")
         # Level and profile.
         self.recent: list[float] = []
         self.err_d = 0.0
@@ -276,20 +275,22 @@ class OnsetDetector(Detector):
                 # Each slot: the mean of its readings over its cycles so far, the last ~10 once
                 # it has more; a slot holds several readings per cycle when the series is
                 # sampled faster than the slot is wide.
-                c = int(ts // DAY_S)
+                # The cycle of a slot's last reading is kept modulo 256 (one byte): a new
+                # cycle is one that differs, and a slot silent for exactly 256 cycles is rare.
+                c = int(ts // DAY_S) & 0xFF
                 seen = self.d_seen
                 cycles = seen[k_d]
-                if self.d_cycle[k_d] != c:
+                if cycles == 0 or self.d_cycle[k_d] != c:
                     self.d_cycle[k_d] = c
                     if cycles < 255:
                         cycles += 1
                         seen[k_d] = cycles
                 alpha = (1.0 / cycles if cycles * self.SLOT_ALPHA < 1.0 else self.SLOT_ALPHA) * self.d_share
                 self.d_mean[k_d] = pred_d + (alpha if alpha < 1.0 else 1.0) * (v - pred_d)
-                c = int(ts // WEEK_S)
+                c = int(ts // WEEK_S) & 0xFF
                 seen = self.w_seen
                 cycles = seen[k_w]
-                if self.w_cycle[k_w] != c:
+                if cycles == 0 or self.w_cycle[k_w] != c:
                     self.w_cycle[k_w] = c
                     if cycles < 255:
                         cycles += 1
@@ -342,10 +343,10 @@ class OnsetDetector(Detector):
         slots_w = math.ceil(WEEK_S / self.w_slot_s)
         self.d_mean = array("d", bytes(8 * slots_d))
         self.d_seen = array("B", bytes(slots_d))
-        self.d_cycle = array("l", [NO_CYCLE]) * slots_d
+        self.d_cycle = array("B", bytes(slots_d))
         self.w_mean = array("d", bytes(8 * slots_w))
         self.w_seen = array("B", bytes(slots_w))
-        self.w_cycle = array("l", [NO_CYCLE]) * slots_w
+        self.w_cycle = array("B", bytes(slots_w))
         self.d_share = self.step_s / self.d_slot_s  # the share of a slot one reading is
         self.w_share = self.step_s / self.w_slot_s
 
