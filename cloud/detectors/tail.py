@@ -87,7 +87,36 @@ class QuantileTail:
         self.q99 = q99 if q99 > q90 else q90
 
     def observe(self, r: float) -> float:
-        """`pvalue(r)`, then `add(r)`: one call where both are wanted."""
-        p = self.pvalue(r)
-        self.add(r)
+        """`pvalue(r)`, then `add(r)`, in one call (the detectors' hot path)."""
+        n = self.n
+        if n < WARM_UP or r != r:  # noqa: PLR0124
+            self.add(r)
+            return 1.0
+        q90 = self.q90
+        q99 = self.q99
+        excess = self.excess
+        spread = q99 - q90
+        if r <= q90:
+            p = math.exp(-LN_10 * r / q90) if q90 > 0.0 else 1.0
+        elif r <= q99:
+            p = 0.1 * math.exp(-LN_10 * (r - q90) / spread)
+        else:
+            p = 0.01 * math.exp(-(r - q99) / (excess if excess > 0.0 else spread / LN_10 + 1e-12))
+        # add(r), as above
+        self.n = n + 1
+        if spread <= 0.0:
+            spread = self.mean if self.mean > 0.0 else 1e-12
+        step = RATE * spread
+        q90 = q90 + 0.9 * step if r > q90 else q90 - 0.1 * step
+        step *= Q99_SPEED
+        if r > q99:
+            over = r - q99
+            if excess > 0.0 and over > WINSOR * excess:
+                over = WINSOR * excess
+            self.excess = excess + EXCESS_ALPHA * (over - excess)
+            q99 += 0.99 * step
+        else:
+            q99 -= 0.01 * step
+        self.q90 = q90
+        self.q99 = q99 if q99 > q90 else q90
         return p

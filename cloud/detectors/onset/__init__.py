@@ -168,13 +168,11 @@ class OnsetDetector(Detector):
 
         # Level: the median of the last readings.
         recent = self.recent
-        r_level = -1.0
         if len(recent) >= 2:
             s = sorted(recent)
             m = len(s) // 2
             level = s[m] if len(s) % 2 else 0.5 * (s[m - 1] + s[m])
-            r_level = v - level if v >= level else level - v
-            ps = self.level_tail.pvalue(r_level)
+            ps = self.level_tail.observe(v - level if v >= level else level - v)
             tests = 2
             self.expected = level
 
@@ -191,18 +189,26 @@ class OnsetDetector(Detector):
             e_w = v - pred_w if v >= pred_w else pred_w - v
             use_d = has_d and self.n_d >= self.MIN_PREDICTIONS
             use_w = has_w and self.n_w >= self.MIN_PREDICTIONS
+            # Each profile's residuals are calibrated on their own; the better one is judged.
             if use_w and (not use_d or self.err_w < self.err_d):
-                p = self.weekly_tail.pvalue(e_w)
+                p = self.weekly_tail.observe(e_w)
+                if has_d:
+                    self.daily_tail.add(e_d)
                 self.expected = pred_w
                 tests += 1
                 if p < ps:
                     ps = p
-            elif use_d:
-                p = self.daily_tail.pvalue(e_d)
-                self.expected = pred_d
-                tests += 1
-                if p < ps:
-                    ps = p
+            else:
+                if has_w:
+                    self.weekly_tail.add(e_w)
+                if use_d:
+                    p = self.daily_tail.observe(e_d)
+                    self.expected = pred_d
+                    tests += 1
+                    if p < ps:
+                        ps = p
+                elif has_d:
+                    self.daily_tail.add(e_d)
 
         # Extremes: beyond everything of the last blocks.
         n = self.n
@@ -255,48 +261,41 @@ class OnsetDetector(Detector):
         is_rare = p < self.RARE_P
         learns = not is_rare or self.rare_run >= self.MAX_RARE_RUN
         self.rare_run = self.rare_run + 1 if is_rare else 0
-        if r_level >= 0.0:
-            self.level_tail.add(r_level)
         if len(recent) >= self.LEVEL_READINGS:
             del recent[0]
         recent.append(v)
-        if k_d >= 0:
+        if k_d >= 0 and learns:
             if has_d:
-                self.daily_tail.add(e_d)
-                if learns:
-                    self.err_d = e_d if self.n_d == 0 else self.err_d + self.ERROR_ALPHA * (e_d - self.err_d)
-                    self.n_d += 1
+                self.err_d = e_d if self.n_d == 0 else self.err_d + self.ERROR_ALPHA * (e_d - self.err_d)
+                self.n_d += 1
             if has_w:
-                self.weekly_tail.add(e_w)
-                if learns:
-                    self.err_w = e_w if self.n_w == 0 else self.err_w + self.ERROR_ALPHA * (e_w - self.err_w)
-                    self.n_w += 1
-            if learns:
-                # Each slot: the mean of its readings over its cycles so far, the last ~10 once
-                # it has more; a slot holds several readings per cycle when the series is
-                # sampled faster than the slot is wide.
-                # The cycle of a slot's last reading is kept modulo 256 (one byte): a new
-                # cycle is one that differs, and a slot silent for exactly 256 cycles is rare.
-                c = int(ts // DAY_S) & 0xFF
-                seen = self.d_seen
-                cycles = seen[k_d]
-                if cycles == 0 or self.d_cycle[k_d] != c:
-                    self.d_cycle[k_d] = c
-                    if cycles < 255:
-                        cycles += 1
-                        seen[k_d] = cycles
-                alpha = (1.0 / cycles if cycles * self.SLOT_ALPHA < 1.0 else self.SLOT_ALPHA) * self.d_share
-                self.d_mean[k_d] = pred_d + (alpha if alpha < 1.0 else 1.0) * (v - pred_d)
-                c = int(ts // WEEK_S) & 0xFF
-                seen = self.w_seen
-                cycles = seen[k_w]
-                if cycles == 0 or self.w_cycle[k_w] != c:
-                    self.w_cycle[k_w] = c
-                    if cycles < 255:
-                        cycles += 1
-                        seen[k_w] = cycles
-                alpha = (1.0 / cycles if cycles * self.SLOT_ALPHA < 1.0 else self.SLOT_ALPHA) * self.w_share
-                self.w_mean[k_w] = pred_w + (alpha if alpha < 1.0 else 1.0) * (v - pred_w)
+                self.err_w = e_w if self.n_w == 0 else self.err_w + self.ERROR_ALPHA * (e_w - self.err_w)
+                self.n_w += 1
+            # Each slot: the mean of its readings over its cycles so far, the last ~10 once it
+            # has more; a slot holds several readings per cycle when the series is sampled
+            # faster than the slot is wide. The cycle of a slot's last reading is kept modulo
+            # 256 (a byte): a new cycle is one that differs (a slot silent for exactly 256
+            # cycles is missed).
+            c = int(ts // DAY_S) & 0xFF
+            seen = self.d_seen
+            cycles = seen[k_d]
+            if cycles == 0 or self.d_cycle[k_d] != c:
+                self.d_cycle[k_d] = c
+                if cycles < 255:
+                    cycles += 1
+                    seen[k_d] = cycles
+            alpha = (1.0 / cycles if cycles * self.SLOT_ALPHA < 1.0 else self.SLOT_ALPHA) * self.d_share
+            self.d_mean[k_d] = pred_d + (alpha if alpha < 1.0 else 1.0) * (v - pred_d)
+            c = int(ts // WEEK_S) & 0xFF
+            seen = self.w_seen
+            cycles = seen[k_w]
+            if cycles == 0 or self.w_cycle[k_w] != c:
+                self.w_cycle[k_w] = c
+                if cycles < 255:
+                    cycles += 1
+                    seen[k_w] = cycles
+            alpha = (1.0 / cycles if cycles * self.SLOT_ALPHA < 1.0 else self.SLOT_ALPHA) * self.w_share
+            self.w_mean[k_w] = pred_w + (alpha if alpha < 1.0 else 1.0) * (v - pred_w)
         if v > self.hi:
             self.hi = v
             if v > self.win_hi:
