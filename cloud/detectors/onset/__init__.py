@@ -81,6 +81,7 @@ class OnsetDetector(Detector):
         "last_ts",
         "level_tail",
         "lo",
+        "long_runs",
         "n",
         "n_d",
         "n_w",
@@ -94,6 +95,7 @@ class OnsetDetector(Detector):
         "run_mean",
         "run_value",
         "runs_seen",
+        "short_max",
         "step_s",
         "w_cycle",
         "w_mean",
@@ -144,7 +146,9 @@ class OnsetDetector(Detector):
         self.run_value: float | None = None
         self.run = 0
         self.run_is_rare = False
-        self.run_max = 1
+        self.run_max = 1  # the longest ordinary run: of the short ones and the long ones
+        self.short_max = 1
+        self.long_runs: list[tuple[float, int]] = []  # value, length of the long ordinary runs
         self.run_mean = 1.0
         self.runs_seen = 0
         self.habitual: list[float] = []
@@ -240,13 +244,15 @@ class OnsetDetector(Detector):
         else:
             if self.run_value is not None:
                 length = self.run
-                if length >= self.HABIT or self.run_is_rare or self.habitual:
+                if length >= self.HABIT or self.run_is_rare or self.run_value in self.habitual:
                     self._run_ended(self.run_value, length)
                 else:  # the common case, inline: an ordinary short run
                     if self.runs_seen < 10_000:
                         self.runs_seen += 1
-                    if length > self.run_max:
-                        self.run_max = length
+                    if length > self.short_max:
+                        self.short_max = length
+                        if length > self.run_max:
+                            self.run_max = length
                     self.run_mean += 0.01 * (length - self.run_mean)
             self.run_value = v
             self.run = 1
@@ -365,12 +371,16 @@ class OnsetDetector(Detector):
         if value in self.habitual:
             return
         if length >= self.HABIT:
-            # One long run at a value may be a fault; the second one makes it a habit.
+            # One long run at a value may be a fault; the second one makes it a habit, and the
+            # first one leaves the ordinary runs (a car park's first empty night must not make
+            # a stuck day look ordinary).
             if value in self.pending:
                 self.pending.remove(value)
                 self.habitual.append(value)
                 if len(self.habitual) > self.HABITS:
                     del self.habitual[0]
+                self.long_runs = [(v, n) for v, n in self.long_runs if v != value]
+                self.run_max = max([self.short_max] + [n for _v, n in self.long_runs])
                 return
             self.pending.append(value)
             if len(self.pending) > 2 * self.HABITS:
@@ -378,6 +388,12 @@ class OnsetDetector(Detector):
         if self.run_is_rare:
             return  # a stuck stretch must not make the next one look ordinary
         self.runs_seen = min(self.runs_seen + 1, 10_000)
+        if length >= self.HABIT:
+            self.long_runs.append((value, length))
+            if len(self.long_runs) > 2 * self.HABITS:
+                del self.long_runs[0]
+        elif length > self.short_max:
+            self.short_max = length
         if length > self.run_max:
             self.run_max = length
         self.run_mean += 0.01 * (length - self.run_mean)
