@@ -13,6 +13,8 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cloud.detectors import DEFAULT, StateError, get, names, score_from_p
 
@@ -80,6 +82,31 @@ def test_every_detector_scores_every_reading_between_zero_and_one_and_flags_the_
         return  # each watches one kind of anomaly only
     n = len(ROWS)
     assert max(got[n - 600 : n - 595]) >= 0.5  # the spike: rarer than 1 reading in 1,000
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.sampled_from(names()),
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=7200),
+            st.one_of(st.floats(min_value=-1e6, max_value=1e6), st.sampled_from([0.0, 1.0, 5.0])),
+        ),
+        min_size=1,
+        max_size=400,
+    ),
+    st.integers(min_value=0, max_value=400),
+)
+def test_any_series_scores_between_zero_and_one_and_a_prefix_as_in_the_whole_run(
+    name: str, points: list[tuple[float, float]], cut: int
+) -> None:
+    rows, ts = [], T0
+    for gap, v in points:  # gaps of 0 (equal timestamps) included
+        ts += gap
+        rows.append((ts, v))
+    got = scores(name, rows)
+    assert all(0.0 <= s <= 1.0 for s in got)
+    assert scores(name, rows[:cut]) == got[:cut]
 
 
 def test_state_of_one_detector_is_refused_by_another() -> None:
