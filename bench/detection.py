@@ -83,7 +83,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, default=default_data_dir())
-    parser.add_argument("--detector", action="append", choices=names(), help="default: every registered one")
+    parser.add_argument(
+        "--detector", action="extend", nargs="+", choices=names(), help="default: every registered one"
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument("--skip-synthetic", action="store_true", help="leave out the synthetic F1")
     args = parser.parse_args()
