@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from cloud.core.geo import Geography, Site
 from cloud.rules.base import Rule, RuleConfig
-from cloud.rules.detectors import Detector, get, names, score_from_p
+from cloud.rules.detectors import ALIAS, Detector, get, names, score_from_p
 from cloud.rules.group import RuleGroup
 from cloud.rules.hysteresis import Hysteresis, SeriesId, Transition, series_of
 from edge.contract import KINDS, Reading, SensorKind
@@ -83,15 +83,16 @@ class FieldRuleGroup(RuleGroup[AnyFieldRule]):
 class ScoredFieldRuleConfig(FieldRuleConfig):
     """Options of the rules that judge a field by a detector's calibrated score."""
 
-    detector: str = "ensemble"
+    detector: str = ALIAS  # `default`: whatever the default rules use (detectors.DEFAULT)
     score_above: float = Field(default=0.8, gt=0, le=1)  # 0.8 = as rare as 1 in 60,000 readings
     clear_below: float = Field(default=0.4, ge=0, lt=1)
     clear_readings: int = Field(default=3, ge=1)
 
     @model_validator(mode="after")
     def _known_detector(self) -> Self:
-        if self.detector not in names():
-            raise ValueError(f"detector: {self.detector!r} is not one of {', '.join(names())}")
+        if self.detector != ALIAS and self.detector not in names():
+            known = ", ".join([ALIAS, *names()])
+            raise ValueError(f"detector: {self.detector!r} is not one of {known}")
         if self.clear_below > self.score_above:
             raise ValueError(
                 f"clear_below: {self.clear_below} must not exceed score_above ({self.score_above})"
