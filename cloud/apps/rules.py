@@ -14,6 +14,7 @@ from cloud.core.settings import CloudSettings
 from cloud.dashboards.push import GrafanaAnnotator, connect
 from cloud.io.db import make_engine
 from cloud.notify import NotificationsConfig, Notifier, build_channels
+from cloud.rules.checkpoint import CheckpointStore
 from cloud.rules.engine import DEFAULT_RULES, Engine, RulesFileError, load_rules, read_rules_file
 from cloud.rules.service import Periodic, RulesService
 from cloud.rules.store import AlertStore
@@ -69,18 +70,26 @@ def build_rules_service(
     settings: CloudSettings, *, rules_file: Path | None, alerts_db: str, reload: bool
 ) -> RulesService:
     path = rules_path(settings, rules_file)
+    # A rules file that names no worksites (the default one) classifies impacts against the
+    # service's own registry, when it has one.
+    worksites = f"registry:{settings.worksites_db}" if settings.worksites_db else None
     try:
-        engine = Engine(load_rules(path, open_registry_lookup))
+        engine = Engine(load_rules(path, open_registry_lookup, worksites))
         notifier = notifier_for(path, settings)
     except (RulesFileError, ValidationError, ValueError) as exc:
         raise RulesSetupError(f"{path}: {exc}") from None
+    store = AlertStore(alerts_db)
     return RulesService(
         settings,
         engine,
-        store=AlertStore(alerts_db),
+        store=store,
         notifier=notifier,
         annotator=grafana_annotator(settings),
         rules_path=path if reload else None,
         periodic=worksite_snapshots(settings),
         open_registry=open_registry_lookup,
+        checkpoints=CheckpointStore(store.engine, settings.instance),
+        checkpoint_s=settings.rules_checkpoint_s,
+        checkpoint_messages=settings.rules_checkpoint_messages,
+        default_worksites=worksites,
     )

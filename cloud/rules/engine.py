@@ -59,7 +59,16 @@ def read_rules_file(path: Path) -> RulesFile:
 RegistryOpener = Callable[[str], WorksiteLookup]
 
 
-def geography(path: Path, raw: RulesFile, open_registry: RegistryOpener | None = None) -> Geography:
+def geography(
+    path: Path,
+    raw: RulesFile,
+    open_registry: RegistryOpener | None = None,
+    default_worksites: str | None = None,
+) -> Geography:
+    """Sensor sites and worksites of a rules file; `default_worksites` is the worksite source
+    when the file names none (the service's own registry, from its settings)."""
+    if raw.worksites is None and default_worksites is not None:
+        raw = raw.model_copy(update={"worksites": default_worksites})
     try:
         sites = load_sites(path.parent / raw.sites) if raw.sites else load_sites()
     except (OSError, yaml.YAMLError, ValidationError) as exc:
@@ -85,10 +94,14 @@ def geography(path: Path, raw: RulesFile, open_registry: RegistryOpener | None =
     return Geography(sites=sites, worksites=worksites)
 
 
-def load_rules(path: Path = DEFAULT_RULES, open_registry: RegistryOpener | None = None) -> list[Rule[Any]]:
+def load_rules(
+    path: Path = DEFAULT_RULES,
+    open_registry: RegistryOpener | None = None,
+    default_worksites: str | None = None,
+) -> list[Rule[Any]]:
     """Rules from YAML; errors name the file, the rule's index and the field."""
     raw = read_rules_file(path)
-    geo = geography(path, raw, open_registry)
+    geo = geography(path, raw, open_registry, default_worksites)
     rules: list[Rule[Any]] = []
     names: set[str] = set()
     for i, entry in enumerate(raw.rules):

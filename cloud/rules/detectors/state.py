@@ -9,9 +9,11 @@ runs the code it is restored into.
 Encoding: JSON scalars stay as they are; a non-finite float, a tuple, a deque, a dict (keys of
 any type), a set, an `array` and a nested object become one-key objects
 (`{"float": "nan"}`, `{"tuple": [...]}`, `{"deque": [...], "maxlen": 5}`,
-`{"dict": [[key, value], ...]}`, `{"set": [...]}`, `{"array": "d", "items": [...]}`,
-`{"object": {...}}`). Floats round-trip exactly (JSON keeps `repr`), so a restored detector
-scores the next readings exactly as the uninterrupted one would.
+`{"dict": [[key, value], ...]}`, `{"set": [...]}`, `{"array": "d", "b64": "..."}` (the items'
+little-endian bytes, base64: a profile of 336 floats is 3.6 kB instead of ~7 kB of decimals, and
+encodes in microseconds), `{"object": {...}}`). Floats round-trip exactly (JSON keeps `repr`,
+arrays their bytes), so a restored detector scores the next readings exactly as the
+uninterrupted one would.
 
 A class may name fields derived from others in `_transient` (not stored) and rebuild them in
 `_restored()`.
@@ -19,8 +21,10 @@ A class may name fields derived from others in `_transient` (not stored) and reb
 
 from __future__ import annotations
 
+import base64
 import copy
 import math
+import sys
 from array import array
 from collections import deque
 from typing import Any, TypeVar
@@ -78,7 +82,10 @@ def _encode(value: Any) -> Any:  # noqa: PLR0911  (one branch per type)
     if isinstance(value, (set, frozenset)):
         return {"set": [_encode(v) for v in sorted(value, key=repr)]}
     if isinstance(value, array):
-        return {"array": value.typecode, "items": [_encode(v) for v in value.tolist()]}
+        if sys.byteorder == "big":
+            value = array(value.typecode, value)
+            value.byteswap()
+        return {"array": value.typecode, "b64": base64.b64encode(value.tobytes()).decode("ascii")}
     if _is_object(value):
         return {"object": snapshot(value)}
     raise TypeError(f"cannot keep a {type(value).__name__} in a detector's state")
@@ -121,7 +128,11 @@ def _decode(data: Any, template: Any) -> Any:  # noqa: PLR0911  (one branch per 
     if "set" in data:
         return {_decode(v, None) for v in data["set"]}
     if "array" in data:
-        return array(data["array"], [_decode(v, None) for v in data["items"]])
+        items: array[Any] = array(data["array"])
+        items.frombytes(base64.b64decode(data["b64"]))
+        if sys.byteorder == "big":
+            items.byteswap()
+        return items
     if "object" in data:
         if template is None or not _is_object(template):
             raise TypeError(f"no object to restore {sorted(data['object'])} into")

@@ -26,7 +26,7 @@ import math
 from array import array
 from typing import ClassVar
 
-from cloud.rules.detectors.registry import Detector, register
+from cloud.rules.detectors.registry import Detector, Expectation, register
 from cloud.rules.detectors.tail import QuantileTail
 
 DAY_S = 86_400.0
@@ -58,12 +58,15 @@ class OnsetDetector(Detector):
     CALM_P: ClassVar[float] = 0.05  # ...and ends after CALM_READINGS readings above this p
     CALM_READINGS: ClassVar[int] = 20
     ESCALATION: ClassVar[float] = 0.01  # within an episode, a reading 100x rarer is reported
+    reports_onsets = True
 
     __slots__ = (
         "armed",
+        "basis",
         "block_hi",
         "block_lo",
         "calm",
+        "cause",
         "d_cycle",
         "d_mean",
         "d_seen",
@@ -96,6 +99,7 @@ class OnsetDetector(Detector):
         "run_value",
         "runs_seen",
         "short_max",
+        "slot",
         "step_s",
         "w_cycle",
         "w_mean",
@@ -134,6 +138,11 @@ class OnsetDetector(Detector):
         self.weekly_tail = QuantileTail()
         self.rare_run = 0
         self.expected: float | None = None
+        # What the last reading was judged against (expectation()): 0 nothing, 1 the level,
+        # 2 the time-of-day profile, 3 the time-of-week profile; and the profile's slot.
+        self.basis = 0
+        self.slot = 0
+        self.cause = 0
         # Extremes.
         self.hi = -math.inf  # of the current block
         self.lo = math.inf
@@ -168,6 +177,7 @@ class OnsetDetector(Detector):
         if self.step_s == 0.0:
             self._learn_sampling(ts)
         ps = 1.0  # the smallest p-value of the tests...
+        cause = 0  # ...when it is the extremes' (3) or the runs' (4), for expectation()
         tests = 1  # ...and how many took part (Bonferroni); runs always do
 
         # Level: the median of the last readings.
@@ -179,6 +189,7 @@ class OnsetDetector(Detector):
             ps = self.level_tail.observe(v - level if v >= level else level - v)
             tests = 2
             self.expected = level
+            self.basis = 1
 
         # Profile: time of day or time of week, whichever has predicted better lately.
         k_d = -1
@@ -199,6 +210,8 @@ class OnsetDetector(Detector):
                 if has_d:
                     self.daily_tail.add(e_d)
                 self.expected = pred_w
+                self.basis = 3
+                self.slot = k_w
                 tests += 1
                 if p < ps:
                     ps = p
@@ -208,6 +221,8 @@ class OnsetDetector(Detector):
                 if use_d:
                     p = self.daily_tail.observe(e_d)
                     self.expected = pred_d
+                    self.basis = 2
+                    self.slot = k_d
                     tests += 1
                     if p < ps:
                         ps = p
@@ -222,6 +237,7 @@ class OnsetDetector(Detector):
                 p = 2.0 / (self.BLOCK * len(self.block_hi) + self.in_block)
                 if p < ps:
                     ps = p
+                    cause = 3
 
         # Runs: the same value again.
         if v == self.run_value:
@@ -241,6 +257,7 @@ class OnsetDetector(Detector):
                     self.run_is_rare = True
                 if p < ps:
                     ps = p
+                    cause = 4
         else:
             if self.run_value is not None:
                 length = self.run
@@ -262,6 +279,7 @@ class OnsetDetector(Detector):
         if p > 1.0:
             p = 1.0
         self.rarity = p
+        self.cause = cause
 
         # Learning.
         is_rare = p < self.RARE_P
@@ -330,6 +348,37 @@ class OnsetDetector(Detector):
         if self.calm >= self.CALM_READINGS:
             self.armed = True
         return 1.0
+
+    def expectation(self) -> Expectation | None:
+        """The band of the last reading: the baseline it was judged against, plus or minus the
+        residual that 90 % of this series' residuals against that baseline stay under."""
+        if self.cause == 4:
+            return Expectation(
+                self.run_value or 0.0,
+                self.run_value or 0.0,
+                "stuck",
+                f"the same value {self.run} readings in a row; the longest ordinary run: {self.run_max}",
+            )
+        if self.cause == 3:
+            seen = self.BLOCK * len(self.block_hi) + self.in_block
+            return Expectation(
+                self.win_lo, self.win_hi, "range", f"every value of the last {seen:,} readings"
+            )
+        center = self.expected
+        if center is None or self.basis == 0:
+            return None
+        if self.basis == 1:
+            q90 = self.level_tail.q90
+            history = f"median of the last {len(self.recent)} readings"
+            return Expectation(center - q90, center + q90, "recent level", history)
+        if self.basis == 2:
+            q90, cycles, unit, width = self.daily_tail.q90, self.d_seen[self.slot], "day", self.d_slot_s
+            basis = "hour-of-day" if width == 3600.0 else "time-of-day"
+        else:
+            q90, cycles, unit, width = self.weekly_tail.q90, self.w_seen[self.slot], "week", self.w_slot_s
+            basis = "hour-of-week" if width == 3600.0 else "time-of-week"
+        history = f"{cycles}{'+' if cycles == 255 else ''} {unit}{'s' if cycles != 1 else ''}"
+        return Expectation(center - q90, center + q90, basis, history, slot_s=width)
 
     def _learn_sampling(self, ts: float) -> None:
         if self.last_ts is not None and ts > self.last_ts:
