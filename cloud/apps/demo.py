@@ -39,6 +39,7 @@ from cloud.core.lifecycle import InvalidTransitionError
 from cloud.core.settings import CloudSettings
 from cloud.dev.apiserver import ThreadedApiServer
 from cloud.dev.demo_data import add_demo_operators, demo_credentials, load_demo
+from cloud.dev.injected import detector_alerts, injected_windows
 from cloud.dev.report import render
 from cloud.dev.servers import Influxd, Mosquitto, env_without_proxies, free_port
 from cloud.io.influx import retention
@@ -429,7 +430,12 @@ class Demo:
     ) -> dict[str, Any]:
         w = self.watch
         with w.lock:
+            # The default rules' detector alerts, each explained by an injected anomaly or not.
+            judged = detector_alerts(w.alerts_firing, injected_windows(self.opts.configs, sim_start))
             return {
+                "detector_alerts": judged,
+                "false_alarms": sum(1 for a in judged if a["injected"] is None),
+                "simulated_hours": round((datetime.now(UTC) - sim_start).total_seconds() / 3600, 1),
                 "readings_published": published,
                 "readings_stored": stored,
                 "alerts_raised": len(w.alerts_firing),
@@ -508,6 +514,13 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
             f"{summary['alerts_raised']} alerts raised, {summary['dead_letters']} dead letters, "
             f"{summary['gateways']} gateways."
         )
+        judged = summary["detector_alerts"]
+        out(
+            f"Detectors: {len(judged)} anomaly alerts, {summary['false_alarms']} false alarms "
+            f"(alerts no injected anomaly explains) in {summary['simulated_hours']:g} simulated hours."
+        )
+        for a in judged[:10]:
+            out(f"  [{a['injected'] or 'FALSE ALARM'}] {a['message']}")
         if "picture" in summary:
             out(f"Picture of the run: {summary['picture']}")
         if opts.summary is not None:

@@ -86,8 +86,11 @@ class QuantileTail:
         self.q90 = q90
         self.q99 = q99 if q99 > q90 else q90
 
-    def observe(self, r: float) -> float:
-        """`pvalue(r)`, then `add(r)`, in one call (the detectors' hot path)."""
+    def observe(self, r: float, floor: float = 0.0) -> float:
+        """`pvalue(r)`, then `add(r)`, in one call (the detectors' hot path). With `floor`, the
+        series' resolution (a count moves by whole units), no quantile nor excess is taken
+        below it when judging: a series that sat still does not make its next step of one unit
+        look impossible."""
         n = self.n
         if n < WARM_UP or r != r:  # noqa: PLR0124
             self.add(r)
@@ -96,12 +99,18 @@ class QuantileTail:
         q99 = self.q99
         excess = self.excess
         spread = q99 - q90
-        if r <= q90:
-            p = math.exp(-LN_10 * r / q90) if q90 > 0.0 else 1.0
-        elif r <= q99:
-            p = 0.1 * math.exp(-LN_10 * (r - q90) / spread)
+        if q90 >= floor and spread >= floor and excess >= floor:
+            j90, j99, jex = q90, q99, excess  # the common case: the tail is wider than a unit
         else:
-            p = 0.01 * math.exp(-(r - q99) / (excess if excess > 0.0 else spread / LN_10 + 1e-12))
+            j90 = q90 if q90 > floor else floor
+            j99 = q99 if q99 > j90 + floor else j90 + floor
+            jex = excess if excess > floor else floor
+        if r <= j90:
+            p = math.exp(-LN_10 * r / j90) if j90 > 0.0 else 1.0
+        elif r <= j99:
+            p = 0.1 * math.exp(-LN_10 * (r - j90) / (j99 - j90))
+        else:
+            p = 0.01 * math.exp(-(r - j99) / (jex if jex > 0.0 else (j99 - j90) / LN_10 + 1e-12))
         # add(r), as above
         self.n = n + 1
         if spread <= 0.0:

@@ -54,6 +54,9 @@ class OnsetDetector(Detector):
     HABIT: ClassVar[int] = 6  # runs: shorter runs are never stuck; two runs this long make a habit
     HABITS: ClassVar[int] = 8  # habitual values kept (and twice as many candidates)
     RUNS_AFTER: ClassVar[int] = 50  # completed ordinary runs before a long run means anything
+    # Beyond the longest ordinary run, each reading more divides p by at most 2: runs of a
+    # slowly varying count (plateaus) are longer-tailed than the geometric law of its mean run.
+    GO_ON_MIN: ClassVar[float] = 0.5
     ALARM_P: ClassVar[float] = 3e-3  # an episode starts at a reading this rare
     CALM_P: ClassVar[float] = 0.05  # ...and ends after CALM_READINGS readings above this p
     CALM_READINGS: ClassVar[int] = 20
@@ -101,6 +104,7 @@ class OnsetDetector(Detector):
         "short_max",
         "slot",
         "step_s",
+        "unit",
         "w_cycle",
         "w_mean",
         "w_seen",
@@ -165,6 +169,9 @@ class OnsetDetector(Detector):
         # Episodes.
         self.rarity = 1.0
         self.armed = True
+        # The series' resolution: the smallest change seen between consecutive readings (1 for
+        # a count); no tail is judged narrower than it.
+        self.unit = math.inf
         self.calm = 0
         self.episode_p = 1.0
 
@@ -178,7 +185,10 @@ class OnsetDetector(Detector):
             self._learn_sampling(ts)
         ps = 1.0  # the smallest p-value of the tests...
         cause = 0  # ...when it is the extremes' (3) or the runs' (4), for expectation()
-        tests = 1  # ...and how many took part (Bonferroni); runs always do
+        tests = 1
+        floor = (
+            self.unit if self.unit < math.inf else 0.0
+        )  # ...and how many took part (Bonferroni); runs always do
 
         # Level: the median of the last readings.
         recent = self.recent
@@ -186,7 +196,7 @@ class OnsetDetector(Detector):
             s = sorted(recent)
             m = len(s) // 2
             level = s[m] if len(s) % 2 else 0.5 * (s[m - 1] + s[m])
-            ps = self.level_tail.observe(v - level if v >= level else level - v)
+            ps = self.level_tail.observe(v - level if v >= level else level - v, floor)
             tests = 2
             self.expected = level
             self.basis = 1
@@ -206,7 +216,7 @@ class OnsetDetector(Detector):
             use_w = has_w and self.n_w >= self.MIN_PREDICTIONS
             # Each profile's residuals are calibrated on their own; the better one is judged.
             if use_w and (not use_d or self.err_w < self.err_d):
-                p = self.weekly_tail.observe(e_w)
+                p = self.weekly_tail.observe(e_w, floor)
                 if has_d:
                     self.daily_tail.add(e_d)
                 self.expected = pred_w
@@ -219,7 +229,7 @@ class OnsetDetector(Detector):
                 if has_w:
                     self.weekly_tail.add(e_w)
                 if use_d:
-                    p = self.daily_tail.observe(e_d)
+                    p = self.daily_tail.observe(e_d, floor)
                     self.expected = pred_d
                     self.basis = 2
                     self.slot = k_d
@@ -250,8 +260,8 @@ class OnsetDetector(Detector):
                 and v not in self.habitual
             ):
                 # Beyond the longest ordinary run, each reading more is as likely as the series'
-                # own chance of repeating itself (at least 1 in 20).
-                go_on = max(1.0 - 1.0 / self.run_mean, 0.05)
+                # own chance of repeating itself (at least GO_ON_MIN).
+                go_on = max(1.0 - 1.0 / self.run_mean, self.GO_ON_MIN)
                 p = math.exp(math.log(go_on) * (k - self.run_max)) / self.runs_seen
                 if p < self.RARE_P:
                     self.run_is_rare = True
@@ -260,6 +270,9 @@ class OnsetDetector(Detector):
                     cause = 4
         else:
             if self.run_value is not None:
+                step = v - self.run_value if v > self.run_value else self.run_value - v
+                if step < self.unit:
+                    self.unit = step
                 length = self.run
                 if length >= self.HABIT or self.run_is_rare or self.run_value in self.habitual:
                     self._run_ended(self.run_value, length)
