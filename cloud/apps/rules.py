@@ -9,7 +9,7 @@ from typing import overload
 from pydantic import ValidationError
 
 from cloud.core.alerts import AlertSink
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import PRATO_AREA, WorksiteLookup
 from cloud.core.settings import CloudSettings
 from cloud.dashboards.push import GrafanaAnnotator, connect
 from cloud.io.db import make_engine
@@ -18,7 +18,7 @@ from cloud.rules.checkpoint import CheckpointStore
 from cloud.rules.engine import DEFAULT_RULES, Engine, RulesFileError, load_rules, read_rules_file
 from cloud.rules.service import Periodic, RulesService
 from cloud.rules.store import AlertStore
-from cloud.worksites.lookup import open_registry_lookup
+from cloud.worksites.lookup import open_registry_lookup, read_registry_lookup
 from cloud.worksites.snapshot import WorksiteSnapshots
 from cloud.worksites.store import WorksiteStore
 
@@ -73,8 +73,13 @@ def build_rules_service(
     # A rules file that names no worksites (the default one) classifies impacts against the
     # service's own registry, when it has one.
     worksites = f"registry:{settings.worksites_db}" if settings.worksites_db else None
+
+    def open_registry(url: str) -> WorksiteLookup:
+        # The service's own registry is read only (the API creates it, maybe later).
+        return read_registry_lookup(url) if url == settings.worksites_db else open_registry_lookup(url)
+
     try:
-        engine = Engine(load_rules(path, open_registry_lookup, worksites))
+        engine = Engine(load_rules(path, open_registry, worksites))
         notifier = notifier_for(path, settings)
     except (RulesFileError, ValidationError, ValueError) as exc:
         raise RulesSetupError(f"{path}: {exc}") from None
@@ -87,7 +92,7 @@ def build_rules_service(
         annotator=grafana_annotator(settings),
         rules_path=path if reload else None,
         periodic=worksite_snapshots(settings),
-        open_registry=open_registry_lookup,
+        open_registry=open_registry,
         checkpoints=CheckpointStore(store.engine, settings.instance),
         checkpoint_s=settings.rules_checkpoint_s,
         checkpoint_messages=settings.rules_checkpoint_messages,

@@ -99,6 +99,7 @@ class OnsetDetector(Detector):
         "run_is_rare",
         "run_max",
         "run_mean",
+        "run_pred",
         "run_value",
         "runs_seen",
         "short_max",
@@ -163,6 +164,7 @@ class OnsetDetector(Detector):
         self.short_max = 1
         self.long_runs: list[tuple[float, int]] = []  # value, length of the long ordinary runs
         self.run_mean = 1.0
+        self.run_pred = 0.0  # the time-of-day profile's value where the run began
         self.runs_seen = 0
         self.habitual: list[float] = []
         self.pending: list[float] = []  # values where one long run ended
@@ -258,6 +260,9 @@ class OnsetDetector(Detector):
                 and k > self.run_max
                 and self.runs_seen >= self.RUNS_AFTER
                 and v not in self.habitual
+                # Where the time-of-day profile knows this stretch of the day and stays flat
+                # over the run (night, a plateau), a count that does not move is ordinary.
+                and not (k_d >= 0 and has_d and abs(pred_d - self.run_pred) < self.unit)
             ):
                 # Beyond the longest ordinary run, each reading more is as likely as the series'
                 # own chance of repeating itself (at least GO_ON_MIN).
@@ -287,6 +292,7 @@ class OnsetDetector(Detector):
             self.run_value = v
             self.run = 1
             self.run_is_rare = False
+            self.run_pred = pred_d if k_d >= 0 else 0.0
 
         p = ps * tests
         if p > 1.0:
