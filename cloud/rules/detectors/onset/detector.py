@@ -260,6 +260,9 @@ class OnsetDetector(Detector):
                 and k > self.run_max
                 and self.runs_seen >= self.RUNS_AFTER
                 and v not in self.habitual
+                # At the highest or the lowest value of the last blocks the series is at a bound
+                # (a car park full or empty: its count pinned), not stuck.
+                and self.win_lo < v < self.win_hi
                 # Where the time-of-day profile knows this stretch of the day and stays flat
                 # over the run (night, a plateau), a count that does not move is ordinary.
                 and not (k_d >= 0 and has_d and abs(pred_d - self.run_pred) < self.unit)
