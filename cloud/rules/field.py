@@ -89,6 +89,11 @@ class ScoredFieldRuleConfig(FieldRuleConfig):
     score_above: float = Field(default=0.8, gt=0, le=1)  # 0.8 = as rare as 1 in 60,000 readings
     clear_below: float = Field(default=0.4, ge=0, lt=1)
     clear_readings: int = Field(default=3, ge=1)
+    # A departure this rare (rarity), reading after reading, fires too once it has lasted
+    # `sustained_readings` (0: never): a loop that counts nothing for an hour is an anomaly even
+    # when no single reading of it is as rare as `score_above`.
+    sustained_above: float = Field(default=0.5, gt=0, le=1)  # 0.5 = as rare as 1 in 1,000
+    sustained_readings: int = Field(default=6, ge=0)
 
     @model_validator(mode="after")
     def _known_detector(self) -> Self:
@@ -98,6 +103,10 @@ class ScoredFieldRuleConfig(FieldRuleConfig):
         if self.clear_below > self.score_above:
             raise ValueError(
                 f"clear_below: {self.clear_below} must not exceed score_above ({self.score_above})"
+            )
+        if self.sustained_above > self.score_above:
+            raise ValueError(
+                f"sustained_above: {self.sustained_above} must not exceed score_above ({self.score_above})"
             )
         return self
 
@@ -132,6 +141,10 @@ class ScoredFieldRule(FieldRule[ScoredConfigT]):
         self.hysteresis = Hysteresis(clear_readings=config.clear_readings)
         self.p_above = p_from_score(config.score_above)
         self.p_clear = p_from_score(config.clear_below)
+        self.p_sustained = p_from_score(config.sustained_above)
+        self.sustained_readings = config.sustained_readings
+        # Per series: readings in a row at least as rare as `sustained_above`, since when.
+        self.sustained: dict[SeriesId, tuple[int, datetime]] = {}
         # The series whose state changed since the last checkpoint (cloud/rules/checkpoint.py).
         self.dirty: set[SeriesId] = set()
 
@@ -147,14 +160,22 @@ class ScoredFieldRule(FieldRule[ScoredConfigT]):
             detector = self.detectors[key] = self.detector_cls()
         self.dirty.add(key)
         p = detector.pvalue(reading.ts.timestamp(), value)
+        rarity = detector.rarity if self.reports_onsets else p
         h = self.hysteresis
         is_beyond = p <= self.p_above
+        since = reading.ts
+        if rarity <= self.p_sustained:
+            count, began = self.sustained.get(key, (0, reading.ts))
+            self.sustained[key] = (count + 1, began)
+            if 0 < self.sustained_readings <= count + 1 and not is_beyond:
+                is_beyond, since = True, began
+        elif key in self.sustained:
+            del self.sustained[key]
         if not is_beyond and key not in h.firing and key not in h.beyond_since:
             return None  # the common case: an ordinary reading of a quiet series
-        rarity = detector.rarity if self.reports_onsets else p
         if rarity <= self.p_above and key in h.firing:
             is_beyond = True  # the departure goes on: the calm count starts again
-        t = h.step(key, reading.ts, is_beyond=is_beyond, is_cleared=rarity > self.p_clear, since=reading.ts)
+        t = h.step(key, reading.ts, is_beyond=is_beyond, is_cleared=rarity > self.p_clear, since=since)
         return None if t is None else Scored(t, value, score_from_p(rarity if is_beyond else p), detector)
 
     def series_state(self, key: SeriesId) -> dict[str, Any]:
@@ -165,6 +186,9 @@ class ScoredFieldRule(FieldRule[ScoredConfigT]):
             "beyond_since": _iso(h.beyond_since.get(key)),
             "firing": _iso(h.firing.get(key)),
             "calm": h.calm.get(key, 0),
+            "sustained": None
+            if key not in self.sustained
+            else [self.sustained[key][0], _iso(self.sustained[key][1])],
         }
 
     def restore_series(self, key: SeriesId, state: dict[str, Any]) -> None:
@@ -177,6 +201,9 @@ class ScoredFieldRule(FieldRule[ScoredConfigT]):
                 slot[key] = datetime.fromisoformat(state[name])
         if state["calm"]:
             h.calm[key] = int(state["calm"])
+        if state["sustained"] is not None:
+            count, began = state["sustained"]
+            self.sustained[key] = (int(count), datetime.fromisoformat(began))
 
     def explain(self, r: Reading, value: float, since: datetime, detector: Detector) -> str:
         """`t-declassata-in: 12 vehicles, expected 210-270 for Tue 08:00 (hour-of-week baseline,
