@@ -224,6 +224,20 @@ class CheckpointStore:
         self.series_written += len(rows)
         return len(rows)
 
+    def _prune(self, current: dict[str, str]) -> None:
+        """Forget the series of rules that are gone or changed: they relearn, and their old
+        state would never be read again."""
+        t = series_table.c
+        with self.engine.begin() as conn:
+            stale = sa.and_(t.instance == self.instance, t.rule.not_in(list(current)))
+            conn.execute(series_table.delete().where(stale))
+            for name, digest in current.items():
+                conn.execute(
+                    series_table.delete().where(
+                        t.instance == self.instance, t.rule == name, t.config != digest
+                    )
+                )
+
     def restore(self, engine: RulesEngine) -> Restored:
         """Put the last checkpoint's state into `engine`'s learning rules."""
         out = Restored()
@@ -250,6 +264,8 @@ class CheckpointStore:
                     continue
                 out.series += 1
                 restored.add((row.rule, row.org, row.sensor))
+        if out.refused:
+            self._prune({name: digest for name, (_rule, digest) in rules.items()})
         position = orjson.loads(cp.position)
         out.delivered = Delivered.from_state(position["delivered"])
         for data in position["open"]:

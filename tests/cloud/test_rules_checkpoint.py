@@ -86,6 +86,7 @@ def test_a_rule_whose_config_changed_relearns_instead_of_taking_the_old_state(tm
     rule = changed.rules[0]
     assert isinstance(rule, ScoredFieldRule)
     assert rule.detectors == {}
+    assert store.restore(Engine([flow_rule(score_above=0.9)])).refused == 0, "the old rows are gone"
 
 
 def test_checkpoints_of_another_instance_are_not_restored(tmp_path: Path) -> None:
