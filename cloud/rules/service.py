@@ -120,6 +120,8 @@ class RulesService:
         self.delivered = Delivered()
         self.duplicates = 0
         self._unacked: list[Inbound] = []
+        self._checkpoint_retry_at = 0.0
+        self.checkpoint_errors = 0
         self._inbox: queue.Queue[Inbound] = queue.Queue(maxsize=10_000)
         self._stop = threading.Event()
         org = settings.org_filter
@@ -181,8 +183,11 @@ class RulesService:
                     next_reload = time.monotonic() + self.reload_every_s
                 if alerts:
                     self.emit(alerts)
-                if self._unacked and (
-                    len(self._unacked) >= self.checkpoint_messages or time.monotonic() >= next_checkpoint
+                now = time.monotonic()
+                if (
+                    self._unacked
+                    and now >= self._checkpoint_retry_at
+                    and (len(self._unacked) >= self.checkpoint_messages or now >= next_checkpoint)
                 ):
                     self.checkpoint()
                     next_checkpoint = time.monotonic() + self.checkpoint_s
@@ -233,7 +238,15 @@ class RulesService:
         broker sends it again and `delivered` skips it."""
         if self.checkpoints is None:
             return 0
-        written = self.checkpoints.save(self.engine, self.delivered)
+        try:
+            written = self.checkpoints.save(self.engine, self.delivered)
+        except SQLAlchemyError as exc:
+            # Nothing is acknowledged: after a crash the broker would send it all again. Retried
+            # in a few seconds; meanwhile the broker holds back what exceeds its in-flight limit.
+            self.checkpoint_errors += 1
+            self._checkpoint_retry_at = time.monotonic() + 5.0
+            log.warning("checkpoint failed, %d messages stay unacknowledged: %s", len(self._unacked), exc)
+            return 0
         generation = self.conn.generation
         for item in self._unacked:
             if item.generation == generation:
