@@ -402,7 +402,12 @@ class Demo:
         # ingest's first subscription would be lost. Its first health report means it is in.
         if not wait_until(lambda: bool(self.watch.ingest), 60):
             raise RuntimeError(f"ingest did not start; see {self.logs_dir / 'ingest.log'}")
-        time.sleep(1.0)  # the rules service starts alongside; give it the same head start
+        # The rules service too: its detectors learn each series from its first reading (and
+        # restore their checkpoint before they connect), so gateways start once it is in.
+        rules_log = self.logs_dir / "rules.log"
+        if not wait_until(lambda: "connected to" in rules_log.read_text(errors="replace"), 60):
+            raise RuntimeError(f"the rules service did not start; see {rules_log}")
+        time.sleep(0.5)  # from CONNACK to SUBACK
 
     def _progress(self, elapsed: float, published: int, rate: float, n_gateways: int) -> None:
         w = self.watch

@@ -17,6 +17,8 @@ import random
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,12 +88,18 @@ def stream(org: str) -> list[Batch]:
     return batches
 
 
-def publish(mosquitto: Mosquitto, batches: list[Batch]) -> None:
+def publish(mosquitto: Mosquitto, batches: list[Batch], *, per_s: float | None = None) -> None:
+    """Publish at QoS 1 and wait for every PUBACK; `per_s` paces the stream (a gateway's rate),
+    so that a kill lands while it is going through."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv311)
     client.connect("127.0.0.1", mosquitto.port)
     client.loop_start()
     try:
-        infos = [client.publish(topics.data(b.org, b.gateway, b.kind), encode(b), qos=1) for b in batches]
+        infos = []
+        for i, b in enumerate(batches):
+            infos.append(client.publish(topics.data(b.org, b.gateway, b.kind), encode(b), qos=1))
+            if per_s is not None and i % 20 == 19:
+                time.sleep(20 / per_s)  # pacing the publisher, not waiting for a condition
         for info in infos:
             info.wait_for_publish(30)
     finally:
@@ -196,10 +204,12 @@ def test_a_rules_service_killed_mid_stream_and_restarted_scores_as_an_uninterrup
     steady.start()
     killed.start()  # both sessions exist before anything is published
 
-    publish(mosquitto, batches[:half])
+    first = threading.Thread(target=publish, args=(mosquitto, batches[:half]), kwargs={"per_s": 200.0})
+    first.start()
     # Killed while the first half goes through it: some checkpoints taken, not the last one.
     assert wait_until(lambda: killed.checkpoint_number() >= 5, 60), killed.log.read_text()
     killed.stop(signal.SIGKILL)
+    first.join(60)
     assert killed.proc is not None
     assert killed.proc.returncode == -signal.SIGKILL
     at_kill = killed.checkpoint_number()
