@@ -187,10 +187,15 @@ class OnsetDetector(Detector):
             self._learn_sampling(ts)
         ps = 1.0  # the smallest p-value of the tests...
         cause = 0  # ...when it is the extremes' (3) or the runs' (4), for expectation()
-        tests = 1
-        floor = (
-            self.unit if self.unit < math.inf else 0.0
-        )  # ...and how many took part (Bonferroni); runs always do
+        tests = 1  # ...and how many took part (Bonferroni); runs always do
+        run_value = self.run_value
+        if run_value is not None and v != run_value:
+            # The resolution includes this reading's step: a series' first move after sitting
+            # still sets its scale, it is not judged against a tail of zeros.
+            step = v - run_value if v > run_value else run_value - v
+            if step < self.unit:
+                self.unit = step
+        floor = self.unit if self.unit < math.inf else 0.0
 
         # Level: the median of the last readings.
         recent = self.recent
@@ -278,9 +283,6 @@ class OnsetDetector(Detector):
                     cause = 4
         else:
             if self.run_value is not None:
-                step = v - self.run_value if v > self.run_value else self.run_value - v
-                if step < self.unit:
-                    self.unit = step
                 length = self.run
                 if length >= self.HABIT or self.run_is_rare or self.run_value in self.habitual:
                     self._run_ended(self.run_value, length)
