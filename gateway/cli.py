@@ -1,4 +1,4 @@
-"""`sitroom gateway run|check-config`."""
+"""`sitroom gateway run|check-config|meta|spool|schema`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import click
 from edge.simulators.clock import Clock, SimClock, WallClock
 from gateway.agent import Agent
 from gateway.config import ConfigError, json_schema, load
+from gateway.meta import meta_payload
+from gateway.remote_config import version_of
 from gateway.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,28 @@ def check_config(files: tuple[Path, ...]) -> None:
             click.echo(str(exc), err=True)
             continue
         click.echo(f"{path}: ok ({config.org}/{config.id}, {len(config.sensors)} sensors)")
+    if failed:
+        raise SystemExit(1)
+
+
+@group.command("meta")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def meta_command(files: tuple[Path, ...]) -> None:
+    """Print what each config's gateway declares on its retained meta (one JSON per line).
+
+    The same bytes `sitroom gateway run` publishes on sr/v1/{org}/{gateway}/meta: each sensor's
+    id, kind and driver (a source's devices too). `sitroom exchange export` reads the kinds of
+    configured sensors from it, as ingest learns them from the broker.
+    """
+    failed = False
+    for path in files:
+        try:
+            config = load(path)
+        except ConfigError as exc:
+            failed = True
+            click.echo(str(exc), err=True)
+            continue
+        click.echo(meta_payload(config, version_of(config)).decode())
     if failed:
         raise SystemExit(1)
 

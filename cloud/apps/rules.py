@@ -13,7 +13,9 @@ from cloud.core.geo import PRATO_AREA, WorksiteLookup
 from cloud.core.settings import CloudSettings
 from cloud.dashboards.push import GrafanaAnnotator, connect
 from cloud.io.db import make_engine
+from cloud.io.mqtt import Outbound
 from cloud.notify import NotificationsConfig, Notifier, build_channels
+from cloud.notify.outbox import SqlOutbox
 from cloud.rules.checkpoint import CheckpointStore
 from cloud.rules.engine import DEFAULT_RULES, Engine, RulesFileError, load_rules, read_rules_file
 from cloud.rules.service import Periodic, RulesService
@@ -32,21 +34,44 @@ def rules_path(settings: CloudSettings, rules_file: Path | None = None) -> Path:
 
 
 @overload
-def notifier_for(path: Path, settings: CloudSettings) -> Notifier: ...
+def notifier_for(
+    path: Path, settings: CloudSettings, *, outbox_db: str | None = None, outbound: Outbound | None = None
+) -> Notifier: ...
 
 
 @overload
-def notifier_for(path: Path, settings: CloudSettings, *, only_if_routed: bool) -> Notifier | None: ...
+def notifier_for(
+    path: Path,
+    settings: CloudSettings,
+    *,
+    only_if_routed: bool,
+    outbox_db: str | None = None,
+    outbound: Outbound | None = None,
+) -> Notifier | None: ...
 
 
-def notifier_for(path: Path, settings: CloudSettings, *, only_if_routed: bool = False) -> Notifier | None:
+def notifier_for(
+    path: Path,
+    settings: CloudSettings,
+    *,
+    only_if_routed: bool = False,
+    outbox_db: str | None = None,
+    outbound: Outbound | None = None,
+) -> Notifier | None:
     """The notification channels and routes of a rules file (its `notifications:` section);
-    with `only_if_routed`, None when it routes nothing."""
+    with `only_if_routed`, None when it routes nothing. With `outbox_db` (the alert store's
+    database), pending deliveries are kept there and outlive a crash; else in memory."""
     raw = read_rules_file(path)
     config = NotificationsConfig.model_validate(raw.notifications or {})
     if only_if_routed and not config.routes:
         return None
-    return Notifier(config, build_channels(config, settings.broker))
+    outbox = SqlOutbox(make_engine(outbox_db)) if outbox_db else None
+    return Notifier(
+        config,
+        build_channels(config, settings.broker, outbound),
+        outbox=outbox,
+        owner=f"rules-{settings.instance}",
+    )
 
 
 def grafana_annotator(settings: CloudSettings) -> AlertSink | None:
@@ -80,11 +105,13 @@ def build_rules_service(
 
     try:
         engine = Engine(load_rules(path, open_registry, worksites))
-        notifier = notifier_for(path, settings)
+        # The channels publish on the service's own connection, attached once it exists.
+        outbound = Outbound()
+        notifier = notifier_for(path, settings, outbox_db=alerts_db, outbound=outbound)
     except (RulesFileError, ValidationError, ValueError) as exc:
         raise RulesSetupError(f"{path}: {exc}") from None
     store = AlertStore(alerts_db)
-    return RulesService(
+    service = RulesService(
         settings,
         engine,
         store=store,
@@ -98,3 +125,5 @@ def build_rules_service(
         checkpoint_messages=settings.rules_checkpoint_messages,
         default_worksites=worksites,
     )
+    outbound.attach(service.conn)
+    return service

@@ -16,7 +16,7 @@ from typing import Any
 
 from cloud.console.broadcast import Broadcaster
 from cloud.core.alerts import AlertBook, AlertNotFoundError, StoredAlert
-from cloud.core.geo import Site, load_sites
+from cloud.core.geo import FixedSites, SiteSource
 from cloud.core.worksites import WorksiteBook
 from cloud.io.influx.client import InfluxClient, InfluxError
 
@@ -36,7 +36,7 @@ class Sources:
     worksites: WorksiteBook | None = None
     alerts: AlertBook | None = None
     influx: InfluxClient | None = None
-    sites: dict[str, Site] = field(default_factory=load_sites)
+    sites: SiteSource = field(default_factory=FixedSites.from_file)  # ours, and partners' places
     lookback: str = DEFAULT_LOOKBACK
 
     def __post_init__(self) -> None:
@@ -65,12 +65,13 @@ class Sources:
             return {"parking": [], "traffic": [], "fleet": []}
         # `lookback` is checked against DURATION in __post_init__: nothing else enters the query.
         since = f"time > now() - {self.lookback}"
+        sites = self.sites.sites()
         parking = []
         for tags, row in self._last(
             f'SELECT last("occupancy_pct") AS pct, last("occupied") AS occupied, '  # noqa: S608  (no user input; see `since`)
             f'last("capacity") AS capacity FROM "parking" WHERE {since} GROUP BY "sensor", "org"'
         ):
-            site = self.sites.get(tags.get("sensor", ""))
+            site = sites.get(tags.get("sensor", ""))
             if site is not None:
                 parking.append(
                     {"id": tags["sensor"], "org": tags.get("org", ""), "name": site.name, "lat": site.lat,
@@ -82,7 +83,7 @@ class Sources:
             f'SELECT last("vehicles") AS vehicles, mean("vehicles") AS baseline FROM "traffic" '  # noqa: S608  (no user input; see `since`)
             f'WHERE {since} GROUP BY "sensor", "org"'
         ):
-            site = self.sites.get(tags.get("sensor", ""))
+            site = sites.get(tags.get("sensor", ""))
             if site is not None:
                 base = row["baseline"] or 0
                 ratio = round(row["vehicles"] / base, 2) if base else None

@@ -1,6 +1,7 @@
 """The demo's data: Prato's organisations, their worksites and the console's operators.
 
-Demo worksites: the municipality and four utilities on real streets, with conflicts.
+Demo worksites: the municipality and four utilities on real streets, with conflicts. One more
+organisation, a neighbouring municipality, takes part only in the data exchange.
 
 Coordinates are WGS84 read off a map to within a few tens of metres, on the same streets the
 traffic simulators use (edge/simulators/places.py). Dates are relative to `now`, so that the
@@ -31,6 +32,10 @@ ORGANISATIONS = (
     Organisation(id="toscana-energia", name="Toscana Energia S.p.A.", role=Role.UTILITY),
     Organisation(id="alia", name="Alia Servizi Ambientali S.p.A.", role=Role.UTILITY),
     Organisation(id="open-fiber", name="Open Fiber S.p.A.", role=Role.UTILITY),
+    # A neighbouring municipality sharing its car parks over NGSI-LD (cloud/dev/partners.py). A
+    # partner writes only its own data, as a utility does: the municipality role is for Prato's
+    # own operators, who approve and edit every worksite of the registry.
+    Organisation(id="comune-calenzano", name="Comune di Calenzano", role=Role.UTILITY),
 )
 
 

@@ -160,3 +160,36 @@ def publish_retained(
     finally:
         conn.stop()
     return len(messages)
+
+
+class Outbound:
+    """Publishing on a process's own broker connection, for the parts of the process that are
+    not its main loop (notification channels, coordination findings).
+
+    The broker binds client ids to usernames (`use_username_as_clientid`, issue 18): a second
+    connection under the process's identity would take over the first one's session, so every
+    part of a process publishes on its one connection, attached when the process makes it."""
+
+    def __init__(self) -> None:
+        self._conn: BrokerConnection | None = None
+        self._attached = threading.Event()
+
+    def attach(self, conn: BrokerConnection) -> None:
+        self._conn = conn
+        self._attached.set()
+
+    def publish(self, messages: Sequence[tuple[str, bytes]], *, qos: int = 1, retain: bool = True,
+                timeout_s: float = 10.0) -> int:  # fmt: skip
+        """Publish (topic, payload) pairs and, at QoS 1, wait for every PUBACK; how many."""
+        if not self._attached.wait(timeout_s) or self._conn is None:
+            raise PublishError("no broker connection in this process")
+        conn = self._conn
+        if not conn.connected.wait(timeout_s):
+            raise PublishError(f"broker {conn.broker.url} not connected")
+        infos = [conn.client.publish(topic, payload, qos=qos, retain=retain) for topic, payload in messages]
+        if qos:
+            for info in infos:
+                info.wait_for_publish(timeout_s)
+                if not info.is_published():
+                    raise PublishError(f"broker {conn.broker.url} did not acknowledge within {timeout_s:g} s")
+        return len(messages)

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 from pydantic import AwareDatetime, BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.core.admission import Admission
+from cloud.core.admission import Admission, Judged
 from cloud.core.alerts import Alert, AlertSink
 from cloud.core.settings import CloudSettings
 from cloud.io.influx.client import InfluxClient, InfluxError, QueryError
@@ -26,10 +26,11 @@ from cloud.rules.checkpoint import CheckpointStore, Delivered
 from cloud.rules.engine import Engine, RegistryOpener, RulesFileError, load_rules
 from cloud.rules.relay import OperatorRelay
 from cloud.rules.store import AlertStore
-from edge.contract import ContractError, loads, topics
+from edge.contract import ContractError, is_id, loads, topics
 from edge.contract.topics import Channel
 
 log = logging.getLogger(__name__)
+_SERVICES = f"{topics.ROOT}/services/"
 
 
 class Periodic(Protocol):
@@ -133,6 +134,8 @@ class RulesService:
                 (f"{topics.ROOT}/{org}/+/{Channel.STATUS.value}", 1),
                 # The gateways' declared sensor kinds, for the admission (as ingest learns them).
                 (f"{topics.ROOT}/{org}/+/{Channel.META.value}", 1),
+                # The cloud services' own health (ingest's), for the watchdog rules.
+                (topics.ALL_SERVICE_HEALTH, 0),
             ],
             on_message=self._on_message,
             # Acknowledged once a checkpoint holds the message (see `checkpoint`).
@@ -279,6 +282,8 @@ class RulesService:
         return True
 
     def handle(self, topic: str, payload: bytes) -> list[Alert]:
+        if topic.startswith(_SERVICES):
+            return self.handle_service_health(topic, payload)
         # Ingest dead-letters what the admission refuses; here it is only skipped, by the same verdict.
         try:
             where = topics.parse(topic)
@@ -293,20 +298,38 @@ class RulesService:
             judged = self.admission.admit(where, payload, datetime.now(UTC))
         except (ContractError, ValidationError):
             return []
+        return self.observe(judged)
+
+    def observe(self, judged: Judged) -> list[Alert]:
+        """A data message's admitted readings through the engine, unless its batch was taken in
+        already: a gateway's duplicate publish, or one a checkpoint held whose acknowledgement
+        the broker never got. Its readings must not teach the detectors twice."""
         readings = judged.readings
         if not readings:
             return []
         envelope = judged.envelope
         first_us = round(readings[0].ts.timestamp() * 1e6)
         if not self.delivered.take(envelope.org, envelope.gateway, envelope.seq, first_us):
-            # A batch taken in already: a gateway's duplicate publish, or one a checkpoint held
-            # whose acknowledgement the broker never got. Its readings must not teach twice.
             self.duplicates += 1
             return []
         out: list[Alert] = []
+        arrived = self.engine.wall_clock()
         for r in readings:
-            out.extend(self.engine.observe(r))
+            out.extend(self.engine.observe(r, arrived))
         return out
+
+    def handle_service_health(self, topic: str, payload: bytes) -> list[Alert]:
+        """`sr/v1/services/{service}/{instance}/health`: a JSON object, or ignored."""
+        parts = topic.split("/")
+        if len(parts) != 6 or parts[5] != "health" or not (is_id(parts[3]) and is_id(parts[4])):
+            return []
+        try:
+            report = loads(payload)
+        except ContractError:
+            return []
+        if not isinstance(report, dict):
+            return []
+        return self.engine.service_health(parts[3], parts[4], report)
 
     def every_second(self) -> list[Alert]:
         """The clock's work: the engine's time-driven checks (staleness), what operators did in

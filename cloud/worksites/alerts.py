@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from cloud.core.alerts import Alert, AlertKey
@@ -34,12 +34,18 @@ class CoordinationAlerts:
     def __init__(
         self,
         store: WorksiteStore,
-        url: str | BrokerAddress,
+        # A broker (a connection per cycle: the CLI) or the process's own publisher (a service).
+        url: str | BrokerAddress | Callable[[Sequence[Alert]], int],
         settings: CoordinationSettings | None = None,
         interval_s: float = 60.0,
     ) -> None:
         self.store = store
-        self.url = url
+        self.publish: Callable[[Sequence[Alert]], int]
+        if isinstance(url, str | BrokerAddress):
+            broker = url
+            self.publish = lambda alerts: publish_alerts(broker, alerts)
+        else:
+            self.publish = url
         self.settings = settings or CoordinationSettings()
         self.interval_s = interval_s
         self.firing: dict[AlertKey, Alert] = {}
@@ -59,7 +65,7 @@ class CoordinationAlerts:
             if key not in current
         ]
         if changes:
-            publish_alerts(self.url, changes)
+            self.publish(changes)
         self.firing = {key: self.firing.get(key, a) for key, a in current.items()}
         self.published += len(changes)
         return len(changes)

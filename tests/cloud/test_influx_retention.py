@@ -18,6 +18,7 @@ from cloud.io.influx.retention import RAW_RP, ROLLUP_RP, ensure, rollups
 from cloud.provision.influx_users import InfluxUser, ensure_users
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
+from edge.contract import SensorKind
 
 from support import wait_until
 
@@ -48,7 +49,13 @@ def test_ingest_start_creates_raw_and_rollup_policies_and_an_hourly_cq_per_kind(
     assert by_name[RAW_RP][1:] == ["720h0m0s", "24h0m0s", 1, True]  # 30 days, the default RP
     assert by_name[ROLLUP_RP][1] == "0s"  # kept for ever
     names = {row[0] for row in cqs[0]["values"]}
-    assert names == {"parking_1h", "parking_spot_1h", "traffic_1h", "fleet_1h"}
+    assert names == {f"{kind.value}_1h" for kind in SensorKind}
+
+
+def test_a_rollup_leaves_out_string_fields_for_mean_refuses_them() -> None:
+    delay = next(r for r in rollups() if r.source == "transit_delay")
+
+    assert delay.select == 'mean("stop_sequence") AS "stop_sequence", mean("delay_s") AS "delay_s"'
 
 
 def test_a_second_start_changes_nothing(settings: CloudSettings, influx_db: InfluxClient) -> None:

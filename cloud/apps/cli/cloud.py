@@ -13,7 +13,7 @@ import orjson
 from pydantic import ValidationError
 
 from cloud.apps.cli.api import api_command
-from cloud.apps.demo import DemoOptions, default_data_dir, run_demo
+from cloud.apps.demo import DemoError, DemoOptions, default_data_dir, run_demo
 from cloud.apps.ingest import build_ingest
 from cloud.apps.rules import RulesSetupError, build_rules_service
 from cloud.core.alerts import AlertNotFoundError
@@ -202,6 +202,12 @@ def alerts_silence(
     help="Folder of gateway configs to run.",
 )
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Start from an empty data folder. Default: keep the worksites, console and alert history "
+    "of earlier runs, recovering what a crash damaged and moving the rest aside.",
+)
 def demo_command(
     duration_s: float | None,
     speed: float,
@@ -210,22 +216,27 @@ def demo_command(
     data_dir: Path | None,
     configs: Path,
     seed: int,
+    fresh: bool,
 ) -> None:
     """Run a simulated Prato end to end on servers of its own, with live progress."""
     files = sorted(configs.glob("*.yaml"))
     if not files:
         raise click.ClickException(f"no gateway configs (*.yaml) in {configs}")
-    result = run_demo(
-        DemoOptions(
-            configs=files,
-            data_dir=(data_dir or default_data_dir()).resolve(),
-            duration_s=duration_s,
-            speed=speed,
-            seed=seed,
-            summary=summary,
-            picture=picture or (summary.with_suffix(".png") if summary else None),
+    try:
+        result = run_demo(
+            DemoOptions(
+                configs=files,
+                data_dir=(data_dir or default_data_dir()).resolve(),
+                duration_s=duration_s,
+                speed=speed,
+                seed=seed,
+                summary=summary,
+                picture=picture or (summary.with_suffix(".png") if summary else None),
+                fresh=fresh,
+            )
         )
-    )
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
     if not result or result["readings_stored"] < result["readings_published"]:
         raise SystemExit(1)
 

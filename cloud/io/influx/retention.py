@@ -35,11 +35,13 @@ class Rollup:
 def rollups() -> list[Rollup]:
     out = []
     for kind, spec in KINDS.items():
+        # Ids and labels (`str` fields) have no hourly summary: mean() refuses strings.
         parts = [
             f'count("{f.name}") AS "{f.name}_count"'
             if f.type == "bool"
             else f'mean("{f.name}") AS "{f.name}"'
             for f in spec.fields
+            if f.type != "str"
         ]
         out.append(Rollup(f"{kind.value}_{ROLLUP_INTERVAL}", kind.value, ", ".join(parts)))
     return out
