@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cloud.io.db import migration_lock
+
 SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
@@ -154,7 +156,7 @@ def rescue(db: Path, aside: Path, opens: Callable[[Path], None]) -> Rescue | Non
     _move([db, *side_files(db)], aside)
     if rows:
         rebuilt.replace(db)
-    for p in [rebuilt, *side_files(rebuilt)]:
+    for p in [rebuilt, migration_lock(rebuilt), *side_files(rebuilt)]:
         p.unlink(missing_ok=True)
     return Rescue(db, problem, rows, aside)
 

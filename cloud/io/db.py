@@ -101,6 +101,12 @@ def applied_versions(engine: Engine, component: str) -> list[int]:
         return sorted(int(r[0]) for r in rows)
 
 
+def migration_lock(database: Path) -> Path:
+    """The file beside an SQLite database that its migrators take turns on; it outlives them
+    (removing a lock file others may hold is a race), so whoever deletes the database deletes it."""
+    return database.with_name(database.name + ".lock")
+
+
 @contextlib.contextmanager
 def _one_migrator_at_a_time(engine: Engine) -> Iterator[None]:
     """Processes opening one SQLite file together (the demo's API and console, a CLI beside the
@@ -110,7 +116,7 @@ def _one_migrator_at_a_time(engine: Engine) -> Iterator[None]:
     if not database or database == ":memory:":
         yield
         return
-    lock_path = private_file(Path(database + ".lock"))
+    lock_path = private_file(migration_lock(Path(database)))
     with lock_path.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
