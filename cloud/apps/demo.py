@@ -56,6 +56,7 @@ from cloud.dev.demo_folder import DemoFolder, DemoFolderError
 from cloud.dev.demo_transit import ON_ROUTE, READER, SIMULATOR, DemoTransit, DemoTransitError
 from cloud.dev.demo_transit import OPERATOR as TRANSIT_OPERATOR
 from cloud.dev.demo_transit import SOURCE as TRANSIT_SOURCE
+from cloud.dev.injected import detector_alerts, injected_windows
 from cloud.dev.report import render
 from cloud.dev.servers import (
     Influxd,
@@ -703,7 +704,12 @@ class Demo:
         # ingest's first subscription would be lost. Its first health report means it is in.
         if not wait_until(lambda: bool(self.watch.ingest), 60):
             raise DemoError(f"ingest did not start; see {self.logs_dir / 'ingest.log'}")
-        time.sleep(1.0)  # the rules service starts alongside; give it the same head start
+        # The rules service too: its detectors learn each series from its first reading (and
+        # restore their checkpoint before they connect), so gateways start once it is in.
+        rules_log = self.logs_dir / "rules.log"
+        if not wait_until(lambda: "connected to" in rules_log.read_text(errors="replace"), 60):
+            raise DemoError(f"the rules service did not start; see {rules_log}")
+        time.sleep(0.5)  # from CONNACK to SUBACK
 
     def _progress(self, elapsed: float, published: int, rate: float, n_gateways: int) -> None:
         w = self.watch
@@ -732,7 +738,12 @@ class Demo:
         w = self.watch
         restarts = self.supervisor.restarts if self.supervisor is not None else {}
         with w.lock:
+            # The default rules' detector alerts, each explained by an injected anomaly or not.
+            judged = detector_alerts(w.alerts_firing, injected_windows(self.opts.configs, sim_start))
             return {
+                "detector_alerts": judged,
+                "false_alarms": sum(1 for a in judged if a["injected"] is None),
+                "simulated_hours": round((datetime.now(UTC) - sim_start).total_seconds() / 3600, 1),
                 "readings_published": published,
                 "readings_stored": stored,
                 "alerts_raised": len(w.alerts_firing),
@@ -821,6 +832,13 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
         out(f"Done: {done_line(summary)}")
         if "transit" in summary:
             out(f"Transit: {transit_line(summary['transit'])}")
+        judged = summary["detector_alerts"]
+        out(
+            f"Detectors: {len(judged)} alerts, {summary['false_alarms']} false alarms "
+            f"(alerts no injected anomaly explains) in {summary['simulated_hours']:g} simulated hours."
+        )
+        for a in judged[:10]:
+            out(f"  [{a['injected'] or 'FALSE ALARM'}] {a['message']}")
         if "picture" in summary:
             out(f"Picture of the run: {summary['picture']}")
         if opts.summary is not None:

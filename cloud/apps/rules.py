@@ -9,7 +9,7 @@ from typing import overload
 from pydantic import ValidationError
 
 from cloud.core.alerts import AlertSink
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import PRATO_AREA, WorksiteLookup
 from cloud.core.settings import CloudSettings
 from cloud.core.transit import TransitNetwork
 from cloud.dashboards.push import GrafanaAnnotator, connect
@@ -17,12 +17,13 @@ from cloud.io.db import make_engine
 from cloud.io.mqtt import Outbound
 from cloud.notify import NotificationsConfig, Notifier, build_channels
 from cloud.notify.outbox import SqlOutbox
+from cloud.rules.checkpoint import CheckpointStore
 from cloud.rules.engine import DEFAULT_RULES, Engine, RulesFileError, load_rules, read_rules_file
 from cloud.rules.service import Periodic, RulesService
 from cloud.rules.store import AlertStore
 from cloud.transit.intermodality import IntermodalSnapshots
 from cloud.transit.lookup import open_network
-from cloud.worksites.lookup import open_registry_lookup
+from cloud.worksites.lookup import open_registry_lookup, read_registry_lookup
 from cloud.worksites.snapshot import WorksiteSnapshots
 from cloud.worksites.store import WorksiteStore
 
@@ -106,23 +107,36 @@ def build_rules_service(
 ) -> RulesService:
     path = rules_path(settings, rules_file)
     transit = transit_network(settings)
+    # A rules file that names no worksites (the default one) classifies impacts against the
+    # service's own registry, when it has one.
+    worksites = f"registry:{settings.worksites_db}" if settings.worksites_db else None
+
+    def open_registry(url: str) -> WorksiteLookup:
+        # The service's own registry is read only (the API creates it, maybe later).
+        return read_registry_lookup(url) if url == settings.worksites_db else open_registry_lookup(url)
+
     try:
-        engine = Engine(load_rules(path, open_registry_lookup, transit))
+        engine = Engine(load_rules(path, open_registry, worksites, transit=transit))
         # The channels publish on the service's own connection, attached once it exists.
         outbound = Outbound()
         notifier = notifier_for(path, settings, outbox_db=alerts_db, outbound=outbound)
     except (RulesFileError, ValidationError, ValueError) as exc:
         raise RulesSetupError(f"{path}: {exc}") from None
+    store = AlertStore(alerts_db)
     service = RulesService(
         settings,
         engine,
-        store=AlertStore(alerts_db),
+        store=store,
         notifier=notifier,
         annotator=grafana_annotator(settings),
         rules_path=path if reload else None,
         periodic=worksite_snapshots(settings, transit),
-        open_registry=open_registry_lookup,
+        open_registry=open_registry,
         transit=transit,
+        checkpoints=CheckpointStore(store.engine, settings.instance),
+        checkpoint_s=settings.rules_checkpoint_s,
+        checkpoint_messages=settings.rules_checkpoint_messages,
+        default_worksites=worksites,
     )
     outbound.attach(service.conn)
     return service

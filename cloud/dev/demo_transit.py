@@ -41,7 +41,7 @@ READER = "transit-reader"
 AREA = Area(PRATO_AREA.min_lon, PRATO_AREA.min_lat, PRATO_AREA.max_lon, PRATO_AREA.max_lat)
 FOLDER = "transit"  # in the data folder, emptied with each run's stream
 # The bus network's rules (cloud/rules/kinds/), added to the default ones; the worksites they
-# look at come from the registry.
+# look at are the service's own registry (SITROOM_WORKSITES_DB, as for a file that names none).
 ON_ROUTE = "worksite-on-bus-route"
 RULES: tuple[dict[str, object], ...] = (
     {"rule": "worksite_on_route", "name": ON_ROUTE},
@@ -79,10 +79,8 @@ class DemoTransit:
         return max(1.0, 10.0 / self.speed)
 
     def rules_file(self, base: Path) -> Path:
-        """The demo rules service's rules file: `base`'s rules and the bus network's (`RULES`),
-        with the worksites read from the registry."""
+        """The demo rules service's rules file: `base`'s rules and the bus network's (`RULES`)."""
         rules = yaml.safe_load(base.read_text(encoding="utf-8"))
-        rules["worksites"] = f"registry:{self.registry_db}"
         rules["rules"] = [*rules["rules"], *RULES]
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / "rules.yaml"

@@ -65,8 +65,15 @@ def geography(
     path: Path,
     raw: RulesFile,
     open_registry: RegistryOpener | None = None,
+    default_worksites: str | None = None,
+    *,
     transit: TransitNetwork | None = None,
 ) -> Geography:
+    """Sensor sites, worksites and the bus network of a rules file; `default_worksites` is the
+    worksite source when the file names none (the service's own registry, from its settings),
+    `transit` the network the process's wiring opened, if any."""
+    if raw.worksites is None and default_worksites is not None:
+        raw = raw.model_copy(update={"worksites": default_worksites})
     try:
         sites = load_sites(path.parent / raw.sites) if raw.sites else load_sites()
     except (OSError, yaml.YAMLError, ValidationError) as exc:
@@ -97,12 +104,14 @@ def geography(
 def load_rules(
     path: Path = DEFAULT_RULES,
     open_registry: RegistryOpener | None = None,
+    default_worksites: str | None = None,
+    *,
     transit: TransitNetwork | None = None,
 ) -> list[Rule[Any]]:
     """Rules from YAML, bound to their geography (sites, worksites, and the transit network
     the process's wiring opened, if any); errors name the file, the rule's index and the field."""
     raw = read_rules_file(path)
-    geo = geography(path, raw, open_registry, transit)
+    geo = geography(path, raw, open_registry, default_worksites, transit=transit)
     rules: list[Rule[Any]] = []
     names: set[str] = set()
     for i, entry in enumerate(raw.rules):

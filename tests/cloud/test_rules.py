@@ -16,7 +16,10 @@ from pydantic import ValidationError
 from cloud.core.alerts import Alert
 from cloud.io.influx.points import alert_line
 from cloud.rules.base import Clocks, Rule, RuleConfig
+from cloud.rules.detectors import DEFAULT
+from cloud.rules.detectors import get as get_detector
 from cloud.rules.engine import Engine, RulesFileError, load_rules
+from cloud.rules.field import ScoredFieldRule
 from cloud.rules.kinds.staleness import Staleness, StalenessConfig
 from cloud.rules.kinds.threshold import Threshold, ThresholdConfig
 from cloud.rules.watermark import Watermark
@@ -469,7 +472,20 @@ def test_the_default_rules_file_loads() -> None:
         ("staleness", "gateway-silent"),
         ("threshold", "parking-full"),
         ("service_watchdog", "ingest-down"),
+        ("seasonal", "parking-unusual"),
+        ("seasonal", "traffic-flow-unusual"),
+        ("worksite_impact", "traffic-speed-impact"),
     ]
+
+
+def test_the_default_rules_run_the_default_detector_on_occupancy_flow_and_speed() -> None:
+    scored = [r for r in load_rules() if isinstance(r, ScoredFieldRule)]
+    assert {(r.config.kind.value, r.config.field) for r in scored} == {
+        ("parking", "occupied"),
+        ("traffic", "vehicles"),
+        ("traffic", "speed_kmh"),
+    }
+    assert all(r.config.detector == "default" and r.detector_cls is get_detector(DEFAULT) for r in scored)
 
 
 def rules_file(tmp_path: Path, body: str) -> Path:

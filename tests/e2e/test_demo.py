@@ -43,6 +43,15 @@ def test_demo_stores_every_published_reading_and_raises_alerts(tmp_path: Path) -
     assert summary["readings_notified"] > 0
     assert summary["readings_stored"] == summary["readings_published"]
     assert summary["alerts_raised"] > 0
+    # The default rules' detectors: the car park whose counter the simulator zeroes is reported,
+    # its alert explains itself, and nothing the simulator did not inject is.
+    judged = summary["detector_alerts"]
+    assert [(a["entity"], a["injected"]) for a in judged if a["rule"] == "parking-unusual"] == [
+        ("p-castello", "zero")
+    ]
+    assert "p-castello: occupied 0 spaces, expected" in judged[0]["message"]
+    assert summary["false_alarms"] == 0, judged
+    assert "false alarms" in proc.stdout
     # The demo's operator acknowledges the first alert; the rules service republishes it.
     assert summary["alerts_acknowledged"] == 1
     assert "acknowledges alert" in proc.stdout
