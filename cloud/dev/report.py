@@ -69,8 +69,12 @@ def render(influx: InfluxClient, path: Path, summary: dict[str, Any]) -> Path:
         ax_park.plot(
             _times(vals), [v[1] for v in vals], color=PALETTE[i % 8], lw=1.4, label=s["tags"]["sensor"]
         )
+    # Not the alerts about worksites (one per worksite, bus route and organisation told): they
+    # say nothing of a car park, and a dozen labels at the run's start hide the others.
     alerts = _series(
-        influx, 'SELECT "value", "message" FROM "alerts" WHERE "state" = \'firing\' GROUP BY "rule", "entity"'
+        influx,
+        'SELECT "value", "message" FROM "alerts" WHERE "state" = \'firing\' AND "kind" != \'worksite\' '
+        'GROUP BY "rule", "entity"',
     )
     for s in alerts:
         for t in _times(s["values"]):
