@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cloud.apps.demo import inject_bad_feed
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.settings import CloudSettings
 from cloud.dev.demo_data import load_demo
 from cloud.dev.servers import Influxd, Mosquitto
@@ -115,7 +115,7 @@ def demo_data_db(
     configs = [load(p) for p in sorted((REPO / "firmware_configs").glob("*.yaml"))]
     database = unique("demo_")
     stores = tmp_path_factory.mktemp("demo-stores")
-    registry = WorksiteStore.open(f"sqlite:///{stores / 'worksites.db'}", area=PRATO_AREA)
+    registry = WorksiteStore.open(f"sqlite:///{stores / 'worksites.db'}", areas=ServiceAreas.load())
     load_demo(registry, datetime.now(UTC))
     alert_store = AlertStore(f"sqlite:///{stores / 'alerts.db'}")
     client = InfluxClient(influxd.url, database)

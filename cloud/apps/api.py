@@ -29,7 +29,7 @@ from cloud.core.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import OrgDirectory
 from cloud.core.settings import CloudSettings
 from cloud.feeds.sites import sites_feed
@@ -135,6 +135,7 @@ class ApiProcess:
     token_orgs: Sequence[str] = ()
     coordination_broker: BrokerAddress | None = None  # publish conflict/synergy/redig alerts
     console_dir: Path | None = None
+    areas: ServiceAreas | None = None  # where worksites may lie; None: the default areas (Prato)
 
 
 # Puts demo data into the registry (and the console, when one is served); the demo's wiring
@@ -144,7 +145,7 @@ Seed = Callable[[WorksiteStore, Console | None], str]
 
 def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None = None) -> None:
     """Open the stores, build the app, serve it with uvicorn until interrupted."""
-    store = WorksiteStore.open(process.db_url, area=PRATO_AREA)
+    store = WorksiteStore.open(process.db_url, areas=process.areas or ServiceAreas.load())
     alerts = AlertStore(process.alerts_db)
     stop = threading.Event()
     if process.coordination_broker is not None:
@@ -160,6 +161,7 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
             alerts=alerts,
             influx=influx_client(settings),
             orgs=store.orgs,
+            areas=store.areas,
             max_upload_bytes=upload_limit(process.options.max_body_bytes),
             notify_posts=post_notifier(settings, url),
         )

@@ -10,6 +10,7 @@ from cloud.console.app import Console, PostNotifier
 from cloud.console.live import Sources
 from cloud.console.notify import notifier_hook
 from cloud.core.alerts import AlertBook
+from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import OrgDirectory
 from cloud.core.settings import CloudSettings
 from cloud.core.worksites import WorksiteBook
@@ -33,14 +34,17 @@ def open_console(
     refresh_s: float = 2.0,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     notify_posts: PostNotifier | None = None,
+    areas: ServiceAreas | None = None,
 ) -> Console:
-    """The console on its folder (posts, uploads, audit), not started."""
+    """The console on its folder (posts, uploads, audit), not started; its map shows `areas`
+    (None: the default areas, Prato)."""
     console = Console.open(
         data_dir,
         Sources(worksites=worksites, alerts=alerts, influx=influx),
         refresh_s=refresh_s,
         max_upload_bytes=max_upload_bytes,
         orgs=orgs,
+        areas=areas,
     )
     if notify_posts is not None:
         console.notify_posts = notify_posts

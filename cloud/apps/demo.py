@@ -28,17 +28,18 @@ from typing import Any, TypeVar
 
 import orjson
 import paho.mqtt.client as mqtt
+import yaml
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cloud.apps.api import ApiOptions, create_app
 from cloud.apps.console import open_console
 from cloud.console.app import Console
 from cloud.core.alerts import AlertNotFoundError
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.lifecycle import InvalidTransitionError
 from cloud.core.settings import CloudSettings
 from cloud.dev.apiserver import ThreadedApiServer
-from cloud.dev.demo_data import add_demo_operators, demo_credentials, load_demo
+from cloud.dev.demo_data import DEMO_OPERATORS, MUNICIPALITY, add_demo_operators, demo_credentials, load_demo
 from cloud.dev.report import render
 from cloud.dev.servers import Influxd, Mosquitto, env_without_proxies, free_port
 from cloud.io.influx import retention
@@ -48,6 +49,7 @@ from cloud.provision.influx_users import InfluxUser, ensure_users
 from cloud.rules.store import AlertStore
 from cloud.worksites.store import WorksiteStore
 from edge.contract import KINDS, BrokerAddress, SensorKind, format_ts, loads, topics
+from edge.contract.areas import Areas, OutsideAreasError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class DemoOptions:
     # Called with the demo's InfluxDB after the run, before the servers stop (checks, reports).
     on_finished: Callable[[InfluxClient], None] | None = None
     drain_timeout_s: float = 60.0
+    areas_file: Path | None = None  # the areas served (None: Prato alone)
 
 
 @dataclass(slots=True)
@@ -217,6 +220,8 @@ class Demo:
             # The rules service writes the registry's state to InfluxDB (Worksites dashboard).
             "SITROOM_WORKSITES_DB": f"sqlite:///{opts.data_dir / 'worksites' / 'worksites.db'}",
             "SITROOM_WORKSITE_SNAPSHOT_S": "10",
+            # Every process checks the same areas: gateways where they stand, the API worksites.
+            **({"SITROOM_AREAS": str(opts.areas_file)} if opts.areas_file else {}),
         }
         watcher = BrokerConnection(
             BrokerAddress.parse(mosquitto.url),
@@ -329,13 +334,14 @@ class Demo:
         if first is None:
             return
         self.acked = int(first["id"])
+        user, org, *_ = DEMO_OPERATORS[0]  # the municipality's operator
         store = AlertStore(alerts_db)
         try:
-            store.acknowledge(int(first["id"]), by="comune-prato/anna", note="demo: on it")
+            store.acknowledge(int(first["id"]), by=f"{org}/{user}", note="demo: on it")
         except (AlertNotFoundError, InvalidTransitionError) as exc:
             out(f"  could not acknowledge alert {first['id']}: {exc}")
         else:
-            out(f"  anna (comune-prato) acknowledges alert {first['id']} ({first.get('rule')})")
+            out(f"  {user} ({org}) acknowledges alert {first['id']} ({first.get('rule')})")
         finally:
             store.close()
 
@@ -384,6 +390,7 @@ class Demo:
             influx_password=self.reader[1],
             alerts_db=env["SITROOM_ALERTS_DB"],
             worksites_db=f"sqlite:///{self.opts.data_dir / 'worksites' / 'worksites.db'}",
+            areas=ServiceAreas.load(self.opts.areas_file),
         )
         out(f"  Console      {url}  ({demo_credentials()})")
         return stop
@@ -452,7 +459,7 @@ class Demo:
             }
 
 
-LEGACY_FEED = ("comune-prato", "gw-legacy-feed")
+LEGACY_FEED = (MUNICIPALITY, "gw-legacy-feed")
 
 
 def inject_bad_feed(conn: BrokerConnection) -> int:
@@ -464,7 +471,7 @@ def inject_bad_feed(conn: BrokerConnection) -> int:
     now = format_ts(datetime.now(UTC))
     envelope = f'"v":1,"org":"{org}","gateway":"{gateway}","kind":"parking","seq":0,"sent_at":"{now}"'
     bad = [
-        b'{"v":1,"org":"comune-prato","readings":[',  # truncated: not JSON
+        f'{{"v":1,"org":"{org}","readings":['.encode(),  # truncated: not JSON
         (  # a percentage where a count belongs, and a free-text zone with spaces and commas
             f'{{{envelope},"readings":[{{"sensor":"p-legacy","ts":"{now}",'
             '"fields":{"occupied":"87%","capacity":200,"occupancy_pct":87.0},'
@@ -478,6 +485,25 @@ def inject_bad_feed(conn: BrokerConnection) -> int:
     for payload in bad:
         conn.client.publish(topic, payload, qos=1)
     return len(bad)
+
+
+def gateways_in(configs: list[Path], areas: Areas) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The gateway configs whose location lies in `areas` (or that have none: vehicles), and
+    why each other one does not; a gateway would refuse to start outside them."""
+    inside: list[Path] = []
+    outside: list[tuple[Path, str]] = []
+    for path in configs:
+        try:
+            location = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("location") or {}
+            if location:
+                areas.require(float(location["lat"]), float(location["lon"]))
+        except OutsideAreasError as exc:
+            outside.append((path, str(exc)))
+            continue
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
+            pass  # not ours to judge: the gateway reports its own config's problems
+        inside.append(path)
+    return inside, outside
 
 
 def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.1) -> bool:
@@ -540,6 +566,7 @@ def running_console(
         alerts=alerts,
         influx=influx,
         orgs=worksites.orgs,
+        areas=worksites.areas,
         refresh_s=refresh_s,
         max_upload_bytes=max_upload_bytes,
     )
@@ -580,6 +607,7 @@ def start_console(
     port: int | None = None,
     influx_username: str | None = None,
     influx_password: str | None = None,
+    areas: ServiceAreas | None = None,
 ) -> tuple[str, Callable[[], None]]:
     """Serve the console (uvicorn in a thread) with the demo operators; return (URL, stop).
 
@@ -588,7 +616,7 @@ def start_console(
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     ws_url = worksites_db or f"sqlite:///{data_dir / 'worksites.db'}"
-    ws = _opened(lambda: WorksiteStore.open(ws_url, area=PRATO_AREA))
+    ws = _opened(lambda: WorksiteStore.open(ws_url, areas=areas or ServiceAreas.load()))
     if worksites_db is None:
         load_demo(ws, datetime.now(UTC))
     alerts_url = alerts_db or f"sqlite:///{data_dir / 'alerts.db'}"

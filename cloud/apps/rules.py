@@ -9,7 +9,6 @@ from typing import overload
 from pydantic import ValidationError
 
 from cloud.core.alerts import AlertSink
-from cloud.core.geo import PRATO_AREA
 from cloud.core.settings import CloudSettings
 from cloud.dashboards.push import GrafanaAnnotator, connect
 from cloud.io.db import make_engine
@@ -61,7 +60,7 @@ def worksite_snapshots(settings: CloudSettings) -> list[Periodic]:
     if not settings.worksites_db:
         return []
     # Read only: the API owns the registry's schema and creates it (no migration from here).
-    registry = WorksiteStore(make_engine(settings.worksites_db), area=PRATO_AREA)
+    registry = WorksiteStore(make_engine(settings.worksites_db), areas=None)
     return [WorksiteSnapshots(registry, interval_s=settings.worksite_snapshot_s)]
 
 

@@ -156,6 +156,7 @@ def snapshot(op: OperatorDep, console: ConsoleDep) -> dict[str, Any]:
     return {
         "me": op.to_dict(),
         "orgs": sorted(console.known_orgs()),
+        "areas": console.map_areas(op.org),
         "worksites": console.sources.worksite_features(),
         "alerts": console.sources.active_alerts(),
         "sensors": sensors,

@@ -25,6 +25,8 @@ class CloudSettings(BaseSettings):
     influx_username: str | None = None
     influx_password: str | None = None
     instance: str = Field(default="main", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    # The areas file (edge/contract/areas.py) every process of a deployment reads; None: Prato.
+    areas: str | None = None
     # Subscribe to one organisation's gateways only ("+" = all); tests use it to stay apart.
     org_filter: str = Field(default="+", pattern=r"^(\+|[a-z0-9][a-z0-9-]{0,62})$")
 

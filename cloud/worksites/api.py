@@ -124,13 +124,13 @@ def worksite_conflicts(
     store: StoreDep, _caller: CallerDep, settings: CoordinationDep, worksite_id: WorksiteId
 ) -> list[dict[str, Any]]:
     store.get(worksite_id)
-    found = conflicts.detect(_coordination_scope(store, settings), settings, area=store.area)
+    found = conflicts.detect(_coordination_scope(store, settings), settings, projection=store.projection)
     return [c.as_dict() for c in conflicts.involving(found, worksite_id)]
 
 
 @router.get("/conflicts", summary="All conflicts, synergies and redigs")
 def all_conflicts(store: StoreDep, caller: CallerDep, settings: CoordinationDep) -> list[dict[str, Any]]:
-    found = conflicts.detect(_coordination_scope(store, settings), settings, area=store.area)
+    found = conflicts.detect(_coordination_scope(store, settings), settings, projection=store.projection)
     return [c.as_dict() for c in found]
 
 

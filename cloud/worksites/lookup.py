@@ -10,15 +10,13 @@ import math
 import time
 from datetime import datetime
 
-from cloud.core.geo import BBox, GeoJsonWorksites, WorksiteLookup, WorksiteRef
+from cloud.core.geo import GeoJsonWorksites, WorksiteLookup, WorksiteRef
 from cloud.worksites.store import WorksiteStore
-
-# Rules look worksites up wherever they are: the registry's own area check applies on writes.
-ANYWHERE = BBox(-180, -90, 180, 90)
 
 
 def open_registry_lookup(url: str, refresh_s: float = 60.0) -> WorksiteLookup:
-    return RegistryWorksites(WorksiteStore.open(url, area=ANYWHERE), refresh_s)
+    # Rules look worksites up wherever they are: the registry's area check applies on writes.
+    return RegistryWorksites(WorksiteStore.open(url, areas=None), refresh_s)
 
 
 class RegistryWorksites:
@@ -36,7 +34,7 @@ class RegistryWorksites:
 
     @classmethod
     def open(cls, url: str, refresh_s: float = 60.0) -> RegistryWorksites:
-        return cls(WorksiteStore.open(url, area=ANYWHERE), refresh_s)
+        return cls(WorksiteStore.open(url, areas=None), refresh_s)
 
     def _current(self) -> GeoJsonWorksites:
         now = time.monotonic()

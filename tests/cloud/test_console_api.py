@@ -20,7 +20,7 @@ from cloud.console.app import Console
 from cloud.console.auth import ConsoleRole
 from cloud.console.store import Post
 from cloud.core.alerts import Alert
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.dev.demo_data import DEMO_PASSWORD, load_demo
 from cloud.rules.store import AlertStore
 from cloud.worksites.store import WorksiteStore
@@ -65,7 +65,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("console")
-    worksites = WorksiteStore.open(f"sqlite:///{tmp / 'ws.db'}", area=PRATO_AREA)
+    worksites = WorksiteStore.open(f"sqlite:///{tmp / 'ws.db'}", areas=ServiceAreas.load())
     load_demo(worksites, datetime.now(UTC))
     alerts = AlertStore(f"sqlite:///{tmp / 'alerts.db'}")
     with running_console(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from cloud.apps.api import create_app
-from cloud.core.geo import PRATO_AREA, load_sites
+from cloud.core.geo import ServiceAreas, load_sites
 from cloud.dashboards.queries import iter_panels
 from cloud.dev.apiserver import ThreadedApiServer
 from cloud.dev.demo_data import load_demo
@@ -37,7 +37,7 @@ def layer_urls() -> list[str]:
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """The real API (uvicorn on a loopback port) with the demo's worksites loaded."""
     db: Path = tmp_path_factory.mktemp("api") / "worksites.db"
-    store = WorksiteStore.open(f"sqlite:///{db}", area=PRATO_AREA)
+    store = WorksiteStore.open(f"sqlite:///{db}", areas=ServiceAreas.load())
     store.migrate()
     load_demo(store, datetime.now(UTC))
     server = ThreadedApiServer(create_app(store)).start()

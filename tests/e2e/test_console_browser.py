@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from cloud.apps.demo import running_console
 from cloud.console.app import Console
 from cloud.core.alerts import Alert
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.dev.demo_data import DEMO_PASSWORD, load_demo
 from cloud.io.influx.client import InfluxClient
 from cloud.rules.store import AlertStore
@@ -70,7 +70,7 @@ class Board:
 def board(tmp_path: Path, influx_db: InfluxClient) -> Iterator[Board]:
     now = datetime.now(UTC)
     influx_db.write(_fleet_lines(now))
-    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", area=PRATO_AREA)
+    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", areas=ServiceAreas.load())
     load_demo(worksites, now)
     alerts = AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}")
     with running_console(

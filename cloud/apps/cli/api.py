@@ -9,8 +9,10 @@ import click
 from cloud.apps import demo
 from cloud.apps.api import ApiOptions, ApiProcess, run_api
 from cloud.core.errors import NotFoundError
+from cloud.core.geo import ServiceAreas
 from cloud.core.settings import broker_address, default_db_url
 from cloud.io.db import DatabaseURLError
+from edge.contract.areas import AreasFileError
 
 
 @click.command("api")
@@ -42,6 +44,13 @@ from cloud.io.db import DatabaseURLError
     help="Serve the operator console at /console/; its posts, uploads and audit in this folder.",
 )
 @click.option(
+    "--areas",
+    "areas_file",
+    envvar="SITROOM_AREAS",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The areas file (default: Prato alone): where worksites may lie, the console's map.",
+)
+@click.option(
     "--alerts-db",
     envvar="SITROOM_ALERTS_DB",
     default="sqlite:///.sitroom/alerts.db",
@@ -61,8 +70,13 @@ def api_command(
     mqtt_password_file: str | None,
     console_dir: Path | None,
     alerts_db: str,
+    areas_file: str | None,
 ) -> None:
     """Serve the HTTP API: worksites, alerts, feeds (OpenAPI at /docs), the console with --console."""
+    try:
+        areas = ServiceAreas.load(areas_file)
+    except AreasFileError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         run_api(
             ApiProcess(
@@ -76,6 +90,7 @@ def api_command(
                     broker_address(mqtt_url, mqtt_username, mqtt_password_file) if mqtt_url else None
                 ),
                 console_dir=console_dir,
+                areas=areas,
             ),
             echo=lambda text: click.echo(text, err=True),
             seed=demo.seed if demo_data else None,

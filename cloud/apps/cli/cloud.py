@@ -13,13 +13,14 @@ import orjson
 from pydantic import ValidationError
 
 from cloud.apps.cli.api import api_command
-from cloud.apps.demo import DemoOptions, default_data_dir, run_demo
+from cloud.apps.demo import DemoOptions, default_data_dir, gateways_in, run_demo
 from cloud.apps.ingest import build_ingest
 from cloud.apps.rules import RulesSetupError, build_rules_service
 from cloud.core.alerts import AlertNotFoundError
 from cloud.core.lifecycle import InvalidTransitionError
 from cloud.core.settings import CloudSettings
 from cloud.rules.store import AlertStore
+from edge.contract.areas import AreasFileError, load_areas
 
 
 def _settings() -> CloudSettings:
@@ -202,6 +203,12 @@ def alerts_silence(
     help="Folder of gateway configs to run.",
 )
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--areas",
+    "areas_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The areas served (default: Prato alone; deploy/areas/prato-florence.yaml adds the Florence plain).",
+)
 def demo_command(
     duration_s: float | None,
     speed: float,
@@ -210,11 +217,21 @@ def demo_command(
     data_dir: Path | None,
     configs: Path,
     seed: int,
+    areas_file: Path | None,
 ) -> None:
-    """Run a simulated Prato end to end on servers of its own, with live progress."""
+    """Run a simulated Prato (and Florence plain, with --areas) end to end on servers of its own."""
     files = sorted(configs.glob("*.yaml"))
     if not files:
         raise click.ClickException(f"no gateway configs (*.yaml) in {configs}")
+    try:
+        areas = load_areas(areas_file)
+    except AreasFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    files, outside = gateways_in(files, areas)
+    for path, why in outside:
+        click.echo(f"skipping {path}: {why}", err=True)
+    if not files:
+        raise click.ClickException(f"no gateway config of {configs} stands in the areas of {areas.source}")
     result = run_demo(
         DemoOptions(
             configs=files,
@@ -224,6 +241,7 @@ def demo_command(
             seed=seed,
             summary=summary,
             picture=picture or (summary.with_suffix(".png") if summary else None),
+            areas_file=areas_file.resolve() if areas_file else None,
         )
     )
     if not result or result["readings_stored"] < result["readings_published"]:

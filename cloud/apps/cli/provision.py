@@ -25,9 +25,25 @@ from cloud.provision.influx_users import InfluxAuthError, InfluxUser, ensure_use
 from cloud.provision.plan import PlanError, apply_identities, export, load_plan
 from cloud.provision.registry import AuthMethod, BrokerSettings, IdentityRegistry, RegistryError, ServiceRole
 from cloud.provision.specs import SpecError, load_base_config, parse_sensor
+from edge.contract.areas import AREAS_ENV, Areas, AreasFileError, load_areas
 
 DEFAULT_DIR = Path(".sitroom/provision")
 AUTH_CHOICE = click.Choice([a.value for a in AuthMethod])
+
+_areas_option = click.option(
+    "--areas",
+    "areas_file",
+    envvar=AREAS_ENV,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The deployment's areas file: where gateways may stand (default: Prato alone).",
+)
+
+
+def _load_areas(path: Path | None) -> Areas:
+    try:
+        return load_areas(path)
+    except AreasFileError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -276,6 +292,7 @@ def gateway_group() -> None:
     help="Where the secrets will sit on the gateway (paths written into its config).",
 )
 @_secret_options
+@_areas_option
 @click.pass_obj
 def gateway_add(
     reg: IdentityRegistry,
@@ -292,6 +309,7 @@ def gateway_add(
     broker_url: str | None,
     rotate: bool,
     show_secret: bool,
+    areas_file: Path | None,
 ) -> None:
     """Register a gateway: its secrets, its config, and its lines in the broker's files."""
     if (lat is None) != (lon is None):
@@ -318,9 +336,11 @@ def gateway_add(
                 broker_url=broker_url,
                 install_dir=install_dir,
                 rotate=rotate,
+                areas=areas,
             )
         )
 
+    areas = _load_areas(areas_file)
     files = _change(reg, act)
     _report(outcomes[0], show_secret, reg)
     _report_broker(files, reg)
@@ -329,13 +349,17 @@ def gateway_add(
 @gateway_group.command("import")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--broker-url", help="The URL the gateways dial (default: from `provision broker`).")
+@_areas_option
 @click.pass_obj
-def gateway_import(reg: IdentityRegistry, csv_file: Path, broker_url: str | None) -> None:
+def gateway_import(
+    reg: IdentityRegistry, csv_file: Path, broker_url: str | None, areas_file: Path | None
+) -> None:
     """Onboard every gateway of a CSV (id,org,name,lat,lon,location,from,sensors,auth); all or none."""
     outcomes: list[Outcome] = []
+    areas = _load_areas(areas_file)
 
     def act(r: IdentityRegistry) -> None:
-        outcomes.extend(onboard(r, csv_file, broker_url=broker_url))
+        outcomes.extend(onboard(r, csv_file, broker_url=broker_url, areas=areas))
 
     files = _change(reg, act)
     for o in outcomes:
@@ -363,6 +387,8 @@ def org_group() -> None:
     envvar="SITROOM_WORKSITES_DB",
     help="The organisation registry (the API's --db): sqlite:///PATH or postgresql://user@host/db.",
 )
+@click.option("--area", "area_ids", multiple=True, help="An area it belongs to, home area first (repeat).")
+@_areas_option
 @_secret_options
 @click.pass_obj
 def org_add(
@@ -371,15 +397,24 @@ def org_add(
     name: str,
     role: str,
     db: str | None,
+    area_ids: tuple[str, ...],
+    areas_file: Path | None,
     auth: str,
     broker_url: str | None,
     rotate: bool,
     show_secret: bool,
 ) -> None:
     """Register an organisation: in the organisation registry that the worksite API and the
-    console read, and on the broker (its credentials and its fleet topic prefix)."""
+    console read (with the areas it belongs to), and on the broker (its credentials and its
+    fleet topic prefix)."""
+    configured = _load_areas(areas_file).ids
+    unknown = [a for a in area_ids if a not in configured]
+    if unknown:
+        raise click.UsageError(
+            f"--area: {', '.join(unknown)} not configured; configured: {', '.join(configured)}"
+        )
     try:
-        organisation = Organisation(id=org, name=name or org, role=Role(role))
+        organisation = Organisation(id=org, name=name or org, role=Role(role), areas=area_ids)
         db = db or default_db_url()
         orgs = OrgStore.open(db)
     except (ValidationError, DatabaseURLError) as exc:

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import Caller, Role
 from cloud.dev.demo_data import MUNICIPALITY, load_demo
 from cloud.worksites import wzdx
@@ -190,7 +190,7 @@ def test_export_then_import_then_export_gives_the_same_feed(
     demo_store: WorksiteStore, tmp_path: Path
 ) -> None:
     first = _export(demo_store)
-    other = WorksiteStore.open(f"sqlite:///{tmp_path / 'other.db'}", area=PRATO_AREA)
+    other = WorksiteStore.open(f"sqlite:///{tmp_path / 'other.db'}", areas=ServiceAreas.load())
     try:
         for org in demo_store.organisations():
             other.orgs.add(org)
