@@ -13,6 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cloud.core.geo import ServiceAreas
+from cloud.io.influx.retention import META_RP, RP_CHOICE_MEASUREMENT
+
 DS = {"type": "influxdb", "uid": "sitroom-influx"}
 # Okabe-Ito: distinguishable for the common colour-vision deficiencies.
 OK, WARN, BAD, INFO = "#009E73", "#E69F00", "#D55E00", "#0072B2"
@@ -120,6 +123,41 @@ def query_variable(
 
 ORG = query_variable("org", "Organizzazione / Organisation", 'SHOW TAG VALUES WITH KEY = "org"')
 
+# Which retention policy the panels on sensor data read: raw points up to two days, hourly
+# rollups beyond (cloud/io/influx/retention.py writes the choice as `sitroom_rp`). Grafana runs
+# this query again whenever the time range changes, so a 30-day view reads 1/100 of the points.
+_RP_QUERY = (
+    f'SELECT "rp" FROM "{META_RP}"."{RP_CHOICE_MEASUREMENT}" '
+    'WHERE "from_ms" < ${__to} - ${__from} AND "to_ms" >= ${__to} - ${__from}'
+)
+RP = {
+    "name": "rp",
+    "label": "Dati / Data",
+    "description": "raw fino a 2 giorni, poi medie orarie / raw up to 2 days, hourly rollups beyond",
+    "type": "query",
+    "datasource": DS,
+    "definition": _RP_QUERY,
+    "query": _RP_QUERY,
+    "refresh": 2,
+    "sort": 0,
+    "multi": False,
+    "includeAll": False,
+    "current": {},
+    "options": [],
+    "hide": 2,
+}
+
+
+def src(measurement: str) -> str:
+    """The FROM of a panel on a rolled-up measurement (cloud/io/influx/schema.py): its raw
+    points or its hourly rollup, as the range picks (`$rp`)."""
+    return f'"$rp"."{measurement}"'
+
+
+def default_view() -> dict[str, Any]:
+    """The maps' view of the default areas; `sitroom dashboards push` sets each audience's own."""
+    return {"id": "coords", **ServiceAreas.load().view()}
+
 
 def dashboard(
     uid: str, title: str, description: str, panels: list[Panel], variables: list[dict[str, Any]]
@@ -130,7 +168,7 @@ def dashboard(
         "uid": uid,
         "title": title,
         "description": description,
-        "tags": ["sitroom", "prato"],
+        "tags": ["sitroom"],
         "editable": False,
         "graphTooltip": 1,
         "refresh": "30s",
@@ -162,7 +200,7 @@ def parking() -> dict[str, Any]:
                 (0, 0, 16, 10),
                 [
                     target(
-                        f'SELECT mean("occupancy_pct") FROM "parking" {where} GROUP BY time($__interval), "sensor" fill(none)',
+                        f'SELECT mean("occupancy_pct") FROM {src("parking")} {where} GROUP BY time($__interval), "sensor" fill(none)',
                         alias="$tag_sensor",
                     )
                 ],
@@ -179,7 +217,7 @@ def parking() -> dict[str, Any]:
                 (16, 0, 8, 10),
                 [
                     target(
-                        f'SELECT last("occupancy_pct") FROM "parking" {where} GROUP BY "sensor"',
+                        f'SELECT last("occupancy_pct") FROM {src("parking")} {where} GROUP BY "sensor"',
                         alias="$tag_sensor",
                     )
                 ],
@@ -199,7 +237,7 @@ def parking() -> dict[str, Any]:
                 (0, 10, 16, 9),
                 [
                     target(
-                        f'SELECT last("capacity") - last("occupied") FROM "parking" {where} GROUP BY time($__interval), "sensor" fill(none)',
+                        f'SELECT last("capacity") - last("occupied") FROM {src("parking")} {where} GROUP BY time($__interval), "sensor" fill(none)',
                         alias="$tag_sensor",
                     )
                 ],
@@ -213,14 +251,14 @@ def parking() -> dict[str, Any]:
                 (16, 10, 8, 9),
                 [
                     target(
-                        'SELECT last("occupied") AS "occupato" FROM "parking_spot" WHERE $timeFilter AND "org" =~ /^$org$/ AND "zone" =~ /^$zone$/ GROUP BY "street", "sensor"',
+                        f'SELECT last("occupied") AS "occupato" FROM {src("parking_spot")} WHERE $timeFilter AND "org" =~ /^$org$/ AND "zone" =~ /^$zone$/ GROUP BY "street", "sensor"',
                         fmt="table",
                     )
                 ],
                 description="Ultimo stato di ogni stallo con sensore (true = occupato).",
             ),
         ],
-        [ORG, zone],
+        [ORG, zone, RP],
     )
 
 
@@ -238,7 +276,7 @@ def traffic() -> dict[str, Any]:
                 (0, 0, 24, 10),
                 [
                     target(
-                        f'SELECT sum("vehicles") * 3600 / sum("interval_s") FROM "traffic" {where} GROUP BY time($__interval), "sensor" fill(none)',
+                        f'SELECT sum("vehicles") * 3600 / sum("interval_s") FROM {src("traffic")} {where} GROUP BY time($__interval), "sensor" fill(none)',
                         alias="$tag_sensor",
                     )
                 ],
@@ -252,7 +290,7 @@ def traffic() -> dict[str, Any]:
                 (0, 10, 12, 9),
                 [
                     target(
-                        f'SELECT mean("speed_kmh") FROM "traffic" {where} AND "vehicles" > 0 GROUP BY time($__interval), "sensor" fill(none)',
+                        f'SELECT mean("speed_kmh") FROM {src("traffic")} {where} AND "vehicles" > 0 GROUP BY time($__interval), "sensor" fill(none)',
                         alias="$tag_sensor",
                     )
                 ],
@@ -266,7 +304,7 @@ def traffic() -> dict[str, Any]:
                 (12, 10, 12, 9),
                 [
                     target(
-                        f'SELECT sum("heavy") * 100 / sum("vehicles") FROM "traffic" {where} GROUP BY time($__interval), "site" fill(none)',
+                        f'SELECT sum("heavy") * 100 / sum("vehicles") FROM {src("traffic")} {where} GROUP BY time($__interval), "site" fill(none)',
                         alias="$tag_site",
                     )
                 ],
@@ -279,7 +317,7 @@ def traffic() -> dict[str, Any]:
                 (0, 19, 24, 8),
                 [
                     target(
-                        f'SELECT last("vehicles") AS "veicoli", last("speed_kmh") AS "km/h", last("occupancy_pct") AS "occupazione %" FROM "traffic" {where} GROUP BY "site", "direction", "sensor"',
+                        f'SELECT last("vehicles") AS "veicoli", last("speed_kmh") AS "km/h", last("occupancy_pct") AS "occupazione %" FROM {src("traffic")} {where} GROUP BY "site", "direction", "sensor"',
                         fmt="table",
                     )
                 ],
@@ -287,7 +325,7 @@ def traffic() -> dict[str, Any]:
                 description="Un contatore fermo a 0 veicoli è rosso: spira guasta o strada chiusa (cantiere?).",
             ),
         ],
-        [ORG, site],
+        [ORG, site, RP],
     )
 
 
@@ -329,12 +367,12 @@ def fleets() -> dict[str, Any]:
                 (0, 0, 14, 16),
                 [
                     target(
-                        f'SELECT last("lat") AS "lat", last("lon") AS "lon", last("speed_kmh") AS "km/h" FROM "fleet" {where} GROUP BY "org", "sensor", "vehicle_type"',
+                        f'SELECT last("lat") AS "lat", last("lon") AS "lon", last("speed_kmh") AS "km/h" FROM {src("fleet")} {where} GROUP BY "org", "sensor", "vehicle_type"',
                         fmt="table",
                     )
                 ],
                 options={
-                    "view": {"id": "coords", "lat": 43.8805, "lon": 11.0966, "zoom": 13},
+                    "view": default_view(),
                     "controls": {"showZoom": True, "mouseWheelZoom": True, "showScale": True},
                     "basemap": {"type": "default", "name": "Mappa"},
                     "layers": [marker],
@@ -347,7 +385,7 @@ def fleets() -> dict[str, Any]:
                 (14, 0, 10, 16),
                 [
                     target(
-                        f'SELECT last("speed_kmh") AS "km/h" FROM "fleet" {where} GROUP BY "org", "sensor"',
+                        f'SELECT last("speed_kmh") AS "km/h" FROM {src("fleet")} {where} GROUP BY "org", "sensor"',
                         fmt="table",
                     )
                 ],
@@ -361,7 +399,7 @@ def fleets() -> dict[str, Any]:
                 (0, 16, 24, 9),
                 [
                     target(
-                        f'SELECT mean("speed_kmh") FROM "fleet" {where} GROUP BY time($__interval), "sensor" fill(none)',
+                        f'SELECT mean("speed_kmh") FROM {src("fleet")} {where} GROUP BY time($__interval), "sensor" fill(none)',
                         alias="$tag_sensor",
                     )
                 ],
@@ -369,7 +407,7 @@ def fleets() -> dict[str, Any]:
                 minimum=0,
             ),
         ],
-        [ORG, vtype],
+        [ORG, vtype, RP],
     )
 
 
@@ -459,12 +497,12 @@ def worksites() -> dict[str, Any]:
 
     def now_sum(field: str) -> str:
         # The last point of each worksite, summed: how many are in that phase now.
-        return f'SELECT sum("{field}") FROM (SELECT last("{field}") AS "{field}" FROM "worksite" {where} GROUP BY "id")'
+        return f'SELECT sum("{field}") FROM (SELECT last("{field}") AS "{field}" FROM {src("worksite")} {where} GROUP BY "id")'
 
     def active_sum(field: str) -> str:
         return (
             f'SELECT sum("taken") FROM (SELECT last("{field}") * last("active") AS "taken" '
-            f'FROM "worksite" {where} GROUP BY "id")'
+            f'FROM {src("worksite")} {where} GROUP BY "id")'
         )
 
     stat_options = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}
@@ -494,7 +532,7 @@ def worksites() -> dict[str, Any]:
                 (0, 0, 24, 11),
                 [
                     target(
-                        f'SELECT last("state") FROM "worksite" {where} GROUP BY time($__interval), "id" fill(previous)',
+                        f'SELECT last("state") FROM {src("worksite")} {where} GROUP BY time($__interval), "id" fill(previous)',
                         alias="$tag_id",
                     )
                 ],
@@ -548,7 +586,7 @@ def worksites() -> dict[str, Any]:
                 [
                     target(
                         'SELECT sum("active") AS "attivi", sum("planned") AS "previsti" FROM '
-                        f'(SELECT last("active") AS "active", last("planned") AS "planned" FROM "worksite" {where} GROUP BY "id", "org") '
+                        f'(SELECT last("active") AS "active", last("planned") AS "planned" FROM {src("worksite")} {where} GROUP BY "id", "org") '
                         'GROUP BY "org"',
                         fmt="table",
                     )
@@ -561,7 +599,7 @@ def worksites() -> dict[str, Any]:
                 (0, 17, 12, 9),
                 [
                     target(
-                        f'SELECT sum("active") FROM (SELECT last("active") AS "active" FROM "worksite" {where} GROUP BY time($__interval), "id", "org" fill(none)) WHERE $timeFilter GROUP BY time($__interval), "org" fill(none)',
+                        f'SELECT sum("active") FROM (SELECT last("active") AS "active" FROM {src("worksite")} {where} GROUP BY time($__interval), "id", "org" fill(none)) WHERE $timeFilter GROUP BY time($__interval), "org" fill(none)',
                         alias="$tag_org",
                     )
                 ],
@@ -592,7 +630,7 @@ def worksites() -> dict[str, Any]:
                         'SELECT last("title") AS "titolo", last("state") AS "fase", last("lanes_closed") AS "corsie chiuse", '
                         'last("road_closed") AS "strada chiusa", last("parking_spaces_removed") AS "posti auto tolti", '
                         'last("bus_lines") AS "linee bus", last("days_to_end") AS "giorni alla fine" '
-                        f'FROM "worksite" {where} GROUP BY "id", "org", "street"',
+                        f'FROM {src("worksite")} {where} GROUP BY "id", "org", "street"',
                         fmt="table",
                     )
                 ],
@@ -607,7 +645,7 @@ def worksites() -> dict[str, Any]:
                 (0, 36, 12, 9),
                 [
                     target(
-                        f'SELECT sum("vehicles") * 3600 / sum("interval_s") FROM "traffic" {near} GROUP BY time($__interval), "sensor" fill(none)',
+                        f'SELECT sum("vehicles") * 3600 / sum("interval_s") FROM {src("traffic")} {near} GROUP BY time($__interval), "sensor" fill(none)',
                         alias="$tag_sensor",
                     )
                 ],
@@ -624,7 +662,7 @@ def worksites() -> dict[str, Any]:
                 (12, 36, 12, 9),
                 [
                     target(
-                        f'SELECT mean("occupancy_pct") FROM "parking" {near} GROUP BY time($__interval), "sensor" fill(none)',
+                        f'SELECT mean("occupancy_pct") FROM {src("parking")} {near} GROUP BY time($__interval), "sensor" fill(none)',
                         alias="$tag_sensor",
                     )
                 ],
@@ -641,7 +679,7 @@ def worksites() -> dict[str, Any]:
                 [
                     target(
                         'SELECT last("distance_m") AS "distanza m", last("active") AS "attivo" '
-                        'FROM "worksite_sensor" WHERE $timeFilter AND "id" =~ /^$cantiere$/ AND "org" =~ /^$org$/ '
+                        f'FROM {src("worksite_sensor")} WHERE $timeFilter AND "id" =~ /^$cantiere$/ AND "org" =~ /^$org$/ '
                         'GROUP BY "id", "sensor"',
                         fmt="table",
                     )
@@ -649,7 +687,7 @@ def worksites() -> dict[str, Any]:
                 description="Ogni cantiere non concluso con i contatori e i parcheggi nel raggio di 400 m.",
             ),
         ],
-        [ORG, work_type, worksite, nearby],
+        [ORG, work_type, worksite, nearby, RP],
     )
 
 
@@ -665,7 +703,7 @@ def pipeline() -> dict[str, Any]:
                 (0, 0, 12, 8),
                 [
                     target(
-                        'SELECT non_negative_derivative("readings_written", 1s) FROM "sitroom_ingest" WHERE $timeFilter GROUP BY "instance"',
+                        f'SELECT non_negative_derivative("readings_written", 1s) FROM {src("sitroom_ingest")} WHERE $timeFilter GROUP BY "instance"',
                         alias="$tag_instance",
                     )
                 ],
@@ -677,7 +715,7 @@ def pipeline() -> dict[str, Any]:
                 (12, 0, 12, 8),
                 [
                     target(
-                        'SELECT mean("write_ms_p50") AS "p50", max("write_ms_max") AS "max" FROM "sitroom_ingest" WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
+                        f'SELECT mean("write_ms_p50") AS "p50", max("write_ms_max") AS "max" FROM {src("sitroom_ingest")} WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
                     )
                 ],
                 unit="ms",
@@ -688,7 +726,7 @@ def pipeline() -> dict[str, Any]:
                 (0, 8, 12, 8),
                 [
                     target(
-                        'SELECT max("buffer_fill_pct") FROM "sitroom_ingest" WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)',
+                        f'SELECT max("buffer_fill_pct") FROM {src("sitroom_ingest")} WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)',
                         alias="$tag_instance",
                     )
                 ],
@@ -729,7 +767,7 @@ def pipeline() -> dict[str, Any]:
                 (8, 16, 16, 10),
                 [
                     target(
-                        'SELECT max("queue_depth") FROM "sitroom_gateway_health" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway" fill(none)',
+                        f'SELECT max("queue_depth") FROM {src("sitroom_gateway_health")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway" fill(none)',
                         alias="$tag_gateway",
                     )
                 ],
@@ -743,7 +781,7 @@ def pipeline() -> dict[str, Any]:
                 (0, 26, 24, 10),
                 [
                     target(
-                        'SELECT last("highest_seq") AS "seq", last("gaps") AS "lacune", last("duplicates") AS "duplicati", last("lag_s") AS "ritardo s", last("clock_offset_s") AS "orologio s" FROM "sitroom_gateway_seq" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway"',
+                        f'SELECT last("highest_seq") AS "seq", last("gaps") AS "lacune", last("duplicates") AS "duplicati", last("lag_s") AS "ritardo s", last("clock_offset_s") AS "orologio s" FROM {src("sitroom_gateway_seq")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway"',
                         fmt="table",
                     )
                 ],
@@ -751,7 +789,7 @@ def pipeline() -> dict[str, Any]:
                 description="Lacune (gaps) = batch persi secondo i numeri di sequenza; duplicati = riconsegne.",
             ),
         ],
-        [ORG],
+        [ORG, RP],
     )
 
 

@@ -12,6 +12,11 @@ from enum import StrEnum
 from typing import Literal
 
 FieldType = Literal["float", "int", "bool"]
+# How an hour of a field becomes one value in the hourly rollups (cloud/io/influx/retention.py):
+# counts add up, levels average (`mean_max` keeps the hour's peak beside, as `{name}_max`; `max`
+# keeps only the peak), and states and positions keep their last value. None: `mean` for
+# numbers, `last` for booleans.
+Aggregate = Literal["sum", "mean", "mean_max", "max", "last"]
 
 
 class SensorKind(StrEnum):
@@ -32,6 +37,19 @@ class FieldSpec:
     maximum: float
     description: str
     required: bool = True
+    aggregate: Aggregate | None = field(default=None, kw_only=True)
+    # The count field that must be above 0 for this one to mean anything: a traffic counter
+    # reports a mean speed of 0 for an interval in which no vehicle passed.
+    meaningful_if: str | None = field(default=None, kw_only=True)
+
+    @property
+    def rollup(self) -> Aggregate | None:
+        """How the hourly rollup aggregates this field (None: it is left out)."""
+        if self.type == "bool":
+            return self.aggregate or "last"
+        if self.type in ("int", "float"):
+            return self.aggregate or "mean"
+        return self.aggregate
 
     def check(self, value: object) -> str | None:
         """Return why `value` is invalid for this field, or None when it is valid."""
@@ -59,6 +77,12 @@ class KindSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {f.name: f for f in self.fields})
+        for f in self.fields:
+            bound = self.by_name.get(f.meaningful_if) if f.meaningful_if else None
+            if f.meaningful_if and (bound is None or bound.type == "bool"):
+                raise ValueError(
+                    f"{self.kind.value}.{f.name}: meaningful_if {f.meaningful_if!r} is no numeric field"
+                )
 
 
 KINDS: dict[SensorKind, KindSpec] = {
@@ -68,9 +92,11 @@ KINDS: dict[SensorKind, KindSpec] = {
             SensorKind.PARKING,
             "Occupancy of a parking facility (car park or square), counted at its gates.",
             (
-                FieldSpec("occupied", "int", "spaces", 0, 20_000, "occupied spaces"),
-                FieldSpec("capacity", "int", "spaces", 1, 20_000, "spaces in service"),
-                FieldSpec("occupancy_pct", "float", "percent", 0, 100, "occupied / capacity"),
+                FieldSpec("occupied", "int", "spaces", 0, 20_000, "occupied spaces", aggregate="mean_max"),
+                FieldSpec("capacity", "int", "spaces", 1, 20_000, "spaces in service", aggregate="last"),
+                FieldSpec(
+                    "occupancy_pct", "float", "percent", 0, 100, "occupied / capacity", aggregate="mean_max"
+                ),
             ),
             tags=("zone",),
         ),
@@ -84,11 +110,21 @@ KINDS: dict[SensorKind, KindSpec] = {
             SensorKind.TRAFFIC,
             "A traffic counter's interval record for one lane and direction.",
             (
-                FieldSpec("vehicles", "int", "vehicles", 0, 100_000, "vehicles counted"),
-                FieldSpec("heavy", "int", "vehicles", 0, 100_000, "of which heavy (> 3.5 t)"),
-                FieldSpec("interval_s", "int", "s", 1, 3_600, "length of the interval"),
-                FieldSpec("speed_kmh", "float", "km/h", 0, 250, "mean speed"),
-                FieldSpec("occupancy_pct", "float", "percent", 0, 100, "time the loop is occupied"),
+                FieldSpec("vehicles", "int", "vehicles", 0, 100_000, "vehicles counted", aggregate="sum"),
+                FieldSpec(
+                    "heavy", "int", "vehicles", 0, 100_000, "of which heavy (> 3.5 t)", aggregate="sum"
+                ),
+                FieldSpec("interval_s", "int", "s", 1, 3_600, "length of the interval", aggregate="sum"),
+                FieldSpec("speed_kmh", "float", "km/h", 0, 250, "mean speed", meaningful_if="vehicles"),
+                FieldSpec(
+                    "occupancy_pct",
+                    "float",
+                    "percent",
+                    0,
+                    100,
+                    "time the loop is occupied",
+                    aggregate="mean_max",
+                ),
             ),
             tags=("site", "lane", "direction"),
         ),
@@ -96,10 +132,12 @@ KINDS: dict[SensorKind, KindSpec] = {
             SensorKind.FLEET,
             "A fleet vehicle's GNSS position fix.",
             (
-                FieldSpec("lat", "float", "deg", -90, 90, "latitude, WGS84"),
-                FieldSpec("lon", "float", "deg", -180, 180, "longitude, WGS84"),
-                FieldSpec("speed_kmh", "float", "km/h", 0, 300, "speed over ground"),
-                FieldSpec("heading_deg", "float", "deg", 0, 360, "course over ground, true"),
+                FieldSpec("lat", "float", "deg", -90, 90, "latitude, WGS84", aggregate="last"),
+                FieldSpec("lon", "float", "deg", -180, 180, "longitude, WGS84", aggregate="last"),
+                FieldSpec("speed_kmh", "float", "km/h", 0, 300, "speed over ground", aggregate="mean_max"),
+                FieldSpec(
+                    "heading_deg", "float", "deg", 0, 360, "course over ground, true", aggregate="last"
+                ),
             ),
             tags=("vehicle_type", "route"),
         ),

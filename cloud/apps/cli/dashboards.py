@@ -9,8 +9,16 @@ import click
 
 from cloud.apps.demo import DemoOptions, run_demo
 from cloud.dashboards.build import write_all
-from cloud.dashboards.check import Report, check_live, check_offline, load_dashboards, provisioned_uids
+from cloud.dashboards.check import (
+    DEFAULT_RANGE_S,
+    Report,
+    check_live,
+    check_offline,
+    load_dashboards,
+    provisioned_uids,
+)
 from cloud.dashboards.push import connect, push_dashboards
+from cloud.dashboards.queries import seconds
 from cloud.io.influx.client import InfluxClient
 
 DASHBOARDS = Path("dashboards")
@@ -21,14 +29,16 @@ def group() -> None:
     """Grafana dashboards as code: check them against real data, push them to Grafana."""
 
 
-def _run_checks(directory: Path, influx: InfluxClient | None, report: Report) -> None:
+def _run_checks(
+    directory: Path, influx: InfluxClient | None, report: Report, range_s: int = DEFAULT_RANGE_S
+) -> None:
     dashboards = load_dashboards(directory / "json")
     uids = provisioned_uids(directory / "provisioning" / "datasources")
     report.dashboards = len(dashboards)
     for d in dashboards:
         report.problems.extend(check_offline(d, uids))
         if influx is not None:
-            check_live(d, influx, report=report)
+            check_live(d, influx, range_s=range_s, report=report)
 
 
 @group.command()
@@ -44,8 +54,19 @@ def _run_checks(directory: Path, influx: InfluxClient | None, report: Report) ->
 @click.option(
     "--demo", is_flag=True, help="Run a short demo on its own servers first and check against its data."
 )
-def check(directory: Path, influx_url: str | None, database: str, demo: bool) -> None:
+@click.option(
+    "--range",
+    "range_text",
+    default="6h",
+    show_default=True,
+    help="The time range the queries run over (6h, 24h, 7d, 30d: beyond 2 days they read the rollups).",
+)
+def check(directory: Path, influx_url: str | None, database: str, demo: bool, range_text: str) -> None:
     """Check every dashboard offline, and with --influx or --demo run every query on real data."""
+    try:
+        range_s = seconds(range_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--range") from None
     report = Report()
     if demo:
         configs = sorted(Path("firmware_configs").glob("*.yaml"))
@@ -60,13 +81,13 @@ def check(directory: Path, influx_url: str | None, database: str, demo: bool) ->
                     speed=300,
                     mqtt_port=None,
                     influx_port=None,
-                    on_finished=lambda influx: _run_checks(directory, influx, report),
+                    on_finished=lambda influx: _run_checks(directory, influx, report, range_s),
                 )
             )
     elif influx_url:
         influx = InfluxClient(influx_url, database)
         try:
-            _run_checks(directory, influx, report)
+            _run_checks(directory, influx, report, range_s)
         finally:
             influx.close()
     else:

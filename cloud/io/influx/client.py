@@ -79,8 +79,11 @@ class InfluxClient:
         except httpx.HTTPError:
             return False
 
-    def write(self, lines: Sequence[str], *, database: str | None = None) -> None:
-        """Write line-protocol lines (nanosecond timestamps) in one request."""
+    def write(
+        self, lines: Sequence[str], *, database: str | None = None, retention_policy: str | None = None
+    ) -> None:
+        """Write line-protocol lines (nanosecond timestamps) in one request, into `database`
+        (default: the client's) and `retention_policy` (default: the database's)."""
         if not lines:
             return
         body = "\n".join(lines).encode()
@@ -89,9 +92,12 @@ class InfluxClient:
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         try:
+            params = {"db": database or self.database, "precision": "ns"}
+            if retention_policy:
+                params["rp"] = retention_policy
             resp = self._http.post(
                 "/write",
-                params={"db": database or self.database, "precision": "ns"},
+                params=params,
                 content=body,
                 headers=headers,
             )

@@ -1,12 +1,24 @@
-"""Retention policies and rollup continuous queries, created idempotently when ingest starts.
+"""Retention policies, hourly rollups and their backfill, created idempotently when ingest starts.
 
 - RP `raw` (DEFAULT, duration `raw_retention`, 30 days unless configured): every reading, and
-  whatever is written without naming an RP (dashboards read it without naming one either).
-- RP `rollup` (duration `rollup_retention`, kept for ever unless configured): hourly means.
-- CQ `{kind}_1h` per sensor kind: `mean()` of each numeric field and `count()` of each boolean
-  field over an hour, `GROUP BY time(1h), *` so every series keeps its tags, into
-  `"rollup"."{kind}_1h"`. Long-range panels read `"rollup"."parking_1h"` instead of scanning raw
-  points (shared/NOTES.md: a city-wide aggregation over raw data takes ~0.5 s).
+  whatever is written without naming an RP.
+- RP `rollup` (duration `rollup_retention`, kept for ever unless configured): one point per
+  series and hour, in a measurement named as the raw one (`"rollup"."traffic"`), so that a
+  panel's query reads either RP by changing only the RP (`FROM "$rp"."traffic"`).
+- RP `meta` (kept for ever): `sitroom_rp`, which RP a dashboard reads for a time range (the
+  dashboards' `$rp` variable, cloud/dashboards/build.py): raw up to `RAW_UP_TO_S`, rollup
+  beyond. Grafana-native: a query variable refreshed when the time range changes.
+
+Each field is aggregated as the contract declares it (edge.contract `FieldSpec.rollup`): counts
+are summed (`vehicles`, `heavy`, `interval_s`: the hourly flow stays exact), levels averaged
+with the hour's peak beside (`occupancy_pct`, `occupancy_pct_max`), states and positions keep
+their last value (`occupied` of a bay, `lat`, `lon`); `samples` counts the raw points. A field
+that only means something when a count is above 0 (a counter's mean speed, 0 when no vehicle
+passed) is averaged by a second CQ over those intervals only, into the same points.
+
+A CQ only ever covers the hour that just ended. So when a rollup is created (or its definition
+changes) after raw data exists, it is backfilled: the CQ's own SELECT ... INTO runs over the raw
+retention window, a day at a time (`backfill`), before ingest starts consuming.
 
 InfluxDB 1.x refuses `CREATE RETENTION POLICY` for an existing name with other settings and has
 no `ALTER CONTINUOUS QUERY`, so each object is read first and only created, altered or replaced
@@ -15,33 +27,76 @@ when it differs: a second start issues no writing statement at all.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.schema import SAMPLES_FIELD, Field, measurements
 from edge.contract import KINDS
+
+log = logging.getLogger(__name__)
 
 RAW_RP = "raw"
 ROLLUP_RP = "rollup"
+META_RP = "meta"
 ROLLUP_INTERVAL = "1h"
+ROLLUP_S = 3600
+# The dashboards read raw data for ranges up to two days, the rollups beyond: at two days a
+# wide panel asks for 3-minute steps (raw has them), at seven days for 10-minute steps, where an
+# hour per point is the price of reading 1/360 of the points (bench/queries.py measures both).
+RAW_UP_TO_S = 2 * 86_400
+RP_CHOICE_MEASUREMENT = "sitroom_rp"
+_NO_LIMIT_MS = 2**62
 
 
 @dataclass(frozen=True, slots=True)
 class Rollup:
-    name: str  # also the CQ's name and the measurement it writes in RP `rollup`
-    source: str  # the raw measurement
+    name: str  # the CQ's name
+    source: str  # the raw measurement, also the rollup measurement's name in RP `rollup`
     select: str  # the SELECT list
+    where: str = ""  # an extra condition on the raw points (`"vehicles" > 0`)
+
+
+def _select(f: Field) -> list[str]:
+    name = f.name
+    match f.aggregate:
+        case "sum":
+            return [f'sum("{name}") AS "{name}"']
+        case "mean":
+            return [f'mean("{name}") AS "{name}"']
+        case "mean_max":
+            return [f'mean("{name}") AS "{name}"', f'max("{name}") AS "{name}_max"']
+        case "max":
+            return [f'max("{name}") AS "{name}"']
+        case "last":
+            return [f'last("{name}") AS "{name}"']
+        case None:
+            return []
 
 
 def rollups() -> list[Rollup]:
+    """Every CQ: one per rolled-up measurement (cloud/io/influx/schema.py), and one per such
+    measurement and condition that some of its fields share (`meaningful_if`)."""
     out = []
-    for kind, spec in KINDS.items():
-        parts = [
-            f'count("{f.name}") AS "{f.name}_count"'
-            if f.type == "bool"
-            else f'mean("{f.name}") AS "{f.name}"'
-            for f in spec.fields
-        ]
-        out.append(Rollup(f"{kind.value}_{ROLLUP_INTERVAL}", kind.value, ", ".join(parts)))
+    for m in measurements().values():
+        if not m.is_rolled_up:
+            continue
+        plain = [f for f in m.fields if f.meaningful_if is None]
+        first = next(f.name for f in m.fields if f.aggregate is not None)
+        parts = [p for f in plain for p in _select(f)] + [f'count("{first}") AS "{SAMPLES_FIELD}"']
+        out.append(Rollup(f"{m.name}_{ROLLUP_INTERVAL}", m.name, ", ".join(parts)))
+        for bound in sorted({f.meaningful_if for f in m.fields if f.meaningful_if}):
+            fields = [f for f in m.fields if f.meaningful_if == bound]
+            out.append(
+                Rollup(
+                    f"{m.name}_{ROLLUP_INTERVAL}_{bound}",
+                    m.name,
+                    ", ".join(p for f in fields for p in _select(f)),
+                    f'"{bound}" > 0',
+                )
+            )
     return out
 
 
@@ -54,18 +109,38 @@ def _duration_text(influx_duration: str) -> str:
     return f"{hours}h0m0s"
 
 
-def cq_text(db: str, r: Rollup) -> str:
+def _seconds(influx_duration: str) -> int | None:
+    if influx_duration == "INF":
+        return None
+    n, unit = int(influx_duration[:-1]), influx_duration[-1]
+    return n * {"h": 3600, "d": 86_400, "w": 604_800}[unit]
+
+
+def _select_into(db: str, r: Rollup, time_range: str = "") -> str:
     # Names come from KINDS and the database name from a pattern-checked setting, not from users.
+    conditions = " AND ".join(c for c in (r.where, time_range) if c)
     return (
-        f'CREATE CONTINUOUS QUERY "{r.name}" ON "{db}" BEGIN SELECT {r.select} '  # noqa: S608
-        f'INTO "{db}"."{ROLLUP_RP}"."{r.name}" FROM "{db}"."{RAW_RP}"."{r.source}" '
-        f"GROUP BY time({ROLLUP_INTERVAL}), * END"
+        f'SELECT {r.select} INTO "{db}"."{ROLLUP_RP}"."{r.source}" '  # noqa: S608
+        f'FROM "{db}"."{RAW_RP}"."{r.source}"' + (f" WHERE {conditions}" if conditions else "") + " "
+        f"GROUP BY time({ROLLUP_INTERVAL}), *"
     )
 
 
-def ensure(influx: InfluxClient, *, raw_retention: str, rollup_retention: str) -> list[str]:
-    """Create or correct the RPs and CQs of `influx.database`; return the statements issued."""
-    db = influx.database
+def cq_text(db: str, r: Rollup) -> str:
+    return f'CREATE CONTINUOUS QUERY "{r.name}" ON "{db}" BEGIN {_select_into(db, r)} END'
+
+
+def ensure(
+    influx: InfluxClient,
+    *,
+    raw_retention: str,
+    rollup_retention: str,
+    database: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Create or correct the RPs, CQs and RP choice of `database` (default: the client's), and
+    backfill the rollups it created; return the statements issued."""
+    db = database or influx.database
     issued: list[str] = []
 
     def run(statement: str) -> None:
@@ -78,7 +153,8 @@ def ensure(influx: InfluxClient, *, raw_retention: str, rollup_retention: str) -
         for row in s.get("values", [])
     }
     # Columns: name, duration, shardGroupDuration, replicaN, default.
-    for name, duration, is_default in ((RAW_RP, raw_retention, True), (ROLLUP_RP, rollup_retention, False)):
+    policies = ((RAW_RP, raw_retention, True), (ROLLUP_RP, rollup_retention, False), (META_RP, "INF", False))
+    for name, duration, is_default in policies:
         row = existing.get(name)
         default = " DEFAULT" if is_default else ""
         if row is None:
@@ -90,6 +166,7 @@ def ensure(influx: InfluxClient, *, raw_retention: str, rollup_retention: str) -
     for s in influx.series("SHOW CONTINUOUS QUERIES", database=db):
         if s.get("name") == db:
             cqs.update({row[0]: row[1] for row in s.get("values", [])})
+    created = []
     for r in rollups():
         wanted = cq_text(db, r)
         have = cqs.get(r.name)
@@ -98,6 +175,10 @@ def ensure(influx: InfluxClient, *, raw_retention: str, rollup_retention: str) -
         if have is not None:
             run(f'DROP CONTINUOUS QUERY "{r.name}" ON "{db}"')
         run(wanted)
+        created.append(r)
+    _ensure_rp_choice(influx, db)
+    if created:
+        backfill(influx, created, database=db, window_s=_seconds(raw_retention), progress=progress)
     return issued
 
 
@@ -109,4 +190,80 @@ def _same_cq(have: str, wanted: str) -> bool:
     return norm(have) == norm(wanted)
 
 
-__all__ = ["RAW_RP", "ROLLUP_RP", "Rollup", "cq_text", "ensure", "rollups"]
+# (range tag, RP, time ranges it serves from, to in ms: from < range <= to)
+_RP_CHOICE = (("short", RAW_RP, 0, RAW_UP_TO_S * 1000), ("long", ROLLUP_RP, RAW_UP_TO_S * 1000, _NO_LIMIT_MS))
+
+
+def rp_choice_lines() -> list[str]:
+    """The points of `sitroom_rp`: each RP with the range of time ranges (ms) it serves."""
+    # At time 0 in an RP kept for ever: the variable's query needs no time condition.
+    return [
+        f'{RP_CHOICE_MEASUREMENT},range={tag} rp="{rp}",from_ms={lo}i,to_ms={hi}i 0'
+        for tag, rp, lo, hi in _RP_CHOICE
+    ]
+
+
+def _ensure_rp_choice(influx: InfluxClient, db: str) -> None:
+    q = f'SELECT "rp", "from_ms", "to_ms" FROM "{META_RP}"."{RP_CHOICE_MEASUREMENT}"'  # noqa: S608  (constants)
+    have = sorted(tuple(row[1:]) for s in influx.series(q, database=db) for row in s.get("values", []))
+    if have != sorted((rp, lo, hi) for _, rp, lo, hi in _RP_CHOICE):
+        influx.write(rp_choice_lines(), database=db, retention_policy=META_RP)
+
+
+def backfill(
+    influx: InfluxClient,
+    targets: list[Rollup] | None = None,
+    *,
+    database: str | None = None,
+    window_s: int | None = 30 * 86_400,
+    until_s: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> int:
+    """Run each rollup's SELECT ... INTO over the raw data of the last `window_s` seconds (None:
+    since the oldest raw point), up to the start of the current hour (`until_s`), one day per
+    statement so that no query holds a month of points at once; returns the points written."""
+    db = database or influx.database
+    until = until_s if until_s is not None else int(time.time()) // ROLLUP_S * ROLLUP_S
+    start = until - window_s if window_s is not None else _oldest_s(influx, db)
+    if start is None:
+        return 0
+    start = start // ROLLUP_S * ROLLUP_S
+    written = 0
+    say = progress or (lambda text: log.info("%s", text))
+    for r in targets if targets is not None else rollups():
+        t0 = time.monotonic()
+        points = 0
+        for lo in range(start, until, 86_400):
+            hi = min(lo + 86_400, until)
+            results = influx.query(_select_into(db, r, f"time >= {lo}s AND time < {hi}s"), database=db)
+            points += sum(
+                int(row[1]) for res in results for s in res.get("series", []) for row in s["values"]
+            )
+        written += points
+        say(f"rollup {r.name} backfilled on {db}: {points:,} points in {time.monotonic() - t0:.1f} s")
+    return written
+
+
+def _oldest_s(influx: InfluxClient, db: str) -> int | None:
+    oldest = None
+    for spec in KINDS.values():
+        q = f'SELECT first("{spec.fields[0].name}") FROM "{RAW_RP}"."{spec.kind.value}"'  # noqa: S608
+        for s in influx.series(q, database=db):
+            ms = int(s["values"][0][0])
+            oldest = ms if oldest is None else min(oldest, ms)
+    return None if oldest is None else oldest // 1000
+
+
+__all__ = [
+    "META_RP",
+    "RAW_RP",
+    "RAW_UP_TO_S",
+    "ROLLUP_RP",
+    "RP_CHOICE_MEASUREMENT",
+    "SAMPLES_FIELD",
+    "Rollup",
+    "backfill",
+    "cq_text",
+    "ensure",
+    "rollups",
+]
