@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 from cloud.io.influx.client import InfluxClient
 from cloud.io.influx.schema import SAMPLES_FIELD, Field, measurements
-from edge.contract import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -224,34 +223,32 @@ def backfill(
     statement so that no query holds a month of points at once; returns the points written."""
     db = database or influx.database
     until = until_s if until_s is not None else int(time.time()) // ROLLUP_S * ROLLUP_S
-    start = until - window_s if window_s is not None else _oldest_s(influx, db)
-    if start is None:
-        return 0
-    start = start // ROLLUP_S * ROLLUP_S
+    since = until - window_s if window_s is not None else 0
     written = 0
     say = progress or (lambda text: log.info("%s", text))
     for r in targets if targets is not None else rollups():
+        oldest = _oldest_s(influx, db, r.source, since)
+        if oldest is None or oldest >= until:
+            continue  # nothing to roll up (a fresh database: one query, no day-by-day walk)
         t0 = time.monotonic()
         points = 0
-        for lo in range(start, until, 86_400):
+        for lo in range(oldest // ROLLUP_S * ROLLUP_S, until, 86_400):
             hi = min(lo + 86_400, until)
-            results = influx.query(_select_into(db, r, f"time >= {lo}s AND time < {hi}s"), database=db)
-            points += sum(
-                int(row[1]) for res in results for s in res.get("series", []) for row in s["values"]
-            )
+            statement = _select_into(db, r, f"time >= {lo}s AND time < {hi}s")
+            for s in influx.series(statement, database=db):
+                points += sum(int(row[1]) for row in s["values"])
         written += points
         say(f"rollup {r.name} backfilled on {db}: {points:,} points in {time.monotonic() - t0:.1f} s")
     return written
 
 
-def _oldest_s(influx: InfluxClient, db: str) -> int | None:
-    oldest = None
-    for spec in KINDS.values():
-        q = f'SELECT first("{spec.fields[0].name}") FROM "{RAW_RP}"."{spec.kind.value}"'  # noqa: S608
-        for s in influx.series(q, database=db):
-            ms = int(s["values"][0][0])
-            oldest = ms if oldest is None else min(oldest, ms)
-    return None if oldest is None else oldest // 1000
+def _oldest_s(influx: InfluxClient, db: str, measurement: str, since_s: int) -> int | None:
+    """The time of the oldest raw point of `measurement` since `since_s`, None when there is none."""
+    m = measurements()[measurement]
+    counted = next(f.name for f in m.fields if f.aggregate is not None)
+    q = f'SELECT first("{counted}") FROM "{RAW_RP}"."{measurement}" WHERE time >= {since_s}s'  # noqa: S608
+    times = [int(s["values"][0][0]) for s in influx.series(q, database=db) if s.get("values")]
+    return min(times) // 1000 if times else None
 
 
 __all__ = [
