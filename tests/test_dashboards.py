@@ -260,7 +260,7 @@ def test_every_query_names_known_measurements_and_their_tags_and_fields(path: Pa
 def test_template_variables_are_used_only_as_anchored_regexes(path: Path) -> None:
     # A multi-value variable expands to `(a|b)` and "All" to `.*`: both are right only inside
     # `=~ /^$var$/`; `= '$var'` would match nothing as soon as two values are selected.
-    # A single-value variable (the retention policy the range picks) is an identifier instead.
+    # A single-value variable is an identifier (the retention policy the range picks) or a regex.
     dashboard = load(path)
     variables = template_variables(dashboard)
     names = [v["name"] for v in variables if v.get("multi", True)]
@@ -275,7 +275,8 @@ def test_template_variables_are_used_only_as_anchored_regexes(path: Path) -> Non
             for name in single:
                 uses = len(re.findall(rf"\${name}\b", query))
                 quoted = len(re.findall(rf'FROM "\${name}"\."[a-z_]+"', query))
-                assert uses == quoted, f'{where(path, panel)}: ${name} outside FROM "${name}".: {query}'
+                anchored = len(re.findall(rf"[=!]~ /\^\${name}\$/", query))
+                assert uses == quoted + anchored, f"{where(path, panel)}: ${name} misused: {query}"
 
 
 @dashboards

@@ -12,6 +12,7 @@ from cloud.core.alerts import AlertSink
 from cloud.core.settings import CloudSettings
 from cloud.dashboards.push import GrafanaAnnotator, connect
 from cloud.io.db import make_engine
+from cloud.io.orgstore import OrgStore
 from cloud.notify import NotificationsConfig, Notifier, build_channels
 from cloud.rules.engine import DEFAULT_RULES, Engine, RulesFileError, load_rules, read_rules_file
 from cloud.rules.service import Periodic, RulesService
@@ -57,16 +58,43 @@ def grafana_annotator(settings: CloudSettings) -> AlertSink | None:
 
 
 def worksite_snapshots(settings: CloudSettings) -> list[Periodic]:
-    if not settings.worksites_db:
+    if not settings.worksites_db or settings.worksite_snapshot_s == 0:
         return []
     # Read only: the API owns the registry's schema and creates it (no migration from here).
     registry = WorksiteStore(make_engine(settings.worksites_db), areas=None)
     return [WorksiteSnapshots(registry, interval_s=settings.worksite_snapshot_s)]
 
 
+def shard(settings: CloudSettings) -> CloudSettings:
+    """The settings of one instance of a rules service sharded by area: `area_filter` becomes
+    the list of organisations whose home area it names (the organisation registry of
+    `worksites_db`), so that each organisation's gateways are judged by exactly one instance."""
+    if settings.area_filter is None:
+        return settings
+    if not settings.worksites_db:
+        raise RulesSetupError(
+            f"SITROOM_AREA_FILTER={settings.area_filter} needs SITROOM_WORKSITES_DB: the organisation "
+            "registry says which organisations have their home in which area"
+        )
+    registry = OrgStore(make_engine(settings.worksites_db))
+    try:
+        orgs = registry.in_areas(settings.area_filter.split(","))
+    finally:
+        registry.close()
+    if not orgs:
+        raise RulesSetupError(
+            f"SITROOM_AREA_FILTER={settings.area_filter}: no organisation of the registry has its home "
+            "area there (`sitroom provision org add --area`)"
+        )
+    if settings.org_filter != "+":
+        orgs = [o for o in orgs if o in settings.org_filters]
+    return settings.model_copy(update={"org_filter": ",".join(orgs)})
+
+
 def build_rules_service(
     settings: CloudSettings, *, rules_file: Path | None, alerts_db: str, reload: bool
 ) -> RulesService:
+    settings = shard(settings)
     path = rules_path(settings, rules_file)
     try:
         engine = Engine(load_rules(path, open_registry_lookup))

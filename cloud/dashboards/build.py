@@ -33,6 +33,15 @@ ALERT_ANNOTATION = {
 
 Panel = dict[str, Any]
 
+# Charts draw at most this many points per line (Grafana's "Max data points"), so `$__interval`
+# is 15 min over a day, 2 h over a week and 12 h over a month. InfluxDB 1.x works per series and
+# time bucket, so at metropolitan scale buckets are what a 30-day panel costs; a line of 100
+# points still shows every trend (bench/queries.py). Charts group by organisation, zone or site
+# (what the variables select), not by sensor: thousands of lines neither compute fast nor read;
+# each sensor's latest value is in the tables beside them.
+CHARTS = {"timeseries", "state-timeline"}
+CHART_POINTS = 100
+
 
 def target(query: str, ref: str = "A", fmt: str = "time_series", alias: str = "") -> dict[str, Any]:
     t: dict[str, Any] = {
@@ -65,6 +74,7 @@ def panel(
     options: dict[str, Any] | None = None,
     custom: dict[str, Any] | None = None,
     mappings: list[dict[str, Any]] | None = None,
+    max_points: int = CHART_POINTS,
 ) -> Panel:
     x, y, w, h = grid
     defaults: dict[str, Any] = {
@@ -82,7 +92,7 @@ def panel(
         defaults["custom"] = custom
     if mappings:
         defaults["mappings"] = mappings
-    return {
+    out: Panel = {
         "type": kind,
         "title": title,
         "description": description,
@@ -92,6 +102,9 @@ def panel(
         "options": options or {},
         "targets": targets,
     }
+    if kind in CHARTS:
+        out["maxDataPoints"] = max_points
+    return out
 
 
 def query_variable(
@@ -118,6 +131,14 @@ def query_variable(
     }
     if all_value is None:
         del variable["allValue"]
+    return variable
+
+
+def single_variable(name: str, label: str, query: str) -> dict[str, Any]:
+    """A variable from an InfluxQL query with one value at a time, the first by default."""
+    variable = query_variable(name, label, query)
+    variable.update(multi=False, includeAll=False, current={})
+    del variable["allValue"]
     return variable
 
 
@@ -188,6 +209,9 @@ def dashboard(
 def parking() -> dict[str, Any]:
     where = 'WHERE $timeFilter AND "org" =~ /^$org$/ AND "zone" =~ /^$zone$/'
     zone = query_variable("zone", "Zona / Zone", 'SHOW TAG VALUES FROM "parking" WITH KEY = "zone"')
+    bay_zone = single_variable(
+        "zona_stalli", "Zona degli stalli / Bays of zone", 'SHOW TAG VALUES FROM "parking_spot" WITH KEY = "zone"'
+    )
     fill = ((None, OK), (85, WARN), (95, BAD))
     return dashboard(
         "sitroom-parking",
@@ -196,12 +220,12 @@ def parking() -> dict[str, Any]:
         [
             panel(
                 "timeseries",
-                "Occupazione per parcheggio / Occupancy by car park",
+                "Occupazione per zona / Occupancy by zone",
                 (0, 0, 16, 10),
                 [
                     target(
-                        f'SELECT mean("occupancy_pct") FROM {src("parking")} {where} GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT mean("occupancy_pct") FROM {src("parking")} {where} GROUP BY time($__interval), "zone" fill(none)',
+                        alias="$tag_zone",
                     )
                 ],
                 unit="percent",
@@ -209,7 +233,10 @@ def parking() -> dict[str, Any]:
                 maximum=100,
                 steps=fill,
                 custom={"thresholdsStyle": {"mode": "line+area"}},
-                description="Media per intervallo di occupied/capacity. Soglie 85 % e 95 % (regola parking-full).",
+                description=(
+                    "Media per intervallo e per zona di occupied/capacity dei parcheggi scelti; ogni parcheggio "
+                    "è nel pannello Ora. Soglie 85 % e 95 % (regola parking-full)."
+                ),
             ),
             panel(
                 "bargauge",
@@ -232,18 +259,18 @@ def parking() -> dict[str, Any]:
                 },
             ),
             panel(
-                "timeseries",
-                "Posti liberi / Free spaces",
+                "table",
+                "Posti liberi ora / Free spaces now",
                 (0, 10, 16, 9),
                 [
                     target(
-                        f'SELECT last("capacity") - last("occupied") FROM {src("parking")} {where} GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT last("capacity") - last("occupied") AS "liberi", last("capacity") AS "posti" FROM {src("parking")} {where} GROUP BY "zone", "sensor"',
+                        fmt="table",
                     )
                 ],
                 unit="none",
-                minimum=0,
-                description="capacity - occupied: what a driver looking for a space cares about.",
+                steps=((None, BAD), (1, WARN), (20, OK)),
+                description="capacity - occupied di ogni parcheggio: ciò che cerca chi guida.",
             ),
             panel(
                 "table",
@@ -251,14 +278,17 @@ def parking() -> dict[str, Any]:
                 (16, 10, 8, 9),
                 [
                     target(
-                        f'SELECT last("occupied") AS "occupato" FROM {src("parking_spot")} WHERE $timeFilter AND "org" =~ /^$org$/ AND "zone" =~ /^$zone$/ GROUP BY "street", "sensor"',
+                        f'SELECT last("occupied") AS "occupato" FROM {src("parking_spot")} WHERE $timeFilter AND "org" =~ /^$org$/ AND "zone" =~ /^$zona_stalli$/ GROUP BY "street", "sensor"',
                         fmt="table",
                     )
                 ],
-                description="Ultimo stato di ogni stallo con sensore (true = occupato).",
+                description=(
+                    "Ultimo stato di ogni stallo della zona scelta (true = occupato): una zona alla volta, "
+                    "perché una città metropolitana ne ha decine di migliaia."
+                ),
             ),
         ],
-        [ORG, zone, RP],
+        [ORG, zone, bay_zone, RP],
     )
 
 
@@ -272,17 +302,20 @@ def traffic() -> dict[str, Any]:
         [
             panel(
                 "timeseries",
-                "Flusso / Flow (veicoli/h)",
+                "Flusso per corsia / Flow per lane (veicoli/h)",
                 (0, 0, 24, 10),
                 [
                     target(
-                        f'SELECT sum("vehicles") * 3600 / sum("interval_s") FROM {src("traffic")} {where} GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT sum("vehicles") * 3600 / sum("interval_s") FROM {src("traffic")} {where} GROUP BY time($__interval), "org" fill(none)',
+                        alias="$tag_org",
                     )
                 ],
                 unit="none",
                 minimum=0,
-                description="Veicoli contati diviso la durata degli intervalli: veicoli/ora, qualunque sia lo zoom.",
+                description=(
+                    "Veicoli contati diviso la durata degli intervalli, sui siti scelti: veicoli/ora per corsia, "
+                    "qualunque sia lo zoom; ogni contatore è nella tabella Ultimo intervallo."
+                ),
             ),
             panel(
                 "timeseries",
@@ -290,8 +323,8 @@ def traffic() -> dict[str, Any]:
                 (0, 10, 12, 9),
                 [
                     target(
-                        f'SELECT mean("speed_kmh") FROM {src("traffic")} {where} AND "vehicles" > 0 GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT mean("speed_kmh") FROM {src("traffic")} {where} AND "vehicles" > 0 GROUP BY time($__interval), "org" fill(none)',
+                        alias="$tag_org",
                     )
                 ],
                 unit="velocitykmh",
@@ -304,8 +337,8 @@ def traffic() -> dict[str, Any]:
                 (12, 10, 12, 9),
                 [
                     target(
-                        f'SELECT sum("heavy") * 100 / sum("vehicles") FROM {src("traffic")} {where} GROUP BY time($__interval), "site" fill(none)',
-                        alias="$tag_site",
+                        f'SELECT sum("heavy") * 100 / sum("vehicles") FROM {src("traffic")} {where} GROUP BY time($__interval), "org" fill(none)',
+                        alias="$tag_org",
                     )
                 ],
                 unit="percent",
@@ -399,8 +432,8 @@ def fleets() -> dict[str, Any]:
                 (0, 16, 24, 9),
                 [
                     target(
-                        f'SELECT mean("speed_kmh") FROM {src("fleet")} {where} GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT mean("speed_kmh") FROM {src("fleet")} {where} GROUP BY time($__interval), "org", "vehicle_type" fill(none)',
+                        alias="$tag_org $tag_vehicle_type",
                     )
                 ],
                 unit="velocitykmh",
@@ -546,6 +579,8 @@ def worksites() -> dict[str, Any]:
                     "tooltip": {"mode": "single"},
                 },
                 custom={"fillOpacity": 80, "lineWidth": 0},
+                # One row per worksite: fewer, wider steps keep hundreds of them fast over a month.
+                max_points=60,
                 description=(
                     "Fase di ogni cantiere (entro 30 giorni o concluso da meno di 7): previsto → attivo → "
                     "concluso. Un cantiere previsto il cui periodo è iniziato è attivo, come sulla mappa."
@@ -645,8 +680,8 @@ def worksites() -> dict[str, Any]:
                 (0, 36, 12, 9),
                 [
                     target(
-                        f'SELECT sum("vehicles") * 3600 / sum("interval_s") FROM {src("traffic")} {near} GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT sum("vehicles") * 3600 / sum("interval_s") FROM {src("traffic")} {near} GROUP BY time($__interval), "org" fill(none)',
+                        alias="$tag_org",
                     )
                 ],
                 unit="none",
@@ -662,8 +697,8 @@ def worksites() -> dict[str, Any]:
                 (12, 36, 12, 9),
                 [
                     target(
-                        f'SELECT mean("occupancy_pct") FROM {src("parking")} {near} GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT mean("occupancy_pct") FROM {src("parking")} {near} GROUP BY time($__interval), "zone" fill(none)',
+                        alias="$tag_zone",
                     )
                 ],
                 unit="percent",
@@ -767,13 +802,16 @@ def pipeline() -> dict[str, Any]:
                 (8, 16, 16, 10),
                 [
                     target(
-                        f'SELECT max("queue_depth") FROM {src("sitroom_gateway_health")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway" fill(none)',
-                        alias="$tag_gateway",
+                        f'SELECT max("queue_depth") FROM {src("sitroom_gateway_health")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "org" fill(none)',
+                        alias="$tag_org",
                     )
                 ],
                 unit="none",
                 minimum=0,
-                description="Letture in attesa sul gateway: cresce durante un'interruzione di rete, torna a 0 dopo il recupero.",
+                description=(
+                    "Letture in attesa sul gateway più carico di ogni ente: cresce durante un'interruzione di "
+                    "rete, torna a 0 dopo il recupero; ogni gateway è nella tabella delle sequenze."
+                ),
             ),
             panel(
                 "table",

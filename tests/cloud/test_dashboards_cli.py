@@ -216,7 +216,10 @@ def test_an_operators_acknowledgement_reaches_grafana_through_the_rules_service(
     grafana: str, settings: CloudSettings, tmp_path: Path
 ) -> None:
     store = AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}")
-    configured = settings.model_copy(update={"grafana_url": grafana, "grafana_token": "tok"})
+    # Every organisation's: the alert is comune-prato's, and a shard relays only its own.
+    configured = settings.model_copy(
+        update={"grafana_url": grafana, "grafana_token": "tok", "org_filter": "+"}
+    )
     service = RulesService(
         configured, Engine(load_rules()), store=store, annotator=grafana_annotator(configured)
     )
