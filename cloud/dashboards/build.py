@@ -210,7 +210,9 @@ def parking() -> dict[str, Any]:
     where = 'WHERE $timeFilter AND "org" =~ /^$org$/ AND "zone" =~ /^$zone$/'
     zone = query_variable("zone", "Zona / Zone", 'SHOW TAG VALUES FROM "parking" WITH KEY = "zone"')
     bay_zone = single_variable(
-        "zona_stalli", "Zona degli stalli / Bays of zone", 'SHOW TAG VALUES FROM "parking_spot" WITH KEY = "zone"'
+        "zona_stalli",
+        "Zona degli stalli / Bays of zone",
+        'SHOW TAG VALUES FROM "parking_spot" WITH KEY = "zone"',
     )
     fill = ((None, OK), (85, WARN), (95, BAD))
     return dashboard(
