@@ -22,7 +22,7 @@ from cloud.provision.csv_onboarding import CsvError, onboard
 from cloud.provision.envfile import fill
 from cloud.provision.identities import Outcome, add_gateway, add_service, add_utility
 from cloud.provision.influx_users import InfluxAuthError, InfluxUser, ensure_users
-from cloud.provision.plan import PlanError, apply_identities, export, load_plan
+from cloud.provision.plan import PlanError, PlanInflux, apply_identities, apply_influx, export, load_plan
 from cloud.provision.registry import AuthMethod, BrokerSettings, IdentityRegistry, RegistryError, ServiceRole
 from cloud.provision.specs import SpecError, load_base_config, parse_sensor
 from edge.contract.areas import AREAS_ENV, Areas, AreasFileError, load_areas
@@ -571,11 +571,29 @@ def reload_command(reg: IdentityRegistry) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Read and write the plan's absolute paths (from, exports) under this folder.",
 )
+@click.option(
+    "--db",
+    envvar="SITROOM_WORKSITES_DB",
+    help="The organisation registry, for the plan's `influx` (each organisation's reader).",
+)
+# From the environment only (a password on the command line shows in `ps`); needed by `influx`.
+@click.option("--influx-admin-password", envvar="SITROOM_INFLUX_ADMIN_PASSWORD", hidden=True)
+@click.option("--influx-writer-password", envvar="SITROOM_INFLUX_WRITE_PASSWORD", hidden=True)
 @click.pass_obj
-def apply_command(reg: IdentityRegistry, plan_file: Path, root: Path) -> None:
-    """Provision what PLAN_FILE lists (broker, identities) and export the files others mount.
+def apply_command(
+    reg: IdentityRegistry,
+    plan_file: Path,
+    root: Path,
+    db: str | None,
+    influx_admin_password: str | None,
+    influx_writer_password: str | None,
+) -> None:
+    """Provision what PLAN_FILE lists (broker, identities, InfluxDB per the data policy) and
+    export the files others mount.
 
-    Idempotent: a second run changes nothing and keeps every secret. It never revokes.
+    Idempotent: a second run changes nothing and keeps every secret. It never revokes an
+    identity. The plan's `influx` needs SITROOM_INFLUX_ADMIN_PASSWORD and
+    SITROOM_INFLUX_WRITE_PASSWORD in the environment.
     """
     with _errors():
         plan = load_plan(plan_file)
@@ -594,6 +612,13 @@ def apply_command(reg: IdentityRegistry, plan_file: Path, root: Path) -> None:
     for e in exports:
         what = ("updated: " + ", ".join(e.changed)) if e.changed else "unchanged"
         click.echo(f"export {e.to} ({e.what}): {what}")
+    if plan.influx is not None:
+        if not influx_admin_password or not influx_writer_password:
+            raise click.ClickException(
+                f"{plan_file}: influx needs SITROOM_INFLUX_ADMIN_PASSWORD and SITROOM_INFLUX_WRITE_PASSWORD"
+            )
+        passwords = (influx_admin_password, influx_writer_password)
+        _apply_influx(reg, plan.influx, (plan_file, root, db), passwords)
     changed = sum(bool(o.created or o.changed) for o in outcomes) + sum(bool(e.changed) for e in exports)
     click.echo(
         f"{plan_file}: {len(outcomes)} identities, {len(exports)} exports"
@@ -602,6 +627,28 @@ def apply_command(reg: IdentityRegistry, plan_file: Path, root: Path) -> None:
 
 
 # --- InfluxDB users ---------------------------------------------------------------------------
+
+
+def _apply_influx(
+    reg: IdentityRegistry, spec: PlanInflux, where: tuple[Path, Path, str | None], passwords: tuple[str, str]
+) -> None:
+    plan_file, root, db = where
+    try:
+        with reg.transaction():
+            done = apply_influx(
+                reg,
+                spec,
+                plan_dir=plan_file.parent,
+                root=root,
+                admin_password=passwords[0],
+                writer_password=passwords[1],
+                registry_url=db,
+            )
+    except (PlanError, InfluxAuthError, httpx.HTTPError, DatabaseURLError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in done:
+        click.echo(f"influx: {line}")
+    click.echo(f"influx {spec.url}: {len(done)} changes" if done else f"influx {spec.url}: nothing changed")
 
 
 def _password_option(name: str, envvar: str, what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
