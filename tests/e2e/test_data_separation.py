@@ -24,9 +24,14 @@ from click.testing import CliRunner
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.apps.cli.provision import group as provision
+from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import Organisation, Role
 from cloud.core.settings import CloudSettings
+from cloud.dashboards.audience import Audience, render
+from cloud.dashboards.check import Dashboard, Report, check_live, load_dashboards
 from cloud.dev.servers import Influxd, Mosquitto
+from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.policy import DataPolicy
 from cloud.io.orgstore import OrgStore
 from edge.contract import format_ts
 
@@ -215,3 +220,25 @@ def test_the_municipality_reads_every_organisations_private_data_in_one_query(wr
 
     assert sorted(r[1] for r in rows) == [43.77, 43.87]
     assert refused(d.query("a", f'SELECT last("lat") FROM {sources} GROUP BY "org"'))
+
+
+@pytest.mark.parametrize("who", ["a", "city"])
+def test_the_dashboards_rendered_for_an_organisation_run_as_its_reader_and_show_its_fleet(
+    written: Deployment, who: str
+) -> None:
+    d = written
+    policy = DataPolicy.load(POLICY, "sitroom")
+    audience = Audience(d.orgs[who], who == "city", ServiceAreas.load().view(), "Europe/Rome")
+    user, password = d.readers[d.orgs[who]]
+    reader = InfluxClient(d.url, "sitroom", username=user, password=password)
+    report = Report()
+    try:
+        for board in load_dashboards(REPO / "dashboards" / "json"):
+            rendered = Dashboard(board.path, render(board.json, policy, audience, list(d.orgs.values())))
+            check_live(rendered, reader, report=report)
+    finally:
+        reader.close()
+
+    assert not [p for p in report.problems if "not authorized" in p or "error" in p.lower()], report.problems
+    fleets = [p for p in report.problems if p.startswith("fleets.json")]
+    assert fleets == [], fleets  # its vehicles (and, for the municipality, every organisation's)
