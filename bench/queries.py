@@ -11,15 +11,16 @@
    alerts, dead letters and ingest's own counters — over a dozen organisations of both areas.
    Raw rates are lower than a real deployment's (a counter every 5 min, a bus every 10 s would
    be 20-100x the points, which this two-core machine cannot load in a bench); the rollups have
-   the real size (one point per series and hour), so the rollup figures are the deployment's
-   and the raw ones are a lower bound.
+   the real size (one point per series and hour, or day), so the rollup figures are the
+   deployment's and the raw ones are a lower bound.
 3. Creates the retention policies' CQs only then, as a deployment that adds rollups late does:
    `retention.ensure` backfills them (timed).
 4. Runs every panel's queries of every dashboard in dashboards/json, with every variable on
    "All" as Grafana sends them, over 24 h, 7 days and 30 days, once reading raw and once the
-   rollups (for panels on rolled-up measurements), `--runs` times each, and records p50/p95
-   per panel (a panel's time is the sum of its targets'). "As shown" is what the dashboard
-   runs: the `$rp` variable's pick for that range.
+   rollup tier for that range beyond raw (hourly up to 10 days, daily over them), for panels on
+   rolled-up measurements, `--runs` times each, and records p50/p95 per panel (a panel's time
+   is the sum of its targets'). "As shown" is what the dashboard runs: the `$rp` variable's
+   pick for that range (raw up to 2 days).
 
 Prints a table and `worst_p95_ms_30d` (the slowest panel as shown at 30 days; target < 1000),
 writes the figures with `--json` (keys include `series`, `points_raw`, `points_rollup`,
@@ -299,7 +300,7 @@ class PanelResult:
         return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
 
     def figures(self) -> dict[str, Any]:
-        shown = self.rollup_ms if (self.shown_rp == retention.ROLLUP_RP and self.rollup_ms) else self.raw_ms
+        shown = self.rollup_ms if (self.shown_rp != retention.RAW_RP and self.rollup_ms) else self.raw_ms
         out: dict[str, Any] = {
             "dashboard": self.dashboard,
             "panel": self.panel,
@@ -353,7 +354,9 @@ def run_panel(
     errors: list[str] = []
     raw = timed(influx, expanded(retention.RAW_RP), runs, errors)
     uses_rp = any("rp" in variable_names(q) for q in targets)
-    rollup = timed(influx, expanded(retention.ROLLUP_RP), runs, errors) if uses_rp else None
+    # The rollup tier this range would read beyond raw: hourly up to ten days, daily over them.
+    tier = retention.ROLLUP_RP if range_s <= retention.HOURLY_UP_TO_S else retention.DAILY_RP
+    rollup = timed(influx, expanded(tier), runs, errors) if uses_rp else None
     shown = str(values.get("rp", retention.RAW_RP))
     return PanelResult(dashboard, str(panel.get("title")), label, raw, rollup, shown, errors)
 
@@ -436,6 +439,7 @@ class Loaded:
     series: int
     points_raw: int
     points_rollup: int
+    points_rollup_1d: int
     load_s: float
     backfill_s: float
 
@@ -459,10 +463,14 @@ def load(influx: InfluxClient, url: str, gen: Generator, days: int) -> Loaded:
     )
     backfill_s = time.monotonic() - t0
     points_rollup = count_points(influx, retention.ROLLUP_RP)
+    points_daily = count_points(influx, retention.DAILY_RP)
     cardinality = influx.series('SHOW SERIES CARDINALITY ON "sitroom"')
     series = int(sum(s["values"][0][0] for s in cardinality))
-    print(f"  {points_rollup:,} rollup points in {backfill_s:.0f} s; {series:,} series in the database")
-    return Loaded(series, points_raw, points_rollup, load_s, backfill_s)
+    print(
+        f"  {points_rollup:,} hourly and {points_daily:,} daily rollup points in {backfill_s:.0f} s; "
+        f"{series:,} series in the database"
+    )
+    return Loaded(series, points_raw, points_rollup, points_daily, load_s, backfill_s)
 
 
 def figures(args: argparse.Namespace, mix: Mix, loaded: Loaded, results: list[PanelResult]) -> dict[str, Any]:
@@ -476,11 +484,13 @@ def figures(args: argparse.Namespace, mix: Mix, loaded: Loaded, results: list[Pa
         "days": args.days,
         "points_raw": loaded.points_raw,
         "points_rollup": loaded.points_rollup,
+        "points_rollup_1d": loaded.points_rollup_1d,
         "load_s": round(loaded.load_s, 1),
         "load_points_per_s": round(loaded.points_raw / loaded.load_s),
         "backfill_s": round(loaded.backfill_s, 1),
         "runs": args.runs,
         "raw_up_to_s": retention.RAW_UP_TO_S,
+        "hourly_up_to_s": retention.HOURLY_UP_TO_S,
         "worst_p95_ms_30d": worst["shown_p95_ms"],
         "worst_panel_30d": f"{worst['dashboard']}: {worst['panel']}",
         "worst_raw_p95_ms_30d": max(p["raw_p95_ms"] for p in at_30d),

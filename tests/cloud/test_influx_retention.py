@@ -16,6 +16,8 @@ from cloud.dev.servers import Influxd
 from cloud.ingest.consumer import Ingest
 from cloud.io.influx.client import InfluxClient
 from cloud.io.influx.retention import (
+    DAILY_RP,
+    HOURLY_UP_TO_S,
     META_RP,
     RAW_RP,
     RAW_UP_TO_S,
@@ -58,7 +60,14 @@ def test_ingest_start_creates_raw_and_rollup_policies_and_an_hourly_cq_per_kind(
     assert by_name[ROLLUP_RP][1] == "0s"  # kept for ever
     names = {row[0] for row in cqs[0]["values"]}
     assert names == {r.name for r in rollups()}
-    assert {"parking_1h", "parking_spot_1h", "traffic_1h", "traffic_1h_vehicles", "fleet_1h"} <= names
+    assert {
+        "parking_1h",
+        "parking_spot_1h",
+        "traffic_1h",
+        "traffic_1h_vehicles",
+        "fleet_1h",
+        "traffic_1d",
+    } <= names
 
 
 def test_a_second_start_changes_nothing(settings: CloudSettings, influx_db: InfluxClient) -> None:
@@ -89,7 +98,7 @@ def hour_ago(n: int) -> int:
 def run_cq_by_hand(influx: InfluxClient, kind: str, hour_s: int) -> None:
     """What the CQ service does at the end of the hour: each CQ's own SELECT over that hour."""
     for r in rollups():
-        if r.source == kind:
+        if r.source == kind and r.source_rp == RAW_RP:
             where = " AND ".join(c for c in (r.where, f"time >= {hour_s}s AND time < {hour_s + 3600}s") if c)
             influx.query(
                 f'SELECT {r.select} INTO "{ROLLUP_RP}"."{kind}" FROM "{RAW_RP}"."{kind}" '
@@ -189,6 +198,9 @@ def test_rollups_created_after_raw_data_exists_are_backfilled_and_only_once(infl
     assert [r[0] // 1000 for r in rows[0]["values"]] == hours
     assert [r[1:] for r in rows[0]["values"]] == [[7, 50.0]] * 3
     assert any("rollup traffic_1h backfilled" in m and ": 3 points" in m for m in messages), messages
+    daily = influx_db.series(f'SELECT "vehicles", "samples" FROM "{DAILY_RP}"."traffic"')
+    assert sum(r[1] for r in daily[0]["values"]) == 21  # the three hours' vehicles, summed per day
+    assert sum(r[2] for r in daily[0]["values"]) == 3
     assert any(s.startswith("CREATE CONTINUOUS QUERY") for s in issued)
     messages.clear()
     assert ensure(influx_db, raw_retention="30d", rollup_retention="INF", progress=messages.append) == []
@@ -210,7 +222,8 @@ def test_the_rp_choice_sends_short_ranges_to_raw_and_long_ones_to_the_rollups(
     assert chosen(6 * 3600) == ["raw"]
     assert chosen(RAW_UP_TO_S) == ["raw"]
     assert chosen(7 * 86400) == ["rollup"]
-    assert chosen(30 * 86400) == ["rollup"]
+    assert chosen(HOURLY_UP_TO_S) == ["rollup"]
+    assert chosen(30 * 86400) == ["rollup_1d"]
 
 
 class AuthInfluxd(Influxd):

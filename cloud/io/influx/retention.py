@@ -1,24 +1,29 @@
-"""Retention policies, hourly rollups and their backfill, created idempotently when ingest starts.
+"""Retention policies, hourly and daily rollups and their backfill, created idempotently when
+ingest starts (or by `sitroom provision apply`).
 
 - RP `raw` (DEFAULT, duration `raw_retention`, 30 days unless configured): every reading, and
   whatever is written without naming an RP.
 - RP `rollup` (duration `rollup_retention`, kept for ever unless configured): one point per
   series and hour, in a measurement named as the raw one (`"rollup"."traffic"`), so that a
   panel's query reads either RP by changing only the RP (`FROM "$rp"."traffic"`).
+- RP `rollup_1d` (the same duration): one point per series and day, from the hourly rollup.
 - RP `meta` (kept for ever): `sitroom_rp`, which RP a dashboard reads for a time range (the
-  dashboards' `$rp` variable, cloud/dashboards/build.py): raw up to `RAW_UP_TO_S`, rollup
-  beyond. Grafana-native: a query variable refreshed when the time range changes.
+  dashboards' `$rp` variable, cloud/dashboards/build.py): raw up to two days, hourly up to ten,
+  daily beyond. Grafana-native: a query variable refreshed when the time range changes.
 
 Each field is aggregated as the contract declares it (edge.contract `FieldSpec.rollup`): counts
-are summed (`vehicles`, `heavy`, `interval_s`: the hourly flow stays exact), levels averaged
-with the hour's peak beside (`occupancy_pct`, `occupancy_pct_max`), states and positions keep
-their last value (`occupied` of a bay, `lat`, `lon`); `samples` counts the raw points. A field
-that only means something when a count is above 0 (a counter's mean speed, 0 when no vehicle
-passed) is averaged by a second CQ over those intervals only, into the same points.
+are summed (`vehicles`, `heavy`, `interval_s`: the flow stays exact), levels averaged with the
+period's peak beside (`occupancy_pct`, `occupancy_pct_max`), states and positions keep their
+last value (`occupied` of a bay, `lat`, `lon`); `samples` counts the raw points. A field that
+only means something when a count is above 0 (a counter's mean speed, 0 when no vehicle
+passed) is averaged by a second hourly CQ over those intervals only, into the same points. The
+daily tier aggregates the hourly one the same way (sums of sums, means of means, peaks of
+peaks, last of last, `samples` summed).
 
-A CQ only ever covers the hour that just ended. So when a rollup is created (or its definition
-changes) after raw data exists, it is backfilled: the CQ's own SELECT ... INTO runs over the raw
-retention window, a day at a time (`backfill`), before ingest starts consuming.
+An hourly CQ covers the two hours that just ended (`RESAMPLE FOR 2h`: a straggler spooled on a
+gateway is still rolled up), the daily one the current and the previous day, every hour. So
+when a rollup is created (or its definition changes) after raw data exists, it is backfilled:
+the CQ's own SELECT ... INTO runs over the raw retention window, a day at a time (`backfill`).
 
 InfluxDB 1.x refuses `CREATE RETENTION POLICY` for an existing name with other settings and has
 no `ALTER CONTINUOUS QUERY`, so each object is read first and only created, altered or replaced
@@ -40,13 +45,16 @@ log = logging.getLogger(__name__)
 
 RAW_RP = "raw"
 ROLLUP_RP = "rollup"
+DAILY_RP = "rollup_1d"
 META_RP = "meta"
 ROLLUP_INTERVAL = "1h"
 ROLLUP_S = 3600
-# The dashboards read raw data for ranges up to two days, the rollups beyond: at two days a
-# wide panel asks for 3-minute steps (raw has them), at seven days for 10-minute steps, where an
-# hour per point is the price of reading 1/360 of the points (bench/queries.py measures both).
+# The dashboards read raw data for ranges up to two days, hourly rollups up to ten, daily ones
+# beyond: a chart draws 100 points per line (cloud/dashboards/build.py), i.e. 2-hour steps over
+# a week and 12-hour steps over a month, and InfluxDB's cost is the points it reads. Over a month
+# the daily tier reads 1/24 of the hourly one (bench/queries.py measures all three).
 RAW_UP_TO_S = 2 * 86_400
+HOURLY_UP_TO_S = 10 * 86_400
 RP_CHOICE_MEASUREMENT = "sitroom_rp"
 _NO_LIMIT_MS = 2**62
 
@@ -54,10 +62,14 @@ _NO_LIMIT_MS = 2**62
 @dataclass(frozen=True, slots=True)
 class Rollup:
     name: str  # the CQ's name
-    source: str  # the raw measurement, also the rollup measurement's name in RP `rollup`
+    source: str  # the measurement, named the same in every RP
     select: str  # the SELECT list
-    where: str = ""  # an extra condition on the raw points (`"vehicles" > 0`)
+    where: str = ""  # an extra condition on the points read (`"vehicles" > 0`)
     tags: tuple[str, ...] = ()  # the measurement's declared tags: each series keeps them
+    source_rp: str = RAW_RP  # read from
+    target_rp: str = ROLLUP_RP  # written to
+    interval: str = ROLLUP_INTERVAL
+    resample: str = "RESAMPLE FOR 2h"
 
 
 def _select(f: Field) -> list[str]:
@@ -77,9 +89,21 @@ def _select(f: Field) -> list[str]:
             return []
 
 
+def _reselect(f: Field) -> list[str]:
+    """The daily tier's SELECT of a field of the hourly one."""
+    name = f.name
+    match f.aggregate:
+        case "mean_max":
+            return [f'mean("{name}") AS "{name}"', f'max("{name}_max") AS "{name}_max"']
+        case None:
+            return []
+        case _:
+            return _select(f)
+
+
 def rollups() -> list[Rollup]:
-    """Every CQ: one per rolled-up measurement (cloud/io/influx/schema.py), and one per such
-    measurement and condition that some of its fields share (`meaningful_if`)."""
+    """Every CQ: per rolled-up measurement (cloud/io/influx/schema.py) one hourly from raw, one
+    more hourly per condition its fields share (`meaningful_if`), and one daily from the hourly."""
     out = []
     for m in measurements().values():
         if not m.is_rolled_up:
@@ -99,6 +123,19 @@ def rollups() -> list[Rollup]:
                     m.tags,
                 )
             )
+        daily = [p for f in m.fields for p in _reselect(f)] + [f'sum("{SAMPLES_FIELD}") AS "{SAMPLES_FIELD}"']
+        out.append(
+            Rollup(
+                f"{m.name}_1d",
+                m.name,
+                ", ".join(daily),
+                tags=m.tags,
+                source_rp=ROLLUP_RP,
+                target_rp=DAILY_RP,
+                interval="1d",
+                resample="RESAMPLE EVERY 1h FOR 2d",
+            )
+        )
     return out
 
 
@@ -125,17 +162,17 @@ def _group_by(tags: tuple[str, ...]) -> str:
 
 
 def _select_into(db: str, r: Rollup, time_range: str = "") -> str:
-    # Names come from KINDS and the database name from a pattern-checked setting, not from users.
+    # Names come from the schema and the database name from a pattern-checked setting, not users.
     conditions = " AND ".join(c for c in (r.where, time_range) if c)
     return (
-        f'SELECT {r.select} INTO "{db}"."{ROLLUP_RP}"."{r.source}" '  # noqa: S608
-        f'FROM "{db}"."{RAW_RP}"."{r.source}"' + (f" WHERE {conditions}" if conditions else "") + " "
-        f"GROUP BY time({ROLLUP_INTERVAL}), {_group_by(r.tags)}"
+        f'SELECT {r.select} INTO "{db}"."{r.target_rp}"."{r.source}" '  # noqa: S608
+        f'FROM "{db}"."{r.source_rp}"."{r.source}"' + (f" WHERE {conditions}" if conditions else "") + " "
+        f"GROUP BY time({r.interval}), {_group_by(r.tags)}"
     )
 
 
 def cq_text(db: str, r: Rollup) -> str:
-    return f'CREATE CONTINUOUS QUERY "{r.name}" ON "{db}" BEGIN {_select_into(db, r)} END'
+    return f'CREATE CONTINUOUS QUERY "{r.name}" ON "{db}" {r.resample} BEGIN {_select_into(db, r)} END'
 
 
 def ensure(
@@ -161,7 +198,12 @@ def ensure(
         for row in s.get("values", [])
     }
     # Columns: name, duration, shardGroupDuration, replicaN, default.
-    policies = ((RAW_RP, raw_retention, True), (ROLLUP_RP, rollup_retention, False), (META_RP, "INF", False))
+    policies = (
+        (RAW_RP, raw_retention, True),
+        (ROLLUP_RP, rollup_retention, False),
+        (DAILY_RP, rollup_retention, False),
+        (META_RP, "INF", False),
+    )
     for name, duration, is_default in policies:
         row = existing.get(name)
         default = " DEFAULT" if is_default else ""
@@ -199,7 +241,11 @@ def _same_cq(have: str, wanted: str) -> bool:
 
 
 # (range tag, RP, time ranges it serves from, to in ms: from < range <= to)
-_RP_CHOICE = (("short", RAW_RP, 0, RAW_UP_TO_S * 1000), ("long", ROLLUP_RP, RAW_UP_TO_S * 1000, _NO_LIMIT_MS))
+_RP_CHOICE = (
+    ("short", RAW_RP, 0, RAW_UP_TO_S * 1000),
+    ("medium", ROLLUP_RP, RAW_UP_TO_S * 1000, HOURLY_UP_TO_S * 1000),
+    ("long", DAILY_RP, HOURLY_UP_TO_S * 1000, _NO_LIMIT_MS),
+)
 
 
 def rp_choice_lines() -> list[str]:
@@ -228,22 +274,25 @@ def backfill(
     progress: Callable[[str], None] | None = None,
     parallel: int = 2,
 ) -> int:
-    """Run each rollup's SELECT ... INTO over the raw data of the last `window_s` seconds (None:
-    since the oldest raw point), up to the start of the current hour (`until_s`), one day per
+    """Run each rollup's SELECT ... INTO over the data of the last `window_s` seconds (None:
+    since the oldest point), up to the start of the current hour (`until_s`), one day per
     statement so that no query holds a month of points at once, `parallel` rollups at a time
-    (InfluxDB spends most of a SELECT ... INTO on one core); returns the points written."""
+    (InfluxDB spends most of a SELECT ... INTO on one core): the hourly tier first, then the
+    daily one from it. Returns the points written."""
     db = database or influx.database
     until = until_s if until_s is not None else int(time.time()) // ROLLUP_S * ROLLUP_S
     since = until - window_s if window_s is not None else 0
     say = progress or (lambda text: log.info("%s", text))
 
     def one(r: Rollup) -> int:
-        oldest = _oldest_s(influx, db, r.source, since)
+        oldest = _oldest_s(influx, db, r.source, since, r.source_rp)
         if oldest is None or oldest >= until:
             return 0  # nothing to roll up (a fresh database: one query, no day-by-day walk)
         t0 = time.monotonic()
         points = 0
-        for lo in range(oldest // ROLLUP_S * ROLLUP_S, until, 86_400):
+        # Whole periods of the target: hours, or UTC days (GROUP BY time(1d)'s boundaries).
+        step = ROLLUP_S if r.interval == ROLLUP_INTERVAL else 86_400
+        for lo in range(oldest // step * step, until, 86_400):
             hi = min(lo + 86_400, until)
             statement = _select_into(db, r, f"time >= {lo}s AND time < {hi}s")
             for s in influx.series(statement, database=db):
@@ -251,20 +300,26 @@ def backfill(
         say(f"rollup {r.name} backfilled on {db}: {points:,} points in {time.monotonic() - t0:.1f} s")
         return points
 
+    chosen = targets if targets is not None else rollups()
+    written = 0
     with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="rollup-backfill") as pool:
-        return sum(pool.map(one, targets if targets is not None else rollups()))
+        for tier in (RAW_RP, ROLLUP_RP):
+            written += sum(pool.map(one, [r for r in chosen if r.source_rp == tier]))
+    return written
 
 
-def _oldest_s(influx: InfluxClient, db: str, measurement: str, since_s: int) -> int | None:
-    """The time of the oldest raw point of `measurement` since `since_s`, None when there is none."""
+def _oldest_s(influx: InfluxClient, db: str, measurement: str, since_s: int, rp: str = RAW_RP) -> int | None:
+    """The time of the oldest point of `measurement` in `rp` since `since_s`, None when none."""
     m = measurements()[measurement]
     counted = next(f.name for f in m.fields if f.aggregate is not None)
-    q = f'SELECT first("{counted}") FROM "{RAW_RP}"."{measurement}" WHERE time >= {since_s}s'  # noqa: S608
+    q = f'SELECT first("{counted}") FROM "{rp}"."{measurement}" WHERE time >= {since_s}s'  # noqa: S608
     times = [int(s["values"][0][0]) for s in influx.series(q, database=db) if s.get("values")]
     return min(times) // 1000 if times else None
 
 
 __all__ = [
+    "DAILY_RP",
+    "HOURLY_UP_TO_S",
     "META_RP",
     "RAW_RP",
     "RAW_UP_TO_S",
