@@ -34,6 +34,7 @@ from cloud.core.orgs import OrgDirectory
 from cloud.core.settings import CloudSettings
 from cloud.feeds.sites import sites_feed
 from cloud.io.http import BodyLimit
+from cloud.io.influx.policy import DataPolicy
 from cloud.rules.api import router as alerts_router
 from cloud.rules.store import AlertStore
 from cloud.worksites.alerts import CoordinationAlerts
@@ -162,6 +163,7 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
             influx=influx_client(settings),
             orgs=store.orgs,
             areas=store.areas,
+            policy=DataPolicy.load(settings.data_policy, settings.influx_db),
             max_upload_bytes=upload_limit(process.options.max_body_bytes),
             notify_posts=post_notifier(settings, url),
         )

@@ -15,6 +15,7 @@ from cloud.core.orgs import OrgDirectory
 from cloud.core.settings import CloudSettings
 from cloud.core.worksites import WorksiteBook
 from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.policy import DataPolicy
 
 DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 
@@ -35,12 +36,14 @@ def open_console(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     notify_posts: PostNotifier | None = None,
     areas: ServiceAreas | None = None,
+    policy: DataPolicy | None = None,
 ) -> Console:
     """The console on its folder (posts, uploads, audit), not started; its map shows `areas`
-    (None: the default areas, Prato)."""
+    (None: the default areas, Prato); with a data `policy`, its InfluxDB user reads every
+    organisation's database and each operator sees its own organisation's private data."""
     console = Console.open(
         data_dir,
-        Sources(worksites=worksites, alerts=alerts, influx=influx),
+        Sources(worksites=worksites, alerts=alerts, influx=influx, policy=policy, orgs=orgs),
         refresh_s=refresh_s,
         max_upload_bytes=max_upload_bytes,
         orgs=orgs,

@@ -152,7 +152,7 @@ def me(op: OperatorDep) -> dict[str, str]:
 def snapshot(op: OperatorDep, console: ConsoleDep) -> dict[str, Any]:
     """Everything a console draws at start; SSE events keep it current afterwards."""
     feed = console.feed
-    sensors = feed.snapshot_sensors if feed else console.sources.sensors()
+    sensors = console.sources.visible_to(op.org, feed.snapshot_sensors if feed else console.sources.sensors())
     return {
         "me": op.to_dict(),
         "orgs": sorted(console.known_orgs()),

@@ -16,9 +16,12 @@ from typing import Any
 
 from cloud.console.broadcast import Broadcaster
 from cloud.core.alerts import AlertBook, AlertNotFoundError, StoredAlert
+from cloud.core.errors import NotFoundError
 from cloud.core.geo import Site, load_sites
+from cloud.core.orgs import OrgDirectory, Role
 from cloud.core.worksites import WorksiteBook
 from cloud.io.influx.client import InfluxClient, InfluxError
+from cloud.io.influx.policy import DataPolicy
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,11 @@ class Sources:
     influx: InfluxClient | None = None
     sites: dict[str, Site] = field(default_factory=load_sites)
     lookback: str = DEFAULT_LOOKBACK
+    # With a data policy (decision 0017), private kinds (fleets) are read from every
+    # organisation's database, and each operator sees only its own organisation's (a
+    # municipality's operators, all): `visible_to`.
+    policy: DataPolicy | None = None
+    orgs: OrgDirectory | None = None
 
     def __post_init__(self) -> None:
         if not DURATION.fullmatch(self.lookback):
@@ -50,6 +58,33 @@ class Sources:
 
     def active_alerts(self) -> list[dict[str, Any]]:
         return [alert_view(a) for a in self.alerts.active()] if self.alerts else []
+
+    def _from(self, measurement: str) -> str:
+        if self.policy is None or not self.policy.is_private(measurement) or self.orgs is None:
+            return f'"{measurement}"'
+        # Only databases that exist: one missing (an organisation registered but not yet
+        # provisioned) would fail the whole query.
+        assert self.influx is not None
+        existing = {row[0] for s in self.influx.series("SHOW DATABASES") for row in s.get("values", [])}
+        orgs = [o.id for o in self.orgs.organisations() if self.policy.private_database(o.id) in existing]
+        return self.policy.sources(measurement, orgs) if orgs else f'"{measurement}"'
+
+    def visible_to(self, org: str, sensors: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        """`sensors` as an operator of `org` may see them."""
+        if self.policy is None or not self.policy.is_separated or self._is_municipality(org):
+            return sensors
+        return {
+            kind: [s for s in items if not self.policy.is_private(kind) or s.get("org") == org]
+            if isinstance(items, list)
+            else items
+            for kind, items in sensors.items()
+        }
+
+    def _is_municipality(self, org: str) -> bool:
+        try:
+            return self.orgs is not None and self.orgs.organisation(org).role is Role.MUNICIPALITY
+        except NotFoundError:
+            return False
 
     def _last(self, q: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
         assert self.influx is not None
@@ -68,7 +103,8 @@ class Sources:
         parking = []
         for tags, row in self._last(
             f'SELECT last("occupancy_pct") AS pct, last("occupied") AS occupied, '  # noqa: S608  (no user input; see `since`)
-            f'last("capacity") AS capacity FROM "parking" WHERE {since} GROUP BY "sensor", "org"'
+            f'last("capacity") AS capacity FROM {self._from("parking")} WHERE {since} '
+            'GROUP BY "sensor", "org"'
         ):
             site = self.sites.get(tags.get("sensor", ""))
             if site is not None:
@@ -79,7 +115,7 @@ class Sources:
                 )  # fmt: skip
         traffic = []
         for tags, row in self._last(
-            f'SELECT last("vehicles") AS vehicles, mean("vehicles") AS baseline FROM "traffic" '  # noqa: S608  (no user input; see `since`)
+            f'SELECT last("vehicles") AS vehicles, mean("vehicles") AS baseline FROM {self._from("traffic")} '  # noqa: S608  (no user input; see `since`)
             f'WHERE {since} GROUP BY "sensor", "org"'
         ):
             site = self.sites.get(tags.get("sensor", ""))
@@ -96,7 +132,7 @@ class Sources:
              "speed_kmh": row["speed_kmh"], "time": row["time"]}
             for tags, row in self._last(
                 f'SELECT last("lat") AS lat, last("lon") AS lon, last("speed_kmh") AS speed_kmh '  # noqa: S608  (no user input; see `since`)
-                f'FROM "fleet" WHERE {since} GROUP BY "sensor", "org"'
+                f'FROM {self._from("fleet")} WHERE {since} GROUP BY "sensor", "org"'
             )
         ]  # fmt: skip
         return {"parking": parking, "traffic": traffic, "fleet": fleet}
@@ -176,7 +212,10 @@ class LiveFeed:
         if data != self._sensors:
             self._sensors = data
             self.snapshot_sensors = data
-            self.broadcaster.publish("sensors", data | {"at": datetime.now(UTC).isoformat()})
+            at = datetime.now(UTC).isoformat()
+            self.broadcaster.publish(
+                "sensors", data, view=lambda org: self.sources.visible_to(org, data) | {"at": at}
+            )
 
     def worksites_changed(self) -> None:
         """Called after an edit through the console: push it now, not at the next tick."""

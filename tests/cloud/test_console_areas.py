@@ -1,7 +1,9 @@
-"""The console's map shows the deployment's areas, centred on the operator's own."""
+"""The console's map shows the deployment's areas, centred on the operator's own; with a data
+policy each operator sees its own organisation's private data (a municipality's, everyone's)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,8 +11,15 @@ import httpx
 
 from cloud.apps.demo import running_console
 from cloud.console.auth import ConsoleRole
+from cloud.console.broadcast import Broadcaster
+from cloud.console.live import Sources
 from cloud.core.geo import ServiceAreas
+from cloud.core.orgs import Organisation, Role
 from cloud.dev.demo_data import DEMO_PASSWORD, load_demo
+from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.lineprotocol import line
+from cloud.io.influx.policy import DataPolicy
+from cloud.io.orgstore import OrgStore
 from cloud.worksites.store import WorksiteStore
 
 from support import REPO
@@ -54,3 +63,48 @@ def test_the_view_of_an_operator_bound_to_no_area_shows_them_all() -> None:
 
     assert view == areas.view(["prato", "piana-fiorentina"])
     assert view["zoom"] == 11
+
+
+def test_with_a_data_policy_an_operator_sees_its_own_fleet_and_the_municipality_every_one(
+    influx_db: InfluxClient, tmp_path: Path
+) -> None:
+    policy = DataPolicy.load(REPO / "deploy" / "data-policy.yaml", influx_db.database)
+    orgs = OrgStore.open(f"sqlite:///{tmp_path / 'orgs.db'}")
+    orgs.add(Organisation(id="alia", name="Alia", role=Role.UTILITY))
+    orgs.add(Organisation(id="at", name="Autolinee Toscane", role=Role.UTILITY))
+    orgs.add(Organisation(id="comune-prato", name="Comune di Prato", role=Role.MUNICIPALITY))
+    now = datetime.now(UTC)
+    try:
+        for org, lat in (("alia", 43.87), ("at", 43.88)):
+            influx_db.create_database(policy.private_database(org))
+            influx_db.write(
+                [line("fleet", {"org": org, "gateway": "fleet", "sensor": f"v-{org}"},
+                      {"lat": lat, "lon": 11.1, "speed_kmh": 10.0, "heading_deg": 0.0}, now)],
+                database=policy.private_database(org),
+            )  # fmt: skip
+        sources = Sources(influx=influx_db, policy=policy, orgs=orgs, sites={})
+        everything = sources.sensors()
+
+        assert sorted(v["org"] for v in everything["fleet"]) == ["alia", "at"]
+        assert [v["org"] for v in sources.visible_to("alia", everything)["fleet"]] == ["alia"]
+        assert sorted(v["org"] for v in sources.visible_to("comune-prato", everything)["fleet"]) == [
+            "alia",
+            "at",
+        ]
+    finally:
+        for org in ("alia", "at"):
+            influx_db.drop_database(policy.private_database(org))
+
+
+def test_an_event_with_a_view_reaches_each_organisations_consoles_as_it_may_see_it() -> None:
+    async def run() -> dict[str, bytes]:
+        broadcaster = Broadcaster()
+        subs = {org: broadcaster.subscribe(org, f"op-{org}") for org in ("alia", "at")}
+        broadcaster.publish("sensors", {"fleet": ["a", "b"]}, view=lambda org: {"fleet": [org]})
+        await asyncio.sleep(0.05)
+        return {org: sub.queue.get_nowait() for org, sub in subs.items()}
+
+    frames = asyncio.run(run())
+
+    assert b'data: {"fleet":["alia"]}' in frames["alia"]
+    assert b'data: {"fleet":["at"]}' in frames["at"]
