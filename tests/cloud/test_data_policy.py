@@ -78,6 +78,8 @@ def test_lines_go_to_the_database_of_their_organisation_when_private() -> None:
         "sitroom_comune-prato"
     )
     assert policy.route("sitroom_ingest,instance=main writes=1i 1") == "sitroom"
+    # A dead letter whose topic named no organisation stays with the platform's operators.
+    assert policy.route("sitroom_deadletter,gateway=unknown,org=unknown,reason=topic count=1i 1") == "sitroom"
     assert policy.split(["fleet,org=a,sensor=v lat=1 1", "parking,org=a,sensor=p occupied=1i 1"]) == {
         "sitroom_a": ["fleet,org=a,sensor=v lat=1 1"],
         "sitroom": ["parking,org=a,sensor=p occupied=1i 1"],

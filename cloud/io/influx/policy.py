@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cloud.io.influx.client import InfluxClient
 from cloud.io.influx.schema import measurements
+from edge.contract import topics
 
 Visibility = Literal["shared", "private"]
 _ORG_TAG = re.compile(r",org=([a-z0-9][a-z0-9-]*)[, ]")
@@ -133,8 +134,9 @@ class DataPolicy:
         return name
 
     def database_for(self, measurement: str, org: str | None) -> str:
-        """Where a point of `measurement` tagged `org` goes (a private one without org: shared)."""
-        if org and measurement in self.private:
+        """Where a point of `measurement` tagged `org` goes; a private one of no organisation
+        (a dead letter whose topic named none) stays shared, for the platform's operators."""
+        if org and org != topics.UNKNOWN and measurement in self.private:
             return self.private_database(org)
         return self.database
 
