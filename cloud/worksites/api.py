@@ -180,7 +180,7 @@ def feed_wzdx(store: StoreDep) -> dict[str, Any]:
         for w in store.search(Query(start=now, limit=FEED_LIMIT))
         if w.status not in (Status.CANCELLED, Status.COMPLETED)
     ]
-    return wzdx.export_feed(sites, store.organisations())
+    return wzdx.export_feed(sites, store.organisations(), publisher=store.publisher())
 
 
 def validation_problems(exc: ValidationError | Any) -> list[FieldProblem]:

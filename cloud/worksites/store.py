@@ -287,6 +287,16 @@ class WorksiteStore:
 
     # writes ---------------------------------------------------------------------------
 
+    def publisher(self) -> str:
+        """Who publishes the registry's feeds: the municipality of the first configured area."""
+        if self.areas is None:
+            return "Situation Room"
+        municipality = next(iter(self.areas)).municipality
+        try:
+            return self.orgs.organisation(municipality).name
+        except NotFoundError:
+            return municipality
+
     @property
     def projection(self) -> LocalProjection | None:
         """Metres around the configured areas (conflict detection); None: around the worksites."""

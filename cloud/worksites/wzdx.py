@@ -142,7 +142,7 @@ def feature(ws: Worksite) -> dict[str, Any]:
 
 
 def export_feed(
-    sites: Sequence[Worksite], orgs: Sequence[Organisation], *, publisher: str = "Comune di Prato"
+    sites: Sequence[Worksite], orgs: Sequence[Organisation], *, publisher: str = "Situation Room"
 ) -> dict[str, Any]:
     ordered = sorted(sites, key=lambda w: w.id)
     newest = max((w.updated_at for w in ordered), default=datetime(2020, 1, 1, tzinfo=UTC))

@@ -305,7 +305,7 @@ def export(ctx: Ctx, fmt: str, output: Path | None, everything: bool) -> None:
     if not everything:
         sites = [w for w in sites if w.status not in (Status.COMPLETED, Status.CANCELLED)]
     body = (
-        wzdx.dumps(wzdx.export_feed(sites, ctx.store.organisations()))
+        wzdx.dumps(wzdx.export_feed(sites, ctx.store.organisations(), publisher=ctx.store.publisher()))
         if fmt == "wzdx"
         else orjson.dumps(feature_collection(sites), option=orjson.OPT_INDENT_2)
     )
