@@ -52,7 +52,7 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cloud.dashboards.check import Dashboard, all_values, load_dashboards  # noqa: E402
+from cloud.dashboards.check import Dashboard, all_values, load_dashboards, panel_range_s  # noqa: E402
 from cloud.dashboards.queries import expand, grafana_interval, variable_names  # noqa: E402
 from cloud.dev.servers import Influxd  # noqa: E402
 from cloud.io.influx import retention  # noqa: E402
@@ -339,7 +339,8 @@ def run_panel(
     influx: InfluxClient, where: tuple[str, str], panel: dict[str, Any], values: dict[str, Any], runs: int
 ) -> PanelResult | None:
     """One panel over one range, raw and (when it reads a rolled-up measurement) rollup."""
-    (dashboard, label), range_s = where, dict(RANGES)[where[1]]
+    (dashboard, label), dashboard_range_s = where, dict(RANGES)[where[1]]
+    range_s = panel_range_s(panel, dashboard_range_s)  # a latest-value panel covers its own day
     targets = [t["query"] for t in panel.get("targets", []) if t.get("query")]
     if not targets:
         return None
@@ -355,7 +356,7 @@ def run_panel(
     raw = timed(influx, expanded(retention.RAW_RP), runs, errors)
     uses_rp = any("rp" in variable_names(q) for q in targets)
     # The rollup tier this range would read beyond raw: hourly up to ten days, daily over them.
-    tier = retention.ROLLUP_RP if range_s <= retention.HOURLY_UP_TO_S else retention.DAILY_RP
+    tier = retention.ROLLUP_RP if dashboard_range_s <= retention.HOURLY_UP_TO_S else retention.DAILY_RP
     rollup = timed(influx, expanded(tier), runs, errors) if uses_rp else None
     shown = str(values.get("rp", retention.RAW_RP))
     return PanelResult(dashboard, str(panel.get("title")), label, raw, rollup, shown, errors)

@@ -364,8 +364,9 @@ def test_every_panel_on_sensor_data_reads_raw_or_rollup_by_the_range(path: Path)
     for panel in iter_panels(dashboard):
         for target in influx_targets(panel):
             query = target["query"]
-            if "now() - " in query:
-                continue  # a fixed recent range: raw is right
+            if "now() - " in query or panel.get("timeFrom"):
+                assert "$rp" not in query, f"{where(path, panel)}: a fixed recent range reads raw"
+                continue  # a fixed recent range (the latest values): raw is right
             for found in SOURCE.findall(query):
                 if found.rsplit(".", 1)[-1].strip('"') in kinds:
                     assert found.startswith('"$rp".'), f"{where(path, panel)}: {query}"

@@ -34,13 +34,15 @@ ALERT_ANNOTATION = {
 Panel = dict[str, Any]
 
 # Charts draw at most this many points per line (Grafana's "Max data points"), so `$__interval`
-# is 15 min over a day, 2 h over a week and 12 h over a month. InfluxDB 1.x works per series and
-# time bucket, so at metropolitan scale buckets are what a 30-day panel costs; a line of 100
-# points still shows every trend (bench/queries.py). Charts group by organisation, zone or site
-# (what the variables select), not by sensor: thousands of lines neither compute fast nor read;
-# each sensor's latest value is in the tables beside them.
+# is 10 min over 6 h, 30 min over a day, 3 h over a week and a day over a month. InfluxDB 1.x
+# works per series and time bucket, so at metropolitan scale buckets are what a 30-day panel
+# costs; 40 points still show a day's rush hours and a month's weeks (bench/queries.py). The
+# pipeline's charts, over a handful of ingest workers, keep 100. Charts group by organisation,
+# zone or site (what the variables select), not by sensor: thousands of lines neither compute
+# fast nor read; each sensor's latest value is in the tables beside them.
 CHARTS = {"timeseries", "state-timeline"}
-CHART_POINTS = 100
+CHART_POINTS = 40
+PIPELINE_POINTS = 100
 
 
 def target(query: str, ref: str = "A", fmt: str = "time_series", alias: str = "") -> dict[str, Any]:
@@ -180,9 +182,44 @@ def default_view() -> dict[str, Any]:
     return {"id": "coords", **ServiceAreas.load().view()}
 
 
+# Panels of each entity's latest value (a table, a gauge, a map): they read the last day of raw
+# points whatever range the dashboard shows (Grafana's panel relative time, "Last 24 hours" on
+# the panel): a month of rollups would cost more and say nothing more about now. Everything a
+# gateway or the rules service writes is refreshed within minutes; a gateway's birth or will is
+# not (it is written when it changes), so the gateways' status keeps the dashboard's range.
+LATEST_RANGE = "24h"
+LATEST = frozenset(
+    {
+        "Ora / Now",
+        "Posti liberi ora / Free spaces now",
+        "Stalli su strada / On-street bays",
+        "Ultimo intervallo / Last interval",
+        "Ultime posizioni / Last positions",
+        "Fermi / Halted (km/h)",
+        "Attivi ora / Active now",
+        "Previsti (30 gg) / Planned (30 days)",
+        "Corsie chiuse / Lanes closed",
+        "Per ente / By organisation",
+        "Posti auto tolti / Parking spaces removed",
+        "Impatto / Impact",
+        "Sensori vicini / Sensors near each worksite",
+        "Gateway: sequenze, ritardo, orologio / sequence gaps, lag, clock",
+    }
+)
+
+
+def latest(p: Panel) -> Panel:
+    """`p` over the last day of raw points (`LATEST`)."""
+    p["timeFrom"] = LATEST_RANGE
+    for t in p["targets"]:
+        t["query"] = t["query"].replace('"$rp".', "")  # the default RP: raw
+    return p
+
+
 def dashboard(
     uid: str, title: str, description: str, panels: list[Panel], variables: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    panels = [latest(p) if p["title"] in LATEST else p for p in panels]
     for i, p in enumerate(panels, start=1):
         p["id"] = i
     return {
@@ -581,8 +618,8 @@ def worksites() -> dict[str, Any]:
                     "tooltip": {"mode": "single"},
                 },
                 custom={"fillOpacity": 80, "lineWidth": 0},
-                # One row per worksite: fewer, wider steps keep hundreds of them fast over a month.
-                max_points=60,
+                # One row per worksite, which changes by the day: a day per step over a month.
+                max_points=30,
                 description=(
                     "Fase di ogni cantiere (entro 30 giorni o concluso da meno di 7): previsto → attivo → "
                     "concluso. Un cantiere previsto il cui periodo è iniziato è attivo, come sulla mappa."
@@ -642,6 +679,7 @@ def worksites() -> dict[str, Any]:
                 ],
                 unit="none",
                 minimum=0,
+                max_points=30,
                 custom={
                     "drawStyle": "line",
                     "lineInterpolation": "stepAfter",
@@ -744,6 +782,7 @@ def pipeline() -> dict[str, Any]:
                         alias="$tag_instance",
                     )
                 ],
+                max_points=PIPELINE_POINTS,
                 unit="reqps",
             ),
             panel(
@@ -755,6 +794,7 @@ def pipeline() -> dict[str, Any]:
                         f'SELECT mean("write_ms_p50") AS "p50", max("write_ms_max") AS "max" FROM {src("sitroom_ingest")} WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
                     )
                 ],
+                max_points=PIPELINE_POINTS,
                 unit="ms",
             ),
             panel(
@@ -767,6 +807,7 @@ def pipeline() -> dict[str, Any]:
                         alias="$tag_instance",
                     )
                 ],
+                max_points=PIPELINE_POINTS,
                 unit="percent",
                 minimum=0,
                 maximum=100,
@@ -782,6 +823,7 @@ def pipeline() -> dict[str, Any]:
                         alias="$tag_reason",
                     )
                 ],
+                max_points=PIPELINE_POINTS,
                 unit="none",
                 custom={"drawStyle": "bars"},
             ),
@@ -808,6 +850,7 @@ def pipeline() -> dict[str, Any]:
                         alias="$tag_org",
                     )
                 ],
+                max_points=PIPELINE_POINTS,
                 unit="none",
                 minimum=0,
                 description=(

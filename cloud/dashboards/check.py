@@ -22,6 +22,7 @@ from cloud.dashboards.queries import (
     grafana_interval,
     is_alias_pattern,
     iter_panels,
+    seconds,
     template_variables,
     variable_names,
 )
@@ -163,6 +164,13 @@ def _panel_problems(
     return problems
 
 
+def panel_range_s(panel: dict[str, Any], range_s: int) -> int:
+    """The range a panel's queries cover: its own relative time (`timeFrom`, Grafana's panel
+    "Relative time") or the dashboard's."""
+    own = panel.get("timeFrom")
+    return seconds(str(own)) if own else range_s
+
+
 def check_live(
     dashboard: Dashboard, influx: InfluxClient, *, range_s: int = DEFAULT_RANGE_S, report: Report
 ) -> None:
@@ -181,14 +189,14 @@ def check_live(
                 report.problems.append(f"{dashboard.name}: annotation {annotation.get('name')!r}: {exc}")
     for panel in dashboard.panels:
         where = f"{dashboard.name}: panel {panel.get('id')} {panel.get('title')!r}"
-        interval = grafana_interval(
-            range_s, int(panel.get("maxDataPoints") or 1000), str(panel.get("interval") or "")
-        )
+        span = panel_range_s(panel, range_s)
+        points, minimum = int(panel.get("maxDataPoints") or 1000), str(panel.get("interval") or "")
+        interval = grafana_interval(span, points, minimum)
         found = False
         failed = False
         for t in panel.get("targets", []):
             try:
-                query = expand(t.get("query", ""), range_s=range_s, interval=interval, variables=everything)
+                query = expand(t.get("query", ""), range_s=span, interval=interval, variables=everything)
                 found |= any(r.get("series") for r in influx.query(query, epoch="ms"))
             except (QueryError, UndefinedVariableError) as exc:
                 report.problems.append(f"{where}: {exc}")

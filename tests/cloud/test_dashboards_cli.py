@@ -326,11 +326,15 @@ def test_push_with_a_data_policy_gives_each_organisation_its_own_grafana_organis
         board = GrafanaStandIn.dashboards[(org, "sitroom-fleets")]
         return next(p for p in board["panels"] if p["type"] == "geomap")
 
-    assert 'FROM "sitroom_alia"."$rp"."fleet" WHERE' in fleet_map(alia)["targets"][0]["query"]
+    assert 'FROM "sitroom_alia".."fleet" WHERE' in fleet_map(alia)["targets"][0]["query"]
     assert (
-        'FROM "sitroom_alia"."$rp"."fleet", "sitroom_at"."$rp"."fleet", "sitroom_comune-prato"."$rp"."fleet"'
+        'FROM "sitroom_alia".."fleet", "sitroom_at".."fleet", "sitroom_comune-prato".."fleet"'
         in fleet_map(city)["targets"][0]["query"]
     )
+    speed = next(
+        p for p in GrafanaStandIn.dashboards[(alia, "sitroom-fleets")]["panels"] if p["type"] == "timeseries"
+    )
+    assert 'FROM "sitroom_alia"."$rp"."fleet" WHERE' in speed["targets"][0]["query"]  # the range's RP
     # The shared layers stay in the data source's database; maps open on the organisation's areas.
     parking = GrafanaStandIn.dashboards[(alia, "sitroom-parking")]
     assert 'FROM "$rp"."parking"' in parking["panels"][0]["targets"][0]["query"]

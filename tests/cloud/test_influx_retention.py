@@ -56,8 +56,9 @@ def test_ingest_start_creates_raw_and_rollup_policies_and_an_hourly_cq_per_kind(
 
     rps, cqs = state(influx_db)
     by_name = {row[0]: row for row in rps[0]["values"]}
-    assert by_name[RAW_RP][1:] == ["720h0m0s", "24h0m0s", 1, True]  # 30 days, the default RP
-    assert by_name[ROLLUP_RP][1] == "0s"  # kept for ever
+    assert by_name[RAW_RP][1:] == ["720h0m0s", "168h0m0s", 1, True]  # 30 days in weeks, the default RP
+    assert by_name[ROLLUP_RP][1:3] == ["0s", "672h0m0s"]  # kept for ever, in 4-week shards
+    assert by_name[DAILY_RP][1:3] == ["0s", "8736h0m0s"]
     names = {row[0] for row in cqs[0]["values"]}
     assert names == {r.name for r in rollups()}
     assert {
@@ -85,7 +86,9 @@ def test_a_changed_raw_retention_is_altered_in_place(influx_db: InfluxClient) ->
 
     issued = ensure(influx_db, raw_retention="2w", rollup_retention="INF")
 
-    assert issued == [f'ALTER RETENTION POLICY "raw" ON "{influx_db.database}" DURATION 2w DEFAULT']
+    assert issued == [
+        f'ALTER RETENTION POLICY "raw" ON "{influx_db.database}" DURATION 2w SHARD DURATION 7d DEFAULT'
+    ]
     rps, _ = state(influx_db)
     assert {row[0]: row[1] for row in rps[0]["values"]}[RAW_RP] == "336h0m0s"
 
@@ -295,3 +298,11 @@ def test_the_rules_service_starts_and_writes_alerts_as_a_write_only_user(
         assert "may not create databases" in caplog.text
     finally:
         influxd.stop()
+
+
+def test_a_retention_shorter_than_a_week_keeps_influxdbs_own_shard_length(influx_db: InfluxClient) -> None:
+    issued = ensure(influx_db, raw_retention="2d", rollup_retention="INF")
+
+    raw = next(s for s in issued if '"raw"' in s)
+    assert raw == f'CREATE RETENTION POLICY "raw" ON "{influx_db.database}" DURATION 2d REPLICATION 1 DEFAULT'
+    assert ensure(influx_db, raw_retention="2d", rollup_retention="INF") == []

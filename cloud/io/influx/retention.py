@@ -197,20 +197,33 @@ def ensure(
         for s in influx.series(f'SHOW RETENTION POLICIES ON "{db}"', database=db)
         for row in s.get("values", [])
     }
-    # Columns: name, duration, shardGroupDuration, replicaN, default.
+    # Columns: name, duration, shardGroupDuration, replicaN, default. InfluxDB 1.x opens a
+    # cursor per series and shard a query touches: raw data in weeks, not the default day of a
+    # 30-day RP (data then lives up to a week past its retention), the hourly tier in 4 weeks
+    # and the daily one in a year, not the default 7 days of an RP kept for ever
+    # (bench/queries.py: half the time of a month over 2,000 series, or less).
     policies = (
-        (RAW_RP, raw_retention, True),
-        (ROLLUP_RP, rollup_retention, False),
-        (DAILY_RP, rollup_retention, False),
-        (META_RP, "INF", False),
+        (RAW_RP, raw_retention, "7d", True),
+        (ROLLUP_RP, rollup_retention, "4w", False),
+        (DAILY_RP, rollup_retention, "52w", False),
+        (META_RP, "INF", "", False),
     )
-    for name, duration, is_default in policies:
+    for name, duration, wanted_shard, is_default in policies:
+        kept, length = _seconds(duration), _seconds(wanted_shard) if wanted_shard else None
+        # A shard may not outlive its RP: a short retention keeps InfluxDB's own shard length.
+        shard = wanted_shard if length is not None and (kept is None or kept >= length) else ""
         row = existing.get(name)
         default = " DEFAULT" if is_default else ""
+        shards = f" SHARD DURATION {shard}" if shard else ""
         if row is None:
-            run(f'CREATE RETENTION POLICY "{name}" ON "{db}" DURATION {duration} REPLICATION 1{default}')
-        elif row[1] != _duration_text(duration) or (is_default and not row[4]):
-            run(f'ALTER RETENTION POLICY "{name}" ON "{db}" DURATION {duration}{default}')
+            policy = f'RETENTION POLICY "{name}" ON "{db}" DURATION {duration} REPLICATION 1'
+            run(f"CREATE {policy}{shards}{default}")
+        elif (
+            row[1] != _duration_text(duration)
+            or (shard and row[2] != _duration_text(shard))
+            or (is_default and not row[4])
+        ):
+            run(f'ALTER RETENTION POLICY "{name}" ON "{db}" DURATION {duration}{shards}{default}')
 
     cqs: dict[str, str] = {}
     for s in influx.series("SHOW CONTINUOUS QUERIES", database=db):
