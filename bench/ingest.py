@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from cloud.dev.servers import Influxd, Mosquitto, env_without_proxies  # noqa: E402
-from cloud.io.influx.client import InfluxClient  # noqa: E402
+from cloud.io.influx.client import InfluxClient, QueryError  # noqa: E402
 from edge.contract import SensorKind, format_ts, topics  # noqa: E402
 
 ORG = "bench"
@@ -327,9 +327,11 @@ class Probe:
     def run_poller(self) -> None:
         seen: set[int] = set()
         while not self.stop.is_set() or len(seen) < len(self.sent):
-            rows = self.influx.series(
-                f'SELECT "occupied" FROM "{KIND}" WHERE "gateway"=\'{PROBE_GATEWAY}\' AND time > now() - 10m'
-            )
+            try:
+                q = f'SELECT "occupied" FROM "{KIND}" WHERE "gateway"=\'{PROBE_GATEWAY}\' AND time > now() - 10m'
+                rows = self.influx.series(q)
+            except QueryError:  # its database is created with its first write (--private-orgs)
+                rows = []
             now = time.perf_counter()
             for s in rows:
                 for t_ms, _ in s["values"]:

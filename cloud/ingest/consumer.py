@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 _BACKOFF_MIN_S = 0.5
 _BACKOFF_MAX_S = 30.0
+_ROUND_WRITES = 4  # a round holds at most this many full writes' lines (several databases)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +93,23 @@ class Prepared:
     starts: list[int] = field(default_factory=list)
     sources: list[Inbound] = field(default_factory=list)
     # Per message that gave lines: the database its readings go to (the data policy's choice
-    # for its org and kind; one message is one gateway's batch of one kind).
+    # for its org and kind; one message is one gateway's batch of one kind), and lines per one.
     databases: list[str] = field(default_factory=list)
+    per_database: Counter[str] = field(default_factory=Counter)
 
     def add(self, item: Inbound, lines: list[str], sensors: list[str], database: str = "") -> None:
         if lines:
             self.starts.append(len(self.lines))
             self.sources.append(item)
             self.databases.append(database)
+            self.per_database[database] += len(lines)
             self.lines += lines
             self.sensors += sensors
+
+    @property
+    def largest_write(self) -> int:
+        """The lines of the database that has most: the largest `/write` this round makes."""
+        return max(self.per_database.values(), default=0)
 
     def owner(self, index: int) -> tuple[Inbound, str]:
         """The message and sensor of line `index`."""
@@ -402,7 +410,11 @@ class Ingest:
         out = Prepared([], [], [], [], 0)
         self._prepare_one(first, now, out)
         deadline = time.monotonic() + self.settings.write_linger_ms / 1000
-        while len(out.lines) < self.settings.write_batch_points:
+        # A round is cut when one database's write is full, so that with several databases each
+        # `/write` still carries about `write_batch_points` (InfluxDB's cost per request and
+        # ours are what batching pays for), within a bound on the whole round.
+        batch = self.settings.write_batch_points
+        while out.largest_write < batch and len(out.lines) < _ROUND_WRITES * batch:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
