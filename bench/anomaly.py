@@ -1,17 +1,20 @@
 """Anomaly benchmark: labelled series from the simulators, the rules engine over them, and its speed.
 
-    .venv/bin/python bench/anomaly.py [--days 28] [--skip-throughput] [--skip-latency]
+    .venv/bin/python bench/anomaly.py [--days 28] [--detector NAME] [--skip-throughput] [--skip-latency]
 
 1. Quality. Four weeks of Prato from the simulators (car parks, traffic counters, buses), with
    labelled anomalies injected in the last two weeks (the first two are the warm-up every
    learning detector needs): stuck sensors, counter drops, sudden parking surges, slow drifts,
    buses halted inside worksites, and planned worksites whose traffic drop must be called
-   *expected impact*, not an anomaly. The default rules (seasonal baseline, worksite impact,
-   geofence) run over the readings in time order; an anomaly is detected when an alert for its
+   *expected impact*, not an anomaly. The default rules (seasonal baseline and worksite impact
+   with the detector, the registry's DEFAULT unless --detector, and geofence) run over the
+   readings in time order; an anomaly is detected when an alert for its
    sensor fires inside its window (+15 min); any other alert is a false alert. Printed: precision,
    recall, F1 per anomaly type and overall, and false alerts per sensor-day.
 2. Throughput: readings evaluated per second on one core by an engine with 50 rules over
-   10,000 series (threshold, rate of change, flatline, staleness, geofence, parking saturation).
+   10,000 series (threshold, rate of change, flatline, staleness, geofence, parking saturation),
+   then with the detector on car-park occupancy, traffic flow and speed besides, its detectors
+   learning from scratch and restored from a warm state; the detector's memory per series.
 3. Latency: reading published to alert received over MQTT, through real Mosquitto, ingest and the
    rules service with its alert store (an upper bound of "stored to published"), p50/p99.
 """
@@ -19,6 +22,8 @@
 from __future__ import annotations
 
 import argparse
+import gc
+import json
 import platform
 import random
 import statistics
@@ -26,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import sqlalchemy as sa
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.core.alerts import Alert
@@ -41,6 +48,9 @@ from cloud.core.settings import CloudSettings
 from cloud.dev.servers import Influxd, Mosquitto
 from cloud.ingest.consumer import Ingest
 from cloud.rules.base import Rule
+from cloud.rules.checkpoint import CheckpointStore, Delivered, series_table
+from cloud.rules.detectors import DEFAULT, Detector, names
+from cloud.rules.detectors import get as get_detector
 from cloud.rules.engine import Engine
 from cloud.rules.kinds.flatline import Flatline, FlatlineConfig
 from cloud.rules.kinds.geofence import Geofence, GeofenceConfig
@@ -229,11 +239,15 @@ def build(  # noqa: PLR0912, PLR0915
     return readings, events, Geography(sites=sites, worksites=worksites), sensor_days
 
 
-def quality_rules(geo: Geography) -> list[Rule[Any]]:
+def quality_rules(geo: Geography, detector: str = DEFAULT) -> list[Rule[Any]]:
     rules: list[Rule[Any]] = [
         Seasonal(
             SeasonalConfig(
-                name="parking-unusual", kind=SensorKind.PARKING, field="occupied", score_above=SCORE_ABOVE
+                name="parking-unusual",
+                kind=SensorKind.PARKING,
+                field="occupied",
+                score_above=SCORE_ABOVE,
+                detector=detector,
             )
         ),
         WorksiteImpact(
@@ -243,6 +257,7 @@ def quality_rules(geo: Geography) -> list[Rule[Any]]:
                 field="speed_kmh",
                 score_above=SCORE_ABOVE,
                 radius_m=300,
+                detector=detector,
             )
         ),
         Geofence(
@@ -258,11 +273,11 @@ def is_anomaly_alert(a: Alert) -> bool:
     return not (a.context and a.context.get("classification") == "expected_impact")
 
 
-def quality(days: int, seed: int) -> dict[str, Any]:
+def quality(days: int, seed: int, detector: str = DEFAULT) -> dict[str, Any]:
     t0 = time.perf_counter()
     readings, events, geo, sensor_days = build(days, seed)
     built_s = time.perf_counter() - t0
-    engine = Engine(quality_rules(geo))
+    engine = Engine(quality_rules(geo, detector))
     warm_until = START + timedelta(days=days // 2)
     fired: list[Alert] = []
     t0 = time.perf_counter()
@@ -327,9 +342,22 @@ def _fast(kind: SensorKind, gateway: str, sensor: str, ts: datetime, fields: dic
     )
 
 
-def throughput(series: int, readings_n: int) -> tuple[float, int]:
-    """50 rules over `series` series; readings built first, only the engine is timed."""
+def throughput(
+    series: int,
+    readings_n: int,
+    detector: str | None = None,
+    fields: tuple[tuple[SensorKind, str], ...] = (),
+    *,
+    warm: bool = False,
+    constant: bool = False,
+) -> tuple[float, int, float]:
+    """50 rules over `series` series; readings built first, only the engine is timed. With
+    `detector`, one rule more per field of `fields` runs it (the default rules will run it on
+    car-park occupancy, traffic flow and speed), each series' detector learning from scratch
+    or, `warm`, restored from a checkpoint of four days of such series (`warm_detectors`); or,
+    `constant`, a detector that does nothing: what the rules themselves cost."""
     rules: list[Rule[Any]] = []
+    restore_s = 0.0
     for i in range(12):
         rules.append(
             Threshold(
@@ -397,16 +425,38 @@ def throughput(series: int, readings_n: int) -> tuple[float, int]:
             )
         )
     assert len(rules) == 50, len(rules)
+    if detector is not None:
+        seasonal = detector_rules(detector, fields)
+        rules.extend(seasonal)
+        if warm:
+            restore_s = warm_detectors(seasonal, fields, series)
+        if constant:
+            for rule in seasonal:
+                rule.detector_cls = ConstantDetector  # bench-only: the rules without detector work
+                rule.reports_onsets = False
     engine = Engine(rules)
-    # Ordinary data, as in a real city: values wander slowly; alerts are the exception.
-    rnd = random.Random(1)
+    readings = continued_readings(series, max(readings_n // series, 1))
+    alerts = 0
+    t0 = time.process_time()
+    for r in readings:
+        alerts += len(engine.observe(r))
+    cpu_s = time.process_time() - t0
+    return len(readings) / cpu_s, alerts, restore_s
+
+
+def city_readings(series: int, readings_n: int, start: datetime, seed: int = 1) -> list[Reading]:
+    """Ordinary data, as in a real city: values wander slowly around each series' own level
+    (pulled back towards it, so that days of them stay ordinary); alerts are the exception."""
+    rnd = random.Random(seed)
     readings: list[Reading] = []
     per_series = max(readings_n // series, 1)
-    level = [rnd.uniform(0.2, 0.8) for _ in range(series)]
+    base = [rnd.uniform(0.3, 0.7) for _ in range(series)]
+    level = list(base)
     for k in range(per_series):
-        ts = START + timedelta(minutes=k)
+        ts = start + timedelta(minutes=k)
         for s in range(series):
-            level[s] = min(max(level[s] + rnd.gauss(0, 0.01), 0.05), 0.97)
+            step = 0.02 * (base[s] - level[s]) + rnd.gauss(0, 0.01)
+            level[s] = min(max(level[s] + step, 0.05), 0.97)
             gw = f"gw-{s // 100}"
             kind = s % 5
             if kind < 2:
@@ -422,12 +472,117 @@ def throughput(series: int, readings_n: int) -> tuple[float, int]:
                 lat, lon = 43.87 + 0.01 * level[s], 11.09 + 0.001 * k
                 fields = {"lat": lat, "lon": lon, "speed_kmh": 30.0, "heading_deg": 0.0}
                 readings.append(_fast(SensorKind.FLEET, gw, f"v-{s}", ts, fields))
-    alerts = 0
-    t0 = time.process_time()
-    for r in readings:
-        alerts += len(engine.observe(r))
-    cpu_s = time.process_time() - t0
-    return len(readings) / cpu_s, alerts
+    return readings
+
+
+TEMPLATES = 5  # of city_readings: 2 car parks, 2 traffic counters, a vehicle
+
+
+def template_history(minutes: int) -> list[Reading]:
+    """WARM_DAYS days of TEMPLATES series of `city_readings` before START, and `minutes` more."""
+    n = TEMPLATES * (WARM_DAYS * 1440 + minutes)
+    return city_readings(TEMPLATES, n, START - timedelta(days=WARM_DAYS), seed=2)
+
+
+def continued_readings(series: int, per_series: int) -> list[Reading]:
+    """`per_series` minutes of `series` series from START, series s going on as template
+    s % TEMPLATES did after its WARM_DAYS days: what a detector warmed on the template's
+    history (`warm_detectors`) finds ordinary, as a warm detector in a real city would."""
+    tail = template_history(per_series)[TEMPLATES * WARM_DAYS * 1440 :]
+    out: list[Reading] = []
+    for k in range(per_series):
+        for s in range(series):
+            t = tail[k * TEMPLATES + s % TEMPLATES]
+            out.append(_fast(t.kind, f"gw-{s // 100}", f"{t.sensor.split('-')[0]}-{s}", t.ts, t.fields))
+    return out
+
+
+DETECTED = (
+    (SensorKind.PARKING, "occupied"),
+    (SensorKind.TRAFFIC, "vehicles"),
+    (SensorKind.TRAFFIC, "speed_kmh"),
+)
+WARM_DAYS = 4
+
+
+class ConstantDetector(Detector):
+    """p = 1 for every reading, at no cost: what a rule costs around its detector."""
+
+    __slots__ = ()
+
+    def pvalue(self, ts: float, value: float) -> float:
+        return 1.0
+
+
+def detector_rules(detector: str, fields: tuple[tuple[SensorKind, str], ...]) -> list[Seasonal]:
+    return [
+        Seasonal(
+            SeasonalConfig(
+                name=f"unusual-{field.replace('_', '-')}", kind=kind, field=field, detector=detector
+            )
+        )
+        for kind, field in fields
+    ]
+
+
+def warm_state(detector: str, kind: SensorKind, field: str) -> dict[str, Any]:
+    """The state of a detector that has seen WARM_DAYS days of one series of `city_readings`."""
+    d = get_detector(detector)()
+    start = START - timedelta(days=WARM_DAYS)
+    for r in city_readings(5, 5 * WARM_DAYS * 1440, start, seed=2):
+        if r.kind is kind:
+            d.pvalue(r.ts.timestamp(), float(r.fields[field]))
+    return d.state()
+
+
+def warm_detectors(rules: list[Seasonal], fields: tuple[tuple[SensorKind, str], ...], series: int) -> float:
+    """Every series of `rules` restored from a checkpoint, as the rules service starts after a
+    restart; returns the seconds the restore took.
+
+    The checkpoint is made through the service's own API: an engine with these rules learns
+    the WARM_DAYS days of the TEMPLATES series and is saved (cloud/rules/checkpoint.py); each
+    template's rows are then copied in the database to the keys of the series that go on as it
+    (`continued_readings`): four days of 10,000 series through the engine would take longer
+    than the measurement."""
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/checkpoint.db"
+        learner = Engine(list[Rule[Any]](detector_rules(rules[0].config.detector, fields)))
+        for r in template_history(0):
+            learner.observe(r)
+        store = CheckpointStore(url)
+        store.save(learner, Delivered(), every_series=True)
+        with store.engine.begin() as conn:
+            learnt = {
+                (row.rule, int(row.sensor.split("-")[1])): row
+                for row in conn.execute(sa.select(series_table))
+            }
+            copies = []
+            for (rule, template), row in learnt.items():
+                for s in range(template, series, TEMPLATES):
+                    key = {"gateway": f"gw-{s // 100}", "sensor": f"{row.sensor.split('-')[0]}-{s}"}
+                    copies.append({**row._asdict(), "rule": rule, **key})
+            conn.execute(series_table.delete())
+            conn.execute(series_table.insert(), copies)
+        store.close()
+        t0 = time.perf_counter()
+        restored: list[Rule[Any]] = list(rules)
+        found = CheckpointStore(url).restore(Engine(restored))
+        assert found.series == len(copies), found
+        return time.perf_counter() - t0
+
+
+def detector_memory(detector: str, series: int) -> tuple[float, int]:
+    """Bytes per series of `series` warm detectors (tracemalloc), and of one's state as JSON."""
+    state = warm_state(detector, SensorKind.PARKING, "occupied")
+    cls = get_detector(detector)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = [cls.from_state(state) for _ in range(series)]
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(kept) == series
+    return used / series, len(json.dumps(state))
 
 
 def latency(samples: int) -> list[float]:  # noqa: PLR0915  (servers up, measure, servers down)
@@ -513,26 +668,11 @@ def latency(samples: int) -> list[float]:  # noqa: PLR0915  (servers up, measure
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--days", type=int, default=28)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--series", type=int, default=10_000)
-    parser.add_argument("--readings", type=int, default=300_000)
-    parser.add_argument("--latency-samples", type=int, default=200)
-    parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--skip-latency", action="store_true")
-    args = parser.parse_args()
-    host = f"{platform.node()} {platform.processor() or platform.machine()}"
-    print(f"# {host}, Python {platform.python_version()}")
-    print("# the machine may be shared: rates vary with other load\n")
-
-    q = quality(args.days, args.seed)
-    warm = args.days // 2
-    print(f"quality: {q['readings']:,} readings over {args.days} days ({warm} warm-up)")
-    print(f"one alert threshold for every series: score >= {SCORE_ABOVE}")
+def print_quality(days: int, seed: int, detector: str) -> None:
+    q = quality(days, seed, detector)
+    warm = days // 2
+    print(f"quality: {q['readings']:,} readings over {days} days ({warm} warm-up)")
+    print(f"detector: {detector}; one alert threshold for every series: score >= {SCORE_ABOVE}")
     header = ("anomaly", "events", "tp", "fp", "fn", "precision", "recall", "F1")
     print("{:<10} {:>6} {:>4} {:>4} {:>4} {:>9} {:>7} {:>6}".format(*header))
     for kind, n, tp, fp, fn in q["rows"]:
@@ -547,12 +687,51 @@ def main() -> None:
     rate = q["readings"] / q["run_s"]
     print(f"engine time with learning detectors: {q['run_s']:.1f} s ({rate:,.0f} readings/s)\n")
 
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--days", type=int, default=28)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--series", type=int, default=10_000)
+    parser.add_argument("--readings", type=int, default=300_000)
+    parser.add_argument("--latency-samples", type=int, default=200)
+    parser.add_argument("--detector", default=DEFAULT, choices=names(), help="default: %(default)s")
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args()
+    host = f"{platform.node()} {platform.processor() or platform.machine()}"
+    print(f"# {host}, Python {platform.python_version()}")
+    print("# the machine may be shared: rates vary with other load\n")
+
+    if not args.skip_quality:
+        print_quality(args.days, args.seed, args.detector)
+
     if not args.skip_throughput:
-        rate, alerts = throughput(args.series, args.readings)
+        per_series = max(args.readings // args.series, 1)
+        print(f"throughput: {args.series:,} series, {per_series} readings each, CPU time on one core")
+        rate, alerts, _ = throughput(args.series, args.readings)
+        print(f"  50 rules: {rate:,.0f} readings/s ({alerts:,} alert transitions)")
+        d = args.detector
+        warm = f"restored from a {WARM_DAYS}-day checkpoint"
+        three = "occupancy, traffic flow and speed"
+        runs: list[tuple[str, tuple[tuple[SensorKind, str], ...], dict[str, bool]]] = [
+            (f"+ {d} on car-park occupancy, {warm}", DETECTED[:1], {"warm": True}),
+            (f"+ {d} on {three}, learning from scratch", DETECTED, {}),
+            (f"+ {d} on {three}, {warm}", DETECTED, {"warm": True}),
+            (f"+ a do-nothing detector on {three} (the rules' own cost)", DETECTED, {"constant": True}),
+        ]
+        for label, fields, how in runs:
+            rate, alerts, restore_s = throughput(args.series, args.readings, d, fields, **how)
+            restored = f"; restore {restore_s:.1f} s" if restore_s else ""
+            print(f"  50 rules {label}: {rate:,.0f} readings/s ({alerts:,} alert transitions{restored})")
+        per_series_b, state_b = detector_memory(args.detector, args.series)
         print(
-            f"throughput: 50 rules over {args.series:,} series: {rate:,.0f} readings/s on one core (CPU time)"
+            f"memory: {args.detector} per series {per_series_b:,.0f} bytes (tracemalloc over {args.series:,} "
+            f"warm detectors); its state() as JSON {state_b:,} bytes"
         )
-        print(f"            {alerts:,} alert transitions")
     if not args.skip_latency:
         lat = latency(args.latency_samples)
         if not lat:

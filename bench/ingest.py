@@ -328,7 +328,10 @@ class Probe:
         seen: set[int] = set()
         while not self.stop.is_set() or len(seen) < len(self.sent):
             try:
-                q = f'SELECT "occupied" FROM "{KIND}" WHERE "gateway"=\'{PROBE_GATEWAY}\' AND time > now() - 10m'
+                q = (
+                    f'SELECT "occupied" FROM "{KIND}" '
+                    f"WHERE \"gateway\"='{PROBE_GATEWAY}' AND time > now() - 10m"
+                )
                 rows = self.influx.series(q)
             except QueryError:  # its database is created with its first write (--private-orgs)
                 rows = []

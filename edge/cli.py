@@ -43,6 +43,15 @@ from edge.drivers import (
 )
 from edge.drivers.framing import DecoderOutput, RejectedInput
 from edge.drivers.vectors import sample_configs
+from edge.simulators.clock import SimClock
+from edge.simulators.devices import (
+    ChirpStackUplinks,
+    VirtualDevice,
+    counter_record,
+    gps_sentences,
+    serial_sink,
+)
+from edge.transports.pty import VirtualSerialPort
 
 _CHUNK = 65536
 
@@ -287,7 +296,7 @@ def tail_command(
 
 
 @edge.command("simulate")
-@click.argument("device", type=click.Choice(["gps", "counter", "parking"]))
+@click.argument("device", type=click.Choice(["gps", "counter", "parking", "gtfs-rt"]))
 @click.option(
     "--link",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -308,6 +317,20 @@ def tail_command(
 )
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated seconds per second.")
 @click.option("--duration", type=float, help="Stop after this many seconds (default: until Ctrl-C).")
+@click.option(
+    "--feed",
+    type=click.Path(exists=True, path_type=Path),
+    help="gtfs-rt: the GTFS feed (zip or folder) to play (default: the project's Prato network).",
+)
+@click.option(
+    "--port",
+    "http_port",
+    type=click.IntRange(0, 65535),
+    default=8088,
+    show_default=True,
+    help="gtfs-rt: HTTP port.",
+)
+@click.option("--cancel", "cancelled", multiple=True, help="gtfs-rt: a trip_id to cancel (repeatable).")
 def simulate_command(
     device: str,
     link: Path | None,
@@ -316,19 +339,18 @@ def simulate_command(
     sim_entry: str | None,
     speed: float,
     duration: float | None,
+    feed: Path | None,
+    http_port: int,
+    cancelled: tuple[str, ...],
 ) -> None:
     """Run a virtual device that speaks the real bytes: a GPS receiver (NMEA) or a traffic
     counter ($TCR) on a pseudo-terminal behind --link, or Bosch parking sensors' ChirpStack
-    uplinks on --broker. Point a gateway (or `sitroom edge tail`) at it."""
-    from edge.simulators.clock import SimClock  # noqa: PLC0415  (only this command needs them)
-    from edge.simulators.devices import (  # noqa: PLC0415
-        ChirpStackUplinks,
-        VirtualDevice,
-        counter_record,
-        gps_sentences,
-        serial_sink,
-    )
-    from edge.transports.pty import VirtualSerialPort  # noqa: PLC0415
+    uplinks on --broker. Point a gateway (or `sitroom edge tail`) at it. `gtfs-rt` serves a
+    public-transport operator's GTFS-Realtime feed over HTTP, played from a GTFS feed on the
+    clock (delays, cancelled trips, a detour); point `sitroom transit read` at it."""
+    if device == "gtfs-rt":
+        _simulate_gtfs_rt(feed, http_port, cancelled, speed, duration)
+        return
 
     all_defaults: dict[str, dict[str, Any]] = {
         "gps": {"driver": "sim_fleet", "id": "v-bus-101", "route": "lam-blu", "interval_s": 1},
@@ -377,6 +399,38 @@ def simulate_command(
         for c in closers:
             c.close()
     click.echo(f"sent {len(virtual.sent)} readings", err=True)
+
+
+def _simulate_gtfs_rt(
+    feed: Path | None, port: int, cancelled: tuple[str, ...], speed: float, duration: float | None
+) -> None:
+    # Only this command loads protobuf and the GTFS codec: a street gateway's `sitroom` never
+    # does (tests/edge/test_gtfs_codec.py), so these imports stay here, not at the top.
+    from edge.contract.gtfs.static import FeedError  # noqa: PLC0415
+    from edge.simulators.gtfs_rt import FeedGenerator, GtfsRtServer, Network, Scenario  # noqa: PLC0415
+    from edge.simulators.transit import prato_feed_zip, zip_folder  # noqa: PLC0415
+
+    static = prato_feed_zip() if feed is None else zip_folder(feed) if feed.is_dir() else feed.read_bytes()
+    try:
+        network = Network.load(static)
+    except FeedError as exc:
+        raise click.ClickException(f"{feed}: {exc}") from None
+    clock = (
+        SimClock.replaying(speed, horizon_s=duration or 3600) if speed > 1 else SimClock(1, datetime.now(UTC))
+    )
+    generator = FeedGenerator(network, clock, Scenario(cancelled=cancelled))
+    server = GtfsRtServer(
+        generator, host="127.0.0.1", port=port, refresh_s=max(1.0, 10.0 / speed), static_zip=static
+    )
+    server.start()
+    click.echo(f"GTFS-Realtime on {server.url}/gtfs-rt (static feed: {server.url}/gtfs.zip)", err=True)
+    try:
+        threading.Event().wait(duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    click.echo(f"served {server.requests} requests", err=True)
 
 
 @edge.command("check-batch")

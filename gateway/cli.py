@@ -1,7 +1,8 @@
-"""`sitroom gateway run|check-config`."""
+"""`sitroom gateway run|check-config|meta|spool|schema`."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -15,7 +16,9 @@ import click
 from edge.contract.areas import AREAS_ENV, Areas, AreasFileError, load_areas
 from edge.simulators.clock import Clock, SimClock, WallClock
 from gateway.agent import Agent
-from gateway.config import ConfigError, load
+from gateway.config import ConfigError, json_schema, load
+from gateway.meta import meta_payload
+from gateway.remote_config import version_of
 from gateway.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -125,6 +128,28 @@ def check_config(files: tuple[Path, ...], areas_file: Path | None) -> None:
         raise SystemExit(1)
 
 
+@group.command("meta")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def meta_command(files: tuple[Path, ...]) -> None:
+    """Print what each config's gateway declares on its retained meta (one JSON per line).
+
+    The same bytes `sitroom gateway run` publishes on sr/v1/{org}/{gateway}/meta: each sensor's
+    id, kind and driver (a source's devices too). `sitroom exchange export` reads the kinds of
+    configured sensors from it, as ingest learns them from the broker.
+    """
+    failed = False
+    for path in files:
+        try:
+            config = load(path)
+        except ConfigError as exc:
+            failed = True
+            click.echo(str(exc), err=True)
+            continue
+        click.echo(meta_payload(config, version_of(config)).decode())
+    if failed:
+        raise SystemExit(1)
+
+
 @group.command("spool")
 @click.option(
     "--state-dir",
@@ -156,8 +181,4 @@ def spool_command(state_dir: Path) -> None:
 @group.command()
 def schema() -> None:
     """Print the JSON Schema of gateway config files (for editors: yaml-language-server)."""
-    import json  # noqa: PLC0415
-
-    from gateway.config import json_schema  # noqa: PLC0415
-
     click.echo(json.dumps(json_schema(), indent=2))

@@ -2,8 +2,10 @@
 
 A pushed config is the gateway's whole configuration document (JSON, or YAML), validated by the
 same model as the local file. It is refused, with the reason, when it does not validate, when
-it names another gateway or organisation, or when it would move the gateway to another broker
-(a wrong broker would cut the gateway off for good; that change belongs to the local file).
+it names another gateway or organisation, when it would move the gateway to another broker
+(a wrong broker would cut the gateway off for good; that change belongs to the local file), or
+when it points a serial driver at anything but a serial device (`/dev/tty*`,
+`/dev/serial/by-id/*`) that the local file does not already name.
 A config without a `broker` section keeps the running one. The last applied config is kept in
 the state dir, so a gateway restarted while the broker is unreachable starts on it.
 """
@@ -19,6 +21,7 @@ from typing import Any
 import orjson
 import yaml
 
+from edge.drivers.serialconfig import DEVICE_PATHS, SerialDriverConfig, is_device_path
 from gateway.config import ConfigError, GatewayConfig, parse
 
 MAX_CONFIG_BYTES = 1_048_576
@@ -79,7 +82,23 @@ def validate(payload: bytes, running: GatewayConfig) -> Accepted:
         config = parse(raw, "remote config", running.areas)
     except ConfigError as exc:
         raise RejectedConfigError(label, exc.problems) from None
+    problems = _ports_outside_devices(config, running)
+    if problems:
+        raise RejectedConfigError(label, problems)
     return Accepted(config, version_of(config), raw)
+
+
+def _ports_outside_devices(config: GatewayConfig, running: GatewayConfig) -> list[str]:
+    """A pushed config may point a serial driver only at a serial device, or at a path the
+    local config already names: whoever may write the retained config must not make the gateway
+    open /etc/shadow or a FIFO."""
+    local = {s.port for s in running.sensors if isinstance(s, SerialDriverConfig)}
+    return [
+        f"sensors[{i}].port: {s.port!r} is not a serial device ({' or '.join(DEVICE_PATHS)}); "
+        "other paths only in the gateway's local config"
+        for i, s in enumerate(config.sensors)
+        if isinstance(s, SerialDriverConfig) and s.port not in local and not is_device_path(s.port)
+    ]
 
 
 class LastGood:

@@ -9,22 +9,29 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
+from cloud.apps.api import WaysIn
 from cloud.apps.demo import inject_bad_feed
+from cloud.apps.demo_exchange import PARTNER, UTILITY
+from cloud.core.admission import Admission
 from cloud.core.geo import ServiceAreas
 from cloud.core.settings import CloudSettings
 from cloud.dev.demo_data import load_demo
+from cloud.dev.partners import CarParkStates, van_positions
 from cloud.dev.servers import Influxd, Mosquitto
+from cloud.ingest.direct import DirectIngest
 from cloud.io.influx.client import InfluxClient
+from cloud.io.ledger import BatchLedger
 from cloud.io.mqtt import BrokerConnection
 from cloud.rules.store import AlertStore
 from cloud.worksites.snapshot import WorksiteSnapshots
 from cloud.worksites.store import WorksiteStore
-from edge.contract import BrokerAddress
+from edge.contract import BrokerAddress, format_ts
 from edge.simulators.clock import SimClock
 from gateway.agent import Agent
 from gateway.config import load
@@ -159,11 +166,35 @@ def demo_data_db(
             what=f"{sent} dead letters",
         )
         feed.stop()
+        exchange_in(settings, registry, minutes=6)
     yield database
     client.drop_database()
     client.close()
     alert_store.close()
     registry.close()
+
+
+def exchange_in(settings: CloudSettings, registry: WorksiteStore, minutes: int) -> None:
+    """What the demo's partners send (cloud/dev/partners.py), a fix or a state a minute: the
+    partner's car parks as NGSI-LD notifications and the utility's vans through the push API,
+    handed to the receiver and the push service as the demo's API process hands them."""
+    direct = DirectIngest(
+        InfluxClient(settings.influx_url, settings.influx_db),
+        Admission.from_settings(settings),
+        instance="http-demo",
+    )
+    ways = WaysIn.over(direct, BatchLedger(registry.engine))
+    parks = CarParkStates(PARTNER)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=minutes)
+    for m in range(minutes):
+        at = start + timedelta(minutes=m)
+        notification = {"id": f"urn:ngsi-ld:Notification:demo-{m}", "type": "Notification",
+                        "notifiedAt": format_ts(at), "data": parks.entities(at)}  # fmt: skip
+        assert ways.notifications.receive(PARTNER, orjson.dumps(notification)).refusals == []
+        positions = orjson.dumps(van_positions(m * 60.0, at))
+        assert ways.push.positions(UTILITY, f"demo-{m}", positions).refusals == []
+    direct.report()
+    direct.influx.close()
 
 
 @pytest.hookimpl(wrapper=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,6 +51,23 @@ def wait_until(
         time.sleep(interval_s)
     raise AssertionError(
         f"timed out after {timeout_s} s waiting for {what or predicate}; last value {last!r}"
+    )
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims `width` x `height` pixels in its header and holds one empty row: a
+    decompression bomb's calling card, a few dozen bytes on the wire."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    # PNG spec 11.2.2 IHDR: width, height, bit depth 8, colour type 2 (RGB), then 0, 0, 0.
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00"))
+        + chunk(b"IEND", b"")
     )
 
 

@@ -39,6 +39,7 @@ from edge.contract import (
 )
 from edge.contract.batch import MAX_READINGS_PER_BATCH, MAX_SEQ
 from edge.contract.ids import RESERVED_ORGS
+from edge.contract.kinds import STRING_PATTERN
 from edge.contract.meta import (
     DRIVER_NAME_PATTERN,
     MAX_DEVICES_PER_SENSOR,
@@ -47,7 +48,7 @@ from edge.contract.meta import (
 )
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "contract" / "asyncapi.yaml"
-JSON_TYPES = {"float": "number", "int": "integer", "bool": "boolean"}
+JSON_TYPES = {"float": "number", "int": "integer", "bool": "boolean", "str": "string"}
 # Functions of edge.contract.topics that build no channel's address.
 NOT_CHANNEL_BUILDERS = {"gateway_topic", "parse", "shared"}
 
@@ -291,7 +292,11 @@ def test_every_kind_has_its_fields_with_the_declared_types_ranges_and_units(doc:
 
 def expected_field_schema(f: FieldSpec) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": JSON_TYPES[f.type], "x-unit": f.unit, "description": f.description}
-    if f.type != "bool":
+    if f.type == "str" and f.choices:
+        schema["enum"] = list(f.choices)
+    elif f.type == "str":
+        schema |= {"minLength": f.minimum, "maxLength": f.maximum, "pattern": STRING_PATTERN}
+    elif f.type != "bool":
         schema |= {"minimum": f.minimum, "maximum": f.maximum}
     return schema
 
@@ -302,6 +307,7 @@ def test_every_kind_allows_exactly_its_declared_tags(doc: dict[str, Any]) -> Non
         _, tags_schema = branches[kind.value]
         assert tags_schema["additionalProperties"] is False, kind
         assert set(tags_schema["properties"]) == set(spec.tags), kind
+        assert set(tags_schema.get("required", [])) == (set(spec.tags) if spec.fixed_tags else set()), kind
         for key, value in tags_schema["properties"].items():
             assert value == {"$ref": "#/components/schemas/TagValue"}, (kind, key)
 
@@ -310,9 +316,13 @@ def sample_batch(kind: SensorKind) -> Batch:
     """Readings at every field's minimum, midpoint and maximum, with every tag."""
     spec = KINDS[kind]
 
-    def value(f: FieldSpec, at: float) -> float | int | bool:
+    def value(f: FieldSpec, at: float) -> float | int | bool | str:
         if f.type == "bool":
             return at >= 0.5
+        if f.type == "str":
+            return (
+                f.choices[int(at * (len(f.choices) - 1))] if f.choices else ('x"\\é' * 64)[: int(f.maximum)]
+            )
         raw = f.minimum + (f.maximum - f.minimum) * at
         return int(raw) if f.type == "int" else float(raw)
 
@@ -352,6 +362,16 @@ def _mutated(mutate: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     return wire
 
 
+def _transit(tags: dict[str, str] | None = None, **fields: Any) -> dict[str, Any]:
+    """A whole transit_delay payload with these changes to its second reading."""
+    wire = json.loads(encode(sample_batch(SensorKind.TRANSIT_DELAY)))
+    wire["readings"][1]["fields"].update(fields)
+    if tags is not None:
+        wire["readings"][1]["tags"] = tags
+    assert isinstance(wire, dict)
+    return wire
+
+
 BROKEN: dict[str, Callable[[dict[str, Any]], None]] = {
     "version-2": lambda w: w.update(v=2),
     "unknown-kind": lambda w: w.update(kind="bus"),
@@ -367,6 +387,10 @@ BROKEN: dict[str, Callable[[dict[str, Any]], None]] = {
     "field-wrong-type": lambda w: w["readings"][1]["fields"].update(occupied="3"),
     "field-fraction-in-int": lambda w: w["readings"][1]["fields"].update(occupied=3.5),
     "tag-of-another-kind": lambda w: w["readings"][1]["tags"].update(route="lam-blu"),
+    "transit-trip-with-newline": lambda w: w.update(_transit(trip="LAM-BLU\n")),
+    "transit-status-not-a-choice": lambda w: w.update(_transit(status="late")),
+    "transit-trip-not-a-string": lambda w: w.update(_transit(trip=712)),
+    "transit-route-tag-missing": lambda w: w.update(_transit(tags={})),
     "tag-with-space": lambda w: w["readings"][1]["tags"].update(zone="san paolo"),
     "reading-without-ts": lambda w: w["readings"][1].pop("ts"),
     "reading-repeats-kind": lambda w: w["readings"][1].update(kind="parking"),

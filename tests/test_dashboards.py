@@ -31,7 +31,17 @@ from cloud.dashboards.queries import (
 )
 from cloud.dev.demo_data import demo_worksites
 from cloud.ingest.deadletter import DeadLetter
-from cloud.ingest.gateway_health import HEALTH_FIELDS, HEALTH_MEASUREMENT, STATUS_MEASUREMENT
+from cloud.ingest.gateway_health import (
+    DERIVED_SOURCE_FIELDS,
+    DEVICE_FIELDS,
+    DEVICE_MEASUREMENT,
+    DEVICE_TAGS,
+    HEALTH_FIELDS,
+    HEALTH_MEASUREMENT,
+    SOURCE_FIELDS,
+    STATUS_MEASUREMENT,
+)
+from cloud.ingest.seqledger import BatchReport
 from cloud.ingest.stats import IngestStats
 from cloud.io.influx.points import alert_line
 from cloud.io.influx.schema import measurements
@@ -105,7 +115,8 @@ def known_columns() -> dict[str, frozenset[str]]:
         columns[measurement] = columns.get(measurement, frozenset()) | tags | fields
     # cloud/ingest/consumer.py writes the numeric entries of the stats snapshot, tagged instance.
     stats = IngestStats()
-    stats.see_seq("o", "g", 0)
+    stats.accounts.apply(BatchReport(group="", instance="i", run="0123abcd", job=0, gateways={"o/g": [0]}))
+    stats.wrote_batches([("o", "g", 0)])
     stats.see_clock("o", "g", lag_s=1.0, offset_s=0.0, threshold_s=60.0)
     snapshot = stats.snapshot()
     columns["sitroom_ingest"] = frozenset(
@@ -113,9 +124,12 @@ def known_columns() -> dict[str, frozenset[str]]:
     )
     # ... the gateways' health and status as ingest records them (cloud/ingest/gateway_health.py) ...
     columns[HEALTH_MEASUREMENT] = frozenset({"org", "gateway", *HEALTH_FIELDS})
+    columns[DEVICE_MEASUREMENT] = frozenset(
+        {*DEVICE_TAGS, *SOURCE_FIELDS, *DERIVED_SOURCE_FIELDS, *DEVICE_FIELDS.values()}
+    )
     columns[STATUS_MEASUREMENT] = frozenset({"org", "gateway", "online", "reason"})
-    # ... and one point per gateway of its sequence accounting, tagged org and gateway.
-    columns["sitroom_gateway_seq"] = frozenset({"org", "gateway", *snapshot["gateways"]["o/g"]})
+    # ... and one point per gateway of its sequence accounting, tagged org, gateway and instance.
+    columns["sitroom_gateway_seq"] = frozenset({"org", "gateway", "instance", *snapshot["gateways"]["o/g"]})
     return columns
 
 

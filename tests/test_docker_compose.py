@@ -899,6 +899,18 @@ def test_influxdb_requires_authentication_with_separate_admin_writer_and_reader(
     assert "INFLUXDB_USER" not in env
 
 
+def test_influxdbs_debug_endpoints_answer_only_its_admin() -> None:
+    # Issue 18 point 7. InfluxDB 1.8 serves /debug/vars and /debug/requests to anybody unless
+    # pprof-auth-enabled (which needs pprof-enabled and auth-enabled) routes every /debug/
+    # endpoint through authentication, for admins only; pprof-enabled alone off closes only
+    # /debug/pprof. docs/decisions/0015-security-hardening.md.
+    env = environment(services()["influxdb"])
+
+    assert env["INFLUXDB_HTTP_AUTH_ENABLED"] == "true"
+    assert env["INFLUXDB_HTTP_PPROF_ENABLED"] == "true"
+    assert env["INFLUXDB_HTTP_PPROF_AUTH_ENABLED"] == "true"
+
+
 def test_the_cloud_services_write_as_the_write_only_user_and_the_api_reads_as_the_read_only_one() -> None:
     influx = environment(services()["influxdb"])
     cloud = {n: s for n, s in sitroom_services().items() if s["command"][0] == "cloud"}

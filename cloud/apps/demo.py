@@ -1,9 +1,19 @@
 """`sitroom demo`: a simulated Prato streaming end to end on servers of its own.
 
 It starts Mosquitto and InfluxDB (standard ports when free), the ingest and rules services and
-one `sitroom gateway run` process per gateway config — processes, as on real street boxes — then
-shows progress until `--duration` or Ctrl-C, and stops everything in order: gateways first, then
-it waits until ingest has stored what they published, then the cloud services, then the servers.
+one `sitroom gateway run` process per gateway config — processes, as on real street boxes — and
+the data exchange (`demo_exchange.py`: a utility's fleet through the push API, a partner's car
+parks as NGSI-LD notifications), then shows progress until `--duration` or Ctrl-C, and stops
+everything in order: gateways and partners first, then it waits until ingest has stored what
+they published, then the cloud services, then the servers.
+
+As production does (docs/decisions/0014-demo-supervision.md): the broker is provisioned, with
+an identity and ACL for every process and no anonymous client (`cloud/dev/demo_broker.py`);
+the services run under a supervisor that restarts what crashes and counts it, as compose's
+`restart:` does (`cloud/dev/supervisor.py`). Every child dies with the demo, even on kill -9
+(`cloud/dev/processes.py`), and a demo finds what an earlier one left on its data folder —
+processes still running, stores a crash left unopenable — before it starts
+(`cloud/dev/demo_folder.py`, `cloud/dev/stores.py`).
 """
 
 from __future__ import annotations
@@ -12,9 +22,7 @@ import contextlib
 import logging
 import os
 import secrets
-import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -33,22 +41,36 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cloud.apps.api import ApiOptions, create_app
 from cloud.apps.console import open_console
+from cloud.apps.demo_exchange import DemoExchange, DemoExchangeSetup, ExchangeCounts
 from cloud.console.app import Console
+from cloud.console.store import ConsoleStore
 from cloud.core.alerts import AlertNotFoundError
 from cloud.core.geo import ServiceAreas
 from cloud.core.lifecycle import InvalidTransitionError
 from cloud.core.settings import CloudSettings
 from cloud.dev.apiserver import ThreadedApiServer
+from cloud.dev.demo_broker import DemoBroker, DemoBrokerError, provision_demo_broker, rescue_registry
 from cloud.dev.demo_data import DEMO_OPERATORS, MUNICIPALITY, add_demo_operators, demo_credentials, load_demo
+from cloud.dev.demo_folder import DemoFolder, DemoFolderError
+from cloud.dev.injected import detector_alerts, injected_windows
 from cloud.dev.report import render
-from cloud.dev.servers import Influxd, Mosquitto, env_without_proxies, free_port
+from cloud.dev.servers import (
+    Influxd,
+    Mosquitto,
+    ProvisionedMosquitto,
+    ServerStartError,
+    env_without_proxies,
+    free_port,
+)
+from cloud.dev.stores import rescue
+from cloud.dev.supervisor import RestartPolicy, ServiceSpec, Supervisor, SupervisorError
 from cloud.io.influx import retention
 from cloud.io.influx.client import InfluxClient, InfluxError
 from cloud.io.mqtt import BrokerConnection
 from cloud.provision.influx_users import InfluxUser, ensure_users
 from cloud.rules.store import AlertStore
 from cloud.worksites.store import WorksiteStore
-from edge.contract import KINDS, BrokerAddress, SensorKind, format_ts, loads, topics
+from edge.contract import KINDS, SensorKind, format_ts, loads, topics
 from edge.contract.areas import Areas, OutsideAreasError
 
 log = logging.getLogger(__name__)
@@ -76,6 +98,7 @@ class DemoOptions:
     # Called with the demo's InfluxDB after the run, before the servers stop (checks, reports).
     on_finished: Callable[[InfluxClient], None] | None = None
     drain_timeout_s: float = 60.0
+    fresh: bool = False  # start from an empty data folder (default: keep the console's stores)
     areas_file: Path | None = None  # the areas served (None: Prato alone)
 
 
@@ -91,6 +114,10 @@ class Watch:
     alerts_resolved: int = 0
     deadletters: int = 0
     ingest: dict[str, Any] = field(default_factory=dict)
+    # The worksite API's coordination findings (conflicts, synergies): alerts no rule raised,
+    # which therefore carry no alert-store id.
+    worksite_findings: int = 0
+    stored_before_restart: int = 0  # readings_written by ingest processes that came before
 
     def on_message(self, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -99,7 +126,9 @@ class Watch:
             return
         parts = msg.topic.split("/")
         with self.lock:
-            if parts[2] == "alerts":
+            if parts[2] == "alerts" and "id" not in body:
+                self.worksite_findings += body.get("state") == "firing"
+            elif parts[2] == "alerts":
                 if body.get("state") == "firing":
                     self.alerts_firing.append(body)
                 elif body.get("state") == "acknowledged":
@@ -114,6 +143,12 @@ class Watch:
                 self.health[f"{parts[2]}/{parts[3]}"] = body
             elif parts[-1] == "status":
                 self.status[f"{parts[2]}/{parts[3]}"] = str(body.get("state"))
+
+    def ingest_started(self) -> None:
+        """A new ingest process counts from 0: what its predecessor wrote stays counted."""
+        with self.lock:
+            self.stored_before_restart += int(self.ingest.get("readings_written", 0))
+            self.ingest = {}
 
     def published(self) -> int:
         with self.lock:
@@ -143,88 +178,336 @@ def count_worksite_points(influx: InfluxClient) -> int:
     return sum(int(s["values"][0][1]) for s in series if s.get("values"))
 
 
+# A run's stream starts empty every time: old broker sessions and old points would skew its
+# counts (published == stored). What operators made in the console stays (`KEPT_STORES`).
+RUN_STATE = ("mosquitto", "influxdb", "gateways", "logs", "exchange", "influx-users.json")
+ALERTS_DB = "alerts.db"
+WORKSITES_DB = "worksites/worksites.db"
+CONSOLE_DB = "console/console/console.db"  # start_console(DIR/console) → its folder `console`
+
+
+def _opens_alerts(path: Path) -> None:
+    AlertStore(f"sqlite:///{path}").close()
+
+
+def _opens_worksites(path: Path) -> None:
+    WorksiteStore.open(f"sqlite:///{path}", areas=ServiceAreas.load()).close()
+
+
+def _opens_console(path: Path) -> None:
+    ConsoleStore(f"sqlite:///{path}").engine.dispose()
+
+
+# The stores a run keeps from the one before (the worksites, operators, posts and alert
+# history people made in the console), each with what opens it: checked before anything starts.
+KEPT_STORES: tuple[tuple[str, Callable[[Path], None]], ...] = (
+    (ALERTS_DB, _opens_alerts),
+    (WORKSITES_DB, _opens_worksites),
+    (CONSOLE_DB, _opens_console),
+)
+
+
+class DemoError(RuntimeError):
+    """Why the demo cannot run, in one line (the CLI prints it, never a traceback)."""
+
+
 class Demo:
     def __init__(self, opts: DemoOptions) -> None:
         self.opts = opts
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.watch = Watch()
         self.logs_dir = opts.data_dir / "logs"
         self.reader: tuple[str, str] = ("", "")
         self.acked: int | None = None  # the alert the demo's operator acknowledged
+        self.api_url = ""
+        self.exchange: DemoExchange | None = None
+        self.exchanged = ExchangeCounts()
+        self.folder = DemoFolder(opts.data_dir)
+        self.supervisor: Supervisor | None = None
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log_file = (self.logs_dir / f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "edge.cli", "-v", *args],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,  # Ctrl-C reaches the demo only; it stops the others in order
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        assert self.supervisor is not None
+        self.supervisor.start(
+            ServiceSpec(
+                name,
+                [sys.executable, "-m", "edge.cli", "-v", *args],
+                env=env,
+                log=self.logs_dir / f"{name}.log",
+                # As compose runs them (docker-compose.yml): back after a crash, counted.
+                restart=RestartPolicy.UNLESS_STOPPED,
+            )
         )
-        log_file.close()
-        self.procs[name] = proc
-        return proc
 
-    def _stop(self, names: list[str], timeout_s: float = 30.0) -> None:
-        for name in names:
-            proc = self.procs.get(name)
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for name in names:
-            proc = self.procs.get(name)
-            if proc is None:
-                continue
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    def _started(self, name: str, pid: int) -> None:
+        self.folder.record(name, pid)
+        if name == "ingest":
+            self.watch.ingest_started()
 
-    def run(self, stop: threading.Event) -> dict[str, Any]:  # noqa: PLR0915  (one linear script)
+    def _stop(self, names: list[str]) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop(names)
+
+    def run(self, stop: threading.Event) -> dict[str, Any]:
+        """The whole run on the data folder, which this process holds until it returns."""
+        try:
+            self.folder.claim()
+        except DemoFolderError as exc:
+            raise DemoError(str(exc)) from None
+        try:
+            return self._run(stop)
+        except (DemoFolderError, DemoBrokerError, SupervisorError, ServerStartError) as exc:
+            raise DemoError(str(exc)) from None
+        finally:
+            self.folder.end()
+            self.folder.release()
+
+    def _start_from(self) -> None:
+        """What an earlier run left: its processes stopped, its stream emptied, the stores it
+        kept checked (and rescued), or everything emptied with --fresh."""
         opts = self.opts
-        self._fresh_data_dir()
+        stopped = self.folder.stop_leftovers()
+        if stopped:
+            out(f"  stopped what an earlier run left running here: {', '.join(map(str, stopped))}")
+        if opts.fresh:
+            self.folder.empty()
+            out("  --fresh: started from an empty data folder")
+        else:
+            self.folder.reset(RUN_STATE)
+            aside = opts.data_dir / "damaged" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            said = rescue_registry(opts.data_dir / "provision", aside)
+            if said is not None:
+                out(f"  {said}")
+            for name, opens in KEPT_STORES:
+                rescued = rescue(opts.data_dir / name, aside, opens)
+                if rescued is not None:
+                    out(f"  {rescued.line} (--fresh starts from an empty data folder)")
+        self._open_stores()
+        self._close_old_alerts()
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+
+    def _open_stores(self) -> None:
+        """Create (or migrate) every store before any service opens it: the services, the API
+        and the console starting together would race to create the same tables."""
+        for name, opens in KEPT_STORES:
+            path = self.opts.data_dir / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                opens(path)
+            except Exception as exc:  # noqa: BLE001 (whatever it is, the user's way out is the same)
+                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                fix = "`--fresh` starts from an empty data folder"
+                raise DemoError(f"cannot open {path} ({why}): {fix}") from None
+
+    def _close_old_alerts(self) -> None:
+        """Alerts an earlier run left active are resolved: the engine that raised them is gone,
+        and this run's engine would only count its own as duplicates of them."""
+        path = self.opts.data_dir / ALERTS_DB
+        if not path.exists():
+            return
+        store = AlertStore(f"sqlite:///{path}")
+        try:
+            active = store.active()
+            for a in active:
+                with contextlib.suppress(AlertNotFoundError, InvalidTransitionError):
+                    store.resolve(a.id, by="demo", note="the demo run that raised it ended")
+        finally:
+            store.close()
+        if active:
+            n = len(active)
+            out(f"  {n} alert{'' if n == 1 else 's'} left active by an earlier run resolved (history kept)")
+
+    def _run(self, stop: threading.Event) -> dict[str, Any]:  # noqa: PLR0915  (one linear script)
+        opts = self.opts
+        out(f"Situation Room demo — data in {opts.data_dir}")
+        try:
+            self._start_from()
+        except OSError as exc:  # a file of the folder that cannot be moved, read or removed
+            raise DemoError(f"{exc}: `--fresh` starts from an empty data folder") from None
+        self.folder.begin()
         started = datetime.now(UTC)
         speed = opts.speed
         horizon = opts.duration_s if opts.duration_s is not None else 3600.0
         sim_start = started - timedelta(seconds=horizon * (speed - 1))
 
-        mosquitto = Mosquitto(opts.data_dir / "mosquitto", free_port(opts.mqtt_port))
+        mqtt_port = free_port(opts.mqtt_port)
+        broker = provision_demo_broker(
+            opts.data_dir / "provision",
+            port=mqtt_port,
+            persistence=opts.data_dir / "mosquitto",
+            configs=opts.configs,
+            feed=LEGACY_FEED,
+        )
+        mosquitto = ProvisionedMosquitto(opts.data_dir / "mosquitto", broker.config, mqtt_port)
         influxd = Influxd(opts.data_dir / "influxdb", free_port(opts.influx_port), auth=True)
-        out(f"Situation Room demo — data in {opts.data_dir}")
-        mosquitto.start()
-        influxd.start()
-        users = self._influx_users(influxd.url)
-        out(f"  MQTT broker  {mosquitto.url}")
-        out(
-            f"  InfluxDB     {influxd.url}  (database {DATABASE!r}; authentication on, "
-            f"users in {self.opts.data_dir / 'influx-users.json'})"
+        self.supervisor = Supervisor(on_start=self._started, on_event=lambda text: out(f"  {text}"))
+        watcher: BrokerConnection | None = None
+        feed: BrokerConnection | None = None
+        influx: InfluxClient | None = None
+        summary: dict[str, Any] = {}
+        stop_console: Callable[[], None] | None = None
+        try:
+            for server in (mosquitto, influxd):
+                server.start()
+                assert server.proc is not None
+                self.folder.record(server.name, server.proc.pid)
+            self.folder.record_url("mqtt", mosquitto.url)
+            self.folder.record_url("influxdb", influxd.url)
+            users = self._influx_users(influxd.url)
+            identities = opts.data_dir / "provision"
+            out(f"  MQTT broker  {mosquitto.url}  (no anonymous client; identities in {identities})")
+            out(
+                f"  InfluxDB     {influxd.url}  (database {DATABASE!r}; authentication on, "
+                f"users in {self.opts.data_dir / 'influx-users.json'})"
+            )
+            admin, admin_password = users["admin"]
+            influx = InfluxClient(influxd.url, DATABASE, username=admin, password=admin_password)
+            influx.create_database()
+            # The cloud services write as a WRITE-only user, which may not manage retention: do it here.
+            settings = CloudSettings()
+            retention.ensure(
+                influx, raw_retention=settings.raw_retention, rollup_retention=settings.rollup_retention
+            )
+            self.reader = users["reader"]
+            env = {
+                **env_without_proxies(),
+                "SITROOM_MQTT_URL": mosquitto.url,
+                "SITROOM_INFLUX_URL": influxd.url,
+                "SITROOM_INFLUX_DB": DATABASE,
+                "SITROOM_INFLUX_USERNAME": users["writer"][0],
+                "SITROOM_INFLUX_PASSWORD": users["writer"][1],
+                "SITROOM_STATS_INTERVAL_S": "2",
+                "SITROOM_ALERTS_DB": f"sqlite:///{opts.data_dir / ALERTS_DB}",
+                # The rules service writes the registry's state to InfluxDB (Worksites dashboard).
+                "SITROOM_WORKSITES_DB": f"sqlite:///{opts.data_dir / WORKSITES_DB}",
+                "SITROOM_WORKSITE_SNAPSHOT_S": "10",
+                # Every process checks the same areas: gateways where they stand, the API worksites.
+                **({"SITROOM_AREAS": str(opts.areas_file)} if opts.areas_file else {}),
+            }
+            watcher = self._watch(broker)
+            feed_id = f"sitroom-legacy-feed-{os.getpid()}"
+            # An idle paho client stopped from another thread may log a spurious "not connected"
+            # error as its loop ends: the feed's messages were acknowledged long before.
+            logging.getLogger(f"paho.{feed_id}").setLevel(logging.CRITICAL)
+            feed = BrokerConnection(broker.feed_address(), client_id=feed_id, persistent=False).start()
+            self._start_cloud_services(env, broker)
+            stop_console = self._start_console(env, influxd.url)
+            self.exchange = DemoExchange(
+                DemoExchangeSetup(
+                    opts.data_dir, self.logs_dir, env, self.api_url, env["SITROOM_WORKSITES_DB"], free_port()
+                )
+            )
+            for line in self.exchange.start():
+                out(line)
+            gateways = []
+            for cfg in opts.configs:
+                name = f"gateway-{cfg.stem}"
+                gateways.append(name)
+                self._spawn(
+                    name,
+                    [
+                        "gateway", "run", "--config", str(broker.gateways[str(cfg)]),
+                        "--speed", str(speed), "--sim-start", sim_start.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "--state-dir", str(opts.data_dir / "gateways"), "--seed", str(opts.seed),
+                    ],
+                    env,
+                )  # fmt: skip
+            out(f"  {len(gateways)} gateways, speed x{speed:g} (simulated time from {format_ts(sim_start)})")
+            out(
+                f"  logs in {self.logs_dir}; stop with Ctrl-C"
+                + (f" or after {opts.duration_s:g} s" if opts.duration_s else "")
+            )
+            injected = self._progress_until_done(stop, feed, len(gateways), env["SITROOM_ALERTS_DB"])
+            published = self._drain(influx, gateways)
+            self._stop(["rules", "ingest"])
+            summary = self._summary(
+                started, sim_start, published, count_stored(influx), gateways, mosquitto, influxd
+            )
+            summary["readings_pushed"] = self.exchanged.pushed
+            summary["readings_notified"] = self.exchanged.notified
+            summary["dead_letters_injected"] = injected
+            summary["worksite_points"] = count_worksite_points(influx)
+            if opts.on_finished is not None:
+                opts.on_finished(influx)
+            if opts.picture is not None:
+                out("Drawing the run …")
+                summary["picture"] = str(render(influx, opts.picture, summary))
+        finally:
+            if stop_console is not None:
+                stop_console()
+            if self.exchange is not None:
+                self.exchange.close()
+            self.supervisor.close()
+            for conn in (feed, watcher):
+                if conn is not None:
+                    conn.stop()
+            if influx is not None:
+                influx.close()
+            influxd.stop()
+            mosquitto.stop()
+        return summary
+
+    def _progress_until_done(
+        self, stop: threading.Event, feed: BrokerConnection, n_gateways: int, alerts_db: str
+    ) -> int:
+        """Progress every few seconds until `--duration`, Ctrl-C or a service given up; how
+        many bad messages the legacy feed sent."""
+        opts = self.opts
+        assert self.supervisor is not None
+        t0 = time.monotonic()
+        # Gateways report every few seconds: a rate over a 10 s window does not flicker to 0.
+        window: deque[tuple[float, int]] = deque([(t0, 0)])
+        injected = 0
+        while not stop.wait(opts.progress_interval_s):
+            now_m = time.monotonic()
+            pub = self.watch.published()
+            window.append((now_m, pub))
+            while len(window) > 2 and now_m - window[1][0] >= 10:
+                window.popleft()
+            rate = (pub - window[0][1]) / max(now_m - window[0][0], 1e-6)
+            elapsed = now_m - t0
+            self._progress(elapsed, pub, rate, n_gateways)
+            if not injected and elapsed >= min(10.0, (opts.duration_s or 30.0) / 3):
+                injected = inject_bad_feed(feed)
+                out(f"  a misconfigured legacy feed sends {injected} bad messages (to dead-letter)")
+            self._acknowledge_first_alert(alerts_db)
+            failed = dict(self.supervisor.failed)
+            if self.exchange is not None:
+                failed |= dict.fromkeys(self.exchange.stopped_unexpectedly(), "stopped")
+            if failed:
+                why = "; ".join(f"{name}: {reason}" for name, reason in failed.items())
+                out(f"  stopped unexpectedly: {why} — see {self.logs_dir}")
+                break
+            if opts.duration_s is not None and elapsed >= opts.duration_s:
+                break
+        self._acknowledge_first_alert(alerts_db)  # if one came in the last seconds
+        return injected
+
+    def _drain(self, influx: InfluxClient, gateways: list[str]) -> int:
+        """Stop the gateways and the partners, then wait until ingest stored what they published;
+        how many."""
+        out("Stopping gateways …")
+        self._stop(gateways)
+        if self.exchange is not None:
+            self.exchanged = self.exchange.stop_senders()
+        wait_until(
+            lambda: (
+                all(h.get("final") for h in self.watch.health.values())
+                and len(self.watch.health) >= len(gateways)
+            ),
+            10,
         )
-        influx = InfluxClient(influxd.url, DATABASE, username=users["admin"][0], password=users["admin"][1])
-        influx.create_database()
-        # The cloud services write as a WRITE-only user, which may not manage retention: do it here.
-        settings = CloudSettings()
-        retention.ensure(
-            influx, raw_retention=settings.raw_retention, rollup_retention=settings.rollup_retention
-        )
-        self.reader = users["reader"]
-        env = {
-            **env_without_proxies(),
-            "SITROOM_MQTT_URL": mosquitto.url,
-            "SITROOM_INFLUX_URL": influxd.url,
-            "SITROOM_INFLUX_DB": DATABASE,
-            "SITROOM_INFLUX_USERNAME": users["writer"][0],
-            "SITROOM_INFLUX_PASSWORD": users["writer"][1],
-            "SITROOM_STATS_INTERVAL_S": "2",
-            "SITROOM_ALERTS_DB": f"sqlite:///{opts.data_dir / 'alerts.db'}",
-            # The rules service writes the registry's state to InfluxDB (Worksites dashboard).
-            "SITROOM_WORKSITES_DB": f"sqlite:///{opts.data_dir / 'worksites' / 'worksites.db'}",
-            "SITROOM_WORKSITE_SNAPSHOT_S": "10",
-            # Every process checks the same areas: gateways where they stand, the API worksites.
-            **({"SITROOM_AREAS": str(opts.areas_file)} if opts.areas_file else {}),
-        }
+        published = self.watch.published() + self.exchanged.total
+        out(f"Waiting for ingest to store {published:,} readings …")
+        deadline = time.monotonic() + self.opts.drain_timeout_s
+        while time.monotonic() < deadline and count_stored(influx) < published:
+            time.sleep(0.5)
+        time.sleep(1.5)  # let the rules service write its last alerts
+        self._wait_for_rules_points(influx)
+        return published
+
+    def _watch(self, broker: DemoBroker) -> BrokerConnection:
+        """The demo's own eyes on the broker, as its `monitor` identity: it reads, never writes."""
         watcher = BrokerConnection(
-            BrokerAddress.parse(mosquitto.url),
+            broker.service_address("demo"),
             client_id=f"sitroom-demo-{os.getpid()}",
             subscriptions=[
                 (topics.ALL_HEALTH, 1),
@@ -236,93 +519,11 @@ class Demo:
             on_message=self.watch.on_message,
             persistent=False,
         ).start()
-        summary: dict[str, Any] = {}
-        stop_console: Callable[[], None] | None = None
-        try:
-            self._start_cloud_services(env)
-            stop_console = self._start_console(env, influxd.url)
-            gateways = []
-            for cfg in opts.configs:
-                name = f"gateway-{cfg.stem}"
-                gateways.append(name)
-                self._spawn(
-                    name,
-                    [
-                        "gateway", "run", "--config", str(cfg), "--broker", mosquitto.url,
-                        "--speed", str(speed), "--sim-start", sim_start.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                        "--state-dir", str(opts.data_dir / "gateways"), "--seed", str(opts.seed),
-                    ],
-                    env,
-                )  # fmt: skip
-            out(f"  {len(gateways)} gateways, speed x{speed:g} (simulated time from {format_ts(sim_start)})")
-            out(
-                f"  logs in {self.logs_dir}; stop with Ctrl-C"
-                + (f" or after {opts.duration_s:g} s" if opts.duration_s else "")
-            )
-            t0 = time.monotonic()
-            # Gateways report every few seconds: a rate over a 10 s window does not flicker to 0.
-            window: deque[tuple[float, int]] = deque([(t0, 0)])
-            injected = 0
-            while not stop.wait(opts.progress_interval_s):
-                now_m = time.monotonic()
-                pub = self.watch.published()
-                window.append((now_m, pub))
-                while len(window) > 2 and now_m - window[1][0] >= 10:
-                    window.popleft()
-                rate = (pub - window[0][1]) / max(now_m - window[0][0], 1e-6)
-                elapsed = now_m - t0
-                self._progress(elapsed, pub, rate, len(gateways))
-                if not injected and elapsed >= min(10.0, (opts.duration_s or 30.0) / 3):
-                    injected = inject_bad_feed(watcher)
-                    out(f"  a misconfigured legacy feed sends {injected} bad messages (to dead-letter)")
-                self._acknowledge_first_alert(env["SITROOM_ALERTS_DB"])
-                dead = [n for n in ["ingest", "rules", *gateways] if self.procs[n].poll() is not None]
-                if dead:
-                    out(f"  stopped unexpectedly: {', '.join(dead)} — see {self.logs_dir}")
-                    break
-                if opts.duration_s is not None and elapsed >= opts.duration_s:
-                    break
-            self._acknowledge_first_alert(env["SITROOM_ALERTS_DB"])  # if one came in the last seconds
-            out("Stopping gateways …")
-            self._stop(gateways)
-            wait_until(
-                lambda: (
-                    all(h.get("final") for h in self.watch.health.values())
-                    and len(self.watch.health) >= len(gateways)
-                ),
-                10,
-            )
-            published = self.watch.published()
-            out(f"Waiting for ingest to store {published:,} readings …")
-            stored = 0
-            deadline = time.monotonic() + opts.drain_timeout_s
-            while time.monotonic() < deadline:
-                stored = count_stored(influx)
-                if stored >= published:
-                    break
-                time.sleep(0.5)
-            time.sleep(1.5)  # let the rules service write its last alerts
-            self._wait_for_rules_points(influx)
-            self._stop(["rules", "ingest"])
-            summary = self._summary(
-                started, sim_start, published, count_stored(influx), gateways, mosquitto, influxd
-            )
-            summary["dead_letters_injected"] = injected
-            summary["worksite_points"] = count_worksite_points(influx)
-            if opts.on_finished is not None:
-                opts.on_finished(influx)
-            if opts.picture is not None:
-                out("Drawing the run …")
-                summary["picture"] = str(render(influx, opts.picture, summary))
-        finally:
-            if stop_console is not None:
-                stop_console()
-            self._stop(list(self.procs))
+        if not watcher.connected.is_set():
             watcher.stop()
-            influx.close()
-            influxd.stop()
-            mosquitto.stop()
-        return summary
+            log_path = self.opts.data_dir / "mosquitto" / "mosquitto.log"
+            raise DemoError(f"the demo's broker refused the demo's own identity; see {log_path}")
+        return watcher
 
     def _acknowledge_first_alert(self, alerts_db: str) -> None:
         """Anna, the municipality's operator, takes the first alert raised (as from the console):
@@ -373,14 +574,6 @@ class Demo:
         )
         return users
 
-    def _fresh_data_dir(self) -> None:
-        # A demo starts fresh: old broker sessions and old points would skew its counts.
-        for sub in ("mosquitto", "influxdb", "gateways", "logs", "worksites", "console"):
-            shutil.rmtree(self.opts.data_dir / sub, ignore_errors=True)
-        for stale in ("alerts.db", "influx-users.json"):
-            (self.opts.data_dir / stale).unlink(missing_ok=True)
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
-
     def _start_console(self, env: dict[str, str], influx_url: str) -> Callable[[], None]:
         """The operator console on the demo's stores, for a browser on this machine."""
         url, stop = start_console(
@@ -389,33 +582,47 @@ class Demo:
             influx_username=self.reader[0],
             influx_password=self.reader[1],
             alerts_db=env["SITROOM_ALERTS_DB"],
-            worksites_db=f"sqlite:///{self.opts.data_dir / 'worksites' / 'worksites.db'}",
+            worksites_db=env["SITROOM_WORKSITES_DB"],
             areas=ServiceAreas.load(self.opts.areas_file),
         )
+        self.folder.record_url("console", url)
         out(f"  Console      {url}  ({demo_credentials()})")
         return stop
 
-    def _start_cloud_services(self, env: dict[str, str]) -> None:
-        self._spawn("ingest", ["cloud", "ingest"], env)
-        self._spawn("rules", ["cloud", "rules"], env)
-        # The worksite registry (issue 8): demo worksites of Prato, served with their map layers.
+    def _start_cloud_services(self, env: dict[str, str], broker: DemoBroker) -> None:
+        """Ingest, rules and the worksite API, each as its own broker identity."""
+        self._spawn("ingest", ["cloud", "ingest"], env | broker.service_env("ingest"))
+        self._spawn("rules", ["cloud", "rules"], env | broker.service_env("rules"))
+        # The worksite registry (issue 8): demo worksites of Prato, served with their map layers;
+        # it publishes its coordination findings (conflicts, synergies) as retained alerts.
         api_port = free_port(8080)
-        worksites_db = f"sqlite:///{self.opts.data_dir / 'worksites' / 'worksites.db'}"
-        api_args = ["cloud", "api", "--db", worksites_db, "--demo-data", "--port", str(api_port)]
-        self._spawn("api", api_args, env)
-        out(f"  Worksites    http://127.0.0.1:{api_port}/docs  (map: /feeds/live.geojson, /feeds/wzdx.json)")
+        api_args = [
+            "cloud", "api", "--db", env["SITROOM_WORKSITES_DB"], "--demo-data", "--port", str(api_port),
+            "--mqtt-url", broker.url,
+            # --push: it also takes data in (the push API, NGSI-LD notifications; demo_exchange.py).
+            "--push",
+        ]  # fmt: skip
+        self._spawn("api", api_args, env | broker.service_env("api"))
+        api_url = self.api_url = f"http://127.0.0.1:{api_port}"
+        self.folder.record_url("worksites", f"{api_url}/docs")
+        out(f"  Worksites    {api_url}/docs  (map: /feeds/live.geojson, /feeds/wzdx.json)")
         # The broker keeps nothing for a subscriber it has never seen: data published before
         # ingest's first subscription would be lost. Its first health report means it is in.
         if not wait_until(lambda: bool(self.watch.ingest), 60):
-            raise RuntimeError(f"ingest did not start; see {self.logs_dir / 'ingest.log'}")
-        time.sleep(1.0)  # the rules service starts alongside; give it the same head start
+            raise DemoError(f"ingest did not start; see {self.logs_dir / 'ingest.log'}")
+        # The rules service too: its detectors learn each series from its first reading (and
+        # restore their checkpoint before they connect), so gateways start once it is in.
+        rules_log = self.logs_dir / "rules.log"
+        if not wait_until(lambda: "connected to" in rules_log.read_text(errors="replace"), 60):
+            raise DemoError(f"the rules service did not start; see {rules_log}")
+        time.sleep(0.5)  # from CONNACK to SUBACK
 
     def _progress(self, elapsed: float, published: int, rate: float, n_gateways: int) -> None:
         w = self.watch
         with w.lock:
             online = sum(1 for s in w.status.values() if s == "online")
             clocks = [str(h["clock"]) for h in w.health.values() if h.get("clock")]
-            stored = int(w.ingest.get("readings_written", 0))
+            stored = w.stored_before_restart + int(w.ingest.get("readings_written", 0))
             alerts, dead = len(w.alerts_firing), w.deadletters
         sim = max(clocks)[:16].replace("T", " ") if clocks else "—"
         out(
@@ -435,14 +642,21 @@ class Demo:
         influxd: Influxd,
     ) -> dict[str, Any]:
         w = self.watch
+        restarts = self.supervisor.restarts if self.supervisor is not None else {}
         with w.lock:
+            # The default rules' detector alerts, each explained by an injected anomaly or not.
+            judged = detector_alerts(w.alerts_firing, injected_windows(self.opts.configs, sim_start))
             return {
+                "detector_alerts": judged,
+                "false_alarms": sum(1 for a in judged if a["injected"] is None),
+                "simulated_hours": round((datetime.now(UTC) - sim_start).total_seconds() / 3600, 1),
                 "readings_published": published,
                 "readings_stored": stored,
                 "alerts_raised": len(w.alerts_firing),
                 "alerts_acknowledged": w.alerts_acknowledged,
                 "alerts_resolved": w.alerts_resolved,
                 "dead_letters": w.deadletters,
+                "worksite_findings": w.worksite_findings,
                 "gateways": len(gateways),
                 "gateways_reporting": sorted(w.health),
                 "started_at": format_ts(started),
@@ -452,6 +666,9 @@ class Demo:
                 "mqtt_url": mosquitto.url,
                 "influx_url": influxd.url,
                 "data_dir": str(self.opts.data_dir),
+                # As compose's `restart:` would: every service that died and came back, counted.
+                "restarts": restarts,
+                "restarts_total": sum(restarts.values()),
                 "alerts": [
                     {k: a.get(k) for k in ("rule", "org", "entity", "severity", "since", "message")}
                     for a in w.alerts_firing[:50]
@@ -517,29 +734,55 @@ def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.1) -> boo
 
 
 def out(text: str) -> None:
-    print(text, flush=True)  # noqa: T201  (the demo's progress is its user interface)
+    # A closed terminal (SIGHUP) must not turn the orderly stop into a traceback.
+    with contextlib.suppress(OSError):
+        print(text, flush=True)  # noqa: T201  (the demo's progress is its user interface)
+
+
+# Signals that end the demo in order, as Ctrl-C does: `kill`, and a terminal closing (SIGHUP).
+# SIGKILL cannot be caught: the kernel kills the children then (cloud/dev/processes.py).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def run_demo(opts: DemoOptions) -> dict[str, Any]:
+    """Run the demo; its summary. Raises `DemoError` (one line) when it cannot run."""
     stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in STOP_SIGNALS}
     try:
         summary = Demo(opts).run(stop)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if summary:
+        out(f"Done: {done_line(summary)}")
+        judged = summary["detector_alerts"]
         out(
-            f"Done: {summary['readings_published']:,} readings published, "
-            f"{summary['readings_stored']:,} stored, "
-            f"{summary['alerts_raised']} alerts raised, {summary['dead_letters']} dead letters, "
-            f"{summary['gateways']} gateways."
+            f"Detectors: {len(judged)} alerts, {summary['false_alarms']} false alarms "
+            f"(alerts no injected anomaly explains) in {summary['simulated_hours']:g} simulated hours."
         )
+        for a in judged[:10]:
+            out(f"  [{a['injected'] or 'FALSE ALARM'}] {a['message']}")
         if "picture" in summary:
             out(f"Picture of the run: {summary['picture']}")
         if opts.summary is not None:
             opts.summary.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
             out(f"Summary written to {opts.summary}")
     return summary
+
+
+def done_line(summary: dict[str, Any]) -> str:
+    """`3,240 readings published (84 pushed, 84 notified), 3,240 stored, …, 1 restart (ingest 1).`"""
+    total = int(summary.get("restarts_total", 0))
+    which = ", ".join(f"{name} {n}" for name, n in summary.get("restarts", {}).items() if n)
+    restarts = f"{total} restart{'' if total == 1 else 's'}" + (f" ({which})" if which else "")
+    pushed, notified = summary.get("readings_pushed", 0), summary.get("readings_notified", 0)
+    partners = f" ({pushed:,} pushed, {notified:,} notified)" if pushed or notified else ""
+    return (
+        f"{summary['readings_published']:,} readings published{partners}, "
+        f"{summary['readings_stored']:,} stored, "
+        f"{summary['alerts_raised']} alerts raised, {summary['dead_letters']} dead letters, "
+        f"{summary['gateways']} gateways, {restarts}."
+    )
 
 
 # The demo's uploads may be phone photos; the API's default 2 MB body limit is raised to fit.

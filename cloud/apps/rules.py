@@ -9,15 +9,19 @@ from typing import overload
 from pydantic import ValidationError
 
 from cloud.core.alerts import AlertSink
+from cloud.core.geo import WorksiteLookup
 from cloud.core.settings import CloudSettings
 from cloud.dashboards.push import GrafanaAnnotator, connect
 from cloud.io.db import make_engine
+from cloud.io.mqtt import Outbound
 from cloud.io.orgstore import OrgStore
 from cloud.notify import NotificationsConfig, Notifier, build_channels
+from cloud.notify.outbox import SqlOutbox
+from cloud.rules.checkpoint import CheckpointStore
 from cloud.rules.engine import DEFAULT_RULES, Engine, RulesFileError, load_rules, read_rules_file
 from cloud.rules.service import Periodic, RulesService
 from cloud.rules.store import AlertStore
-from cloud.worksites.lookup import open_registry_lookup
+from cloud.worksites.lookup import open_registry_lookup, read_registry_lookup
 from cloud.worksites.snapshot import WorksiteSnapshots
 from cloud.worksites.store import WorksiteStore
 
@@ -31,21 +35,44 @@ def rules_path(settings: CloudSettings, rules_file: Path | None = None) -> Path:
 
 
 @overload
-def notifier_for(path: Path, settings: CloudSettings) -> Notifier: ...
+def notifier_for(
+    path: Path, settings: CloudSettings, *, outbox_db: str | None = None, outbound: Outbound | None = None
+) -> Notifier: ...
 
 
 @overload
-def notifier_for(path: Path, settings: CloudSettings, *, only_if_routed: bool) -> Notifier | None: ...
+def notifier_for(
+    path: Path,
+    settings: CloudSettings,
+    *,
+    only_if_routed: bool,
+    outbox_db: str | None = None,
+    outbound: Outbound | None = None,
+) -> Notifier | None: ...
 
 
-def notifier_for(path: Path, settings: CloudSettings, *, only_if_routed: bool = False) -> Notifier | None:
+def notifier_for(
+    path: Path,
+    settings: CloudSettings,
+    *,
+    only_if_routed: bool = False,
+    outbox_db: str | None = None,
+    outbound: Outbound | None = None,
+) -> Notifier | None:
     """The notification channels and routes of a rules file (its `notifications:` section);
-    with `only_if_routed`, None when it routes nothing."""
+    with `only_if_routed`, None when it routes nothing. With `outbox_db` (the alert store's
+    database), pending deliveries are kept there and outlive a crash; else in memory."""
     raw = read_rules_file(path)
     config = NotificationsConfig.model_validate(raw.notifications or {})
     if only_if_routed and not config.routes:
         return None
-    return Notifier(config, build_channels(config, settings.broker))
+    outbox = SqlOutbox(make_engine(outbox_db)) if outbox_db else None
+    return Notifier(
+        config,
+        build_channels(config, settings.broker, outbound),
+        outbox=outbox,
+        owner=f"rules-{settings.instance}",
+    )
 
 
 def grafana_annotator(settings: CloudSettings) -> AlertSink | None:
@@ -96,18 +123,35 @@ def build_rules_service(
 ) -> RulesService:
     settings = shard(settings)
     path = rules_path(settings, rules_file)
+    # A rules file that names no worksites (the default one) classifies impacts against the
+    # service's own registry, when it has one.
+    worksites = f"registry:{settings.worksites_db}" if settings.worksites_db else None
+
+    def open_registry(url: str) -> WorksiteLookup:
+        # The service's own registry is read only (the API creates it, maybe later).
+        return read_registry_lookup(url) if url == settings.worksites_db else open_registry_lookup(url)
+
     try:
-        engine = Engine(load_rules(path, open_registry_lookup))
-        notifier = notifier_for(path, settings)
+        engine = Engine(load_rules(path, open_registry, worksites))
+        # The channels publish on the service's own connection, attached once it exists.
+        outbound = Outbound()
+        notifier = notifier_for(path, settings, outbox_db=alerts_db, outbound=outbound)
     except (RulesFileError, ValidationError, ValueError) as exc:
         raise RulesSetupError(f"{path}: {exc}") from None
-    return RulesService(
+    store = AlertStore(alerts_db)
+    service = RulesService(
         settings,
         engine,
-        store=AlertStore(alerts_db),
+        store=store,
         notifier=notifier,
         annotator=grafana_annotator(settings),
         rules_path=path if reload else None,
         periodic=worksite_snapshots(settings),
-        open_registry=open_registry_lookup,
+        open_registry=open_registry,
+        checkpoints=CheckpointStore(store.engine, settings.instance),
+        checkpoint_s=settings.rules_checkpoint_s,
+        checkpoint_messages=settings.rules_checkpoint_messages,
+        default_worksites=worksites,
     )
+    outbound.attach(service.conn)
+    return service

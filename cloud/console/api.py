@@ -11,24 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
+from fastapi.security import APIKeyCookie
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.console.app import LEAFLET_DIR, STATIC_DIR, Console
-from cloud.console.auth import Operator, SessionSigner
+from cloud.console.auth import LoginThrottledError, Operator, SessionSigner
 from cloud.console.broadcast import encode
 from cloud.console.live import alert_view
 from cloud.console.store import THREAD, ThreadKeyError, UnknownFileError
 from cloud.console.uploads import UploadRefusedError
-from cloud.core.alerts import AlertNotFoundError
-from cloud.core.errors import NotFoundError, PermissionDeniedError
+from cloud.core.alerts import MAX_ALERT_ID, AlertNotFoundError
+from cloud.core.errors import FieldProblem, InvalidInputError, NotFoundError, PermissionDeniedError, printable
 from cloud.core.lifecycle import InvalidTransitionError
 from cloud.core.orgs import Caller, Role
 from cloud.core.worksites import WorksiteStatus
+from cloud.io.http import refusals
 
 COOKIE = "sitroom_console"
 CSRF_HEADER = "x-sitroom-console"
@@ -54,8 +57,16 @@ def _signer(console: Console) -> SessionSigner:
     return SessionSigner(console.secret)
 
 
-def current_operator(request: Request, console: ConsoleDep) -> Operator:
-    token = request.cookies.get(COOKIE, "")
+# Declared so that the OpenAPI document says these routes need the session cookie (401 without).
+_session_cookie = APIKeyCookie(
+    name=COOKIE, auto_error=False, description="The session cookie `POST /console/api/login` sets"
+)
+
+
+def current_operator(
+    request: Request, console: ConsoleDep, cookie: Annotated[str | None, Depends(_session_cookie)]
+) -> Operator:
+    token = cookie or ""
     username = _signer(console).check(token) if token else None
     op = console.store.operator(username) if username else None
     if op is None:
@@ -66,6 +77,7 @@ def current_operator(request: Request, console: ConsoleDep) -> Operator:
 
 
 OperatorDep = Annotated[Operator, Depends(current_operator)]
+AlertId = Annotated[int, Path(ge=1, le=MAX_ALERT_ID, description="Alert id")]
 
 
 def _refuse(
@@ -104,22 +116,26 @@ class LoginIn(BaseModel):
     password: str = Field(min_length=1, max_length=200)
 
 
-@router.post("/console/api/login")
-def login(body: LoginIn, console: ConsoleDep, response: Response) -> dict[str, Any]:
-    wait_s = console.throttle.retry_after_s(body.username)
-    if wait_s > 0:
-        console.store.audit(body.username, "login", "session", "refused", reason="throttled")
+@router.post("/console/api/login", responses=refusals(401, 429))
+def login(body: LoginIn, console: ConsoleDep, request: Request, response: Response) -> dict[str, Any]:
+    # The client's address as the server sees it; uvicorn takes it from X-Forwarded-For only
+    # when the connection comes from a trusted proxy (--forwarded-allow-ips, 127.0.0.1 by default).
+    client = request.client.host if request.client else "unknown"
+    try:
+        # Counted now, before the ~50 ms password check: parallel guesses each find the others.
+        attempt = console.throttle.attempt(body.username, client)
+    except LoginThrottledError as exc:
+        console.store.audit(body.username, "login", "session", "refused", reason=f"throttled ({exc.key})")
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
-            f"too many failed log-ins; try again in {wait_s:.0f} s",
-            headers={"Retry-After": str(int(wait_s) + 1)},
-        )
+            f"too many failed log-ins; try again in {math.ceil(exc.retry_after_s)} s",
+            headers={"Retry-After": str(math.ceil(exc.retry_after_s))},
+        ) from None
     op = console.store.authenticate(body.username, body.password)
     if op is None:
-        console.throttle.failed(body.username)
         console.store.audit(body.username, "login", "session", "refused")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
-    console.throttle.succeeded(body.username)
+    console.throttle.succeeded(attempt)
     response.set_cookie(
         COOKIE,
         _signer(console).sign(op.username),
@@ -133,7 +149,7 @@ def login(body: LoginIn, console: ConsoleDep, response: Response) -> dict[str, A
     return op.to_dict()
 
 
-@router.post("/console/api/logout")
+@router.post("/console/api/logout", responses=refusals(403))
 def logout(op: OperatorDep, console: ConsoleDep, response: Response) -> dict[str, str]:
     console.store.audit(op, "logout", "session")
     response.delete_cookie(COOKIE, path="/console")
@@ -198,7 +214,7 @@ def _thread_owner(console: Console, thread: str) -> str | None:
 
 def _check_thread(thread: str) -> str:
     if not THREAD.match(thread):
-        raise HTTPException(422, str(ThreadKeyError(thread)))
+        raise InvalidInputError([FieldProblem("thread", str(ThreadKeyError(thread)), printable(thread))])
     return thread
 
 
@@ -215,7 +231,7 @@ def may_post(console: Console, op: Operator, thread: str) -> bool:
     )
 
 
-@router.get("/console/api/threads/{thread}/posts")
+@router.get("/console/api/threads/{thread}/posts", responses=refusals(404, 422))
 def thread_posts(thread: str, op: OperatorDep, console: ConsoleDep) -> dict[str, Any]:
     _check_thread(thread)
     owner = _thread_owner(console, thread)
@@ -227,11 +243,15 @@ def thread_posts(thread: str, op: OperatorDep, console: ConsoleDep) -> dict[str,
     }
 
 
-@router.post("/console/api/threads/{thread}/posts", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/console/api/threads/{thread}/posts",
+    status_code=status.HTTP_201_CREATED,
+    responses=refusals(403, 404, 422),
+)
 def add_post(thread: str, body: PostIn, op: OperatorDep, console: ConsoleDep) -> dict[str, Any]:
     _check_thread(thread)
     if not body.text.strip() and not body.files:
-        raise HTTPException(422, "a post needs text or a file")
+        raise InvalidInputError([FieldProblem("text", "a post needs text or a file", body.text)])
     if not may_post(console, op, thread):
         raise _refuse(console, op, "post", thread, f"{op.org} ({op.role.value}) may not post in {thread}")
     try:
@@ -239,12 +259,23 @@ def add_post(thread: str, body: PostIn, op: OperatorDep, console: ConsoleDep) ->
             op, thread, body.text, mentions=console.mentions(body.text), file_ids=body.files
         )
     except UnknownFileError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise InvalidInputError([FieldProblem("files", str(exc), exc.file_id)]) from None
     console.announce(post)
     return post.to_dict()
 
 
-@router.post("/console/api/uploads", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/console/api/uploads",
+    status_code=status.HTTP_201_CREATED,
+    responses=refusals(403, 413, 415, 422),
+    # The file is the raw body, read as it streams (not a parameter FastAPI would parse).
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 async def upload(
     request: Request, op: OperatorDep, console: ConsoleDep, name: Annotated[str, Query(max_length=300)]
 ) -> dict[str, Any]:
@@ -268,7 +299,10 @@ async def upload(
         # Thumbnailing decodes the image: keep it off the event loop.
         stored = await asyncio.to_thread(console.uploads.save, name, b"".join(chunks))
     except UploadRefusedError as exc:
-        raise _refuse(console, op, "upload", name[:200], exc.reason, exc.status) from None
+        refused = _refuse(console, op, "upload", name[:200], exc.reason, exc.status)
+        if exc.status == 422:  # the name: a field problem
+            raise InvalidInputError([FieldProblem("name", exc.reason, printable(name))]) from None
+        raise refused from None
     return console.store.add_file(op, stored)
 
 
@@ -289,12 +323,12 @@ def _file_response(console: Console, op: Operator, file_id: str, thumb: bool) ->
     )
 
 
-@router.get("/console/api/files/{file_id}")
+@router.get("/console/api/files/{file_id}", responses=refusals(404))
 def get_file(file_id: str, op: OperatorDep, console: ConsoleDep) -> FileResponse:
     return _file_response(console, op, file_id, thumb=False)
 
 
-@router.get("/console/api/files/{file_id}/thumb")
+@router.get("/console/api/files/{file_id}/thumb", responses=refusals(404))
 def get_thumb(file_id: str, op: OperatorDep, console: ConsoleDep) -> FileResponse:
     return _file_response(console, op, file_id, thumb=True)
 
@@ -327,20 +361,20 @@ def _alert_for_action(console: Console, op: Operator, alert_id: int, action: str
     return alert
 
 
-@router.post("/console/api/alerts/{alert_id}/assign")
-def assign_alert(alert_id: int, body: AssignIn, op: OperatorDep, console: ConsoleDep) -> dict[str, Any]:
+@router.post("/console/api/alerts/{alert_id}/assign", responses=refusals(403, 404))
+def assign_alert(alert_id: AlertId, body: AssignIn, op: OperatorDep, console: ConsoleDep) -> dict[str, Any]:
     alert = _alert_for_action(console, op, alert_id, "assign")
     if body.org not in console.known_orgs():
-        raise HTTPException(422, f"unknown organisation {body.org!r}")
+        raise InvalidInputError([FieldProblem("org", "not a registered organisation", body.org)])
     post = console.store.add_post(op, f"alert:{alert_id}", body.note, kind="assign", mentions=[body.org])
     console.announce(post)
     return alert_view(alert) | {"assigned_to": body.org}
 
 
 # After /assign: FastAPI matches routes in order, and {verb} would take "assign" too.
-@router.post("/console/api/alerts/{alert_id}/{verb}")
+@router.post("/console/api/alerts/{alert_id}/{verb}", responses=refusals(403, 404, 409))
 def alert_action(
-    alert_id: int,
+    alert_id: AlertId,
     verb: Literal["ack", "resolve"],
     op: OperatorDep,
     console: ConsoleDep,
@@ -366,7 +400,7 @@ class WorksiteEditIn(BaseModel):
     status: WorksiteStatus
 
 
-@router.patch("/console/api/worksites/{worksite_id}")
+@router.patch("/console/api/worksites/{worksite_id}", responses=refusals(403, 404))
 def edit_worksite(
     worksite_id: str, body: WorksiteEditIn, op: OperatorDep, console: ConsoleDep
 ) -> dict[str, Any]:

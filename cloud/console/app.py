@@ -23,6 +23,7 @@ from cloud.console.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadStore
 from cloud.core.errors import NotFoundError
 from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import OrgDirectory
+from cloud.io.private import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class Console:
         **kwargs: Any,
     ) -> Console:
         """The console with its database (default SQLite `data_dir/console.db`) and uploads."""
-        data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(data_dir)  # posts, uploads, audit and operators' password hashes
         store = ConsoleStore(db_url or f"sqlite:///{data_dir / 'console.db'}")
         return cls(store, UploadStore(data_dir / "uploads", max_upload_bytes), sources, **kwargs)
 

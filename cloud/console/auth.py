@@ -13,7 +13,6 @@ import hmac
 import secrets
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -114,34 +113,104 @@ class SessionSigner:
             return None
 
 
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """How one kind of key (a username, a client address) is slowed after failed log-ins:
+    `free` failures cost nothing, then each further attempt waits twice as long as the one
+    before, from `base_s` up to `max_s`; a key quiet for `forget_s` starts again from zero."""
+
+    free: int
+    base_s: float
+    max_s: float
+    forget_s: float
+
+    def wait_s(self, failures: int) -> float:
+        if failures < self.free:
+            return 0.0
+        return min(self.max_s, self.base_s * 2.0 ** (failures - self.free))
+
+
+# A person mistypes a few times; a guesser needs thousands of tries. After 5 failures a username
+# waits 2 s, then 4 s, 8 s ... up to 15 min; a stranger who fails on purpose costs its owner
+# seconds, not a fixed five-minute lock, and holding it longer costs the stranger ever longer
+# waits of its own (every attempt counts on its address too).
+PER_USER = Backoff(free=5, base_s=2.0, max_s=900.0, forget_s=3600.0)
+# One address trying many usernames (password spraying); generous, since a whole office behind
+# one NAT address shares it.
+PER_CLIENT = Backoff(free=20, base_s=1.0, max_s=300.0, forget_s=3600.0)
+
+
+class LoginThrottledError(Exception):
+    """Too many failed log-ins for `key` (`user NAME` or `client ADDRESS`): wait `retry_after_s`."""
+
+    def __init__(self, key: str, retry_after_s: float) -> None:
+        self.key = key
+        self.retry_after_s = retry_after_s
+        super().__init__(f"too many failed log-ins for {key}; try again in {retry_after_s:.0f} s")
+
+
+@dataclass(slots=True)
+class _Count:
+    failures: int = 0
+    last_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """An attempt under way: counted as a failure until `LoginThrottle.succeeded` says otherwise."""
+
+    username: str
+    client: str
+
+
 @dataclass(slots=True)
 class LoginThrottle:
-    """At most `max_failures` failed log-ins per username per `window_s`; then refuse until the
-    oldest failure leaves the window (password guessing costs hours, a typo nothing)."""
+    """Exponential back-off per username and per client address.
 
-    max_failures: int = 5
-    window_s: float = 300.0
-    _failures: dict[str, deque[float]] = field(default_factory=dict)
+    An attempt is counted the moment it starts, before the (deliberately slow) password check,
+    under one lock: requests sent in parallel cannot all pass a check made before any of them
+    has failed. A success clears its username and takes back only its own count from its
+    address, so a known password does not buy an address more guesses at others. An attempt
+    refused here is not counted: only checked passwords are.
+    """
+
+    per_user: Backoff = PER_USER
+    per_client: Backoff = PER_CLIENT
+    _counts: dict[str, _Count] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _recent(self, username: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(username, deque())
-        while q and q[0] <= now - self.window_s:
-            q.popleft()
-        return q
+    def _count(self, key: str, policy: Backoff, now: float) -> _Count:
+        count = self._counts.setdefault(key, _Count())
+        if count.failures and now - count.last_s >= policy.forget_s:
+            count.failures = 0
+        return count
 
-    def retry_after_s(self, username: str, now: float | None = None) -> float:
-        """0 when a log-in may be tried now, else the seconds to wait."""
+    def attempt(self, username: str, client: str, now: float | None = None) -> LoginAttempt:
+        """Count a log-in attempt, or raise `LoginThrottledError` if its username or its
+        address must wait first."""
         now = time.monotonic() if now is None else now
+        keys = ((f"user {username}", self.per_user), (f"client {client}", self.per_client))
         with self._lock:
-            q = self._recent(username, now)
-            return 0.0 if len(q) < self.max_failures else q[0] + self.window_s - now
+            counts = [(key, self._count(key, policy, now), policy) for key, policy in keys]
+            waits = [(c.last_s + p.wait_s(c.failures) - now, key) for key, c, p in counts]
+            wait_s, key = max(waits)
+            if wait_s > 0:
+                raise LoginThrottledError(key, wait_s)
+            for _, count, _ in counts:
+                count.failures += 1
+                count.last_s = now
+        return LoginAttempt(username, client)
 
-    def failed(self, username: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+    def succeeded(self, attempt: LoginAttempt) -> None:
         with self._lock:
-            self._recent(username, now).append(now)
+            self._counts.pop(f"user {attempt.username}", None)
+            client = self._counts.get(f"client {attempt.client}")
+            if client is not None and client.failures > 0:
+                client.failures -= 1
 
-    def succeeded(self, username: str) -> None:
+    def failures(self, *, user: str | None = None, client: str | None = None) -> int:
+        """The failures counted now for a username or an address (tests, the audit)."""
+        key = f"user {user}" if user is not None else f"client {client}"
         with self._lock:
-            self._failures.pop(username, None)
+            count = self._counts.get(key)
+            return 0 if count is None else count.failures

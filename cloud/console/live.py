@@ -17,7 +17,7 @@ from typing import Any
 from cloud.console.broadcast import Broadcaster
 from cloud.core.alerts import AlertBook, AlertNotFoundError, StoredAlert
 from cloud.core.errors import NotFoundError
-from cloud.core.geo import Site, load_sites
+from cloud.core.geo import FixedSites, SiteSource
 from cloud.core.orgs import OrgDirectory, Role
 from cloud.core.worksites import WorksiteBook
 from cloud.io.influx.client import InfluxClient, InfluxError
@@ -39,7 +39,7 @@ class Sources:
     worksites: WorksiteBook | None = None
     alerts: AlertBook | None = None
     influx: InfluxClient | None = None
-    sites: dict[str, Site] = field(default_factory=load_sites)
+    sites: SiteSource = field(default_factory=FixedSites.from_file)  # ours, and partners' places
     lookback: str = DEFAULT_LOOKBACK
     # With a data policy (decision 0017), private kinds (fleets) are read from every
     # organisation's database, and each operator sees only its own organisation's (a
@@ -100,13 +100,14 @@ class Sources:
             return {"parking": [], "traffic": [], "fleet": []}
         # `lookback` is checked against DURATION in __post_init__: nothing else enters the query.
         since = f"time > now() - {self.lookback}"
+        sites = self.sites.sites()
         parking = []
         for tags, row in self._last(
             f'SELECT last("occupancy_pct") AS pct, last("occupied") AS occupied, '  # noqa: S608  (no user input; see `since`)
             f'last("capacity") AS capacity FROM {self._from("parking")} WHERE {since} '
             'GROUP BY "sensor", "org"'
         ):
-            site = self.sites.get(tags.get("sensor", ""))
+            site = sites.get(tags.get("sensor", ""))
             if site is not None:
                 parking.append(
                     {"id": tags["sensor"], "org": tags.get("org", ""), "name": site.name, "lat": site.lat,
@@ -118,7 +119,7 @@ class Sources:
             f'SELECT last("vehicles") AS vehicles, mean("vehicles") AS baseline FROM {self._from("traffic")} '  # noqa: S608  (no user input; see `since`)
             f'WHERE {since} GROUP BY "sensor", "org"'
         ):
-            site = self.sites.get(tags.get("sensor", ""))
+            site = sites.get(tags.get("sensor", ""))
             if site is not None:
                 base = row["baseline"] or 0
                 ratio = round(row["vehicles"] / base, 2) if base else None

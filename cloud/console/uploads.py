@@ -17,6 +17,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from cloud.io.private import private_dir
+
 DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 THUMB_PX = 320
 # Decompression bombs: a 20 k x 20 k PNG is a few KB on the wire and 1.6 GB in memory.
@@ -80,6 +82,11 @@ def sniff(data: bytes) -> tuple[str, str]:
     raise UploadRefusedError("only JPEG, PNG, GIF, WebP photos and PDF documents are accepted")
 
 
+def _too_large(pixels: int | str) -> UploadRefusedError:
+    shown = f"{pixels:,}" if isinstance(pixels, int) else pixels
+    return UploadRefusedError(f"image is {shown} pixels; the limit is {MAX_IMAGE_PIXELS:,}", 413)
+
+
 def _thumbnail(data: bytes, dest: Path) -> None:
     try:
         # Pillow only warns between its limit and twice it; here any bomb is an error.
@@ -87,14 +94,16 @@ def _thumbnail(data: bytes, dest: Path) -> None:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as probe:
                 if probe.width * probe.height > MAX_IMAGE_PIXELS:  # read from the header, not decoded
-                    raise UploadRefusedError(
-                        f"image is {probe.width} x {probe.height} pixels; the limit is {MAX_IMAGE_PIXELS:,}",
-                        413,
-                    )
+                    raise _too_large(f"{probe.width} x {probe.height}")
                 probe.verify()  # a truncated or forged image stops here, before it is decoded
             with Image.open(io.BytesIO(data)) as img:
                 img.thumbnail((THUMB_PX, THUMB_PX))
                 img.convert("RGB").save(dest, "JPEG", quality=80)
+    except Image.DecompressionBombError as exc:
+        # Beyond twice Pillow's own limit Image.open raises before we see the size (a 20 k x
+        # 20 k PNG header): its message holds the pixel count.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_large(int(found.group(1)) if found else "too many") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
         if isinstance(exc, UploadRefusedError):
             raise
@@ -107,8 +116,8 @@ class UploadStore:
     def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> None:
         self.root = root
         self.max_bytes = max_bytes
-        (root / "files").mkdir(parents=True, exist_ok=True)
-        (root / "thumbs").mkdir(parents=True, exist_ok=True)
+        private_dir(root / "files")
+        private_dir(root / "thumbs")
 
     def save(self, name: str, data: bytes) -> StoredFile:
         label = check_name(name)

@@ -19,16 +19,23 @@ Refusals, by the `reason` their dead letter carries::
     ContractError               the contract's own: too_large, bad_json, schema, topic
     ├── PolicyError             policy          too far in the future, or too old to keep
     ├── UnknownSensorError      unknown_sensor  a gateway or sensor the installation records lack
-    └── SensorKindError         wrong_kind      not the kind its gateway declared for the sensor
+    ├── SensorKindError         wrong_kind      not the kind its gateway declared for the sensor
+    └── ForeignSensorError      forbidden       a sensor the records give to another organisation,
+                                                named by a sender that names its sensors itself
+                                                (a utility's fleet, a partner's entities)
+
+Data that arrives over HTTP gets the same verdict (`cloud.ingest.direct`); a partner's own
+entities (NGSI-LD in) get `for_partners()`'s, which our installation records cannot list.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cloud.core.directory import SensorDirectory, SensorKindError, UnknownSensorError
+from cloud.core.directory import ForeignSensorError, SensorDirectory, SensorKindError, UnknownSensorError
 from cloud.core.settings import CloudSettings
 from edge.contract import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -99,19 +106,22 @@ class Admission:
         *,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         directory: SensorDirectory | None = None,
+        is_for_partners: bool = False,
     ) -> None:
         self.limits = limits
         self.max_payload_bytes = max_payload_bytes
         self.directory = directory if directory is not None else SensorDirectory()
+        self.is_for_partners = is_for_partners
         # Bumped whenever a declaration changes a verdict: caches of earlier verdicts (the fast
         # paths' per-series prefixes) are stale from then on.
         self.generation = 0
 
     @classmethod
-    def from_settings(cls, settings: CloudSettings) -> Admission:
-        """Limits and payload cap from the settings; installation records when a folder is set."""
+    def from_settings(cls, settings: CloudSettings, *, utilities: Iterable[str] = ()) -> Admission:
+        """Limits and payload cap from the settings; installation records when a folder is set,
+        with `utilities`, the organisations whose `fleet` pseudo-gateway may send."""
         directory = (
-            SensorDirectory.from_config_dir(Path(settings.sensor_directory))
+            SensorDirectory.from_config_files(Path(settings.sensor_directory).glob("*.yaml"), utilities)
             if settings.sensor_directory
             else SensorDirectory()
         )
@@ -122,6 +132,18 @@ class Admission:
             ),
             max_payload_bytes=settings.max_payload_bytes,
             directory=directory,
+        )
+
+    def for_partners(self) -> Admission:
+        """The verdict on a partner's own entities (NGSI-LD in, `cloud.exchange`): the same
+        contract and time limits; of the directory, only that a sensor our records give to
+        another organisation is not the partner's to write. Its entities are by nature in none
+        of our installation records, and no gateway of ours declares them."""
+        return Admission(
+            self.limits,
+            max_payload_bytes=self.max_payload_bytes,
+            directory=self.directory,
+            is_for_partners=True,
         )
 
     # -- what the gateways declare ---------------------------------------------------------------
@@ -159,6 +181,8 @@ class Admission:
 
     def sensor_error(self, org: str, gateway: str, sensor: str, kind: SensorKind) -> ContractError | None:
         """The directory's verdict on one series: installation records and declared kinds."""
+        if self.is_for_partners:
+            return self.directory.owner_error(org, sensor)
         return self.directory.check(org, gateway, sensor, kind)
 
     def reading_error(self, reading: Reading, now: datetime) -> ContractError | None:
@@ -193,6 +217,7 @@ class Admission:
 
 __all__ = [
     "Admission",
+    "ForeignSensorError",
     "Judged",
     "PolicyError",
     "SensorKindError",

@@ -75,6 +75,10 @@ class Alert:
         return orjson.dumps(body)
 
 
+# Stored alerts are numbered by a 32-bit INTEGER column (PostgreSQL): an id past it names none.
+MAX_ALERT_ID = 2**31 - 1
+
+
 class AlertNotFoundError(LookupError):
     def __init__(self, alert_id: int) -> None:
         self.alert_id = alert_id

@@ -44,6 +44,15 @@ class SensorKindError(ContractError):
     reason = "wrong_kind"
 
 
+class ForeignSensorError(ContractError):
+    """The installation records give the sensor to another organisation than the sender's.
+
+    Only a sender that names its sensors freely meets it: a utility's `fleet` pseudo-gateway
+    (MQTT or the push API), a partner's NGSI-LD entities (`Admission.for_partners`)."""
+
+    reason = "forbidden"
+
+
 class SensorDirectoryError(ValueError):
     def __init__(self, source: str, message: str) -> None:
         self.source = source
@@ -100,6 +109,7 @@ class SensorDirectory:
         self.gateways: dict[str, GatewayEntry] = {}
         self.utilities = frozenset(utilities)  # orgs whose `fleet` pseudo-gateway may publish
         self._sensor_home: dict[tuple[str, str], str] = {}  # (org, sensor) -> gateway
+        self._owner: dict[str, str] = {}  # sensor -> the org whose records list it first
         self._declared: dict[tuple[str, str], Declared] = {}  # (org, gateway) -> its meta
         for g in gateways or ():
             if g.gateway in self.gateways:
@@ -109,6 +119,7 @@ class SensorDirectory:
             self.gateways[g.gateway] = g
             for s in g.sensors:
                 self._sensor_home.setdefault((g.org, s), g.gateway)
+                self._owner.setdefault(s, g.org)
 
     # --- installation records ------------------------------------------------------------------
 
@@ -201,6 +212,15 @@ class SensorDirectory:
             value=kind_s,
         )
 
+    def owner_error(self, org: str, sensor: str) -> ContractError | None:
+        """A sensor the records give to another organisation is not `org`'s to write."""
+        owner = self._owner.get(sensor) if self.has_records else None
+        if owner is None or owner == org:
+            return None
+        return ForeignSensorError(
+            f"sensor {sensor!r} belongs to organisation {owner!r}", field="sensor", value=sensor
+        )
+
     def _recorded(  # noqa: PLR0911 (one early return per reason, in the order they are told)
         self, org: str, gateway: str, sensor: str, kind_s: str
     ) -> ContractError | None:
@@ -213,7 +233,8 @@ class SensorDirectory:
                 return SensorKindError(
                     f"a utility's fleet sends {SensorKind.FLEET.value!r} readings", field="kind", value=kind_s
                 )
-            return None
+            # The fleet names its vehicles itself: not one that another organisation installed.
+            return self.owner_error(org, sensor)
         entry = self.gateways.get(gateway)
         if entry is None:
             return UnknownSensorError(
@@ -239,6 +260,7 @@ __all__ = [
     "FLEET_GATEWAY",
     "UNLISTED_DEVICE_PATTERN",
     "Declared",
+    "ForeignSensorError",
     "GatewayEntry",
     "SensorDirectory",
     "SensorDirectoryError",

@@ -53,21 +53,36 @@ class InvalidInputError(DomainError):
         super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
 
 
+# pydantic's words where they would leave a user guessing
+_MESSAGES = {
+    "string_unicode": "not Unicode text: it holds a lone UTF-16 surrogate (JSON's \\ud800 to \\udfff)",
+}
+
+
+def message_of(err: Any) -> str:
+    """The message of one pydantic error, as a user reads it."""
+    return _MESSAGES.get(str(err.get("type")), str(err.get("msg", "invalid")).removeprefix("Value error, "))
+
+
 def problems_from(exc: ValidationError, prefix: str = "") -> list[FieldProblem]:
     out: list[FieldProblem] = []
     for err in exc.errors(include_url=False):
         loc = ".".join(str(p) for p in err["loc"]) or "body"
-        message = str(err["msg"]).removeprefix("Value error, ")
-        out.append(FieldProblem(prefix + loc, message, printable(err.get("input"))))
+        out.append(FieldProblem(prefix + loc, message_of(err), printable(err.get("input"))))
     return out
 
 
 def printable(value: Any) -> str | int | float | bool | None:
-    """An offending value as an error may echo it: scalars only, finite, at most 200 characters."""
+    """An offending value as an error may echo it: scalars only, finite, at most 200 characters,
+    text that UTF-8 can carry (a lone surrogate from JSON's `\\ud800` is shown escaped: echoed as
+    is, it made the 422 itself fail to encode, a 500), numbers of any size as text."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if isinstance(value, str) and len(value) > 200:
-        return value[:200] + "..."
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, str):
+        text = value if len(value) <= 200 else value[:200] + "..."
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53:
+        return printable(str(value))  # beyond what a JSON reader's double holds exactly
+    if isinstance(value, int | float | bool) or value is None:
         return value
     return None

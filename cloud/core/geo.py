@@ -87,12 +87,25 @@ class BBox:
         return shapely.box(self.min_lon, self.min_lat, self.max_lon, self.max_lat)
 
 
+WORLD = BBox(-180, -90, 180, 90)  # for reading a registry back: its area was checked on the way in
+
+
+# RFC 7946 section 4: WGS84 longitude and latitude in decimal degrees.
+_RANGES = ((-180.0, 180.0, "longitude"), (-90.0, 90.0, "latitude"))
+
+
 def _check_position(position: Any) -> None:
     if not isinstance(position, list | tuple) or len(position) not in (2, 3):
         raise GeometryError(f"a position must be [lon, lat]: {position!r}"[:200])
     for value in position:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        # An int may be too large for a float (10**400): compare it, never convert it.
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise GeometryError(f"a coordinate must be a finite number: {value!r}"[:200])
+        if isinstance(value, float) and not math.isfinite(value):
+            raise GeometryError(f"a coordinate must be a finite number: {value!r}"[:200])
+    for value, (low, high, name) in zip(position, _RANGES, strict=False):
+        if not low <= value <= high:
+            raise GeometryError(f"a {name} must be within {low:g} and {high:g} degrees: {value!r}"[:200])
 
 
 def _walk(coords: Any, depth: int) -> int:
@@ -271,6 +284,40 @@ class SitesFile(BaseModel):
 
 def load_sites(path: Path = SITES_FILE) -> dict[str, Site]:
     return SitesFile.model_validate(yaml.safe_load(path.read_text())).sensors
+
+
+class SiteSource(Protocol):
+    """Where the sensors are, as of now: the installation file's sites, and the places that
+    partners' entities gave (`cloud.io.influx.sites`), for the map feeds and the console."""
+
+    def sites(self) -> dict[str, Site]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FixedSites:
+    """Sites that do not change while the process runs (the installation file's)."""
+
+    known: dict[str, Site]
+
+    @classmethod
+    def from_file(cls, path: Path = SITES_FILE) -> FixedSites:
+        return cls(load_sites(path))
+
+    def sites(self) -> dict[str, Site]:
+        return self.known
+
+
+class MergedSites:
+    """Several sources as one; the first that places a sensor wins (ours before a partner's)."""
+
+    def __init__(self, *sources: SiteSource) -> None:
+        self.sources = sources
+
+    def sites(self) -> dict[str, Site]:
+        out: dict[str, Site] = {}
+        for source in reversed(self.sources):
+            out.update(source.sites())
+        return out
 
 
 def sites_near(geom: BaseGeometry, sites: dict[str, Site], radius_m: float) -> list[tuple[str, float]]:

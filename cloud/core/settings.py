@@ -79,6 +79,11 @@ class CloudSettings(BaseSettings):
     # Relational stores, as SQLAlchemy URLs (sqlite:///PATH or postgresql://user@host/db). The
     # commands read them through their options' env vars (`--alerts-db`, `cloud api --db`).
     alerts_db: str = "sqlite:///.sitroom/alerts.db"
+    # What the rules learn per series is checkpointed in the alert store's database this often,
+    # after this many messages (acknowledged only then: keep it under the broker's
+    # max_inflight_messages) and on shutdown, and restored at start (decision 0018).
+    rules_checkpoint_s: float = Field(default=30.0, gt=0)
+    rules_checkpoint_messages: int = Field(default=500, ge=1, le=60_000)
     # A folder of gateway configs (firmware_configs/): when set, ingest dead-letters readings of
     # gateways and sensors not listed there, or listed on another gateway (issue 5).
     sensor_directory: str | None = None

@@ -326,6 +326,24 @@ def parking() -> dict[str, Any]:
                     "perché una città metropolitana ne ha decine di migliaia."
                 ),
             ),
+            panel(
+                "table",
+                "Parcheggi dei partner via NGSI-LD / Partners' car parks (NGSI-LD)",
+                (0, 19, 24, 7),
+                [
+                    target(
+                        'SELECT last("occupancy_pct") AS "occupazione", last("occupied") AS "occupati", '
+                        'last("capacity") AS "posti" FROM "parking" WHERE $timeFilter AND "gateway" = \'ngsi-ld\' '
+                        'AND "org" =~ /^$org$/ GROUP BY "org", "sensor"',
+                        fmt="table",
+                    )
+                ],
+                unit="percent",
+                steps=fill,
+                description="Parcheggi che un partner (un comune vicino, un gestore) condivide dal suo context "
+                "broker come entità OffStreetParking (Smart Data Models), ricevute come notifiche NGSI-LD "
+                "(gateway `ngsi-ld`, docs/exchange.md); sulla mappa dove la loro `location` li pone.",
+            ),
         ],
         [ORG, zone, bay_zone, RP],
     )
@@ -864,12 +882,59 @@ def pipeline() -> dict[str, Any]:
                 (0, 26, 24, 10),
                 [
                     target(
-                        f'SELECT last("highest_seq") AS "seq", last("gaps") AS "lacune", last("duplicates") AS "duplicati", last("lag_s") AS "ritardo s", last("clock_offset_s") AS "orologio s" FROM {src("sitroom_gateway_seq")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway"',
+                        # Every ingest worker of a shared group holds the group's accounts
+                        # (cloud/ingest/seqledger.py) and writes them tagged with its instance:
+                        # the latest of each, and the largest of those (a restarted worker's
+                        # accounts start empty). Lag and clock are each worker's latest batch.
+                        f'SELECT max("seq") AS "seq", max("gaps") AS "lacune", max("duplicates") AS "duplicati", max("lag") AS "ritardo s", max("offset") AS "orologio s" FROM (SELECT last("highest_seq") AS "seq", last("gaps") AS "gaps", last("duplicates") AS "duplicates", last("lag_s") AS "lag", last("clock_offset_s") AS "offset" FROM {src("sitroom_gateway_seq")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway", "instance") GROUP BY "org", "gateway"',
                         fmt="table",
                     )
                 ],
                 steps=((None, OK), (1, WARN)),
-                description="Lacune (gaps) = batch persi secondo i numeri di sequenza; duplicati = riconsegne.",
+                description="Lacune (gaps) = batch persi secondo i numeri di sequenza; duplicati = riconsegne. Conti di tutti i worker di ingest insieme.",
+            ),
+            panel(
+                "table",
+                "Dispositivi: radio, GPS, temperatura / Devices: radio, GPS, temperature",
+                (0, 36, 24, 10),
+                [
+                    target(
+                        # cloud/ingest/gateway_health.py: one row per source (device = sensor)
+                        # and per device of a LoRaWAN source (device = DevEUI).
+                        'SELECT last("rssi_dbm") AS "RSSI dBm", last("snr_db") AS "SNR dB", last("fcnt_gaps") AS "frame persi", last("temperature_c") AS "temperatura °C", last("fix_quality") AS "fix GPS", last("satellites") AS "satelliti", last("hdop") AS "HDOP", last("rejected") AS "scartati", last("link_up") AS "collegato" FROM "sitroom_device_health" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway", "sensor", "device"',
+                        fmt="table",
+                    )
+                ],
+                description="Salute dei dispositivi contata dal gateway: LoRaWAN (RSSI/SNR del gateway radio migliore, frame persi secondo il contatore, temperatura dal heartbeat Bosch), GPS (qualità del fix, satelliti, HDOP), linee seriali (frame scartati, collegamento).",
+            ),
+            panel(
+                "timeseries",
+                "Frame LoRaWAN persi / LoRaWAN frames lost",
+                (0, 46, 12, 8),
+                [
+                    target(
+                        'SELECT sum("lost") FROM (SELECT max("fcnt_gaps") AS "lost" FROM "sitroom_device_health" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway", "device") GROUP BY time($__interval), "gateway" fill(none)',
+                        alias="$tag_gateway",
+                    )
+                ],
+                unit="none",
+                minimum=0,
+                description="Per gateway, la somma dei frame persi dai suoi sensori LoRaWAN (salti del contatore di frame), dall'avvio del gateway.",
+            ),
+            panel(
+                "timeseries",
+                "Orologio dei gateway / Gateway clock error",
+                (12, 46, 12, 8),
+                [
+                    target(
+                        'SELECT max("clock_max_error_s") AS "errore max", min("clock_synchronized") AS "sincronizzato" FROM "sitroom_gateway_health" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway" fill(none)',
+                        alias="$tag_gateway $col",
+                    )
+                ],
+                unit="s",
+                minimum=0,
+                steps=((None, OK), (1, WARN), (5, BAD)),
+                description="Errore massimo stimato dal kernel (adjtimex) e sincronizzazione NTP (1 = sì). Lo scarto misurato dal cloud è nella tabella delle sequenze.",
             ),
         ],
         [ORG, RP],

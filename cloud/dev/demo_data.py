@@ -1,7 +1,8 @@
 """The demo's data: Prato's organisations, their worksites and the console's operators, and
 the Florence plain's when the deployment's areas include it (`sitroom demo --areas`).
 
-Demo worksites: the municipality and four utilities on real streets, with conflicts.
+Demo worksites: the municipality and four utilities on real streets, with conflicts. One more
+organisation, a neighbouring municipality, takes part only in the data exchange.
 
 Coordinates are WGS84 read off a map to within a few tens of metres, on the same streets the
 traffic simulators use (edge/simulators/places.py). Dates are relative to `now`, so that the
@@ -36,6 +37,11 @@ ORGANISATIONS = (
     ),
     Organisation(id="alia", name="Alia Servizi Ambientali S.p.A.", role=Role.UTILITY, areas=(PRATO, PLAIN)),
     Organisation(id="open-fiber", name="Open Fiber S.p.A.", role=Role.UTILITY, areas=(PRATO, PLAIN)),
+    # A neighbouring municipality sharing its car parks over NGSI-LD (cloud/dev/partners.py). A
+    # partner writes only its own data, as a utility does: the municipality role is for Prato's
+    # own operators, who approve and edit every worksite of the registry. No area: it writes no
+    # worksites, and its car parks are checked as any partner's places are.
+    Organisation(id="comune-calenzano", name="Comune di Calenzano", role=Role.UTILITY),
 )
 PLAIN_ORGANISATIONS = (
     Organisation(id="comune-firenze", name="Comune di Firenze", role=Role.MUNICIPALITY, areas=(PLAIN,)),

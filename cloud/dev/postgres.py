@@ -14,14 +14,12 @@ import pwd
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import Any, Self
 
 import psycopg
 
-from cloud.dev.servers import MissingBinaryError, ServerStartError, free_port
+from cloud.dev.servers import MissingBinaryError, Server, ServerStartError, free_port
 
 SUPERUSER = "sitroom"
 
@@ -38,16 +36,17 @@ def postgres_bindir() -> Path:
     raise MissingBinaryError("/usr/lib/postgresql/*/bin/initdb", "postgresql")
 
 
-class PostgresCluster:
+class PostgresCluster(Server):
     name = "postgres"
+    # SIGINT is PostgreSQL's "fast shutdown": roll back sessions, checkpoint, exit.
+    stop_signal = signal.SIGINT
+    ready_poll_s = 0.1
 
     def __init__(self, data_dir: Path, port: int | None = None, *, durable: bool = False) -> None:
-        self.data_dir = data_dir
+        super().__init__(data_dir)
         self.port = port if port is not None else free_port()
         self.durable = durable
         self.bindir = postgres_bindir()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log_file: IO[bytes] | None = None
         self._user: str | None = None
         if os.geteuid() == 0:
             try:
@@ -59,16 +58,6 @@ class PostgresCluster:
     @property
     def pgdata(self) -> Path:
         return self.data_dir / "pgdata"
-
-    @property
-    def log_path(self) -> Path:
-        return self.data_dir / "postgres.log"
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
@@ -83,8 +72,8 @@ class PostgresCluster:
         if self._user:
             shutil.chown(path, self._user, self._user)
 
-    def init(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+    def _prepare(self) -> None:
+        """`initdb` once: the cluster folder, handed to the `postgres` user when we are root."""
         self._chown(self.data_dir)
         if (self.pgdata / "PG_VERSION").exists():
             return
@@ -116,8 +105,7 @@ class PostgresCluster:
         env["LC_ALL"] = "C.UTF-8"
         return env
 
-    def start(self, timeout_s: float = 60.0) -> Self:
-        self.init()
+    def _command(self) -> list[str]:
         cmd = [
             str(self.bindir / "postgres"),
             "-D",
@@ -134,26 +122,13 @@ class PostgresCluster:
         if not self.durable:
             # A test cluster lives for one run: skip the fsyncs that make it slow.
             cmd += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        self._log_file = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            cmd,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.data_dir,
-            env=self._env(),
-            start_new_session=True,
-            **self._run_as(),  # type: ignore[call-overload]
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise ServerStartError(self.name, f"exited with {self.proc.returncode}", self.log())
-            if self._is_ready():
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise ServerStartError(self.name, f"not ready within {timeout_s:g} s", self.log())
+        return cmd
+
+    def _popen_options(self) -> dict[str, Any]:
+        return {"cwd": self.data_dir, "env": self._env(), **self._run_as()}
+
+    def start(self, timeout_s: float = 60.0) -> Self:
+        return super().start(timeout_s)
 
     def _is_ready(self) -> bool:
         try:
@@ -176,28 +151,6 @@ class PostgresCluster:
                     psycopg.sql.Identifier(name)
                 )
             )
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            # SIGINT is PostgreSQL's "fast shutdown": roll back sessions, checkpoint, exit.
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout_s)
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def remove(self) -> None:
         self.stop()

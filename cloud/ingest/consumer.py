@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import secrets
 import threading
 import time
 from bisect import bisect_right
@@ -43,7 +44,8 @@ from cloud.core.admission import Admission
 from cloud.core.settings import CloudSettings
 from cloud.ingest.deadletter import DeadLetter
 from cloud.ingest.fastpath import FastDecoder
-from cloud.ingest.gateway_health import health_line, status_line
+from cloud.ingest.gateway_health import health_lines, status_line
+from cloud.ingest.seqledger import BatchReport
 from cloud.ingest.stats import IngestStats
 from cloud.io.influx import retention
 from cloud.io.influx.client import (
@@ -57,7 +59,7 @@ from cloud.io.influx.client import (
 from cloud.io.influx.lineprotocol import line
 from cloud.io.influx.policy import DataPolicy, RoutedInfluxClient
 from cloud.io.mqtt import BrokerConnection
-from edge.contract import ContractError, is_id, topics
+from edge.contract import ContractError, PayloadTooLargeError, format_ts, is_id, topics
 from edge.contract.topics import Channel
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ log = logging.getLogger(__name__)
 _BACKOFF_MIN_S = 0.5
 _BACKOFF_MAX_S = 30.0
 _ROUND_WRITES = 4  # a round holds at most this many full writes' lines (several databases)
+_BATCHES_PREFIX = topics.ALL_INGEST_BATCHES.split("+", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,8 @@ class Prepared:
     readings: int
     # Gateways' health and status points: written beside the dead letters, not counted as readings.
     monitoring: list[str] = field(default_factory=list)
+    # (org, gateway, seq) of every batch whose envelope was accepted: accounted once written.
+    seqs: list[tuple[str, str, int]] = field(default_factory=list)
     # Per message that gave lines: its first line, and the message (not a tuple per line: the
     # owner is only looked up for the rare line InfluxDB refuses).
     starts: list[int] = field(default_factory=list)
@@ -241,6 +246,9 @@ def subscriptions(settings: CloudSettings) -> list[tuple[str, int]]:
             (data_subscription(settings, Channel.STATUS, org), 1),
             (meta_subscription(settings, org), 1),
         ]
+    if settings.share_group:
+        # Every worker's batch reports, never shared: each worker keeps the group's accounts.
+        out.append((topics.ALL_INGEST_BATCHES, 1))
     return out
 
 
@@ -283,11 +291,14 @@ class Ingest:
         self._jobs: deque[_Job | None] = deque()
         self._jobs_cond = threading.Condition()
         self._stop = threading.Event()
+        self._started = time.monotonic()
         self._last_ns = 0
         self._dl_lock = threading.Lock()
         self._log_counts: Counter[str] = Counter()
         self._log_examples: dict[str, str] = {}
         self._sequencer = AckSequencer(self._ack)
+        # This life of the process: the group tells its batch reports from an earlier life's.
+        self.run_id = secrets.token_hex(8)
         self.subscription = data_subscription(settings)
         self.conn = BrokerConnection(
             settings.broker,
@@ -335,8 +346,11 @@ class Ingest:
         ]
         for w in writers:
             w.start()
+        # Its own thread: the health goes on while the decoder waits for writers stuck on an
+        # InfluxDB outage, so that the watchdog sees a stall, not silence.
+        reporter = threading.Thread(target=self._reporter, args=(stop,), name="ingest-reporter", daemon=True)
         self.conn.start()
-        next_stats = time.monotonic() + self.settings.stats_interval_s
+        reporter.start()
         ready = Path(self.settings.ready_file) if self.settings.ready_file else None
         try:
             while not (stop.is_set() or self._stop.is_set()):
@@ -346,9 +360,6 @@ class Ingest:
                 prepared = self._collect()
                 if prepared is not None:
                     self._submit(prepared, stop)
-                if time.monotonic() >= next_stats:
-                    self.report()
-                    next_stats = time.monotonic() + self.settings.stats_interval_s
         finally:
             if self.settings.ready_file:
                 Path(self.settings.ready_file).unlink(missing_ok=True)
@@ -358,9 +369,14 @@ class Ingest:
                 self._jobs_cond.notify_all()
             for w in writers:
                 w.join(30)
-            self.report()
+            reporter.join(30)
+            self.report(final=True)
             self.conn.stop()
             self.influx.close()
+
+    def _reporter(self, stop: threading.Event) -> None:
+        while not (stop.wait(self.settings.stats_interval_s) or self._stop.is_set()):
+            self.report()
 
     def stop(self) -> None:
         self._stop.set()
@@ -451,6 +467,12 @@ class Ingest:
 
     def _prepare_one(self, item: Inbound, now: datetime, out: Prepared) -> None:
         out.acks.append(item)
+        if item.topic.startswith(_BATCHES_PREFIX):
+            self._learn_batches(item)
+        else:
+            self._prepare_gateway_message(item, now, out)
+
+    def _prepare_gateway_message(self, item: Inbound, now: datetime, out: Prepared) -> None:
         self.stats.add(messages=1)
         try:
             where = topics.parse(item.topic)
@@ -475,18 +497,19 @@ class Ingest:
             return
 
         if where.channel in (Channel.HEALTH, Channel.STATUS):
-            to_line = health_line if where.channel is Channel.HEALTH else status_line
             try:
-                point = to_line(where.org, where.gateway, item.payload, datetime.now(UTC))
+                if where.channel is Channel.HEALTH:
+                    out.monitoring += health_lines(where.org, where.gateway, item.payload, datetime.now(UTC))
+                elif (
+                    point := status_line(where.org, where.gateway, item.payload, datetime.now(UTC))
+                ) is not None:
+                    out.monitoring.append(point)
             except ContractError as exc:
                 out.deadletters.append(
                     DeadLetter.of(
                         exc, topic=item.topic, payload=item.payload, org=where.org, gateway=where.gateway
                     )
                 )
-                return
-            if point is not None:
-                out.monitoring.append(point)
             return
 
         def dead(err: ContractError, seq: int | None = None, sensor: str = "") -> None:
@@ -512,7 +535,7 @@ class Ingest:
         if mismatch is not None:
             dead(mismatch, env.seq)
             return
-        self.stats.see_seq(env.org, env.gateway, env.seq)
+        out.seqs.append((env.org, env.gateway, env.seq))
         received = item.received_at or time.time()
         self.stats.see_clock(
             env.org,
@@ -542,6 +565,8 @@ class Ingest:
                 self.stats.add(writes_in_flight=1)
                 try:
                     if self._write_job(influx, job.prepared, stop):
+                        # Reported before the acks: a batch acked is a batch the group counted.
+                        self._account(job.number, job.prepared.seqs)
                         self._sequencer.done(job.number, job.prepared.acks)
                 finally:
                     self.stats.add(writes_in_flight=-1)
@@ -581,6 +606,8 @@ class Ingest:
         for database, lines in self.policy.split(dl_lines).items():
             if self._write_with_retry(influx, lines, stop, database) is None:
                 return False
+        if not (prepared.lines or dl_lines):
+            return True  # nothing for InfluxDB (a meta, a batch report): not a write, not progress
         self.stats.wrote(write_ms=(time.perf_counter() - t0) * 1000, points=len(prepared.lines))
         written = len(prepared.lines) - len(rejected)
         self.stats.add(
@@ -593,6 +620,49 @@ class Ingest:
             self._note(dl)
             self.conn.client.publish(dl.mqtt_topic, dl.to_json(), qos=1)
         return True
+
+    # -- per-gateway accounting (cloud/ingest/seqledger.py) ----------------------------------
+    def _account(self, job: int, seqs: list[tuple[str, str, int]]) -> None:
+        """Count a written job's batches here and, in a shared group, report them to every worker."""
+        if not seqs:
+            return
+        self.stats.wrote_batches(seqs)
+        gateways: dict[str, list[int]] = {}
+        for org, gateway, seq in seqs:
+            gateways.setdefault(f"{org}/{gateway}", []).append(seq)
+        report = BatchReport(
+            group=self.settings.share_group or "",
+            instance=self.settings.instance,
+            run=self.run_id,
+            job=job,
+            gateways=gateways,
+        )
+        self.stats.accounts.apply(report)
+        if self.settings.share_group:
+            self.conn.client.publish(topics.ingest_batches(self.settings.instance), report.to_json(), qos=1)
+
+    def _learn_batches(self, item: Inbound) -> None:
+        """Another worker's report (or ours from an earlier life) of the batches it wrote."""
+        try:
+            if len(item.payload) > self.settings.max_payload_bytes:
+                raise PayloadTooLargeError(
+                    f"more than {self.settings.max_payload_bytes} bytes",
+                    field="payload",
+                    value=len(item.payload),
+                )
+            report = BatchReport.from_json(item.payload)
+        except ContractError as exc:
+            self.stats.add(batch_reports_refused=1)
+            log.warning("batch report refused on %s: %s", item.topic, exc)
+            return
+        is_ours = (report.instance, report.run) == (self.settings.instance, self.run_id)
+        if is_ours or report.group != (self.settings.share_group or ""):
+            return  # ours is counted as written; another group's traffic is not ours
+        org = self.settings.org_filter
+        if org != "+":
+            kept = {k: v for k, v in report.gateways.items() if k.startswith(f"{org}/")}
+            report = report.model_copy(update={"gateways": kept})
+        self.stats.accounts.apply(report)
 
     def _write_with_retry(
         self, influx: InfluxClient, lines: list[str], stop: threading.Event, database: str = ""
@@ -621,29 +691,36 @@ class Ingest:
             self._log_counts[dl.reason] += 1
             self._log_examples.setdefault(dl.reason, f"{dl.topic} {dl.field}: {dl.message} ({dl.value})")
 
-    def report(self) -> None:
+    def report(self, *, final: bool = False) -> None:
+        """Publish the counters on the health topic (`final`: the last, on a clean stop) and
+        write them to InfluxDB."""
         with self._dl_lock:
             for reason, n in self._log_counts.items():
                 log.warning("dead-lettered %d x %s, e.g. %s", n, reason, self._log_examples[reason])
             self._log_counts.clear()
             self._log_examples.clear()
         snap = self.stats.snapshot(interval=True)
+        now = datetime.now(UTC)
+        health = {"ts": format_ts(now), "uptime_s": round(time.monotonic() - self._started, 1), **snap}
+        if final:
+            health["final"] = True
         try:
             self.conn.client.publish(
-                topics.service_health("ingest", self.settings.instance), orjson.dumps(snap), qos=0
+                topics.service_health("ingest", self.settings.instance), orjson.dumps(health), qos=0
             )
-            now = datetime.now(UTC)
             lines = [
                 line(
                     "sitroom_ingest",
                     {"instance": self.settings.instance},
-                    {k: v for k, v in snap.items() if isinstance(v, int | float)},
+                    {k: v for k, v in snap.items() if isinstance(v, int | float) and not isinstance(v, bool)},
                     now,
                 )
             ]
+            instance = self.settings.instance
             for key, g in snap["gateways"].items():
                 org, gw = key.split("/")
-                lines.append(line("sitroom_gateway_seq", {"org": org, "gateway": gw}, g, now))
+                tags = {"org": org, "gateway": gw, "instance": instance}
+                lines.append(line("sitroom_gateway_seq", tags, g, now))
             self.influx.write(lines)  # each where the policy says (RoutedInfluxClient)
         except Exception as exc:  # noqa: BLE001  (self-monitoring must never stop ingest)
             log.warning("could not report ingest stats: %s", exc)

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from cloud.core.intake import Refusal
 from cloud.io.influx.lineprotocol import line
 from edge.contract import ContractError, format_ts, short_repr, topics
 
@@ -62,6 +63,35 @@ class DeadLetter:
             org=org,
             gateway=gateway,
             sensor=sensor,
+            seq=seq,
+            payload_size=len(payload),
+            payload_sha256=hashlib.sha256(payload).hexdigest(),
+            payload_excerpt=payload[:_EXCERPT_BYTES].decode("utf-8", errors="replace"),
+        )
+
+    @classmethod
+    def of_refusal(
+        cls,
+        refusal: Refusal,
+        *,
+        topic: str,
+        payload: bytes,
+        org: str,
+        gateway: str = topics.UNKNOWN,
+        seq: int | None = None,
+    ) -> DeadLetter:
+        """The dead letter of what a way in refused before it was a reading (an NGSI-LD entity of
+        an unknown type, a GeoJSON feature without a vehicle), as its refusal says."""
+        return cls(
+            received_at=datetime.now(UTC),
+            topic=topic[:256],
+            reason=refusal.reason,
+            field=refusal.field,
+            value=refusal.value,
+            message=refusal.message[:1000],
+            org=org,
+            gateway=gateway,
+            sensor=refusal.sensor,
             seq=seq,
             payload_size=len(payload),
             payload_sha256=hashlib.sha256(payload).hexdigest(),

@@ -31,7 +31,13 @@ from pydantic import ValidationError
 
 from cloud.core.admission import Admission
 from cloud.ingest.typedpath import Typed, TypedDecoder
-from cloud.io.influx.lineprotocol import LineProtocolError, escape_key, escape_measurement, reading_line
+from cloud.io.influx.lineprotocol import (
+    LineProtocolError,
+    escape_key,
+    escape_measurement,
+    quote_string,
+    reading_line,
+)
 from edge.contract import (
     KINDS,
     Envelope,
@@ -43,13 +49,14 @@ from edge.contract import (
 )
 from edge.contract.batch import MAX_READINGS_PER_BATCH
 from edge.contract.ids import ID_PATTERN, TAG_KEY_PATTERN, TAG_VALUE_PATTERN
-from edge.contract.kinds import cross_field_error
+from edge.contract.kinds import STRING_PATTERN, cross_field_error
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _ID_RE = re.compile(ID_PATTERN)
 _TAG_KEY_RE = re.compile(TAG_KEY_PATTERN)
 _TAG_VALUE_RE = re.compile(TAG_VALUE_PATTERN)
+_STRING_RE = re.compile(STRING_PATTERN)
 _MINUTE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})")
 _READING_KEYS = frozenset({"sensor", "ts", "fields", "tags"})
 _REQUIRED_KEYS = frozenset({"sensor", "ts", "fields"})
@@ -75,11 +82,12 @@ class MessageVerdict:
         return len(self.lines) + len(self.rejects)
 
 
-_INT, _FLOAT, _BOOL = 0, 1, 2
-_CODES = {"int": _INT, "float": _FLOAT, "bool": _BOOL}
-# Per declared field: (escaped key with its `=`, type code, minimum, maximum); a plain tuple,
-# because unpacking one is the cheapest access Python has in the per-reading loop.
-_FieldPlan = tuple[str, int, float, float]
+_INT, _FLOAT, _BOOL, _STR = 0, 1, 2, 3
+_CODES = {"int": _INT, "float": _FLOAT, "bool": _BOOL, "str": _STR}
+# Per declared field: (escaped key with its `=`, type code, minimum, maximum, choices); a plain
+# tuple, because unpacking one is the cheapest access Python has in the per-reading loop. For a
+# `str` field the bounds are its length's and `choices` the values it may take (None: any).
+_FieldPlan = tuple[str, int, float, float, frozenset[str] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,7 @@ class _KindPlan:
     fields: dict[str, _FieldPlan]
     required: frozenset[str]
     tags: frozenset[str]
+    fixed_tags: bool  # every declared tag must be present
     order: dict[str, int]  # escaped field key -> position in the declaration
     in_order: Callable[[Any], str | bool | None]  # see _in_order_formatter
 
@@ -100,13 +109,20 @@ def _plans() -> dict[SensorKind, _KindPlan]:
             kind=kind,
             measurement=escape_measurement(kind.value),
             fields={
-                f.name: (escape_key(f.name, "field key") + "=", _CODES[f.type], f.minimum, f.maximum)
+                f.name: (
+                    escape_key(f.name, "field key") + "=",
+                    _CODES[f.type],
+                    f.minimum,
+                    f.maximum,
+                    frozenset(f.choices) if f.choices else None,
+                )
                 for f in spec.fields
             },
             required=frozenset(f.name for f in spec.fields if f.required),
             # A declared tag key that broke the key pattern would fail in pydantic first: leave
             # such keys to the slow path by not knowing them here.
             tags=frozenset(t for t in spec.tags if _TAG_KEY_RE.fullmatch(t)),
+            fixed_tags=spec.fixed_tags,
             order={escape_key(f.name, "field key"): i for i, f in enumerate(spec.fields)},
             in_order=_in_order_formatter(kind),
         )
@@ -273,6 +289,7 @@ class FastDecoder:
             type(sensor) is str
             and _ID_RE.fullmatch(sensor)
             and all(k in plan.tags and type(v) is str and _TAG_VALUE_RE.fullmatch(v) for k, v in tags.items())
+            and (not plan.fixed_tags or len(tags) == len(plan.tags))
         ):
             org, gateway = ctx
             if self.admission.sensor_error(org, gateway, sensor, plan.kind) is not None:
@@ -369,7 +386,7 @@ def _fields(plan: _KindPlan, fields: Any) -> str | None:  # noqa: PLR0911, PLR09
         spec = specs.get(name)
         if spec is None:
             return None
-        key, code, lo, hi = spec
+        key, code, lo, hi, choices = spec
         t = type(value)
         if code == _INT:
             if t is not int or not lo <= value <= hi:
@@ -385,6 +402,10 @@ def _fields(plan: _KindPlan, fields: Any) -> str | None:  # noqa: PLR0911, PLR09
                 parts.append(f"{key}{float(value)!r}")
             else:
                 return None
+        elif code == _STR:
+            if t is not str or not _string_ok(value, lo, hi, choices):
+                return None
+            parts.append(f"{key}{quote_string(value)}")
         elif t is bool:
             parts.append(f"{key}true" if value else f"{key}false")
         else:
@@ -399,6 +420,13 @@ def _fields(plan: _KindPlan, fields: Any) -> str | None:  # noqa: PLR0911, PLR09
     order = plan.order
     parts.sort(key=lambda part: order[part[: part.index("=")]])
     return ",".join(parts)
+
+
+def _string_ok(value: str, lo: float, hi: float, choices: frozenset[str] | None) -> bool:
+    """The contract's check of a `str` field (kinds.FieldSpec._check_str), as a predicate."""
+    if choices is not None:
+        return value in choices
+    return lo <= len(value) <= hi and _STRING_RE.match(value) is not None
 
 
 def _in_order_formatter(kind: SensorKind) -> Callable[[Any], str | bool | None]:
@@ -438,6 +466,13 @@ def _in_order_formatter(kind: SensorKind) -> Callable[[Any], str | bool | None]:
                 f"    elif type({v}) is not float or not {f.minimum!r} <= {v} <= {f.maximum!r}: return None",
             ]
             parts.append(f"{key}={{{v}!r}}")
+        elif f.type == "str":
+            choices = frozenset(f.choices) if f.choices else None
+            body.append(
+                f"    if type({v}) is not str or not STRING_OK({v}, {f.minimum!r}, {f.maximum!r}, "
+                f"{choices!r}): return None"
+            )
+            parts.append(f"{key}={{QUOTE({v})}}")
         else:
             body.append(f"    if type({v}) is not bool: return None")
             parts.append(f"{key}={{'true' if {v} else 'false'}}")
@@ -447,7 +482,13 @@ def _in_order_formatter(kind: SensorKind) -> Callable[[Any], str | bool | None]:
         "    if cross_field_error(KIND, normalised) is not None: return None",
         f'    return f"{",".join(parts)}"',
     ]
-    namespace: dict[str, Any] = {"NAMES": names, "KIND": kind, "cross_field_error": cross_field_error}
+    namespace: dict[str, Any] = {
+        "NAMES": names,
+        "KIND": kind,
+        "cross_field_error": cross_field_error,
+        "STRING_OK": _string_ok,
+        "QUOTE": quote_string,
+    }
     exec("\n".join(body), namespace)  # noqa: S102  (source built above from KINDS only)
     formatter: Callable[[Any], str | bool | None] = namespace["formatter"]
     return formatter

@@ -5,39 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-_MAX_TRACKED_MISSING = 10_000
-
-
-@dataclass(slots=True)
-class SeqTracker:
-    """Counts lost and duplicate batches of one gateway from its batch sequence numbers.
-
-    A seq above the highest seen opens a gap for the ones skipped; a late arrival closes its
-    gap (QoS 1 redelivery after a reconnect is out of order); anything else is a duplicate.
-    """
-
-    highest: int = -1
-    missing: set[int] = field(default_factory=set)
-    duplicates: int = 0
-    batches: int = 0
-
-    def see(self, seq: int) -> None:
-        self.batches += 1
-        if seq > self.highest:
-            if self.highest >= 0:
-                self.missing.update(range(max(self.highest + 1, seq - _MAX_TRACKED_MISSING), seq))
-            self.highest = seq
-        elif seq in self.missing:
-            self.missing.discard(seq)
-        else:
-            self.duplicates += 1
-
-    @property
-    def gaps(self) -> int:
-        return len(self.missing)
+from cloud.ingest.seqledger import SeqAccounts
 
 
 @dataclass(slots=True)
@@ -74,7 +46,11 @@ class IngestStats:
         self.buffer_fill_pct = 0.0
         self.writes_in_flight = 0
         self.fast_path_fallbacks = 0
-        self.seq: dict[tuple[str, str], SeqTracker] = {}
+        self.batch_reports_refused = 0
+        # Gaps and duplicates of all the traffic (with a shared subscription, every worker's:
+        # cloud/ingest/seqledger.py); `received`, the batches this worker wrote, per gateway.
+        self.accounts = SeqAccounts()
+        self.received: Counter[tuple[str, str]] = Counter()
         self.clocks: dict[tuple[str, str], GatewayClock] = {}
         # Per reporting interval: rate, write latency and batch sizes since the last snapshot.
         self._interval_start = time.monotonic()
@@ -100,9 +76,10 @@ class IngestStats:
                 self._write_ms.append(write_ms)
                 self._batch_points.append(points)
 
-    def see_seq(self, org: str, gateway: str, seq: int) -> None:
+    def wrote_batches(self, batches: Iterable[tuple[str, str, int]]) -> None:
+        """Batches (org, gateway, seq) this worker wrote; the accounts learn them separately."""
         with self._lock:
-            self.seq.setdefault((org, gateway), SeqTracker()).see(seq)
+            self.received.update((org, gateway) for org, gateway, _ in batches)
 
     def add(self, **counts: int) -> None:
         with self._lock:
@@ -115,6 +92,7 @@ class IngestStats:
 
     def snapshot(self, *, interval: bool = False) -> dict[str, Any]:
         """The counters; `interval=True` also closes the rate/latency interval (the reporter's)."""
+        accounts = self.accounts.snapshot()
         with self._lock:
             now = time.monotonic()
             elapsed = max(now - self._interval_start, 1e-9)
@@ -140,18 +118,18 @@ class IngestStats:
                 "buffer_fill_pct": round(self.buffer_fill_pct, 1),
                 "writes_in_flight": self.writes_in_flight,
                 "fast_path_fallbacks": self.fast_path_fallbacks,
+                "batch_reports_refused": self.batch_reports_refused,
                 "readings_per_s": round(rate, 1),
                 "write_ms_p50": round(write_ms[len(write_ms) // 2], 2) if write_ms else 0.0,
                 "write_ms_max": round(write_ms[-1], 2) if write_ms else 0.0,
                 "batch_points_mean": round(sum(points) / len(points), 1) if points else 0.0,
                 "gateways": {
                     f"{org}/{gw}": {
-                        "highest_seq": t.highest,
-                        "gaps": t.gaps,
-                        "duplicates": t.duplicates,
+                        **accounts.get((org, gw), {}),
+                        "received": self.received[(org, gw)],
                         **self._clock_fields(org, gw),
                     }
-                    for (org, gw), t in sorted(self.seq.items())
+                    for org, gw in sorted(accounts.keys() | self.received.keys())
                 },
             }
 

@@ -18,14 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
-from cloud.io.influx.lineprotocol import escape_key
+from cloud.io.influx.lineprotocol import escape_key, quote_string
 from edge.contract import KINDS, Envelope, SensorKind
 from edge.contract.batch import MAX_READINGS_PER_BATCH
-from edge.contract.kinds import NOT_ABOVE, FieldSpec
+from edge.contract.kinds import NOT_ABOVE, STRING_PATTERN, FieldSpec
 
 _LOWEST = -(2**63)
 _MISS: Any = object()  # a cache miss, distinct from a cached None
@@ -42,18 +42,27 @@ def _field_type(f: FieldSpec) -> Any:
     if f.type == "float":
         # JSON has no NaN; an out-of-range literal such as 1e999 fails `le`, as infinity should.
         return Annotated[float, msgspec.Meta(ge=float(f.minimum), le=float(f.maximum))]
+    if f.type == "str":
+        if f.choices:
+            return Literal[f.choices]
+        length = msgspec.Meta(min_length=int(f.minimum), max_length=int(f.maximum), pattern=STRING_PATTERN)
+        return Annotated[str, length]
     return bool
 
 
 def _batch_struct(kind: SensorKind) -> type[msgspec.Struct] | None:
     """The batch of `kind` as msgspec structs; None when the kind needs the dict path."""
     spec = KINDS[kind]
-    if not all(f.required for f in spec.fields):
-        return None  # an optional field's absence would need UNSET handling: not worth it yet
     title = kind.name.title().replace("_", "")
     fields = msgspec.defstruct(
         f"{title}Fields",
-        [(f.name, _field_type(f)) for f in spec.fields],
+        [
+            (f.name, _field_type(f))
+            if f.required
+            else (f.name, _field_type(f) | msgspec.UnsetType, msgspec.UNSET)
+            for f in spec.fields
+        ],
+        kw_only=True,  # optional fields may come before required ones in the declaration
         forbid_unknown_fields=True,
         gc=False,  # acyclic by construction: keep millions of them out of the collector's walks
     )
@@ -88,7 +97,7 @@ def _lines_of(kind: SensorKind) -> LinesOf | None:
     """
     spec = KINDS[kind]
     var = {f.name: f"v{i}" for i, f in enumerate(spec.fields)}
-    types = {f.name: f.type for f in spec.fields}
+    types = {f.name: f.type for f in spec.fields if f.required}
     body = [
         "def lines(readings, known, prefix_for, stamps, stamp_of, lo_us, hi_us):",
         "    out = []",
@@ -104,7 +113,8 @@ def _lines_of(kind: SensorKind) -> LinesOf | None:
     ]
     for name, bound in NOT_ABOVE.get(kind, ()):
         if types.get(name) != "int" or types.get(bound) != "int":
-            return None  # the contract's rule applies to integers only: leave it to the dict path
+            # The contract's rule applies to two integers both present: leave the rest to the dict path.
+            return None
         body.append(f"        if {var[name]} > {var[bound]}: return None")
     parts = []
     for f in spec.fields:
@@ -113,8 +123,20 @@ def _lines_of(kind: SensorKind) -> LinesOf | None:
             parts.append(f"{key}={{{v}}}i")
         elif f.type == "float":
             parts.append(f"{key}={{{v}!r}}")
+        elif f.type == "str":
+            parts.append(f"{key}={{QUOTE({v})}}")
         else:
             parts.append(f"{key}={{'true' if {v} else 'false'}}")
+    if all(f.required for f in spec.fields):
+        add = f'        add(f"{{prefix}}{",".join(parts)}{{suffix}}")'
+    else:
+        # Optional fields: the present ones, in the declared order (as reading_line writes them).
+        body.append("        present = []")
+        for f, part in zip(spec.fields, parts, strict=True):
+            indent = "        " if f.required else f"        if {var[f.name]} is not UNSET: "
+            body.append(f'{indent}present.append(f"{part}")')
+        body.append("        if not present: return None")
+        add = '        add(prefix + ",".join(present) + suffix)'
     body += [
         # Per sensor, its last tags and their prefix: a dict lookup and a dict comparison,
         # cheaper than building and hashing a (sensor, *tags) key for every reading.
@@ -136,11 +158,16 @@ def _lines_of(kind: SensorKind) -> LinesOf | None:
         "            last_ts = ts",
         '            suffix = f" {us * 1000}"',
         "            if us > newest: newest = us",
-        f'        add(f"{{prefix}}{",".join(parts)}{{suffix}}")',
+        add,
         "        add_sensor(sensor)",
         "    return out, sensors, newest",
     ]
-    namespace: dict[str, Any] = {"LOWEST": _LOWEST, "MISS": _MISS}
+    namespace: dict[str, Any] = {
+        "LOWEST": _LOWEST,
+        "MISS": _MISS,
+        "QUOTE": quote_string,
+        "UNSET": msgspec.UNSET,
+    }
     exec("\n".join(body), namespace)  # noqa: S102  (source built above from KINDS only)
     lines: LinesOf = namespace["lines"]
     return lines

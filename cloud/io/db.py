@@ -8,7 +8,9 @@ it and starting it twice changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import fcntl
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+
+from cloud.io.private import private_file
 
 MIGRATIONS_TABLE = "sitroom_migrations"
 
@@ -63,12 +67,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for `url`; a SQLite file's folder is created when missing."""
+    """An engine for `url`. A SQLite file is created 0600 in a folder created 0700 before SQLite
+    opens it (its -wal and -shm files take the database's mode): the registry holds token hashes,
+    the console password hashes."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        path = url.removeprefix("sqlite:///")
+        path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            db = Path(path)
+            private_file(db)
+            for companion in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+                if companion.exists():
+                    private_file(companion)
         engine = sa.create_engine(url, connect_args={"check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -91,11 +101,40 @@ def applied_versions(engine: Engine, component: str) -> list[int]:
         return sorted(int(r[0]) for r in rows)
 
 
+def migration_lock(database: Path) -> Path:
+    """The file beside an SQLite database that its migrators take turns on; it outlives them
+    (removing a lock file others may hold is a race), so whoever deletes the database deletes it."""
+    return database.with_name(database.name + ".lock")
+
+
+@contextlib.contextmanager
+def _one_migrator_at_a_time(engine: Engine) -> Iterator[None]:
+    """Processes opening one SQLite file together (the demo's API and console, a CLI beside the
+    API) migrate it in turn: pysqlite runs DDL outside any transaction, so two check-then-create
+    passes race ("table ... already exists"). PostgreSQL's DDL is transactional."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    lock_path = private_file(migration_lock(Path(database)))
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def migrate(engine: Engine, component: str, migrations: Sequence[Migration]) -> list[int]:
     """Apply `component`'s migrations that are not yet recorded; return the versions applied."""
     versions = [m.version for m in migrations]
     if versions != sorted(set(versions)):
         raise ValueError(f"{component}: migration versions must be unique and ascending: {versions}")
+    with _one_migrator_at_a_time(engine):
+        return _migrate(engine, component, migrations)
+
+
+def _migrate(engine: Engine, component: str, migrations: Sequence[Migration]) -> list[int]:
     done = set(applied_versions(engine, component))
     newly: list[int] = []
     for migration in migrations:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import paho.mqtt.client as mqtt
@@ -137,3 +137,59 @@ class BrokerConnection:
         if self.client.is_connected():
             self.client.disconnect()
         self.client.loop_stop()
+
+
+class PublishError(RuntimeError):
+    """The broker could not be reached, or did not acknowledge in time."""
+
+
+def publish_retained(
+    broker: BrokerAddress, messages: Sequence[tuple[str, bytes]], *, timeout_s: float = 10.0
+) -> int:
+    """Publish `messages` (topic, payload) retained at QoS 1 on a short-lived connection and wait
+    for every PUBACK; returns how many. Errors name the broker by `broker.url` (no password)."""
+    conn = BrokerConnection(broker, client_id="", persistent=False).start(wait_s=timeout_s)
+    try:
+        if not conn.connected.is_set():
+            raise PublishError(f"cannot reach {broker.url} within {timeout_s:g} s")
+        infos = [conn.client.publish(topic, payload, qos=1, retain=True) for topic, payload in messages]
+        for info in infos:
+            info.wait_for_publish(timeout_s)
+            if not info.is_published():
+                raise PublishError(f"broker {broker.url} did not acknowledge within {timeout_s:g} s")
+    finally:
+        conn.stop()
+    return len(messages)
+
+
+class Outbound:
+    """Publishing on a process's own broker connection, for the parts of the process that are
+    not its main loop (notification channels, coordination findings).
+
+    The broker binds client ids to usernames (`use_username_as_clientid`, issue 18): a second
+    connection under the process's identity would take over the first one's session, so every
+    part of a process publishes on its one connection, attached when the process makes it."""
+
+    def __init__(self) -> None:
+        self._conn: BrokerConnection | None = None
+        self._attached = threading.Event()
+
+    def attach(self, conn: BrokerConnection) -> None:
+        self._conn = conn
+        self._attached.set()
+
+    def publish(self, messages: Sequence[tuple[str, bytes]], *, qos: int = 1, retain: bool = True,
+                timeout_s: float = 10.0) -> int:  # fmt: skip
+        """Publish (topic, payload) pairs and, at QoS 1, wait for every PUBACK; how many."""
+        if not self._attached.wait(timeout_s) or self._conn is None:
+            raise PublishError("no broker connection in this process")
+        conn = self._conn
+        if not conn.connected.wait(timeout_s):
+            raise PublishError(f"broker {conn.broker.url} not connected")
+        infos = [conn.client.publish(topic, payload, qos=qos, retain=retain) for topic, payload in messages]
+        if qos:
+            for info in infos:
+                info.wait_for_publish(timeout_s)
+                if not info.is_published():
+                    raise PublishError(f"broker {conn.broker.url} did not acknowledge within {timeout_s:g} s")
+        return len(messages)

@@ -15,6 +15,7 @@ from typing import ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.core.alerts import Alert
+from cloud.io.mqtt import Outbound
 from edge.contract import BrokerAddress
 
 
@@ -32,7 +33,10 @@ ConfigT = TypeVar("ConfigT", bound=ChannelConfig)
 class ChannelContext:
     """What the process running the channels offers them."""
 
-    broker: BrokerAddress | None = None  # the service's own MQTT broker
+    broker: BrokerAddress | None = None  # the service's own MQTT broker (tools, tests)
+    # The service's own connection: inside a service, channels publish on it, never on a second
+    # connection under the service's identity (the broker would hand it the service's session).
+    outbound: Outbound | None = None
 
 
 STANDALONE = ChannelContext()  # a channel on its own (tests, tools): nothing offered

@@ -147,6 +147,17 @@ def _server_cert_is_current(cert_path: Path, ca_pem: bytes, names: list[str]) ->
     return have == want
 
 
+# A listener option in Mosquitto 2.0 (given before any `listener` it would open the default
+# listener on 1883): so it is written into each listener.
+_CLIENT_ID_IS_USERNAME = (
+    "# A client's id is its username (a certificate's common name on mutual TLS), whatever it",
+    "# sends: no identity can take over another's persistent session and its queue, or push it",
+    "# off the broker, by claiming its client id. One connection per identity at a time: every",
+    "# process gets its own (docs/security.md, docs/decisions/0015-security-hardening.md).",
+    "use_username_as_clientid true",
+)
+
+
 def render_conf(settings: BrokerSettings, p: dict[str, Path], user: str) -> str:
     lines = [
         "# Written by `sitroom provision broker` from registry.json; regenerate rather than edit.",
@@ -193,6 +204,7 @@ def render_conf(settings: BrokerSettings, p: dict[str, Path], user: str) -> str:
             "# --- Plain MQTT: username and password ---------------------------------------------",
             f"listener {settings.port} {settings.bind_address}",
             "protocol mqtt",
+            *_CLIENT_ID_IS_USERNAME,
             "",
         ]
     if settings.tls_port is not None:
@@ -200,6 +212,7 @@ def render_conf(settings: BrokerSettings, p: dict[str, Path], user: str) -> str:
             "# --- MQTT over TLS: server certificate from our CA ------------------------------------",
             f"listener {settings.tls_port} {settings.bind_address}",
             "protocol mqtt",
+            *_CLIENT_ID_IS_USERNAME,
             f"cafile {p['ca']}",
             f"certfile {p['cert']}",
             f"keyfile {p['key']}",

@@ -116,7 +116,9 @@ class BrokerSettings(BaseModel):
     data_dir: str | None = Field(default=None, pattern=r"^/")
     max_queued_messages: int = Field(default=100_000, ge=1)
     max_queued_bytes: int = Field(default=268_435_456, ge=0)
-    max_inflight_messages: int = Field(default=100, ge=1)
+    # Above the rules service's SITROOM_RULES_CHECKPOINT_MESSAGES (500): it acknowledges only
+    # after a checkpoint, and the broker sends no more than this unacknowledged (decision 0018).
+    max_inflight_messages: int = Field(default=1000, ge=1)
     max_packet_size: int = Field(default=2_097_152, ge=1024)
 
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from cloud.core.alerts import AlertNotFoundError, StoredAlert
+from cloud.core.alerts import MAX_ALERT_ID, AlertNotFoundError, StoredAlert
+from cloud.core.errors import FieldProblem, InvalidInputError
 from cloud.core.lifecycle import InvalidTransitionError
 from cloud.core.orgs import Caller
-from cloud.io.http import CallerDep
+from cloud.io.http import CallerDep, refusals
 from cloud.rules.store import AlertStore
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
+AlertId = Annotated[int, Path(ge=1, le=MAX_ALERT_ID, description="Alert id")]
 
 
 def get_alert_store(request: Request) -> AlertStore:
@@ -74,8 +76,8 @@ def list_alerts(
     return [a.to_dict() for a in found[:limit]]
 
 
-@router.get("/{alert_id}")
-def read_alert(alert_id: int, store: AlertStoreDep, caller: CallerDep) -> dict[str, Any]:
+@router.get("/{alert_id}", responses=refusals(404))
+def read_alert(alert_id: AlertId, store: AlertStoreDep, caller: CallerDep) -> dict[str, Any]:
     alert = _owned(store, caller, alert_id)
     return alert.to_dict() | {
         "events": [{"event": e, "actor": a, "note": n} for e, a, n in store.events(alert_id)]
@@ -94,16 +96,16 @@ def _move(
     return t.alert.to_dict() | {"outcome": t.outcome}
 
 
-@router.post("/{alert_id}/ack")
+@router.post("/{alert_id}/ack", responses=refusals(404, 409))
 def acknowledge_alert(
-    alert_id: int, store: AlertStoreDep, caller: CallerDep, body: Note | None = None
+    alert_id: AlertId, store: AlertStoreDep, caller: CallerDep, body: Note | None = None
 ) -> dict[str, Any]:
     return _move(store, caller, alert_id, "ack", body.note if body else "")
 
 
-@router.post("/{alert_id}/resolve")
+@router.post("/{alert_id}/resolve", responses=refusals(404, 409))
 def resolve_alert(
-    alert_id: int, store: AlertStoreDep, caller: CallerDep, body: Note | None = None
+    alert_id: AlertId, store: AlertStoreDep, caller: CallerDep, body: Note | None = None
 ) -> dict[str, Any]:
     return _move(store, caller, alert_id, "resolve", body.note if body else "")
 
@@ -123,7 +125,7 @@ def add_silence(body: SilenceIn, store: AlertStoreDep, caller: CallerDep) -> dic
             gateway=body.gateway,
         )
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise InvalidInputError([FieldProblem("ends_at", str(exc), body.ends_at.isoformat())]) from None
     out: dict[str, Any] = {}
     for name in s.__slots__:
         value = getattr(s, name)

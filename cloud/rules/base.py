@@ -7,6 +7,7 @@ checker, with no `isinstance` check at run time (the engine builds each rule fro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
@@ -32,10 +33,14 @@ ConfigT = TypeVar("ConfigT", bound=RuleConfig)
 
 @dataclass(slots=True)
 class Clocks:
-    """Event time as the engine sees it: per gateway and overall."""
+    """Time as the engine sees it at a tick. Event time per gateway (its sensors' watermark when
+    it was last heard) and overall (the gateways' watermark now), neither of which one source
+    stamped ahead can move (cloud/rules/watermark.py); and the wall time, for what is measured
+    in it (a service's own health reports)."""
 
     gateways: dict[tuple[str, str], datetime] = field(default_factory=dict)
     now: datetime | None = None
+    wall: datetime | None = None
 
 
 GatewayState = Literal["online", "offline"]
@@ -108,4 +113,11 @@ class Rule(Generic[ConfigT]):
         return []
 
     def gateway_status(self, org: str, gateway: str, state: str, reason: str, ts: datetime) -> list[Alert]:
+        return []
+
+    def service_health(
+        self, service: str, instance: str, report: Mapping[str, Any], received: datetime
+    ) -> list[Alert]:
+        """A cloud service's own health report (`sr/v1/services/{service}/{instance}/health`),
+        received at wall time `received`; most rules ignore it."""
         return []

@@ -2,14 +2,18 @@
 
 Each case configures one rule of the kind, feeds it a timeline through the engine, as live, and
 lists every alert transition the engine must let out, in order. Times are minutes of event time
-after `T0`. A timeline holds:
+after `T0`; each event also arrives then (the engine's wall clock follows the timeline, never
+back). A timeline holds:
 
 - a reading: `{at: 15, fields: {occupancy_pct: 97.5}}` (kind, org, gateway, sensor and the
-  other fields from the case's `defaults`; any of them can be given on the event);
+  other fields from the case's `defaults`; any of them can be given on the event); `arrived: 10`
+  makes it arrive at another time than its own (a clock ahead, a late reading);
 - a series: `{at: 0, until: 20160, every: 10, fields: {occupied: {mean: 250, daily: 200, noise: 5}}}`,
   one reading every `every` minutes from `at` to before `until`, values from `synthetic.Wave`;
 - a tick: `{at: 12, tick: true}` (time-driven checks such as staleness, at that event time);
-- a gateway status: `{at: 1, status: offline, reason: connection lost}` (retained birth/will).
+- a gateway status: `{at: 1, status: offline, reason: connection lost}` (retained birth/will);
+- a cloud service's health report: `{at: 2, instance: ingest-a, health: {writes: 7}}` (service
+  and instance from `defaults` unless given).
 
 An expected alert gives `at` and `state`, and whichever of `entity`, `gateway`, `kind`,
 `severity`, `since`, `value`, `threshold`, `message` (or `message_match`, a regular expression)
@@ -53,6 +57,8 @@ class Defaults(BaseModel):
     gateway: str = "gw-test"
     sensor: str = "p-test"
     fields: dict[str, float | bool] = {}
+    service: str = "ingest"
+    instance: str = "main"
 
 
 class Event(BaseModel):
@@ -66,9 +72,13 @@ class Event(BaseModel):
     fields: dict[str, float | bool | Wave] | None = None
     until: float | None = None
     every: float | None = Field(default=None, gt=0)
+    arrived: float | None = Field(default=None, ge=0)
     tick: bool = False
     status: Literal["online", "offline"] | None = None
     reason: str = ""
+    service: str | None = None
+    instance: str | None = None
+    health: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _one_thing(self) -> Self:
@@ -78,15 +88,20 @@ class Event(BaseModel):
                 ("fields", self.fields is not None),
                 ("tick", self.tick),
                 ("status", self.status is not None),
+                ("health", self.health is not None),
             )
             if is_given
         ]
         if len(given) != 1:
-            raise ValueError(f"an event is a reading (fields), a tick or a status: got {given or 'none'}")
+            raise ValueError(
+                f"an event is a reading (fields), a tick, a status or a health report: got {given or 'none'}"
+            )
         if (self.until is None) != (self.every is None):
             raise ValueError("a series needs both `until` and `every`")
         if self.until is None and any(isinstance(v, Wave) for v in (self.fields or {}).values()):
             raise ValueError("a wave needs a series: give `until` and `every`")
+        if self.arrived is not None and (self.fields is None or self.until is not None):
+            raise ValueError("`arrived` is for one reading, not a series, tick or status")
         return self
 
 
@@ -190,14 +205,23 @@ def run(kind: str, case: Case) -> list[Alert]:
     cls = get(kind)
     rule = cls(cls.Config.model_validate({"rule": kind} | case.rule))
     rule.bind(geography(case))
-    engine = Engine([rule])
+    wall = T0
+
+    def wall_clock() -> datetime:
+        return wall
+
+    engine = Engine([rule], wall_clock=wall_clock)
     out: list[Alert] = []
     for e, minutes, reading in timeline(case):
         ts = T0 + timedelta(minutes=minutes)
+        wall = max(wall, T0 + timedelta(minutes=e.arrived) if e.arrived is not None else ts)
         if reading is not None:
             out.extend(engine.observe(reading))
         elif e.tick:
-            out.extend(engine.tick(now=ts))
+            out.extend(engine.tick())
+        elif e.health is not None:
+            service = e.service or case.defaults.service
+            out.extend(engine.service_health(service, e.instance or case.defaults.instance, e.health))
         else:
             gateway = e.gateway or case.defaults.gateway
             org = e.org or case.defaults.org

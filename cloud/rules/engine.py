@@ -6,9 +6,9 @@ and a resolution without an open alert is dropped.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from cloud.core.geo import (
 )
 from cloud.rules.base import Clocks, Evaluator, Rule
 from cloud.rules.kinds import UnknownRuleError, get
+from cloud.rules.watermark import SourceTime, Watermark, group_time
 from edge.contract import Reading
 
 DEFAULT_RULES = Path(__file__).with_name("default.yaml")
@@ -59,7 +60,16 @@ def read_rules_file(path: Path) -> RulesFile:
 RegistryOpener = Callable[[str], WorksiteLookup]
 
 
-def geography(path: Path, raw: RulesFile, open_registry: RegistryOpener | None = None) -> Geography:
+def geography(
+    path: Path,
+    raw: RulesFile,
+    open_registry: RegistryOpener | None = None,
+    default_worksites: str | None = None,
+) -> Geography:
+    """Sensor sites and worksites of a rules file; `default_worksites` is the worksite source
+    when the file names none (the service's own registry, from its settings)."""
+    if raw.worksites is None and default_worksites is not None:
+        raw = raw.model_copy(update={"worksites": default_worksites})
     try:
         sites = load_sites(path.parent / raw.sites) if raw.sites else load_sites()
     except (OSError, yaml.YAMLError, ValidationError) as exc:
@@ -85,10 +95,14 @@ def geography(path: Path, raw: RulesFile, open_registry: RegistryOpener | None =
     return Geography(sites=sites, worksites=worksites)
 
 
-def load_rules(path: Path = DEFAULT_RULES, open_registry: RegistryOpener | None = None) -> list[Rule[Any]]:
+def load_rules(
+    path: Path = DEFAULT_RULES,
+    open_registry: RegistryOpener | None = None,
+    default_worksites: str | None = None,
+) -> list[Rule[Any]]:
     """Rules from YAML; errors name the file, the rule's index and the field."""
     raw = read_rules_file(path)
-    geo = geography(path, raw, open_registry)
+    geo = geography(path, raw, open_registry, default_worksites)
     rules: list[Rule[Any]] = []
     names: set[str] = set()
     for i, entry in enumerate(raw.rules):
@@ -131,15 +145,37 @@ def evaluators(rules: list[Rule[Any]]) -> list[Evaluator]:
     return out
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class GatewayTime:
+    """One gateway's event time: its sensors' watermark, as of the gateway's latest arrival."""
+
+    last_arrival: datetime
+    sensors: Watermark[str] = field(default_factory=Watermark)
+    clock: datetime | None = None  # the watermark at `last_arrival`; None until computed again
+
+    def time(self) -> datetime | None:
+        if self.clock is None:
+            self.clock = self.sensors.at(self.last_arrival)
+        return self.clock
+
+
 class Engine:
-    def __init__(self, rules: list[Rule[Any]]) -> None:
+    """`wall_clock` says when a reading arrives and when a tick runs (tests and the rule kinds'
+    cases give their own, so that a timeline arrives as it would live)."""
+
+    def __init__(self, rules: list[Rule[Any]], *, wall_clock: Callable[[], datetime] = _utcnow) -> None:
         self.rules = rules
         self._by_kind: dict[str, list[Evaluator]] = {}
         self._for_all = [r for r in rules if r.watches is None]
         self.open: dict[AlertKey, Alert] = {}
         self.clocks = Clocks()
-        self._watermark: datetime | None = None
-        self._watermark_mono = time.monotonic()
+        self.wall_clock = wall_clock
+        # Event time per gateway (over its sensors) and, from those, overall (cloud/rules/watermark.py).
+        self.gateway_times: dict[tuple[str, str], GatewayTime] = {}
         self.raised = 0
         self.resolved = 0
 
@@ -168,14 +204,16 @@ class Engine:
             out.append(a)
         return out
 
-    def observe(self, reading: Reading) -> list[Alert]:
-        gw = (reading.org, reading.gateway)
-        seen = self.clocks.gateways.get(gw)
-        if seen is None or reading.ts > seen:
-            self.clocks.gateways[gw] = reading.ts
-        if self._watermark is None or reading.ts > self._watermark:
-            self._watermark = reading.ts
-            self._watermark_mono = time.monotonic()
+    def observe(self, reading: Reading, arrived: datetime | None = None) -> list[Alert]:
+        """Hand a reading to the rules watching its kind; `arrived` (default: now) is when its
+        message arrived: the service reads the clock once per message."""
+        if arrived is None:
+            arrived = self.wall_clock()
+        gw = self.gateway_times.get((reading.org, reading.gateway))
+        if gw is None:
+            gw = self.gateway_times[(reading.org, reading.gateway)] = GatewayTime(arrived)
+        gw.sensors.see(reading.sensor, reading.ts, arrived)
+        gw.last_arrival, gw.clock = arrived, None
         applicable = self._by_kind.get(reading.kind)
         if applicable is None:
             applicable = self._by_kind[reading.kind] = evaluators(
@@ -192,15 +230,22 @@ class Engine:
         return self._filter(out) if out else out
 
     def tick(self, now: datetime | None = None) -> list[Alert]:
-        """Time-driven checks (staleness) at event time `now`; by default the newest reading's
-        time plus the wall time since it arrived. Replays and the rule kinds' cases give `now`."""
-        if now is not None:
-            self.clocks.now = now
-        elif self._watermark is None:
-            return []
-        else:
-            # Event time goes on at wall speed when nothing arrives, so total silence is noticed too.
-            self.clocks.now = self._watermark + timedelta(seconds=time.monotonic() - self._watermark_mono)
+        """Time-driven checks (staleness) at event time `now`; by default the gateways' watermark:
+        each gateway's time carried forward by the wall time since it was heard (event time goes
+        on when nothing arrives, so total silence is noticed too), and no one gateway's reading
+        stamped ahead moves it (cloud/rules/watermark.py)."""
+        wall = self.wall_clock()
+        gateways: dict[tuple[str, str], datetime] = {}
+        heard: list[SourceTime] = []
+        for key, gw in self.gateway_times.items():
+            clock = gw.time()
+            if clock is not None:
+                gateways[key] = clock
+                heard.append(SourceTime(clock, gw.last_arrival))
+        self.clocks.gateways = gateways
+        self.clocks.wall = wall
+        # None before any reading: event-time checks wait, wall-time ones (a watchdog) go on.
+        self.clocks.now = now if now is not None else group_time(heard, wall)
         out: list[Alert] = []
         for rule in self.rules:
             out.extend(rule.tick(self.clocks))
@@ -210,4 +255,12 @@ class Engine:
         out: list[Alert] = []
         for rule in self.rules:
             out.extend(rule.gateway_status(org, gateway, state, reason, ts))
+        return self._filter(out)
+
+    def service_health(self, service: str, instance: str, report: Mapping[str, Any]) -> list[Alert]:
+        """A cloud service's health report, as it arrives now (wall time)."""
+        received = self.wall_clock()
+        out: list[Alert] = []
+        for rule in self.rules:
+            out.extend(rule.service_health(service, instance, report, received))
         return self._filter(out)

@@ -7,15 +7,17 @@ watches, so the engine hands it only the readings of that kind.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Self, TypeVar
 
 from pydantic import Field, model_validator
 
 from cloud.core.geo import Geography, Site
 from cloud.rules.base import Rule, RuleConfig
-from cloud.rules.detectors import Detector, get, names, score_from_p
+from cloud.rules.detectors import ALIAS, Detector, get, names, p_from_score, score_from_p
+from cloud.rules.detectors.registry import number
 from cloud.rules.group import RuleGroup
-from cloud.rules.hysteresis import Hysteresis, SeriesId, Transition, series_of
+from cloud.rules.hysteresis import Hysteresis, SeriesId, Transition
 from edge.contract import KINDS, Reading, SensorKind
 
 
@@ -83,18 +85,28 @@ class FieldRuleGroup(RuleGroup[AnyFieldRule]):
 class ScoredFieldRuleConfig(FieldRuleConfig):
     """Options of the rules that judge a field by a detector's calibrated score."""
 
-    detector: str = "ensemble"
+    detector: str = ALIAS  # `default`: whatever the default rules use (detectors.DEFAULT)
     score_above: float = Field(default=0.8, gt=0, le=1)  # 0.8 = as rare as 1 in 60,000 readings
     clear_below: float = Field(default=0.4, ge=0, lt=1)
     clear_readings: int = Field(default=3, ge=1)
+    # A departure this rare (rarity), reading after reading, fires too once it has lasted
+    # `sustained_readings` (0: never): a loop that counts nothing for an hour is an anomaly even
+    # when no single reading of it is as rare as `score_above`.
+    sustained_above: float = Field(default=0.5, gt=0, le=1)  # 0.5 = as rare as 1 in 1,000
+    sustained_readings: int = Field(default=6, ge=0)
 
     @model_validator(mode="after")
     def _known_detector(self) -> Self:
-        if self.detector not in names():
-            raise ValueError(f"detector: {self.detector!r} is not one of {', '.join(names())}")
+        if self.detector != ALIAS and self.detector not in names():
+            known = ", ".join([ALIAS, *names()])
+            raise ValueError(f"detector: {self.detector!r} is not one of {known}")
         if self.clear_below > self.score_above:
             raise ValueError(
                 f"clear_below: {self.clear_below} must not exceed score_above ({self.score_above})"
+            )
+        if self.sustained_above > self.score_above:
+            raise ValueError(
+                f"sustained_above: {self.sustained_above} must not exceed score_above ({self.score_above})"
             )
         return self
 
@@ -114,13 +126,27 @@ class Scored:
 
 class ScoredFieldRule(FieldRule[ScoredConfigT]):
     """A field rule that learns each series' ordinary operations with its own detector: it fires
-    at a score of `score_above` and resolves after `clear_readings` readings under `clear_below`."""
+    at a score of `score_above` and resolves after `clear_readings` readings under `clear_below`.
+
+    Fires on the detector's p-value, clears on its *rarity*: a detector that reports a departure
+    at its onset only (`onset`: p = 1 while the departure lasts) still tells how rare each reading
+    is, and an alert must not resolve while the departure goes on. Scores are compared as
+    p-values (`score >= s` is `p <= 10^(-6 s)`), so an ordinary reading costs no logarithm."""
 
     def __init__(self, config: ScoredConfigT) -> None:
         super().__init__(config)
         self.detector_cls = get(config.detector)
+        self.reports_onsets = self.detector_cls.reports_onsets
         self.detectors: dict[SeriesId, Detector] = {}
         self.hysteresis = Hysteresis(clear_readings=config.clear_readings)
+        self.p_above = p_from_score(config.score_above)
+        self.p_clear = p_from_score(config.clear_below)
+        self.p_sustained = p_from_score(config.sustained_above)
+        self.sustained_readings = config.sustained_readings
+        # Per series: readings in a row at least as rare as `sustained_above`, since when.
+        self.sustained: dict[SeriesId, tuple[int, datetime]] = {}
+        # The series whose state changed since the last checkpoint (cloud/rules/checkpoint.py).
+        self.dirty: set[SeriesId] = set()
 
     def _judge(self, reading: Reading) -> Scored | None:
         """Score the reading with its series' own detector (made on first sight) and step the
@@ -128,26 +154,94 @@ class ScoredFieldRule(FieldRule[ScoredConfigT]):
         value = self._value(reading)
         if value is None:
             return None
-        key = series_of(reading)
+        key = (reading.org, reading.gateway, reading.sensor)
         detector = self.detectors.get(key)
         if detector is None:
             detector = self.detectors[key] = self.detector_cls()
-        score = score_from_p(detector.pvalue(reading.ts.timestamp(), value))
-        t = self.hysteresis.step(
-            key,
-            reading.ts,
-            is_beyond=score >= self.config.score_above,
-            is_cleared=score < self.config.clear_below,
-            since=reading.ts,
-        )
-        return None if t is None else Scored(t, value, score, detector)
+        self.dirty.add(key)
+        p = detector.pvalue(reading.ts.timestamp(), value)
+        rarity = detector.rarity if self.reports_onsets else p
+        h = self.hysteresis
+        is_beyond = p <= self.p_above
+        since = reading.ts
+        if rarity <= self.p_sustained:
+            count, began = self.sustained.get(key, (0, reading.ts))
+            self.sustained[key] = (count + 1, began)
+            if 0 < self.sustained_readings <= count + 1 and not is_beyond:
+                is_beyond, since = True, began
+        elif key in self.sustained:
+            del self.sustained[key]
+        if not is_beyond and key not in h.firing and key not in h.beyond_since:
+            return None  # the common case: an ordinary reading of a quiet series
+        if rarity <= self.p_above and key in h.firing:
+            is_beyond = True  # the departure goes on: the calm count starts again
+        t = h.step(key, reading.ts, is_beyond=is_beyond, is_cleared=rarity > self.p_clear, since=since)
+        return None if t is None else Scored(t, value, score_from_p(rarity if is_beyond else p), detector)
+
+    def series_state(self, key: SeriesId) -> dict[str, Any]:
+        """What this rule has learnt of one series: its detector, and where its alert stands."""
+        h = self.hysteresis
+        return {
+            "detector": self.detectors[key].state(),
+            "beyond_since": _iso(h.beyond_since.get(key)),
+            "firing": _iso(h.firing.get(key)),
+            "calm": h.calm.get(key, 0),
+            "sustained": None
+            if key not in self.sustained
+            else [self.sustained[key][0], _iso(self.sustained[key][1])],
+        }
+
+    def restore_series(self, key: SeriesId, state: dict[str, Any]) -> None:
+        """The series as `series_state` left it (raises StateError or ValueError for another
+        detector, or another version of its code)."""
+        self.detectors[key] = self.detector_cls.from_state(state["detector"])
+        h = self.hysteresis
+        for name, slot in (("beyond_since", h.beyond_since), ("firing", h.firing)):
+            if state[name] is not None:
+                slot[key] = datetime.fromisoformat(state[name])
+        if state["calm"]:
+            h.calm[key] = int(state["calm"])
+        if state["sustained"] is not None:
+            count, began = state["sustained"]
+            self.sustained[key] = (int(count), datetime.fromisoformat(began))
+
+    def explain(self, r: Reading, value: float, since: datetime, detector: Detector) -> str:
+        """`t-declassata-in: 12 vehicles, expected 210-270 for Tue 08:00 (hour-of-week baseline,
+        6 weeks); since 07:40 UTC`: what was read, what the series' own history expected, and
+        since when."""
+        said = f"{r.sensor}: {self.config.field} {number(value)}{self.unit}"
+        expected = detector.expectation()
+        where = f", {expected.describe(r.ts)}" if expected is not None else ""
+        return f"{said}{where}; since {since:%H:%M} UTC"
 
     def _context(self, r: Reading, score: float, detector: Detector) -> dict[str, Any]:
-        """Score, baseline (what the series usually reads now) and where the sensor is."""
+        """Score, baseline and band (what the series usually reads now) and where the sensor is."""
         out: dict[str, Any] = {"score": round(score, 4)}
         if detector.baseline is not None:
             out["baseline"] = round(detector.baseline, 3)
+        expected = detector.expectation()
+        if expected is not None:
+            out["expected"] = {
+                "low": round(expected.low, 3),
+                "high": round(expected.high, 3),
+                "basis": expected.basis,
+                "history": expected.history,
+            }
         site = self.sites.get(r.sensor)
         if site is not None:
             out["where"] = {"name": site.name, "lat": site.lat, "lon": site.lon}
         return out
+
+    @property
+    def unit(self) -> str:
+        """` spaces` after a value of `occupied`; nothing where the field's name says it
+        (`vehicles`, `speed_kmh`)."""
+        field = self.config.field
+        unit = KINDS[self.config.kind].by_name[field].unit
+        if not unit or unit == field or field.endswith(("_kmh", "_pct", "_s", "_deg")):
+            return ""
+        return f" {unit}"
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat()

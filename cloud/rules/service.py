@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
@@ -16,20 +16,22 @@ import paho.mqtt.client as mqtt
 from pydantic import AwareDatetime, BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.core.admission import Admission
+from cloud.core.admission import Admission, Judged
 from cloud.core.alerts import Alert, AlertSink
 from cloud.core.settings import CloudSettings
 from cloud.io.influx.client import InfluxClient, InfluxError, QueryError
 from cloud.io.influx.points import alert_line
 from cloud.io.influx.policy import DataPolicy, RoutedInfluxClient
 from cloud.io.mqtt import BrokerConnection
+from cloud.rules.checkpoint import CheckpointStore, Delivered
 from cloud.rules.engine import Engine, RegistryOpener, RulesFileError, load_rules
 from cloud.rules.relay import OperatorRelay
 from cloud.rules.store import AlertStore
-from edge.contract import ContractError, loads, topics
+from edge.contract import ContractError, is_id, loads, topics
 from edge.contract.topics import Channel
 
 log = logging.getLogger(__name__)
+_SERVICES = f"{topics.ROOT}/services/"
 
 
 class Periodic(Protocol):
@@ -39,6 +41,15 @@ class Periodic(Protocol):
     def tick(self, influx: InfluxClient) -> int: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    generation: int  # the connection it arrived on: an ack means something on that one only
 
 
 class StatusMessage(BaseModel):
@@ -56,7 +67,13 @@ class RulesService:
     worksite sources opened by `open_registry`); `periodic` work (the worksite registry's state
     written to InfluxDB) runs on the service's clock. The process's wiring (cloud/apps/rules.py)
     decides which of these a deployment gets. Readings pass the admission first
-    (cloud/core/admission.py), ingest's verdict: what ingest dead-letters raises no alert."""
+    (cloud/core/admission.py), ingest's verdict: what ingest dead-letters raises no alert.
+
+    With `checkpoints`, what the rules learn (detectors and alert states per series) and the
+    stream's position are checkpointed every `checkpoint_s` seconds, after `checkpoint_messages`
+    messages and on shutdown, and restored at start; messages are acknowledged only once a
+    checkpoint holds them, so that after a crash the broker delivers again exactly what the
+    restored state has not seen (cloud/rules/checkpoint.py, decision 0018)."""
 
     def __init__(
         self,
@@ -72,6 +89,10 @@ class RulesService:
         periodic: Sequence[Periodic] = (),
         open_registry: RegistryOpener | None = None,
         admission: Admission | None = None,
+        checkpoints: CheckpointStore | None = None,
+        checkpoint_s: float = 30.0,
+        checkpoint_messages: int = 500,
+        default_worksites: str | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -96,29 +117,45 @@ class RulesService:
             username=settings.influx_username,
             password=settings.influx_password,
         )
-        self._inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=10_000)
+        self.checkpoints = checkpoints
+        self.checkpoint_s = checkpoint_s
+        self.checkpoint_messages = checkpoint_messages
+        self.default_worksites = default_worksites
+        self.delivered = Delivered()
+        self.duplicates = 0
+        self._unacked: list[Inbound] = []
+        self._checkpoint_retry_at = 0.0
+        self.checkpoint_errors = 0
+        self._inbox: queue.Queue[Inbound] = queue.Queue(maxsize=10_000)
         self._stop = threading.Event()
         # One set per organisation of `org_filter`: an instance serves its shard of them.
         self.conn = BrokerConnection(
             settings.broker,
             client_id=f"sitroom-rules-{settings.instance}",
             subscriptions=[
-                (topic, 1)
-                for org in settings.org_filters
-                for topic in (
-                    f"{topics.ROOT}/{org}/+/{Channel.DATA.value}/+",
-                    f"{topics.ROOT}/{org}/+/{Channel.STATUS.value}",
-                    # The gateways' declared sensor kinds, for the admission (as ingest learns them).
-                    f"{topics.ROOT}/{org}/+/{Channel.META.value}",
-                )
+                *(
+                    (topic, 1)
+                    for org in settings.org_filters
+                    for topic in (
+                        f"{topics.ROOT}/{org}/+/{Channel.DATA.value}/+",
+                        f"{topics.ROOT}/{org}/+/{Channel.STATUS.value}",
+                        # The gateways' declared sensor kinds, for the admission (as ingest learns them).
+                        f"{topics.ROOT}/{org}/+/{Channel.META.value}",
+                    )
+                ),
+                # The cloud services' own health (ingest's), for the watchdog rules.
+                (topics.ALL_SERVICE_HEALTH, 0),
             ],
             on_message=self._on_message,
+            # Acknowledged once a checkpoint holds the message (see `checkpoint`).
+            manual_ack=checkpoints is not None,
         )
 
     def _on_message(self, msg: mqtt.MQTTMessage) -> None:
+        item = Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, self.conn.generation)
         while not self._stop.is_set():
             try:
-                self._inbox.put((msg.topic, bytes(msg.payload)), timeout=0.5)
+                self._inbox.put(item, timeout=0.5)
                 return
             except queue.Full:
                 continue
@@ -135,18 +172,19 @@ class RulesService:
             if "not authorized" not in str(exc):
                 raise
             log.warning("InfluxDB user may not create databases (%s): assuming it exists", exc)
+        self.restore()
         self.conn.start()
         next_tick = time.monotonic() + 1.0
         next_reload = time.monotonic() + self.reload_every_s
+        next_checkpoint = time.monotonic() + self.checkpoint_s
         try:
             while not (stop.is_set() or self._stop.is_set()):
                 alerts: list[Alert] = []
                 try:
-                    topic, payload = self._inbox.get(timeout=0.2)
-                    alerts.extend(self.handle(topic, payload))
-                    while len(alerts) < 1000:
-                        topic, payload = self._inbox.get_nowait()
-                        alerts.extend(self.handle(topic, payload))
+                    item = self._inbox.get(timeout=0.2)
+                    alerts.extend(self._take(item))
+                    while len(alerts) < 1000 and len(self._unacked) < self.checkpoint_messages:
+                        alerts.extend(self._take(self._inbox.get_nowait()))
                 except queue.Empty:
                     pass
                 if time.monotonic() >= next_tick:
@@ -157,16 +195,76 @@ class RulesService:
                     next_reload = time.monotonic() + self.reload_every_s
                 if alerts:
                     self.emit(alerts)
+                now = time.monotonic()
+                if (
+                    self._unacked
+                    and now >= self._checkpoint_retry_at
+                    and (len(self._unacked) >= self.checkpoint_messages or now >= next_checkpoint)
+                ):
+                    self.checkpoint()
+                    next_checkpoint = time.monotonic() + self.checkpoint_s
         finally:
-            self._stop.set()
-            self.conn.stop()
-            self.influx.close()
-            if self.notifier is not None:
-                self.notifier.close()
-            if self.annotator is not None:
-                self.annotator.close()
-            for work in self.periodic:
-                work.close()
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        if self.checkpoints is not None:
+            # What was taken in is kept: a restart neither relearns nor takes it in twice.
+            try:
+                self.checkpoint()
+            finally:
+                self.checkpoints.close()
+        self.conn.stop()
+        self.influx.close()
+        if self.notifier is not None:
+            self.notifier.close()
+        if self.annotator is not None:
+            self.annotator.close()
+        for work in self.periodic:
+            work.close()
+
+    def _take(self, item: Inbound) -> list[Alert]:
+        alerts = self.handle(item.topic, item.payload)
+        if self.checkpoints is not None and item.qos > 0:
+            self._unacked.append(item)
+        return alerts
+
+    def restore(self) -> None:
+        """The last checkpoint's state and position, before the first message is taken in."""
+        if self.checkpoints is None:
+            return
+        found = self.checkpoints.restore(self.engine)
+        self.delivered = found.delivered
+        log.warning(
+            "restored checkpoint %d: %d series (%d relearn: another rule config or code), %d open alerts",
+            found.checkpoint,
+            found.series,
+            found.refused,
+            found.open_alerts,
+        )
+
+    def checkpoint(self) -> int:
+        """Commit what the rules learnt since the last checkpoint, then acknowledge the messages
+        it holds, in the order they arrived ([MQTT-4.6.0-2]); returns the series written. A
+        message of an earlier connection is not acked (its packet id means nothing now): the
+        broker sends it again and `delivered` skips it."""
+        if self.checkpoints is None:
+            return 0
+        try:
+            written = self.checkpoints.save(self.engine, self.delivered)
+        except SQLAlchemyError as exc:
+            # Nothing is acknowledged: after a crash the broker would send it all again. Retried
+            # in a few seconds; meanwhile the broker holds back what exceeds its in-flight limit.
+            self.checkpoint_errors += 1
+            self._checkpoint_retry_at = time.monotonic() + 5.0
+            log.warning("checkpoint failed, %d messages stay unacknowledged: %s", len(self._unacked), exc)
+            return 0
+        generation = self.conn.generation
+        for item in self._unacked:
+            if item.generation == generation:
+                self.conn.client.ack(item.mid, item.qos)
+        self._unacked = []
+        return written
 
     def reload_if_changed(self) -> bool:
         """Hot reload: a changed rules file replaces the rules; a broken one is reported and the
@@ -182,7 +280,7 @@ class RulesService:
             return False
         self._rules_mtime = mtime
         try:
-            new = load_rules(self.rules_path, self.open_registry)
+            new = load_rules(self.rules_path, self.open_registry, self.default_worksites)
         except RulesFileError as exc:
             self.reload_errors += 1
             log.warning("rules file rejected, keeping the running rules: %s", exc)
@@ -193,6 +291,8 @@ class RulesService:
         return True
 
     def handle(self, topic: str, payload: bytes) -> list[Alert]:
+        if topic.startswith(_SERVICES):
+            return self.handle_service_health(topic, payload)
         # Ingest dead-letters what the admission refuses; here it is only skipped, by the same verdict.
         try:
             where = topics.parse(topic)
@@ -207,10 +307,38 @@ class RulesService:
             judged = self.admission.admit(where, payload, datetime.now(UTC))
         except (ContractError, ValidationError):
             return []
+        return self.observe(judged)
+
+    def observe(self, judged: Judged) -> list[Alert]:
+        """A data message's admitted readings through the engine, unless its batch was taken in
+        already: a gateway's duplicate publish, or one a checkpoint held whose acknowledgement
+        the broker never got. Its readings must not teach the detectors twice."""
+        readings = judged.readings
+        if not readings:
+            return []
+        envelope = judged.envelope
+        first_us = round(readings[0].ts.timestamp() * 1e6)
+        if not self.delivered.take(envelope.org, envelope.gateway, envelope.seq, first_us):
+            self.duplicates += 1
+            return []
         out: list[Alert] = []
-        for r in judged.readings:
-            out.extend(self.engine.observe(r))
+        arrived = self.engine.wall_clock()
+        for r in readings:
+            out.extend(self.engine.observe(r, arrived))
         return out
+
+    def handle_service_health(self, topic: str, payload: bytes) -> list[Alert]:
+        """`sr/v1/services/{service}/{instance}/health`: a JSON object, or ignored."""
+        parts = topic.split("/")
+        if len(parts) != 6 or parts[5] != "health" or not (is_id(parts[3]) and is_id(parts[4])):
+            return []
+        try:
+            report = loads(payload)
+        except ContractError:
+            return []
+        if not isinstance(report, dict):
+            return []
+        return self.engine.service_health(parts[3], parts[4], report)
 
     def every_second(self) -> list[Alert]:
         """The clock's work: the engine's time-driven checks (staleness), what operators did in

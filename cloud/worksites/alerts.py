@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from cloud.core.alerts import Alert, AlertKey
+from cloud.io.mqtt import PublishError, publish_retained
 from cloud.worksites.conflicts import CoordinationSettings, detect, to_alerts
 from cloud.worksites.store import Query, WorksiteStore
 from edge.contract import BrokerAddress
@@ -18,35 +16,12 @@ from edge.contract import BrokerAddress
 log = logging.getLogger(__name__)
 
 
-class PublishError(RuntimeError):
-    pass
-
-
 def publish_alerts(url: str | BrokerAddress, alerts: Sequence[Alert], *, timeout_s: float = 10.0) -> int:
     """Publish `alerts` retained at QoS 1 and wait for every PUBACK; returns how many.
 
-    `url` is a broker URL, or a BrokerAddress carrying credentials read from a file; messages
-    name the broker by `broker.url`, which never shows a password."""
+    `url` is a broker URL, or a BrokerAddress carrying credentials read from a file."""
     broker = BrokerAddress.parse(url) if isinstance(url, str) else url
-    url = broker.url
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv311)
-    if broker.username:
-        client.username_pw_set(broker.username, broker.password)
-    try:
-        client.connect(broker.host, broker.port)
-    except OSError as exc:
-        raise PublishError(f"cannot reach {url}: {exc}") from None
-    client.loop_start()
-    try:
-        infos = [client.publish(a.topic, a.to_json(), qos=1, retain=True) for a in alerts]
-        for info in infos:
-            info.wait_for_publish(timeout_s)
-            if not info.is_published():
-                raise PublishError(f"broker {url} did not acknowledge an alert within {timeout_s:g} s")
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return len(alerts)
+    return publish_retained(broker, [(a.topic, a.to_json()) for a in alerts], timeout_s=timeout_s)
 
 
 class CoordinationAlerts:
@@ -59,12 +34,18 @@ class CoordinationAlerts:
     def __init__(
         self,
         store: WorksiteStore,
-        url: str | BrokerAddress,
+        # A broker (a connection per cycle: the CLI) or the process's own publisher (a service).
+        url: str | BrokerAddress | Callable[[Sequence[Alert]], int],
         settings: CoordinationSettings | None = None,
         interval_s: float = 60.0,
     ) -> None:
         self.store = store
-        self.url = url
+        self.publish: Callable[[Sequence[Alert]], int]
+        if isinstance(url, str | BrokerAddress):
+            broker = url
+            self.publish = lambda alerts: publish_alerts(broker, alerts)
+        else:
+            self.publish = url
         self.settings = settings or CoordinationSettings()
         self.interval_s = interval_s
         self.firing: dict[AlertKey, Alert] = {}
@@ -86,7 +67,7 @@ class CoordinationAlerts:
             if key not in current
         ]
         if changes:
-            publish_alerts(self.url, changes)
+            self.publish(changes)
         self.firing = {key: self.firing.get(key, a) for key, a in current.items()}
         self.published += len(changes)
         return len(changes)

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Path, Response, status
 from pydantic import BaseModel, ValidationError
 
-from cloud.core.errors import FieldProblem, printable, problems_from
+from cloud.core.errors import FieldProblem, message_of, printable, problems_from
 from cloud.core.orgs import ID_PATTERN, Organisation
-from cloud.io.http import CallerDep
+from cloud.io.http import CallerDep, refusals
 from cloud.worksites import conflicts, wzdx
 from cloud.worksites.deps import CoordinationDep, QueryDep, StoreDep
 from cloud.worksites.geojson import feature_collection
@@ -27,7 +27,6 @@ from cloud.worksites.models import (
     Worksite,
     WorksiteCreate,
     WorksitePatch,
-    ngsi_ld,
 )
 from cloud.worksites.store import Query
 
@@ -60,7 +59,9 @@ def list_worksites(store: StoreDep, _caller: CallerDep, query: QueryDep) -> Work
     return WorksiteList(count=len(items), items=items)
 
 
-@router.post("/worksites", status_code=status.HTTP_201_CREATED, response_model=Worksite)
+@router.post(
+    "/worksites", status_code=status.HTTP_201_CREATED, response_model=Worksite, responses=refusals(403, 409)
+)
 def create_worksite(store: StoreDep, caller: CallerDep, body: WorksiteCreate, response: Response) -> Worksite:
     created = store.create(caller, body)
     response.headers["Location"] = f"/worksites/{created.id}"
@@ -68,7 +69,7 @@ def create_worksite(store: StoreDep, caller: CallerDep, body: WorksiteCreate, re
     return created
 
 
-@router.get("/worksites/{worksite_id}", response_model=Worksite)
+@router.get("/worksites/{worksite_id}", response_model=Worksite, responses=refusals(404))
 def get_worksite(
     store: StoreDep, _caller: CallerDep, worksite_id: WorksiteId, response: Response
 ) -> Worksite:
@@ -77,7 +78,12 @@ def get_worksite(
     return found
 
 
-@router.patch("/worksites/{worksite_id}", response_model=Worksite, summary="Change some fields")
+@router.patch(
+    "/worksites/{worksite_id}",
+    response_model=Worksite,
+    summary="Change some fields",
+    responses=refusals(403, 404, 409),
+)
 def update_worksite(
     store: StoreDep,
     caller: CallerDep,
@@ -93,24 +99,29 @@ def update_worksite(
     return updated
 
 
-@router.post("/worksites/{worksite_id}/approve", response_model=Worksite, summary="Approve (municipality)")
+@router.post(
+    "/worksites/{worksite_id}/approve",
+    response_model=Worksite,
+    summary="Approve (municipality)",
+    responses=refusals(403, 404),
+)
 def approve_worksite(store: StoreDep, caller: CallerDep, worksite_id: WorksiteId) -> Worksite:
     return store.decide(caller, worksite_id, approve=True)
 
 
-@router.post("/worksites/{worksite_id}/reject", response_model=Worksite, summary="Reject (municipality)")
+@router.post(
+    "/worksites/{worksite_id}/reject",
+    response_model=Worksite,
+    summary="Reject (municipality)",
+    responses=refusals(403, 404),
+)
 def reject_worksite(store: StoreDep, caller: CallerDep, worksite_id: WorksiteId) -> Worksite:
     return store.decide(caller, worksite_id, approve=False)
 
 
-@router.get("/worksites/{worksite_id}/history", response_model=list[HistoryEntry])
+@router.get("/worksites/{worksite_id}/history", response_model=list[HistoryEntry], responses=refusals(404))
 def worksite_history(store: StoreDep, _caller: CallerDep, worksite_id: WorksiteId) -> list[HistoryEntry]:
     return store.history(worksite_id)
-
-
-@router.get("/worksites/{worksite_id}/ngsi-ld", summary="The worksite as an NGSI-LD CityWork entity")
-def worksite_ngsi_ld(store: StoreDep, _caller: CallerDep, worksite_id: WorksiteId) -> dict[str, Any]:
-    return ngsi_ld(store.get(worksite_id))
 
 
 def _coordination_scope(store: StoreDep, settings: conflicts.CoordinationSettings) -> list[Worksite]:
@@ -119,7 +130,11 @@ def _coordination_scope(store: StoreDep, settings: conflicts.CoordinationSetting
     return [w for w in store.search(Query(start=since, limit=10**9)) if w.status is not Status.CANCELLED]
 
 
-@router.get("/worksites/{worksite_id}/conflicts", summary="Conflicts, synergies and redigs of one worksite")
+@router.get(
+    "/worksites/{worksite_id}/conflicts",
+    summary="Conflicts, synergies and redigs of one worksite",
+    responses=refusals(404),
+)
 def worksite_conflicts(
     store: StoreDep, _caller: CallerDep, settings: CoordinationDep, worksite_id: WorksiteId
 ) -> list[dict[str, Any]]:
@@ -139,12 +154,20 @@ def list_organisations(store: StoreDep, _caller: CallerDep) -> list[Organisation
     return store.organisations()
 
 
-@router.post("/import/wzdx", response_model=ImportResult, summary="Import a WZDx 4.x WorkZoneFeed")
+@router.post(
+    "/import/wzdx",
+    response_model=ImportResult,
+    summary="Import a WZDx 4.x WorkZoneFeed",
+    responses=refusals(403, 409),
+)
 def import_wzdx(
     store: StoreDep, caller: CallerDep, feed: Annotated[dict[str, Any], Body(description="WZDx WorkZoneFeed")]
 ) -> ImportResult:
-    sites = wzdx.import_feed(feed)
-    created, updated = store.put_many(caller, sites)
+    """Create or change the feed's work zones with the API's own rules, all or nothing: a utility
+    writes only its own, a new or re-planned worksite is pending approval, a `sitroom.version`
+    older than the stored one is a conflict (409)."""
+    sites = wzdx.import_feed(feed, areas=store.areas)
+    created, updated = store.import_many(caller, sites)
     return ImportResult(created=created, updated=updated)
 
 
@@ -191,7 +214,7 @@ def validation_problems(exc: ValidationError | Any) -> list[FieldProblem]:
         if (loc and loc[0] == "body") or (loc and loc[0] in ("query", "path", "header")):
             loc = loc[1:]
         value = printable(err.get("input"))
-        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        message = message_of(err)
         if err.get("type") == "json_invalid":
             out.append(FieldProblem("body", f"not valid JSON: {err.get('ctx', {}).get('error', message)}"))
             continue

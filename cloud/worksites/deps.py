@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -49,12 +49,25 @@ def get_query(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> StoreQuery:
     problems: list[FieldProblem] = []
-    for name, value in (("start", start), ("end", end)):
-        if value is not None and value.tzinfo is None:
+    window: dict[str, datetime | None] = {"start": start, "end": end}
+    for name, value in window.items():
+        if value is None:
+            continue
+        if value.tzinfo is None:
             problems.append(
                 FieldProblem(name, "needs a UTC offset, e.g. 2026-11-24T10:00:00Z", value.isoformat())
             )
-    if start and end and start.tzinfo and end.tzinfo and end <= start:
+            window[name] = None
+            continue
+        try:
+            window[name] = value.astimezone(UTC)  # the store compares in UTC
+        except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            problems.append(
+                FieldProblem(name, "out of the range of dates (years 1 to 9999 in UTC)", value.isoformat())
+            )
+            window[name] = None
+    start, end = window["start"], window["end"]
+    if start and end and end <= start:
         problems.append(FieldProblem("end", "must be after start", end.isoformat()))
     box = None
     if bbox is not None:

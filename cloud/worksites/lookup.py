@@ -6,17 +6,29 @@ The rules service gets it from its wiring (`cloud/apps/rules.py`) when a rules f
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from datetime import datetime
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from cloud.core.geo import GeoJsonWorksites, WorksiteLookup, WorksiteRef
+from cloud.io.db import make_engine
 from cloud.worksites.store import WorksiteStore
+
+log = logging.getLogger(__name__)
 
 
 def open_registry_lookup(url: str, refresh_s: float = 60.0) -> WorksiteLookup:
     # Rules look worksites up wherever they are: the registry's area check applies on writes.
     return RegistryWorksites(WorksiteStore.open(url, areas=None), refresh_s)
+
+
+def read_registry_lookup(url: str, refresh_s: float = 60.0) -> WorksiteLookup:
+    """The registry read only, as the service's own default source: the API owns its schema and
+    creates it, maybe after the rules service started; until then no worksite is known."""
+    return RegistryWorksites(WorksiteStore(make_engine(url), areas=None), refresh_s)
 
 
 class RegistryWorksites:
@@ -40,7 +52,14 @@ class RegistryWorksites:
         now = time.monotonic()
         if now - self._loaded_at >= self.refresh_s:
             features = []
-            for w in self.store.search():
+            try:
+                found = self.store.search()
+            except SQLAlchemyError as exc:
+                # Not created yet, or unreachable: the last worksites known stand until the next try.
+                log.warning("worksite registry unreadable, retrying in %g s: %s", self.refresh_s, exc)
+                self._loaded_at = now
+                return self._lookup
+            for w in found:
                 if w.status.value == "cancelled":
                     continue
                 props = {

@@ -1,9 +1,9 @@
 """The worksite model, aligned with the FIWARE Smart Data Model `CityWork`.
 
-Mapping (our field → CityWork attribute): `work_type` → `workType`, `planned_start` →
-`workDate`, `planned_end` → `endDate`, `geometry` → `location`, `title` → `name`,
-`description` → `description`, `status` → `status`, `owner` → `dataProvider`/`owner`.
-Fields CityWork has no slot for (permit, actual dates, impact) are ours; see docs/worksites.md.
+The mapping to CityWork, both ways, is the exchange's (`cloud/exchange/entities.py`,
+`citywork.py`; docs/exchange.md); the vocabulary (status, work type, approval) is the kernel's
+(`cloud/core/worksites.py`). Fields CityWork has no slot for (actual dates, most of the impact)
+are ours; see docs/worksites.md.
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ from pydantic import (
 from cloud.core.errors import InvalidInputError
 from cloud.core.geo import GeometryError, parse_geojson, to_geojson
 from cloud.core.orgs import ID_PATTERN, OrgId
-from cloud.core.worksites import WorksiteStatus
+from cloud.core.worksites import Approval, WorksiteStatus, WorkType
 
 ID_RE = re.compile(ID_PATTERN)
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
 Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+# The column is a 32-bit INTEGER on PostgreSQL; no worksite changes two billion times.
+MAX_VERSION = 2**31 - 1
 
 
 class InvalidWorksiteError(InvalidInputError):
@@ -40,22 +42,6 @@ class InvalidWorksiteError(InvalidInputError):
 
 # The status vocabulary is the kernel's: other features (console, exports) speak it too.
 Status = WorksiteStatus
-
-
-class WorkType(StrEnum):
-    """What is being done; CityWork `workType` is free text, these are Prato's usual kinds."""
-
-    WATER = "water"
-    SEWER = "sewer"
-    GAS = "gas"
-    ELECTRICITY = "electricity"
-    TELECOM = "telecom"
-    DISTRICT_HEATING = "district-heating"
-    ROAD = "road"
-    LIGHTING = "lighting"
-    WASTE = "waste"
-    GREEN = "green"
-    OTHER = "other"
 
 
 class Restriction(StrEnum):
@@ -68,12 +54,6 @@ class Restriction(StrEnum):
     REDUCED_WEIGHT = "reduced-weight"
     LOCAL_ACCESS_ONLY = "local-access-only"
     NO_PASSING = "no-passing"
-
-
-class Approval(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
 
 
 class Impact(BaseModel):
@@ -101,7 +81,10 @@ def _utc(value: datetime | None) -> datetime | None:
     # Stored with microseconds cut to milliseconds, like every timestamp on our wire.
     if value is None:
         return None
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("out of the range of dates (years 1 to 9999 in UTC)") from None
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
@@ -163,6 +146,17 @@ class WorksiteCreate(WorksiteFields):
     id: OrgId | None = Field(None, description="Optional client-chosen id ([a-z0-9-]); generated otherwise")
 
 
+class WorksiteImport(WorksiteCreate):
+    """One worksite of an import (WZDx, CSV): what a client writes, plus what the file claims
+    about the registry's own state. The claims are checked by the workflow, never taken as they
+    are (`WorksiteStore.import_many`): `version` is the one the file was exported at (a worksite
+    changed since is a conflict, as with `If-Match`); `approval` counts only as the
+    municipality's own decision."""
+
+    approval: Approval | None = None
+    version: Annotated[int, Field(strict=True, ge=1, le=MAX_VERSION)] | None = None
+
+
 class WorksitePatch(BaseModel):
     """A partial update: only the fields present change; the result is validated whole."""
 
@@ -217,21 +211,3 @@ class HistoryEntry(BaseModel):
     actor: str
     action: Literal["create", "update", "approve", "reject", "import"]
     changes: dict[str, list[Any]] = Field(description="field → [old, new] (JSON values)")
-
-
-def ngsi_ld(ws: Worksite) -> dict[str, Any]:
-    """The worksite as an NGSI-LD `CityWork` entity (normalised form, smart-data-models)."""
-    return {
-        "id": f"urn:ngsi-ld:CityWork:{ws.id}",
-        "type": "CityWork",
-        "name": {"type": "Property", "value": ws.title},
-        "description": {"type": "Property", "value": ws.description},
-        "workType": {"type": "Property", "value": ws.work_type.value},
-        "workDate": {"type": "Property", "value": ws.start.isoformat().replace("+00:00", "Z")},
-        "endDate": {"type": "Property", "value": ws.end.isoformat().replace("+00:00", "Z")},
-        "location": {"type": "GeoProperty", "value": ws.geometry},
-        "status": {"type": "Property", "value": ws.status.value},
-        "address": {"type": "Property", "value": {"streetAddress": ws.street, "addressLocality": "Prato"}},
-        "dataProvider": {"type": "Property", "value": ws.owner},
-        "@context": ["https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"],
-    }

@@ -8,7 +8,7 @@ indexed columns: the bbox filter runs in SQL, the exact intersection test in sha
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,18 +28,19 @@ from cloud.core.errors import (
 )
 from cloud.core.geo import BBox, GeometryError, LocalProjection, ServiceAreas, parse_geojson
 from cloud.core.orgs import Caller, Organisation
+from cloud.core.worksites import Approval
 from cloud.io import orgstore
 from cloud.io.db import Migration, UTCDateTime, make_engine, migrate
 from cloud.io.orgstore import OrgStore
 from cloud.worksites.geojson import feature_collection
 from cloud.worksites.models import (
-    Approval,
     HistoryEntry,
     InvalidWorksiteError,
     Status,
     Worksite,
     WorksiteCreate,
     WorksiteFields,
+    WorksiteImport,
 )
 
 COMPONENT = "worksites"
@@ -351,11 +352,16 @@ class WorksiteStore:
             raise InvalidWorksiteError([FieldProblem("owner", "unknown organisation", owner)])
 
     def create(self, caller: Caller, data: WorksiteCreate, *, now: datetime | None = None) -> Worksite:
+        with self.engine.begin() as conn:
+            return self._create_in(conn, caller, data, now or datetime.now(UTC), "create")
+
+    def _create_in(
+        self, conn: Connection, caller: Caller, data: WorksiteCreate, now: datetime, action: str
+    ) -> Worksite:
         owner = data.owner or caller.org
         if owner != caller.org and not caller.is_operator:
             raise PermissionDeniedError(caller.org, f"may not create worksites for {owner!r}")
         self._check_area(data.geometry, owner)
-        now = now or datetime.now(UTC)
         ws_id = data.id or f"ws-{uuid.uuid4().hex[:16]}"
         values = self._values(data) | {
             "id": ws_id,
@@ -366,20 +372,23 @@ class WorksiteStore:
             "updated_at": now,
             "version": 1,
         }
-        with self.engine.begin() as conn:
-            self._check_owner_exists(conn, owner)
-            if conn.execute(sa.select(worksites.c.id).where(worksites.c.id == ws_id)).first():
-                raise ConflictError(f"worksite {ws_id!r} already exists")
-            conn.execute(worksites.insert().values(**values))
-            created = self.get_in(conn, ws_id)
-            self._record(conn, created, caller.org, "create", _changes(None, created), now)
+        self._check_owner_exists(conn, owner)
+        if conn.execute(sa.select(worksites.c.id).where(worksites.c.id == ws_id)).first():
+            raise ConflictError(f"worksite {ws_id!r} already exists")
+        conn.execute(worksites.insert().values(**values))
+        created = self.get_in(conn, ws_id)
+        self._record(conn, created, caller.org, action, _changes(None, created), now)
         return created
 
     def get_in(self, conn: Connection, worksite_id: str) -> Worksite:
-        row = conn.execute(sa.select(worksites).where(worksites.c.id == worksite_id)).first()
-        if row is None:
+        found = self._find_in(conn, worksite_id)
+        if found is None:
             raise NotFoundError("worksite", worksite_id)
-        return _row_to_worksite(row)
+        return found
+
+    def _find_in(self, conn: Connection, worksite_id: str) -> Worksite | None:
+        row = conn.execute(sa.select(worksites).where(worksites.c.id == worksite_id)).first()
+        return None if row is None else _row_to_worksite(row)
 
     def update(
         self,
@@ -391,110 +400,121 @@ class WorksiteStore:
         now: datetime | None = None,
     ) -> Worksite:
         """Apply `patch` (field → new value, JSON shapes); the merged worksite is validated whole."""
-        now = now or datetime.now(UTC)
         with self.engine.begin() as conn:
-            current = self.get_in(conn, worksite_id)
-            if current.owner != caller.org and not caller.is_operator:
-                raise PermissionDeniedError(
-                    caller.org, f"worksite {worksite_id!r} belongs to {current.owner!r}"
-                )
-            if expected_version is not None and expected_version != current.version:
-                raise ConflictError(
-                    f"worksite {worksite_id!r} is at version {current.version}, not {expected_version}"
-                )
-            merged = current.writable() | patch
-            try:
-                fields = WorksiteFields.model_validate(merged)
-            except ValidationError as exc:
-                raise InvalidWorksiteError(problems_from(exc)) from None
-            self._check_area(fields.geometry, current.owner)
-            values = self._values(fields)
-            changes = _changes(current, fields)
-            if not changes:
-                return current
-            # A change of place or time after approval needs approving again.
-            replan = {"geometry", "planned_start", "planned_end", "street"} & set(changes)
-            if replan and current.approval is not Approval.PENDING:
-                values |= {"approval": Approval.PENDING.value, "approved_by": None}
-                changes["approval"] = [current.approval.value, Approval.PENDING.value]
-            values |= {"updated_at": now, "version": current.version + 1}
-            conn.execute(worksites.update().where(worksites.c.id == worksite_id).values(**values))
-            updated = self.get_in(conn, worksite_id)
-            self._record(conn, updated, caller.org, "update", changes, now)
+            return self._update_in(
+                conn, caller, worksite_id, patch, expected_version, now or datetime.now(UTC), "update"
+            )
+
+    def _update_in(
+        self,
+        conn: Connection,
+        caller: Caller,
+        worksite_id: str,
+        patch: dict[str, Any],
+        expected_version: int | None,
+        now: datetime,
+        action: str,
+    ) -> Worksite:
+        current = self.get_in(conn, worksite_id)
+        _check_may_write(caller, current)
+        if expected_version is not None and expected_version != current.version:
+            raise ConflictError(
+                f"worksite {worksite_id!r} is at version {current.version}, not {expected_version}"
+            )
+        merged = current.writable() | patch
+        try:
+            fields = WorksiteFields.model_validate(merged)
+        except ValidationError as exc:
+            raise InvalidWorksiteError(problems_from(exc)) from None
+        self._check_area(fields.geometry, current.owner)
+        values = self._values(fields)
+        changes = _changes(current, fields)
+        if not changes:
+            return current
+        # A change of place or time after approval needs approving again.
+        replan = {"geometry", "planned_start", "planned_end", "street"} & set(changes)
+        if replan and current.approval is not Approval.PENDING:
+            values |= {"approval": Approval.PENDING.value, "approved_by": None}
+            changes["approval"] = [current.approval.value, Approval.PENDING.value]
+        values |= {"updated_at": now, "version": current.version + 1}
+        conn.execute(worksites.update().where(worksites.c.id == worksite_id).values(**values))
+        updated = self.get_in(conn, worksite_id)
+        self._record(conn, updated, caller.org, action, changes, now)
         return updated
 
     def decide(
         self, caller: Caller, worksite_id: str, *, approve: bool, now: datetime | None = None
     ) -> Worksite:
+        with self.engine.begin() as conn:
+            return self._decide_in(conn, caller, worksite_id, approve, now or datetime.now(UTC))
+
+    def _decide_in(
+        self, conn: Connection, caller: Caller, worksite_id: str, approve: bool, now: datetime
+    ) -> Worksite:
         if not caller.is_operator:
             raise PermissionDeniedError(caller.org, "only the municipality's operators approve worksites")
-        now = now or datetime.now(UTC)
         decision = Approval.APPROVED if approve else Approval.REJECTED
-        with self.engine.begin() as conn:
-            current = self.get_in(conn, worksite_id)
-            if current.approval is decision:
-                return current
-            conn.execute(
-                worksites.update()
-                .where(worksites.c.id == worksite_id)
-                .values(
-                    approval=decision.value,
-                    approved_by=caller.org,
-                    updated_at=now,
-                    version=current.version + 1,
-                )
+        current = self.get_in(conn, worksite_id)
+        if current.approval is decision:
+            return current
+        conn.execute(
+            worksites.update()
+            .where(worksites.c.id == worksite_id)
+            .values(
+                approval=decision.value, approved_by=caller.org, updated_at=now, version=current.version + 1
             )
-            updated = self.get_in(conn, worksite_id)
-            self._record(
-                conn,
-                updated,
-                caller.org,
-                "approve" if approve else "reject",
-                {"approval": [current.approval.value, decision.value]},
-                now,
-            )
+        )
+        updated = self.get_in(conn, worksite_id)
+        self._record(
+            conn,
+            updated,
+            caller.org,
+            "approve" if approve else "reject",
+            {"approval": [current.approval.value, decision.value]},
+            now,
+        )
         return updated
 
-    def put_many(
-        self, caller: Caller, items: Iterable[Worksite], *, action: str = "import"
+    def import_many(
+        self, caller: Caller, items: Sequence[WorksiteImport], *, now: datetime | None = None
     ) -> tuple[int, int]:
-        """Insert or replace whole worksites (import), all in one transaction; (created, updated)."""
+        """Create or change each worksite exactly as the API would, all in one transaction (a
+        refusal anywhere changes nothing); `(created, updated)`.
+
+        The same rules as the API (docs/decisions/0015-security-hardening.md): a utility writes
+        only its own worksites; a new worksite is pending approval; a change of place or time
+        sends an approved one back to pending; the file's `version` is the one it was exported
+        at, so a worksite changed since is a conflict; an `approval` in the file counts only as
+        the municipality's own decision, recorded as made by the caller. Created and changed
+        dates and versions are this registry's own, never the file's.
+        """
+        now = now or datetime.now(UTC)
         created = updated = 0
-        now = datetime.now(UTC)
         with self.engine.begin() as conn:
-            for ws in items:
-                if ws.owner != caller.org and not caller.is_operator:
-                    raise PermissionDeniedError(caller.org, f"may not import worksites of {ws.owner!r}")
-                self._check_area(ws.geometry, ws.owner)
-                self._check_owner_exists(conn, ws.owner)
-                row = conn.execute(sa.select(worksites).where(worksites.c.id == ws.id)).first()
-                values = self._values(ws) | {
-                    "owner": ws.owner,
-                    "approval": ws.approval.value,
-                    "approved_by": ws.approved_by,
-                    "created_at": ws.created_at,
-                    "updated_at": ws.updated_at,
-                }
-                if row is None:
-                    conn.execute(worksites.insert().values(id=ws.id, version=ws.version, **values))
+            for item in items:
+                existing = None if item.id is None else self._find_in(conn, item.id)
+                if existing is None:
+                    ws = self._create_in(conn, caller, item, now, "import")
                     created += 1
-                    after = self.get_in(conn, ws.id)
-                    self._record(conn, after, caller.org, action, _changes(None, after), now)
-                    continue
-                before = _row_to_worksite(row)
-                if before.owner != caller.org and not caller.is_operator:
-                    raise PermissionDeniedError(caller.org, f"worksite {ws.id!r} belongs to {before.owner!r}")
-                changes = _changes(before, ws)
-                if not changes:
-                    continue
-                conn.execute(
-                    worksites.update()
-                    .where(worksites.c.id == ws.id)
-                    .values(version=before.version + 1, **values)
-                )
-                updated += 1
-                after = self.get_in(conn, ws.id)
-                self._record(conn, after, caller.org, action, changes, now)
+                else:
+                    _check_may_write(caller, existing)
+                    owner = item.owner or caller.org
+                    if owner != existing.owner:
+                        raise ConflictError(
+                            f"worksite {existing.id!r} belongs to {existing.owner!r}, not {owner!r}: "
+                            "an import does not change owners"
+                        )
+                    patch = {name: getattr(item, name) for name in WorksiteFields.model_fields}
+                    ws = self._update_in(conn, caller, existing.id, patch, item.version, now, "import")
+                claim = item.approval
+                if (
+                    caller.is_operator
+                    and claim in (Approval.APPROVED, Approval.REJECTED)
+                    and claim != ws.approval
+                ):
+                    ws = self._decide_in(conn, caller, ws.id, claim is Approval.APPROVED, now)
+                if existing is not None and ws.version != existing.version:
+                    updated += 1
         return created, updated
 
     def _record(
@@ -516,6 +536,12 @@ class WorksiteStore:
                 changes=_json(changes),
             )
         )
+
+
+def _check_may_write(caller: Caller, current: Worksite) -> None:
+    """A utility writes its own worksites; the municipality's operators write all."""
+    if current.owner != caller.org and not caller.is_operator:
+        raise PermissionDeniedError(caller.org, f"worksite {current.id!r} belongs to {current.owner!r}")
 
 
 _TRACKED = (*WorksiteFields.model_fields, "owner")

@@ -12,16 +12,33 @@ worksite change, so export → import → export gives the same bytes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+)
 
 from cloud.core.errors import FieldProblem, problems_from
-from cloud.core.geo import GeometryError, parse_geojson
+from cloud.core.geo import GeometryError, ServiceAreas, parse_geojson
 from cloud.core.orgs import Organisation
-from cloud.worksites.models import InvalidWorksiteError, Restriction, Status, Worksite, WorkType
+from cloud.core.worksites import WorkType
+from cloud.worksites.models import (
+    InvalidWorksiteError,
+    Restriction,
+    Status,
+    Worksite,
+    WorksiteImport,
+)
 
 VERSION = "4.2"
 LICENSE = "https://creativecommons.org/publicdomain/zero/1.0/"
@@ -51,18 +68,6 @@ def format_date(value: datetime) -> str:
     if value.microsecond:
         text += f".{value.microsecond // 1000:03d}"
     return text + "Z"
-
-
-def _parse_date(value: Any, field: str) -> datetime:
-    if not isinstance(value, str):
-        raise InvalidWorksiteError([FieldProblem(field, "must be an RFC 3339 date-time string", value)])
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidWorksiteError([FieldProblem(field, "not an RFC 3339 date-time", value)]) from None
-    if parsed.tzinfo is None:
-        raise InvalidWorksiteError([FieldProblem(field, "needs a UTC offset", value)])
-    return parsed.astimezone(UTC)
 
 
 def _vehicle_impact(ws: Worksite) -> str:
@@ -172,102 +177,223 @@ def dumps(feed: dict[str, Any]) -> bytes:
     return orjson.dumps(feed, option=orjson.OPT_INDENT_2)
 
 
-def _field(obj: Any, path: str) -> Any:
-    if not isinstance(obj, dict):
-        raise InvalidWorksiteError([FieldProblem("", "must be a GeoJSON Feature object")])
-    cur = obj
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            raise InvalidWorksiteError([FieldProblem(path, "missing")])
-        cur = cur[part]
-    return cur
+# --- import ---------------------------------------------------------------------------------
+#
+# A feed is read in two steps, each naming any problem by its place in the feed
+# (`features[2].properties.core_details.road_names.0`): first the members we read are checked
+# for their JSON type (the models below; any other member is allowed, as WZDx allows them), then
+# the worksite they make is validated by the same model as the API's (`WorksiteImport`), its
+# problems traced back to the member each field came from.
 
 
-def _work_type(props: dict[str, Any]) -> WorkType:
-    for item in props.get("types_of_work") or []:
-        if isinstance(item, dict) and item.get("type_name") in _WORK_TYPE_BACK:
-            return _WORK_TYPE_BACK[item["type_name"]]
+class _Member(BaseModel):
+    """A WZDx object as we read it: the members we use, typed; any other one allowed."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _CoreDetails(_Member):
+    event_type: StrictStr | None = None
+    data_source_id: Any = None  # the owner: checked as the API checks an owner
+    road_names: list[StrictStr] | None = Field(default=None, max_length=100)
+    name: StrictStr | None = None
+    description: StrictStr | None = None
+
+
+class _Restriction(_Member):
+    type: Any = None
+
+
+class _TypeOfWork(_Member):
+    type_name: Any = None
+
+
+class _Extension(BaseModel):
+    """Our own `sitroom` member: every value is checked by the worksite model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Any = None
+    approval: Any = None
+    approved_by: Any = None  # the registry's record, never taken from a file
+    work_type: Any = None
+    permit_ref: Any = None
+    planned_start: Any = None
+    planned_end: Any = None
+    actual_start: Any = None
+    actual_end: Any = None
+    impact: Any = None
+    version: Any = None
+    geometry: Any = None
+
+
+def _text_only(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date-time string")  # not a number of seconds
+    return value
+
+
+DateTimeText = Annotated[AwareDatetime, BeforeValidator(_text_only)]
+
+
+class _Properties(_Member):
+    core_details: _CoreDetails
+    start_date: DateTimeText | None = None
+    end_date: DateTimeText | None = None
+    is_start_date_verified: StrictBool | None = None
+    is_end_date_verified: StrictBool | None = None
+    vehicle_impact: StrictStr | None = None
+    restrictions: list[_Restriction] | None = Field(default=None, max_length=100)
+    types_of_work: list[_TypeOfWork] | None = Field(default=None, max_length=100)
+    sitroom: _Extension | None = None
+
+
+class _Feature(_Member):
+    id: Any = None
+    properties: _Properties
+    geometry: Any = None
+
+
+def _at(prefix: str, loc: str) -> str:
+    return f"{prefix}.{loc}" if loc else prefix
+
+
+def _event_type(feat: Any) -> Any:
+    props = feat.get("properties") if isinstance(feat, dict) else None
+    core = props.get("core_details") if isinstance(props, dict) else None
+    return core.get("event_type") if isinstance(core, dict) else None
+
+
+def _work_type(props: _Properties) -> WorkType:
+    for item in props.types_of_work or []:
+        if isinstance(item.type_name, str) and item.type_name in _WORK_TYPE_BACK:
+            return _WORK_TYPE_BACK[item.type_name]
     return WorkType.OTHER
 
 
-def _import_feature(index: int, feat: Any, now: datetime) -> Worksite:
-    prefix = f"features[{index}]."
+_RESTRICTIONS = frozenset(Restriction)
+
+
+def _impact(props: _Properties) -> dict[str, Any]:
+    vehicle = props.vehicle_impact or ""
+    return {
+        "road_closed": vehicle == "all-lanes-closed",
+        "lanes_closed": 1 if vehicle.startswith("some-lanes-closed") else 0,
+        "restrictions": [
+            r.type for r in props.restrictions or [] if isinstance(r.type, str) and r.type in _RESTRICTIONS
+        ],
+    }
+
+
+def _one_point(geometry: Any) -> Any:
+    """A one-point MultiPoint is how a Point travels in WZDx (`_wzdx_geometry`): back to a Point."""
+    if isinstance(geometry, dict) and geometry.get("type") == "MultiPoint":
+        coords = geometry.get("coordinates")
+        if isinstance(coords, list) and len(coords) == 1:
+            return {**geometry, "type": "Point", "coordinates": coords[0]}
+    return geometry
+
+
+@dataclass(slots=True)
+class _Fields:
+    """The worksite's fields read from one feature, and where in the feature each was read."""
+
+    ext: _Extension
+    data: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, str] = field(default_factory=dict)
+
+    def take(self, name: str, value: Any, where: str) -> None:
+        if value is not None:
+            self.data[name] = value
+            self.source[name] = where
+
+    def take_ext(self, name: str, fallback: Any = None, where: str = "") -> None:
+        """Our extension's value when it has one (exact), else what WZDx itself says."""
+        value = getattr(self.ext, name)
+        if value is not None:
+            self.take(name, value, f"properties.{EXTENSION}.{name}")
+        else:
+            self.take(name, fallback, where)
+
+    def traced(self, prefix: str, problems: list[FieldProblem]) -> InvalidWorksiteError:
+        out = []
+        for p in problems:
+            top, _, rest = p.field.partition(".")
+            where = self.source.get(top, top)
+            out.append(FieldProblem(_at(prefix, f"{where}.{rest}" if rest else where), p.message, p.value))
+        return InvalidWorksiteError(out)
+
+
+def _fields(parsed: _Feature) -> _Fields:
+    props, core = parsed.properties, parsed.properties.core_details
+    f = _Fields(props.sitroom or _Extension())
+    road_names = core.road_names or ["(unnamed road)"]
+    f.take("id", parsed.id, "id")
+    f.take("owner", core.data_source_id, "properties.core_details.data_source_id")
+    if core.name:
+        f.take("title", core.name, "properties.core_details.name")
+    else:
+        f.take("title", " / ".join(road_names), "properties.core_details.road_names")
+    f.take("description", core.description, "properties.core_details.description")
+    f.take("street", ", ".join(road_names), "properties.core_details.road_names")
+    f.take_ext("work_type", _work_type(props), "properties.types_of_work")
+    f.take_ext("permit_ref")
+    f.take_ext("geometry", parsed.geometry, "geometry")
+    if "geometry" in f.data:
+        f.data["geometry"] = _one_point(f.data["geometry"])
+    f.take_ext("planned_start", props.start_date, "properties.start_date")
+    f.take_ext("planned_end", props.end_date, "properties.end_date")
+    f.take_ext(
+        "actual_start", props.start_date if props.is_start_date_verified else None, "properties.start_date"
+    )
+    f.take_ext("actual_end", props.end_date if props.is_end_date_verified else None, "properties.end_date")
+    f.take_ext("status")
+    f.take_ext("impact", _impact(props), "properties.vehicle_impact")
+    f.take_ext("approval")
+    f.take_ext("version")
+    return f
+
+
+def _import_feature(prefix: str, feat: Any, areas: ServiceAreas | None) -> WorksiteImport:
     try:
-        props = _field(feat, "properties")
-        core = _field(feat, "properties.core_details")
-        ext = props.get(EXTENSION) if isinstance(props.get(EXTENSION), dict) else {}
-        geometry = ext.get("geometry") or _field(feat, "geometry")
-        if (
-            isinstance(geometry, dict)
-            and geometry.get("type") == "MultiPoint"
-            and len(geometry["coordinates"]) == 1
-        ):
-            geometry = {"type": "Point", "coordinates": geometry["coordinates"][0]}
-        try:
-            parse_geojson(geometry)
-        except GeometryError as exc:
-            raise InvalidWorksiteError([FieldProblem("geometry", exc.reason)]) from None
-        road_names = core.get("road_names") or ["(unnamed road)"]
-        start = _parse_date(props.get("start_date"), "properties.start_date")
-        end = _parse_date(props.get("end_date"), "properties.end_date")
-        impact = ext.get("impact") or {
-            "road_closed": props.get("vehicle_impact") == "all-lanes-closed",
-            "lanes_closed": 1 if str(props.get("vehicle_impact", "")).startswith("some-lanes-closed") else 0,
-            "restrictions": [
-                r["type"]
-                for r in props.get("restrictions") or []
-                if isinstance(r, dict) and r.get("type") in set(Restriction)
-            ],
-        }
-        data: dict[str, Any] = {
-            "id": feat.get("id"),
-            "owner": core.get("data_source_id"),
-            "title": core.get("name") or " / ".join(road_names),
-            "description": core.get("description", ""),
-            "street": ", ".join(str(r) for r in road_names),
-            "work_type": ext.get("work_type") or _work_type(props),
-            "permit_ref": ext.get("permit_ref"),
-            "geometry": geometry,
-            "planned_start": ext.get("planned_start") or start,
-            "planned_end": ext.get("planned_end") or end,
-            "actual_start": ext.get("actual_start")
-            or (start if props.get("is_start_date_verified") else None),
-            "actual_end": ext.get("actual_end") or (end if props.get("is_end_date_verified") else None),
-            "status": ext.get("status") or Status.PLANNED.value,
-            "impact": impact,
-            "approval": ext.get("approval") or "pending",
-            "approved_by": ext.get("approved_by"),
-            "created_at": core.get("creation_date") or now,
-            "updated_at": core.get("update_date") or now,
-            "version": ext.get("version") or 1,
-        }
-        try:
-            return Worksite.model_validate(data)
-        except ValidationError as exc:
-            raise InvalidWorksiteError(problems_from(exc)) from None
-    except InvalidWorksiteError as exc:
+        parsed = _Feature.model_validate(feat)
+    except ValidationError as exc:
         raise InvalidWorksiteError(
-            [FieldProblem(prefix + p.field, p.message, p.value) for p in exc.problems]
+            [
+                FieldProblem(_at(prefix, p.field.removeprefix("body")), p.message, p.value)
+                for p in problems_from(exc)
+            ]
         ) from None
+    fields = _fields(parsed)
+    try:
+        item = WorksiteImport.model_validate(fields.data)
+    except ValidationError as exc:
+        raise fields.traced(prefix, problems_from(exc)) from None
+    if areas is not None:
+        try:
+            areas.check(parse_geojson(item.geometry))
+        except GeometryError as exc:
+            raise fields.traced(prefix, [FieldProblem("geometry", exc.reason)]) from None
+    return item
 
 
-def import_feed(feed: Any, *, now: datetime | None = None) -> list[Worksite]:
-    """Worksites from a WZDx 4.x WorkZoneFeed; every problem found is reported with its path."""
-    now = now or datetime.now(UTC)
+def import_feed(feed: Any, *, areas: ServiceAreas | None = None) -> list[WorksiteImport]:
+    """The work zones of a WZDx 4.x WorkZoneFeed, validated as the API validates a worksite
+    (and, given `areas`, inside one of them); every problem found is reported with its place in the feed.
+    Detours and other road events are not worksites and are passed over."""
     if not isinstance(feed, dict) or feed.get("type") != "FeatureCollection":
         raise InvalidWorksiteError([FieldProblem("type", "a WZDx feed is a GeoJSON FeatureCollection")])
     features = feed.get("features")
     if not isinstance(features, list):
         raise InvalidWorksiteError([FieldProblem("features", "must be a list")])
-    sites: list[Worksite] = []
+    sites: list[WorksiteImport] = []
     problems: list[FieldProblem] = []
     for i, feat in enumerate(features):
-        if isinstance(feat, dict) and isinstance(feat.get("properties"), dict):
-            event_type = feat["properties"].get("core_details", {}).get("event_type")
-            if event_type not in (None, "work-zone"):
-                continue  # detours and restrictions are not worksites
+        event_type = _event_type(feat)
+        if isinstance(event_type, str) and event_type != "work-zone":
+            continue  # detours and restrictions are not worksites
         try:
-            sites.append(_import_feature(i, feat, now))
+            sites.append(_import_feature(f"features[{i}]", feat, areas))
         except InvalidWorksiteError as exc:
             problems.extend(exc.problems)
     if problems:

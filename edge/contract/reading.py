@@ -9,9 +9,9 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, fiel
 
 from edge.contract.errors import SchemaError
 from edge.contract.ids import Id, TagKey, TagValue
-from edge.contract.kinds import KINDS, SensorKind, cross_field_error
+from edge.contract.kinds import KINDS, KindSpec, SensorKind, cross_field_error
 
-FieldValue = float | int | bool
+FieldValue = float | int | bool | str
 
 # InfluxDB keeps one point per series and timestamp: two readings with the same SeriesKey
 # and ts collapse into one, which is what makes at-least-once delivery look exactly-once.
@@ -37,6 +37,20 @@ def _not_a_number(value: Any) -> Any:
 
 
 WireTimestamp = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+
+
+def _check_tags(spec: KindSpec, tags: dict[str, str]) -> None:
+    for key, tag_value in tags.items():
+        if key not in spec.tags:
+            raise SchemaError(
+                f"unknown tag for kind {spec.kind.value}; known: {', '.join(spec.tags) or 'none'}",
+                field=f"tags.{key}",
+                value=tag_value,
+            )
+    if spec.fixed_tags:
+        for key in spec.tags:
+            if key not in tags:
+                raise SchemaError("required tag missing", field=f"tags.{key}", value=None)
 
 
 class Reading(BaseModel):
@@ -85,13 +99,7 @@ class Reading(BaseModel):
         crossed = cross_field_error(self.kind, normalised)
         if crossed is not None:
             raise SchemaError(crossed[1], field=f"fields.{crossed[0]}", value=normalised[crossed[0]])
-        for key, tag_value in self.tags.items():
-            if key not in spec.tags:
-                raise SchemaError(
-                    f"unknown tag for kind {self.kind.value}; known: {', '.join(spec.tags) or 'none'}",
-                    field=f"tags.{key}",
-                    value=tag_value,
-                )
+        _check_tags(spec, self.tags)
         # Frozen model: the normalised dict replaces the raw one once, here.
         object.__setattr__(self, "fields", normalised)
         return self

@@ -9,8 +9,10 @@ Per gateway, under ``sr/v1/{org}/{gateway}/``:
 - ``meta``         retained declaration of the gateway's sensors (id, kind, driver), gateway → cloud
 
 Cloud trees: ``sr/v1/alerts/{org}/{rule}/{entity}`` (retained alert state),
-``sr/v1/deadletter/{org}/{gateway}`` (rejected input with reason) and
-``sr/v1/services/{service}/{instance}/health`` (cloud services' own counters).
+``sr/v1/deadletter/{org}/{gateway}`` (rejected input with reason),
+``sr/v1/services/{service}/{instance}/health`` (cloud services' own counters) and
+``sr/v1/services/ingest/{instance}/batches`` (the batch seqs an ingest worker wrote, for the
+per-gateway accounting its shared-subscription group keeps together).
 """
 
 from __future__ import annotations
@@ -87,6 +89,10 @@ def service_health(service: str, instance: str) -> str:
     return f"{ROOT}/services/{_check_id('service', service)}/{_check_id('instance', instance)}/health"
 
 
+def ingest_batches(instance: str) -> str:
+    return f"{ROOT}/services/ingest/{_check_id('instance', instance)}/batches"
+
+
 # Subscription filters.
 ALL_DATA = f"{ROOT}/+/+/{Channel.DATA.value}/+"
 ALL_STATUS = f"{ROOT}/+/+/{Channel.STATUS.value}"
@@ -94,6 +100,8 @@ ALL_HEALTH = f"{ROOT}/+/+/{Channel.HEALTH.value}"
 ALL_META = f"{ROOT}/+/+/{Channel.META.value}"
 ALL_ALERTS = f"{ROOT}/alerts/#"
 ALL_DEADLETTERS = f"{ROOT}/deadletter/#"
+ALL_SERVICE_HEALTH = f"{ROOT}/services/+/+/health"
+ALL_INGEST_BATCHES = f"{ROOT}/services/ingest/+/batches"
 
 
 def shared(group: str, topic_filter: str) -> str:

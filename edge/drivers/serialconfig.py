@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -9,6 +10,17 @@ from pydantic import Field, field_validator
 from edge.drivers.registry import DriverConfig
 
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+
+# What a serial port's path may be when the config comes from the network (gateway/remote_config):
+# a tty device, or udev's stable name for a USB adapter. A local config may name any path (a udev
+# rule's own symlink, a test's pseudo-terminal): whoever writes that file owns the box anyway.
+DEVICE_PATHS = ("/dev/tty*", "/dev/serial/by-id/*")
+_DEVICE = re.compile(r"/dev/tty[A-Za-z0-9._-]*|/dev/serial/by-id/[A-Za-z0-9._:+@-]+")
+
+
+def is_device_path(port: str) -> bool:
+    """A serial device path: `/dev/tty*` or `/dev/serial/by-id/*`, one name, no `..`."""
+    return _DEVICE.fullmatch(port) is not None and not port.endswith(("/.", "/.."))
 
 
 class SerialDriverConfig(DriverConfig):

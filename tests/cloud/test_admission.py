@@ -10,7 +10,13 @@ import orjson
 import pytest
 
 from cloud.core.admission import Admission, PolicyError, TimeLimits
-from cloud.core.directory import SensorDirectory, SensorDirectoryError, SensorKindError, UnknownSensorError
+from cloud.core.directory import (
+    ForeignSensorError,
+    SensorDirectory,
+    SensorDirectoryError,
+    SensorKindError,
+    UnknownSensorError,
+)
 from edge.contract import ContractError, Reading, RejectedReading, SchemaError, SensorKind, format_ts, topics
 from edge.contract.topics import GatewayTopic
 from edge.drivers import SourceContext, get
@@ -76,6 +82,40 @@ def test_a_reading_the_records_do_not_place_there_is_refused_as_an_unknown_senso
     assert isinstance(err, UnknownSensorError)
     assert (err.reason, err.field, err.value) == ("unknown_sensor", "sensor", sensor)
     assert reason in err.message
+
+
+def test_a_utility_s_fleet_naming_a_vehicle_another_organisation_installed_is_refused_as_forbidden() -> None:
+    records = SensorDirectory.from_config_files(sorted(CONFIGS), utilities=["alia", "publiacqua"])
+    admission = Admission(LIMITS, directory=records)
+
+    err = admission.sensor_error("publiacqua", "fleet", "v-alia-01", SensorKind.FLEET)
+
+    assert isinstance(err, ForeignSensorError)
+    assert (err.reason, err.field, err.value) == ("forbidden", "sensor", "v-alia-01")
+    assert err.message == "sensor 'v-alia-01' belongs to organisation 'alia'"
+    assert admission.sensor_error("alia", "fleet", "v-alia-01", SensorKind.FLEET) is None
+    assert admission.sensor_error("publiacqua", "fleet", "v-new-van", SensorKind.FLEET) is None
+
+
+def test_a_partner_s_entities_are_refused_only_when_the_records_give_their_sensor_to_another_org(
+    recorded: Admission,
+) -> None:
+    partners = recorded.for_partners()
+
+    foreign = partners.sensor_error("firenze", "ngsi-ld", "p-mercatale", SensorKind.PARKING)
+
+    assert partners.sensor_error("firenze", "ngsi-ld", "fortezza", SensorKind.PARKING) is None
+    assert isinstance(foreign, ForeignSensorError)
+    assert "belongs to organisation 'comune-prato'" in foreign.message
+    assert (partners.limits, partners.max_payload_bytes) == (recorded.limits, recorded.max_payload_bytes)
+    # The same sensor is not refused as another organisation's for its own organisation.
+    assert partners.sensor_error("comune-prato", "ngsi-ld", "p-mercatale", SensorKind.PARKING) is None
+
+
+def test_without_records_nobody_s_sensor_is_another_organisation_s() -> None:
+    partners = Admission(LIMITS).for_partners()
+
+    assert partners.sensor_error("firenze", "ngsi-ld", "p-mercatale", SensorKind.PARKING) is None
 
 
 def test_a_gateway_recorded_twice_is_an_error_naming_both_files(tmp_path: Path) -> None:

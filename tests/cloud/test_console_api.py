@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,17 +16,21 @@ import orjson
 import pytest
 from PIL import Image
 
+from cloud.apps.api import ApiProcess, create_app
+from cloud.apps.cli.api import api_command
+from cloud.apps.console import open_console
 from cloud.apps.demo import running_console, start_console
 from cloud.console.app import Console
 from cloud.console.auth import ConsoleRole
 from cloud.console.store import Post
 from cloud.core.alerts import Alert
 from cloud.core.geo import ServiceAreas
-from cloud.dev.demo_data import DEMO_PASSWORD, load_demo
+from cloud.dev.apiserver import ThreadedApiServer
+from cloud.dev.demo_data import DEMO_PASSWORD, add_demo_operators, load_demo
 from cloud.rules.store import AlertStore
 from cloud.worksites.store import WorksiteStore
 
-from support import wait_until
+from support import png_header, wait_until
 
 HDR = {"X-Sitroom-Console": "1"}
 MAX_UPLOAD = 64 * 1024
@@ -91,14 +96,18 @@ class EventReader:
 
     def _run(self) -> None:
         event = ""
-        with self.client.stream("GET", "/console/api/events", timeout=httpx.Timeout(30, read=None)) as r:
-            for line in r.iter_lines():
-                if self._stop.is_set():
-                    return
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: "):
-                    self.events.append((event, orjson.loads(line[6:])))
+        try:
+            with self.client.stream("GET", "/console/api/events", timeout=httpx.Timeout(30, read=None)) as r:
+                for line in r.iter_lines():
+                    if self._stop.is_set():
+                        return
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    elif line.startswith("data: "):
+                        self.events.append((event, orjson.loads(line[6:])))
+        except httpx.TransportError:
+            if not self._stop.is_set():
+                raise  # closing the client under a blocked read ends it so: only then is it expected
 
     def of(self, kind: str) -> list[Any]:
         return [d for e, d in list(self.events) if e == kind]
@@ -106,6 +115,7 @@ class EventReader:
     def close(self) -> None:
         self._stop.set()
         self.client.close()
+        self._thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -127,22 +137,66 @@ def test_a_wrong_password_is_refused_and_recorded_in_the_audit(server: Server) -
     }
 
 
+def _log_in(c: httpx.Client, username: str, password: str, client_ip: str) -> httpx.Response:
+    # uvicorn trusts X-Forwarded-For from 127.0.0.1 (a local reverse proxy): each test's clients
+    # get addresses of their own, so that the per-client limit of one test leaves the others be.
+    return c.post(
+        "/console/api/login",
+        json={"username": username, "password": password},
+        headers={"X-Forwarded-For": client_ip},
+    )
+
+
 def test_password_guessing_is_throttled_per_username(server: Server) -> None:
     server.console.store.add_operator("target", "right-password", "alia", ConsoleRole.TECHNICIAN)
+    free = server.console.throttle.per_user.free
     with server.client() as c:
-        codes = [
-            c.post("/console/api/login", json={"username": "target", "password": f"guess{i}"}).status_code
-            for i in range(server.console.throttle.max_failures + 1)
-        ]
+        codes = [_log_in(c, "target", f"guess{i}", "10.1.0.1").status_code for i in range(free + 1)]
         assert codes[-1] == 429
         assert set(codes[:-1]) == {401}
-        refused = c.post("/console/api/login", json={"username": "target", "password": "right-password"})
-        assert refused.status_code == 429  # even the right password, until the window passes
+        refused = _log_in(c, "target", "right-password", "10.1.0.2")  # from elsewhere too
+        assert refused.status_code == 429  # even the right password, until the wait is over
         assert int(refused.headers["retry-after"]) > 0
-        assert (
-            c.post("/console/api/login", json={"username": "luca", "password": DEMO_PASSWORD}).status_code
-            == 200
-        )
+        assert _log_in(c, "luca", DEMO_PASSWORD, "10.1.0.1").status_code == 200
+
+
+def test_parallel_guesses_are_each_counted_before_the_password_is_checked(server: Server) -> None:
+    # Issue 18 point 5: the limit was checked before the ~50 ms scrypt check and the failure
+    # recorded after it, so 30 guesses sent at once were all checked (one of them right).
+    server.console.store.add_operator("victim", "right-password", "alia", ConsoleRole.TECHNICIAN)
+    free = server.console.throttle.per_user.free
+    guesses = [f"guess{i}" for i in range(29)] + ["right-password"]
+    start = threading.Barrier(len(guesses))
+
+    def guess(password: str) -> int:
+        with server.client() as c:
+            start.wait()
+            return _log_in(c, "victim", password, "10.2.0.1").status_code
+
+    with ThreadPoolExecutor(len(guesses)) as pool:
+        codes = list(pool.map(guess, reversed(guesses)))
+
+    checked = [code for code in codes if code in (200, 401)]
+    assert len(checked) <= free, codes
+    assert codes.count(429) >= len(guesses) - free
+
+
+def test_one_client_spraying_a_password_over_many_usernames_is_slowed_and_others_are_not(
+    server: Server,
+) -> None:
+    free = server.console.throttle.per_client.free
+    with server.client() as c:
+        codes = [_log_in(c, f"user{i}", "Prato2026!", "10.3.0.1").status_code for i in range(free)]
+        assert set(codes) == {401}
+        refused = _log_in(c, "someone-new", "Prato2026!", "10.3.0.1")
+        assert refused.status_code == 429
+        assert int(refused.headers["retry-after"]) > 0
+        assert _log_in(c, "someone-new", "Prato2026!", "10.3.0.2").status_code == 401
+        assert _log_in(c, "giulia", DEMO_PASSWORD, "10.3.0.3").status_code == 200
+    log = server.console.store.audit_log()
+    assert any(
+        e["actor"] == "someone-new" and e["detail"].get("reason", "").startswith("throttled") for e in log
+    )
 
 
 def test_without_a_valid_session_nothing_is_served(server: Server) -> None:
@@ -232,8 +286,9 @@ def test_a_photo_is_uploaded_attached_thumbnailed_and_served_safely(server: Serv
         ("relazione.docx", b"PK\x03\x04" + bytes(200), 415),
         ("../../../console.db", b"%PDF-1.4\n%%EOF", 422),
         ("grande.pdf", b"%PDF-1.4\n" + bytes(MAX_UPLOAD + 10), 413),
+        ("bomba.png", png_header(20_000, 20_000), 413),
     ],
-    ids=["svg", "html", "wrong-type", "traversal", "oversize"],
+    ids=["svg", "html", "wrong-type", "traversal", "oversize", "png-claiming-20000x20000"],
 )
 def test_bad_uploads_are_refused_and_audited(server: Server, name: str, content: bytes, status: int) -> None:
     with server.client("marco") as c:
@@ -312,3 +367,39 @@ def test_start_console_serves_the_demo_operators_until_stopped(tmp_path: Path) -
         stop()
     with httpx.Client(timeout=5) as c, pytest.raises(httpx.ConnectError):
         c.get(url)
+
+
+@pytest.mark.parametrize("secure", [True, False])
+def test_the_session_cookie_is_secure_when_the_console_is_served_over_https(
+    tmp_path: Path, secure: bool
+) -> None:
+    # Issue 18 point 7: behind an HTTPS proxy the cookie must never travel over plain HTTP.
+    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'ws.db'}", areas=ServiceAreas.load())
+    load_demo(worksites, datetime.now(UTC))
+    console = open_console(
+        tmp_path / "console", worksites=worksites, alerts=None, influx=None, orgs=worksites.orgs,
+        cookie_secure=secure,
+    )  # fmt: skip
+    add_demo_operators(console.store)
+    try:
+        with (
+            ThreadedApiServer(create_app(worksites, console=console)) as api,
+            httpx.Client(base_url=api.url) as c,
+        ):
+            r = c.post(
+                "/console/api/login", json={"username": "anna", "password": DEMO_PASSWORD}, headers=HDR
+            )
+        assert r.status_code == 200, r.text
+        cookie = r.headers["set-cookie"]
+        assert ("; secure" in cookie.lower()) is secure
+        assert "httponly" in cookie.lower()
+        assert "samesite=strict" in cookie.lower()
+    finally:
+        console.store.engine.dispose()
+        worksites.close()
+
+
+def test_the_api_command_takes_the_secure_cookie_setting_from_its_option_or_the_environment() -> None:
+    params = {p.name: p for p in api_command.params}
+    assert params["cookie_secure"].envvar == "SITROOM_CONSOLE_COOKIE_SECURE"
+    assert ApiProcess(db_url="sqlite://", alerts_db="sqlite://").cookie_secure is False

@@ -10,6 +10,8 @@ from PIL import Image
 
 from cloud.console.uploads import UploadRefusedError, UploadStore, sniff
 
+from support import png_header
+
 
 def _image(fmt: str, size: tuple[int, int] = (800, 600), mode: str = "RGB") -> bytes:
     out = io.BytesIO()
@@ -88,6 +90,15 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path: Path) ->
     assert len(bomb) < 100_000
     with pytest.raises(UploadRefusedError, match="pixels"):
         store.save("bomb.png", bomb)
+
+
+def test_a_png_header_claiming_20000_by_20000_pixels_is_refused_as_too_large(uploads: UploadStore) -> None:
+    # 400 M pixels: beyond twice Pillow's own limit, where Image.open raises instead of warning.
+    with pytest.raises(UploadRefusedError) as refused:
+        uploads.save("bomba.png", png_header(20_000, 20_000))
+    assert refused.value.status == 413
+    assert "400,000,000 pixels" in refused.value.reason
+    assert list((uploads.root / "files").iterdir()) == []
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.rules.detectors import TailCalibrator, get, names, p_from_score, score_from_p
+from cloud.rules.detectors import DEFAULT, TailCalibrator, get, names, p_from_score, score_from_p
 from cloud.rules.detectors.replay import BadRow, parse_ts, replay_csv, score_rows
 from cloud.rules.detectors.seasonal import detect_period
+from cloud.rules.engine import load_rules
+from cloud.rules.field import ScoredFieldRule
+from edge.contract import Reading, SensorKind
 
 T0 = 1_700_000_000.0
 values = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
@@ -228,3 +231,37 @@ def test_a_series_that_changes_its_ways_stops_alerting_once_learnt() -> None:
     got = scores("ensemble", rows)
     assert sum(s >= 0.8 for s in got[3000:4000]) > 0
     assert sum(s >= 0.8 for s in got[5000:]) == 0
+
+
+def test_replay_with_the_default_detector_scores_as_the_default_rules_detector_does(tmp_path: Path) -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    values = [round(v) for v in daily_series(4, 288, 1.0, 200.0, 80.0, seed=11)]
+    values[900] = 5  # a drop the default detector reports
+    rows = [(start + timedelta(minutes=5 * i), v) for i, v in enumerate(values)]
+    src = tmp_path / "in.csv"
+    src.write_text("timestamp,value\n" + "".join(f"{ts.isoformat()},{v}\n" for ts, v in rows))
+    dst = tmp_path / "out.csv"
+    sitroom = Path(sys.executable).with_name("sitroom")
+    done = subprocess.run(
+        [str(sitroom), "rules", "replay", "--detector", "default", "--input", str(src), "--output", str(dst)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert f"scored with default ({DEFAULT})" in done.stderr
+    replayed = [float(row.split(",")[2]) for row in dst.read_text().splitlines()[1:]]
+    assert max(replayed) >= 0.8
+    # The default rule on traffic flow, fed the same readings, runs the same detector code:
+    # its detector gives the same scores and ends in the same state.
+    rule = next(r for r in load_rules() if isinstance(r, ScoredFieldRule) and r.config.field == "vehicles")
+    fields = {"heavy": 0, "interval_s": 300, "speed_kmh": 40.0, "occupancy_pct": 5.0}
+    twin = get(DEFAULT)()
+    for (ts, v), score in zip(rows, replayed, strict=True):
+        reading = Reading(kind=SensorKind.TRAFFIC, org="o", gateway="g", sensor="t-roma-in", ts=ts,
+                          fields={"vehicles": v, **fields})  # fmt: skip
+        rule.observe(reading)
+        assert score == round(score_from_p(twin.pvalue(ts.timestamp(), float(v))), 6)
+    served = rule.detectors[("o", "g", "t-roma-in")]
+    assert type(served) is get(DEFAULT)
+    assert served.state() == twin.state()

@@ -29,6 +29,7 @@ from cloud.io.influx.retention import (
 from cloud.provision.influx_users import InfluxUser, ensure_users
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
+from edge.contract import SensorKind
 
 from support import wait_until
 
@@ -69,6 +70,16 @@ def test_ingest_start_creates_raw_and_rollup_policies_and_an_hourly_cq_per_kind(
         "fleet_1h",
         "traffic_1d",
     } <= names
+    assert {f"{kind.value}_1h" for kind in SensorKind} <= names
+
+
+def test_a_rollup_leaves_out_string_fields_for_no_aggregate_takes_them() -> None:
+    delay = next(r for r in rollups() if r.source == "transit_delay" and r.name == "transit_delay_1h")
+
+    assert "trip" not in delay.select
+    assert "status" not in delay.select
+    assert 'last("stop_sequence") AS "stop_sequence"' in delay.select
+    assert 'max("delay_s") AS "delay_s_max"' in delay.select
 
 
 def test_a_second_start_changes_nothing(settings: CloudSettings, influx_db: InfluxClient) -> None:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from cloud.core.alerts import Alert
@@ -22,11 +23,13 @@ from cloud.core.settings import CloudSettings
 from cloud.dev.demo_data import demo_worksites
 from cloud.ingest.consumer import Ingest
 from cloud.ingest.deadletter import DeadLetter
-from cloud.ingest.gateway_health import HEALTH_FIELDS, health_line, status_line
+from cloud.ingest.gateway_health import DEVICE_FIELDS, HEALTH_FIELDS, SOURCE_FIELDS, health_lines, status_line
+from cloud.ingest.seqledger import BatchReport
 from cloud.io.influx.lineprotocol import reading_line
 from cloud.io.influx.points import alert_line
 from cloud.io.influx.retention import rollups, rp_choice_lines
 from cloud.io.influx.schema import ENVELOPE_TAGS, SAMPLES_FIELD, create_table_commands, measurements
+from cloud.io.influx.sites import site_line
 from cloud.worksites.models import Worksite
 from cloud.worksites.snapshot import near_lines, worksite_line
 from edge.contract import KINDS, Reading
@@ -58,7 +61,12 @@ def every_written_line() -> list[str]:
     lines = []
     for spec in KINDS.values():
         values: dict[str, Any] = {
-            f.name: {"bool": True, "int": int(f.minimum) + 1, "float": float(f.minimum) + 0.5}[f.type]
+            f.name: {
+                "bool": True,
+                "int": int(f.minimum) + 1,
+                "float": float(f.minimum) + 0.5,
+                "str": f.choices[0] if f.choices else "x",
+            }[f.type]
             for f in spec.fields
         }
         lines.append(
@@ -78,15 +86,13 @@ def every_written_line() -> list[str]:
         None, topic="sr/v1/o/g/data/parking", payload=b"{}", org="o", gateway="g", reason="x"
     )
     lines += [dead.to_line(NOW), dead.to_line(NOW, "worker-1")]
-    health = "{" + ", ".join(f'"{f}": 1' for f in HEALTH_FIELDS) + "}"
-    lines += [
-        line
-        for line in (
-            health_line("o", "g", health.encode(), NOW),
-            status_line("o", "g", b'{"state": "offline", "reason": "lost"}', NOW),
-        )
-        if line is not None
-    ]
+    device = dict.fromkeys(DEVICE_FIELDS, 1) | {"sensor": "s2"}
+    source = dict.fromkeys(SOURCE_FIELDS, 1) | {"rejected": {"crc": 2}, "state": "connected"}
+    health = dict.fromkeys(HEALTH_FIELDS, 1) | {"drivers": {"s": source | {"devices": {"d": device}}}}
+    lines += health_lines("o", "g", orjson.dumps(health), NOW)
+    status = status_line("o", "g", b'{"state": "offline", "reason": "lost"}', NOW)
+    assert status is not None
+    lines += [status, site_line("o", "s", "parking", lat=43.9, lon=11.1, name="P", at=NOW)]
     worksites = [
         Worksite.model_validate(w.model_dump() | {"owner": w.owner, "created_at": NOW, "updated_at": NOW})
         for w in demo_worksites(NOW)
@@ -113,7 +119,9 @@ def ingest_report_lines() -> list[str]:
     """What ingest writes about itself and each gateway's sequence and clock."""
     written = Written()
     ingest = Ingest(CloudSettings(), influx=written)  # type: ignore[arg-type]
-    ingest.stats.see_seq("o", "g", 0)
+    ingest.stats.accounts.apply(
+        BatchReport(group="", instance="i", run="0123abcd", job=0, gateways={"o/g": [0]})
+    )
     ingest.stats.see_clock("o", "g", lag_s=1.0, offset_s=0.5, threshold_s=60.0)
     ingest.report()
     assert written.lines, "ingest reported nothing"

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cloud.core.admission import PolicyError, TimeLimits
+from cloud.core.settings import CloudSettings
+from cloud.ingest.consumer import Inbound, Ingest
 from cloud.ingest.deadletter import MEASUREMENT, DeadLetter
-from cloud.ingest.stats import IngestStats, SeqTracker
+from cloud.ingest.seqledger import MAX_HOLE, MAX_INTERVALS, BatchReport, SeqAccounts, SeqLedger
+from cloud.ingest.stats import IngestStats
 from cloud.io.influx.client import InfluxClient
 from cloud.io.influx.lineprotocol import timestamp_ns
-from edge.contract import PayloadTooLargeError, Reading, SchemaError, SensorKind, format_ts, topics
+from edge.contract import (
+    ContractError,
+    PayloadTooLargeError,
+    Reading,
+    SchemaError,
+    SensorKind,
+    format_ts,
+    topics,
+)
 
 NOW = datetime(2026, 11, 24, 8, tzinfo=UTC)
 TOPIC = "sr/v1/comune-prato/gw-mercatale/data/parking"
@@ -22,8 +36,8 @@ TOPIC = "sr/v1/comune-prato/gw-mercatale/data/parking"
 # --- batch sequence ---------------------------------------------------------------------------
 
 
-def tracker(*seqs: int) -> SeqTracker:
-    t = SeqTracker()
+def tracker(*seqs: int) -> SeqLedger:
+    t = SeqLedger()
     for seq in seqs:
         t.see(seq)
     return t
@@ -31,25 +45,25 @@ def tracker(*seqs: int) -> SeqTracker:
 
 def test_in_order_batches_have_no_gaps_and_no_duplicates() -> None:
     t = tracker(0, 1, 2, 3)
-    assert (t.highest, t.gaps, t.duplicates, t.batches) == (3, 0, 0, 4)
+    assert (t.highest, t.gaps, t.duplicates, t.receipts) == (3, 0, 0, 4)
 
 
 def test_skipped_batches_are_counted_as_gaps() -> None:
     t = tracker(0, 1, 5)
-    assert (t.highest, t.gaps, t.missing) == (5, 3, {2, 3, 4})
+    assert (t.highest, t.gaps, t.missing()) == (5, 3, [(2, 4)])
 
 
 def test_a_late_arrival_fills_its_gap() -> None:
     t = tracker(0, 1, 5, 3)
-    assert (t.gaps, t.missing, t.duplicates) == (2, {2, 4}, 0)
+    assert (t.gaps, t.missing(), t.duplicates) == (2, [(2, 2), (4, 4)], 0)
     t.see(2)
     t.see(4)
-    assert (t.gaps, t.duplicates, t.highest) == (0, 0, 5)
+    assert (t.gaps, t.duplicates, t.highest, t.starts, t.ends) == (0, 0, 5, [0], [5])
 
 
 def test_a_redelivered_batch_is_counted_as_a_duplicate() -> None:
     t = tracker(0, 1, 2, 2, 1, 5, 3, 3)
-    assert (t.duplicates, t.gaps, t.batches) == (3, 1, 8)
+    assert (t.duplicates, t.gaps, t.receipts) == (3, 1, 8)
 
 
 def test_the_first_seq_seen_opens_no_gap() -> None:
@@ -57,25 +71,128 @@ def test_the_first_seq_seen_opens_no_gap() -> None:
     assert tracker(1000, 1001).gaps == 0
 
 
-def test_a_huge_jump_tracks_a_bounded_number_of_missing_seqs() -> None:
+def test_a_huge_jump_counts_a_bounded_number_of_missing_seqs() -> None:
     t = tracker(0, 10**9)
-    assert 0 < t.gaps <= 10_000
+    assert t.gaps == MAX_HOLE
     assert t.highest == 10**9
+
+
+def test_the_oldest_holes_are_settled_as_lost_when_there_are_too_many() -> None:
+    t = tracker(*range(0, 2 * (MAX_INTERVALS + 5), 2))
+    assert len(t.starts) == MAX_INTERVALS
+    assert t.gaps == MAX_INTERVALS + 4
+    t.see(1)  # a hole settled long ago: it stays lost
+    assert t.gaps == MAX_INTERVALS + 4
+
+
+@given(st.lists(st.integers(min_value=0, max_value=60), max_size=80), st.randoms())
+def test_gaps_and_duplicates_depend_only_on_which_batches_arrived_not_their_order(
+    seqs: list[int], rnd: random.Random
+) -> None:
+    shuffled = seqs[:]
+    rnd.shuffle(shuffled)
+    a, b = tracker(*seqs), tracker(*shuffled)
+    assert (a.gaps, a.duplicates, a.highest, a.receipts) == (b.gaps, b.duplicates, b.highest, b.receipts)
+    if seqs:
+        assert a.gaps == max(seqs) - min(seqs) + 1 - len(set(seqs))
+        assert a.duplicates == len(seqs) - len(set(seqs))
+
+
+def report(
+    job: int, gateways: dict[str, list[int]], *, instance: str = "w-a", run: str = "0123abcd"
+) -> BatchReport:
+    return BatchReport(group="g", instance=instance, run=run, job=job, gateways=gateways)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 2), st.integers(0, 40)), max_size=120),
+    st.randoms(),
+)
+def test_the_reports_of_several_workers_add_up_to_what_one_worker_taking_all_counts(
+    receipts: list[tuple[int, int]], rnd: random.Random
+) -> None:
+    alone = SeqAccounts()
+    alone.apply(report(0, {"o/gw": [seq for _, seq in receipts]}))
+    shared = SeqAccounts()
+    jobs = [
+        report(job, {"o/gw": [seq]}, instance=f"w-{worker}") for job, (worker, seq) in enumerate(receipts)
+    ]
+    rnd.shuffle(jobs)
+    for r in jobs:
+        shared.apply(r)
+    assert shared.snapshot() == alone.snapshot()
+
+
+def test_a_report_applied_twice_counts_once_but_another_runs_job_of_the_same_number_counts() -> None:
+    accounts = SeqAccounts()
+    assert accounts.apply(report(5, {"o/gw": [1, 2]}))
+    assert not accounts.apply(report(5, {"o/gw": [1, 2]}))
+    assert accounts.apply(report(5, {"o/gw": [3]}, run="4567cdef"))
+    assert accounts.snapshot()[("o", "gw")] == {"highest_seq": 3, "gaps": 0, "duplicates": 0, "batches": 3}
+    assert (accounts.reports_applied, accounts.reports_repeated) == (2, 1)
+
+
+GOOD_REPORT = {"v": 1, "group": "g", "instance": "w", "run": "0123abcd", "job": 0, "gateways": {}}
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        (b"not json", "payload"),
+        (orjson.dumps(GOOD_REPORT | {"gateways": {"o-gw": [1]}}), "gateways.o-gw.[key]"),
+        (orjson.dumps(GOOD_REPORT | {"gateways": {"o/gw": [-1]}}), "gateways.o/gw.0"),
+        (orjson.dumps(GOOD_REPORT | {"v": 2}), "v"),
+    ],
+)
+def test_a_broken_batch_report_is_refused_naming_the_field(payload: bytes, field: str) -> None:
+    with pytest.raises(ContractError) as caught:
+        BatchReport.from_json(payload)
+    assert caught.value.field == field
+
+
+def test_a_broken_or_foreign_batch_report_is_acked_and_changes_no_count() -> None:
+    ingest = Ingest(CloudSettings(share_group="g", instance="w-a", org_filter="o"))
+    try:
+        to = topics.ingest_batches("w-b")
+        sent = [
+            (b"junk", "refused"),
+            (b"x" * (ingest.settings.max_payload_bytes + 1), "refused"),
+            (
+                report(0, {"o/gw": [9]}, instance="w-b").model_copy(update={"group": "other"}).to_json(),
+                "another group's",
+            ),
+            (report(1, {"elsewhere/gw": [9]}, instance="w-b").to_json(), "another organisation's"),
+            (report(2, {"o/gw": [1, 3]}, instance="w-b").to_json(), "counted"),
+            (report(2, {"o/gw": [1, 3]}, instance="w-b").to_json(), "a repeat"),
+        ]
+        out = ingest.prepare([Inbound(to, payload, mid, 1) for mid, (payload, _) in enumerate(sent)], NOW)
+        assert (len(out.acks), out.lines, out.deadletters) == (len(sent), [], [])
+        assert ingest.stats.snapshot()["batch_reports_refused"] == 2
+        assert ingest.stats.accounts.snapshot() == {
+            ("o", "gw"): {"highest_seq": 3, "gaps": 1, "duplicates": 0, "batches": 2}
+        }
+    finally:
+        ingest.influx.close()
 
 
 def test_stats_snapshot_reports_sequence_accounting_per_gateway() -> None:
     stats = IngestStats()
-    for seq in (0, 1, 4, 4):
-        stats.see_seq("comune-prato", "gw-mercatale", seq)
-    stats.see_seq("alia", "gw-fleet-alia", 7)
+    stats.accounts.apply(report(0, {"comune-prato/gw-mercatale": [0, 1, 4, 4], "alia/gw-fleet-alia": [7]}))
+    stats.wrote_batches([("alia", "gw-fleet-alia", 7)])
     stats.deadlettered("schema", 2)
     stats.deadlettered("policy")
     stats.add(messages=3, readings_written=40)
 
     snap = stats.snapshot()
     assert snap["gateways"] == {
-        "alia/gw-fleet-alia": {"highest_seq": 7, "gaps": 0, "duplicates": 0},
-        "comune-prato/gw-mercatale": {"highest_seq": 4, "gaps": 2, "duplicates": 1},
+        "alia/gw-fleet-alia": {"highest_seq": 7, "gaps": 0, "duplicates": 0, "batches": 1, "received": 1},
+        "comune-prato/gw-mercatale": {
+            "highest_seq": 4,
+            "gaps": 2,
+            "duplicates": 1,
+            "batches": 4,
+            "received": 0,
+        },
     }
     assert (snap["deadletters"], snap["deadletters_by_reason"]) == (3, {"schema": 2, "policy": 1})
     assert (snap["messages"], snap["readings_written"]) == (3, 40)

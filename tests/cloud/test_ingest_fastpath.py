@@ -89,6 +89,22 @@ NUMBERS = st.one_of(
     st.none(),
     st.text(max_size=3),
 )
+# Text as GTFS ids and labels come: plain, with quotes, backslashes, commas, equals signs and
+# spaces (line protocol's specials), accents, and the control characters the contract refuses.
+ODD_TEXT = st.sampled_from(
+    ["", "x" * 255, "x" * 256, "a\nb", "trip\n", "\r", "a\x00b", "a\x85", "tab\there", "\x7f", "\u2028"]
+)
+TEXT = st.one_of(
+    st.sampled_from(
+        ["LAM-BLU_F_0712", "PO:Duomo 2", 'say "hi"', "back\\slash", "a,b=c d", "città", "é" * 255]
+    ),
+    st.text(max_size=12),
+    ODD_TEXT,
+    NUMBERS,
+)
+OCCUPANCY = st.one_of(
+    st.sampled_from(["empty", "full", "few_seats_available", "FULL", "", "full\n"]), NUMBERS
+)
 FIELDS = {
     "parking": {
         "occupied": st.integers(0, 600),
@@ -109,9 +125,35 @@ FIELDS = {
         "speed_kmh": st.floats(0, 300),
         "heading_deg": st.floats(0, 360),
     },
+    "transit_vehicle": {
+        "lat": st.floats(-90, 90),
+        "lon": st.one_of(st.floats(-180, 180), st.integers(-180, 180)),
+        "bearing_deg": st.floats(0, 360),
+        "speed_kmh": st.floats(0, 300),
+        "trip": TEXT,
+        "stop": TEXT,
+        "stop_status": st.sampled_from(["incoming_at", "stopped_at", "in_transit_to", "moving"]),
+        "occupancy": OCCUPANCY,
+        "occupancy_pct": st.integers(-1, 301),
+        "delay_s": st.integers(-90_000, 90_000),
+    },
+    "transit_delay": {
+        "trip": TEXT,
+        "stop_sequence": st.integers(-1, 2**31),
+        "status": st.sampled_from(["scheduled", "skipped", "cancelled", "no_data", "late", ""]),
+        "delay_s": st.integers(-90_000, 90_000),
+    },
 }
 TAGS = {"parking": ["zone"], "parking_spot": ["zone", "street"], "traffic": ["site", "lane", "direction"],
-        "fleet": ["vehicle_type", "route"]}  # fmt: skip
+        "fleet": ["vehicle_type", "route"], "transit_vehicle": ["route"],
+        "transit_delay": ["route"]}  # fmt: skip
+# Optional fields a reading may leave out (the others are required).
+OPTIONAL = {
+    (kind, name)
+    for kind in FIELDS
+    for name in FIELDS[kind]
+    if not KINDS[SensorKind(kind)].by_name[name].required
+}
 TAG_VALUES = st.one_of(
     st.sampled_from(["centro", "a-1", "x.y:z@w", "Bad Value", "", "é", "a" * 65]), st.integers()
 )
@@ -123,14 +165,18 @@ SENSORS = st.one_of(
 
 @st.composite
 def readings(draw: st.DrawFn, kind: str) -> Any:
-    fields = {name: draw(strategy) for name, strategy in FIELDS[kind].items()}
+    fields = {
+        name: draw(strategy)
+        for name, strategy in FIELDS[kind].items()
+        if (kind, name) not in OPTIONAL or draw(st.booleans())
+    }
     if draw(st.booleans()):  # break something about the fields
         name = draw(st.sampled_from([*FIELDS[kind], "bogus"]))
         action = draw(st.sampled_from(["drop", "replace"]))
         if action == "drop":
             fields.pop(name, None)
         else:
-            fields[name] = draw(NUMBERS)
+            fields[name] = draw(st.one_of(NUMBERS, TEXT))
     if draw(st.booleans()):  # shuffle field order: the line has the declared order all the same
         fields = dict(reversed(list(fields.items())))
     item: dict[str, Any] = {
@@ -197,6 +243,10 @@ EDGE_VALUES = {
         st.sampled_from([float(f.minimum), float(f.maximum), -0.0 if f.minimum <= 0 else float(f.minimum)]),
     ),
     "bool": lambda f: st.booleans(),
+    "str": lambda f: st.sampled_from(f.choices) if f.choices else st.one_of(
+        st.text(st.characters(exclude_categories=["Cc", "Cs"]), min_size=int(f.minimum), max_size=12),
+        st.sampled_from(["x" * int(f.maximum), 'q"\\,= ', "é" * int(f.maximum)]),
+    ),
 }  # fmt: skip
 
 
@@ -213,15 +263,21 @@ def well_formed_messages(draw: st.DrawFn) -> bytes:
     spec = KINDS[SensorKind(kind)]
     items = []
     for _ in range(draw(st.integers(1, 8))):
-        fields = {f.name: draw(EDGE_VALUES[f.type](f)) for f in spec.fields}
+        fields = {
+            f.name: draw(EDGE_VALUES[f.type](f)) for f in spec.fields if f.required or draw(st.booleans())
+        }
         for name, bound in NOT_ABOVE.get(SensorKind(kind), ()):
             fields[name] = min(fields[name], fields[bound])
         if draw(st.booleans()):
             fields = dict(reversed(list(fields.items())))
         item: dict[str, Any] = {"sensor": draw(SENSORS.filter(lambda s: s in ("p-1", "p-2", "s-9", "gw-x"))),
                                 "ts": draw(IN_LIMITS_TS), "fields": fields}  # fmt: skip
-        if draw(st.booleans()):
-            keys = draw(st.lists(st.sampled_from(TAGS[kind]), max_size=2, unique=True))
+        if spec.fixed_tags or draw(st.booleans()):
+            keys = (
+                TAGS[kind]
+                if spec.fixed_tags
+                else draw(st.lists(st.sampled_from(TAGS[kind]), max_size=2, unique=True))
+            )
             item["tags"] = {k: draw(st.sampled_from(["centro", "a-1", "x.y:z@w"])) for k in keys}
         items.append(item)
     return json.dumps(envelope(kind, items)).encode()

@@ -78,15 +78,14 @@ def test_an_empty_buffer_returns_nothing_after_the_timeout() -> None:
 
 def test_clock_offset_beyond_the_threshold_flags_the_gateway_and_lag_is_reported() -> None:
     stats = IngestStats()
-    stats.see_seq("o", "gw-good", 1)
-    stats.see_seq("o", "gw-skewed", 1)
+    stats.wrote_batches([("o", "gw-good", 1), ("o", "gw-skewed", 1)])
     stats.see_clock("o", "gw-good", lag_s=12.5, offset_s=0.2, threshold_s=5.0)
     stats.see_clock("o", "gw-skewed", lag_s=0.1, offset_s=-42.0, threshold_s=5.0)
 
     gateways = stats.snapshot()["gateways"]
 
     assert gateways["o/gw-good"] == {
-        "highest_seq": 1, "gaps": 0, "duplicates": 0,
+        "received": 1,
         "lag_s": 12.5, "clock_offset_s": 0.2, "clock_suspect": False,
     }  # fmt: skip
     assert gateways["o/gw-skewed"]["clock_suspect"] is True

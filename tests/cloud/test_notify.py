@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,8 +15,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.core.alerts import Alert
+from cloud.io.db import make_engine
 from cloud.notify import DeliveryError, NotificationsConfig, Notifier, build_channels
 from cloud.notify.channels.webhook import Webhook, WebhookConfig
+from cloud.notify.outbox import SqlOutbox, decode_alert, encode_alert
 from edge.contract import BrokerAddress
 
 from support import Hooks, Inbox, wait_until
@@ -125,6 +129,94 @@ def test_a_storm_of_alerts_is_one_webhook_and_one_email(hooks: Hooks, smtp: tupl
         assert inbox.messages[0]["Subject"] == "[warning] 1000 alerts: parking-full"
     finally:
         notifier.close()
+
+
+def hook_only(hooks: Hooks, **extra: Any) -> NotificationsConfig:
+    return NotificationsConfig.model_validate(
+        {
+            "channels": [
+                {"type": "webhook", "name": "ops-hook", "url": hooks.url, "secret": SECRET, "attempts": 1}
+            ],
+            "routes": [{"channels": ["ops-hook"]}],
+            "group_wait_s": 0,
+        }
+        | extra
+    )
+
+
+def sql_outbox(tmp_path: Path) -> SqlOutbox:
+    return SqlOutbox(make_engine(f"sqlite:///{tmp_path / 'alerts.db'}"))
+
+
+def test_a_failed_delivery_is_tried_again_and_delivered_once_the_receiver_answers(
+    hooks: Hooks, tmp_path: Path
+) -> None:
+    hooks.statuses = [503, 503]
+    notifier = Notifier(
+        cfg := hook_only(hooks, retry_backoff_s=0.1), build_channels(cfg), outbox=sql_outbox(tmp_path)
+    )
+    try:
+        notifier.submit([alert()])
+        wait_until(lambda: notifier.delivered == 1, 30, what="delivered on the third try")
+        assert (notifier.retried, notifier.failed, len(hooks.requests)) == (2, 0, 3)
+        assert notifier.wait_idle(5)
+    finally:
+        notifier.close()
+
+
+def test_a_delivery_failing_beyond_retry_for_s_is_dropped_and_counted(hooks: Hooks, tmp_path: Path) -> None:
+    hooks.statuses = [503] * 50
+    outbox = sql_outbox(tmp_path)
+    notifier = Notifier(
+        cfg := hook_only(hooks, retry_backoff_s=0.1, retry_for_s=0.5), build_channels(cfg), outbox=outbox
+    )
+    try:
+        notifier.submit([alert()])
+        wait_until(lambda: notifier.failed == 1, 30, what="given up")
+        assert notifier.delivered == 0
+        assert outbox.next_due("any", datetime.now(UTC)) is None, "nothing left in the outbox"
+    finally:
+        notifier.close()
+
+
+def test_a_storm_queued_in_a_sql_outbox_is_one_message_and_leaves_nothing_behind(
+    hooks: Hooks, tmp_path: Path
+) -> None:
+    outbox = sql_outbox(tmp_path)
+    notifier = Notifier(cfg := hook_only(hooks, group_wait_s=2), build_channels(cfg), outbox=outbox)
+    try:
+        notifier.submit([alert(entity=f"p-{i}") for i in range(150)])
+        notifier.submit([alert(entity=f"p-{i}") for i in range(150, 200)])  # within the group's wait
+        wait_until(lambda: hooks.requests, 30, what="the storm delivered")
+        assert notifier.wait_idle(10)
+        ((_, body),) = hooks.requests
+        assert orjson.loads(body)["count"] == 200
+        assert outbox.waiting_first_attempt() == 0
+    finally:
+        notifier.close()
+
+
+def test_two_notifiers_sharing_an_outbox_deliver_each_notification_once(hooks: Hooks, tmp_path: Path) -> None:
+    cfg = hook_only(hooks)
+    notifiers = [
+        Notifier(cfg, build_channels(cfg), outbox=sql_outbox(tmp_path), owner=f"rules-{n}", poll_s=0.05)
+        for n in range(2)
+    ]
+    try:
+        for i in range(30):
+            notifiers[i % 2].submit([alert(entity=f"p-{i}")])
+        wait_until(lambda: sum(n.delivered for n in notifiers) and all(n.wait_idle(1) for n in notifiers), 30)
+        delivered = [a["entity"] for _, body in hooks.requests for a in orjson.loads(body)["alerts"]]
+        assert sorted(delivered) == sorted(f"p-{i}" for i in range(30))
+    finally:
+        for n in notifiers:
+            n.close()
+
+
+def test_an_alert_survives_the_outbox_as_it_was() -> None:
+    original = replace(alert(), id=7, acked_by="op@comune", ack_s=12.5)
+    assert decode_alert(encode_alert(original)) == original
+    assert decode_alert(encode_alert(original)).context == {"baseline": 71.0}
 
 
 def test_a_route_naming_an_unknown_channel_is_refused_with_the_known_ones() -> None:

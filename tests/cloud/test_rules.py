@@ -9,14 +9,20 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from cloud.core.alerts import Alert
 from cloud.io.influx.points import alert_line
 from cloud.rules.base import Clocks, Rule, RuleConfig
+from cloud.rules.detectors import DEFAULT
+from cloud.rules.detectors import get as get_detector
 from cloud.rules.engine import Engine, RulesFileError, load_rules
+from cloud.rules.field import ScoredFieldRule
 from cloud.rules.kinds.staleness import Staleness, StalenessConfig
 from cloud.rules.kinds.threshold import Threshold, ThresholdConfig
+from cloud.rules.watermark import Watermark
 from edge.contract import Reading, SensorKind
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
@@ -196,10 +202,14 @@ def staleness(scope: str, name: str = "silent") -> Staleness:
     return Staleness(StalenessConfig(name=name, scope=scope, silent_min=10))  # type: ignore[arg-type]
 
 
-def run(engine: Engine, readings: list[Reading]) -> list[Alert]:
-    """Feed readings one by one, ticking after each, as the service does."""
+def run(engine: Engine, readings: list[Reading], arrivals: list[datetime] | None = None) -> list[Alert]:
+    """Feed readings one by one, ticking after each, as the service does; each reading arrives
+    at its own time unless `arrivals` says when (the engine's wall clock never goes back)."""
     out: list[Alert] = []
-    for r in readings:
+    wall = T0
+    engine.wall_clock = lambda: wall
+    for i, r in enumerate(readings):
+        wall = max(wall, arrivals[i] if arrivals else r.ts)
         out.extend(engine.observe(r))
         out.extend(engine.tick())
     return out
@@ -242,9 +252,10 @@ def test_a_sensor_on_a_silent_gateway_is_not_sensor_stale() -> None:
 
 
 def test_a_late_reading_does_not_turn_its_gateway_clock_back() -> None:
-    engine = Engine([])
+    engine = Engine([], wall_clock=lambda: at(12))
     engine.observe(parking(12, 50.0))
     engine.observe(parking(3, 50.0))
+    engine.tick()
     assert engine.clocks.gateways[(ORG, "gw-mercatale")] == at(12)
 
 
@@ -267,6 +278,60 @@ def test_a_silent_gateway_fires_while_others_report() -> None:
 
     (resolved,) = run(engine, [parking(31, 50.0, gateway="gw-stazione")])
     assert (resolved.state, resolved.entity) == ("resolved", "gw-stazione")
+
+
+def test_one_reading_ahead_from_one_gateway_makes_no_other_gateway_or_sensor_silent() -> None:
+    # Issue 18 point 8: one reading stamped 300 s ahead (admitted up to max_future_s) dragged
+    # the whole system's clock forward and every other gateway looked silent.
+    engine = Engine(
+        [
+            Staleness(StalenessConfig(name="gateway-silent", scope="gateway", silent_min=2)),
+            Staleness(StalenessConfig(name="sensor-silent", scope="sensor", silent_min=2)),
+        ]
+    )
+    gateways = [f"gw-{i}" for i in range(7)]
+    readings = [
+        parking(m, 50.0, sensor=f"p-{g}-{s}", gateway=g) for m in range(10) for g in gateways for s in "abc"
+    ]
+    arrivals = [r.ts for r in readings]
+    ahead = parking(9, 50.0, sensor="p-gw-0-a", gateway="gw-0")
+    readings.append(ahead.model_copy(update={"ts": ahead.ts + timedelta(seconds=300)}))
+    arrivals.append(at(9))  # stamped 5 min ahead, arriving at minute 9
+    later = [
+        parking(m, 50.0, sensor=f"p-{g}-{s}", gateway=g) for m in (10, 11) for g in gateways for s in "abc"
+    ]
+    readings += later
+    arrivals += [r.ts for r in later]
+    assert run(engine, readings, arrivals) == []
+
+
+def test_most_gateways_going_silent_at_once_still_fire_while_a_few_report() -> None:
+    engine = Engine([Staleness(StalenessConfig(name="gateway-silent", scope="gateway", silent_min=2))])
+    gateways = [f"gw-{i}" for i in range(7)]
+    readings = [parking(m, 50.0, sensor=f"p-{g}", gateway=g) for m in range(3) for g in gateways]
+    readings += [parking(m, 50.0, sensor=f"p-{g}", gateway=g) for m in range(3, 8) for g in gateways[:2]]
+    alerts = run(engine, readings)
+    assert sorted(a.entity for a in alerts) == gateways[2:]
+    assert {(a.state, a.since) for a in alerts} == {("firing", at(2))}
+
+
+@given(
+    clocks=st.lists(st.integers(min_value=0, max_value=10_000), min_size=2, max_size=30),
+    ahead_s=st.integers(min_value=1, max_value=10**6),
+)
+def test_no_one_source_stamped_ahead_moves_a_watermark_past_the_others(
+    clocks: list[int], ahead_s: int
+) -> None:
+    mark: Watermark[int] = Watermark()
+    for i, s in enumerate(clocks):
+        mark.see(i, T0 + timedelta(seconds=s), T0)
+    before = mark.at(T0)
+    assert before is not None
+    mark.see(0, T0 + timedelta(seconds=max(clocks) + ahead_s), T0)
+    after = mark.at(T0)
+    assert after is not None
+    assert after <= T0 + timedelta(seconds=max(clocks))
+    assert before <= after
 
 
 def test_a_gateway_rule_sees_total_silence_through_the_overall_clock() -> None:
@@ -383,7 +448,21 @@ def test_the_default_rules_file_loads() -> None:
         ("staleness", "sensor-silent"),
         ("staleness", "gateway-silent"),
         ("threshold", "parking-full"),
+        ("service_watchdog", "ingest-down"),
+        ("seasonal", "parking-unusual"),
+        ("seasonal", "traffic-flow-unusual"),
+        ("worksite_impact", "traffic-speed-impact"),
     ]
+
+
+def test_the_default_rules_run_the_default_detector_on_occupancy_flow_and_speed() -> None:
+    scored = [r for r in load_rules() if isinstance(r, ScoredFieldRule)]
+    assert {(r.config.kind.value, r.config.field) for r in scored} == {
+        ("parking", "occupied"),
+        ("traffic", "vehicles"),
+        ("traffic", "speed_kmh"),
+    }
+    assert all(r.config.detector == "default" and r.detector_cls is get_detector(DEFAULT) for r in scored)
 
 
 def rules_file(tmp_path: Path, body: str) -> Path:

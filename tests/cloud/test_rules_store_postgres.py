@@ -1,4 +1,4 @@
-"""The alert store on PostgreSQL: the same partial unique index and the same race, on a real server."""
+"""The alert store and the notification outbox beside it on PostgreSQL: the same races, on a real server."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import sqlalchemy as sa
 
 from cloud.core.alerts import Alert
 from cloud.dev.postgres import PostgresCluster
+from cloud.io.db import make_engine
+from cloud.notify.outbox import SqlOutbox
 from cloud.rules.store import AlertStore, alerts_table
 
 T0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
@@ -86,3 +88,30 @@ def test_the_lifecycle_and_context_round_trip_on_postgresql(open_store: Callable
     done = store.resolve(opened.id, by="ada", at=T0 + timedelta(minutes=2))
     assert (done.alert.state, done.alert.resolved_at) == ("resolved", T0 + timedelta(minutes=2))
     assert store.fire(alert("pg-life", minutes=3)).outcome == "opened"
+
+
+def test_notifiers_claiming_from_one_outbox_on_postgresql_at_once_never_take_a_delivery_twice(
+    pg_url: str,
+) -> None:
+    outboxes = [SqlOutbox(make_engine(pg_url)) for _ in range(4)]
+    try:
+        outboxes[0].add([("ops-hook", alert(f"p-{i}")) for i in range(400)], T0, T0)
+        claimed: list[list[int]] = [[] for _ in outboxes]
+        barrier = threading.Barrier(len(outboxes))
+
+        def claim(n: int) -> None:
+            barrier.wait()
+            while batch := outboxes[n].claim(f"rules-{n}", T0, timedelta(minutes=5), 7):
+                claimed[n] += [d.id for d in batch]
+                outboxes[n].done(d.id for d in batch)  # delivered
+
+        threads = [threading.Thread(target=claim, args=(n,)) for n in range(len(outboxes))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        every = [i for ids in claimed for i in ids]
+        assert len(every) == len(set(every)) == 400
+    finally:
+        for o in outboxes:
+            o.close()

@@ -23,6 +23,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -30,16 +31,20 @@ import pytest
 from click.testing import CliRunner
 from cryptography import x509
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud.apps.cli.provision import group as provision
 from cloud.dev.servers import Mosquitto, env_without_proxies, free_port
+from cloud.io.mqtt import BrokerConnection, Outbound
+from cloud.notify import NotificationsConfig, build_channels
 from cloud.provision.broker import paths
 from cloud.provision.ca import CertificateAuthority
 from cloud.provision.registry import IdentityRegistry
+from edge.contract import BrokerAddress
 
-from support import unique, wait_until
+from support import parking_full, unique, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -196,6 +201,8 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         cli(folder, "org", "add", "--id", org)
     for service in ("ingest", "rules", "control", "monitor"):
         cli(folder, "service", "add", "--id", service)
+    for worker in ("ingest-w1", "ingest-w2"):  # two more ingest workers, one identity each
+        cli(folder, "service", "add", "--id", worker, "--role", "ingest")
     broker = ProvisionedBroker(IdentityRegistry(folder), port).start()
     try:
         yield Deployment(folder, broker, port, tls_port)
@@ -585,3 +592,180 @@ def test_a_revoked_certificate_loses_its_rights_on_reload_and_is_refused_after_r
     still = mtls.client("gw-a").start()
     assert still.is_connected, still.refusal
     still.stop()
+
+
+# --- client ids are bound to usernames (issue 18 point 2) --------------------------------------
+
+
+@dataclass
+class Session:
+    """A paho MQTT 5 client on a persistent session under a client id of its choosing."""
+
+    deployment: Deployment
+    username: str
+    client_id: str
+    messages: list[tuple[str, bytes]] = field(default_factory=list)
+    session_present: list[bool] = field(default_factory=list)
+    ended: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self.mqtt = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5)
+        self.mqtt.username_pw_set(self.username, creds(self.deployment.folder, self.username)["password"])
+        self.mqtt.on_connect = lambda _c, _u, flags, _rc, _p=None: self.session_present.append(
+            bool(flags.session_present)
+        )
+        self.mqtt.on_message = self._on_message
+        self.mqtt.on_disconnect = lambda *_: self.ended.set()
+
+    def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, bytes(msg.payload)))
+
+    def start(self, topic_filter: str | None = None) -> Session:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600  # [MQTT-3.1.2-23]: the session outlives the connection
+        self.mqtt.connect(
+            "127.0.0.1", self.deployment.port, keepalive=30, clean_start=False, properties=props
+        )
+        self.mqtt.loop_start()
+        wait_until(lambda: self.session_present, 20, what=f"{self.username}'s CONNACK")
+        if topic_filter is not None:
+            subscribed = threading.Event()
+            self.mqtt.on_subscribe = lambda *_: subscribed.set()
+            self.mqtt.subscribe(topic_filter, qos=1)
+            assert subscribed.wait(20), f"no SUBACK for {topic_filter}"
+        return self
+
+    def stop(self) -> None:
+        self.mqtt.disconnect()
+        self.mqtt.loop_stop()
+
+    def received(self) -> list[bytes]:
+        with self.lock:
+            return [p for _, p in self.messages]
+
+
+@pytest.mark.parametrize(
+    ("intruder", "claimed_id"),
+    [
+        ("gw-b", "sitroom-ingest-main"),  # a gateway claims ingest's predictable client id
+        ("svc.monitor", "sitroom-ingest-main"),  # a service allowed to read everything
+        ("org.alia", "svc.ingest"),  # or the id the broker gives ingest itself
+    ],
+    ids=["gateway", "monitor", "utility-claiming-the-username"],
+)
+def test_no_other_identity_can_take_over_ingests_persistent_session_and_nothing_queued_is_lost(
+    deployment: Deployment, intruder: str, claimed_id: str
+) -> None:
+    topic = f"sr/v1/{ORG}/gw-a/data/parking"
+    ingest = Session(deployment, "svc.ingest", "sitroom-ingest-main").start(f"sr/v1/{ORG}/gw-a/data/+")
+    ingest.stop()  # away: the broker queues for its session
+    gw = deployment.client("gw-a").start()
+    queued = [unique(f"{intruder}-").encode() for _ in range(20)]
+    try:
+        for payload in queued:
+            assert gw.publish(topic, payload) in ACCEPTED
+    finally:
+        gw.stop()
+
+    thief = Session(deployment, intruder, claimed_id).start()
+    try:
+        thief.mqtt.subscribe("sr/v1/#", qos=1)  # even asking, it gets nothing of ingest's queue
+    finally:
+        thief.stop()
+
+    back = Session(deployment, "svc.ingest", "sitroom-ingest-main").start()
+    try:
+        assert back.session_present == [True]
+        wait_until(lambda: len(back.received()) >= len(queued), 20, what="ingest's queued messages")
+        assert sorted(back.received()) == sorted(queued)
+        assert not set(thief.received()) & set(queued)
+    finally:
+        back.stop()
+
+
+def test_a_gateway_cannot_push_another_gateway_off_the_broker_with_its_client_id(
+    deployment: Deployment,
+) -> None:
+    owner = Session(deployment, "gw-a", f"sitroom-gw-{ORG}-gw-a").start()
+    try:
+        intruder = Session(deployment, "gw-b", f"sitroom-gw-{ORG}-gw-a").start()
+        intruder.stop()
+        assert not owner.ended.is_set()
+        info = owner.mqtt.publish(f"sr/v1/{ORG}/gw-a/health", b"still here", qos=1)
+        info.wait_for_publish(20)
+        assert info.is_published()
+    finally:
+        owner.stop()
+
+
+def test_the_generated_config_binds_every_client_id_to_its_username(deployment: Deployment) -> None:
+    conf = paths(IdentityRegistry(deployment.folder))["conf"].read_text()
+    listeners = conf.split("\nlistener ")[1:]
+
+    assert len(listeners) == 2  # plain and TLS
+    for listener in listeners:
+        assert "\nuse_username_as_clientid true\n" in listener
+
+
+def test_ingest_workers_of_one_shared_group_each_log_in_as_their_own_identity_and_share_the_data(
+    deployment: Deployment,
+) -> None:
+    group = f"$share/ingest/sr/v1/{ORG}/gw-a/data/+"
+    workers = [Session(deployment, f"svc.ingest-w{i}", f"sitroom-ingest-w{i}").start(group) for i in (1, 2)]
+    gw = deployment.client("gw-a").start()
+    sent = [unique("shared-").encode() for _ in range(40)]
+    try:
+        for payload in sent:
+            assert gw.publish(f"sr/v1/{ORG}/gw-a/data/parking", payload) in ACCEPTED
+        wait_until(lambda: sum(len(w.received()) for w in workers) >= len(sent), 20, what="every message")
+
+        shares = [w.received() for w in workers]
+        assert sorted(shares[0] + shares[1]) == sorted(sent)  # each message to one worker, once
+        assert all(shares), [len(x) for x in shares]  # both took part
+        assert not any(w.ended.is_set() for w in workers)  # neither pushed the other off
+    finally:
+        gw.stop()
+        for w in workers:
+            w.stop()
+
+
+def test_a_second_connection_as_the_same_identity_replaces_the_first(deployment: Deployment) -> None:
+    # The price of binding client ids to usernames: one connection per identity at a time, so
+    # every process (every ingest worker) is provisioned an identity of its own.
+    first = Session(deployment, "svc.rules", "sitroom-rules-a").start()
+    second = Session(deployment, "svc.rules", "sitroom-rules-b").start()
+    try:
+        wait_until(first.ended.is_set, 20, what="the first connection to be closed by the broker")
+        assert not second.ended.is_set()
+    finally:
+        first.stop()
+        second.stop()
+
+
+def test_a_services_notification_channel_publishes_on_the_services_own_connection_not_a_rival_one(
+    deployment: Deployment, monitor: Client
+) -> None:
+    # With client ids bound to usernames, a second connection under the rules service's identity
+    # would take the service's session over; its `mqtt` channel publishes on the service's own.
+    secret = creds(deployment.folder, "svc.rules")
+    address = BrokerAddress("127.0.0.1", deployment.port, username="svc.rules", password=secret["password"])
+    service = BrokerConnection(address, client_id="sitroom-rules-main").start()
+    outbound = Outbound()
+    outbound.attach(service)
+    config = NotificationsConfig.model_validate(
+        {"channels": [{"type": "mqtt", "name": "alerts"}], "routes": [{"channels": ["alerts"]}]}
+    )
+    channels = build_channels(config, address, outbound)
+    alert = parking_full(datetime.now(UTC), rule=unique("takeover-"))
+    try:
+        channels["alerts"].send([alert])
+
+        wait_until(lambda: alert.to_json() in monitor.received(alert.topic), 20, what="the alert")
+        assert service.connected.is_set()
+        assert service.generation == 1  # never kicked off and reconnected
+    finally:
+        for channel in channels.values():
+            channel.close()
+        service.stop()

@@ -2,7 +2,8 @@
 
 Two operators of different organisations share one live board: a new alert reaches both without
 a reload, a photo posted by one appears in the other's browser, the owner acknowledges it, and a
-posted `<img onerror>` stays text. A utility cannot edit another utility's worksite. The tests
+posted `<img onerror>` stays text, in a post and on the map. A utility cannot edit another
+utility's worksite. The tests
 save screenshots to docs/images/ (the README shows one).
 """
 
@@ -17,16 +18,20 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from cloud.apps.demo import running_console
 from cloud.console.app import Console
 from cloud.core.alerts import Alert
 from cloud.core.geo import ServiceAreas
-from cloud.dev.demo_data import DEMO_PASSWORD, load_demo
+from cloud.core.orgs import Caller, Role
+from cloud.dev.demo_data import DEMO_PASSWORD, MUNICIPALITY, ORGANISATIONS, load_demo
 from cloud.io.influx.client import InfluxClient
 from cloud.rules.store import AlertStore
+from cloud.worksites.models import WorksiteCreate, WorkType
 from cloud.worksites.store import WorksiteStore
+
+from support import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -175,7 +180,13 @@ def test_two_operators_share_an_alert_a_photo_and_its_acknowledgement_live(
 
     thumb = marco.locator("#posts img.thumb")
     expect(thumb).to_be_visible()  # the photo arrives in the other operator's browser
-    marco.wait_for_function("document.querySelector('#posts img.thumb').naturalWidth > 0")  # decoded
+    # Decoded. Not wait_for_function: once it has to poll, Playwright evaluates the predicate
+    # with eval, which the page's Content-Security-Policy refuses (a flaky failure under load).
+    wait_until(
+        lambda: marco.evaluate("document.querySelector('#posts img.thumb').naturalWidth > 0"),
+        UI_TIMEOUT_MS / 1000,
+        what="the thumbnail decoded",
+    )
     expect(marco.locator("#posts .text")).to_have_text(hostile)  # as text, not markup
     assert marco.evaluate("window.__xss") is None
     assert anna.evaluate("window.__xss") is None
@@ -237,3 +248,73 @@ def test_a_utility_operator_cannot_edit_another_utilitys_worksite(
     marco.select_option("#ws-status", "active")
     expect(marco.locator(f"[data-worksite='{own[0].id}'].st-active")).to_have_count(1)
     assert board.worksites.get(own[0].id).status.value == "active"
+
+
+# --- issue 18 point 4: nothing from outside reaches the map as markup ---------------------------
+
+PAYLOAD = '<img src=x onerror="window.__xss=1">'
+# The same payload as a fleet vehicle's id, written straight to InfluxDB (line protocol escapes
+# spaces, commas and equals signs in a tag value).
+HOSTILE_VEHICLE = PAYLOAD.replace(" ", "\\ ").replace("=", "\\=")
+
+
+@pytest.fixture
+def hostile_board(tmp_path: Path, influx_db: InfluxClient) -> Iterator[Board]:
+    """A board whose one worksite is titled with markup, and a vehicle whose id is markup."""
+    now = datetime.now(UTC)
+    influx_db.write(
+        [f"fleet,org=alia,gateway=gw-alia,sensor={HOSTILE_VEHICLE} lat=43.8850,lon=11.0900,speed_kmh=20.0 "
+         f"{int(now.timestamp() * 1e9)}"]
+    )  # fmt: skip
+    worksites = WorksiteStore.open(
+        f"sqlite:///{tmp_path / 'hostile' / 'worksites.db'}", areas=ServiceAreas.load()
+    )
+    for org in ORGANISATIONS:  # the demo's organisations, and only the hostile worksite
+        worksites.orgs.add(org)
+    worksites.create(
+        Caller(MUNICIPALITY, Role.MUNICIPALITY),
+        WorksiteCreate(
+            title=PAYLOAD, street="Via Roma", work_type=WorkType.ROAD,
+            geometry={"type": "Point", "coordinates": [11.0958, 43.8800]},
+            planned_start=now - timedelta(days=1), planned_end=now + timedelta(days=3),
+        ),
+    )  # fmt: skip
+    alerts = AlertStore(f"sqlite:///{tmp_path / 'hostile' / 'alerts.db'}")
+    with running_console(
+        tmp_path / "hostile" / "console", worksites=worksites, alerts=alerts, influx=influx_db, refresh_s=0.5
+    ) as (url, console):
+        yield Board(url, console, alerts, worksites)
+
+
+@pytest.fixture
+def hostile_contexts(hostile_board: Board, browser: Browser) -> Iterator[list[BrowserContext]]:
+    """Browser sessions of one test, closed before the hostile board's server stops."""
+    made: list[BrowserContext] = []
+    yield made
+    for context in made:
+        context.close()
+
+
+def _tooltip_of(page: Page, marker: str, mentioning: str) -> Locator:
+    page.locator(marker).first.hover()
+    tooltip = page.locator(".leaflet-tooltip", has_text=mentioning)
+    expect(tooltip).to_be_visible()
+    return tooltip
+
+
+def test_markup_in_a_worksite_title_or_a_vehicle_id_shows_as_text_on_the_map_and_creates_no_element(
+    hostile_board: Board, browser: Browser, hostile_contexts: list[BrowserContext]
+) -> None:
+    page = log_in(browser, hostile_board.url, "anna", hostile_contexts)
+    expect(page.locator("path.ws-feature")).to_have_count(1)
+
+    worksite = _tooltip_of(page, "path.ws-feature", "comune-prato")
+    expect(worksite).to_contain_text(PAYLOAD)  # the characters themselves, as text
+    assert page.locator(".leaflet-tooltip img").count() == 0
+
+    vehicle = _tooltip_of(page, "path.vehicle-marker", "(alia)")
+    expect(vehicle).to_contain_text(PAYLOAD)
+    assert page.locator(".leaflet-tooltip img").count() == 0
+
+    assert page.locator("img[src='x']").count() == 0  # nowhere in the page, not only tooltips
+    assert page.evaluate("window.__xss") is None

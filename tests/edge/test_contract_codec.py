@@ -33,7 +33,7 @@ from edge.contract import (
     short_repr,
 )
 from edge.contract.batch import MAX_READINGS_PER_BATCH, MAX_SEQ
-from edge.contract.kinds import cross_field_error
+from edge.contract.kinds import NOT_ABOVE, cross_field_error
 
 # ---------------------------------------------------------------------------------------------
 # Strategies: valid values straight from the declarations in edge.contract.kinds.
@@ -51,19 +51,25 @@ aware_datetimes = st.datetimes(
     timezones=utc_offsets,
 )
 # The cross-field rules of kinds.cross_field_error, as (field that must not exceed, its bound).
-CROSS_FIELD_BOUND = {"occupied": "capacity", "heavy": "vehicles"}
+CROSS_FIELD_BOUND = {name: bound for rules in NOT_ABOVE.values() for name, bound in rules}
 
 
-def field_values(spec: FieldSpec) -> st.SearchStrategy[float | int | bool]:
+def field_values(spec: FieldSpec) -> st.SearchStrategy[float | int | bool | str]:
     if spec.type == "bool":
         return st.booleans()
+    if spec.type == "str":
+        if spec.choices:
+            return st.sampled_from(spec.choices)
+        # Any text but control characters and lone surrogates, quotes and backslashes included.
+        printable = st.characters(exclude_categories=["Cc", "Cs"])
+        return st.text(printable, min_size=int(spec.minimum), max_size=int(spec.maximum))
     if spec.type == "int":
         return st.integers(int(spec.minimum), int(spec.maximum))
     return st.floats(spec.minimum, spec.maximum, allow_nan=False, allow_infinity=False)
 
 
 @st.composite
-def valid_fields(draw: st.DrawFn, kind: SensorKind) -> dict[str, float | int | bool]:
+def valid_fields(draw: st.DrawFn, kind: SensorKind) -> dict[str, float | int | bool | str]:
     fields = {f.name: draw(field_values(f)) for f in KINDS[kind].fields if f.required or draw(st.booleans())}
     crossed = cross_field_error(kind, fields)
     if crossed is not None:
@@ -77,6 +83,8 @@ def valid_fields(draw: st.DrawFn, kind: SensorKind) -> dict[str, float | int | b
 def readings(draw: st.DrawFn, kind: SensorKind, org: str, gateway: str) -> Reading:
     tag_keys = KINDS[kind].tags
     tags = draw(st.dictionaries(st.sampled_from(tag_keys), tag_values)) if tag_keys else {}
+    if KINDS[kind].fixed_tags:
+        tags = {key: draw(tag_values) for key in tag_keys}
     return Reading(
         kind=kind,
         org=org,

@@ -15,12 +15,14 @@ from edge.contract import (
     KINDS,
     ContractError,
     FieldSpec,
+    KindSpec,
     Reading,
     SchemaError,
     SensorKind,
     schema_error,
     to_utc_ms,
 )
+from edge.contract.kinds import NOT_ABOVE
 
 TS = datetime(2026, 11, 24, 8, tzinfo=UTC)
 
@@ -36,8 +38,26 @@ VALID_FIELDS: dict[SensorKind, dict[str, Any]] = {
         "occupancy_pct": 11.0,
     },
     SensorKind.FLEET: {"lat": 43.8777, "lon": 11.1022, "speed_kmh": 31.0, "heading_deg": 270.0},
-}
-NUMERIC_FIELDS = [(spec.kind, f) for spec in KINDS.values() for f in spec.fields if f.type != "bool"]
+    SensorKind.TRANSIT_VEHICLE: {
+        "lat": 43.8806,
+        "lon": 11.0967,
+        "bearing_deg": 92.0,
+        "speed_kmh": 18.5,
+        "trip": "LAM-BLU_feriale_0712",
+        "stop": "PO-STAZ-CENTRALE",
+        "stop_status": "in_transit_to",
+        "occupancy": "few_seats_available",
+        "occupancy_pct": 64,
+        "delay_s": 95,
+    },
+    SensorKind.TRANSIT_DELAY: {"trip": "LAM-BLU_feriale_0712", "stop_sequence": 7, "status": "scheduled",
+                               "delay_s": -40},
+    SensorKind.EV_CHARGING: {"capacity": 4, "available": 1, "in_service": True},
+}  # fmt: skip
+NUMERIC_FIELDS = [
+    (spec.kind, f) for spec in KINDS.values() for f in spec.fields if f.type in ("int", "float")
+]
+STRING_FIELDS = [(spec.kind, f) for spec in KINDS.values() for f in spec.fields if f.type == "str"]
 
 
 def reading(kind: SensorKind = SensorKind.PARKING, **overrides: Any) -> Reading:
@@ -48,6 +68,8 @@ def reading(kind: SensorKind = SensorKind.PARKING, **overrides: Any) -> Reading:
         "sensor": "p-mercatale",
         "ts": TS,
         "fields": dict(VALID_FIELDS[kind]),
+        # A kind with a fixed tag set needs all of its tags on every reading.
+        "tags": dict.fromkeys(KINDS[kind].tags, "r-1") if KINDS[kind].fixed_tags else {},
     }
     values.update(overrides)
     return Reading(**values)
@@ -83,7 +105,20 @@ def test_every_kind_declares_its_fields_once_with_a_range_and_a_unit() -> None:
         for f in spec.fields:
             assert f.minimum <= f.maximum, f
             assert f.description, f
-            assert f.unit or f.type == "bool", f
+            assert f.unit or f.type in ("bool", "str"), f
+            assert not f.choices or f.type == "str", f
+
+
+def test_no_kind_has_a_field_named_like_a_tag_for_influxdb_3_refuses_that() -> None:
+    for kind, spec in KINDS.items():
+        assert not set(spec.by_name) & {*spec.tags, "org", "gateway", "sensor"}, kind
+
+
+def test_declaring_a_field_named_like_a_tag_fails_at_once() -> None:
+    with pytest.raises(ValueError, match="both a tag and a field"):
+        KindSpec(SensorKind.FLEET, "x", (FieldSpec("route", "str", "", 1, 9, "x"),), tags=("route",))
+    with pytest.raises(ValueError, match="both a tag and a field"):
+        KindSpec(SensorKind.FLEET, "x", (FieldSpec("sensor", "str", "", 1, 9, "x"),))
 
 
 def test_every_kind_accepts_its_example_fields_and_every_declared_tag() -> None:
@@ -110,14 +145,11 @@ def test_an_in_range_number_is_accepted_and_normalised_to_the_declared_type(
         sent = int(value) if value.is_integer() and data.draw(st.booleans()) else value
     fields = with_fields(kind, **{spec.name: sent})
     # Keep the cross-field rules out of this test: the bound follows the value.
-    if spec.name == "occupied" and kind is SensorKind.PARKING:
-        fields["capacity"] = max(1, int(value))
-    if spec.name == "capacity":
-        fields["occupied"] = 0
-    if spec.name == "heavy":
-        fields["vehicles"] = int(value)
-    if spec.name == "vehicles":
-        fields["heavy"] = 0
+    for name, bound in NOT_ABOVE.get(kind, ()):
+        if spec.name == name:
+            fields[bound] = max(int(KINDS[kind].by_name[bound].minimum), int(value))
+        if spec.name == bound:
+            fields[name] = int(KINDS[kind].by_name[name].minimum)
 
     normalised = reading(kind, fields=fields).fields[spec.name]
 
@@ -330,3 +362,68 @@ def test_a_reading_is_immutable() -> None:
 
     with pytest.raises(ValidationError):
         r.sensor = "other"  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------------------------
+# String fields (ids from other systems, such as GTFS trip and stop ids) and fixed tag sets.
+
+
+@pytest.mark.parametrize(("kind", "spec"), STRING_FIELDS, ids=[field_id(x) for x in STRING_FIELDS])
+@given(data=st.data())
+def test_a_string_without_control_characters_within_its_length_or_choices_is_accepted(
+    kind: SensorKind, spec: FieldSpec, data: st.DataObject
+) -> None:
+    if spec.choices:
+        value = data.draw(st.sampled_from(spec.choices))
+    else:
+        printable = st.characters(exclude_categories=["Cc", "Cs"])
+        value = data.draw(st.text(printable, min_size=int(spec.minimum), max_size=int(spec.maximum)))
+
+    assert reading(kind, fields=with_fields(kind, **{spec.name: value})).fields[spec.name] == value
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "length 0 out of range [1, 255]"),
+        ("x" * 256, "length 256 out of range [1, 255]"),
+        ("LAM\nBLU", "must not contain control characters"),
+        ("trip\n", "must not contain control characters"),
+        ("a\x00b", "must not contain control characters"),
+        ("a\x85b", "must not contain control characters"),
+        ("a\ud800b", "must not contain control characters"),
+        (42, "expected a string, got int"),
+        (None, "expected a string, got NoneType"),
+    ],
+    ids=["empty", "too-long", "newline", "final-newline", "nul", "c1", "lone-surrogate", "int", "null"],
+)
+def test_a_bad_string_is_rejected_naming_field_and_value(value: Any, message: str) -> None:
+    kind = SensorKind.TRANSIT_DELAY
+    error = rejected(kind, fields=with_fields(kind, trip=value))
+
+    assert (error.field, error.value, error.message) == ("fields.trip", value, message)
+
+
+def test_a_string_outside_its_choices_is_rejected_listing_them() -> None:
+    kind = SensorKind.TRANSIT_DELAY
+    error = rejected(kind, fields=with_fields(kind, status="late"))
+
+    assert (error.field, error.value) == ("fields.status", "late")
+    assert error.message == "not one of scheduled, skipped, cancelled, no_data"
+
+
+def test_quotes_and_backslashes_are_plain_characters_in_a_string_field() -> None:
+    kind = SensorKind.TRANSIT_VEHICLE
+    trip = 'linea "2" \\ feriale'
+
+    assert reading(kind, fields=with_fields(kind, trip=trip)).fields["trip"] == trip
+
+
+def test_a_kind_with_a_fixed_tag_set_refuses_a_reading_without_one_of_its_tags() -> None:
+    error = rejected(SensorKind.TRANSIT_VEHICLE, tags={})
+
+    assert (error.field, error.value, error.message) == ("tags.route", None, "required tag missing")
+
+
+def test_the_older_kinds_tags_stay_optional() -> None:
+    assert reading(SensorKind.FLEET, tags={}).tags == {}

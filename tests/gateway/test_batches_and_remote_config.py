@@ -104,6 +104,39 @@ def test_a_bad_pushed_config_is_refused_with_a_reason_naming_the_field(payload: 
     assert reason in str(info.value)
 
 
+def _counter(port: str) -> dict[str, Any]:
+    return {"driver": "traffic_counter", "id": "t-roma", "port": port, "site": "roma"}
+
+
+@pytest.mark.parametrize(
+    "port",
+    ["/etc/shadow", "/dev/tty/../../etc/passwd", "/dev/ttyUSB0/../../../root/.ssh/id_rsa", "/tmp/fifo",
+     "/dev/sda", "/proc/self/environ", "relative/ttyS0", "/dev/serial/by-id/../../mem",
+     "/dev/serial/by-id/..", "/dev/serial/by-path/pci-0000:00:14.0-usb-0:1:1.0-port0"],
+)  # fmt: skip
+def test_a_pushed_config_may_point_a_serial_driver_only_at_a_serial_device(port: str) -> None:
+    # Issue 18 point 7: whoever may write the retained config could make the gateway open any file.
+    with pytest.raises(RejectedConfigError) as info:
+        validate(orjson.dumps(config(sensors=[_counter(port)])), parse(config()))
+    assert "sensors[0].port" in str(info.value)
+    assert "/dev/tty*" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "port", ["/dev/ttyUSB1", "/dev/ttyS0", "/dev/ttyACM0", "/dev/serial/by-id/usb-FTDI_FT232R-if00"]
+)
+def test_a_pushed_config_may_move_a_serial_driver_to_another_serial_device(port: str) -> None:
+    accepted = validate(orjson.dumps(config(sensors=[_counter(port)])), parse(config()))
+    assert accepted.config.sensors[0].port == port  # type: ignore[attr-defined]
+
+
+def test_a_pushed_config_may_keep_a_port_the_local_config_already_names() -> None:
+    # The technician's local file is trusted with any path (a udev symlink, a test's pty).
+    running = parse(config(sensors=[_counter("/dev/gps0")]))
+    accepted = validate(orjson.dumps(config(sensors=[_counter("/dev/gps0")], version="v2")), running)
+    assert accepted.version == "v2"
+
+
 def test_the_version_of_an_unlabelled_config_is_a_digest_of_its_content() -> None:
     a = parse(config())
     b = parse(dict(reversed(list(config().items()))))

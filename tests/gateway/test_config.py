@@ -9,10 +9,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from edge.contract import decode_meta
 from edge.drivers import all_drivers
 from edge.drivers.simulated.config import SimParkingConfig, SimTrafficConfig
 from gateway.cli import group
 from gateway.config import ConfigError, GatewayConfig, load, parse
+from gateway.meta import meta_payload
+from gateway.remote_config import version_of
 
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE_CONFIGS = sorted((REPO / "firmware_configs").glob("*.yaml"))
@@ -209,3 +212,28 @@ def test_check_config_exits_1_and_prints_the_path_of_a_bad_file(tmp_path: Path) 
     assert result.exit_code == 1
     assert f"{bad}: sensors[1].capacity: 0 " in result.stderr
     assert f"{good}: ok (" in result.stdout  # the good file is still checked and reported
+
+
+def test_meta_prints_what_each_gateway_publishes_on_its_meta_one_per_line() -> None:
+    result = CliRunner().invoke(group, ["meta", *map(str, FIRMWARE_CONFIGS)])
+
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(FIRMWARE_CONFIGS)
+    for path, line in zip(FIRMWARE_CONFIGS, lines, strict=True):
+        config = load(path)
+        assert line.encode() == meta_payload(config, version_of(config))
+        assert {s.id for s in decode_meta(line.encode()).sensors} == {s.id for s in config.sensors}
+
+
+def test_meta_exits_1_naming_a_bad_file_and_still_prints_the_good_ones(tmp_path: Path) -> None:
+    bad = tmp_path / "gw-bad.yaml"
+    raw = minimal()
+    raw["sensors"][1]["capacity"] = 0
+    bad.write_text(yaml.safe_dump(raw))
+
+    result = CliRunner().invoke(group, ["meta", str(bad), str(FIRMWARE_CONFIGS[0])])
+
+    assert result.exit_code == 1
+    assert f"{bad}: sensors[1].capacity: 0 " in result.stderr
+    assert decode_meta(result.stdout.strip().encode()).gateway == load(FIRMWARE_CONFIGS[0]).id

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from cloud.apps import demo
 from cloud.apps.api import ApiOptions, ApiProcess, run_api
 from cloud.core.errors import NotFoundError
 from cloud.core.geo import ServiceAreas
 from cloud.core.settings import broker_address, default_db_url
+from cloud.ingest.push import PushOptions
 from cloud.io.db import DatabaseURLError
 from edge.contract.areas import AreasFileError
 
@@ -51,11 +53,42 @@ from edge.contract.areas import AreasFileError
     help="The areas file (default: Prato alone): where worksites may lie, the console's map.",
 )
 @click.option(
+    "--cookie-secure/--no-cookie-secure",
+    "cookie_secure",
+    envvar="SITROOM_CONSOLE_COOKIE_SECURE",
+    default=False,
+    show_default=True,
+    help="Mark the console's session cookie Secure: on whenever browsers reach it over HTTPS.",
+)
+@click.option(
     "--alerts-db",
     envvar="SITROOM_ALERTS_DB",
     default="sqlite:///.sitroom/alerts.db",
     show_default=True,
     help="The rules service's alert store, shown and handled in the console.",
+)
+@click.option(
+    "--push",
+    "serve_push",
+    is_flag=True,
+    envvar="SITROOM_API_PUSH",
+    help="Also take data in: the push API (/push/v1) and NGSI-LD notifications "
+    "(/exchange/ngsi-ld/notify), written to the InfluxDB of the SITROOM_INFLUX_* settings (a user "
+    "that may write) with ingest's verdict (SITROOM_SENSOR_DIRECTORY, time limits).",
+)
+@click.option(
+    "--push-rate",
+    default=50_000.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Readings/s per organisation.",
+)
+@click.option(
+    "--push-burst",
+    default=100_000.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Readings one organisation may send at once.",
 )
 def api_command(
     db: str | None,
@@ -69,10 +102,15 @@ def api_command(
     mqtt_username: str | None,
     mqtt_password_file: str | None,
     console_dir: Path | None,
+    cookie_secure: bool,
     alerts_db: str,
     areas_file: str | None,
+    serve_push: bool,
+    push_rate: float,
+    push_burst: float,
 ) -> None:
-    """Serve the HTTP API: worksites, alerts, feeds (OpenAPI at /docs), the console with --console."""
+    """Serve the HTTP API: worksites, alerts, feeds (OpenAPI at /docs), the console with --console,
+    the push API and NGSI-LD notifications with --push."""
     try:
         areas = ServiceAreas.load(areas_file)
     except AreasFileError as exc:
@@ -91,9 +129,11 @@ def api_command(
                 ),
                 console_dir=console_dir,
                 areas=areas,
+                push=PushOptions(max_body_bytes, push_rate, push_burst) if serve_push else None,
+                cookie_secure=cookie_secure,
             ),
             echo=lambda text: click.echo(text, err=True),
             seed=demo.seed if demo_data else None,
         )
-    except (NotFoundError, DatabaseURLError) as exc:
+    except (NotFoundError, DatabaseURLError, ValidationError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -13,7 +13,7 @@ import orjson
 from pydantic import ValidationError
 
 from cloud.apps.cli.api import api_command
-from cloud.apps.demo import DemoOptions, default_data_dir, gateways_in, run_demo
+from cloud.apps.demo import DemoError, DemoOptions, default_data_dir, gateways_in, run_demo
 from cloud.apps.ingest import build_ingest
 from cloud.apps.rules import RulesSetupError, build_rules_service
 from cloud.core.alerts import AlertNotFoundError
@@ -209,6 +209,12 @@ def alerts_silence(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The areas served (default: Prato alone; deploy/areas/prato-florence.yaml adds the Florence plain).",
 )
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Start from an empty data folder. Default: keep the worksites, console and alert history "
+    "of earlier runs, recovering what a crash damaged and moving the rest aside.",
+)
 def demo_command(
     duration_s: float | None,
     speed: float,
@@ -218,6 +224,7 @@ def demo_command(
     configs: Path,
     seed: int,
     areas_file: Path | None,
+    fresh: bool,
 ) -> None:
     """Run a simulated Prato (and Florence plain, with --areas) end to end on servers of its own."""
     files = sorted(configs.glob("*.yaml"))
@@ -232,18 +239,22 @@ def demo_command(
         click.echo(f"skipping {path}: {why}", err=True)
     if not files:
         raise click.ClickException(f"no gateway config of {configs} stands in the areas of {areas.source}")
-    result = run_demo(
-        DemoOptions(
-            configs=files,
-            data_dir=(data_dir or default_data_dir()).resolve(),
-            duration_s=duration_s,
-            speed=speed,
-            seed=seed,
-            summary=summary,
-            picture=picture or (summary.with_suffix(".png") if summary else None),
-            areas_file=areas_file.resolve() if areas_file else None,
+    try:
+        result = run_demo(
+            DemoOptions(
+                configs=files,
+                data_dir=(data_dir or default_data_dir()).resolve(),
+                duration_s=duration_s,
+                speed=speed,
+                seed=seed,
+                summary=summary,
+                picture=picture or (summary.with_suffix(".png") if summary else None),
+                areas_file=areas_file.resolve() if areas_file else None,
+                fresh=fresh,
+            )
         )
-    )
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
     if not result or result["readings_stored"] < result["readings_published"]:
         raise SystemExit(1)
 

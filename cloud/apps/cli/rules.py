@@ -17,7 +17,7 @@ from cloud.rules.backtest import (
     readings_from_csv,
     readings_from_influx,
 )
-from cloud.rules.detectors import UnknownDetectorError, get
+from cloud.rules.detectors import ALIAS, DEFAULT, UnknownDetectorError, get, names
 from cloud.rules.detectors.replay import BadRow, CsvHeaderError, replay_csv
 from cloud.rules.engine import RulesFileError, load_rules
 
@@ -30,8 +30,10 @@ def group() -> None:
 @group.command()
 @click.option(
     "--detector",
-    default=None,
-    help="Score a single series with this detector (level, robust-zscore, seasonal, flatline, ensemble).",
+    default=ALIAS,
+    show_default=True,
+    help=f"Score a single series with this detector: {ALIAS} (what the default rules use, now "
+    f"{DEFAULT}), {', '.join(names())}.",
 )
 @click.option(
     "--input",
@@ -61,7 +63,7 @@ def group() -> None:
 @click.option("--org", help="Rules mode from InfluxDB: only this organisation.")
 @click.option("--json", "as_json", is_flag=True, help="Rules mode: one JSON alert per line.")
 def replay(
-    detector: str | None,
+    detector: str,
     input_path: Path | None,
     output_path: Path | None,
     rules_file: Path | None,
@@ -74,10 +76,12 @@ def replay(
     """Backtest: score one series with a detector, or replay rules over history.
 
     \b
-    Single series:  sitroom rules replay --detector NAME --input in.csv --output out.csv
+    Single series:  sitroom rules replay --detector default --input in.csv --output out.csv
     Rules:          sitroom rules replay --rules FILE --readings readings.csv
                     sitroom rules replay --rules FILE --since 2026-11-01 --until 2026-11-08
 
+    `--detector default` is whatever the default rules use; the scores come from the same
+    detector code as the rules service's (one registry, cloud/rules/detectors/).
     Detector scores are computed streaming (each uses only the rows before it) and calibrated:
     0.5 means "as rare as 1 in 1,000 readings of this series", 1.0 "1 in a million or rarer".
     Unparsable rows are reported on stderr (line and reason) and left out of the output.
@@ -88,7 +92,7 @@ def replay(
         return
     if input_path is None or output_path is None:
         raise click.UsageError("give --input and --output (single series), or --rules (rules mode)")
-    _replay_series(detector or "ensemble", input_path, output_path)
+    _replay_series(detector, input_path, output_path)
 
 
 def _replay_series(detector: str, input_path: Path, output_path: Path) -> None:
@@ -114,7 +118,9 @@ def _replay_series(detector: str, input_path: Path, output_path: Path) -> None:
             src.close()
         if dst is not sys.stdout:
             dst.close()
-    click.echo(f"{scored} rows scored with {detector}, {bad} skipped", err=True)
+    name = get(detector).name
+    shown = f"{detector} ({name})" if name != detector else detector
+    click.echo(f"{scored} rows scored with {shown}, {bad} skipped", err=True)
 
 
 def _replay_rules(

@@ -27,12 +27,11 @@ from cloud.worksites import conflicts, csv_import, wzdx
 from cloud.worksites.alerts import publish_alerts
 from cloud.worksites.geojson import feature_collection
 from cloud.worksites.models import (
-    Approval,
     InvalidWorksiteError,
     Status,
-    Worksite,
     WorksiteCreate,
     WorksiteFields,
+    WorksiteImport,
 )
 from cloud.worksites.store import Query, StoreError, WorksiteStore
 from edge.contract.areas import AreasFileError
@@ -71,6 +70,10 @@ class Ctx:
         if self._store is None:
             self._store = _open(self.db, self.areas)
         return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
 
     def caller(self) -> Caller:
         try:
@@ -122,6 +125,7 @@ def _echo_json(value: Any) -> None:
 def group(ctx: click.Context, db: str | None, org: str | None, areas_file: str | None) -> None:
     """Road worksites: plan, coordinate, publish."""
     ctx.obj = Ctx(db, org, areas_file)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @group.command()
@@ -254,7 +258,8 @@ def import_(ctx: Ctx, file: str, fmt: str, mapping: str | None) -> None:
     caller = ctx.caller()
     try:
         if fmt == "wzdx":
-            created, updated = ctx.store.put_many(caller, wzdx.import_feed(_read_json(file)))
+            sites = wzdx.import_feed(_read_json(file), areas=ctx.store.areas)
+            created, updated = ctx.store.import_many(caller, sites)
         else:
             if mapping is None:
                 raise click.UsageError("--format csv needs --mapping FILE")
@@ -264,33 +269,23 @@ def import_(ctx: Ctx, file: str, fmt: str, mapping: str | None) -> None:
                 raise click.ClickException(f"{mapping}: {exc}") from None
             text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8-sig")
             items = csv_import.read_csv(text, cmap)
-            created, updated = _create_all(ctx, caller, items), 0
+            created, updated = _import_rows(ctx, caller, items)
     except StoreError as exc:
         raise _fail(exc) from None
     click.echo(f"imported: {created} created, {updated} updated")
 
 
-def _create_all(ctx: Ctx, caller: Any, items: list[Any]) -> int:
-    """Create CSV rows as new worksites in one transaction (validated first, so none half-done)."""
-
+def _import_rows(ctx: Ctx, caller: Any, items: list[WorksiteCreate]) -> tuple[int, int]:
+    """CSV rows as worksites, with the API's rules, in one transaction (each row validated
+    first, so none is half done); a row without an id gets one."""
     now = datetime.now(UTC)
-    sites = []
-    for i, item in enumerate(items):
-        data = item.model_dump(exclude={"id", "owner"})
-        sites.append(
-            Worksite.model_validate(
-                {
-                    **data,
-                    "id": item.id or f"csv-{now:%Y%m%d%H%M%S}-{i:04d}",
-                    "owner": item.owner or caller.org,
-                    "approval": Approval.PENDING,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+    sites = [
+        WorksiteImport.model_validate(
+            {**item.model_dump(), "id": item.id or f"csv-{now:%Y%m%d%H%M%S}-{i:04d}"}
         )
-    created, _ = ctx.store.put_many(caller, sites)
-    return int(created)
+        for i, item in enumerate(items)
+    ]
+    return ctx.store.import_many(caller, sites)
 
 
 @group.command()

@@ -39,6 +39,9 @@
     if (text !== undefined) node.textContent = String(text);
     return node;
   };
+  // Leaflet's bindTooltip and bindPopup put a string in as HTML (innerHTML): hand them an element
+  // that holds the text instead, so a worksite titled "<img onerror=…>" stays text on the map.
+  const tip = (text) => el("span", {}, text);
 
   // --- language and large type ---------------------------------------------------------------
   function applyLang() {
@@ -149,7 +152,7 @@
       pointToLayer: (f, latlng) => L.circleMarker(latlng, { radius: 9, className: "ws-feature" }),
       onEachFeature: (f, layer) => {
         layer.on("click", () => openWorksite(f.properties.id));
-        layer.bindTooltip(`${f.properties.title} — ${f.properties.owner} (${t(f.properties.status)})`);
+        layer.bindTooltip(tip(`${f.properties.title} — ${f.properties.owner} (${t(f.properties.status)})`));
       },
     }).addTo(layers.worksites);
   }
@@ -164,17 +167,17 @@
       // Fill level is shown by the colour *and* by the number in the tooltip (not colour alone).
       const colour = pct >= 90 ? OI.vermillion : pct >= 70 ? OI.orange : OI.green;
       L.circleMarker([p.lat, p.lon], { radius: 10, color: "#000", weight: 1, fillColor: colour, fillOpacity: 0.9, className: "parking-marker" })
-        .bindTooltip(`P ${p.name}: ${Math.round(pct)}% (${p.occupied}/${p.capacity})`).addTo(layers.parking);
+        .bindTooltip(tip(`P ${p.name}: ${Math.round(pct)}% (${p.occupied}/${p.capacity})`)).addTo(layers.parking);
     }
     for (const c of state.sensors.traffic) {
       const r = c.ratio ?? 1;
       const colour = r >= 1.3 ? OI.vermillion : r <= 0.7 ? OI.blue : OI.grey;
       L.circleMarker([c.lat, c.lon], { radius: 6, color: colour, weight: 3, fillOpacity: 0, className: "traffic-marker" })
-        .bindTooltip(`${c.name}: ${c.vehicles} / ${c.baseline} (${r.toFixed ? r.toFixed(2) : r}×)`).addTo(layers.traffic);
+        .bindTooltip(tip(`${c.name}: ${c.vehicles} / ${c.baseline} (${r.toFixed ? r.toFixed(2) : r}×)`)).addTo(layers.traffic);
     }
     for (const v of state.sensors.fleet) {
       L.circleMarker([v.lat, v.lon], { radius: 5, color: "#fff", weight: 1, fillColor: orgColour(v.org), fillOpacity: 1, className: "vehicle-marker" })
-        .bindTooltip(`${v.id} (${v.org}) ${Math.round(v.speed_kmh ?? 0)} km/h`).addTo(layers.fleet);
+        .bindTooltip(tip(`${v.id} (${v.org}) ${Math.round(v.speed_kmh ?? 0)} km/h`)).addTo(layers.fleet);
     }
     renderLegend();
   }

@@ -56,6 +56,11 @@ def escape_key(key: str, what: str = "key") -> str:
     return _checked_name(what, key).translate(_KEY)
 
 
+def quote_string(value: str) -> str:
+    """A string field value: double-quoted, with its quotes, backslashes and newlines escaped."""
+    return '"' + value.translate(_STRING) + '"'
+
+
 def format_field_value(name: str, value: FieldValue) -> str:
     if isinstance(value, bool):  # before int: bool is an int subclass
         return "true" if value else "false"
@@ -65,7 +70,7 @@ def format_field_value(name: str, value: FieldValue) -> str:
         if not math.isfinite(value):
             raise LineProtocolError("InfluxDB stores no NaN or infinity", field=name, value=value)
         return repr(value)
-    return '"' + value.translate(_STRING) + '"'
+    return quote_string(value)
 
 
 def timestamp_ns(ts: datetime) -> int:

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edge.contract import KINDS
-from edge.contract.kinds import Aggregate
+from edge.contract.kinds import ENVELOPE_TAGS, Aggregate
 
 ColumnType = Literal["float", "int", "bool", "str"]
-ENVELOPE_TAGS = ("org", "gateway", "sensor")  # cloud/io/influx/lineprotocol.reading_tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +119,33 @@ CLOUD_MEASUREMENTS = (
         (
             *_f("uptime_s readings_read readings_published batches_published", "float", "last"),
             *_f("dropped_readings source_errors", "float", "last"),
-            *_f("queue_depth oldest_queued_age_s cpu_pct rss_mb", "float", "max"),
+            *_f("queue_depth oldest_queued_age_s cpu_pct rss_mb clock_max_error_s", "float", "max"),
             *_f("disk_free_mb", "float", "mean"),
+            *_f("clock_synchronized", "float", "last"),
         ),
         "cloud/ingest/gateway_health.py",
         is_rolled_up=True,
+    ),
+    Measurement(
+        "sitroom_device_health",
+        ("org", "gateway", "sensor", "device"),
+        (
+            # A source's counters (its driver's stats) and each radio device's.
+            *_f("frames_ok readings bytes connects disconnects messages queue_dropped", "float", "last"),
+            *_f("info_frames repeats sentences ignored rejected", "float", "last"),
+            *_f("fix_quality satellites link_up", "float", "last"),
+            *_f("hdop altitude_m", "float", "mean"),
+            *_f("fcnt fcnt_gaps fcnt_resets uplinks duplicates lora_gateways", "float", "last"),
+            *_f("rssi_dbm snr_db temperature_c", "float", "mean"),
+        ),
+        "cloud/ingest/gateway_health.py",
+        is_rolled_up=True,
+    ),
+    Measurement(
+        "sitroom_site",
+        ("org", "sensor", "kind"),
+        (*_f("lat lon", "float"), *_f("name", "str")),
+        "cloud/io/influx/sites.py (the NGSI-LD receiver: partners' places)",
     ),
     Measurement(
         "sitroom_gateway_status",
@@ -134,9 +155,10 @@ CLOUD_MEASUREMENTS = (
     ),
     Measurement(
         "sitroom_gateway_seq",
-        ("org", "gateway"),
+        # Every ingest worker of a shared group writes the group's accounts (cloud/ingest/seqledger.py).
+        ("org", "gateway", "instance"),
         (
-            *_f("highest_seq gaps duplicates", "int", "last"),
+            *_f("highest_seq gaps duplicates batches received", "int", "last"),
             *_f("lag_s clock_offset_s", "float", "last"),
             *_f("clock_suspect", "bool", "last"),
         ),
@@ -148,7 +170,7 @@ CLOUD_MEASUREMENTS = (
         ("instance",),
         (
             *_f("messages readings_received readings_written readings_rejected deadletters", "int", "last"),
-            *_f("writes write_retries fast_path_fallbacks", "int", "last"),
+            *_f("writes write_retries fast_path_fallbacks batch_reports_refused", "int", "last"),
             *_f("last_batch_points buffered buffered_bytes writes_in_flight", "int", "max"),
             *_f("last_write_ms write_ms_max buffer_fill_pct", "float", "max"),
             *_f("readings_per_s write_ms_p50 batch_points_mean", "float", "mean"),

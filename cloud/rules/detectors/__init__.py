@@ -12,18 +12,30 @@ from cloud.rules.detectors import (
     ensemble,  # noqa: F401  (registers ensemble)
     flatline,  # noqa: F401  (registers flatline)
     level,  # noqa: F401  (registers level)
+    onset,  # noqa: F401  (registers onset)
     robust_zscore,  # noqa: F401  (registers robust-zscore)
     seasonal,  # noqa: F401  (registers seasonal)
 )
 from cloud.rules.detectors.calibration import DECADES, TailCalibrator, p_from_score, score_from_p
-from cloud.rules.detectors.registry import Detector, UnknownDetectorError, all_detectors, folder, get, names
-
-DEFAULT = "ensemble"
+from cloud.rules.detectors.registry import (
+    ALIAS,
+    DEFAULT,
+    Detector,
+    UnknownDetectorError,
+    all_detectors,
+    folder,
+    get,
+    names,
+    resolve,
+)
+from cloud.rules.detectors.state import StateError
 
 __all__ = [
+    "ALIAS",
     "DECADES",
     "DEFAULT",
     "Detector",
+    "StateError",
     "TailCalibrator",
     "UnknownDetectorError",
     "all_detectors",
@@ -31,5 +43,6 @@ __all__ = [
     "get",
     "names",
     "p_from_score",
+    "resolve",
     "score_from_p",
 ]

@@ -39,6 +39,7 @@ class TailCalibrator:
     """Tail probability of a residual among the last `window` residuals of one series."""
 
     __slots__ = ("_order", "_sorted", "min_scale", "window")
+    _transient = ("_sorted",)  # kept out of state(): the same residuals, sorted
 
     def __init__(self, window: int = 2000, *, min_scale: float = 0.0) -> None:
         self.window = window
@@ -66,6 +67,9 @@ class TailCalibrator:
             beta = max(beta, 0.2 * abs(u), self.min_scale, 1e-9)
             return (k / n) * math.exp(-(r - u) / beta)
         return (at_least + 1) / (n + 1)
+
+    def _restored(self) -> None:
+        self._sorted = sorted(self._order)
 
     def discard(self, r: float) -> None:
         """Forget one earlier residual equal to `r` (when it turned out to belong elsewhere)."""

@@ -11,6 +11,7 @@ from cloud.rules.kinds import (
     parking_saturation,  # noqa: F401  (registers parking_saturation)
     rate_of_change,  # noqa: F401  (registers rate_of_change)
     seasonal,  # noqa: F401  (registers seasonal)
+    service_watchdog,  # noqa: F401  (registers service_watchdog)
     staleness,  # noqa: F401  (registers staleness)
     threshold,  # noqa: F401  (registers threshold)
     worksite_impact,  # noqa: F401  (registers worksite_impact)

@@ -51,6 +51,7 @@ class Device:
 class Radio:
     """Per-device link data: health, not readings."""
 
+    sensor: str = ""  # the sensor id its readings carry
     fcnt: int | None = None
     rssi: int | None = None
     snr: float | None = None
@@ -191,7 +192,7 @@ class BoschParkingDecoder:
         eui, device = self._device(event)
         fcnt, port, data = _frame(event)
         ts = _time(event, received_at)
-        radio = self.radio.setdefault(eui, Radio())
+        radio = self.radio.setdefault(eui, Radio(sensor=device.sensor))
         if radio.fcnt is not None:
             if fcnt == radio.fcnt and data == radio.last_data:
                 # A redelivery (QoS 1 after a reconnect, a replayed capture): drop it.
@@ -250,6 +251,7 @@ class BoschParkingDecoder:
             "info_frames": self.info_frames,
             "devices": {
                 eui: {
+                    "sensor": r.sensor,
                     "fcnt": r.fcnt,
                     "rssi": r.rssi,
                     "snr": r.snr,

@@ -61,14 +61,20 @@ def dev_eui(org: str, gateway: str, sensor: str) -> str:
 
 
 class WireSource:
-    """Wraps a simulated source: its readings go out as device bytes and come back decoded."""
+    """Wraps a simulated source: its readings go out as device bytes and come back decoded; its
+    health is the real decoder's (frames, GPS fix, radio quality), as a gateway reports it."""
 
     def __init__(
-        self, inner: Source, encode: Callable[[Reading], bytes], decode: Callable[[bytes], DecoderOutput]
+        self,
+        inner: Source,
+        encode: Callable[[Reading], bytes],
+        decode: Callable[[bytes], DecoderOutput],
+        stats: Callable[[], dict[str, Any]],
     ) -> None:
         self.inner = inner
         self._encode = encode
         self._decode = decode
+        self._stats = stats
 
     def poll(self, now: datetime) -> list[Reading]:
         made = self.inner.poll(now)
@@ -83,31 +89,40 @@ class WireSource:
         self.inner.close()
 
     def stats(self) -> dict[str, Any]:
-        return {"wire": True}
+        return {"wire": True, **self._stats()}
 
 
 def fleet_wire(inner: Source, ctx: SourceContext, sensor: str, tags: dict[str, str]) -> WireSource:
     decoder = NmeaDecoder(org=ctx.org, gateway=ctx.gateway, sensor=sensor, tags=tags)
-    return WireSource(inner, gps_sentences, decoder.feed)
+    return WireSource(inner, gps_sentences, decoder.feed, decoder.stats)
 
 
 def traffic_wire(inner: Source, ctx: SourceContext, sensor: str) -> WireSource:
     decoder = TrafficCounterDecoder(org=ctx.org, gateway=ctx.gateway, sensor=sensor)
-    return WireSource(inner, counter_record, decoder.feed)
+    return WireSource(inner, counter_record, decoder.feed, decoder.stats)
 
 
 def spot_wire(inner: Source, ctx: SourceContext, sensor: str, tags: dict[str, str]) -> WireSource:
     eui = dev_eui(ctx.org, ctx.gateway, sensor)
     decoder = BoschParkingDecoder(org=ctx.org, gateway=ctx.gateway, devices={eui: Device(sensor, tags)})
     fcnt = 0
+    # Each bay its own radio link, steady; and a heartbeat (fPort 2, with the sensor's
+    # temperature) every tenth uplink, starting with the first, as a Bosch PLS sends them.
+    spread = int(eui[2:6], 16)
+    rssi, snr = -72 - spread % 40, round(9.5 - (spread % 23) / 2, 1)
 
     def uplink(r: Reading) -> bytes:
         nonlocal fcnt
         fcnt += 1
-        payload = bosch.status(bool(r.fields["occupied"]))
+        occupied = bool(r.fields["occupied"])
+        if fcnt % 10 == 1:
+            port, payload = 2, bosch.heartbeat(occupied, temperature_c=8 + spread % 7 + r.ts.hour // 3)
+        else:
+            port, payload = 1, bosch.status(occupied)
         return bosch.uplink_json(
-            dev_eui=eui, application_id=SIM_APPLICATION, f_port=1, payload=payload, f_cnt=fcnt, ts=r.ts
-        )
+            dev_eui=eui, application_id=SIM_APPLICATION, f_port=port, payload=payload, f_cnt=fcnt, ts=r.ts,
+            rssi=rssi, snr=snr,
+        )  # fmt: skip
 
     def decode(events: bytes) -> DecoderOutput:
         out = DecoderOutput()
@@ -116,4 +131,4 @@ def spot_wire(inner: Source, ctx: SourceContext, sensor: str, tags: dict[str, st
                 out.extend(decoder.uplink(event))
         return out
 
-    return WireSource(inner, lambda r: uplink(r) + b"\n", decode)
+    return WireSource(inner, lambda r: uplink(r) + b"\n", decode, decoder.stats)

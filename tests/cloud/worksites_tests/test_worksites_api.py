@@ -357,11 +357,12 @@ def test_conflicts_are_served_for_the_registry_and_for_one_worksite(api: Api) ->
 
 
 def test_a_worksite_is_available_as_an_ngsi_ld_citywork_entity(api: Api) -> None:
+    # The exchange's CityWork mapping (cloud/exchange/entities.py), the one the export uses.
     ws = api.create(WATER)
     entity = api.client.get(f"/worksites/{ws['id']}/ngsi-ld", headers=api.as_(WATER)).json()
     assert entity["type"] == "CityWork"
-    assert entity["id"] == f"urn:ngsi-ld:CityWork:{ws['id']}"
-    assert entity["location"]["value"] == ws["geometry"]
+    assert entity["id"] == f"urn:ngsi-ld:CityWork:{ws['owner']}:{ws['id']}"
+    assert entity["location"] == {"type": "GeoProperty", "value": ws["geometry"]}
     assert entity["workType"]["value"] == "water"
 
 

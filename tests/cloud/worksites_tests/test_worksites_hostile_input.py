@@ -191,3 +191,97 @@ def test_a_wzdx_import_of_garbage_is_refused_and_changes_nothing(seeded: Api) ->
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["field"]
     assert _snapshot(seeded) == before
+
+
+# --- issue 18 point 12: what were 500s are 4xx naming the field ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"start": "0001-01-01T00:00:00+01:00"}, "start"),
+        ({"end": "0001-01-01T00:00:00+01:00"}, "end"),
+        ({"start": "9999-12-31T23:59:59-01:00"}, "start"),
+        ({"start": "2026-01-01T00:00:00Z", "end": "9999-12-31T23:59:59-01:00"}, "end"),
+    ],
+    ids=["start-before-year-1", "end-before-year-1", "start-after-9999", "end-after-9999"],
+)
+def test_a_query_time_out_of_the_range_of_dates_is_refused_naming_it(
+    seeded: Api, params: dict[str, str], field: str
+) -> None:
+    response = seeded.client.get("/worksites", params=params, headers=seeded.as_(WATER))
+
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [("1000", "longitude must be within"), ("1" + "0" * 400, "longitude must be within"),
+     ("-1" + "0" * 400, "longitude must be within")],
+    ids=["1000", "10**400", "-10**400"],
+)  # fmt: skip
+def test_a_coordinate_out_of_wgs84_is_refused_naming_the_geometry(seeded: Api, raw: str, reason: str) -> None:
+    before = _snapshot(seeded)
+    body = json.dumps(payload(geometry={"type": "Point", "coordinates": ["LON", 43.88]}))
+
+    response = _post_raw(seeded, body.replace('"LON"', raw).encode())
+
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "geometry"
+    assert reason in response.json()["errors"][0]["message"]
+    assert _snapshot(seeded) == before
+
+
+@pytest.mark.parametrize("field", ["title", "street", "description", "permit_ref"])
+def test_a_lone_surrogate_in_a_text_is_refused_naming_the_field(seeded: Api, field: str) -> None:
+    before = _snapshot(seeded)
+    body = json.dumps(payload(**{field: "Via SURROGATE"})).replace("SURROGATE", "\\ud800")
+
+    response = _post_raw(seeded, body.encode())
+
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field
+    assert "surrogate" in response.json()["errors"][0]["message"]
+    assert _snapshot(seeded) == before
+
+
+def test_a_lone_surrogate_in_an_update_is_refused_naming_the_field(seeded: Api) -> None:
+    before = _snapshot(seeded)
+    ws_id = before["worksites"][0]["id"]
+    body = b'{"impact": {"detour": "Via \\ud800"}}'
+
+    response = seeded.client.patch(
+        f"/worksites/{ws_id}",
+        content=body,
+        headers={**seeded.as_(MUNICIPALITY), "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "impact.detour"
+    assert _snapshot(seeded) == before
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_date_out_of_range_in_utc_is_refused_naming_it(seeded: Api, when: str) -> None:
+    before = _snapshot(seeded)
+
+    response = seeded.client.post("/worksites", json=payload(planned_start=when), headers=seeded.as_(WATER))
+
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "planned_start"
+    assert _snapshot(seeded) == before
+
+
+def test_an_if_match_version_beyond_any_integer_column_is_a_stale_version(seeded: Api) -> None:
+    before = _snapshot(seeded)
+    ws_id = before["worksites"][0]["id"]
+
+    response = seeded.client.patch(
+        f"/worksites/{ws_id}",
+        json={"title": "x"},
+        headers={**seeded.as_(MUNICIPALITY), "If-Match": str(2**70)},
+    )
+
+    assert response.status_code == 409, response.text
+    assert _snapshot(seeded) == before

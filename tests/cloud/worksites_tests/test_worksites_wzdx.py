@@ -1,10 +1,10 @@
-"""WZDx 4.2: the demo export validates against our WZDx 4.2 schema; export → import → export."""
+"""WZDx 4.2: the demo export validates against the official WZDx 4.2 schema; export → import → export."""
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
 
 from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import Caller, Role
@@ -20,19 +21,33 @@ from cloud.worksites import wzdx
 from cloud.worksites.models import InvalidWorksiteError
 from cloud.worksites.store import Query, WorksiteStore
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "data" / "wzdx"
+from support import REPO
+
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 OPERATOR = Caller(MUNICIPALITY, Role.MUNICIPALITY)
+WORK_ZONE_FEED = "https://raw.githubusercontent.com/usdot-jpo-ode/wzdx/main/schemas/4.2/WorkZoneFeed.json"
+
+
+def _standards() -> Path:
+    """`../shared/standards` beside the repository (README there); from a git worktree
+    (/work/wt/<name>) the same folder is one level further up."""
+    for parent in REPO.parents:
+        candidate = parent / "shared" / "standards"
+        if (candidate / "wzdx-4.2" / "WorkZoneFeed.json").is_file():
+            return candidate
+    raise AssertionError(f"no shared/standards/wzdx-4.2 above {REPO}: the official WZDx 4.2 schemas")
 
 
 def _validator() -> jsonschema.Draft7Validator:
-    """Our WZDx 4.2 WorkZoneFeed schema; its GeoJSON `$ref`s resolve to the local files only."""
-    resources = []
-    for name in ("geojson-LineString.json", "geojson-MultiPoint.json"):
-        contents = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
-        resources.append((contents["$id"], Resource.from_contents(contents)))
-    registry: Registry = Registry().with_resources(resources)
-    root = json.loads((SCHEMAS / "sitroom-wzdx-4.2.schema.json").read_text(encoding="utf-8"))
+    """The official WZDx 4.2 WorkZoneFeed schema. Every file (WZDx's and the GeoJSON schemas
+    it refers to) is registered by its `$id`, so no `$ref` is ever fetched."""
+    standards = _standards()
+    files = sorted((standards / "wzdx-4.2").glob("*.json")) + sorted((standards / "geojson").glob("*.json"))
+    schemas = [json.loads(f.read_text(encoding="utf-8")) for f in files]
+    registry: Registry = Registry().with_resources(
+        (s["$id"], Resource.from_contents(s, default_specification=DRAFT7)) for s in schemas
+    )
+    root = registry.contents(WORK_ZONE_FEED)
     jsonschema.Draft7Validator.check_schema(root)
     return jsonschema.Draft7Validator(
         root, registry=registry, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
@@ -46,6 +61,18 @@ def _errors(feed: dict[str, Any]) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in VALIDATOR.iter_errors(feed)]
 
 
+def _leaf_paths(errors: Iterable[jsonschema.ValidationError]) -> set[str]:
+    """Where the errors are, looking inside `oneOf`/`anyOf` (the official schema's work zone
+    or detour), whose own error only says that no branch matched."""
+    out: set[str] = set()
+    for e in errors:
+        if e.context:
+            out |= _leaf_paths(e.context)
+        else:
+            out.add("/".join(map(str, e.absolute_path)))
+    return out
+
+
 @pytest.fixture
 def demo_store(store: WorksiteStore) -> WorksiteStore:
     load_demo(store, NOW)
@@ -54,6 +81,12 @@ def demo_store(store: WorksiteStore) -> WorksiteStore:
 
 def _export(store: WorksiteStore) -> dict[str, Any]:
     return wzdx.export_feed(store.search(Query(limit=10**6)), store.organisations())
+
+
+def test_the_schema_is_the_official_wzdx_one_and_the_tests_keep_no_copy_of_it() -> None:
+    assert VALIDATOR.schema["$id"] == WORK_ZONE_FEED
+    assert VALIDATOR.schema["title"] == "WZDx v4.2 Work Zone Feed"
+    assert not (REPO / "tests" / "data" / "wzdx").exists()
 
 
 def test_date_format_checking_is_switched_on_in_the_schema_check() -> None:
@@ -168,8 +201,8 @@ WRONG_FEEDS: dict[str, tuple[Callable[[dict[str, Any]], object], str]] = {
         lambda f: _props(f).pop("is_start_position_verified"),
         "features/0/properties",
     ),
-    "version not 4.2": (lambda f: f["feed_info"].update(version="4.1"), "feed_info/version"),
-    "Polygon geometry": (lambda f: f["features"][0].update(geometry=POLYGON), "features/0/geometry"),
+    "license not CC0": (lambda f: f["feed_info"].update(license="MIT"), "feed_info/license"),
+    "Polygon geometry": (lambda f: f["features"][0].update(geometry=POLYGON), "features/0/geometry/type"),
 }
 
 
@@ -181,12 +214,22 @@ def test_the_small_feed_is_valid_so_each_wrong_feed_fails_for_its_own_reason() -
 def test_the_schema_rejects_a_wrong_feed(break_it: Callable[[dict[str, Any]], object], where: str) -> None:
     feed = _small_feed()
     break_it(feed)
-    errors = _errors(feed)
-    assert errors, "the schema accepted a wrong feed"
-    assert [e for e in errors if e.startswith(f"{where}: ")] == errors
+    assert _errors(feed), "the schema accepted a wrong feed"
+    assert where in _leaf_paths(VALIDATOR.iter_errors(feed))
 
 
-def test_export_then_import_then_export_gives_the_same_feed(
+def _registry_stamps_removed(feed: dict[str, Any]) -> dict[str, Any]:
+    """The feed without what each registry stamps itself: versions and change dates."""
+    out = copy.deepcopy(feed)
+    del out["feed_info"]["update_date"]
+    for f in out["features"]:
+        del f["properties"]["sitroom"]["version"]
+        for stamp in ("creation_date", "update_date"):
+            del f["properties"]["core_details"][stamp]
+    return out
+
+
+def test_an_export_imported_into_another_registry_keeps_every_worksite_and_importing_again_changes_nothing(
     demo_store: WorksiteStore, tmp_path: Path
 ) -> None:
     first = _export(demo_store)
@@ -194,12 +237,16 @@ def test_export_then_import_then_export_gives_the_same_feed(
     try:
         for org in demo_store.organisations():
             other.orgs.add(org)
-        created, updated = other.put_many(OPERATOR, wzdx.import_feed(copy.deepcopy(first)))
+        created, updated = other.import_many(
+            OPERATOR, wzdx.import_feed(copy.deepcopy(first), areas=ServiceAreas.load())
+        )
         assert (created, updated) == (14, 0)
         second = _export(other)
-        assert wzdx.dumps(second) == wzdx.dumps(first)
-        # Importing the same feed again changes nothing.
-        assert other.put_many(OPERATOR, wzdx.import_feed(copy.deepcopy(first))) == (0, 0)
+        # Every field, the municipality's approvals included; versions and dates are the new
+        # registry's own (issue 18 point 1: an import follows the API's version rules).
+        assert _registry_stamps_removed(second) == _registry_stamps_removed(first)
+        assert other.import_many(OPERATOR, wzdx.import_feed(copy.deepcopy(second))) == (0, 0)
+        assert wzdx.dumps(_export(other)) == wzdx.dumps(second)
     finally:
         other.close()
 
@@ -241,7 +288,7 @@ def test_a_foreign_wzdx_feed_without_our_extension_imports(store: WorksiteStore)
     assert [(w.id, w.owner, w.street, w.impact.road_closed, w.status.value) for w in sites] == [
         ("ext-1", "publiacqua", "Via Bologna", True, "planned")
     ]
-    assert store.put_many(OPERATOR, sites) == (1, 0)
+    assert store.import_many(OPERATOR, sites) == (1, 0)
 
 
 def test_an_import_with_bad_features_names_each_path_and_changes_nothing(demo_store: WorksiteStore) -> None:
@@ -249,23 +296,21 @@ def test_an_import_with_bad_features_names_each_path_and_changes_nothing(demo_st
     before = wzdx.dumps(_export(demo_store))
     feed["features"][0]["properties"]["start_date"] = "yesterday"
     feed["features"][0]["properties"]["sitroom"]["planned_start"] = "yesterday"
-    feed["features"][2]["properties"]["sitroom"]["geometry"] = {
-        "type": "Point",
-        "coordinates": [43.88, 11.09],
-    }
+    swapped = {"type": "Point", "coordinates": [43.88, 11.09]}  # [lat, lon]: valid, but not Prato
+    feed["features"][2]["properties"]["sitroom"]["geometry"] = swapped
     feed["features"][3]["properties"]["sitroom"]["planned_end"] = "2020-01-01T00:00:00Z"
     with pytest.raises(InvalidWorksiteError) as caught:
-        demo_store.put_many(OPERATOR, wzdx.import_feed(feed))
-    fields = [p.field for p in caught.value.problems]
-    assert fields[0] == "features[0].properties.start_date"
-    assert "features[3].planned_end" in fields
-    # The swapped point is valid GeoJSON but outside the area: the store refuses the batch whole.
+        demo_store.import_many(OPERATOR, wzdx.import_feed(feed, areas=ServiceAreas.load()))
+    assert [p.field for p in caught.value.problems] == [
+        "features[0].properties.start_date",
+        "features[2].properties.sitroom.geometry",
+        "features[3].properties.sitroom.planned_end",
+    ]
+    assert "outside the service area" in caught.value.problems[1].message
+    # Read without the area, the store itself still refuses the batch whole.
     feed2 = _export(demo_store)
-    feed2["features"][5]["properties"]["sitroom"]["geometry"] = {
-        "type": "Point",
-        "coordinates": [43.88, 11.09],
-    }
+    feed2["features"][5]["properties"]["sitroom"]["geometry"] = swapped
     with pytest.raises(InvalidWorksiteError) as caught2:
-        demo_store.put_many(OPERATOR, wzdx.import_feed(feed2))
+        demo_store.import_many(OPERATOR, wzdx.import_feed(feed2))
     assert caught2.value.problems[0].field == "geometry"
     assert wzdx.dumps(_export(demo_store)) == before

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from cloud.core.alerts import Alert
-from cloud.io.mqtt import BrokerConnection
+from cloud.io.mqtt import BrokerConnection, Outbound, PublishError
 from cloud.notify.base import STANDALONE, ChannelConfig, ChannelContext, DeliveryError, NotificationChannel
 from cloud.notify.registry import register
 from edge.contract import BrokerAddress
@@ -28,22 +28,29 @@ class Mqtt(NotificationChannel[MqttConfig]):
 
     def __init__(self, config: MqttConfig, context: ChannelContext = STANDALONE) -> None:
         super().__init__(config, context)
-        address = BrokerAddress.parse(config.url) if config.url else context.broker
-        if address is None:
-            raise DeliveryError(self.name, "no broker: give `url` or run inside the rules service")
-        self.conn = BrokerConnection(address, client_id=f"sitroom-notify-{config.name}", persistent=False)
-        self.conn.start()
+        self.conn: BrokerConnection | None = None
+        if not config.url and context.outbound is not None:
+            # Inside a service: its own connection (one per identity, issue 18).
+            self.outbound = context.outbound
+        else:
+            address = BrokerAddress.parse(config.url) if config.url else context.broker
+            if address is None:
+                raise DeliveryError(self.name, "no broker: give `url` or run inside the rules service")
+            self.conn = BrokerConnection(address, client_id=f"sitroom-notify-{config.name}", persistent=False)
+            self.conn.start()
+            self.outbound = Outbound()
+            self.outbound.attach(self.conn)
         self.sent = 0
 
     def send(self, alerts: Sequence[Alert]) -> None:
-        if not self.conn.connected.wait(self.config.timeout_s):
-            raise DeliveryError(self.name, "broker not connected")
-        infos = [
-            self.conn.client.publish(a.topic, a.to_json(), qos=self.config.qos, retain=True) for a in alerts
-        ]
-        for info in infos:
-            info.wait_for_publish(self.config.timeout_s)
+        try:
+            self.outbound.publish(
+                [(a.topic, a.to_json()) for a in alerts], qos=self.config.qos, timeout_s=self.config.timeout_s
+            )
+        except PublishError as exc:
+            raise DeliveryError(self.name, str(exc)) from None
         self.sent += len(alerts)
 
     def close(self) -> None:
-        self.conn.stop()
+        if self.conn is not None:
+            self.conn.stop()

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from cloud.core.alerts import Alert
-from cloud.rules.field import FieldRule, FieldRuleConfig, FieldRuleGroup, measured
+from cloud.rules.field import FieldRule, FieldRuleConfig, FieldRuleGroup
 from cloud.rules.hysteresis import Hysteresis, SeriesId, series_of
 from cloud.rules.registry import register
 from edge.contract import Reading
@@ -38,10 +38,12 @@ class FlatlineGroup(FieldRuleGroup["Flatline"]):
         self.run: dict[SeriesId, Run] = {}
 
     def observe(self, reading: Reading) -> list[Alert]:
-        value = measured(reading, self.field, self.is_traffic_speed)
-        if value is None:
+        # measured() and series_of(), inlined: every reading of the kind comes here.
+        raw = reading.fields.get(self.field)
+        if raw is None or (self.is_traffic_speed and reading.fields.get("vehicles") == 0):
             return []
-        key = (reading.org, reading.gateway, reading.sensor)  # series_of, inlined: every reading comes here
+        value = float(raw)
+        key = (reading.org, reading.gateway, reading.sensor)
         run = advance(self.run.get(key), value, reading.ts)
         self.run[key] = run
         if run[2] < self.quiet_below and key not in self.engaged:

@@ -84,6 +84,8 @@ class Geofence(Rule[GeofenceConfig]):
             minutes = (reading.ts - since).total_seconds() / 60
             where = " inside a worksite" if c.only_in_worksite else ""
             message = f"halted{where} for {minutes:.0f} min at {lat:.5f},{lon:.5f}"
+        if not is_bad and key not in self.hysteresis.firing:
+            return []  # nothing to resolve: no step (every fix comes here)
         t = self.hysteresis.step(key, reading.ts, is_beyond=is_bad, is_cleared=not is_bad, since=since)
         if t is None:
             return []

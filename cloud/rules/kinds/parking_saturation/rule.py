@@ -71,12 +71,11 @@ class ParkingSaturation(Rule[ParkingSaturationConfig]):
         cap = int(reading.fields["capacity"])
         free = max(cap - int(reading.fields["occupied"]), 0)
         self.latest[reading.sensor] = (pct, free, cap, reading.ts)
-        t = self.hysteresis.step(
-            series_of(reading),
-            reading.ts,
-            is_beyond=pct > self.config.above_pct,
-            is_cleared=pct < self.config.clear_pct,
-        )
+        key = series_of(reading)
+        is_beyond, h = pct > self.config.above_pct, self.hysteresis
+        if not is_beyond and key not in h.beyond_since and key not in h.firing:
+            return []  # not full, not held: nothing to step (every parking reading comes here)
+        t = h.step(key, reading.ts, is_beyond=is_beyond, is_cleared=pct < self.config.clear_pct)
         if t is None:
             return []
         threshold = self.config.above_pct

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from cloud.core.alerts import Alert
-from cloud.rules.field import FieldRule, FieldRuleConfig, FieldRuleGroup, measured
+from cloud.rules.field import FieldRule, FieldRuleConfig, FieldRuleGroup
 from cloud.rules.hysteresis import SeriesId, series_of
 from cloud.rules.registry import register
 from edge.contract import Reading
@@ -39,10 +39,12 @@ class RateOfChangeGroup(FieldRuleGroup["RateOfChange"]):
         self.last: dict[SeriesId, Previous] = {}
 
     def observe(self, reading: Reading) -> list[Alert]:
-        value = measured(reading, self.field, self.is_traffic_speed)
-        if value is None:
+        # measured() and series_of(), inlined: every reading of the kind comes here.
+        raw = reading.fields.get(self.field)
+        if raw is None or (self.is_traffic_speed and reading.fields.get("vehicles") == 0):
             return []
-        key = (reading.org, reading.gateway, reading.sensor)  # series_of, inlined: every reading comes here
+        value = float(raw)
+        key = (reading.org, reading.gateway, reading.sensor)
         prev = self.last.get(key)
         self.last[key] = (reading.ts, value)
         if prev is None or reading.ts <= prev[0]:

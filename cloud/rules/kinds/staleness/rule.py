@@ -1,9 +1,11 @@
 """Staleness: a sensor or a gateway that has gone silent, in event time.
 
-A sensor is stale when its gateway's newest reading is `silent_min` newer than the sensor's
-own: the gateway is alive, the sensor is not. A gateway is stale when the newest reading of
-the whole system is `silent_min` newer than the gateway's, or at once when its last will
-("offline", connection lost) arrives. Event time keeps the rule right under accelerated replay.
+A sensor is stale when its gateway's event time is `silent_min` newer than the sensor's own
+reading: the gateway is alive, the sensor is not. A gateway is stale when the overall event
+time is `silent_min` newer than the gateway's reading, or at once when its last will
+("offline", connection lost) arrives. Event time keeps the rule right under accelerated replay;
+the engine's watermarks (cloud/rules/watermark.py) keep one reading stamped ahead from making
+every other sensor or gateway look silent.
 """
 
 from __future__ import annotations

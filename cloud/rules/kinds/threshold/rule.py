@@ -60,7 +60,7 @@ class ThresholdGroup(RuleGroup["Threshold"]):
         raw = reading.fields.get(self.field)
         if raw is None:
             return []
-        key = (reading.org, reading.gateway, reading.sensor)  # series_of, inlined: every reading comes here
+        key = (reading.org, reading.gateway, reading.sensor)  # series_of(), inlined: every reading comes here
         if self.quiet_lo < raw < self.quiet_hi and key not in self.engaged:
             return []
         return self.judge_all(key, lambda r: r.observe(reading))

@@ -50,7 +50,7 @@ class WorksiteImpact(ScoredFieldRule[WorksiteImpactConfig]):
         t, value, score = judged.transition, judged.value, judged.score
         field = self.config.field
         if t.state == "resolved":
-            message = f"{field} back to its baseline ({value:g})"
+            message = f"{reading.sensor}: {field} back to its baseline ({value:g})"
             return [self.alert_on(reading, "resolved", t.since, value=value, message=message)]
         classification, worksites = self.classify(reading.sensor, reading.ts)
         is_expected = classification == "expected_impact"
@@ -64,7 +64,7 @@ class WorksiteImpact(ScoredFieldRule[WorksiteImpactConfig]):
             "firing",
             t.since,
             value=value,
-            message=f"{field} {value:g} departs from its baseline (score {score:.2f}): {why}",
+            message=f"{self.explain(reading, value, t.since, judged.detector)}: {why}",
             threshold=self.config.score_above,
             context=self._context(reading, score, judged.detector)
             | {"classification": classification, "worksites": worksites},
