@@ -31,13 +31,20 @@ def private_dir(path: Path) -> Path:
 
 def private_file(path: Path) -> Path:
     """Make sure `path` exists and only its owner may read or write it (its folder via
-    `private_dir`)."""
+    `private_dir`).
+
+    An existing file is changed by its path alone, never opened: closing any descriptor of a
+    file drops every POSIX lock this process holds on it, and SQLite's locks are POSIX locks. A
+    second engine on a database the process already has open (the alert store beside its
+    outbox) would otherwise free the first one's locks, and a connection that then believes it
+    is the last one deletes the -wal the others go on writing to: their commits vanish."""
     private_dir(path.parent)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, FILE_MODE)
     try:
-        current = os.fstat(fd).st_mode & 0o777
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
+    except FileExistsError:
+        current = path.stat().st_mode & 0o777
         if current & 0o077:
-            os.fchmod(fd, current & ~0o077 & 0o700 or FILE_MODE)
-    finally:
-        os.close(fd)
+            path.chmod(current & ~0o077 & 0o700 or FILE_MODE)
+        return path
+    os.close(fd)  # a new file: nobody holds a lock on it yet
     return path

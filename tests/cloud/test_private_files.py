@@ -3,6 +3,7 @@ point 7), whatever the umask, for every SQLite store and the console's folder.""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import subprocess
@@ -21,6 +22,7 @@ from cloud.console.auth import ConsoleRole
 from cloud.console.live import Sources
 from cloud.console.store import ConsoleStore
 from cloud.core.geo import ServiceAreas
+from cloud.io.db import make_engine
 from cloud.io.orgstore import OrgStore
 from cloud.rules.store import AlertStore
 from cloud.worksites.store import WorksiteStore
@@ -124,3 +126,30 @@ def test_processes_opening_one_new_registry_at_once_all_get_it_migrated(tmp_path
 
     assert [p.returncode for p in procs] == [0] * 4, "\n".join(errors)
     assert mode(tmp_path / "registry" / "worksites.db") == 0o600
+
+
+@pytest.mark.parametrize("name", ["alerts.db", "alerts.db-wal", "alerts.db-shm"])
+def test_opening_a_store_again_keeps_the_locks_this_process_holds_on_its_files(
+    tmp_path: Path, name: str
+) -> None:
+    # SQLite's locks are POSIX locks, which a process loses on a file as soon as it closes any
+    # descriptor of it: an engine opened beside another (the alert store beside its outbox) must
+    # not open the database, its -wal or its -shm, or the first one's commits can vanish.
+    db = tmp_path / "alerts.db"
+    for path in (db, tmp_path / "alerts.db-wal", tmp_path / "alerts.db-shm"):
+        path.write_bytes(b"")
+    held = tmp_path / name
+    with held.open("r+b") as ours:
+        fcntl.lockf(ours, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        make_engine(f"sqlite:///{db}").dispose()
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import fcntl; fcntl.lockf(open({str(held)!r}, 'r+b'), fcntl.LOCK_EX | fcntl.LOCK_NB)",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert probe.returncode != 0, f"another process could lock {name}: this process's lock was dropped"
