@@ -204,6 +204,8 @@ LATEST = frozenset(
         "Impatto / Impact",
         "Sensori vicini / Sensors near each worksite",
         "Gateway: sequenze, ritardo, orologio / sequence gaps, lag, clock",
+        "Parcheggi dei partner via NGSI-LD / Partners' car parks (NGSI-LD)",
+        "Dispositivi: radio, GPS, temperatura / Devices: radio, GPS, temperature",
     }
 )
 
@@ -333,7 +335,7 @@ def parking() -> dict[str, Any]:
                 [
                     target(
                         'SELECT last("occupancy_pct") AS "occupazione", last("occupied") AS "occupati", '
-                        'last("capacity") AS "posti" FROM "parking" WHERE $timeFilter AND "gateway" = \'ngsi-ld\' '
+                        f'last("capacity") AS "posti" FROM {src("parking")} WHERE $timeFilter AND "gateway" = \'ngsi-ld\' '
                         'AND "org" =~ /^$org$/ GROUP BY "org", "sensor"',
                         fmt="table",
                     )
@@ -901,7 +903,7 @@ def pipeline() -> dict[str, Any]:
                     target(
                         # cloud/ingest/gateway_health.py: one row per source (device = sensor)
                         # and per device of a LoRaWAN source (device = DevEUI).
-                        'SELECT last("rssi_dbm") AS "RSSI dBm", last("snr_db") AS "SNR dB", last("fcnt_gaps") AS "frame persi", last("temperature_c") AS "temperatura °C", last("fix_quality") AS "fix GPS", last("satellites") AS "satelliti", last("hdop") AS "HDOP", last("rejected") AS "scartati", last("link_up") AS "collegato" FROM "sitroom_device_health" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway", "sensor", "device"',
+                        f'SELECT last("rssi_dbm") AS "RSSI dBm", last("snr_db") AS "SNR dB", last("fcnt_gaps") AS "frame persi", last("temperature_c") AS "temperatura °C", last("fix_quality") AS "fix GPS", last("satellites") AS "satelliti", last("hdop") AS "HDOP", last("rejected") AS "scartati", last("link_up") AS "collegato" FROM {src("sitroom_device_health")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway", "sensor", "device"',
                         fmt="table",
                     )
                 ],
@@ -913,7 +915,7 @@ def pipeline() -> dict[str, Any]:
                 (0, 46, 12, 8),
                 [
                     target(
-                        'SELECT sum("lost") FROM (SELECT max("fcnt_gaps") AS "lost" FROM "sitroom_device_health" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway", "device") GROUP BY time($__interval), "gateway" fill(none)',
+                        f'SELECT sum("lost") FROM (SELECT max("fcnt_gaps") AS "lost" FROM {src("sitroom_device_health")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway", "device") GROUP BY time($__interval), "gateway" fill(none)',
                         alias="$tag_gateway",
                     )
                 ],
@@ -927,7 +929,7 @@ def pipeline() -> dict[str, Any]:
                 (12, 46, 12, 8),
                 [
                     target(
-                        'SELECT max("clock_max_error_s") AS "errore max", min("clock_synchronized") AS "sincronizzato" FROM "sitroom_gateway_health" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway" fill(none)',
+                        f'SELECT max("clock_max_error_s") AS "errore max", min("clock_synchronized") AS "sincronizzato" FROM {src("sitroom_gateway_health")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway" fill(none)',
                         alias="$tag_gateway $col",
                     )
                 ],

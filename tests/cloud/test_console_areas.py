@@ -13,7 +13,7 @@ from cloud.apps.demo import running_console
 from cloud.console.auth import ConsoleRole
 from cloud.console.broadcast import Broadcaster
 from cloud.console.live import Sources
-from cloud.core.geo import ServiceAreas
+from cloud.core.geo import FixedSites, ServiceAreas
 from cloud.core.orgs import Organisation, Role
 from cloud.dev.demo_data import DEMO_PASSWORD, load_demo
 from cloud.io.influx.client import InfluxClient
@@ -82,7 +82,7 @@ def test_with_a_data_policy_an_operator_sees_its_own_fleet_and_the_municipality_
                       {"lat": lat, "lon": 11.1, "speed_kmh": 10.0, "heading_deg": 0.0}, now)],
                 database=policy.private_database(org),
             )  # fmt: skip
-        sources = Sources(influx=influx_db, policy=policy, orgs=orgs, sites={})
+        sources = Sources(influx=influx_db, policy=policy, orgs=orgs, sites=FixedSites({}))
         everything = sources.sensors()
 
         assert sorted(v["org"] for v in everything["fleet"]) == ["alia", "at"]

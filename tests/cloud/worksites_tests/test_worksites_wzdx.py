@@ -306,7 +306,7 @@ def test_an_import_with_bad_features_names_each_path_and_changes_nothing(demo_st
         "features[2].properties.sitroom.geometry",
         "features[3].properties.sitroom.planned_end",
     ]
-    assert "outside the service area" in caught.value.problems[1].message
+    assert "outside every configured area" in caught.value.problems[1].message
     # Read without the area, the store itself still refuses the batch whole.
     feed2 = _export(demo_store)
     feed2["features"][5]["properties"]["sitroom"]["geometry"] = swapped
