@@ -239,6 +239,9 @@ def test_the_dashboards_rendered_for_an_organisation_run_as_its_reader_and_show_
     finally:
         reader.close()
 
-    assert not [p for p in report.problems if "not authorized" in p or "error" in p.lower()], report.problems
+    # Panels of data this deployment did not write may be empty; none may fail (a query this
+    # reader may not run: "not authorized").
+    failed = [p for p in report.problems if not p.endswith(": returned no data")]
+    assert not failed, failed
     fleets = [p for p in report.problems if p.startswith("fleets.json")]
     assert fleets == [], fleets  # its vehicles (and, for the municipality, every organisation's)
