@@ -42,14 +42,25 @@ _MAX_KEY = 200
 
 
 class NotificationRefusedError(Exception):
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    """A notification refused whole; answered as every refusal of the API is (`detail`, and
+    `errors` with each problem's field, message and value: cloud/io/http.py)."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.status = status
         self.detail = detail
         self.headers = headers or {}
+        self.errors = errors or []
         super().__init__(f"{status}: {detail}")
 
     def response(self) -> JSONResponse:
-        return JSONResponse({"detail": self.detail}, status_code=self.status, headers=self.headers)
+        body = {"detail": self.detail, "errors": self.errors}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +115,10 @@ class NotificationReceiver:
             raw = loads(body)
             notification_id, notified_at, data = self._envelope(raw)
         except ContractError as exc:
-            self._store(org, source, body, [], [Refusal.of(exc, None)])
-            raise NotificationRefusedError(422, str(exc)) from None
+            refusal = Refusal.of(exc, None)
+            self._store(org, source, body, [], [refusal])
+            problem = {"field": refusal.field, "message": refusal.message, "value": refusal.value or None}
+            raise NotificationRefusedError(422, str(exc), errors=[problem]) from None
         key = f"ngsi-ld:{notification_id}"
         if len(key) > _MAX_KEY:
             key = "ngsi-ld:sha256:" + hashlib.sha256(notification_id.encode()).hexdigest()

@@ -1,6 +1,7 @@
 """The API's OpenAPI document tells the truth: schemathesis sends what the document allows (and
 what it does not) to every operation of THE app (`cloud.apps.api.create_app`, with its alert
-store and its console), and finds no 5xx, no undocumented status, no response off its schema.
+store, its console and its ways in: the push API and the NGSI-LD receiver, storing in a real
+InfluxDB), and finds no 5xx, no undocumented status, no response off its schema.
 
 Issue 18 point 13. Bounded for CI: `MAX_EXAMPLES` per operation, derandomized (the same cases on
 every run), no shrinking; about 40 s here (load average ~8 on 2 cores). Another API joins the
@@ -28,18 +29,26 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from cloud.apps.api import create_app
+from cloud.apps.api import WaysIn, create_app
 from cloud.apps.console import open_console
 from cloud.console.auth import SessionSigner
+from cloud.core.admission import Admission
 from cloud.core.alerts import Alert
 from cloud.core.geo import ServiceAreas
+from cloud.core.settings import CloudSettings
 from cloud.dev.apiserver import ThreadedApiServer
 from cloud.dev.demo_data import MUNICIPALITY, add_demo_operators, load_demo
+from cloud.dev.servers import Influxd
+from cloud.ingest.direct import DirectIngest
+from cloud.io.influx.client import InfluxClient
+from cloud.io.ledger import BatchLedger
 from cloud.rules.store import AlertStore
 from cloud.worksites.store import WorksiteStore
 
+from support import unique
+
 # The operations under test, by path prefix: the worksite registry and its feeds, the alerts,
-# the console's API. A new router is one more line here.
+# the console's API, the push API and the NGSI-LD receiver. A new router is one more line here.
 COVERED = (
     "/worksites",
     "/conflicts",
@@ -48,6 +57,8 @@ COVERED = (
     "/feeds/",
     "/alerts",
     "/console/api/",
+    "/push/",
+    "/exchange/ngsi-ld/notify",
 )
 # The console's event stream never ends by itself: not a request/response operation.
 EXCLUDED = ("/console/api/events",)
@@ -59,6 +70,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # The app is built when the module is collected (schemathesis makes one test per operation of its
 # document then); its stores live here until the module's last test is done.
 _FOLDER = tempfile.TemporaryDirectory(prefix="sitroom-openapi-")
+# Ingest's verdict on what is pushed (time limits, sensor directory), as the API process has it.
+_ADMISSION = Admission.from_settings(CloudSettings())
 _CLOSE: list[Callable[[], None]] = []
 
 
@@ -77,7 +90,12 @@ def _app() -> tuple[FastAPI, dict[str, str]]:
         folder / "console", worksites=worksites, alerts=alerts, influx=None, orgs=worksites.orgs
     )
     add_demo_operators(console.store)
-    app = create_app(worksites, alerts=alerts, console=console)
+    # The ways in as `sitroom cloud api --push` has them; their InfluxDB is the test server's,
+    # which only a fixture knows: `client` puts ways in on it before the first request.
+    nowhere = DirectIngest(InfluxClient("http://127.0.0.1:9", "none"), _ADMISSION, instance="http-openapi")
+    app = create_app(
+        worksites, alerts=alerts, console=console, ways_in=WaysIn.over(nowhere, BatchLedger(worksites.engine))
+    )
     _CLOSE.extend([worksites.close, alerts.engine.dispose, console.store.engine.dispose, _FOLDER.cleanup])
     cookie = SessionSigner(console.secret).sign("anna")  # anna, the municipality's operator
     headers = {
@@ -104,12 +122,21 @@ def _stores_closed_afterwards() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[httpx.Client]:
+def client(influxd: Influxd) -> Iterator[httpx.Client]:
     """THE app on a real uvicorn, and an HTTP client on it. (Not schemathesis' own transport:
     requests' pool does not work beside urllib3-future, which grafana-client's niquests installs
-    in urllib3's place.)"""
-    with ThreadedApiServer(APP) as server, httpx.Client(base_url=server.url, timeout=60) as http:
-        yield http
+    in urllib3's place.) What is pushed is stored in a database of its own on the test InfluxDB."""
+    influx = InfluxClient(influxd.url, unique("openapi_"))
+    influx.create_database()
+    direct = DirectIngest(influx, _ADMISSION, instance="http-openapi")
+    ways_in = WaysIn.over(direct, BatchLedger(APP.state.worksite_store.engine))
+    APP.state.push, APP.state.ngsi_ld = ways_in.push, ways_in.notifications
+    try:
+        with ThreadedApiServer(APP) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+            yield http
+    finally:
+        influx.drop_database()
+        influx.close()
 
 
 def _send(http: httpx.Client, case: Any) -> httpx.Response:
