@@ -31,7 +31,7 @@ import orjson
 
 from cloud.apps.demo import running_console
 from cloud.core.alerts import Alert
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.dev.demo_data import load_demo
 from cloud.dev.servers import free_port
 from cloud.rules.store import AlertStore
@@ -64,7 +64,7 @@ def _sensors(scale: int, rng: random.Random) -> dict[str, object]:
 
 def serve(port: int, data_dir: Path, scale: int) -> None:
 
-    ws = WorksiteStore.open(f"sqlite:///{data_dir / 'ws.db'}", area=PRATO_AREA)
+    ws = WorksiteStore.open(f"sqlite:///{data_dir / 'ws.db'}", areas=ServiceAreas.load())
     load_demo(ws, datetime.now(UTC))
     alerts = AlertStore(f"sqlite:///{data_dir / 'alerts.db'}")
     rng = random.Random(1)

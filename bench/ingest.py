@@ -23,6 +23,10 @@
    probes sent in the window).
 5. Counts every reading in InfluxDB at the end; `lost` must be 0.
 
+With `--private-orgs N` the gateways belong to N organisations and a data policy keeps their
+readings private (decision 0017): ingest writes each round of messages to N databases, one
+write per database (the metropolitan path with several write streams); the counts add them up.
+
 Prints and writes (`--json`) readings_per_s, p50_latency_ms, p99_latency_ms,
 influx_limit_readings_per_s, broker_limit_msgs_per_s, ratio_to_limit (readings_per_s over the
 lower of the two limits, the broker's multiplied by readings per message) and lost, plus
@@ -49,13 +53,14 @@ from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from cloud.dev.servers import Influxd, Mosquitto, env_without_proxies  # noqa: E402
-from cloud.io.influx.client import InfluxClient  # noqa: E402
+from cloud.io.influx.client import InfluxClient, QueryError  # noqa: E402
 from edge.contract import SensorKind, format_ts, topics  # noqa: E402
 
 ORG = "bench"
@@ -72,6 +77,11 @@ def reading(sensor: int, ts: str) -> dict[str, Any]:
         "fields": {"occupied": occupied, "capacity": 400, "occupancy_pct": occupied / 4},
         "tags": {"zone": "centro"},
     }
+
+
+def org_of(gateway_number: int, orgs: int) -> str:
+    """The organisation of the n-th gateway: ORG, or one of `orgs` of its own (`--private-orgs`)."""
+    return f"{ORG}-{gateway_number % orgs}" if orgs else ORG
 
 
 def message(gateway: str, seq: int, ts: datetime, n: int, first_sensor: int = 0) -> bytes:
@@ -97,11 +107,11 @@ class MessageTemplate:
     CPU that would otherwise go to the pipeline under test. Filling a template costs ~0.1 µs.
     """
 
-    def __init__(self, gateway: str, n: int) -> None:
+    def __init__(self, gateway: str, n: int, org: str = ORG) -> None:
         body = orjson.dumps(
             {
                 "v": 1,
-                "org": ORG,
+                "org": org,
                 "gateway": gateway,
                 "kind": KIND,
                 "seq": "@SEQ@",
@@ -136,19 +146,21 @@ def publisher(
     flow: Flow,
     published: Synchronized[int],
     children: Any,  # mp.Queue: the pids of this publisher's mosquitto_pub processes
+    orgs: int = 0,
 ) -> None:
     """Stands in for `gateways` gateways: fills each one's template and hands the message to a
     `mosquitto_pub -l -q 1` of its own (one topic each), so the MQTT client work is done in C,
     as on a gateway's own machine, not in Python on the two cores under test."""
     names = [f"gw-b{index}-{g}" for g in range(gateways)]
-    templates = [MessageTemplate(name, per_message) for name in names]
+    owners = [org_of(index * gateways + g, orgs) for g in range(gateways)]
+    templates = [MessageTemplate(name, per_message, org) for name, org in zip(names, owners, strict=True)]
     pubs = [
         subprocess.Popen(
             ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-l", "-i", f"bench-{name}",
-             "-t", topics.data(ORG, name, KIND)],
+             "-t", topics.data(org, name, KIND)],
             stdin=subprocess.PIPE,
         )
-        for name in names
+        for name, org in zip(names, owners, strict=True)
     ]  # fmt: skip
     children.put([p.pid for p in pubs])
     seqs = [0] * gateways
@@ -315,9 +327,14 @@ class Probe:
     def run_poller(self) -> None:
         seen: set[int] = set()
         while not self.stop.is_set() or len(seen) < len(self.sent):
-            rows = self.influx.series(
-                f'SELECT "occupied" FROM "{KIND}" WHERE "gateway"=\'{PROBE_GATEWAY}\' AND time > now() - 10m'
-            )
+            try:
+                q = (
+                    f'SELECT "occupied" FROM "{KIND}" '
+                    f"WHERE \"gateway\"='{PROBE_GATEWAY}' AND time > now() - 10m"
+                )
+                rows = self.influx.series(q)
+            except QueryError:  # its database is created with its first write (--private-orgs)
+                rows = []
             now = time.perf_counter()
             for s in rows:
                 for t_ms, _ in s["values"]:
@@ -391,7 +408,10 @@ def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
 
 def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) -> dict[str, Any]:  # noqa: PLR0912, PLR0915  (one linear script)
     db = "bench"
-    influx = InfluxClient(ix.url, db)
+    orgs = [org_of(k, args.private_orgs) for k in range(args.private_orgs)] if args.private_orgs else [ORG]
+    # Where the readings land: the one database, or each organisation's (the probe's is ORG's).
+    databases = [f"{db}_{org}" for org in orgs] if args.private_orgs else [db]
+    influx = InfluxClient(ix.url, f"{db}_{ORG}" if args.private_orgs else db)
     watch = IngestWatch(mq.port)
     env = env_without_proxies() | {
         "SITROOM_MQTT_URL": mq.url,
@@ -405,6 +425,11 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
     }
     if args.workers > 1:
         env["SITROOM_SHARE_GROUP"] = "ingest"
+    if args.private_orgs:
+        policy = yaml.safe_load((REPO / "deploy" / "data-policy.yaml").read_text())
+        policy["measurements"][KIND.value] = "private"
+        (tmp / "policy.yaml").write_text(yaml.safe_dump(policy))
+        env["SITROOM_DATA_POLICY"] = str(tmp / "policy.yaml")
     workers = []
     for n in range(args.workers):
         log = (tmp / f"ingest-{n}.log").open("wb")
@@ -426,7 +451,16 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
         pubs = [
             ctx.Process(
                 target=publisher,
-                args=(i, mq.port, args.gateways, args.readings_per_message, flow, counts[i], children),
+                args=(
+                    i,
+                    mq.port,
+                    args.gateways,
+                    args.readings_per_message,
+                    flow,
+                    counts[i],
+                    children,
+                    args.private_orgs,
+                ),
                 daemon=True,
             )
             for i in range(args.publishers)
@@ -501,9 +535,10 @@ def pipeline(args: argparse.Namespace, mq: Mosquitto, ix: Influxd, tmp: Path) ->
         probe_threads[1].join(60)
         stored = sum(
             int(s["values"][0][1])
+            for database in databases
             for s in influx.series(
-                f'SELECT count("occupied") FROM "{KIND}" '
-                f"WHERE \"org\"='{ORG}' AND \"gateway\" != '{PROBE_GATEWAY}'"
+                f'SELECT count("occupied") FROM "{KIND}" WHERE "gateway" != \'{PROBE_GATEWAY}\'',
+                database=database,
             )
         )
         measured = max(written1 - written0, 1)
@@ -585,6 +620,12 @@ def main() -> None:
     )
     ap.add_argument("--batch-points", type=int, default=5000, help="readings per InfluxDB write")
     ap.add_argument(
+        "--private-orgs",
+        type=int,
+        default=0,
+        help="gateways of this many organisations, their readings private (one database each)",
+    )
+    ap.add_argument(
         "--window", type=int, default=30_000, help="least readings publishers may run ahead of ingest"
     )
     ap.add_argument(
@@ -660,6 +701,7 @@ def main() -> None:
         "gateways": args.publishers * args.gateways,
         "ingest_workers": args.workers,
         "write_workers": args.write_workers,
+        "private_orgs": args.private_orgs,
         "window_readings_min": args.window,
         "window_s": args.window_s,
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",

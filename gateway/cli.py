@@ -13,6 +13,7 @@ from types import FrameType
 
 import click
 
+from edge.contract.areas import AREAS_ENV, Areas, AreasFileError, load_areas
 from edge.simulators.clock import Clock, SimClock, WallClock
 from gateway.agent import Agent
 from gateway.config import ConfigError, json_schema, load
@@ -37,6 +38,22 @@ def make_clock(speed: float, sim_start: datetime | None, duration_s: float | Non
     return SimClock.replaying(speed, horizon_s=duration_s or 3600.0)
 
 
+_areas_option = click.option(
+    "--areas",
+    "areas_file",
+    envvar=AREAS_ENV,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The deployment's areas file: where gateways may stand (default: Prato alone).",
+)
+
+
+def _load_areas(path: Path | None) -> Areas:
+    try:
+        return load_areas(path)
+    except AreasFileError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @group.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--broker", "broker_url", help="Override the config's broker URL (mqtt://host:port).")
@@ -53,6 +70,7 @@ def make_clock(speed: float, sim_start: datetime | None, duration_s: float | Non
     help="Where the gateway keeps its spool, sequence number and last remote config.",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the simulated sensors.")
+@_areas_option
 def run(
     config_path: Path,
     broker_url: str | None,
@@ -61,10 +79,11 @@ def run(
     duration_s: float | None,
     state_dir: Path,
     seed: int,
+    areas_file: Path | None,
 ) -> None:
     """Run a gateway: read its sensors and stream their readings to the broker."""
     try:
-        config = load(config_path)
+        config = load(config_path, _load_areas(areas_file))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     stop = threading.Event()
@@ -92,12 +111,14 @@ def run(
 
 @group.command("check-config")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-def check_config(files: tuple[Path, ...]) -> None:
+@_areas_option
+def check_config(files: tuple[Path, ...], areas_file: Path | None) -> None:
     """Validate gateway configs; print every problem with its file, field path and value."""
+    areas = _load_areas(areas_file)
     failed = False
     for path in files:
         try:
-            config = load(path)
+            config = load(path, areas)
         except ConfigError as exc:
             failed = True
             click.echo(str(exc), err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -12,12 +13,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from edge.contract import BrokerAddress, ContractError, Id, SensorKind, short_repr
+from edge.contract.areas import Areas, load_areas
 from edge.contract.ids import RESERVED_ORGS
 from edge.drivers import DriverConfig, UnknownDriverError, all_drivers, get
 
@@ -90,9 +94,16 @@ def _sensor_configs(value: Any) -> Any:
     return out
 
 
-# Where Situation Room gateways may stand: Prato and the Florence plain (the metropolitan area the
-# control room covers). A location outside is a typo (swapped lat/lon, a sign, another city).
-SERVICE_AREA = (43.70, 10.90, 44.00, 11.40)  # south, west, north, east
+def _areas(info: ValidationInfo) -> Areas:
+    """The areas a config is checked against: the caller's (`parse(..., areas=)`), else Prato."""
+    context = info.context if isinstance(info.context, dict) else {}
+    areas = context.get("areas")
+    return areas if isinstance(areas, Areas) else default_areas()
+
+
+@cache
+def default_areas() -> Areas:
+    return load_areas()
 
 
 class Location(BaseModel):
@@ -103,13 +114,10 @@ class Location(BaseModel):
     description: str = ""  # mounting notes: pole, cabinet, side of the street
 
     @model_validator(mode="after")
-    def _in_service_area(self) -> Self:
-        south, west, north, east = SERVICE_AREA
-        if not (south <= self.lat <= north and west <= self.lon <= east):
-            raise ValueError(
-                f"({self.lat}, {self.lon}) is outside the service area "
-                f"(lat {south}..{north}, lon {west}..{east}); are lat and lon swapped?"
-            )
+    def _in_an_area(self, info: ValidationInfo) -> Self:
+        # Where gateways may stand: the deployment's areas (edge/contract/areas.py). A location
+        # outside every one is a typo (swapped lat/lon, a sign, another city).
+        _areas(info).require(self.lat, self.lon)
         return self
 
 
@@ -192,6 +200,17 @@ class GatewayConfig(BaseModel):
     # A label for this configuration, reported as `config_version` (None: a digest of it).
     version: str | None = Field(default=None, min_length=1, max_length=64)
     sensors: SensorList = Field(min_length=1)
+    # The areas it was checked against, so that a remote config is checked against the same.
+    _areas: Areas | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _remember_areas(self, info: ValidationInfo) -> Self:
+        self._areas = _areas(info)
+        return self
+
+    @property
+    def areas(self) -> Areas:
+        return self._areas or default_areas()
 
     @field_validator("org")
     @classmethod
@@ -231,20 +250,21 @@ class GatewayConfig(BaseModel):
         return sensors
 
 
-def load(path: Path) -> GatewayConfig:
-    """Load and validate a YAML gateway config; raises ConfigError naming file, path and value."""
+def load(path: Path, areas: Areas | None = None) -> GatewayConfig:
+    """Load and validate a YAML gateway config; raises ConfigError naming file, path and value.
+    Its location must lie in one of `areas` (None: the default areas, Prato)."""
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(str(path), [f"cannot read: {exc}"]) from None
-    return parse(raw, str(path))
+    return parse(raw, str(path), areas)
 
 
-def parse(raw: Any, source: str = "<config>") -> GatewayConfig:
+def parse(raw: Any, source: str = "<config>", areas: Areas | None = None) -> GatewayConfig:
     if not isinstance(raw, dict):
         raise ConfigError(source, [f"expected a mapping at the top level, got {type(raw).__name__}"])
     try:
-        return GatewayConfig.model_validate(raw)
+        return GatewayConfig.model_validate(raw, context={"areas": areas or default_areas()})
     except ValidationError as exc:
         raise ConfigError(source, problems_of(exc)) from None
 

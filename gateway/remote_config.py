@@ -79,7 +79,7 @@ def validate(payload: bytes, running: GatewayConfig) -> Accepted:
     if problems:
         raise RejectedConfigError(label, problems)
     try:
-        config = parse(raw, "remote config")
+        config = parse(raw, "remote config", running.areas)
     except ConfigError as exc:
         raise RejectedConfigError(label, exc.problems) from None
     problems = _ports_outside_devices(config, running)

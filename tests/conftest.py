@@ -20,7 +20,7 @@ from cloud.apps.api import WaysIn
 from cloud.apps.demo import inject_bad_feed
 from cloud.apps.demo_exchange import PARTNER, UTILITY
 from cloud.core.admission import Admission
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.settings import CloudSettings
 from cloud.dev.demo_data import load_demo
 from cloud.dev.partners import CarParkStates, van_positions
@@ -128,7 +128,7 @@ def demo_data_db(
     configs = [load(p) for p in sorted((REPO / "firmware_configs").glob("*.yaml"))]
     database = unique("demo_")
     stores = tmp_path_factory.mktemp("demo-stores")
-    registry = WorksiteStore.open(f"sqlite:///{stores / 'worksites.db'}", area=PRATO_AREA)
+    registry = WorksiteStore.open(f"sqlite:///{stores / 'worksites.db'}", areas=ServiceAreas.load())
     load_demo(registry, datetime.now(UTC))
     # The Prato bus network imported beside the registry, as the demo does: the snapshot writer
     # chains worksites to the routes on them (`worksite_route`).

@@ -45,6 +45,7 @@ from cloud.ingest.gateway_health import (
 from cloud.ingest.seqledger import BatchReport
 from cloud.ingest.stats import IngestStats
 from cloud.io.influx.points import alert_line
+from cloud.io.influx.schema import measurements
 from cloud.transit.intermodality import CarPark, park_and_rides, snapshot_lines
 from cloud.worksites.models import Worksite
 from cloud.worksites.snapshot import near_lines, phase, route_lines, worksite_line
@@ -165,6 +166,15 @@ def known_columns() -> dict[str, frozenset[str]]:
     return columns
 
 
+# A FROM source: `"m"`, `"rp"."m"` (`"$rp"."m"`: raw or rollup by the range) or `"db"."rp"."m"`.
+SOURCE = re.compile(r'\bFROM\s+((?:"[^"]*"\.){0,2}"[^"]+"|\(|\S+)', flags=re.IGNORECASE)
+
+
+def sources(query: str) -> list[str]:
+    """The measurements a query reads (subqueries' `(` left out), without database and RP."""
+    return [s.rsplit(".", 1)[-1].strip('"') for s in SOURCE.findall(query) if s != "("]
+
+
 def provisioned_uids() -> set[str]:
     uids = set()
     for path in sorted(DATASOURCE_DIR.glob("*.yaml")):
@@ -277,16 +287,16 @@ def test_every_query_names_known_measurements_and_their_tags_and_fields(path: Pa
     for panel in iter_panels(load(path)):
         for target in influx_targets(panel):
             query = target["query"]
-            sources = re.findall(r'\bFROM\s+("[^"]+"|\(|\S+)', query, flags=re.IGNORECASE)
-            measurements = [s.strip('"') for s in sources if s != "("]
-            assert all(s.startswith(("(", '"')) for s in sources), (
+            assert all(s.startswith(("(", '"')) for s in SOURCE.findall(query)), (
                 f"{where(path, panel)}: quote measurement names: {query}"
             )
+            measurements = sources(query)
             unknown = [m for m in measurements if m not in columns]
             assert not unknown, f"{where(path, panel)}: unknown measurement(s) {unknown}"
             aliases = set(re.findall(r'\bAS\s+"([^"]+)"', query, flags=re.IGNORECASE))
             allowed = aliases.union(*(columns[m] for m in measurements))
-            named = set(re.findall(r'"([^"]+)"', query)) - set(measurements)
+            # Retention policies: the one the range picks (`$rp`), or the default.
+            named = set(re.findall(r'"([^"]+)"', query)) - set(measurements) - {"$rp"}
             assert named <= allowed, (
                 f"{where(path, panel)}: {sorted(named - allowed)} are neither tags nor fields "
                 f"of {measurements}"
@@ -297,8 +307,11 @@ def test_every_query_names_known_measurements_and_their_tags_and_fields(path: Pa
 def test_template_variables_are_used_only_as_anchored_regexes(path: Path) -> None:
     # A multi-value variable expands to `(a|b)` and "All" to `.*`: both are right only inside
     # `=~ /^$var$/`; `= '$var'` would match nothing as soon as two values are selected.
+    # A single-value variable is an identifier (the retention policy the range picks) or a regex.
     dashboard = load(path)
-    names = [v["name"] for v in template_variables(dashboard)]
+    variables = template_variables(dashboard)
+    names = [v["name"] for v in variables if v.get("multi", True)]
+    single = [v["name"] for v in variables if not v.get("multi", True)]
     for panel in iter_panels(dashboard):
         for target in influx_targets(panel):
             query = target["query"]
@@ -306,6 +319,11 @@ def test_template_variables_are_used_only_as_anchored_regexes(path: Path) -> Non
                 uses = len(re.findall(rf"\${name}\b", query))
                 anchored = len(re.findall(rf"[=!]~ /\^\${name}\$/", query))
                 assert uses == anchored, f"{where(path, panel)}: ${name} outside /^$…$/: {query}"
+            for name in single:
+                uses = len(re.findall(rf"\${name}\b", query))
+                quoted = len(re.findall(rf'FROM "\${name}"\."[a-z_]+"', query))
+                anchored = len(re.findall(rf"[=!]~ /\^\${name}\$/", query))
+                assert uses == quoted + anchored, f"{where(path, panel)}: ${name} misused: {query}"
 
 
 @dashboards
@@ -330,7 +348,8 @@ def test_the_overview_refreshes_every_10s_over_the_last_6h_with_org_and_zone_var
     assert dashboard["refresh"] == "10s"
     assert dashboard["time"] == {"from": "now-6h", "to": "now"}
     assert dashboard["schemaVersion"] >= 39
-    org, zone = template_variables(dashboard)
+    org, zone, rp = template_variables(dashboard)
+    assert (rp["name"], rp["multi"], rp["hide"]) == ("rp", False, 2)
     assert org["name"] == "org"
     assert org["query"] == 'SHOW TAG VALUES WITH KEY = "org"'
     assert zone["name"] == "zone"
@@ -351,7 +370,7 @@ def test_the_zone_variable_filters_every_overview_query_on_a_measurement_with_a_
     for panel in iter_panels(load(DASHBOARD_DIR / "situation-room-overview.json")):
         for target in influx_targets(panel):
             query = target["query"]
-            measurements = set(re.findall(r'\bFROM\s+"([^"]+)"', query))
+            measurements = set(sources(query))
             filtered = '"zone" =~ /^$zone$/' in query
             assert filtered == bool(measurements & zoned), f"{panel['title']!r}: {query}"
 
@@ -380,3 +399,22 @@ def test_every_map_layer_reads_its_own_table_frame_or_a_feed_of_the_api() -> Non
                     assert location["mode"] == "lookup", where(path, geomap)
                     assert location["gazetteer"] == "http://127.0.0.1:8080/feeds/sites.geojson"
                     assert f'GROUP BY "{location["lookup"]}"' in target["query"], where(path, geomap)
+
+
+@dashboards
+def test_every_panel_on_sensor_data_reads_raw_or_rollup_by_the_range(path: Path) -> None:
+    # Months of history are fast only if long ranges read the hourly rollups: each query on a
+    # rolled-up measurement names the RP the `$rp` variable picks, unless it fixes its own range.
+    kinds = {m.name for m in measurements().values() if m.is_rolled_up}
+    assert {spec.kind.value for spec in KINDS.values()} <= kinds
+    dashboard = load(path)
+    for panel in iter_panels(dashboard):
+        for target in influx_targets(panel):
+            query = target["query"]
+            if "now() - " in query or panel.get("timeFrom"):
+                assert "$rp" not in query, f"{where(path, panel)}: a fixed recent range reads raw"
+                continue  # a fixed recent range (the latest values): raw is right
+            for found in SOURCE.findall(query):
+                if found.rsplit(".", 1)[-1].strip('"') in kinds:
+                    assert found.startswith('"$rp".'), f"{where(path, panel)}: {query}"
+                    assert "rp" in {v["name"] for v in template_variables(dashboard)}, path.name

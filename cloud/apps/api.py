@@ -37,7 +37,7 @@ from cloud.core.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from cloud.core.geo import PRATO_AREA, FixedSites, SiteSource
+from cloud.core.geo import FixedSites, ServiceAreas, SiteSource
 from cloud.core.orgs import OrgDirectory, Role
 from cloud.core.settings import CloudSettings
 from cloud.core.transit import TransitNetwork
@@ -51,6 +51,7 @@ from cloud.ingest.push import PushOptions, PushService
 from cloud.ingest.push import router as push_router
 from cloud.io.http import BodyLimit, document_refusals
 from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.policy import DataPolicy
 from cloud.io.ledger import BatchLedger
 from cloud.io.mqtt import BrokerConnection, Outbound
 from cloud.rules.api import router as alerts_router
@@ -227,6 +228,7 @@ class ApiProcess:
     token_orgs: Sequence[str] = ()
     coordination_broker: BrokerAddress | None = None  # publish conflict/synergy/redig alerts
     console_dir: Path | None = None
+    areas: ServiceAreas | None = None  # where worksites may lie; None: the default areas (Prato)
     push: PushOptions | None = None  # take data in (push API, NGSI-LD notifications): needs write access
     cookie_secure: bool = False  # the console's session cookie only over HTTPS
 
@@ -238,7 +240,7 @@ Seed = Callable[[WorksiteStore, Console | None], str]
 
 def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None = None) -> None:
     """Open the stores, build the app, serve it with uvicorn until interrupted."""
-    store = WorksiteStore.open(process.db_url, area=PRATO_AREA)
+    store = WorksiteStore.open(process.db_url, areas=process.areas or ServiceAreas.load())
     alerts = AlertStore(process.alerts_db)
     stop = threading.Event()
     # One broker connection for the whole process (client ids are bound to usernames: a second
@@ -267,6 +269,8 @@ def run_api(process: ApiProcess, echo: Callable[[str], None], seed: Seed | None 
             alerts=alerts,
             influx=influx,
             orgs=store.orgs,
+            areas=store.areas,
+            policy=DataPolicy.load(settings.data_policy, settings.influx_db),
             max_upload_bytes=upload_limit(process.options.max_body_bytes),
             notify_posts=post_notifier(settings, url, outbound),
             cookie_secure=process.cookie_secure,

@@ -10,12 +10,13 @@ from cloud.console.app import Console, PostNotifier
 from cloud.console.live import Sources
 from cloud.console.notify import notifier_hook
 from cloud.core.alerts import AlertBook
-from cloud.core.geo import FixedSites, MergedSites, SiteSource
+from cloud.core.geo import FixedSites, MergedSites, ServiceAreas, SiteSource
 from cloud.core.orgs import OrgDirectory
 from cloud.core.settings import CloudSettings
 from cloud.core.transit import TransitNetwork
 from cloud.core.worksites import WorksiteBook
 from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.policy import DataPolicy
 from cloud.io.influx.sites import InfluxSites
 from cloud.io.mqtt import Outbound
 
@@ -43,19 +44,31 @@ def open_console(
     refresh_s: float = 2.0,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     notify_posts: PostNotifier | None = None,
+    areas: ServiceAreas | None = None,
+    policy: DataPolicy | None = None,
     cookie_secure: bool = False,
     transit: TransitNetwork | None = None,
 ) -> Console:
-    """The console on its folder (posts, uploads, audit), not started. `cookie_secure` marks the
-    session cookie `Secure`: set it when browsers reach the console over HTTPS (a proxy)."""
+    """The console on its folder (posts, uploads, audit), not started; its map shows `areas`
+    (None: the default areas, Prato); with a data `policy`, its InfluxDB user reads every
+    organisation's database and each operator sees its own organisation's private data.
+    `cookie_secure` marks the session cookie `Secure`: set it when browsers reach the console
+    over HTTPS (a proxy)."""
     console = Console.open(
         data_dir,
         Sources(
-            worksites=worksites, alerts=alerts, influx=influx, sites=known_sites(influx), transit=transit
+            worksites=worksites,
+            alerts=alerts,
+            influx=influx,
+            policy=policy,
+            orgs=orgs,
+            sites=known_sites(influx),
+            transit=transit,
         ),
         refresh_s=refresh_s,
         max_upload_bytes=max_upload_bytes,
         orgs=orgs,
+        areas=areas,
         cookie_secure=cookie_secure,
     )
     if notify_posts is not None:

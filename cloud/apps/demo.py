@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 import orjson
 import paho.mqtt.client as mqtt
+import yaml
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from cloud.apps.api import ApiOptions, bus_network, create_app
@@ -46,12 +47,12 @@ from cloud.apps.demo_exchange import DemoExchange, DemoExchangeSetup, ExchangeCo
 from cloud.console.app import Console
 from cloud.console.store import ConsoleStore
 from cloud.core.alerts import AlertNotFoundError
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.lifecycle import InvalidTransitionError
 from cloud.core.settings import CloudSettings
 from cloud.dev.apiserver import ThreadedApiServer
 from cloud.dev.demo_broker import DemoBroker, DemoBrokerError, provision_demo_broker, rescue_registry
-from cloud.dev.demo_data import add_demo_operators, demo_credentials, load_demo
+from cloud.dev.demo_data import DEMO_OPERATORS, MUNICIPALITY, add_demo_operators, demo_credentials, load_demo
 from cloud.dev.demo_folder import DemoFolder, DemoFolderError
 from cloud.dev.demo_transit import ON_ROUTE, READER, SIMULATOR, DemoTransit, DemoTransitError
 from cloud.dev.demo_transit import OPERATOR as TRANSIT_OPERATOR
@@ -76,6 +77,7 @@ from cloud.rules.engine import DEFAULT_RULES
 from cloud.rules.store import AlertStore
 from cloud.worksites.store import WorksiteStore
 from edge.contract import KINDS, SensorKind, format_ts, loads, topics
+from edge.contract.areas import Areas, OutsideAreasError
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,7 @@ class DemoOptions:
     on_finished: Callable[[InfluxClient], None] | None = None
     drain_timeout_s: float = 60.0
     fresh: bool = False  # start from an empty data folder (default: keep the console's stores)
+    areas_file: Path | None = None  # the areas served (None: Prato alone)
     transit_feed: Path | None = None  # a GTFS feed for the bus simulator (default: the Prato network)
 
 
@@ -230,7 +233,7 @@ def _opens_alerts(path: Path) -> None:
 
 
 def _opens_worksites(path: Path) -> None:
-    WorksiteStore.open(f"sqlite:///{path}", area=PRATO_AREA).close()
+    WorksiteStore.open(f"sqlite:///{path}", areas=ServiceAreas.load()).close()
 
 
 def _opens_console(path: Path) -> None:
@@ -261,6 +264,7 @@ class Demo:
             port=free_port(),
             speed=opts.speed,
             feed=opts.transit_feed,
+            areas_file=opts.areas_file,
         )
         self.logs_dir = opts.data_dir / "logs"
         self.reader: tuple[str, str] = ("", "")
@@ -427,6 +431,8 @@ class Demo:
                 # The rules service writes the registry's state to InfluxDB (Worksites dashboard).
                 "SITROOM_WORKSITES_DB": f"sqlite:///{opts.data_dir / WORKSITES_DB}",
                 "SITROOM_WORKSITE_SNAPSHOT_S": "10",
+                # Every process checks the same areas: gateways where they stand, the API worksites.
+                **({"SITROOM_AREAS": str(opts.areas_file)} if opts.areas_file else {}),
             }
             watcher = self._watch(broker)
             feed_id = f"sitroom-legacy-feed-{os.getpid()}"
@@ -588,13 +594,14 @@ class Demo:
         if first is None:
             return
         self.acked = int(first["id"])
+        user, org, *_ = DEMO_OPERATORS[0]  # the municipality's operator
         store = AlertStore(alerts_db)
         try:
-            store.acknowledge(int(first["id"]), by="comune-prato/anna", note="demo: on it")
+            store.acknowledge(int(first["id"]), by=f"{org}/{user}", note="demo: on it")
         except (AlertNotFoundError, InvalidTransitionError) as exc:
             out(f"  could not acknowledge alert {first['id']}: {exc}")
         else:
-            out(f"  anna (comune-prato) acknowledges alert {first['id']} ({first.get('rule')})")
+            out(f"  {user} ({org}) acknowledges alert {first['id']} ({first.get('rule')})")
         finally:
             store.close()
 
@@ -635,6 +642,7 @@ class Demo:
             influx_password=self.reader[1],
             alerts_db=env["SITROOM_ALERTS_DB"],
             worksites_db=env["SITROOM_WORKSITES_DB"],
+            areas=ServiceAreas.load(self.opts.areas_file),
         )
         self.folder.record_url("console", url)
         out(f"  Console      {url}  ({demo_credentials()})")
@@ -770,7 +778,7 @@ class Demo:
             }
 
 
-LEGACY_FEED = ("comune-prato", "gw-legacy-feed")
+LEGACY_FEED = (MUNICIPALITY, "gw-legacy-feed")
 
 
 def inject_bad_feed(conn: BrokerConnection) -> int:
@@ -782,7 +790,7 @@ def inject_bad_feed(conn: BrokerConnection) -> int:
     now = format_ts(datetime.now(UTC))
     envelope = f'"v":1,"org":"{org}","gateway":"{gateway}","kind":"parking","seq":0,"sent_at":"{now}"'
     bad = [
-        b'{"v":1,"org":"comune-prato","readings":[',  # truncated: not JSON
+        f'{{"v":1,"org":"{org}","readings":['.encode(),  # truncated: not JSON
         (  # a percentage where a count belongs, and a free-text zone with spaces and commas
             f'{{{envelope},"readings":[{{"sensor":"p-legacy","ts":"{now}",'
             '"fields":{"occupied":"87%","capacity":200,"occupancy_pct":87.0},'
@@ -796,6 +804,25 @@ def inject_bad_feed(conn: BrokerConnection) -> int:
     for payload in bad:
         conn.client.publish(topic, payload, qos=1)
     return len(bad)
+
+
+def gateways_in(configs: list[Path], areas: Areas) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The gateway configs whose location lies in `areas` (or that have none: vehicles), and
+    why each other one does not; a gateway would refuse to start outside them."""
+    inside: list[Path] = []
+    outside: list[tuple[Path, str]] = []
+    for path in configs:
+        try:
+            location = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("location") or {}
+            if location:
+                areas.require(float(location["lat"]), float(location["lon"]))
+        except OutsideAreasError as exc:
+            outside.append((path, str(exc)))
+            continue
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError):
+            pass  # not ours to judge: the gateway reports its own config's problems
+        inside.append(path)
+    return inside, outside
 
 
 def wait_until(predicate: Any, timeout_s: float, interval_s: float = 0.1) -> bool:
@@ -907,6 +934,7 @@ def running_console(
         alerts=alerts,
         influx=influx,
         orgs=worksites.orgs,
+        areas=worksites.areas,
         refresh_s=refresh_s,
         max_upload_bytes=max_upload_bytes,
         transit=transit,
@@ -948,6 +976,7 @@ def start_console(
     port: int | None = None,
     influx_username: str | None = None,
     influx_password: str | None = None,
+    areas: ServiceAreas | None = None,
 ) -> tuple[str, Callable[[], None]]:
     """Serve the console (uvicorn in a thread) with the demo operators; return (URL, stop).
 
@@ -956,7 +985,7 @@ def start_console(
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     ws_url = worksites_db or f"sqlite:///{data_dir / 'worksites.db'}"
-    ws = _opened(lambda: WorksiteStore.open(ws_url, area=PRATO_AREA))
+    ws = _opened(lambda: WorksiteStore.open(ws_url, areas=areas or ServiceAreas.load()))
     if worksites_db is None:
         load_demo(ws, datetime.now(UTC))
     alerts_url = alerts_db or f"sqlite:///{data_dir / 'alerts.db'}"

@@ -24,7 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from cloud.apps import demo
-from cloud.core.geo import WORLD, FixedSites, MergedSites, SiteSource
+from cloud.core.geo import FixedSites, MergedSites, SiteSource
 from cloud.core.worksites import WorksiteDetails
 from cloud.exchange.catalogue import Installed, gather, installed_sensors
 from cloud.exchange.export import Export, export
@@ -106,10 +106,10 @@ def exporter(sources: ExportSources) -> Iterator[Callable[[], Export]]:
             sites = MergedSites(sites, InfluxSites(sources.influx, refresh_s=0))
             latest = InfluxLatest(sources.influx)
         if sources.worksites_db:
-            store = WorksiteStore.open(sources.worksites_db, area=WORLD)
+            store = WorksiteStore.open(sources.worksites_db, areas=None)
         else:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sitroom-export-")))
-            store = WorksiteStore.open(f"sqlite:///{folder / 'demo.db'}", area=WORLD)
+            store = WorksiteStore.open(f"sqlite:///{folder / 'demo.db'}", areas=None)
             demo.seed_registry(store)
         stack.callback(store.close)
         worksites = _registry_worksites(store)

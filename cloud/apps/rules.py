@@ -9,12 +9,13 @@ from typing import overload
 from pydantic import ValidationError
 
 from cloud.core.alerts import AlertSink
-from cloud.core.geo import PRATO_AREA, WorksiteLookup
+from cloud.core.geo import WorksiteLookup
 from cloud.core.settings import CloudSettings
 from cloud.core.transit import TransitNetwork
 from cloud.dashboards.push import GrafanaAnnotator, connect
 from cloud.io.db import make_engine
 from cloud.io.mqtt import Outbound
+from cloud.io.orgstore import OrgStore
 from cloud.notify import NotificationsConfig, Notifier, build_channels
 from cloud.notify.outbox import SqlOutbox
 from cloud.rules.checkpoint import CheckpointStore
@@ -92,19 +93,50 @@ def transit_network(settings: CloudSettings) -> TransitNetwork | None:
 
 
 def worksite_snapshots(settings: CloudSettings, transit: TransitNetwork | None = None) -> list[Periodic]:
-    """The registry's state (and each worksite's bus routes), and the park-and-ride picture."""
+    """The registry's state (and each worksite's bus routes), and the park-and-ride picture;
+    none in the instances of a sharded service that leave them to another
+    (`worksite_snapshot_s` 0)."""
+    if settings.worksite_snapshot_s == 0:
+        return []
     park_and_ride: list[Periodic] = [IntermodalSnapshots(transit)] if transit is not None else []
     if not settings.worksites_db:
         return park_and_ride
     # Read only: the API owns the registry's schema and creates it (no migration from here).
-    registry = WorksiteStore(make_engine(settings.worksites_db), area=PRATO_AREA)
+    registry = WorksiteStore(make_engine(settings.worksites_db), areas=None)
     snapshots = WorksiteSnapshots(registry, interval_s=settings.worksite_snapshot_s, transit=transit)
     return [snapshots, *park_and_ride]
+
+
+def shard(settings: CloudSettings) -> CloudSettings:
+    """The settings of one instance of a rules service sharded by area: `area_filter` becomes
+    the list of organisations whose home area it names (the organisation registry of
+    `worksites_db`), so that each organisation's gateways are judged by exactly one instance."""
+    if settings.area_filter is None:
+        return settings
+    if not settings.worksites_db:
+        raise RulesSetupError(
+            f"SITROOM_AREA_FILTER={settings.area_filter} needs SITROOM_WORKSITES_DB: the organisation "
+            "registry says which organisations have their home in which area"
+        )
+    registry = OrgStore(make_engine(settings.worksites_db))
+    try:
+        orgs = registry.in_areas(settings.area_filter.split(","))
+    finally:
+        registry.close()
+    if not orgs:
+        raise RulesSetupError(
+            f"SITROOM_AREA_FILTER={settings.area_filter}: no organisation of the registry has its home "
+            "area there (`sitroom provision org add --area`)"
+        )
+    if settings.org_filter != "+":
+        orgs = [o for o in orgs if o in settings.org_filters]
+    return settings.model_copy(update={"org_filter": ",".join(orgs)})
 
 
 def build_rules_service(
     settings: CloudSettings, *, rules_file: Path | None, alerts_db: str, reload: bool
 ) -> RulesService:
+    settings = shard(settings)
     path = rules_path(settings, rules_file)
     transit = transit_network(settings)
     # A rules file that names no worksites (the default one) classifies impacts against the

@@ -168,10 +168,11 @@ def me(op: OperatorDep) -> dict[str, str]:
 def snapshot(op: OperatorDep, console: ConsoleDep) -> dict[str, Any]:
     """Everything a console draws at start; SSE events keep it current afterwards."""
     feed = console.feed
-    sensors = feed.snapshot_sensors if feed else console.sources.sensors()
+    sensors = console.sources.visible_to(op.org, feed.snapshot_sensors if feed else console.sources.sensors())
     return {
         "me": op.to_dict(),
         "orgs": sorted(console.known_orgs()),
+        "areas": console.map_areas(op.org),
         "worksites": console.sources.worksite_features(),
         "alerts": console.sources.active_alerts(),
         "sensors": sensors,

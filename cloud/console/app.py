@@ -20,6 +20,8 @@ from cloud.console.broadcast import Broadcaster
 from cloud.console.live import LiveFeed, Sources
 from cloud.console.store import ConsoleStore, Post
 from cloud.console.uploads import DEFAULT_MAX_UPLOAD_BYTES, UploadStore
+from cloud.core.errors import NotFoundError
+from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import OrgDirectory
 from cloud.io.private import private_dir
 
@@ -51,6 +53,29 @@ class Console:
     broadcaster: Broadcaster = field(default_factory=Broadcaster)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     feed: LiveFeed | None = None
+    areas: ServiceAreas | None = None  # the deployment's areas: the map's outlines and view
+
+    def map_areas(self, org: str) -> dict[str, Any]:
+        """The areas as GeoJSON for the map, their municipalities, and the view of `org`'s areas
+        (every area for an organisation bound to none)."""
+        areas = self.areas or ServiceAreas.load()
+        try:
+            theirs = list(self.orgs.organisation(org).areas) if self.orgs is not None else []
+        except NotFoundError:
+            theirs = []
+        return {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {"id": a.id, "name": a.name, "municipality": a.municipality},
+                    "geometry": a.boundary.model_dump(),
+                }
+                for a in areas
+            ],
+            "municipalities": areas.areas.municipalities(),
+            "view": areas.view(theirs),
+        }
 
     @classmethod
     def open(

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,15 +68,22 @@ class Broadcaster:
         with self._lock:
             return {s.org for s in self._subs}
 
-    def publish(self, event: str, data: Any) -> None:
-        """Send `event` to every console; safe from any thread; a no-op before anyone listens."""
+    def publish(self, event: str, data: Any, *, view: Callable[[str], Any] | None = None) -> None:
+        """Send `event` to every console; safe from any thread; a no-op before anyone listens.
+        With `view`, each organisation's consoles get `view(org)` instead of `data` (what the
+        data policy lets it see), encoded once per organisation."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
-        frame = encode(event, data, next(self._ids))
+        event_id = next(self._ids)
+        frames: bytes | dict[str, bytes] = (
+            encode(event, data, event_id)
+            if view is None
+            else {org: encode(event, view(org), event_id) for org in self.watching_orgs()}
+        )
         self.published += 1
         try:
-            loop.call_soon_threadsafe(self._fan_out, frame)
+            loop.call_soon_threadsafe(self._fan_out, frames)
         except RuntimeError:  # the loop closed between the check and the call (shutdown)
             return
 
@@ -88,12 +95,13 @@ class Broadcaster:
         with contextlib.suppress(RuntimeError):  # the loop already stopped
             loop.call_soon_threadsafe(self._fan_out, _CLOSE)
 
-    def _fan_out(self, frame: bytes) -> None:
+    def _fan_out(self, frames: bytes | dict[str, bytes]) -> None:
         with self._lock:
             subs = list(self._subs)
         for sub in subs:
-            if sub.dropped:
-                continue
+            frame = frames if isinstance(frames, bytes) else frames.get(sub.org)
+            if sub.dropped or frame is None:
+                continue  # None: it subscribed since; its snapshot is newer than this event
             try:
                 sub.queue.put_nowait(frame)
             except asyncio.QueueFull:

@@ -16,10 +16,13 @@ from typing import Any
 
 from cloud.console.broadcast import Broadcaster
 from cloud.core.alerts import AlertBook, AlertNotFoundError, StoredAlert
+from cloud.core.errors import NotFoundError
 from cloud.core.geo import FixedSites, SiteSource
+from cloud.core.orgs import OrgDirectory, Role
 from cloud.core.transit import TransitNetwork
 from cloud.core.worksites import WorksiteBook
 from cloud.io.influx.client import InfluxClient, InfluxError
+from cloud.io.influx.policy import DataPolicy
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,11 @@ class Sources:
     sites: SiteSource = field(default_factory=FixedSites.from_file)  # ours, and partners' places
     lookback: str = DEFAULT_LOOKBACK
     transit: TransitNetwork | None = None  # names the bus routes and stops each worksite takes
+    # With a data policy (decision 0017), private kinds (fleets) are read from every
+    # organisation's database, and each operator sees only its own organisation's (a
+    # municipality's operators, all): `visible_to`.
+    policy: DataPolicy | None = None
+    orgs: OrgDirectory | None = None
 
     def __post_init__(self) -> None:
         if not DURATION.fullmatch(self.lookback):
@@ -56,6 +64,33 @@ class Sources:
 
     def active_alerts(self) -> list[dict[str, Any]]:
         return [alert_view(a) for a in self.alerts.active()] if self.alerts else []
+
+    def _from(self, measurement: str) -> str:
+        if self.policy is None or not self.policy.is_private(measurement) or self.orgs is None:
+            return f'"{measurement}"'
+        # Only databases that exist: one missing (an organisation registered but not yet
+        # provisioned) would fail the whole query.
+        assert self.influx is not None
+        existing = {row[0] for s in self.influx.series("SHOW DATABASES") for row in s.get("values", [])}
+        orgs = [o.id for o in self.orgs.organisations() if self.policy.private_database(o.id) in existing]
+        return self.policy.sources(measurement, orgs) if orgs else f'"{measurement}"'
+
+    def visible_to(self, org: str, sensors: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        """`sensors` as an operator of `org` may see them."""
+        if self.policy is None or not self.policy.is_separated or self._is_municipality(org):
+            return sensors
+        return {
+            kind: [s for s in items if not self.policy.is_private(kind) or s.get("org") == org]
+            if isinstance(items, list)
+            else items
+            for kind, items in sensors.items()
+        }
+
+    def _is_municipality(self, org: str) -> bool:
+        try:
+            return self.orgs is not None and self.orgs.organisation(org).role is Role.MUNICIPALITY
+        except NotFoundError:
+            return False
 
     def _last(self, q: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
         assert self.influx is not None
@@ -75,7 +110,8 @@ class Sources:
         parking = []
         for tags, row in self._last(
             f'SELECT last("occupancy_pct") AS pct, last("occupied") AS occupied, '  # noqa: S608  (no user input; see `since`)
-            f'last("capacity") AS capacity FROM "parking" WHERE {since} GROUP BY "sensor", "org"'
+            f'last("capacity") AS capacity FROM {self._from("parking")} WHERE {since} '
+            'GROUP BY "sensor", "org"'
         ):
             site = sites.get(tags.get("sensor", ""))
             if site is not None:
@@ -86,7 +122,7 @@ class Sources:
                 )  # fmt: skip
         traffic = []
         for tags, row in self._last(
-            f'SELECT last("vehicles") AS vehicles, mean("vehicles") AS baseline FROM "traffic" '  # noqa: S608  (no user input; see `since`)
+            f'SELECT last("vehicles") AS vehicles, mean("vehicles") AS baseline FROM {self._from("traffic")} '  # noqa: S608  (no user input; see `since`)
             f'WHERE {since} GROUP BY "sensor", "org"'
         ):
             site = sites.get(tags.get("sensor", ""))
@@ -103,7 +139,7 @@ class Sources:
              "speed_kmh": row["speed_kmh"], "time": row["time"]}
             for tags, row in self._last(
                 f'SELECT last("lat") AS lat, last("lon") AS lon, last("speed_kmh") AS speed_kmh '  # noqa: S608  (no user input; see `since`)
-                f'FROM "fleet" WHERE {since} GROUP BY "sensor", "org"'
+                f'FROM {self._from("fleet")} WHERE {since} GROUP BY "sensor", "org"'
             )
         ]  # fmt: skip
         return {"parking": parking, "traffic": traffic, "fleet": fleet}
@@ -183,7 +219,10 @@ class LiveFeed:
         if data != self._sensors:
             self._sensors = data
             self.snapshot_sensors = data
-            self.broadcaster.publish("sensors", data | {"at": datetime.now(UTC).isoformat()})
+            at = datetime.now(UTC).isoformat()
+            self.broadcaster.publish(
+                "sensors", data, view=lambda org: self.sources.visible_to(org, data) | {"at": at}
+            )
 
     def worksites_changed(self) -> None:
         """Called after an edit through the console: push it now, not at the next tick."""

@@ -1,6 +1,6 @@
-"""Geography every feature shares: GeoJSON geometry checks, service areas, where the sensors
-are (sites), the `WorksiteLookup` protocol through which rules ask which worksites are near a
-point, and the `Geography` rules are bound to (sites, worksites, the transit network).
+"""Geography every feature shares: GeoJSON geometry checks, the configured service areas, where
+the sensors are (sites), the `WorksiteLookup` protocol through which rules ask which worksites
+are near a point, and the `Geography` rules are bound to (sites, worksites, the transit network).
 
 Geometries arrive as GeoJSON (RFC 7946: WGS84, `[lon, lat]`); distances are in metres of the
 local projection of `cloud/core/metres.py`.
@@ -9,6 +9,7 @@ local projection of `cloud/core/metres.py`.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 
 from cloud.core.metres import LocalProjection
 from cloud.core.transit import NoTransit, TransitNetwork
+from edge.contract.areas import Area, Areas, load_areas
 
 SITES_FILE = Path(__file__).with_name("sites.yaml")
 GEOMETRY_TYPES = ("Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon")
@@ -82,9 +84,6 @@ class BBox:
         return shapely.box(self.min_lon, self.min_lat, self.max_lon, self.max_lat)
 
 
-# The Comune di Prato's territory with a margin: worksites outside it are refused as typos
-# (swapped lat/lon, a missing minus sign, another city's coordinates).
-PRATO_AREA = BBox(10.98, 43.78, 11.22, 43.98)
 WORLD = BBox(-180, -90, 180, 90)  # for reading a registry back: its area was checked on the way in
 
 
@@ -160,15 +159,6 @@ def parse_geojson(obj: Any) -> BaseGeometry:
     return geom
 
 
-def check_in_area(geom: BaseGeometry, area: BBox) -> None:
-    min_lon, min_lat, max_lon, max_lat = geom.bounds
-    if not area.contains(BBox(min_lon, min_lat, max_lon, max_lat)):
-        raise GeometryError(
-            f"coordinates outside the service area {area.as_list()} "
-            f"(geometry spans {[round(v, 6) for v in geom.bounds]}; GeoJSON order is [lon, lat])"
-        )
-
-
 def to_geojson(geom: BaseGeometry) -> dict[str, Any]:
     out: dict[str, Any] = dict(mapping(geom))
     out["coordinates"] = _lists(out["coordinates"])
@@ -179,6 +169,60 @@ def _lists(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_lists(v) for v in value]
     return value
+
+
+class ServiceAreas:
+    """The deployment's areas (edge.contract.areas) as geometries: where worksites may lie.
+
+    A geometry outside every area is refused as a typo (swapped lat/lon, a missing minus sign,
+    another city's coordinates), naming the configured areas. One that crosses the border of two
+    configured areas is accepted: roadworks do not stop at a municipal boundary.
+    """
+
+    def __init__(self, areas: Areas) -> None:
+        self.areas = areas
+        self._shapes = {a.id: shape(a.boundary.model_dump()) for a in areas}
+        self._union = shapely.union_all(list(self._shapes.values()))
+        # Sub-metre slack: a worksite drawn along a boundary line is inside its area.
+        self._covering = self._union.buffer(1e-5)
+        shapely.prepare(self._covering)
+        self.bbox = BBox(*areas.bbox)
+        self.projection = LocalProjection.around(self.bbox)
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> ServiceAreas:
+        """The areas of the file at `path` (None: the default, Prato alone)."""
+        return cls(load_areas(path))
+
+    def __iter__(self) -> Iterator[Area]:
+        return iter(self.areas)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.areas.ids
+
+    def check(self, geom: BaseGeometry) -> list[str]:
+        """The ids of the areas `geom` lies in, or GeometryError naming every configured area."""
+        if not self._covering.covers(geom):
+            raise GeometryError(
+                f"coordinates outside every configured area ({self.areas.describe()}; "
+                f"geometry spans {[round(v, 6) for v in geom.bounds]}; GeoJSON order is [lon, lat])"
+            )
+        return [a for a, s in self._shapes.items() if s.intersects(geom)]
+
+    def view(self, only: Sequence[str] = ()) -> dict[str, float]:
+        """A map view (centre and zoom) that shows the areas `only` (default: all of them)."""
+        chosen = [a for a in self.areas if a.id in only] or list(self.areas)
+        return map_view(Areas(tuple(chosen)).bbox)
+
+
+def map_view(bbox: tuple[float, float, float, float]) -> dict[str, float]:
+    """Centre and a web-map zoom level (256-pixel tiles) at which `bbox` fits about 1,000 pixels."""
+    min_lon, min_lat, max_lon, max_lat = bbox
+    lat = (min_lat + max_lat) / 2
+    span_deg = max(max_lon - min_lon, (max_lat - min_lat) / math.cos(math.radians(lat)), 1e-6)
+    zoom = max(1, min(18, math.floor(math.log2(1000 * 360 / (256 * span_deg)))))
+    return {"lat": round(lat, 4), "lon": round((min_lon + max_lon) / 2, 4), "zoom": zoom}
 
 
 def local_metres(geom: BaseGeometry, lat0: float) -> BaseGeometry:

@@ -3,7 +3,9 @@
 ONE registry of organisations serves provisioning (`sitroom provision org add`), the worksite
 registry, the alert API and the console: its storage is `cloud.io.orgstore.OrgStore`, and the
 features see it only through the `OrgDirectory` protocol that the wiring (`cloud/apps/`) hands
-them. An organisation's id is also its MQTT topic segment (`sr/v1/{org}/...`).
+them. An organisation's id is also its MQTT topic segment (`sr/v1/{org}/...`). It belongs to
+one or more of the configured areas (edge.contract.areas), the first being its home area
+(where its rules run when the rules service is sharded by area); none means any area.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Protocol
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 OrgId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
@@ -30,6 +32,14 @@ class Organisation(BaseModel):
     id: OrgId
     name: OrgName
     role: Role
+    areas: tuple[OrgId, ...] = ()  # area ids, home area first; () = not bound to an area
+
+    @field_validator("areas")
+    @classmethod
+    def _distinct(cls, areas: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(areas)) != len(areas):
+            raise ValueError(f"an area is listed twice: {list(areas)}")
+        return areas
 
 
 @dataclass(frozen=True, slots=True)

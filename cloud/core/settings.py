@@ -25,8 +25,20 @@ class CloudSettings(BaseSettings):
     influx_username: str | None = None
     influx_password: str | None = None
     instance: str = Field(default="main", pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    # Subscribe to one organisation's gateways only ("+" = all); tests use it to stay apart.
-    org_filter: str = Field(default="+", pattern=r"^(\+|[a-z0-9][a-z0-9-]{0,62})$")
+    # The areas file (edge/contract/areas.py) every process of a deployment reads; None: Prato.
+    areas: str | None = None
+    # The data policy (cloud/io/influx/policy.py, deploy/data-policy.yaml): which measurements
+    # stay in each organisation's own database; None: one database for everything.
+    data_policy: str | None = None
+    # Subscribe to these organisations' gateways only: "+" = all, or a comma-separated list
+    # ("alia,publiacqua"). A rules instance serves its shard this way (docs/scale-out.md); tests
+    # use it to stay apart.
+    org_filter: str = Field(default="+", pattern=r"^(\+|[a-z0-9][a-z0-9-]{0,62}(,[a-z0-9][a-z0-9-]{0,62})*)$")
+    # The rules service only: serve the organisations whose home area (their first, in the
+    # organisation registry of `worksites_db`) is one of these comma-separated area ids.
+    area_filter: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}(,[a-z0-9][a-z0-9-]{0,62})*$"
+    )
 
     # ingest
     max_payload_bytes: int = Field(default=DEFAULT_MAX_PAYLOAD_BYTES, ge=1024)
@@ -82,17 +94,30 @@ class CloudSettings(BaseSettings):
     # The worksite registry (`cloud api --db`): with it, the rules service writes its state to
     # InfluxDB (`worksite`, cloud/worksites/snapshot.py) every this many seconds and on change.
     worksites_db: str | None = None
-    worksite_snapshot_s: float = Field(default=60.0, ge=5)
+    # 0: none (the other instances of a rules service sharded by organisation or area).
+    worksite_snapshot_s: float = Field(default=60.0, ge=0)
     # The transit store (`sitroom transit import --db`; by default the API's database): with it,
     # rules see the bus network (park-and-ride departures, bus delays near worksites) and the
     # worksite snapshots name the bus routes each worksite is on.
     transit_db: str | None = None
+
+    @field_validator("worksite_snapshot_s")
+    @classmethod
+    def _snapshot_period(cls, value: float) -> float:
+        if 0 < value < 5:
+            raise ValueError(f"0 (no snapshots) or at least 5 seconds: {value}")
+        return value
 
     @field_validator("mqtt_url")
     @classmethod
     def _mqtt_url(cls, url: str) -> str:
         BrokerAddress.parse(url, field="mqtt_url")
         return url
+
+    @property
+    def org_filters(self) -> list[str]:
+        """The topic levels to subscribe to: ["+"], or each organisation of the list."""
+        return self.org_filter.split(",")
 
     @property
     def broker(self) -> BrokerAddress:

@@ -14,6 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cloud.core.geo import ServiceAreas
+from cloud.io.influx.retention import META_RP, RP_CHOICE_MEASUREMENT
+
 DS = {"type": "influxdb", "uid": "sitroom-influx"}
 # Okabe-Ito: distinguishable for the common colour-vision deficiencies.
 OK, WARN, BAD, INFO = "#009E73", "#E69F00", "#D55E00", "#0072B2"
@@ -30,6 +33,17 @@ ALERT_ANNOTATION = {
 }
 
 Panel = dict[str, Any]
+
+# Charts draw at most this many points per line (Grafana's "Max data points"), so `$__interval`
+# is 10 min over 6 h, 30 min over a day, 3 h over a week and a day over a month. InfluxDB 1.x
+# works per series and time bucket, so at metropolitan scale buckets are what a 30-day panel
+# costs; 40 points still show a day's rush hours and a month's weeks (bench/queries.py). The
+# pipeline's charts, over a handful of ingest workers, keep 100. Charts group by organisation,
+# zone or site (what the variables select), not by sensor: thousands of lines neither compute
+# fast nor read; each sensor's latest value is in the tables beside them.
+CHARTS = {"timeseries", "state-timeline"}
+CHART_POINTS = 40
+PIPELINE_POINTS = 100
 
 
 def target(query: str, ref: str = "A", fmt: str = "time_series", alias: str = "") -> dict[str, Any]:
@@ -63,6 +77,7 @@ def panel(
     options: dict[str, Any] | None = None,
     custom: dict[str, Any] | None = None,
     mappings: list[dict[str, Any]] | None = None,
+    max_points: int = CHART_POINTS,
 ) -> Panel:
     x, y, w, h = grid
     defaults: dict[str, Any] = {
@@ -80,7 +95,7 @@ def panel(
         defaults["custom"] = custom
     if mappings:
         defaults["mappings"] = mappings
-    return {
+    out: Panel = {
         "type": kind,
         "title": title,
         "description": description,
@@ -90,6 +105,9 @@ def panel(
         "options": options or {},
         "targets": targets,
     }
+    if kind in CHARTS:
+        out["maxDataPoints"] = max_points
+    return out
 
 
 def query_variable(
@@ -119,19 +137,111 @@ def query_variable(
     return variable
 
 
+def single_variable(name: str, label: str, query: str) -> dict[str, Any]:
+    """A variable from an InfluxQL query with one value at a time, the first by default."""
+    variable = query_variable(name, label, query)
+    variable.update(multi=False, includeAll=False, current={})
+    del variable["allValue"]
+    return variable
+
+
 ORG = query_variable("org", "Organizzazione / Organisation", 'SHOW TAG VALUES WITH KEY = "org"')
+
+# Which retention policy the panels on sensor data read: raw points up to two days, hourly
+# rollups beyond (cloud/io/influx/retention.py writes the choice as `sitroom_rp`). Grafana runs
+# this query again whenever the time range changes, so a 30-day view reads 1/100 of the points.
+_RP_QUERY = (
+    f'SELECT "rp" FROM "{META_RP}"."{RP_CHOICE_MEASUREMENT}" '
+    'WHERE "from_ms" < ${__to} - ${__from} AND "to_ms" >= ${__to} - ${__from}'
+)
+RP = {
+    "name": "rp",
+    "label": "Dati / Data",
+    "description": "raw fino a 2 giorni, poi medie orarie / raw up to 2 days, hourly rollups beyond",
+    "type": "query",
+    "datasource": DS,
+    "definition": _RP_QUERY,
+    "query": _RP_QUERY,
+    "refresh": 2,
+    "sort": 0,
+    "multi": False,
+    "includeAll": False,
+    "current": {},
+    "options": [],
+    "hide": 2,
+}
+
+
+def src(measurement: str) -> str:
+    """The FROM of a panel on a rolled-up measurement (cloud/io/influx/schema.py): its raw
+    points or its hourly rollup, as the range picks (`$rp`)."""
+    return f'"$rp"."{measurement}"'
+
+
+def default_view() -> dict[str, Any]:
+    """The maps' view of the default areas; `sitroom dashboards push` sets each audience's own."""
+    return {"id": "coords", **ServiceAreas.load().view()}
+
+
+# Panels of each entity's latest value (a table, a gauge, a map): they read the last day of raw
+# points whatever range the dashboard shows (Grafana's panel relative time, "Last 24 hours" on
+# the panel): a month of rollups would cost more and say nothing more about now. Everything a
+# gateway or the rules service writes is refreshed within minutes; a gateway's birth or will is
+# not (it is written when it changes), so the gateways' status keeps the dashboard's range.
+LATEST_RANGE = "24h"
+LATEST = frozenset(
+    {
+        "Ora / Now",
+        "Posti liberi ora / Free spaces now",
+        "Stalli su strada / On-street bays",
+        "Ultimo intervallo / Last interval",
+        "Ultime posizioni / Last positions",
+        "Fermi / Halted (km/h)",
+        "Attivi ora / Active now",
+        "Previsti (30 gg) / Planned (30 days)",
+        "Corsie chiuse / Lanes closed",
+        "Per ente / By organisation",
+        "Posti auto tolti / Parking spaces removed",
+        "Impatto / Impact",
+        "Sensori vicini / Sensors near each worksite",
+        "Gateway: sequenze, ritardo, orologio / sequence gaps, lag, clock",
+        "Parcheggi dei partner via NGSI-LD / Partners' car parks (NGSI-LD)",
+        "Dispositivi: radio, GPS, temperatura / Devices: radio, GPS, temperature",
+        "Park and ride: posti liberi e prossimi bus / free spaces and next buses",
+        "Linee bus su cantieri attivi / Bus routes on active worksites",
+        "Linee bus sui cantieri / Bus routes on worksites",
+        "Bus in servizio per linea / Buses in service by line",
+        "Bus in servizio / Buses reporting",
+        "Feed fermi / Stale feeds",
+        "Cantieri sulle linee / Worksites on bus lines",
+        "Percorsi sui cantieri / Routes through worksites",
+        # Not a latest value, but counted per stop event: an hourly mean of delays cannot say
+        # which stops were on time, so the share is of the last day's raw points.
+        "Puntualità / On time",
+        "Puntualità per linea / On time by line",
+    }
+)
+
+
+def latest(p: Panel) -> Panel:
+    """`p` over the last day of raw points (`LATEST`)."""
+    p["timeFrom"] = LATEST_RANGE
+    for t in p["targets"]:
+        t["query"] = t["query"].replace('"$rp".', "")  # the default RP: raw
+    return p
 
 
 def dashboard(
     uid: str, title: str, description: str, panels: list[Panel], variables: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    panels = [latest(p) if p["title"] in LATEST else p for p in panels]
     for i, p in enumerate(panels, start=1):
         p["id"] = i
     return {
         "uid": uid,
         "title": title,
         "description": description,
-        "tags": ["sitroom", "prato"],
+        "tags": ["sitroom"],
         "editable": False,
         "graphTooltip": 1,
         "refresh": "30s",
@@ -151,6 +261,11 @@ def dashboard(
 def parking() -> dict[str, Any]:
     where = 'WHERE $timeFilter AND "org" =~ /^$org$/ AND "zone" =~ /^$zone$/'
     zone = query_variable("zone", "Zona / Zone", 'SHOW TAG VALUES FROM "parking" WITH KEY = "zone"')
+    bay_zone = single_variable(
+        "zona_stalli",
+        "Zona degli stalli / Bays of zone",
+        'SHOW TAG VALUES FROM "parking_spot" WITH KEY = "zone"',
+    )
     fill = ((None, OK), (85, WARN), (95, BAD))
     return dashboard(
         "sitroom-parking",
@@ -159,12 +274,12 @@ def parking() -> dict[str, Any]:
         [
             panel(
                 "timeseries",
-                "Occupazione per parcheggio / Occupancy by car park",
+                "Occupazione per zona / Occupancy by zone",
                 (0, 0, 16, 10),
                 [
                     target(
-                        f'SELECT mean("occupancy_pct") FROM "parking" {where} GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT mean("occupancy_pct") FROM {src("parking")} {where} GROUP BY time($__interval), "zone" fill(none)',
+                        alias="$tag_zone",
                     )
                 ],
                 unit="percent",
@@ -172,7 +287,10 @@ def parking() -> dict[str, Any]:
                 maximum=100,
                 steps=fill,
                 custom={"thresholdsStyle": {"mode": "line+area"}},
-                description="Media per intervallo di occupied/capacity. Soglie 85 % e 95 % (regola parking-full).",
+                description=(
+                    "Media per intervallo e per zona di occupied/capacity dei parcheggi scelti; ogni parcheggio "
+                    "è nel pannello Ora. Soglie 85 % e 95 % (regola parking-full)."
+                ),
             ),
             panel(
                 "bargauge",
@@ -180,7 +298,7 @@ def parking() -> dict[str, Any]:
                 (16, 0, 8, 10),
                 [
                     target(
-                        f'SELECT last("occupancy_pct") FROM "parking" {where} GROUP BY "sensor"',
+                        f'SELECT last("occupancy_pct") FROM {src("parking")} {where} GROUP BY "sensor"',
                         alias="$tag_sensor",
                     )
                 ],
@@ -195,18 +313,18 @@ def parking() -> dict[str, Any]:
                 },
             ),
             panel(
-                "timeseries",
-                "Posti liberi / Free spaces",
+                "table",
+                "Posti liberi ora / Free spaces now",
                 (0, 10, 16, 9),
                 [
                     target(
-                        f'SELECT last("capacity") - last("occupied") FROM "parking" {where} GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT last("capacity") - last("occupied") AS "liberi", last("capacity") AS "posti" FROM {src("parking")} {where} GROUP BY "zone", "sensor"',
+                        fmt="table",
                     )
                 ],
                 unit="none",
-                minimum=0,
-                description="capacity - occupied: what a driver looking for a space cares about.",
+                steps=((None, BAD), (1, WARN), (20, OK)),
+                description="capacity - occupied di ogni parcheggio: ciò che cerca chi guida.",
             ),
             panel(
                 "table",
@@ -214,11 +332,14 @@ def parking() -> dict[str, Any]:
                 (16, 10, 8, 9),
                 [
                     target(
-                        'SELECT last("occupied") AS "occupato" FROM "parking_spot" WHERE $timeFilter AND "org" =~ /^$org$/ AND "zone" =~ /^$zone$/ GROUP BY "street", "sensor"',
+                        f'SELECT last("occupied") AS "occupato" FROM {src("parking_spot")} WHERE $timeFilter AND "org" =~ /^$org$/ AND "zone" =~ /^$zona_stalli$/ GROUP BY "street", "sensor"',
                         fmt="table",
                     )
                 ],
-                description="Ultimo stato di ogni stallo con sensore (true = occupato).",
+                description=(
+                    "Ultimo stato di ogni stallo della zona scelta (true = occupato): una zona alla volta, "
+                    "perché una città metropolitana ne ha decine di migliaia."
+                ),
             ),
             panel(
                 "table",
@@ -227,7 +348,7 @@ def parking() -> dict[str, Any]:
                 [
                     target(
                         'SELECT last("occupancy_pct") AS "occupazione", last("occupied") AS "occupati", '
-                        'last("capacity") AS "posti" FROM "parking" WHERE $timeFilter AND "gateway" = \'ngsi-ld\' '
+                        f'last("capacity") AS "posti" FROM {src("parking")} WHERE $timeFilter AND "gateway" = \'ngsi-ld\' '
                         'AND "org" =~ /^$org$/ GROUP BY "org", "sensor"',
                         fmt="table",
                     )
@@ -257,7 +378,7 @@ def parking() -> dict[str, Any]:
                 ),
             ),
         ],
-        [ORG, zone],
+        [ORG, zone, bay_zone, RP],
     )
 
 
@@ -271,17 +392,20 @@ def traffic() -> dict[str, Any]:
         [
             panel(
                 "timeseries",
-                "Flusso / Flow (veicoli/h)",
+                "Flusso per corsia / Flow per lane (veicoli/h)",
                 (0, 0, 24, 10),
                 [
                     target(
-                        f'SELECT sum("vehicles") * 3600 / sum("interval_s") FROM "traffic" {where} GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT sum("vehicles") * 3600 / sum("interval_s") FROM {src("traffic")} {where} GROUP BY time($__interval), "org" fill(none)',
+                        alias="$tag_org",
                     )
                 ],
                 unit="none",
                 minimum=0,
-                description="Veicoli contati diviso la durata degli intervalli: veicoli/ora, qualunque sia lo zoom.",
+                description=(
+                    "Veicoli contati diviso la durata degli intervalli, sui siti scelti: veicoli/ora per corsia, "
+                    "qualunque sia lo zoom; ogni contatore è nella tabella Ultimo intervallo."
+                ),
             ),
             panel(
                 "timeseries",
@@ -289,8 +413,8 @@ def traffic() -> dict[str, Any]:
                 (0, 10, 12, 9),
                 [
                     target(
-                        f'SELECT mean("speed_kmh") FROM "traffic" {where} AND "vehicles" > 0 GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT mean("speed_kmh") FROM {src("traffic")} {where} AND "vehicles" > 0 GROUP BY time($__interval), "org" fill(none)',
+                        alias="$tag_org",
                     )
                 ],
                 unit="velocitykmh",
@@ -303,8 +427,8 @@ def traffic() -> dict[str, Any]:
                 (12, 10, 12, 9),
                 [
                     target(
-                        f'SELECT sum("heavy") * 100 / sum("vehicles") FROM "traffic" {where} GROUP BY time($__interval), "site" fill(none)',
-                        alias="$tag_site",
+                        f'SELECT sum("heavy") * 100 / sum("vehicles") FROM {src("traffic")} {where} GROUP BY time($__interval), "org" fill(none)',
+                        alias="$tag_org",
                     )
                 ],
                 unit="percent",
@@ -316,7 +440,7 @@ def traffic() -> dict[str, Any]:
                 (0, 19, 24, 8),
                 [
                     target(
-                        f'SELECT last("vehicles") AS "veicoli", last("speed_kmh") AS "km/h", last("occupancy_pct") AS "occupazione %" FROM "traffic" {where} GROUP BY "site", "direction", "sensor"',
+                        f'SELECT last("vehicles") AS "veicoli", last("speed_kmh") AS "km/h", last("occupancy_pct") AS "occupazione %" FROM {src("traffic")} {where} GROUP BY "site", "direction", "sensor"',
                         fmt="table",
                     )
                 ],
@@ -324,7 +448,7 @@ def traffic() -> dict[str, Any]:
                 description="Un contatore fermo a 0 veicoli è rosso: spira guasta o strada chiusa (cantiere?).",
             ),
         ],
-        [ORG, site],
+        [ORG, site, RP],
     )
 
 
@@ -366,12 +490,12 @@ def fleets() -> dict[str, Any]:
                 (0, 0, 14, 16),
                 [
                     target(
-                        f'SELECT last("lat") AS "lat", last("lon") AS "lon", last("speed_kmh") AS "km/h" FROM "fleet" {where} GROUP BY "org", "sensor", "vehicle_type"',
+                        f'SELECT last("lat") AS "lat", last("lon") AS "lon", last("speed_kmh") AS "km/h" FROM {src("fleet")} {where} GROUP BY "org", "sensor", "vehicle_type"',
                         fmt="table",
                     )
                 ],
                 options={
-                    "view": {"id": "coords", "lat": 43.8805, "lon": 11.0966, "zoom": 13},
+                    "view": default_view(),
                     "controls": {"showZoom": True, "mouseWheelZoom": True, "showScale": True},
                     "basemap": {"type": "default", "name": "Mappa"},
                     "layers": [marker],
@@ -384,7 +508,7 @@ def fleets() -> dict[str, Any]:
                 (14, 0, 10, 16),
                 [
                     target(
-                        f'SELECT last("speed_kmh") AS "km/h" FROM "fleet" {where} GROUP BY "org", "sensor"',
+                        f'SELECT last("speed_kmh") AS "km/h" FROM {src("fleet")} {where} GROUP BY "org", "sensor"',
                         fmt="table",
                     )
                 ],
@@ -398,15 +522,15 @@ def fleets() -> dict[str, Any]:
                 (0, 16, 24, 9),
                 [
                     target(
-                        f'SELECT mean("speed_kmh") FROM "fleet" {where} GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT mean("speed_kmh") FROM {src("fleet")} {where} GROUP BY time($__interval), "org", "vehicle_type" fill(none)',
+                        alias="$tag_org $tag_vehicle_type",
                     )
                 ],
                 unit="velocitykmh",
                 minimum=0,
             ),
         ],
-        [ORG, vtype],
+        [ORG, vtype, RP],
     )
 
 
@@ -499,15 +623,16 @@ def transit() -> dict[str, Any]:
                 steps=on_time,
                 options=stat_options,
                 description=(
-                    "Quota delle fermate servite tra 1 minuto di anticipo e 5 minuti di ritardo sull'orario "
-                    "(un punto per corsa e fermata, all'ora prevista). Corse soppresse e fermate saltate escluse."
+                    "Quota delle fermate servite nelle ultime 24 ore tra 1 minuto di anticipo e 5 minuti di "
+                    "ritardo sull'orario (un punto per corsa e fermata, all'ora prevista). Corse soppresse e "
+                    "fermate saltate escluse."
                 ),
             ),
             panel(
                 "stat",
                 "Ritardo medio / Mean delay",
                 (19, 0, 5, 5),
-                [target(f'SELECT mean("delay_s") FROM "transit_delay" {where}')],
+                [target(f'SELECT mean("delay_s") FROM {src("transit_delay")} {where}')],
                 unit="s",
                 steps=((None, OK), (120, WARN), (300, BAD)),
                 options=stat_options,
@@ -559,7 +684,10 @@ def transit() -> dict[str, Any]:
                     )
                 ],
                 steps=on_time,
-                description="Per linea: quota puntuale, ritardo medio e fermate servite con un ritardo noto.",
+                description=(
+                    "Per linea, nelle ultime 24 ore: quota puntuale, ritardo medio e fermate servite con un "
+                    "ritardo noto."
+                ),
             ),
             panel(
                 "timeseries",
@@ -567,7 +695,8 @@ def transit() -> dict[str, Any]:
                 (0, 15, 24, 9),
                 [
                     target(
-                        f'SELECT mean("delay_s") FROM "transit_delay" {where} GROUP BY time($__interval), "route" fill(none)',
+                        f'SELECT mean("delay_s") FROM {src("transit_delay")} {where} '
+                        'GROUP BY time($__interval), "route" fill(none)',
                         alias="$tag_route",
                     )
                 ],
@@ -615,7 +744,7 @@ def transit() -> dict[str, Any]:
                 ),
             ),
         ],
-        [ORG, route],
+        [ORG, route, RP],
     )
 
 
@@ -705,12 +834,12 @@ def worksites() -> dict[str, Any]:
 
     def now_sum(field: str) -> str:
         # The last point of each worksite, summed: how many are in that phase now.
-        return f'SELECT sum("{field}") FROM (SELECT last("{field}") AS "{field}" FROM "worksite" {where} GROUP BY "id")'
+        return f'SELECT sum("{field}") FROM (SELECT last("{field}") AS "{field}" FROM {src("worksite")} {where} GROUP BY "id")'
 
     def active_sum(field: str) -> str:
         return (
             f'SELECT sum("taken") FROM (SELECT last("{field}") * last("active") AS "taken" '
-            f'FROM "worksite" {where} GROUP BY "id")'
+            f'FROM {src("worksite")} {where} GROUP BY "id")'
         )
 
     stat_options = {"reduceOptions": {"calcs": ["lastNotNull"]}, "colorMode": "value"}
@@ -740,7 +869,7 @@ def worksites() -> dict[str, Any]:
                 (0, 0, 24, 11),
                 [
                     target(
-                        f'SELECT last("state") FROM "worksite" {where} GROUP BY time($__interval), "id" fill(previous)',
+                        f'SELECT last("state") FROM {src("worksite")} {where} GROUP BY time($__interval), "id" fill(previous)',
                         alias="$tag_id",
                     )
                 ],
@@ -754,6 +883,8 @@ def worksites() -> dict[str, Any]:
                     "tooltip": {"mode": "single"},
                 },
                 custom={"fillOpacity": 80, "lineWidth": 0},
+                # One row per worksite, which changes by the day: a day per step over a month.
+                max_points=30,
                 description=(
                     "Fase di ogni cantiere (entro 30 giorni o concluso da meno di 7): previsto → attivo → "
                     "concluso. Un cantiere previsto il cui periodo è iniziato è attivo, come sulla mappa."
@@ -794,7 +925,7 @@ def worksites() -> dict[str, Any]:
                 [
                     target(
                         'SELECT sum("active") AS "attivi", sum("planned") AS "previsti" FROM '
-                        f'(SELECT last("active") AS "active", last("planned") AS "planned" FROM "worksite" {where} GROUP BY "id", "org") '
+                        f'(SELECT last("active") AS "active", last("planned") AS "planned" FROM {src("worksite")} {where} GROUP BY "id", "org") '
                         'GROUP BY "org"',
                         fmt="table",
                     )
@@ -807,12 +938,13 @@ def worksites() -> dict[str, Any]:
                 (0, 17, 12, 9),
                 [
                     target(
-                        f'SELECT sum("active") FROM (SELECT last("active") AS "active" FROM "worksite" {where} GROUP BY time($__interval), "id", "org" fill(none)) WHERE $timeFilter GROUP BY time($__interval), "org" fill(none)',
+                        f'SELECT sum("active") FROM (SELECT last("active") AS "active" FROM {src("worksite")} {where} GROUP BY time($__interval), "id", "org" fill(none)) WHERE $timeFilter GROUP BY time($__interval), "org" fill(none)',
                         alias="$tag_org",
                     )
                 ],
                 unit="none",
                 minimum=0,
+                max_points=30,
                 custom={
                     "drawStyle": "line",
                     "lineInterpolation": "stepAfter",
@@ -838,7 +970,7 @@ def worksites() -> dict[str, Any]:
                         'SELECT last("title") AS "titolo", last("state") AS "fase", last("lanes_closed") AS "corsie chiuse", '
                         'last("road_closed") AS "strada chiusa", last("parking_spaces_removed") AS "posti auto tolti", '
                         'last("bus_lines") AS "linee bus", last("days_to_end") AS "giorni alla fine" '
-                        f'FROM "worksite" {where} GROUP BY "id", "org", "street"',
+                        f'FROM {src("worksite")} {where} GROUP BY "id", "org", "street"',
                         fmt="table",
                     )
                 ],
@@ -853,8 +985,8 @@ def worksites() -> dict[str, Any]:
                 (0, 36, 12, 9),
                 [
                     target(
-                        f'SELECT sum("vehicles") * 3600 / sum("interval_s") FROM "traffic" {near} GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT sum("vehicles") * 3600 / sum("interval_s") FROM {src("traffic")} {near} GROUP BY time($__interval), "org" fill(none)',
+                        alias="$tag_org",
                     )
                 ],
                 unit="none",
@@ -870,8 +1002,8 @@ def worksites() -> dict[str, Any]:
                 (12, 36, 12, 9),
                 [
                     target(
-                        f'SELECT mean("occupancy_pct") FROM "parking" {near} GROUP BY time($__interval), "sensor" fill(none)',
-                        alias="$tag_sensor",
+                        f'SELECT mean("occupancy_pct") FROM {src("parking")} {near} GROUP BY time($__interval), "zone" fill(none)',
+                        alias="$tag_zone",
                     )
                 ],
                 unit="percent",
@@ -887,7 +1019,7 @@ def worksites() -> dict[str, Any]:
                 [
                     target(
                         'SELECT last("distance_m") AS "distanza m", last("active") AS "attivo" '
-                        'FROM "worksite_sensor" WHERE $timeFilter AND "id" =~ /^$cantiere$/ AND "org" =~ /^$org$/ '
+                        f'FROM {src("worksite_sensor")} WHERE $timeFilter AND "id" =~ /^$cantiere$/ AND "org" =~ /^$org$/ '
                         'GROUP BY "id", "sensor"',
                         fmt="table",
                     )
@@ -931,7 +1063,7 @@ def worksites() -> dict[str, Any]:
                 ),
             ),
         ],
-        [ORG, work_type, worksite, nearby],
+        [ORG, work_type, worksite, nearby, RP],
     )
 
 
@@ -947,10 +1079,11 @@ def pipeline() -> dict[str, Any]:
                 (0, 0, 12, 8),
                 [
                     target(
-                        'SELECT non_negative_derivative("readings_written", 1s) FROM "sitroom_ingest" WHERE $timeFilter GROUP BY "instance"',
+                        f'SELECT non_negative_derivative("readings_written", 1s) FROM {src("sitroom_ingest")} WHERE $timeFilter GROUP BY "instance"',
                         alias="$tag_instance",
                     )
                 ],
+                max_points=PIPELINE_POINTS,
                 unit="reqps",
             ),
             panel(
@@ -959,9 +1092,10 @@ def pipeline() -> dict[str, Any]:
                 (12, 0, 12, 8),
                 [
                     target(
-                        'SELECT mean("write_ms_p50") AS "p50", max("write_ms_max") AS "max" FROM "sitroom_ingest" WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
+                        f'SELECT mean("write_ms_p50") AS "p50", max("write_ms_max") AS "max" FROM {src("sitroom_ingest")} WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
                     )
                 ],
+                max_points=PIPELINE_POINTS,
                 unit="ms",
             ),
             panel(
@@ -970,10 +1104,11 @@ def pipeline() -> dict[str, Any]:
                 (0, 8, 12, 8),
                 [
                     target(
-                        'SELECT max("buffer_fill_pct") FROM "sitroom_ingest" WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)',
+                        f'SELECT max("buffer_fill_pct") FROM {src("sitroom_ingest")} WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)',
                         alias="$tag_instance",
                     )
                 ],
+                max_points=PIPELINE_POINTS,
                 unit="percent",
                 minimum=0,
                 maximum=100,
@@ -989,6 +1124,7 @@ def pipeline() -> dict[str, Any]:
                         alias="$tag_reason",
                     )
                 ],
+                max_points=PIPELINE_POINTS,
                 unit="none",
                 custom={"drawStyle": "bars"},
             ),
@@ -1011,13 +1147,17 @@ def pipeline() -> dict[str, Any]:
                 (8, 16, 16, 10),
                 [
                     target(
-                        'SELECT max("queue_depth") FROM "sitroom_gateway_health" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway" fill(none)',
-                        alias="$tag_gateway",
+                        f'SELECT max("queue_depth") FROM {src("sitroom_gateway_health")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "org" fill(none)',
+                        alias="$tag_org",
                     )
                 ],
+                max_points=PIPELINE_POINTS,
                 unit="none",
                 minimum=0,
-                description="Letture in attesa sul gateway: cresce durante un'interruzione di rete, torna a 0 dopo il recupero.",
+                description=(
+                    "Letture in attesa sul gateway più carico di ogni ente: cresce durante un'interruzione di "
+                    "rete, torna a 0 dopo il recupero; ogni gateway è nella tabella delle sequenze."
+                ),
             ),
             panel(
                 "table",
@@ -1029,7 +1169,7 @@ def pipeline() -> dict[str, Any]:
                         # (cloud/ingest/seqledger.py) and writes them tagged with its instance:
                         # the latest of each, and the largest of those (a restarted worker's
                         # accounts start empty). Lag and clock are each worker's latest batch.
-                        'SELECT max("seq") AS "seq", max("gaps") AS "lacune", max("duplicates") AS "duplicati", max("lag") AS "ritardo s", max("offset") AS "orologio s" FROM (SELECT last("highest_seq") AS "seq", last("gaps") AS "gaps", last("duplicates") AS "duplicates", last("lag_s") AS "lag", last("clock_offset_s") AS "offset" FROM "sitroom_gateway_seq" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway", "instance") GROUP BY "org", "gateway"',
+                        f'SELECT max("seq") AS "seq", max("gaps") AS "lacune", max("duplicates") AS "duplicati", max("lag") AS "ritardo s", max("offset") AS "orologio s" FROM (SELECT last("highest_seq") AS "seq", last("gaps") AS "gaps", last("duplicates") AS "duplicates", last("lag_s") AS "lag", last("clock_offset_s") AS "offset" FROM {src("sitroom_gateway_seq")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway", "instance") GROUP BY "org", "gateway"',
                         fmt="table",
                     )
                 ],
@@ -1044,7 +1184,7 @@ def pipeline() -> dict[str, Any]:
                     target(
                         # cloud/ingest/gateway_health.py: one row per source (device = sensor)
                         # and per device of a LoRaWAN source (device = DevEUI).
-                        'SELECT last("rssi_dbm") AS "RSSI dBm", last("snr_db") AS "SNR dB", last("fcnt_gaps") AS "frame persi", last("temperature_c") AS "temperatura °C", last("fix_quality") AS "fix GPS", last("satellites") AS "satelliti", last("hdop") AS "HDOP", last("rejected") AS "scartati", last("link_up") AS "collegato" FROM "sitroom_device_health" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway", "sensor", "device"',
+                        f'SELECT last("rssi_dbm") AS "RSSI dBm", last("snr_db") AS "SNR dB", last("fcnt_gaps") AS "frame persi", last("temperature_c") AS "temperatura °C", last("fix_quality") AS "fix GPS", last("satellites") AS "satelliti", last("hdop") AS "HDOP", last("rejected") AS "scartati", last("link_up") AS "collegato" FROM {src("sitroom_device_health")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY "org", "gateway", "sensor", "device"',
                         fmt="table",
                     )
                 ],
@@ -1056,7 +1196,7 @@ def pipeline() -> dict[str, Any]:
                 (0, 46, 12, 8),
                 [
                     target(
-                        'SELECT sum("lost") FROM (SELECT max("fcnt_gaps") AS "lost" FROM "sitroom_device_health" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway", "device") GROUP BY time($__interval), "gateway" fill(none)',
+                        f'SELECT sum("lost") FROM (SELECT max("fcnt_gaps") AS "lost" FROM {src("sitroom_device_health")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway", "device") GROUP BY time($__interval), "gateway" fill(none)',
                         alias="$tag_gateway",
                     )
                 ],
@@ -1070,7 +1210,7 @@ def pipeline() -> dict[str, Any]:
                 (12, 46, 12, 8),
                 [
                     target(
-                        'SELECT max("clock_max_error_s") AS "errore max", min("clock_synchronized") AS "sincronizzato" FROM "sitroom_gateway_health" WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway" fill(none)',
+                        f'SELECT max("clock_max_error_s") AS "errore max", min("clock_synchronized") AS "sincronizzato" FROM {src("sitroom_gateway_health")} WHERE $timeFilter AND "org" =~ /^$org$/ GROUP BY time($__interval), "gateway" fill(none)',
                         alias="$tag_gateway $col",
                     )
                 ],
@@ -1080,7 +1220,7 @@ def pipeline() -> dict[str, Any]:
                 description="Errore massimo stimato dal kernel (adjtimex) e sincronizzazione NTP (1 = sì). Lo scarto misurato dal cloud è nella tabella delle sequenze.",
             ),
         ],
-        [ORG],
+        [ORG, RP],
     )
 
 

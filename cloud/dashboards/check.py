@@ -22,6 +22,7 @@ from cloud.dashboards.queries import (
     grafana_interval,
     is_alias_pattern,
     iter_panels,
+    seconds,
     template_variables,
     variable_names,
 )
@@ -87,21 +88,30 @@ def strings_with_keys(node: object, key: str = "") -> Iterator[tuple[str, str]]:
             yield from strings_with_keys(v, key)
 
 
-def all_values(dashboard: Dashboard, influx: InfluxClient | None = None) -> dict[str, str | list[str]]:
+def all_values(
+    dashboard: Dashboard, influx: InfluxClient | None = None, *, range_s: int = DEFAULT_RANGE_S
+) -> dict[str, str | list[str]]:
     """Every variable set to "All", as Grafana sends it: its custom all value if it has one;
     without one, Grafana sends every value the variable's query found, as `(a|b|c)` in a regex,
-    so with `influx` that query runs (on the variables before it, as Grafana chains them).
-    Offline, `.*` stands in for it. Raises QueryError when a variable's query fails."""
+    so with `influx` that query runs (on the variables before it, as Grafana chains them, over
+    the last `range_s` seconds). A single-value variable (the RP picked by the range) is the
+    first value found, sent as it is. Offline, `.*` stands in for each. Raises QueryError when a
+    variable's query fails."""
     values: dict[str, str | list[str]] = {}
     for v in template_variables(dashboard.json):
         if v.get("allValue") or influx is None or v.get("type") != "query":
             values[v["name"]] = v.get("allValue") or ".*"
             continue
-        found = influx.query(expand(str(v.get("query", "")), variables=values), epoch="ms")
-        # SHOW TAG VALUES answers (key, value) rows; other queries answer the value last.
-        values[v["name"]] = [
-            str(row[-1]) for r in found for series in r.get("series", []) for row in series.get("values", [])
+        found = influx.query(expand(str(v.get("query", "")), range_s=range_s, variables=values), epoch="ms")
+        # Grafana takes the second column when there is one (SHOW TAG VALUES' value, a SELECT's
+        # first column after time), else the first.
+        offered = [
+            str(row[1] if len(row) > 1 else row[0])
+            for r in found
+            for series in r.get("series", [])
+            for row in series.get("values", [])
         ]
+        values[v["name"]] = offered if v.get("multi", True) else (offered[0] if offered else "")
     return values
 
 
@@ -154,13 +164,20 @@ def _panel_problems(
     return problems
 
 
+def panel_range_s(panel: dict[str, Any], range_s: int) -> int:
+    """The range a panel's queries cover: its own relative time (`timeFrom`, Grafana's panel
+    "Relative time") or the dashboard's."""
+    own = panel.get("timeFrom")
+    return seconds(str(own)) if own else range_s
+
+
 def check_live(
     dashboard: Dashboard, influx: InfluxClient, *, range_s: int = DEFAULT_RANGE_S, report: Report
 ) -> None:
     """Run every panel's queries with every variable on "All"; record errors and empty panels.
     Annotation queries run too: they may find nothing, but they must not fail."""
     try:
-        everything = all_values(dashboard, influx)
+        everything = all_values(dashboard, influx, range_s=range_s)
     except (QueryError, UndefinedVariableError) as exc:
         report.problems.append(f"{dashboard.name}: a variable's query failed: {exc}")
         everything = all_values(dashboard)
@@ -172,14 +189,14 @@ def check_live(
                 report.problems.append(f"{dashboard.name}: annotation {annotation.get('name')!r}: {exc}")
     for panel in dashboard.panels:
         where = f"{dashboard.name}: panel {panel.get('id')} {panel.get('title')!r}"
-        interval = grafana_interval(
-            range_s, int(panel.get("maxDataPoints") or 1000), str(panel.get("interval") or "")
-        )
+        span = panel_range_s(panel, range_s)
+        points, minimum = int(panel.get("maxDataPoints") or 1000), str(panel.get("interval") or "")
+        interval = grafana_interval(span, points, minimum)
         found = False
         failed = False
         for t in panel.get("targets", []):
             try:
-                query = expand(t.get("query", ""), range_s=range_s, interval=interval, variables=everything)
+                query = expand(t.get("query", ""), range_s=span, interval=interval, variables=everything)
                 found |= any(r.get("series") for r in influx.query(query, epoch="ms"))
             except (QueryError, UndefinedVariableError) as exc:
                 report.problems.append(f"{where}: {exc}")

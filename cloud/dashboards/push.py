@@ -1,4 +1,11 @@
-"""Push dashboards to Grafana and annotate alerts, through Grafana's HTTP API (grafana-client)."""
+"""Push dashboards to Grafana and annotate alerts, through Grafana's HTTP API (grafana-client).
+
+With a data policy (decision 0017), `push_organisations` gives each organisation a Grafana
+organisation of its own: a data source reading InfluxDB as that organisation's reader, and the
+dashboards rendered for it (cloud/dashboards/audience.py). Grafana users are then added to the
+organisation they belong to (by an administrator, or by the identity provider's org mapping).
+This needs Grafana's server administrator (basic auth): an API token is one organisation's.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +13,18 @@ import logging
 import queue
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 from grafana_client.api import GrafanaApi
+from grafana_client.client import GrafanaClientError
 
 from cloud.core.alerts import Alert
+from cloud.dashboards.audience import Audience, render
 from cloud.dashboards.check import Dashboard
+from cloud.io.influx.policy import DataPolicy
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +55,90 @@ def push_dashboards(
         api.dashboard.update_dashboard(body)
         uids.append(str(d.json.get("uid")))
     return uids
+
+
+DATASOURCE_UID = "sitroom-influx"  # what every dashboard's panels name (dashboards/provisioning)
+
+
+@dataclass(frozen=True, slots=True)
+class OrgTarget:
+    """One organisation's Grafana organisation: who it is and how its data source reads InfluxDB."""
+
+    audience: Audience
+    reader: str
+    password: str
+
+    def __repr__(self) -> str:  # never a password in a log line
+        return f"OrgTarget({self.audience.org!r}, reader={self.reader!r}, password=***)"
+
+
+def ensure_organisation(api: GrafanaApi, name: str) -> int:
+    """The id of the Grafana organisation called `name`, created when missing."""
+    api.client.s.headers.pop("X-Grafana-Org-Id", None)  # organisations are the server's
+    try:
+        found: dict[str, Any] = api.organization.find_organization(name)
+        return int(found["id"])
+    except GrafanaClientError as exc:
+        if exc.status_code != 404:
+            raise
+    created: dict[str, Any] = api.organization.create_organization({"name": name})
+    return int(created["orgId"])
+
+
+def ensure_datasource(api: GrafanaApi, body: dict[str, Any]) -> str:
+    """Create or update the data source of `body["uid"]` in the current organisation."""
+    try:
+        api.datasource.get_datasource_by_uid(body["uid"])
+    except GrafanaClientError as exc:
+        if exc.status_code != 404:
+            raise
+        api.datasource.create_datasource(body)
+        return "created"
+    api.datasource.update_datasource_by_uid(body["uid"], body)
+    return "updated"
+
+
+def push_organisations(
+    api: GrafanaApi,
+    dashboards: list[Dashboard],
+    *,
+    policy: DataPolicy,
+    targets: list[OrgTarget],
+    influx_url: str,
+) -> list[str]:
+    """For each organisation: its Grafana organisation (named by its id), its data source (the
+    shared database, read as its own reader) and every dashboard rendered for it. Idempotent:
+    found organisations and data sources are updated, dashboards overwritten by uid."""
+    orgs = [t.audience.org for t in targets]
+    done = []
+    try:
+        for t in targets:
+            org_id = ensure_organisation(api, t.audience.org)
+            api.client.s.headers["X-Grafana-Org-Id"] = str(org_id)
+            source = ensure_datasource(
+                api,
+                {
+                    "uid": DATASOURCE_UID,
+                    "name": "Situation Room (InfluxDB)",
+                    "type": "influxdb",
+                    "access": "proxy",
+                    "url": influx_url,
+                    "database": policy.database,
+                    "user": t.reader,
+                    "isDefault": True,
+                    "jsonData": {"dbName": policy.database, "httpMode": "POST"},
+                    "secureJsonData": {"password": t.password},
+                },
+            )
+            rendered = [Dashboard(d.path, render(d.json, policy, t.audience, orgs)) for d in dashboards]
+            push_dashboards(api, rendered)
+            done.append(
+                f"{t.audience.org}: Grafana organisation {org_id}, data source {source} "
+                f"(as {t.reader}), {len(rendered)} dashboards"
+            )
+    finally:
+        api.client.s.headers.pop("X-Grafana-Org-Id", None)
+    return done
 
 
 def annotate_alert(api: GrafanaApi, alert: dict[str, Any], *, dashboard_uid: str | None = None) -> None:

@@ -15,6 +15,7 @@ Variable values follow Grafana's rules: a string is inserted as it is (that is w
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -80,7 +81,7 @@ def grafana_interval(
     nice step, and never under the panel's (or data source's) minimum interval."""
     raw_ms = range_s * 1000 / max(max_data_points, 1)
     if min_interval:
-        raw_ms = max(raw_ms, _seconds(min_interval.removeprefix(">")) * 1000)
+        raw_ms = max(raw_ms, seconds(min_interval.removeprefix(">")) * 1000)
     for bound_ms, step in _ROUND_INTERVAL:
         if raw_ms < bound_ms:
             return step
@@ -114,7 +115,7 @@ def duration(seconds: int) -> str:
     raise AssertionError("unreachable: every integer is a whole number of seconds")
 
 
-def _seconds(text: str) -> int:
+def seconds(text: str) -> int:
     """Seconds in a duration such as 10s, 1m, 1h or 1d."""
     match = re.fullmatch(r"(\d+)([smhd])", text)
     if match is None:
@@ -134,15 +135,21 @@ def expand(
     range_s: int = 6 * 3600,
     interval: str = "1m",
     variables: Mapping[str, str | Sequence[str]],
+    now_ms: int | None = None,
 ) -> str:
-    """The InfluxQL Grafana sends for `query` over the last `range_s` seconds, ending now.
+    """The InfluxQL Grafana sends for `query` over the last `range_s` seconds, ending now
+    (`now_ms`, default the clock's: only `${__from}` and `${__to}` show it).
 
     Raises UndefinedVariableError for a variable that is neither in `variables` nor built in,
     so a panel that refers to a variable nobody defined fails its test instead of reaching
     InfluxDB as a literal `$name`.
     """
-    interval_s = _seconds(interval)
+    interval_s = seconds(interval)
+    to_ms = now_ms if now_ms is not None else time.time_ns() // 1_000_000
     builtins = {
+        # Epoch milliseconds, Grafana's default format for both.
+        "__from": str(to_ms - range_s * 1000),
+        "__to": str(to_ms),
         # Grafana's form for a relative range that ends now (InfluxDatasource.getTimeFilter).
         "timeFilter": f"time >= now() - {duration(range_s)}",
         "__interval": interval,

@@ -1,4 +1,5 @@
-"""The demo's data: Prato's organisations, their worksites and the console's operators.
+"""The demo's data: Prato's organisations, their worksites and the console's operators, and
+the Florence plain's when the deployment's areas include it (`sitroom demo --areas`).
 
 Demo worksites: the municipality and four utilities on real streets, with conflicts. One more
 organisation, a neighbouring municipality, takes part only in the data exchange.
@@ -30,17 +31,25 @@ from cloud.worksites.models import Status, WorksiteCreate
 from cloud.worksites.store import WorksiteStore
 
 MUNICIPALITY = "comune-prato"
+PRATO, PLAIN = "prato", "piana-fiorentina"  # the area ids of edge/contract/areas.yaml, deploy/areas/
 
+# The utilities serve both areas (Prato first: their home area in the demo).
 ORGANISATIONS = (
-    Organisation(id=MUNICIPALITY, name="Comune di Prato", role=Role.MUNICIPALITY),
-    Organisation(id="publiacqua", name="Publiacqua S.p.A.", role=Role.UTILITY),
-    Organisation(id="toscana-energia", name="Toscana Energia S.p.A.", role=Role.UTILITY),
-    Organisation(id="alia", name="Alia Servizi Ambientali S.p.A.", role=Role.UTILITY),
-    Organisation(id="open-fiber", name="Open Fiber S.p.A.", role=Role.UTILITY),
+    Organisation(id=MUNICIPALITY, name="Comune di Prato", role=Role.MUNICIPALITY, areas=(PRATO,)),
+    Organisation(id="publiacqua", name="Publiacqua S.p.A.", role=Role.UTILITY, areas=(PRATO, PLAIN)),
+    Organisation(
+        id="toscana-energia", name="Toscana Energia S.p.A.", role=Role.UTILITY, areas=(PRATO, PLAIN)
+    ),
+    Organisation(id="alia", name="Alia Servizi Ambientali S.p.A.", role=Role.UTILITY, areas=(PRATO, PLAIN)),
+    Organisation(id="open-fiber", name="Open Fiber S.p.A.", role=Role.UTILITY, areas=(PRATO, PLAIN)),
     # A neighbouring municipality sharing its car parks over NGSI-LD (cloud/dev/partners.py). A
     # partner writes only its own data, as a utility does: the municipality role is for Prato's
-    # own operators, who approve and edit every worksite of the registry.
+    # own operators, who approve and edit every worksite of the registry. No area: it writes no
+    # worksites, and its car parks are checked as any partner's places are.
     Organisation(id="comune-calenzano", name="Comune di Calenzano", role=Role.UTILITY),
+)
+PLAIN_ORGANISATIONS = (
+    Organisation(id="comune-firenze", name="Comune di Firenze", role=Role.MUNICIPALITY, areas=(PLAIN,)),
 )
 
 
@@ -276,24 +285,66 @@ def demo_worksites(now: datetime) -> list[WorksiteCreate]:
     ]
 
 
+def plain_worksites(now: datetime) -> list[WorksiteCreate]:
+    """The Florence plain's: the tramway to Sesto and a water main in Campi Bisenzio, planned
+    a week apart on neighbouring streets (a synergy across the two areas' utilities)."""
+    day = timedelta(days=1)
+    today = now.replace(hour=7, minute=30, second=0, microsecond=0)
+    return [
+        WorksiteCreate.model_validate(item)
+        for item in (
+            {
+                "id": "comune-firenze-tramvia-sesto",
+                "owner": "comune-firenze",
+                "title": "Tramvia linea 4: binari su Viale XI Agosto",
+                "description": "Track laying for the tramway towards Sesto Fiorentino.",
+                "street": "Viale XI Agosto",
+                "work_type": "road",
+                "planned_start": today - 5 * day,
+                "planned_end": today + 40 * day,
+                "geometry": _line((43.8040, 11.2150), (43.8062, 11.2208), (43.8085, 11.2262)),
+                "status": "active",
+                "actual_start": today - 5 * day,
+            },
+            {
+                "id": "publiacqua-campi-barberinese",
+                "owner": "publiacqua",
+                "title": "Nuova condotta idrica Via Barberinese",
+                "description": "A new water main along Via Barberinese in Campi Bisenzio.",
+                "street": "Via Barberinese",
+                "work_type": "water",
+                "planned_start": today + 12 * day,
+                "planned_end": today + 30 * day,
+                "geometry": _line((43.8220, 11.1370), (43.8236, 11.1412)),
+            },
+        )
+    ]
+
+
 APPROVED = ("publiacqua-pistoiese-main", "alia-mercatale-isole", "comune-prato-repubblica-ciclabile")
 
 
 def load_demo(store: WorksiteStore, now: datetime) -> int:
-    """Organisations (into the registry beside `store`) and demo worksites; returns how many
-    worksites were new."""
-    for org in ORGANISATIONS:
-        store.orgs.add(org)
-    operator = Caller(MUNICIPALITY, Role.MUNICIPALITY)
+    """Organisations (into the registry beside `store`) and demo worksites of the areas the
+    store serves (Prato; the Florence plain too when configured); returns how many were new."""
+    configured = set(store.areas.ids) if store.areas is not None else {PRATO}
+    orgs = [*ORGANISATIONS, *(PLAIN_ORGANISATIONS if PLAIN in configured else ())]
+    for org in orgs:
+        store.orgs.add(org.model_copy(update={"areas": tuple(a for a in org.areas if a in configured)}))
+    plain = plain_worksites(now) if PLAIN in configured else []
+    plain_ids = {w.id for w in plain}
     new = 0
-    for item in demo_worksites(now):
+    for item in [*demo_worksites(now), *plain]:
+        owner = item.owner or MUNICIPALITY
         try:
-            store.create(Caller(item.owner or MUNICIPALITY, Role.UTILITY), item, now=now)
+            store.create(Caller(owner, Role.UTILITY), item, now=now)
         except ConflictError:
             continue
         new += 1
         if item.id in APPROVED or item.status in (Status.ACTIVE, Status.COMPLETED):
-            store.decide(operator, item.id or "", approve=True, now=now)
+            # Approved by the municipality of the area it lies in.
+            approver = "comune-firenze" if item.id in plain_ids else MUNICIPALITY
+            store.decide(Caller(approver, Role.MUNICIPALITY), item.id or "", approve=True, now=now)
     return new
 
 

@@ -30,15 +30,14 @@ from pathlib import Path
 import httpx
 import yaml
 
-from cloud.core.geo import PRATO_AREA
 from cloud.transit.store import TransitStore
+from edge.contract.areas import load_areas
 from edge.contract.gtfs.static import Area, FeedError
 
 OPERATOR = "autolinee-toscane"  # the demo's fleet gateway (gw-fleet-at) speaks for it too
 SOURCE = "gtfs-rt-prato"  # the reader's `gateway`, and its broker identity (svc.gtfs-rt-prato)
 SIMULATOR = "gtfs-rt-simulator"  # the supervisor's service names
 READER = "transit-reader"
-AREA = Area(PRATO_AREA.min_lon, PRATO_AREA.min_lat, PRATO_AREA.max_lon, PRATO_AREA.max_lat)
 FOLDER = "transit"  # in the data folder, emptied with each run's stream
 # The bus network's rules (cloud/rules/kinds/), added to the default ones; the worksites they
 # look at are the service's own registry (SITROOM_WORKSITES_DB, as for a file that names none).
@@ -60,6 +59,12 @@ class DemoTransit:
     port: int  # the simulator's HTTP port
     speed: float
     feed: Path | None = None  # a GTFS feed (zip or folder) to play instead of the Prato network
+    areas_file: Path | None = None  # the demo's areas (None: Prato alone)
+
+    @property
+    def area(self) -> Area:
+        """Where the feed's stops and shapes may lie: the box around the demo's areas."""
+        return Area(*load_areas(self.areas_file).bbox)
 
     @property
     def folder(self) -> Path:
@@ -129,7 +134,7 @@ class DemoTransit:
         for db in (self.registry_db, self.reader_db):
             store = TransitStore.open(db)
             try:
-                result = store.import_feed(static, operator=OPERATOR, area=AREA, source_name=zip_url)
+                result = store.import_feed(static, operator=OPERATOR, area=self.area, source_name=zip_url)
             except FeedError as exc:
                 raise DemoTransitError(f"the demo's GTFS feed is refused: {exc}") from None
             finally:

@@ -48,8 +48,16 @@ from cloud.ingest.gateway_health import health_lines, status_line
 from cloud.ingest.seqledger import BatchReport
 from cloud.ingest.stats import IngestStats
 from cloud.io.influx import retention
-from cloud.io.influx.client import InfluxClient, QueryError, RejectedLine, RetryableWriteError
+from cloud.io.influx.client import (
+    InfluxClient,
+    QueryError,
+    RejectedLine,
+    RejectedWriteError,
+    RetryableWriteError,
+    is_missing_database,
+)
 from cloud.io.influx.lineprotocol import line
+from cloud.io.influx.policy import DataPolicy, RoutedInfluxClient
 from cloud.io.mqtt import BrokerConnection
 from edge.contract import ContractError, PayloadTooLargeError, format_ts, is_id, topics
 from edge.contract.topics import Channel
@@ -58,6 +66,7 @@ log = logging.getLogger(__name__)
 
 _BACKOFF_MIN_S = 0.5
 _BACKOFF_MAX_S = 30.0
+_ROUND_WRITES = 4  # a round holds at most this many full writes' lines (several databases)
 _BATCHES_PREFIX = topics.ALL_INGEST_BATCHES.split("+", 1)[0]
 
 
@@ -88,17 +97,40 @@ class Prepared:
     # owner is only looked up for the rare line InfluxDB refuses).
     starts: list[int] = field(default_factory=list)
     sources: list[Inbound] = field(default_factory=list)
+    # Per message that gave lines: the database its readings go to (the data policy's choice
+    # for its org and kind; one message is one gateway's batch of one kind), and lines per one.
+    databases: list[str] = field(default_factory=list)
+    per_database: Counter[str] = field(default_factory=Counter)
 
-    def add(self, item: Inbound, lines: list[str], sensors: list[str]) -> None:
+    def add(self, item: Inbound, lines: list[str], sensors: list[str], database: str = "") -> None:
         if lines:
             self.starts.append(len(self.lines))
             self.sources.append(item)
+            self.databases.append(database)
+            self.per_database[database] += len(lines)
             self.lines += lines
             self.sensors += sensors
+
+    @property
+    def largest_write(self) -> int:
+        """The lines of the database that has most: the largest `/write` this round makes."""
+        return max(self.per_database.values(), default=0)
 
     def owner(self, index: int) -> tuple[Inbound, str]:
         """The message and sensor of line `index`."""
         return self.sources[bisect_right(self.starts, index) - 1], self.sensors[index]
+
+    def by_database(self) -> list[tuple[str, list[str], list[int] | None]]:
+        """(database, its lines, each line's index in `lines`) per database; with one database
+        (the usual case) the lines themselves and no index, at no cost."""
+        first = self.databases[0] if self.databases else ""
+        if all(db == first for db in self.databases):
+            return [(first, self.lines, None)] if self.lines else []
+        groups: dict[str, list[int]] = {}
+        ends = [*self.starts[1:], len(self.lines)]
+        for db, start, end in zip(self.databases, self.starts, ends, strict=True):
+            groups.setdefault(db, []).extend(range(start, end))
+        return [(db, [self.lines[i] for i in index], index) for db, index in groups.items()]
 
 
 class Buffer:
@@ -183,9 +215,12 @@ class _Job:
     prepared: Prepared
 
 
-def data_subscription(settings: CloudSettings, channel: Channel = Channel.DATA) -> str:
-    """The topic filter ingest subscribes to: shared when `share_group` is set."""
-    data_filter = f"{topics.ROOT}/{settings.org_filter}/+/{channel.value}"
+def data_subscription(
+    settings: CloudSettings, channel: Channel = Channel.DATA, org: str | None = None
+) -> str:
+    """The topic filter ingest subscribes to for `org` (default: the first of `org_filter`):
+    shared when `share_group` is set."""
+    data_filter = f"{topics.ROOT}/{org or settings.org_filters[0]}/+/{channel.value}"
     if channel is Channel.DATA:
         data_filter += "/+"
     if settings.share_group:
@@ -195,10 +230,26 @@ def data_subscription(settings: CloudSettings, channel: Channel = Channel.DATA) 
     return data_filter
 
 
-def meta_subscription(settings: CloudSettings) -> str:
+def meta_subscription(settings: CloudSettings, org: str | None = None) -> str:
     """The gateways' retained meta, never shared: every worker needs every declaration, and a
     broker sends no retained message to a shared subscription ([MQTT-4.8.2])."""
-    return f"{topics.ROOT}/{settings.org_filter}/+/{Channel.META.value}"
+    return f"{topics.ROOT}/{org or settings.org_filters[0]}/+/{Channel.META.value}"
+
+
+def subscriptions(settings: CloudSettings) -> list[tuple[str, int]]:
+    """Everything ingest subscribes to, at QoS 1, for each organisation of `org_filter`."""
+    out = []
+    for org in settings.org_filters:
+        out += [
+            (data_subscription(settings, Channel.DATA, org), 1),
+            (data_subscription(settings, Channel.HEALTH, org), 1),
+            (data_subscription(settings, Channel.STATUS, org), 1),
+            (meta_subscription(settings, org), 1),
+        ]
+    if settings.share_group:
+        # Every worker's batch reports, never shared: each worker keeps the group's accounts.
+        out.append((topics.ALL_INGEST_BATCHES, 1))
+    return out
 
 
 def _tune_gc() -> None:
@@ -224,8 +275,13 @@ class Ingest:
         *,
         influx: InfluxClient | None = None,
         admission: Admission | None = None,
+        policy: DataPolicy | None = None,
     ) -> None:
         self.settings = settings
+        # Which database each point goes to (decision 0017); without a policy file, one.
+        self.policy = policy or DataPolicy.load(settings.data_policy, settings.influx_db)
+        self._prepared_dbs: set[str] = set()
+        self._prepared_lock = threading.Lock()
         self.influx = influx or self._client()
         # The verdict on every reading; the decoder thread alone uses it (and teaches it).
         self.admission = admission or Admission.from_settings(settings)
@@ -243,20 +299,11 @@ class Ingest:
         self._sequencer = AckSequencer(self._ack)
         # This life of the process: the group tells its batch reports from an earlier life's.
         self.run_id = secrets.token_hex(8)
-        self.subscription = data_filter = data_subscription(settings)
-        subscriptions = [
-            (data_filter, 1),
-            (data_subscription(settings, Channel.HEALTH), 1),
-            (data_subscription(settings, Channel.STATUS), 1),
-            (meta_subscription(settings), 1),
-        ]
-        if settings.share_group:
-            # Every worker's batch reports, never shared: each worker keeps the group's accounts.
-            subscriptions.append((topics.ALL_INGEST_BATCHES, 1))
+        self.subscription = data_subscription(settings)
         self.conn = BrokerConnection(
             settings.broker,
             client_id=f"sitroom-ingest-{settings.instance}",
-            subscriptions=subscriptions,
+            subscriptions=subscriptions(settings),
             on_message=self._on_message,
             manual_ack=True,
             protocol=settings.mqtt_protocol,
@@ -265,9 +312,9 @@ class Ingest:
 
     def _client(self) -> InfluxClient:
         s = self.settings
-        return InfluxClient(
+        return RoutedInfluxClient(
             s.influx_url,
-            s.influx_db,
+            self.policy,
             username=s.influx_username,
             password=s.influx_password,
             gzip_min_bytes=s.influx_gzip_min_bytes or 2**62,
@@ -334,20 +381,28 @@ class Ingest:
     def stop(self) -> None:
         self._stop.set()
 
-    def _prepare_database(self) -> None:
-        """Create the database, retention policies and rollups, unless our user may not.
+    def _prepare_database(self, database: str | None = None) -> None:
+        """Create the database (default: the shared one), retention policies and rollups, unless
+        our user may not; once per database (an organisation's private database on its first
+        write).
 
         A deployment with authentication gives ingest a WRITE-only user (docker-compose.yml):
-        then ingest only writes, and an admin creates these once, e.g. by starting ingest with
-        the admin's credentials (docs/scale-out.md).
+        then ingest only writes, and an admin creates these once (`sitroom provision apply`
+        does, for every organisation's database; docs/scale-out.md).
         """
+        db = database or self.settings.influx_db
+        with self._prepared_lock:
+            if db in self._prepared_dbs:
+                return
+            self._prepared_dbs.add(db)
         try:
-            self.influx.create_database()
+            self.influx.create_database(db)
             if self.settings.manage_retention:
                 issued = retention.ensure(
                     self.influx,
                     raw_retention=self.settings.raw_retention,
                     rollup_retention=self.settings.rollup_retention,
+                    database=db,
                 )
                 for statement in issued:
                     log.info("InfluxDB: %s", statement)
@@ -358,7 +413,7 @@ class Ingest:
                 "InfluxDB user %r may not manage database %r (%s): writing only; an admin must create "
                 "the database, retention policies and rollups",
                 self.settings.influx_username,
-                self.settings.influx_db,
+                db,
                 exc,
             )
 
@@ -371,7 +426,11 @@ class Ingest:
         out = Prepared([], [], [], [], 0)
         self._prepare_one(first, now, out)
         deadline = time.monotonic() + self.settings.write_linger_ms / 1000
-        while len(out.lines) < self.settings.write_batch_points:
+        # A round is cut when one database's write is full, so that with several databases each
+        # `/write` still carries about `write_batch_points` (InfluxDB's cost per request and
+        # ours are what batching pays for), within a bound on the whole round.
+        batch = self.settings.write_batch_points
+        while out.largest_write < batch and len(out.lines) < _ROUND_WRITES * batch:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -490,7 +549,7 @@ class Ingest:
         out.readings += msg.readings
         for rej in msg.rejects:
             dead(rej.error, env.seq, rej.sensor or "")
-        out.add(item, msg.lines, msg.sensors)
+        out.add(item, msg.lines, msg.sensors, self.policy.database_for(env.kind.value, env.org))
 
     # -- writer threads --------------------------------------------------------------------
     def _writer(self, influx: InfluxClient, stop: threading.Event) -> None:
@@ -517,9 +576,15 @@ class Ingest:
     def _write_job(self, influx: InfluxClient, prepared: Prepared, stop: threading.Event) -> bool:
         self.stats.add(readings_received=prepared.readings)
         t0 = time.perf_counter()
-        rejected = self._write_with_retry(influx, prepared.lines, stop)
-        if rejected is None:
-            return False  # stopping while InfluxDB is unreachable: nothing acked, the broker redelivers
+        rejected: list[RejectedLine] = []
+        # One write per database: the shared one, and each organisation's private one.
+        for database, lines, index in prepared.by_database():
+            refused = self._write_with_retry(influx, lines, stop, database)
+            if refused is None:
+                return False  # stopping while InfluxDB is unreachable: nothing acked, the broker redelivers
+            rejected += [
+                r if index is None else RejectedLine(index[r.index], r.line, r.message) for r in refused
+            ]
         for rej in rejected:
             item, sensor = prepared.owner(rej.index)
             where = topics.parse(item.topic)
@@ -538,8 +603,9 @@ class Ingest:
         instance = self.settings.instance
         dl_lines = [dl.to_line(self._unique_now(), instance) for dl in prepared.deadletters]
         dl_lines += prepared.monitoring
-        if dl_lines and self._write_with_retry(influx, dl_lines, stop) is None:
-            return False
+        for database, lines in self.policy.split(dl_lines).items():
+            if self._write_with_retry(influx, lines, stop, database) is None:
+                return False
         if not (prepared.lines or dl_lines):
             return True  # nothing for InfluxDB (a meta, a batch report): not a write, not progress
         self.stats.wrote(write_ms=(time.perf_counter() - t0) * 1000, points=len(prepared.lines))
@@ -599,15 +665,22 @@ class Ingest:
         self.stats.accounts.apply(report)
 
     def _write_with_retry(
-        self, influx: InfluxClient, lines: list[str], stop: threading.Event
+        self, influx: InfluxClient, lines: list[str], stop: threading.Event, database: str = ""
     ) -> list[RejectedLine] | None:
+        database = database or self.settings.influx_db
+        if database != self.settings.influx_db:
+            self._prepare_database(database)  # an organisation's private database, first seen
         delay = _BACKOFF_MIN_S
         while True:
             try:
-                return influx.write_isolating(lines)
-            except RetryableWriteError as exc:
+                return influx.write_isolating(lines, database=database)
+            except (RetryableWriteError, RejectedWriteError) as exc:
+                if isinstance(exc, RejectedWriteError) and not is_missing_database(exc):
+                    raise
+                # A missing database is a provisioning gap (`sitroom provision apply` creates each
+                # organisation's): waited out like an outage, so that nothing is lost meanwhile.
                 self.stats.add(write_retries=1)
-                log.warning("InfluxDB write failed (%s); retrying in %.1f s", exc, delay)
+                log.warning("InfluxDB write to %r failed (%s); retrying in %.1f s", database, exc, delay)
                 if stop.wait(delay) or self._stop.is_set():
                     return None
                 delay = min(delay * 2, _BACKOFF_MAX_S)
@@ -648,9 +721,17 @@ class Ingest:
                 org, gw = key.split("/")
                 tags = {"org": org, "gateway": gw, "instance": instance}
                 lines.append(line("sitroom_gateway_seq", tags, g, now))
-            self.influx.write(lines)
+            self.influx.write(lines)  # each where the policy says (RoutedInfluxClient)
         except Exception as exc:  # noqa: BLE001  (self-monitoring must never stop ingest)
             log.warning("could not report ingest stats: %s", exc)
 
 
-__all__ = ["AckSequencer", "Buffer", "Inbound", "Ingest", "data_subscription", "meta_subscription"]
+__all__ = [
+    "AckSequencer",
+    "Buffer",
+    "Inbound",
+    "Ingest",
+    "data_subscription",
+    "meta_subscription",
+    "subscriptions",
+]

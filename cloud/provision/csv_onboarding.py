@@ -21,6 +21,7 @@ from cloud.provision.identities import Outcome, add_gateway
 from cloud.provision.registry import AuthMethod, IdentityRegistry
 from cloud.provision.specs import SpecError, load_base_config, parse_sensor
 from edge.contract import is_id
+from edge.contract.areas import Areas, OutsideAreasError, load_areas
 from edge.contract.ids import RESERVED_ORGS
 
 COLUMNS = ("id", "org", "name", "lat", "lon", "location", "from", "sensors", "auth")
@@ -128,9 +129,13 @@ def read_rows(path: Path) -> list[GatewayRow]:  # noqa: PLR0912, PLR0915 (one ch
     return rows
 
 
-def onboard(reg: IdentityRegistry, path: Path, *, broker_url: str | None = None) -> list[Outcome]:
-    """Onboard every row of the CSV into `reg` (call inside `reg.transaction()`)."""
+def onboard(
+    reg: IdentityRegistry, path: Path, *, broker_url: str | None = None, areas: Areas | None = None
+) -> list[Outcome]:
+    """Onboard every row of the CSV into `reg` (call inside `reg.transaction()`); each location
+    must lie in one of `areas` (None: the default areas, Prato)."""
     rows = read_rows(path)
+    areas = areas or load_areas()
     problems = []
     for row in rows:
         existing = reg.get(row.gateway)
@@ -138,6 +143,11 @@ def onboard(reg: IdentityRegistry, path: Path, *, broker_url: str | None = None)
             problems.append(
                 f"{path}:{row.line}: id: already registered for org {existing.org!r}: {row.gateway!r}"
             )
+        if row.location is not None:
+            try:
+                areas.require(float(row.location["lat"]), float(row.location["lon"]))
+            except OutsideAreasError as exc:
+                problems.append(f"{path}:{row.line}: lat,lon: {exc}")
     if problems:
         raise CsvError(str(path), problems)
     return [
@@ -151,6 +161,7 @@ def onboard(reg: IdentityRegistry, path: Path, *, broker_url: str | None = None)
             sensors=row.sensors,
             location=row.location,
             broker_url=broker_url,
+            areas=areas,
         )
         for row in rows
     ]

@@ -33,6 +33,7 @@ from cloud.provision.registry import (
     utility_username,
 )
 from edge.contract import is_id
+from edge.contract.areas import Areas, OutsideAreasError, load_areas
 from edge.contract.ids import RESERVED_ORGS
 
 
@@ -252,10 +253,17 @@ def add_gateway(
     broker_url: str | None = None,
     install_dir: Path | None = None,
     rotate: bool = False,
+    areas: Areas | None = None,
 ) -> Outcome:
-    """Register a gateway, issue its secrets and write its config (`identities/{id}/gateway.yaml`)."""
+    """Register a gateway, issue its secrets and write its config (`identities/{id}/gateway.yaml`).
+    Its location must lie in one of `areas` (None: the default areas, Prato)."""
     _check_id("gateway", gateway)
     _check_org(org)
+    if location:
+        try:
+            (areas or load_areas()).require(float(location["lat"]), float(location["lon"]))
+        except OutsideAreasError as exc:
+            raise RegistryError(f"gateway {gateway!r}: location {exc}", gateway) from None
     if gateway == FLEET_GATEWAY:
         raise RegistryError(f"{FLEET_GATEWAY!r} is the utilities' topic prefix, not a gateway id", gateway)
     url = broker_url or default_broker_url(reg, auth)

@@ -1,10 +1,13 @@
 """InfluxDB 1.x users for a deployment with `[http] auth-enabled = true`, created idempotently.
 
 Three users: an admin (creates databases and users), a writer (ingest: WRITE on the database
-only) and a reader (Grafana, the API: READ only). Running it again converges passwords and
-privileges instead of failing on "user already exists". On a server with no user yet, InfluxDB
-accepts exactly one unauthenticated statement: creating the first admin (InfluxDB 1.x docs,
-"Authentication and authorization": "create admin user first or disable authentication").
+only) and a reader (Grafana, the API: READ only). With a data policy (decision 0017,
+`ensure_org_access`), one reader per organisation instead, reading the shared database and its
+own (a municipality's, every organisation's), and the writer writing to all of them.
+Running it again converges passwords and privileges instead of failing on "user already
+exists". On a server with no user yet, InfluxDB accepts exactly one unauthenticated statement:
+creating the first admin (InfluxDB 1.x docs, "Authentication and authorization": "create admin
+user first or disable authentication").
 """
 
 from __future__ import annotations
@@ -13,6 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from cloud.io.influx import retention
+from cloud.io.influx.client import InfluxClient
+from cloud.io.influx.policy import DataPolicy
 
 NO_ADMIN_YET = "create admin user first"
 
@@ -116,6 +123,99 @@ def ensure_users(
                     done.append(f"revoked admin rights of {user.name}")
             # GRANT replaces the user's privilege on the database, so READ after ALL means READ.
             influx.query(f"GRANT {privilege} ON {_ident(database)} TO {_ident(user.name)}")
+    finally:
+        influx.close()
+    return done
+
+
+@dataclass(frozen=True, slots=True)
+class OrgReader:
+    """An organisation's InfluxDB reader (its Grafana data source's user)."""
+
+    org: str
+    user: InfluxUser
+    is_municipality: bool
+
+
+def reader_name(org: str) -> str:
+    return f"reader.{org}"
+
+
+def _granted(influx: InfluxAdmin, user: str) -> dict[str, str]:
+    """database -> privilege of `user` (SHOW GRANTS)."""
+    results = influx.query(f"SHOW GRANTS FOR {_ident(user)}")
+    return {
+        str(db): str(privilege)
+        for series in (results[0].get("series", []) if results else [])
+        for db, privilege in series.get("values", [])
+    }
+
+
+def _converge(
+    influx: InfluxAdmin, users: dict[str, bool], user: InfluxUser, privileges: dict[str, str]
+) -> list[str]:
+    """`user` exists with its password and exactly `privileges` (database -> WRITE or READ)."""
+    done = []
+    if user.name == influx.admin.name:
+        raise InfluxAuthError("GRANT", 0, f"{user.name!r} must not be the admin")
+    if user.name not in users:
+        influx.query(f"CREATE USER {_ident(user.name)} WITH PASSWORD {_string(user.password)}")
+        done.append(f"created user {user.name}")
+    else:
+        influx.query(f"SET PASSWORD FOR {_ident(user.name)} = {_string(user.password)}")
+        if users[user.name]:
+            influx.query(f"REVOKE ALL PRIVILEGES FROM {_ident(user.name)}")
+            done.append(f"revoked admin rights of {user.name}")
+    have = _granted(influx, user.name)
+    for db, privilege in privileges.items():
+        if have.get(db) != privilege:
+            influx.query(f"GRANT {privilege} ON {_ident(db)} TO {_ident(user.name)}")
+            done.append(f"granted {privilege} on {db} to {user.name}")
+    for db, privilege in have.items():
+        if db not in privileges and privilege != "NO PRIVILEGES":
+            influx.query(f"REVOKE ALL ON {_ident(db)} FROM {_ident(user.name)}")
+            done.append(f"revoked {privilege} on {db} from {user.name}")
+    return done
+
+
+def ensure_org_access(
+    url: str,
+    policy: DataPolicy,
+    *,
+    admin: InfluxUser,
+    writer: InfluxUser,
+    readers: list[OrgReader],
+    raw_retention: str = "30d",
+    rollup_retention: str = "INF",
+) -> list[str]:
+    """Converge InfluxDB on the data policy (decision 0017), idempotently: the shared database
+    and each organisation's private one exist with their retention policies and rollups; the
+    writer (ingest, rules) may WRITE to all of them; each organisation's reader may READ the
+    shared database and its own, a municipality's every one, and nothing else (a privilege on
+    one of them that the policy does not give is revoked). Returns what was done."""
+    done: list[str] = []
+    orgs = [r.org for r in readers]
+    databases = policy.databases(orgs)
+    influx = InfluxAdmin(url, admin)
+    try:
+        if influx.ensure_admin():
+            done.append(f"created admin {admin.name}")
+        for db in databases:
+            influx.query(f"CREATE DATABASE {_ident(db)}")  # a no-op when it exists
+        managed = InfluxClient(url, policy.database, username=admin.name, password=admin.password)
+        try:
+            for db in databases:
+                issued = retention.ensure(
+                    managed, raw_retention=raw_retention, rollup_retention=rollup_retention, database=db
+                )
+                done += [f"{db}: {statement.split(' ON ', 1)[0]}" for statement in issued]
+        finally:
+            managed.close()
+        users = influx.users()
+        done += _converge(influx, users, writer, dict.fromkeys(databases, "WRITE"))
+        for r in readers:
+            readable = policy.readable_by(r.org, is_municipality=r.is_municipality, orgs=orgs)
+            done += _converge(influx, users, r.user, dict.fromkeys(readable, "READ"))
     finally:
         influx.close()
     return done

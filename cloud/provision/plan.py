@@ -18,10 +18,20 @@ machine that reads them and are never rerooted.
     gateways: [{id: gw-a, from: /etc/sitroom/firmware_configs/gw-a.yaml, install_dir: /run/s}]
     exports: [{to: /export/broker, broker: true, owner: "1883:1883"},
               {to: /export/ingest, identity: svc.ingest, owner: "10001:10001"}]
+    influx: {url: "http://influxdb:8086", policy: data-policy.yaml,
+             registry: "sqlite:////var/lib/sitroom/worksites.db"}
+
+With `influx`, InfluxDB is brought in line with the data policy (decision 0017): the shared
+database and each registered organisation's private one, the writer on all of them, one reader
+per organisation (`reader.{org}`, its password generated once and kept in
+DIR/influx/readers.json, which `sitroom dashboards push --readers` hands to Grafana). The admin's
+and the writer's passwords come from SITROOM_INFLUX_ADMIN_PASSWORD and
+SITROOM_INFLUX_WRITE_PASSWORD, never from the plan.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +40,18 @@ from typing import Any, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cloud.core.orgs import Role
+from cloud.io.influx.policy import DataPolicy, DataPolicyError
+from cloud.io.orgstore import OrgStore
 from cloud.provision.ca import CertificateAuthority
 from cloud.provision.files import ensure_dir, write_private
 from cloud.provision.identities import Outcome, add_gateway, add_service, add_utility
+from cloud.provision.influx_users import InfluxUser, OrgReader, ensure_org_access, reader_name
+from cloud.provision.passwords import new_password
 from cloud.provision.registry import AuthMethod, BrokerSettings, IdentityRegistry, RegistryError, ServiceRole
 from cloud.provision.specs import load_base_config, parse_sensor
 from edge.contract import Id
+from edge.contract.areas import AreasFileError, load_areas
 
 # What an identity's export may hold; anything else in the folder is left alone.
 IDENTITY_FILES = ("password", "gateway.yaml", "ca.crt", "client.crt", "client.key")
@@ -116,6 +132,17 @@ class PlanExport(_Strict):
         return self
 
 
+class PlanInflux(_Strict):
+    url: str = "http://127.0.0.1:8086"
+    database: str = Field(default="sitroom", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    policy: str  # the data policy file, relative to the plan
+    registry: str | None = None  # the organisation registry's URL (default: SITROOM_WORKSITES_DB)
+    admin_user: str = "admin"
+    writer_user: str = "sitroom-writer"
+    raw_retention: str = Field(default="30d", pattern=r"^(INF|[1-9][0-9]*[hdw])$")
+    rollup_retention: str = Field(default="INF", pattern=r"^(INF|[1-9][0-9]*[hdw])$")
+
+
 class Plan(_Strict):
     ca: bool = False  # create the CA (TLS listeners, certificate identities)
     broker: BrokerSettings | None = None
@@ -123,6 +150,8 @@ class Plan(_Strict):
     orgs: list[PlanUtility] = []
     gateways: list[PlanGateway] = []
     exports: list[PlanExport] = []
+    influx: PlanInflux | None = None
+    areas: str | None = None  # the areas file gateways must stand in (default: Prato alone)
 
     @model_validator(mode="after")
     def _distinct_exports(self) -> Self:
@@ -182,6 +211,13 @@ def apply_identities(reg: IdentityRegistry, plan: Plan, *, plan_dir: Path, root:
     outcomes += [
         add_utility(reg, org=o.id, name=o.name, auth=o.auth, broker_url=o.broker_url) for o in plan.orgs
     ]
+    areas = None
+    if plan.areas is not None:
+        try:
+            where = reroot(root, plan.areas) if plan.areas.startswith("/") else plan_dir / plan.areas
+            areas = load_areas(where)
+        except AreasFileError as exc:
+            raise PlanError(exc.source, exc.problems) from None
     for g in plan.gateways:
         base: dict[str, Any] | None = None
         if g.from_ is not None:
@@ -201,6 +237,7 @@ def apply_identities(reg: IdentityRegistry, plan: Plan, *, plan_dir: Path, root:
                 sensors=[parse_sensor(s) for s in g.sensors],
                 broker_url=g.broker_url,
                 install_dir=Path(g.install_dir) if g.install_dir else None,
+                areas=areas,
             )
         )
     return outcomes
@@ -268,3 +305,58 @@ def export(reg: IdentityRegistry, spec: PlanExport, root: Path) -> Export:
         if write_private(path, wanted[name], owner=owner):
             out.changed.append(name)
     return out
+
+
+READERS_FILE = Path("influx") / "readers.json"  # in the provisioning folder
+
+
+def reader_passwords(reg: IdentityRegistry, orgs: list[str]) -> dict[str, InfluxUser]:
+    """Each organisation's reader, with the password generated for it once (kept, 0600)."""
+    path = reg.folder / READERS_FILE
+    try:
+        kept: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        kept = {}
+    readers = {}
+    for org in orgs:
+        entry = kept.setdefault(org, {"username": reader_name(org), "password": new_password()})
+        readers[org] = InfluxUser(entry["username"], entry["password"])
+    write_private(path, json.dumps(kept, indent=2, sort_keys=True) + "\n")
+    return readers
+
+
+def apply_influx(
+    reg: IdentityRegistry,
+    spec: PlanInflux,
+    *,
+    plan_dir: Path,
+    root: Path,
+    admin_password: str,
+    writer_password: str,
+    registry_url: str | None,
+) -> list[str]:
+    """The plan's `influx`: databases, writer and readers as the data policy says."""
+    policy_path = reroot(root, spec.policy) if spec.policy.startswith("/") else plan_dir / spec.policy
+    try:
+        policy = DataPolicy.load(policy_path, spec.database)
+    except DataPolicyError as exc:
+        raise PlanError(str(policy_path), exc.problems) from None
+    url = spec.registry or registry_url
+    if url is None:
+        raise PlanError("influx.registry", ["give the organisation registry's URL, or SITROOM_WORKSITES_DB"])
+    store = OrgStore.open(url)
+    try:
+        orgs = store.organisations()
+    finally:
+        store.close()
+    passwords = reader_passwords(reg, [o.id for o in orgs])
+    readers = [OrgReader(o.id, passwords[o.id], o.role is Role.MUNICIPALITY) for o in orgs]
+    return ensure_org_access(
+        spec.url,
+        policy,
+        admin=InfluxUser(spec.admin_user, admin_password),
+        writer=InfluxUser(spec.writer_user, writer_password),
+        readers=readers,
+        raw_retention=spec.raw_retention,
+        rollup_retention=spec.rollup_retention,
+    )

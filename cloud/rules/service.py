@@ -22,6 +22,7 @@ from cloud.core.settings import CloudSettings
 from cloud.core.transit import TransitNetwork
 from cloud.io.influx.client import InfluxClient, InfluxError, QueryError
 from cloud.io.influx.points import alert_line
+from cloud.io.influx.policy import DataPolicy, RoutedInfluxClient
 from cloud.io.mqtt import BrokerConnection
 from cloud.rules.checkpoint import CheckpointStore, Delivered
 from cloud.rules.engine import Engine, RegistryOpener, RulesFileError, load_rules
@@ -121,9 +122,11 @@ class RulesService:
         self.reloads = 0
         self.reload_errors = 0
         self.published = 0
-        self.influx = influx or InfluxClient(
+        # Alerts go to the database of the organisation they concern when the data policy keeps
+        # them private (decision 0017); worksite snapshots where it says too.
+        self.influx = influx or RoutedInfluxClient(
             settings.influx_url,
-            settings.influx_db,
+            DataPolicy.load(settings.data_policy, settings.influx_db),
             username=settings.influx_username,
             password=settings.influx_password,
         )
@@ -138,15 +141,21 @@ class RulesService:
         self.checkpoint_errors = 0
         self._inbox: queue.Queue[Inbound] = queue.Queue(maxsize=10_000)
         self._stop = threading.Event()
-        org = settings.org_filter
+        # One set per organisation of `org_filter`: an instance serves its shard of them.
         self.conn = BrokerConnection(
             settings.broker,
             client_id=f"sitroom-rules-{settings.instance}",
             subscriptions=[
-                (f"{topics.ROOT}/{org}/+/{Channel.DATA.value}/+", 1),
-                (f"{topics.ROOT}/{org}/+/{Channel.STATUS.value}", 1),
-                # The gateways' declared sensor kinds, for the admission (as ingest learns them).
-                (f"{topics.ROOT}/{org}/+/{Channel.META.value}", 1),
+                *(
+                    (topic, 1)
+                    for org in settings.org_filters
+                    for topic in (
+                        f"{topics.ROOT}/{org}/+/{Channel.DATA.value}/+",
+                        f"{topics.ROOT}/{org}/+/{Channel.STATUS.value}",
+                        # The gateways' declared sensor kinds, for the admission (as ingest learns them).
+                        f"{topics.ROOT}/{org}/+/{Channel.META.value}",
+                    )
+                ),
                 # The cloud services' own health (ingest's), for the watchdog rules.
                 (topics.ALL_SERVICE_HEALTH, 0),
             ],
@@ -356,6 +365,11 @@ class RulesService:
             work.tick(self.influx)
         return self.engine.tick()
 
+    def serves(self, org: str) -> bool:
+        """The organisation is in this instance's shard (`org_filter`)."""
+        filters = self.settings.org_filters
+        return filters == ["+"] or org in filters
+
     def relay_operator_moves(self) -> int:
         """Publish and write what operators did in the alert store since the last call."""
         if self.relay is None:
@@ -365,7 +379,10 @@ class RulesService:
         except SQLAlchemyError as exc:
             log.warning("could not read the alert store's history: %s", exc)
             return 0
+        # A sharded instance relays only what operators did to its own organisations' alerts.
+        moves = [(a, is_current) for a, is_current in moves if self.serves(a.org)]
         if not moves:
+            self.relay.commit()
             return 0
         try:
             self.influx.write([alert_line(a) for a, _ in moves])

@@ -57,7 +57,9 @@ class CoordinationAlerts:
         now = now or datetime.now(UTC)
         since = now - timedelta(days=self.settings.redig_days)
         sites = self.store.search(Query(start=since, limit=10**9))
-        current = {a.key: a for a in to_alerts(detect(sites, self.settings, area=self.store.area), now)}
+        current = {
+            a.key: a for a in to_alerts(detect(sites, self.settings, projection=self.store.projection), now)
+        }
         changes = [a for key, a in current.items() if key not in self.firing]
         changes += [
             old.resolved(now, f"no longer flagged: {old.message}")

@@ -184,13 +184,13 @@ def worksite_conflicts(
     store: StoreDep, _caller: CallerDep, settings: CoordinationDep, worksite_id: WorksiteId
 ) -> list[dict[str, Any]]:
     store.get(worksite_id)
-    found = conflicts.detect(_coordination_scope(store, settings), settings, area=store.area)
+    found = conflicts.detect(_coordination_scope(store, settings), settings, projection=store.projection)
     return [c.as_dict() for c in conflicts.involving(found, worksite_id)]
 
 
 @router.get("/conflicts", summary="All conflicts, synergies and redigs")
 def all_conflicts(store: StoreDep, caller: CallerDep, settings: CoordinationDep) -> list[dict[str, Any]]:
-    found = conflicts.detect(_coordination_scope(store, settings), settings, area=store.area)
+    found = conflicts.detect(_coordination_scope(store, settings), settings, projection=store.projection)
     return [c.as_dict() for c in found]
 
 
@@ -211,7 +211,7 @@ def import_wzdx(
     """Create or change the feed's work zones with the API's own rules, all or nothing: a utility
     writes only its own, a new or re-planned worksite is pending approval, a `sitroom.version`
     older than the stored one is a conflict (409)."""
-    sites = wzdx.import_feed(feed, area=store.area)
+    sites = wzdx.import_feed(feed, areas=store.areas)
     created, updated = store.import_many(caller, sites)
     return ImportResult(created=created, updated=updated)
 
@@ -248,7 +248,7 @@ def feed_wzdx(store: StoreDep) -> dict[str, Any]:
         for w in store.search(Query(start=now, limit=FEED_LIMIT))
         if w.status not in (Status.CANCELLED, Status.COMPLETED)
     ]
-    return wzdx.export_feed(sites, store.organisations())
+    return wzdx.export_feed(sites, store.organisations(), publisher=store.publisher())
 
 
 def validation_problems(exc: ValidationError | Any) -> list[FieldProblem]:

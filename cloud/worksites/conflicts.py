@@ -29,7 +29,7 @@ import shapely
 from shapely import STRtree
 
 from cloud.core.alerts import Alert, Severity
-from cloud.core.geo import PRATO_AREA, BBox
+from cloud.core.geo import BBox
 from cloud.core.metres import LocalProjection
 from cloud.worksites.models import Status, Worksite
 
@@ -128,16 +128,22 @@ def detect(
     sites: Sequence[Worksite],
     settings: CoordinationSettings | None = None,
     *,
-    area: BBox = PRATO_AREA,
+    projection: LocalProjection | None = None,
 ) -> list[Coordination]:
-    """Every conflict, synergy and redig among `sites`, sorted by finding then ids."""
+    """Every conflict, synergy and redig among `sites`, sorted by finding then ids; distances in
+    `projection`'s metres (the registry's, around its areas; None: around the worksites)."""
     s = settings or CoordinationSettings()
     live = [w for w in sites if w.status is not Status.CANCELLED]
     if len(live) < 2:
         return []
-    projection = LocalProjection.around(area)
     # One vectorised GEOS parse instead of a Python shape() per worksite.
-    geoms = projection.many_to_metres(list(shapely.from_geojson([orjson.dumps(w.geometry) for w in live])))
+    degrees = shapely.from_geojson([orjson.dumps(w.geometry) for w in live])
+    if projection is None:
+        b = shapely.bounds(degrees)
+        projection = LocalProjection.around(
+            BBox(float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max()))
+        )
+    geoms = projection.many_to_metres(list(degrees))
     tree = STRtree(geoms)
     pairs = tree.query(geoms, predicate="dwithin", distance=s.buffer_m)
     left, right = pairs[0], pairs[1]

@@ -13,24 +13,22 @@ from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from cloud.core.geo import BBox, GeoJsonWorksites, WorksiteLookup, WorksiteRef
+from cloud.core.geo import GeoJsonWorksites, WorksiteLookup, WorksiteRef
 from cloud.io.db import make_engine
 from cloud.worksites.store import WorksiteStore
 
 log = logging.getLogger(__name__)
 
-# Rules look worksites up wherever they are: the registry's own area check applies on writes.
-ANYWHERE = BBox(-180, -90, 180, 90)
-
 
 def open_registry_lookup(url: str, refresh_s: float = 60.0) -> WorksiteLookup:
-    return RegistryWorksites(WorksiteStore.open(url, area=ANYWHERE), refresh_s)
+    # Rules look worksites up wherever they are: the registry's area check applies on writes.
+    return RegistryWorksites(WorksiteStore.open(url, areas=None), refresh_s)
 
 
 def read_registry_lookup(url: str, refresh_s: float = 60.0) -> WorksiteLookup:
     """The registry read only, as the service's own default source: the API owns its schema and
     creates it, maybe after the rules service started; until then no worksite is known."""
-    return RegistryWorksites(WorksiteStore(make_engine(url), area=ANYWHERE), refresh_s)
+    return RegistryWorksites(WorksiteStore(make_engine(url), areas=None), refresh_s)
 
 
 class RegistryWorksites:
@@ -48,7 +46,7 @@ class RegistryWorksites:
 
     @classmethod
     def open(cls, url: str, refresh_s: float = 60.0) -> RegistryWorksites:
-        return cls(WorksiteStore.open(url, area=ANYWHERE), refresh_s)
+        return cls(WorksiteStore.open(url, areas=None), refresh_s)
 
     def _current(self) -> GeoJsonWorksites:
         now = time.monotonic()

@@ -26,7 +26,8 @@ from cloud.core.errors import (
     PermissionDeniedError,
     problems_from,
 )
-from cloud.core.geo import BBox, GeometryError, check_in_area, parse_geojson
+from cloud.core.geo import BBox, GeometryError, ServiceAreas, parse_geojson
+from cloud.core.metres import LocalProjection
 from cloud.core.orgs import Caller, Organisation
 from cloud.core.worksites import Approval
 from cloud.io import orgstore
@@ -172,15 +173,16 @@ def _row_to_worksite(row: sa.Row[Any]) -> Worksite:
 class WorksiteStore:
     """The registry. Thread-safe: each call takes its own connection from the pool."""
 
-    def __init__(self, engine: Engine, *, area: BBox, orgs: OrgStore | None = None) -> None:
+    def __init__(self, engine: Engine, *, areas: ServiceAreas | None, orgs: OrgStore | None = None) -> None:
+        """`areas`: where worksites may lie (None: no check, for readers such as the rules)."""
         self.engine = engine
-        self.area = area
+        self.areas = areas
         # Owners must be registered organisations: the registry in the same database.
         self.orgs = orgs or OrgStore(engine)
 
     @classmethod
-    def open(cls, url: str, *, area: BBox) -> WorksiteStore:
-        store = cls(make_engine(url), area=area)
+    def open(cls, url: str, *, areas: ServiceAreas | None) -> WorksiteStore:
+        store = cls(make_engine(url), areas=areas)
         store.migrate()
         return store
 
@@ -287,11 +289,42 @@ class WorksiteStore:
 
     # writes ---------------------------------------------------------------------------
 
-    def _check_area(self, geometry: dict[str, Any]) -> None:
+    def publisher(self) -> str:
+        """Who publishes the registry's feeds: the municipality of the first configured area."""
+        if self.areas is None:
+            return "Situation Room"
+        municipality = next(iter(self.areas)).municipality
         try:
-            check_in_area(parse_geojson(geometry), self.area)
+            return self.orgs.organisation(municipality).name
+        except NotFoundError:
+            return municipality
+
+    @property
+    def projection(self) -> LocalProjection | None:
+        """Metres around the configured areas (conflict detection); None: around the worksites."""
+        return self.areas.projection if self.areas is not None else None
+
+    def _check_area(self, geometry: dict[str, Any], owner: str) -> None:
+        """Inside a configured area and, when its owner belongs to given areas, inside one of them."""
+        if self.areas is None:
+            return
+        try:
+            found = self.areas.check(parse_geojson(geometry))
         except GeometryError as exc:
             raise InvalidWorksiteError([FieldProblem("geometry", exc.reason)]) from None
+        try:
+            theirs = self.orgs.organisation(owner).areas
+        except NotFoundError:
+            return  # reported as an unknown owner by the caller's own check
+        if theirs and not set(found) & set(theirs):
+            raise InvalidWorksiteError(
+                [
+                    FieldProblem(
+                        "geometry",
+                        f"lies in {', '.join(found)}, outside the areas of {owner} ({', '.join(theirs)})",
+                    )
+                ]
+            )
 
     def _values(self, fields: WorksiteFields) -> dict[str, Any]:
         geom = parse_geojson(fields.geometry)
@@ -329,7 +362,7 @@ class WorksiteStore:
         owner = data.owner or caller.org
         if owner != caller.org and not caller.is_operator:
             raise PermissionDeniedError(caller.org, f"may not create worksites for {owner!r}")
-        self._check_area(data.geometry)
+        self._check_area(data.geometry, owner)
         ws_id = data.id or f"ws-{uuid.uuid4().hex[:16]}"
         values = self._values(data) | {
             "id": ws_id,
@@ -394,7 +427,7 @@ class WorksiteStore:
             fields = WorksiteFields.model_validate(merged)
         except ValidationError as exc:
             raise InvalidWorksiteError(problems_from(exc)) from None
-        self._check_area(fields.geometry)
+        self._check_area(fields.geometry, current.owner)
         values = self._values(fields)
         changes = _changes(current, fields)
         if not changes:

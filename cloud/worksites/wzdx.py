@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from cloud.core.errors import FieldProblem, problems_from
-from cloud.core.geo import BBox, GeometryError, check_in_area, parse_geojson
+from cloud.core.geo import GeometryError, ServiceAreas, parse_geojson
 from cloud.core.orgs import Organisation
 from cloud.core.worksites import WorkType
 from cloud.worksites.models import (
@@ -147,7 +147,7 @@ def feature(ws: Worksite) -> dict[str, Any]:
 
 
 def export_feed(
-    sites: Sequence[Worksite], orgs: Sequence[Organisation], *, publisher: str = "Comune di Prato"
+    sites: Sequence[Worksite], orgs: Sequence[Organisation], *, publisher: str = "Situation Room"
 ) -> dict[str, Any]:
     ordered = sorted(sites, key=lambda w: w.id)
     newest = max((w.updated_at for w in ordered), default=datetime(2020, 1, 1, tzinfo=UTC))
@@ -354,7 +354,7 @@ def _fields(parsed: _Feature) -> _Fields:
     return f
 
 
-def _import_feature(prefix: str, feat: Any, area: BBox | None) -> WorksiteImport:
+def _import_feature(prefix: str, feat: Any, areas: ServiceAreas | None) -> WorksiteImport:
     try:
         parsed = _Feature.model_validate(feat)
     except ValidationError as exc:
@@ -369,17 +369,17 @@ def _import_feature(prefix: str, feat: Any, area: BBox | None) -> WorksiteImport
         item = WorksiteImport.model_validate(fields.data)
     except ValidationError as exc:
         raise fields.traced(prefix, problems_from(exc)) from None
-    if area is not None:
+    if areas is not None:
         try:
-            check_in_area(parse_geojson(item.geometry), area)
+            areas.check(parse_geojson(item.geometry))
         except GeometryError as exc:
             raise fields.traced(prefix, [FieldProblem("geometry", exc.reason)]) from None
     return item
 
 
-def import_feed(feed: Any, *, area: BBox | None = None) -> list[WorksiteImport]:
+def import_feed(feed: Any, *, areas: ServiceAreas | None = None) -> list[WorksiteImport]:
     """The work zones of a WZDx 4.x WorkZoneFeed, validated as the API validates a worksite
-    (and, given `area`, inside it); every problem found is reported with its place in the feed.
+    (and, given `areas`, inside one of them); every problem found is reported with its place in the feed.
     Detours and other road events are not worksites and are passed over."""
     if not isinstance(feed, dict) or feed.get("type") != "FeatureCollection":
         raise InvalidWorksiteError([FieldProblem("type", "a WZDx feed is a GeoJSON FeatureCollection")])
@@ -393,7 +393,7 @@ def import_feed(feed: Any, *, area: BBox | None = None) -> list[WorksiteImport]:
         if isinstance(event_type, str) and event_type != "work-zone":
             continue  # detours and restrictions are not worksites
         try:
-            sites.append(_import_feature(f"features[{i}]", feat, area))
+            sites.append(_import_feature(f"features[{i}]", feat, areas))
         except InvalidWorksiteError as exc:
             problems.extend(exc.problems)
     if problems:

@@ -13,6 +13,11 @@ from enum import StrEnum
 from typing import Literal
 
 FieldType = Literal["float", "int", "bool", "str"]
+# How an hour of a field becomes one value in the hourly rollups (cloud/io/influx/retention.py):
+# counts add up, levels average (`mean_max` keeps the hour's peak beside, as `{name}_max`; `max`
+# keeps only the peak), and states and positions keep their last value. None: `mean` for
+# numbers, `last` for booleans, nothing for strings.
+Aggregate = Literal["sum", "mean", "mean_max", "max", "last"]
 
 # A string field holds text for people and ids from other systems (a GTFS trip or stop id), never
 # structure: no control characters (C0, DEL, C1) and no lone surrogates, which no UTF-8 encoder
@@ -70,6 +75,19 @@ class FieldSpec:
     description: str
     required: bool = True
     choices: tuple[str, ...] = ()
+    aggregate: Aggregate | None = field(default=None, kw_only=True)
+    # The count field that must be above 0 for this one to mean anything: a traffic counter
+    # reports a mean speed of 0 for an interval in which no vehicle passed.
+    meaningful_if: str | None = field(default=None, kw_only=True)
+
+    @property
+    def rollup(self) -> Aggregate | None:
+        """How the hourly rollup aggregates this field (None: it is left out)."""
+        if self.type == "bool":
+            return self.aggregate or "last"
+        if self.type in ("int", "float"):
+            return self.aggregate or "mean"
+        return self.aggregate
 
     def check(self, value: object) -> str | None:
         """Return why `value` is invalid for this field, or None when it is valid."""
@@ -125,6 +143,12 @@ class KindSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {f.name: f for f in self.fields})
+        for f in self.fields:
+            bound = self.by_name.get(f.meaningful_if) if f.meaningful_if else None
+            if f.meaningful_if and (bound is None or bound.type == "bool"):
+                raise ValueError(
+                    f"{self.kind.value}.{f.name}: meaningful_if {f.meaningful_if!r} is no numeric field"
+                )
         clash = set(self.by_name) & {*self.tags, *ENVELOPE_TAGS}
         if clash:
             raise ValueError(f"{self.kind.value}: {sorted(clash)} would be both a tag and a field")
@@ -137,9 +161,11 @@ KINDS: dict[SensorKind, KindSpec] = {
             SensorKind.PARKING,
             "Occupancy of a parking facility (car park or square), counted at its gates.",
             (
-                FieldSpec("occupied", "int", "spaces", 0, 20_000, "occupied spaces"),
-                FieldSpec("capacity", "int", "spaces", 1, 20_000, "spaces in service"),
-                FieldSpec("occupancy_pct", "float", "percent", 0, 100, "occupied / capacity"),
+                FieldSpec("occupied", "int", "spaces", 0, 20_000, "occupied spaces", aggregate="mean_max"),
+                FieldSpec("capacity", "int", "spaces", 1, 20_000, "spaces in service", aggregate="last"),
+                FieldSpec(
+                    "occupancy_pct", "float", "percent", 0, 100, "occupied / capacity", aggregate="mean_max"
+                ),
             ),
             tags=("zone",),
         ),
@@ -153,11 +179,21 @@ KINDS: dict[SensorKind, KindSpec] = {
             SensorKind.TRAFFIC,
             "A traffic counter's interval record for one lane and direction.",
             (
-                FieldSpec("vehicles", "int", "vehicles", 0, 100_000, "vehicles counted"),
-                FieldSpec("heavy", "int", "vehicles", 0, 100_000, "of which heavy (> 3.5 t)"),
-                FieldSpec("interval_s", "int", "s", 1, 3_600, "length of the interval"),
-                FieldSpec("speed_kmh", "float", "km/h", 0, 250, "mean speed"),
-                FieldSpec("occupancy_pct", "float", "percent", 0, 100, "time the loop is occupied"),
+                FieldSpec("vehicles", "int", "vehicles", 0, 100_000, "vehicles counted", aggregate="sum"),
+                FieldSpec(
+                    "heavy", "int", "vehicles", 0, 100_000, "of which heavy (> 3.5 t)", aggregate="sum"
+                ),
+                FieldSpec("interval_s", "int", "s", 1, 3_600, "length of the interval", aggregate="sum"),
+                FieldSpec("speed_kmh", "float", "km/h", 0, 250, "mean speed", meaningful_if="vehicles"),
+                FieldSpec(
+                    "occupancy_pct",
+                    "float",
+                    "percent",
+                    0,
+                    100,
+                    "time the loop is occupied",
+                    aggregate="mean_max",
+                ),
             ),
             tags=("site", "lane", "direction"),
         ),
@@ -165,10 +201,12 @@ KINDS: dict[SensorKind, KindSpec] = {
             SensorKind.FLEET,
             "A fleet vehicle's GNSS position fix.",
             (
-                FieldSpec("lat", "float", "deg", -90, 90, "latitude, WGS84"),
-                FieldSpec("lon", "float", "deg", -180, 180, "longitude, WGS84"),
-                FieldSpec("speed_kmh", "float", "km/h", 0, 300, "speed over ground"),
-                FieldSpec("heading_deg", "float", "deg", 0, 360, "course over ground, true"),
+                FieldSpec("lat", "float", "deg", -90, 90, "latitude, WGS84", aggregate="last"),
+                FieldSpec("lon", "float", "deg", -180, 180, "longitude, WGS84", aggregate="last"),
+                FieldSpec("speed_kmh", "float", "km/h", 0, 300, "speed over ground", aggregate="mean_max"),
+                FieldSpec(
+                    "heading_deg", "float", "deg", 0, 360, "course over ground, true", aggregate="last"
+                ),
             ),
             tags=("vehicle_type", "route"),
         ),
@@ -178,16 +216,43 @@ KINDS: dict[SensorKind, KindSpec] = {
             "VehiclePositions; the sensor is the vehicle, the route tag its trip's route "
             "(`none` when it runs no trip).",
             (
-                FieldSpec("lat", "float", "deg", -90, 90, "latitude, WGS84"),
-                FieldSpec("lon", "float", "deg", -180, 180, "longitude, WGS84"),
-                FieldSpec("bearing_deg", "float", "deg", 0, 360, "bearing, clockwise from north", False),
-                FieldSpec("speed_kmh", "float", "km/h", 0, 300, "speed", False),
+                FieldSpec("lat", "float", "deg", -90, 90, "latitude, WGS84", aggregate="last"),
+                FieldSpec("lon", "float", "deg", -180, 180, "longitude, WGS84", aggregate="last"),
+                FieldSpec(
+                    "bearing_deg",
+                    "float",
+                    "deg",
+                    0,
+                    360,
+                    "bearing, clockwise from north",
+                    False,
+                    aggregate="last",
+                ),
+                FieldSpec("speed_kmh", "float", "km/h", 0, 300, "speed", False, aggregate="mean_max"),
                 FieldSpec("trip", "str", "", 1, 255, "GTFS trip_id it runs (too many for a tag)", False),
                 FieldSpec("stop", "str", "", 1, 255, "GTFS stop_id of its current or next stop", False),
                 choice("stop_status", "where it is relative to that stop", VEHICLE_STOP_STATUS, False),
                 choice("occupancy", "GTFS-Realtime occupancy status", OCCUPANCY_STATUS, False),
-                FieldSpec("occupancy_pct", "int", "percent", 0, 300, "load; over 100 when crowded", False),
-                FieldSpec("delay_s", "int", "s", -86_400, 86_400, "its trip's delay, when known", False),
+                FieldSpec(
+                    "occupancy_pct",
+                    "int",
+                    "percent",
+                    0,
+                    300,
+                    "load; over 100 when crowded",
+                    False,
+                    aggregate="mean_max",
+                ),
+                FieldSpec(
+                    "delay_s",
+                    "int",
+                    "s",
+                    -86_400,
+                    86_400,
+                    "its trip's delay, when known",
+                    False,
+                    aggregate="mean_max",
+                ),
             ),
             tags=("route",),
             fixed_tags=True,
@@ -200,9 +265,26 @@ KINDS: dict[SensorKind, KindSpec] = {
             "trip's route.",
             (
                 FieldSpec("trip", "str", "", 1, 255, "GTFS trip_id (too many for a tag)"),
-                FieldSpec("stop_sequence", "int", "1", 0, 2**31 - 1, "the stop's place in the trip"),
+                FieldSpec(
+                    "stop_sequence",
+                    "int",
+                    "1",
+                    0,
+                    2**31 - 1,
+                    "the stop's place in the trip",
+                    aggregate="last",
+                ),
                 choice("status", "how the trip served the stop", STOP_EVENT_STATUS),
-                FieldSpec("delay_s", "int", "s", -86_400, 86_400, "departure minus scheduled time", False),
+                FieldSpec(
+                    "delay_s",
+                    "int",
+                    "s",
+                    -86_400,
+                    86_400,
+                    "departure minus scheduled time",
+                    False,
+                    aggregate="mean_max",
+                ),
             ),
             tags=("route",),
             fixed_tags=True,
@@ -212,7 +294,15 @@ KINDS: dict[SensorKind, KindSpec] = {
             SensorKind.EV_CHARGING,
             "State of an electric-vehicle charging station (Smart Data Models EVChargingStation).",
             (
-                FieldSpec("capacity", "int", "vehicles", 1, 1_000, "vehicles that can charge at once"),
+                FieldSpec(
+                    "capacity",
+                    "int",
+                    "vehicles",
+                    1,
+                    1_000,
+                    "vehicles that can charge at once",
+                    aggregate="last",
+                ),
                 FieldSpec("available", "int", "vehicles", 0, 1_000, "vehicles that can start charging now"),
                 # Optional: an operator that publishes no status gives no verdict on service.
                 FieldSpec("in_service", "bool", "", 0, 1, "the station works", required=False),

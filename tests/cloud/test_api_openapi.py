@@ -34,7 +34,7 @@ from cloud.apps.console import open_console
 from cloud.console.auth import SessionSigner
 from cloud.core.admission import Admission
 from cloud.core.alerts import Alert
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.settings import CloudSettings
 from cloud.dev.apiserver import ThreadedApiServer
 from cloud.dev.demo_data import MUNICIPALITY, add_demo_operators, load_demo
@@ -78,7 +78,7 @@ _CLOSE: list[Callable[[], None]] = []
 
 def _app() -> tuple[FastAPI, dict[str, str]]:
     folder = Path(_FOLDER.name)
-    worksites = WorksiteStore.open(f"sqlite:///{folder / 'worksites.db'}", area=PRATO_AREA)
+    worksites = WorksiteStore.open(f"sqlite:///{folder / 'worksites.db'}", areas=ServiceAreas.load())
     load_demo(worksites, datetime.now(UTC))
     alerts = AlertStore(f"sqlite:///{folder / 'alerts.db'}")
     now = datetime.now(UTC)

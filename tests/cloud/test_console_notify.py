@@ -18,7 +18,7 @@ import pytest
 from cloud.apps.demo import running_console
 from cloud.console.auth import ConsoleRole
 from cloud.console.notify import RULE, notifier_hook
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.dev.demo_data import DEMO_PASSWORD, load_demo
 from cloud.notify import NotificationsConfig, Notifier, build_channels
 from cloud.worksites.store import WorksiteStore
@@ -62,7 +62,7 @@ def test_a_mention_of_an_organisation_not_watching_goes_out_by_webhook(
         }
     )
     notifier = Notifier(config, build_channels(config))
-    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'ws.db'}", area=PRATO_AREA)
+    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'ws.db'}", areas=ServiceAreas.load())
     load_demo(worksites, datetime.now(UTC))
     try:
         with running_console(tmp_path / "console", worksites=worksites, alerts=None, influx=None) as (

@@ -14,7 +14,7 @@ from support_transit import OPERATOR, prato_feed_zip
 from support_transit import PRATO_AREA as PRATO_BOX
 
 from cloud.apps.api import create_app
-from cloud.core.geo import PRATO_AREA, load_sites
+from cloud.core.geo import ServiceAreas, load_sites
 from cloud.dashboards.queries import iter_panels
 from cloud.dev.apiserver import ThreadedApiServer
 from cloud.dev.demo_data import load_demo
@@ -41,7 +41,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """The real API (uvicorn on a loopback port) with the demo's worksites and bus network
     loaded, as `sitroom demo` loads them."""
     db: Path = tmp_path_factory.mktemp("api") / "worksites.db"
-    store = WorksiteStore.open(f"sqlite:///{db}", area=PRATO_AREA)
+    store = WorksiteStore.open(f"sqlite:///{db}", areas=ServiceAreas.load())
     store.migrate()
     load_demo(store, datetime.now(UTC))
     transit = TransitStore.open(f"sqlite:///{db}")

@@ -17,10 +17,13 @@ from click.testing import CliRunner
 
 from cloud.apps.cli.dashboards import group
 from cloud.apps.rules import grafana_annotator
+from cloud.core.geo import ServiceAreas
+from cloud.core.orgs import Organisation, Role
 from cloud.core.settings import CloudSettings
 from cloud.dashboards.build import BUILDERS, render
 from cloud.dashboards.push import annotate_alert, connect
 from cloud.dashboards.queries import grafana_interval
+from cloud.io.orgstore import OrgStore
 from cloud.rules.engine import Engine, load_rules
 from cloud.rules.service import RulesService
 from cloud.rules.store import AlertStore
@@ -66,26 +69,64 @@ def test_an_undefined_variable_and_an_unprovisioned_datasource_fail_the_check(tm
 
 
 class GrafanaStandIn(BaseHTTPRequestHandler):
-    """The two Grafana API endpoints `push` and the annotations use, recording each request."""
+    """The Grafana API endpoints `push` and the annotations use, recording each request: the
+    dashboards and annotations, and for `push --policy` organisations and data sources, kept
+    per organisation (the `X-Grafana-Org-Id` header) as Grafana keeps them."""
 
     requests: list[tuple[str, str, str | None, Any]] = []
+    orgs: dict[str, int] = {}
+    datasources: dict[tuple[str, str], Any] = {}  # (org id, uid) -> body
+    dashboards: dict[tuple[str, str], Any] = {}  # (org id, uid) -> dashboard
+
+    def _reply(self, reply: Any, status: int = 200) -> None:
+        data = json.dumps(reply).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    @property
+    def org(self) -> str:
+        return self.headers.get("X-Grafana-Org-Id") or "1"
+
+    def do_GET(self) -> None:
+        self.requests.append((self.command, self.path, self.headers.get("Authorization"), None))
+        if self.path.startswith("/api/orgs/name/") and self.path.rsplit("/", 1)[1] in self.orgs:
+            name = self.path.rsplit("/", 1)[1]
+            self._reply({"id": self.orgs[name], "name": name})
+        elif (
+            self.path.startswith("/api/datasources/uid/")
+            and (self.org, self.path.rsplit("/", 1)[1]) in self.datasources
+        ):
+            self._reply(self.datasources[(self.org, self.path.rsplit("/", 1)[1])])
+        else:
+            self._reply({"message": "not found"}, 404)
+
+    def do_PUT(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append((self.command, self.path, self.headers.get("Authorization"), body))
+        self.datasources[(self.org, self.path.rsplit("/", 1)[1])] = body
+        self._reply({"message": "Datasource updated"})
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.requests.append((self.command, self.path, self.headers.get("Authorization"), body))
         if self.path == "/api/dashboards/db":
+            self.dashboards[(self.org, body["dashboard"]["uid"])] = body["dashboard"]
             reply = {"id": 1, "uid": body["dashboard"]["uid"], "status": "success", "version": 1}
         elif self.path == "/api/annotations":
             reply = {"id": 7, "message": "Annotation added"}
+        elif self.path == "/api/orgs":
+            self.orgs[body["name"]] = len(self.orgs) + 2  # 1 is Grafana's Main Org.
+            reply = {"orgId": self.orgs[body["name"]], "message": "Organization created"}
+        elif self.path == "/api/datasources":
+            self.datasources[(self.org, body["uid"])] = body
+            reply = {"id": 3, "message": "Datasource added"}
         else:
             self.send_error(404)
             return
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self._reply(reply)
 
     def log_message(self, *_: Any) -> None:
         pass
@@ -94,6 +135,7 @@ class GrafanaStandIn(BaseHTTPRequestHandler):
 @pytest.fixture
 def grafana() -> Iterator[str]:
     GrafanaStandIn.requests = []
+    GrafanaStandIn.orgs, GrafanaStandIn.datasources, GrafanaStandIn.dashboards = {}, {}, {}
     server = ThreadingHTTPServer(("127.0.0.1", 0), GrafanaStandIn)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -216,7 +258,10 @@ def test_an_operators_acknowledgement_reaches_grafana_through_the_rules_service(
     grafana: str, settings: CloudSettings, tmp_path: Path
 ) -> None:
     store = AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}")
-    configured = settings.model_copy(update={"grafana_url": grafana, "grafana_token": "tok"})
+    # Every organisation's: the alert is comune-prato's, and a shard relays only its own.
+    configured = settings.model_copy(
+        update={"grafana_url": grafana, "grafana_token": "tok", "org_filter": "+"}
+    )
     service = RulesService(
         configured, Engine(load_rules()), store=store, annotator=grafana_annotator(configured)
     )
@@ -232,3 +277,91 @@ def test_an_operators_acknowledgement_reaches_grafana_through_the_rules_service(
     service.influx.close()
     texts = [body["text"] for *_, body in GrafanaStandIn.requests]
     assert texts[1] == "acknowledged by comune-prato/anna after 3 min: p-mercatale"
+
+
+def push_args(grafana: str, registry: str, readers: Path) -> list[str]:
+    return ["push", "--dir", str(REPO / "dashboards"), "--grafana", grafana, "--user", "admin",
+            "--password", "pw", "--policy", str(REPO / "deploy" / "data-policy.yaml"), "--registry", registry,
+            "--readers", str(readers)]  # fmt: skip
+
+
+def test_push_with_a_data_policy_gives_each_organisation_its_own_grafana_organisation(
+    grafana: str, tmp_path: Path
+) -> None:
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    orgs = OrgStore.open(registry)
+    orgs.add(Organisation(id="alia", name="Alia", role=Role.UTILITY, areas=("prato",)))
+    orgs.add(Organisation(id="at", name="Autolinee Toscane", role=Role.UTILITY, areas=("piana-fiorentina",)))
+    orgs.add(
+        Organisation(id="comune-prato", name="Comune di Prato", role=Role.MUNICIPALITY, areas=("prato",))
+    )
+    orgs.close()
+    readers = tmp_path / "readers.json"
+    readers.write_text(
+        json.dumps(
+            {o: {"username": f"reader.{o}", "password": f"pw-{o}"} for o in ("alia", "at", "comune-prato")}
+        )
+    )
+    args = [*push_args(grafana, registry, readers), "--influx-url", "http://influxdb:8086",
+            "--areas", str(REPO / "deploy" / "areas" / "prato-florence.yaml")]  # fmt: skip
+
+    first = CliRunner().invoke(group, args)
+    second = CliRunner().invoke(group, args)
+
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    ids = GrafanaStandIn.orgs
+    assert set(ids) == {"alia", "at", "comune-prato"}  # created once: the second push found them
+    n = len(list((REPO / "dashboards" / "json").glob("*.json")))  # every one, rendered for each
+    assert (
+        f"alia: Grafana organisation 2, data source updated (as reader.alia), {n} dashboards" in second.output
+    )
+    alia, city = str(ids["alia"]), str(ids["comune-prato"])
+    source = GrafanaStandIn.datasources[(alia, "sitroom-influx")]
+    assert (source["user"], source["database"], source["url"]) == (
+        "reader.alia",
+        "sitroom",
+        "http://influxdb:8086",
+    )
+    assert source["secureJsonData"] == {"password": "pw-alia"}
+
+    def fleet_map(org: str) -> dict[str, Any]:
+        board = GrafanaStandIn.dashboards[(org, "sitroom-fleets")]
+        return next(p for p in board["panels"] if p["type"] == "geomap")
+
+    assert 'FROM "sitroom_alia".."fleet" WHERE' in fleet_map(alia)["targets"][0]["query"]
+    assert (
+        'FROM "sitroom_alia".."fleet", "sitroom_at".."fleet", "sitroom_comune-prato".."fleet"'
+        in fleet_map(city)["targets"][0]["query"]
+    )
+    speed = next(
+        p for p in GrafanaStandIn.dashboards[(alia, "sitroom-fleets")]["panels"] if p["type"] == "timeseries"
+    )
+    assert 'FROM "sitroom_alia"."$rp"."fleet" WHERE' in speed["targets"][0]["query"]  # the range's RP
+    # The shared layers stay in the data source's database; maps open on the organisation's areas.
+    parking = GrafanaStandIn.dashboards[(alia, "sitroom-parking")]
+    assert 'FROM "$rp"."parking"' in parking["panels"][0]["targets"][0]["query"]
+    areas = ServiceAreas.load(REPO / "deploy" / "areas" / "prato-florence.yaml")
+    assert fleet_map(str(ids["at"]))["options"]["view"] == {
+        "id": "coords",
+        **areas.view(["piana-fiorentina"]),
+    }
+    assert GrafanaStandIn.dashboards[(alia, "sitroom-fleets")]["timezone"] == "Europe/Rome"
+    vehicle_type = next(v for v in GrafanaStandIn.dashboards[(alia, "sitroom-fleets")]["templating"]["list"]
+                        if v["name"] == "vehicle_type")  # fmt: skip
+    assert vehicle_type["query"] == (
+        'SELECT "vehicle_type", "n" FROM (SELECT count("lat") AS "n" FROM "sitroom_alia".."fleet" '
+        'WHERE $timeFilter GROUP BY "vehicle_type")'
+    )
+
+
+def test_push_with_a_data_policy_needs_the_readers_provisioning_kept(grafana: str, tmp_path: Path) -> None:
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    OrgStore.open(registry).add(Organisation(id="alia", name="Alia", role=Role.UTILITY))
+    readers = tmp_path / "readers.json"
+    readers.write_text("{}")
+    result = CliRunner().invoke(group, push_args(grafana, registry, readers))
+
+    assert result.exit_code == 1
+    assert "no reader for 'alia': run `sitroom provision apply` first" in result.output
+    assert GrafanaStandIn.requests == []

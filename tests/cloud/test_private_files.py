@@ -21,7 +21,7 @@ from cloud.console.app import Console
 from cloud.console.auth import ConsoleRole
 from cloud.console.live import Sources
 from cloud.console.store import ConsoleStore
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.io.db import make_engine
 from cloud.io.orgstore import OrgStore
 from cloud.rules.store import AlertStore
@@ -47,7 +47,7 @@ def _console(url: str) -> Any:
 
 
 STORES: dict[str, Callable[[str], Any]] = {
-    "worksite and organisation registry": lambda url: WorksiteStore.open(url, area=PRATO_AREA),
+    "worksite and organisation registry": lambda url: WorksiteStore.open(url, areas=ServiceAreas.load()),
     "organisation registry alone": OrgStore.open,
     "console": _console,
     "alerts": AlertStore,
@@ -74,10 +74,10 @@ def test_a_sqlite_store_is_created_0600_in_a_new_folder_0700(
 
 def test_an_existing_store_readable_by_others_is_closed_to_them_when_opened(tmp_path: Path) -> None:
     db = tmp_path / "worksites.db"
-    WorksiteStore.open(f"sqlite:///{db}", area=PRATO_AREA).close()
+    WorksiteStore.open(f"sqlite:///{db}", areas=ServiceAreas.load()).close()
     db.chmod(0o644)
 
-    WorksiteStore.open(f"sqlite:///{db}", area=PRATO_AREA).close()
+    WorksiteStore.open(f"sqlite:///{db}", areas=ServiceAreas.load()).close()
 
     assert mode(db) == 0o600
 
@@ -114,10 +114,10 @@ def test_processes_opening_one_new_registry_at_once_all_get_it_migrated(tmp_path
     start = time.time() + 2.0  # every process imported by then: they migrate at once
     code = (
         "import sys, time\n"
-        "from cloud.core.geo import PRATO_AREA\n"
+        "from cloud.core.geo import ServiceAreas\n"
         "from cloud.worksites.store import WorksiteStore\n"
         f"time.sleep(max(0.0, {start} - time.time()))\n"
-        f"WorksiteStore.open({url!r}, area=PRATO_AREA).close()\n"
+        f"WorksiteStore.open({url!r}, areas=ServiceAreas.load()).close()\n"
     )
     procs = [
         subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(4)

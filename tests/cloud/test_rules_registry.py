@@ -7,7 +7,7 @@ from pathlib import Path
 
 from shapely.geometry import shape
 
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.dev.demo_data import load_demo
 from cloud.rules.engine import RulesFile, geography
 from cloud.worksites.lookup import open_registry_lookup
@@ -17,7 +17,7 @@ from cloud.worksites.store import WorksiteStore
 def test_an_approved_active_worksite_of_the_registry_is_found_near_its_own_location(tmp_path: Path) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     url = f"sqlite:///{tmp_path / 'worksites.db'}"
-    store = WorksiteStore.open(url, area=PRATO_AREA)
+    store = WorksiteStore.open(url, areas=ServiceAreas.load())
     try:
         load_demo(store, now)
         active = [w for w in store.search() if w.start <= now < w.end and w.approval.value == "approved"]

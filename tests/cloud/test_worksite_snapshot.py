@@ -15,7 +15,7 @@ from support_transit import OPERATOR as BUS_OPERATOR
 from support_transit import PRATO_AREA as BUS_AREA
 from support_transit import prato_feed_zip
 
-from cloud.core.geo import PRATO_AREA, Site
+from cloud.core.geo import ServiceAreas, Site
 from cloud.core.orgs import Caller, Role
 from cloud.dashboards.queries import expand
 from cloud.dev.demo_data import MUNICIPALITY, load_demo
@@ -39,7 +39,7 @@ OPERATOR = Caller(MUNICIPALITY, Role.MUNICIPALITY)
 
 @pytest.fixture
 def registry(tmp_path: Path) -> WorksiteStore:
-    store = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", area=PRATO_AREA)
+    store = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", areas=ServiceAreas.load())
     load_demo(store, NOW)
     return store
 
@@ -167,9 +167,9 @@ def test_a_registry_not_created_yet_is_retried_without_failing(
     tmp_path: Path, influx_db: InfluxClient
 ) -> None:
     url = f"sqlite:///{tmp_path / 'later.db'}"
-    snapshots = WorksiteSnapshots(WorksiteStore(make_engine(url), area=PRATO_AREA))
+    snapshots = WorksiteSnapshots(WorksiteStore(make_engine(url), areas=ServiceAreas.load()))
     assert snapshots.poll(influx_db, NOW) == 0, "no tables yet: the API has not started"
-    load_demo(WorksiteStore.open(url, area=PRATO_AREA), NOW)
+    load_demo(WorksiteStore.open(url, areas=ServiceAreas.load()), NOW)
     assert snapshots.poll(influx_db, NOW + timedelta(seconds=5)) > 0
 
 
@@ -178,7 +178,7 @@ def test_the_dashboard_timeline_query_draws_each_worksites_phases_in_order(
 ) -> None:
     # The panel's query runs relative to the real now(), so the registry is too.
     now = datetime.now(UTC) - timedelta(minutes=10)
-    registry = WorksiteStore.open(f"sqlite:///{tmp_path / 'now.db'}", area=PRATO_AREA)
+    registry = WorksiteStore.open(f"sqlite:///{tmp_path / 'now.db'}", areas=ServiceAreas.load())
     load_demo(registry, now)
     snapshots = WorksiteSnapshots(registry, sites={}, interval_s=60)
     snapshots.poll(influx_db, now)

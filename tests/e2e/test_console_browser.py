@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, 
 from cloud.apps.demo import running_console
 from cloud.console.app import Console
 from cloud.core.alerts import Alert
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import Caller, Role
 from cloud.dev.demo_data import DEMO_PASSWORD, MUNICIPALITY, ORGANISATIONS, load_demo
 from cloud.io.influx.client import InfluxClient
@@ -77,7 +77,7 @@ class Board:
 def board(tmp_path: Path, influx_db: InfluxClient) -> Iterator[Board]:
     now = datetime.now(UTC)
     influx_db.write(_fleet_lines(now))
-    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", area=PRATO_AREA)
+    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", areas=ServiceAreas.load())
     load_demo(worksites, now)
     alerts = AlertStore(f"sqlite:///{tmp_path / 'alerts.db'}")
     with running_console(
@@ -261,7 +261,7 @@ def bus_board(tmp_path: Path, influx_db: InfluxClient) -> Iterator[Board]:
     influx_db.write(
         [f"parking,{tags} occupied=50i,capacity=150i,occupancy_pct=33.3 {int(now.timestamp() * 1e9)}"]
     )
-    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", area=PRATO_AREA)
+    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", areas=ServiceAreas.load())
     load_demo(worksites, now)
     buses = TransitStore(worksites.engine)
     buses.migrate()
@@ -315,7 +315,9 @@ def hostile_board(tmp_path: Path, influx_db: InfluxClient) -> Iterator[Board]:
         [f"fleet,org=alia,gateway=gw-alia,sensor={HOSTILE_VEHICLE} lat=43.8850,lon=11.0900,speed_kmh=20.0 "
          f"{int(now.timestamp() * 1e9)}"]
     )  # fmt: skip
-    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'hostile' / 'worksites.db'}", area=PRATO_AREA)
+    worksites = WorksiteStore.open(
+        f"sqlite:///{tmp_path / 'hostile' / 'worksites.db'}", areas=ServiceAreas.load()
+    )
     for org in ORGANISATIONS:  # the demo's organisations, and only the hostile worksite
         worksites.orgs.add(org)
     worksites.create(

@@ -71,9 +71,13 @@ def chained(
     everything: dict[str, str | list[str]] = {}
     for variable in template_variables(dashboard):
         if variable.get("type") == "query":
-            series = run(url, database, expand(variable["query"], variables=everything))
+            series = run(url, database, expand(variable["query"], range_s=RANGE_S, variables=everything))
             values[variable["name"]] = sorted({row[1] for s in series for row in s["values"]})
-        everything[variable["name"]] = variable.get("allValue") or values.get(variable["name"], ".*")
+        offered = values.get(variable["name"], [".*"])
+        if not variable.get("multi", True):  # the RP for the range: one value, sent as it is
+            everything[variable["name"]] = offered[0] if offered else ""
+            continue
+        everything[variable["name"]] = variable.get("allValue") or offered
     return values, everything
 
 
@@ -119,7 +123,8 @@ def test_every_panel_query_finds_demo_data_for_some_single_selected_value(
     # Not every organisation has every kind of sensor, so the panel must find data for at
     # least one of the values offered, and run without error for all of them.
     offered, everything = chained(influxd.url, demo_data_db, dashboard)
-    for name in sorted(variable_names(target["query"]) & offered.keys()):
+    single = {v["name"] for v in template_variables(dashboard) if not v.get("multi", True)}
+    for name in sorted((variable_names(target["query"]) & offered.keys()) - single):
         finding = []
         for value in offered[name]:
             chosen = {**everything, name: [value]}

@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.apps.rules import build_rules_service
 from cloud.core.alerts import StoredAlert
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import Caller, Organisation, Role
 from cloud.core.settings import CloudSettings
 from cloud.dev.servers import Mosquitto
@@ -86,7 +86,7 @@ class Running:
 @pytest.fixture
 def running(settings: CloudSettings, mosquitto: Mosquitto, tmp_path: Path, org: str) -> Iterator[Running]:
     db = f"sqlite:///{tmp_path / 'registry.db'}"
-    registry = WorksiteStore.open(db, area=PRATO_AREA)
+    registry = WorksiteStore.open(db, areas=ServiceAreas.load())
     registry.orgs.add(Organisation(id="comune-prato", name="Comune di Prato", role=Role.MUNICIPALITY))
     registry.create(
         Caller("comune-prato", Role.MUNICIPALITY),

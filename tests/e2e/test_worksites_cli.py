@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import (
     Caller,
     Role,
@@ -89,7 +89,7 @@ def test_the_cli_refuses_a_bad_worksite_naming_the_field_and_adds_nothing(tmp_pa
     assert "planned_end: must be after planned_start" in refused.stderr
     bad["planned_end"] = "2026-12-02T07:00:00Z"
     refused = sitroom(*db, "add", "-", stdin=orjson.dumps(bad).decode(), check=False)
-    assert "geometry: coordinates outside the service area" in refused.stderr
+    assert "geometry: coordinates outside every configured area" in refused.stderr
     assert f"{len(DEMO)} worksite(s)" in sitroom(*db, "list").stdout
 
 
@@ -189,7 +189,7 @@ def test_coordination_alerts_fire_and_resolve_when_a_worksite_is_cancelled(
     tmp_path: Path, restartable_broker: Mosquitto
 ) -> None:
 
-    store = WorksiteStore.open(f"sqlite:///{tmp_path / 'ws.db'}", area=PRATO_AREA)
+    store = WorksiteStore.open(f"sqlite:///{tmp_path / 'ws.db'}", areas=ServiceAreas.load())
     recorder = Recorder("127.0.0.1", restartable_broker.port, ["sr/v1/alerts/#"]).start()
     try:
         load_demo(store, datetime.now(UTC))

@@ -10,9 +10,11 @@ from pydantic import ValidationError
 from cloud.apps import demo
 from cloud.apps.api import ApiOptions, ApiProcess, run_api
 from cloud.core.errors import NotFoundError
+from cloud.core.geo import ServiceAreas
 from cloud.core.settings import broker_address, default_db_url
 from cloud.ingest.push import PushOptions
 from cloud.io.db import DatabaseURLError
+from edge.contract.areas import AreasFileError
 
 
 @click.command("api")
@@ -42,6 +44,13 @@ from cloud.io.db import DatabaseURLError
     "console_dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Serve the operator console at /console/; its posts, uploads and audit in this folder.",
+)
+@click.option(
+    "--areas",
+    "areas_file",
+    envvar="SITROOM_AREAS",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The areas file (default: Prato alone): where worksites may lie, the console's map.",
 )
 @click.option(
     "--cookie-secure/--no-cookie-secure",
@@ -95,12 +104,17 @@ def api_command(
     console_dir: Path | None,
     cookie_secure: bool,
     alerts_db: str,
+    areas_file: str | None,
     serve_push: bool,
     push_rate: float,
     push_burst: float,
 ) -> None:
     """Serve the HTTP API: worksites, alerts, feeds (OpenAPI at /docs), the console with --console,
     the push API and NGSI-LD notifications with --push."""
+    try:
+        areas = ServiceAreas.load(areas_file)
+    except AreasFileError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         run_api(
             ApiProcess(
@@ -114,6 +128,7 @@ def api_command(
                     broker_address(mqtt_url, mqtt_username, mqtt_password_file) if mqtt_url else None
                 ),
                 console_dir=console_dir,
+                areas=areas,
                 push=PushOptions(max_body_bytes, push_rate, push_burst) if serve_push else None,
                 cookie_secure=cookie_secure,
             ),

@@ -13,13 +13,14 @@ import orjson
 from pydantic import ValidationError
 
 from cloud.apps.cli.api import api_command
-from cloud.apps.demo import DemoError, DemoOptions, default_data_dir, run_demo
+from cloud.apps.demo import DemoError, DemoOptions, default_data_dir, gateways_in, run_demo
 from cloud.apps.ingest import build_ingest
 from cloud.apps.rules import RulesSetupError, build_rules_service
 from cloud.core.alerts import AlertNotFoundError
 from cloud.core.lifecycle import InvalidTransitionError
 from cloud.core.settings import CloudSettings
 from cloud.rules.store import AlertStore
+from edge.contract.areas import AreasFileError, load_areas
 
 
 def _settings() -> CloudSettings:
@@ -208,6 +209,12 @@ def alerts_silence(
     help="A GTFS feed (zip or folder) for the bus operator's simulated feeds (default: the Prato network).",
 )
 @click.option(
+    "--areas",
+    "areas_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The areas served (default: Prato alone; deploy/areas/prato-florence.yaml adds the Florence plain).",
+)
+@click.option(
     "--fresh",
     is_flag=True,
     help="Start from an empty data folder. Default: keep the worksites, console and alert history "
@@ -222,12 +229,22 @@ def demo_command(
     configs: Path,
     seed: int,
     transit_feed: Path | None,
+    areas_file: Path | None,
     fresh: bool,
 ) -> None:
-    """Run a simulated Prato end to end on servers of its own, with live progress."""
+    """Run a simulated Prato (and Florence plain, with --areas) end to end on servers of its own."""
     files = sorted(configs.glob("*.yaml"))
     if not files:
         raise click.ClickException(f"no gateway configs (*.yaml) in {configs}")
+    try:
+        areas = load_areas(areas_file)
+    except AreasFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    files, outside = gateways_in(files, areas)
+    for path, why in outside:
+        click.echo(f"skipping {path}: {why}", err=True)
+    if not files:
+        raise click.ClickException(f"no gateway config of {configs} stands in the areas of {areas.source}")
     try:
         result = run_demo(
             DemoOptions(
@@ -238,6 +255,7 @@ def demo_command(
                 seed=seed,
                 summary=summary,
                 picture=picture or (summary.with_suffix(".png") if summary else None),
+                areas_file=areas_file.resolve() if areas_file else None,
                 fresh=fresh,
                 transit_feed=transit_feed.resolve() if transit_feed is not None else None,
             )

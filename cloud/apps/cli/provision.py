@@ -22,12 +22,28 @@ from cloud.provision.csv_onboarding import CsvError, onboard
 from cloud.provision.envfile import fill
 from cloud.provision.identities import Outcome, add_gateway, add_service, add_utility
 from cloud.provision.influx_users import InfluxAuthError, InfluxUser, ensure_users
-from cloud.provision.plan import PlanError, apply_identities, export, load_plan
+from cloud.provision.plan import PlanError, PlanInflux, apply_identities, apply_influx, export, load_plan
 from cloud.provision.registry import AuthMethod, BrokerSettings, IdentityRegistry, RegistryError, ServiceRole
 from cloud.provision.specs import SpecError, load_base_config, parse_sensor
+from edge.contract.areas import AREAS_ENV, Areas, AreasFileError, load_areas
 
 DEFAULT_DIR = Path(".sitroom/provision")
 AUTH_CHOICE = click.Choice([a.value for a in AuthMethod])
+
+_areas_option = click.option(
+    "--areas",
+    "areas_file",
+    envvar=AREAS_ENV,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The deployment's areas file: where gateways may stand (default: Prato alone).",
+)
+
+
+def _load_areas(path: Path | None) -> Areas:
+    try:
+        return load_areas(path)
+    except AreasFileError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -276,6 +292,7 @@ def gateway_group() -> None:
     help="Where the secrets will sit on the gateway (paths written into its config).",
 )
 @_secret_options
+@_areas_option
 @click.pass_obj
 def gateway_add(
     reg: IdentityRegistry,
@@ -292,6 +309,7 @@ def gateway_add(
     broker_url: str | None,
     rotate: bool,
     show_secret: bool,
+    areas_file: Path | None,
 ) -> None:
     """Register a gateway: its secrets, its config, and its lines in the broker's files."""
     if (lat is None) != (lon is None):
@@ -318,9 +336,11 @@ def gateway_add(
                 broker_url=broker_url,
                 install_dir=install_dir,
                 rotate=rotate,
+                areas=areas,
             )
         )
 
+    areas = _load_areas(areas_file)
     files = _change(reg, act)
     _report(outcomes[0], show_secret, reg)
     _report_broker(files, reg)
@@ -329,13 +349,17 @@ def gateway_add(
 @gateway_group.command("import")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--broker-url", help="The URL the gateways dial (default: from `provision broker`).")
+@_areas_option
 @click.pass_obj
-def gateway_import(reg: IdentityRegistry, csv_file: Path, broker_url: str | None) -> None:
+def gateway_import(
+    reg: IdentityRegistry, csv_file: Path, broker_url: str | None, areas_file: Path | None
+) -> None:
     """Onboard every gateway of a CSV (id,org,name,lat,lon,location,from,sensors,auth); all or none."""
     outcomes: list[Outcome] = []
+    areas = _load_areas(areas_file)
 
     def act(r: IdentityRegistry) -> None:
-        outcomes.extend(onboard(r, csv_file, broker_url=broker_url))
+        outcomes.extend(onboard(r, csv_file, broker_url=broker_url, areas=areas))
 
     files = _change(reg, act)
     for o in outcomes:
@@ -363,6 +387,8 @@ def org_group() -> None:
     envvar="SITROOM_WORKSITES_DB",
     help="The organisation registry (the API's --db): sqlite:///PATH or postgresql://user@host/db.",
 )
+@click.option("--area", "area_ids", multiple=True, help="An area it belongs to, home area first (repeat).")
+@_areas_option
 @_secret_options
 @click.pass_obj
 def org_add(
@@ -371,15 +397,24 @@ def org_add(
     name: str,
     role: str,
     db: str | None,
+    area_ids: tuple[str, ...],
+    areas_file: Path | None,
     auth: str,
     broker_url: str | None,
     rotate: bool,
     show_secret: bool,
 ) -> None:
     """Register an organisation: in the organisation registry that the worksite API and the
-    console read, and on the broker (its credentials and its fleet topic prefix)."""
+    console read (with the areas it belongs to), and on the broker (its credentials and its
+    fleet topic prefix)."""
+    configured = _load_areas(areas_file).ids
+    unknown = [a for a in area_ids if a not in configured]
+    if unknown:
+        raise click.UsageError(
+            f"--area: {', '.join(unknown)} not configured; configured: {', '.join(configured)}"
+        )
     try:
-        organisation = Organisation(id=org, name=name or org, role=Role(role))
+        organisation = Organisation(id=org, name=name or org, role=Role(role), areas=area_ids)
         db = db or default_db_url()
         orgs = OrgStore.open(db)
     except (ValidationError, DatabaseURLError) as exc:
@@ -544,11 +579,29 @@ def reload_command(reg: IdentityRegistry) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Read and write the plan's absolute paths (from, exports) under this folder.",
 )
+@click.option(
+    "--db",
+    envvar="SITROOM_WORKSITES_DB",
+    help="The organisation registry, for the plan's `influx` (each organisation's reader).",
+)
+# From the environment only (a password on the command line shows in `ps`); needed by `influx`.
+@click.option("--influx-admin-password", envvar="SITROOM_INFLUX_ADMIN_PASSWORD", hidden=True)
+@click.option("--influx-writer-password", envvar="SITROOM_INFLUX_WRITE_PASSWORD", hidden=True)
 @click.pass_obj
-def apply_command(reg: IdentityRegistry, plan_file: Path, root: Path) -> None:
-    """Provision what PLAN_FILE lists (broker, identities) and export the files others mount.
+def apply_command(
+    reg: IdentityRegistry,
+    plan_file: Path,
+    root: Path,
+    db: str | None,
+    influx_admin_password: str | None,
+    influx_writer_password: str | None,
+) -> None:
+    """Provision what PLAN_FILE lists (broker, identities, InfluxDB per the data policy) and
+    export the files others mount.
 
-    Idempotent: a second run changes nothing and keeps every secret. It never revokes.
+    Idempotent: a second run changes nothing and keeps every secret. It never revokes an
+    identity. The plan's `influx` needs SITROOM_INFLUX_ADMIN_PASSWORD and
+    SITROOM_INFLUX_WRITE_PASSWORD in the environment.
     """
     with _errors():
         plan = load_plan(plan_file)
@@ -567,6 +620,13 @@ def apply_command(reg: IdentityRegistry, plan_file: Path, root: Path) -> None:
     for e in exports:
         what = ("updated: " + ", ".join(e.changed)) if e.changed else "unchanged"
         click.echo(f"export {e.to} ({e.what}): {what}")
+    if plan.influx is not None:
+        if not influx_admin_password or not influx_writer_password:
+            raise click.ClickException(
+                f"{plan_file}: influx needs SITROOM_INFLUX_ADMIN_PASSWORD and SITROOM_INFLUX_WRITE_PASSWORD"
+            )
+        passwords = (influx_admin_password, influx_writer_password)
+        _apply_influx(reg, plan.influx, (plan_file, root, db), passwords)
     changed = sum(bool(o.created or o.changed) for o in outcomes) + sum(bool(e.changed) for e in exports)
     click.echo(
         f"{plan_file}: {len(outcomes)} identities, {len(exports)} exports"
@@ -575,6 +635,28 @@ def apply_command(reg: IdentityRegistry, plan_file: Path, root: Path) -> None:
 
 
 # --- InfluxDB users ---------------------------------------------------------------------------
+
+
+def _apply_influx(
+    reg: IdentityRegistry, spec: PlanInflux, where: tuple[Path, Path, str | None], passwords: tuple[str, str]
+) -> None:
+    plan_file, root, db = where
+    try:
+        with reg.transaction():
+            done = apply_influx(
+                reg,
+                spec,
+                plan_dir=plan_file.parent,
+                root=root,
+                admin_password=passwords[0],
+                writer_password=passwords[1],
+                registry_url=db,
+            )
+    except (PlanError, InfluxAuthError, httpx.HTTPError, DatabaseURLError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in done:
+        click.echo(f"influx: {line}")
+    click.echo(f"influx {spec.url}: {len(done)} changes" if done else f"influx {spec.url}: nothing changed")
 
 
 def _password_option(name: str, envvar: str, what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

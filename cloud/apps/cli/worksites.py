@@ -1,7 +1,8 @@
 """`sitroom worksites add|list|show|update|approve|import|export|conflicts|orgs|token|demo`.
 
 The CLI works on the registry's database directly (`--db`, or `SITROOM_WORKSITES_DB`), acting
-as one organisation (`--as`, default the municipality) with that organisation's permissions.
+as one organisation (`--as`, default the municipality of the first configured area) with that
+organisation's permissions; worksites must lie in the configured areas (`--areas`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 
 from cloud.apps import demo as demo_wiring
 from cloud.core.errors import NotFoundError, problems_from
-from cloud.core.geo import PRATO_AREA, BBox
+from cloud.core.geo import BBox, ServiceAreas
 from cloud.core.orgs import Caller, Organisation, Role
 from cloud.core.settings import default_db_url
 from cloud.io.db import DatabaseURLError
@@ -33,27 +34,41 @@ from cloud.worksites.models import (
     WorksiteImport,
 )
 from cloud.worksites.store import Query, StoreError, WorksiteStore
+from edge.contract.areas import AreasFileError
 
-DEFAULT_ORG = "comune-prato"
 
-
-def _open(db: str | None) -> WorksiteStore:
+def _open(db: str | None, areas: ServiceAreas) -> WorksiteStore:
     try:
-        return WorksiteStore.open(db or default_db_url(), area=PRATO_AREA)
+        return WorksiteStore.open(db or default_db_url(), areas=areas)
     except DatabaseURLError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 class Ctx:
-    def __init__(self, db: str | None, org: str) -> None:
+    def __init__(self, db: str | None, org: str | None, areas_file: str | None) -> None:
         self.db = db
-        self.org = org
+        self.areas_file = areas_file
+        self._org = org
+        self._areas: ServiceAreas | None = None
         self._store: WorksiteStore | None = None
+
+    @property
+    def areas(self) -> ServiceAreas:
+        if self._areas is None:
+            try:
+                self._areas = ServiceAreas.load(self.areas_file)
+            except AreasFileError as exc:
+                raise click.ClickException(str(exc)) from None
+        return self._areas
+
+    @property
+    def org(self) -> str:
+        return self._org or next(iter(self.areas)).municipality
 
     @property
     def store(self) -> WorksiteStore:
         if self._store is None:
-            self._store = _open(self.db)
+            self._store = _open(self.db, self.areas)
         return self._store
 
     def close(self) -> None:
@@ -98,11 +113,18 @@ def _echo_json(value: Any) -> None:
 
 @click.group()
 @click.option("--db", envvar="SITROOM_WORKSITES_DB", help="sqlite:///PATH or postgresql://user@host/db")
-@click.option("--as", "org", default=DEFAULT_ORG, show_default=True, help="Act as this organisation.")
+@click.option("--as", "org", help="Act as this organisation (default: the first area's municipality).")
+@click.option(
+    "--areas",
+    "areas_file",
+    envvar="SITROOM_AREAS",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The areas file: where worksites may lie (default: Prato alone).",
+)
 @click.pass_context
-def group(ctx: click.Context, db: str | None, org: str) -> None:
+def group(ctx: click.Context, db: str | None, org: str | None, areas_file: str | None) -> None:
     """Road worksites: plan, coordinate, publish."""
-    ctx.obj = Ctx(db, org)
+    ctx.obj = Ctx(db, org, areas_file)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -236,7 +258,7 @@ def import_(ctx: Ctx, file: str, fmt: str, mapping: str | None) -> None:
     caller = ctx.caller()
     try:
         if fmt == "wzdx":
-            sites = wzdx.import_feed(_read_json(file), area=ctx.store.area)
+            sites = wzdx.import_feed(_read_json(file), areas=ctx.store.areas)
             created, updated = ctx.store.import_many(caller, sites)
         else:
             if mapping is None:
@@ -278,7 +300,7 @@ def export(ctx: Ctx, fmt: str, output: Path | None, everything: bool) -> None:
     if not everything:
         sites = [w for w in sites if w.status not in (Status.COMPLETED, Status.CANCELLED)]
     body = (
-        wzdx.dumps(wzdx.export_feed(sites, ctx.store.organisations()))
+        wzdx.dumps(wzdx.export_feed(sites, ctx.store.organisations(), publisher=ctx.store.publisher()))
         if fmt == "wzdx"
         else orjson.dumps(feature_collection(sites), option=orjson.OPT_INDENT_2)
     )
@@ -310,7 +332,7 @@ def conflicts_(
     """Conflicts, synergies and redigs among the registry's worksites."""
 
     settings = conflicts.CoordinationSettings(buffer_m, synergy_days, redig_days)
-    found = conflicts.detect(ctx.store.search(_all_query()), settings, area=ctx.store.area)
+    found = conflicts.detect(ctx.store.search(_all_query()), settings, projection=ctx.store.projection)
     if mqtt_url:
         sent = publish_alerts(mqtt_url, conflicts.to_alerts(found, datetime.now(UTC)))
         click.echo(f"published {sent} alert(s) to {mqtt_url}", err=True)
@@ -327,19 +349,25 @@ def conflicts_(
 def orgs(ctx: Ctx) -> None:
     """List the organisations."""
     for o in ctx.store.organisations():
-        click.echo(f"{o.id:20} {o.role.value:13} {o.name}")
+        click.echo(f"{o.id:20} {o.role.value:13} {o.name}" + (f"  [{', '.join(o.areas)}]" if o.areas else ""))
 
 
 @group.command("org-add")
 @click.argument("org_id")
 @click.option("--name", required=True)
 @click.option("--role", type=click.Choice(["municipality", "utility"]), default="utility", show_default=True)
+@click.option("--area", "area_ids", multiple=True, help="An area it belongs to, home area first (repeat).")
 @pass_ctx
-def org_add(ctx: Ctx, org_id: str, name: str, role: str) -> None:
+def org_add(ctx: Ctx, org_id: str, name: str, role: str, area_ids: tuple[str, ...]) -> None:
     """Register (or rename) an organisation."""
 
+    unknown = [a for a in area_ids if a not in ctx.areas.ids]
+    if unknown:
+        raise click.ClickException(
+            f"--area: {', '.join(unknown)} not configured; configured: {', '.join(ctx.areas.ids)}"
+        )
     try:
-        ctx.store.orgs.add(Organisation(id=org_id, name=name, role=Role(role)))
+        ctx.store.orgs.add(Organisation(id=org_id, name=name, role=Role(role), areas=area_ids))
     except ValidationError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(org_id)

@@ -11,9 +11,13 @@
   const STATUS_COLOUR = {
     planned: OI.blue, active: OI.vermillion, suspended: OI.orange, completed: OI.green, cancelled: OI.grey,
   };
-  const ORG_COLOUR = {
-    "comune-prato": OI.black, publiacqua: OI.sky, "toscana-energia": OI.orange, alia: OI.green,
-    "autolinee-toscane": OI.purple, "open-fiber": OI.yellow,
+  // Organisations get colours in the order the registry lists them; the areas' municipalities black.
+  const ORG_PALETTE = [OI.sky, OI.orange, OI.green, OI.purple, OI.yellow, OI.blue, OI.vermillion];
+  const orgColour = (org) => {
+    if ((state.areas.municipalities || []).includes(org)) return OI.black;
+    const others = state.orgs.filter((o) => !(state.areas.municipalities || []).includes(o));
+    const i = others.indexOf(org);
+    return i < 0 ? OI.grey : ORG_PALETTE[i % ORG_PALETTE.length];
   };
   const SEVERITY_COLOUR = { critical: OI.vermillion, warning: OI.orange, info: OI.blue };
   const HEADERS = { "X-Sitroom-Console": "1" };
@@ -22,6 +26,7 @@
     lang: localStorage.getItem("sitroom.lang") || "it",
     me: null, orgs: [], alerts: new Map(), worksites: { type: "FeatureCollection", features: [] },
     sensors: { parking: [], traffic: [], fleet: [] }, thread: null, threadOwner: null, source: null,
+    areas: { type: "FeatureCollection", features: [], municipalities: [], view: { lat: 43.876, lon: 11.098, zoom: 13 } },
   };
   const $ = (id) => document.getElementById(id);
   const t = (key) => (I18N[state.lang] && I18N[state.lang][key]) || key;
@@ -97,12 +102,18 @@
   const layers = {};
   function initMap() {
     if (map || !window.L) return;
-    // No tile server: the city is drawn from our own GeoJSON (static/prato.geojson).
+    // No tile server: the city is drawn from our own GeoJSON (static/prato.geojson). The view is
+    // the operator's areas (the deployment's areas file), as the server computed it.
+    const view = state.areas.view;
     map = L.map("map", { zoomControl: true, attributionControl: false, keyboard: true, preferCanvas: false })
-      .setView([43.876, 11.098], 13);
+      .setView([view.lat, view.lon], view.zoom);
     // The city drawing has its own pane under the live layers, whenever its file arrives.
     map.createPane("city").style.zIndex = "350";
     layers.base = L.layerGroup().addTo(map);
+    L.geoJSON(state.areas, {
+      interactive: false, pane: "city",
+      style: () => ({ color: "#555", weight: 2, fill: false, dashArray: "6 4" }),
+    }).addTo(layers.base);
     layers.worksites = L.layerGroup().addTo(map);
     layers.parking = L.layerGroup().addTo(map);
     layers.traffic = L.layerGroup().addTo(map);
@@ -165,7 +176,7 @@
         .bindTooltip(tip(`${c.name}: ${c.vehicles} / ${c.baseline} (${r.toFixed ? r.toFixed(2) : r}×)`)).addTo(layers.traffic);
     }
     for (const v of state.sensors.fleet) {
-      L.circleMarker([v.lat, v.lon], { radius: 5, color: "#fff", weight: 1, fillColor: ORG_COLOUR[v.org] || OI.purple, fillOpacity: 1, className: "vehicle-marker" })
+      L.circleMarker([v.lat, v.lon], { radius: 5, color: "#fff", weight: 1, fillColor: orgColour(v.org), fillOpacity: 1, className: "vehicle-marker" })
         .bindTooltip(tip(`${v.id} (${v.org}) ${Math.round(v.speed_kmh ?? 0)} km/h`)).addTo(layers.fleet);
     }
     renderLegend();
@@ -461,6 +472,7 @@
     state.worksites = snap.worksites;
     state.sensors = snap.sensors;
     state.alerts = new Map(snap.alerts.map((a) => [a.id, a]));
+    if (snap.areas) state.areas = snap.areas;
     $("login-view").hidden = true;
     $("board").hidden = false;
     $("logout").hidden = false;

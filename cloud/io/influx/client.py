@@ -37,6 +37,11 @@ class QueryError(InfluxError):
     pass
 
 
+def is_missing_database(exc: RejectedWriteError) -> bool:
+    """InfluxDB answered that the database of the write does not exist."""
+    return exc.status == 404 or "database not found" in exc.message
+
+
 @dataclass(frozen=True, slots=True)
 class RejectedLine:
     index: int
@@ -79,8 +84,11 @@ class InfluxClient:
         except httpx.HTTPError:
             return False
 
-    def write(self, lines: Sequence[str], *, database: str | None = None) -> None:
-        """Write line-protocol lines (nanosecond timestamps) in one request."""
+    def write(
+        self, lines: Sequence[str], *, database: str | None = None, retention_policy: str | None = None
+    ) -> None:
+        """Write line-protocol lines (nanosecond timestamps) in one request, into `database`
+        (default: the client's) and `retention_policy` (default: the database's)."""
         if not lines:
             return
         body = "\n".join(lines).encode()
@@ -89,9 +97,12 @@ class InfluxClient:
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         try:
+            params = {"db": database or self.database, "precision": "ns"}
+            if retention_policy:
+                params["rp"] = retention_policy
             resp = self._http.post(
                 "/write",
-                params={"db": database or self.database, "precision": "ns"},
+                params=params,
                 content=body,
                 headers=headers,
             )
@@ -104,8 +115,9 @@ class InfluxClient:
             raise RetryableWriteError(f"InfluxDB {resp.status_code}: {message}")
         raise RejectedWriteError(resp.status_code, message)
 
-    def write_isolating(self, lines: Sequence[str]) -> list[RejectedLine]:
-        """Write `lines`; return the ones InfluxDB refuses, having written all the others.
+    def write_isolating(self, lines: Sequence[str], *, database: str | None = None) -> list[RejectedLine]:
+        """Write `lines` (into `database`, default the client's); return the ones InfluxDB
+        refuses, having written all the others.
 
         On a refusal the batch is split in halves until each refused line stands alone. Rewriting
         an accepted point is harmless (same series and timestamp collapse), so the accepted part
@@ -118,9 +130,9 @@ class InfluxClient:
             if lo >= hi:
                 continue
             try:
-                self.write(lines[lo:hi])
+                self.write(lines[lo:hi], database=database)
             except RejectedWriteError as exc:
-                if exc.status == 404 or "database not found" in exc.message:
+                if is_missing_database(exc):
                     raise  # not the points' fault: every line would be "rejected"
                 if hi - lo == 1:
                     rejected.append(RejectedLine(lo, lines[lo], exc.message))

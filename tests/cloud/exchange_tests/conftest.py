@@ -14,7 +14,7 @@ import pytest
 from cloud.apps.api import ApiOptions, WaysIn, create_app
 from cloud.core.admission import Admission, TimeLimits
 from cloud.core.directory import GatewayEntry, SensorDirectory, SensorEntry
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import Organisation, Role
 from cloud.dev.apiserver import ThreadedApiServer
 from cloud.ingest.direct import DirectIngest
@@ -44,7 +44,7 @@ def records() -> SensorDirectory:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[WorksiteStore]:
-    s = WorksiteStore.open(f"sqlite:///{tmp_path / 'api.db'}", area=PRATO_AREA)
+    s = WorksiteStore.open(f"sqlite:///{tmp_path / 'api.db'}", areas=ServiceAreas.load())
     for org, role in (("comune-prato", Role.MUNICIPALITY), (UTILITY, Role.UTILITY), (PARTNER, Role.UTILITY)):
         s.orgs.add(Organisation(id=org, name=org.title(), role=role))
     yield s

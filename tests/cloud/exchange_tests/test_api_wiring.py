@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import Organisation, Role
 from cloud.dev.servers import env_without_proxies, free_port
 from cloud.io.influx.client import InfluxClient
@@ -25,7 +25,7 @@ from support import REPO, wait_until
 @pytest.fixture
 def api(tmp_path: Path, influx_db: InfluxClient) -> Iterator[tuple[str, str]]:
     db = f"sqlite:///{tmp_path / 'api.db'}"
-    store = WorksiteStore.open(db, area=PRATO_AREA)
+    store = WorksiteStore.open(db, areas=ServiceAreas.load())
     store.orgs.add(Organisation(id=UTILITY, name="Alia", role=Role.UTILITY))
     store.close()
     port = free_port()

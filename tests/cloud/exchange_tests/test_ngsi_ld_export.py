@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from cloud.apps.cli.exchange import group
 from cloud.apps.console import known_sites
 from cloud.apps.exchange import installed
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.worksites import WorksiteStatus as Status
 from cloud.dev.demo_data import load_demo
 from cloud.exchange.catalogue import Catalogue, Installed, gather, installed_sensors
@@ -43,7 +43,7 @@ SENSOR_TYPES = {"OffStreetParking", "ParkingSpot", "TrafficFlowObserved", "Vehic
 def demo_worksites(tmp_path_factory: pytest.TempPathFactory) -> list[Worksite]:
     """Prato's demo worksites, from a registry of their own."""
     path = tmp_path_factory.mktemp("registry") / "worksites.db"
-    store = WorksiteStore.open(f"sqlite:///{path}", area=PRATO_AREA)
+    store = WorksiteStore.open(f"sqlite:///{path}", areas=ServiceAreas.load())
     load_demo(store, datetime.now(UTC))
     yield store.search()
     store.close()
@@ -122,7 +122,7 @@ def _positions(geometry: dict[str, Any]) -> list[list[float]]:
 def test_coordinates_are_longitude_then_latitude_inside_prato(demo_export: Export) -> None:
     """GeoJSON is [lon, lat] (RFC 7946 §3.1.1): checked against Prato, not against the official
     CityWork example, which writes [lat, lon] (its first number is a latitude, 40-odd degrees)."""
-    area = PRATO_AREA
+    area = ServiceAreas.load().bbox
     seen = 0
     for document in demo_export.documents(Form.KEY_VALUES):
         for geometry in (document[name] for name in ("location", "lastKnownPosition") if name in document):

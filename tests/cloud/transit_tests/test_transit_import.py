@@ -15,7 +15,7 @@ from jsonschema import Draft7Validator
 from support_transit import OPERATOR, PRATO_AREA, edited, line_of, prato_feed_zip, replaced_line, text
 
 from cloud.apps.api import create_app
-from cloud.core.geo import PRATO_AREA as WORKSITES_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.dev.apiserver import ThreadedApiServer
 from cloud.transit import network, schema
 from cloud.transit.store import TransitStore
@@ -297,7 +297,7 @@ def _standards() -> Path:
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[httpx.Client]:
     """The API on its own database, where the Prato feed was imported."""
-    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'api.db'}", area=WORKSITES_AREA)
+    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'api.db'}", areas=ServiceAreas.load())
     imported(TransitStore.open(f"sqlite:///{tmp_path / 'api.db'}"))
     with ThreadedApiServer(create_app(worksites)) as server, httpx.Client(base_url=server.url) as client:
         yield client
@@ -341,7 +341,7 @@ def test_an_unknown_operator_is_a_404_naming_the_known_ones(api: httpx.Client) -
 
 
 def test_the_feeds_are_empty_collections_before_any_import(tmp_path: Path) -> None:
-    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'empty.db'}", area=WORKSITES_AREA)
+    worksites = WorksiteStore.open(f"sqlite:///{tmp_path / 'empty.db'}", areas=ServiceAreas.load())
     with ThreadedApiServer(create_app(worksites)) as server:
         empty = httpx.get(f"{server.url}/feeds/transit/stops.geojson").json()
     worksites.close()

@@ -14,8 +14,7 @@ import pytest
 from support_transit import OPERATOR, PRATO_AREA, prato_feed_zip
 
 from cloud.apps.api import create_app
-from cloud.core.geo import PRATO_AREA as WORKSITE_AREA
-from cloud.core.geo import load_sites
+from cloud.core.geo import ServiceAreas, load_sites
 from cloud.core.transit import DelayBook
 from cloud.dev.apiserver import ThreadedApiServer
 from cloud.io.influx.client import InfluxClient
@@ -114,7 +113,7 @@ def test_a_real_time_delay_moves_a_departure_and_says_so(prato_store: TransitSto
 
 @pytest.fixture
 def api_url(tmp_path: Path, influx_db: InfluxClient) -> Iterator[str]:
-    registry = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", area=WORKSITE_AREA)
+    registry = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", areas=ServiceAreas.load())
     buses = TransitStore(registry.engine)
     buses.migrate()
     buses.import_feed(prato_feed_zip(), operator=OPERATOR, area=PRATO_AREA)

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.apps.api import create_app
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import Organisation, Role
 from cloud.dev.apiserver import ThreadedApiServer
 from cloud.dev.postgres import PostgresCluster
@@ -47,7 +47,13 @@ class Backend:
 
 def _empty_tables(store: WorksiteStore) -> None:
     with store.engine.begin() as conn:
-        for table in ("ws_history", "ws_worksites", "ws_api_tokens", "ws_organisations"):
+        for table in (
+            "ws_history",
+            "ws_worksites",
+            "ws_api_tokens",
+            "ws_organisation_areas",
+            "ws_organisations",
+        ):
             conn.execute(sa.text(f"DELETE FROM {table}"))
 
 
@@ -70,7 +76,7 @@ def backend(request: pytest.FixtureRequest, _backends: dict[str, Backend]) -> Ba
             url = f"sqlite:///{folder / 'worksites.db'}"
         else:
             url = request.getfixturevalue("postgres").create_database("worksites_test")
-        store = WorksiteStore.open(url, area=PRATO_AREA)
+        store = WorksiteStore.open(url, areas=ServiceAreas.load())
         _backends[kind] = Backend(url, store, ThreadedApiServer(create_app(store)).start())
     found = _backends[kind]
     _empty_tables(found.store)

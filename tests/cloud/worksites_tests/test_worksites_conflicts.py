@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import shapely
 
-from cloud.core.geo import PRATO_AREA
-from cloud.core.metres import EARTH_M_PER_DEG_LAT, LocalProjection
+from cloud.core.geo import ServiceAreas
+from cloud.core.metres import EARTH_M_PER_DEG_LAT
 from cloud.worksites.conflicts import CoordinationSettings, Finding, detect, to_alerts
 from cloud.worksites.models import Worksite
 from edge.contract import topics
@@ -161,7 +161,7 @@ def test_findings_become_alerts_for_each_organisation_on_the_contract_topics() -
 
 
 def _brute_force(sites: list[Worksite], buffer_m: float) -> set[tuple[str, str]]:
-    projection = LocalProjection.around(PRATO_AREA)
+    projection = ServiceAreas.load().projection
     geoms = [projection.to_metres(shapely.geometry.shape(w.geometry)) for w in sites]
     near = set()
     for i in range(len(sites)):
@@ -186,7 +186,8 @@ def test_the_spatial_index_finds_the_same_pairs_as_comparing_all_pairs() -> None
         start = rng.uniform(-60, 60)
         sites.append(site(f"w{n}", rng.choice(owners), start, start + rng.uniform(1, 30), geometry=geometry))
     settings = CoordinationSettings(buffer_m=25, synergy_gap_days=10**6, redig_days=0)
-    flagged = {tuple(sorted((c.first, c.second))) for c in detect(sites, settings)}
+    found = detect(sites, settings, projection=ServiceAreas.load().projection)
+    flagged = {tuple(sorted((c.first, c.second))) for c in found}
     owner = {w.id: w.owner for w in sites}
     expected = {p for p in _brute_force(sites, 25) if owner[p[0]] != owner[p[1]]}
     assert flagged == expected

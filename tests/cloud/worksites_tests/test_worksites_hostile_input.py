@@ -73,7 +73,7 @@ def test_a_body_that_is_not_a_json_object_is_refused_and_changes_nothing(seeded:
         ({"type": "Point", "coordinates": [11.09, 43.88], "crs": {"type": "name"}}, "unexpected members"),
         ({"type": "Point", "coordinates": [float("inf"), 43.88]}, "geometry"),
         ({"type": "LineString", "coordinates": [[11.09, 43.88]]}, "LineString"),
-        ({"type": "Point", "coordinates": [2.35, 48.85]}, "outside the service area"),
+        ({"type": "Point", "coordinates": [2.35, 48.85]}, "outside every configured area"),
         ({"type": "MultiPoint", "coordinates": [[11.09, 43.88]] * 20_001}, "too many vertices"),
     ],
     ids=[

@@ -16,7 +16,7 @@ from support_transit import PRATO_AREA as BUS_AREA
 from support_transit import prato_feed_zip
 
 from cloud.apps.api import create_app
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import Organisation, Role
 from cloud.dev.apiserver import ThreadedApiServer
 from cloud.transit.store import TransitStore
@@ -38,7 +38,7 @@ def box(north_m: float) -> dict[str, Any]:
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
-    store = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", area=PRATO_AREA)
+    store = WorksiteStore.open(f"sqlite:///{tmp_path / 'worksites.db'}", areas=ServiceAreas.load())
     transit = TransitStore(store.engine)  # the API's database: `sitroom transit import`'s default
     transit.migrate()
     transit.import_feed(prato_feed_zip(), operator=BUS_OPERATOR, area=BUS_AREA)

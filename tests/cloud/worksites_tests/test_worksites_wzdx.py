@@ -14,7 +14,7 @@ import pytest
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from cloud.core.geo import PRATO_AREA
+from cloud.core.geo import ServiceAreas
 from cloud.core.orgs import Caller, Role
 from cloud.dev.demo_data import MUNICIPALITY, demo_worksites, load_demo
 from cloud.worksites import wzdx
@@ -233,12 +233,12 @@ def test_an_export_imported_into_another_registry_keeps_every_worksite_and_impor
     demo_store: WorksiteStore, tmp_path: Path
 ) -> None:
     first = _export(demo_store)
-    other = WorksiteStore.open(f"sqlite:///{tmp_path / 'other.db'}", area=PRATO_AREA)
+    other = WorksiteStore.open(f"sqlite:///{tmp_path / 'other.db'}", areas=ServiceAreas.load())
     try:
         for org in demo_store.organisations():
             other.orgs.add(org)
         created, updated = other.import_many(
-            OPERATOR, wzdx.import_feed(copy.deepcopy(first), area=PRATO_AREA)
+            OPERATOR, wzdx.import_feed(copy.deepcopy(first), areas=ServiceAreas.load())
         )
         assert (created, updated) == (len(demo_worksites(NOW)), 0)
         second = _export(other)
@@ -300,13 +300,13 @@ def test_an_import_with_bad_features_names_each_path_and_changes_nothing(demo_st
     feed["features"][2]["properties"]["sitroom"]["geometry"] = swapped
     feed["features"][3]["properties"]["sitroom"]["planned_end"] = "2020-01-01T00:00:00Z"
     with pytest.raises(InvalidWorksiteError) as caught:
-        demo_store.import_many(OPERATOR, wzdx.import_feed(feed, area=PRATO_AREA))
+        demo_store.import_many(OPERATOR, wzdx.import_feed(feed, areas=ServiceAreas.load()))
     assert [p.field for p in caught.value.problems] == [
         "features[0].properties.start_date",
         "features[2].properties.sitroom.geometry",
         "features[3].properties.sitroom.planned_end",
     ]
-    assert "outside the service area" in caught.value.problems[1].message
+    assert "outside every configured area" in caught.value.problems[1].message
     # Read without the area, the store itself still refuses the batch whole.
     feed2 = _export(demo_store)
     feed2["features"][5]["properties"]["sitroom"]["geometry"] = swapped
