@@ -312,11 +312,7 @@ class RulesService:
         if not self.delivered.take(envelope.org, envelope.gateway, envelope.seq, first_us):
             self.duplicates += 1
             return []
-        out: list[Alert] = []
-        arrived = self.engine.wall_clock()
-        for r in readings:
-            out.extend(self.engine.observe(r, arrived))
-        return out
+        return self.engine.observe_many(readings, self.engine.wall_clock())
 
     def handle_service_health(self, topic: str, payload: bytes) -> list[Alert]:
         """`sr/v1/services/{service}/{instance}/health`: a JSON object, or ignored."""
