@@ -10,6 +10,7 @@ every other sensor or gateway look silent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -18,7 +19,7 @@ from pydantic import Field
 from cloud.core.alerts import Alert
 from cloud.rules.base import Clocks, Rule, RuleConfig
 from cloud.rules.registry import register
-from edge.contract import Reading
+from edge.contract import Reading, SensorKind
 
 
 class StalenessConfig(RuleConfig):
@@ -47,6 +48,28 @@ class Staleness(Rule[StalenessConfig]):
             self.stale.discard(key)
             return [self._alert(key, reading.ts, "resolved", f"{self._what(key)} reports again")]
         return []
+
+    def observe_many(self, readings: Sequence[Reading]) -> list[tuple[int, Alert]]:
+        """`observe` each reading in turn, inlined: a reading of a series that is not stale
+        only moves its time."""
+        is_sensor = self.config.scope == "sensor"
+        last, stale = self.last, self.stale
+        out: list[tuple[int, Alert]] = []
+        kind_of: SensorKind | None = None
+        kind = ""
+        for i, reading in enumerate(readings):
+            if reading.kind is not kind_of:  # one kind per message: its value once
+                kind_of = reading.kind
+                kind = kind_of.value
+            key = (reading.org, reading.gateway, reading.sensor if is_sensor else "")
+            ts = reading.ts
+            prev = last.get(key)
+            if prev is None or ts > prev[1]:
+                last[key] = (kind, ts)
+            if stale and key in stale:
+                stale.discard(key)
+                out.append((i, self._alert(key, ts, "resolved", f"{self._what(key)} reports again")))
+        return out
 
     def tick(self, clocks: Clocks) -> list[Alert]:
         out = []
