@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloud.core.alerts import Alert, Severity
 from cloud.core.geo import Geography
 from cloud.rules.group import RuleGroup
+from cloud.rules.hysteresis import SeriesId
 from edge.contract import Reading
 
 
@@ -51,7 +52,9 @@ class Evaluator(Protocol):
 
     def observe(self, reading: Reading) -> list[Alert]: ...
 
-    def observe_many(self, readings: Sequence[Reading]) -> list[tuple[int, Alert]]: ...
+    def observe_many(
+        self, readings: Sequence[Reading], keys: Sequence[SeriesId]
+    ) -> list[tuple[int, Alert]]: ...
 
 
 def observe_each(evaluator: Evaluator, readings: Sequence[Reading]) -> list[tuple[int, Alert]]:
@@ -122,10 +125,12 @@ class Rule(Generic[ConfigT]):
     def observe(self, reading: Reading) -> list[Alert]:
         return []
 
-    def observe_many(self, readings: Sequence[Reading]) -> list[tuple[int, Alert]]:
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
         """The readings of one message, all of one kind (the engine splits a message by kind),
-        as `observe` each in turn: each alert with the index of its reading. Override it when
-        judging them together is cheaper (`ScoredFieldRule`)."""
+        as `observe` each in turn: each alert with the index of its reading. `keys` are their
+        series (org, gateway, sensor), the engine's own tuples: a rule that keys per-series state
+        by them finds it by identity (`Engine.series`). Override it when judging the readings
+        together is cheaper (`ScoredFieldRule`, the groups)."""
         return observe_each(self, readings)
 
     def tick(self, clocks: Clocks) -> list[Alert]:

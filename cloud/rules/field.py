@@ -194,14 +194,14 @@ class ScoredFieldRule(FieldRule[ScoredConfigT]):
         judged = self._judge(reading)
         return [] if judged is None else self.alerts_of(reading, judged)
 
-    def observe_many(self, readings: Sequence[Reading]) -> list[tuple[int, Alert]]:
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
         """The readings of one message: their series' detectors judge them in one call
         (`Detector.pvalues`), then each series' hysteresis steps as `observe` would step it. A
         series that is twice in the message is judged in two rounds, in order."""
         field, is_speed = self.config.field, self.is_traffic_speed
         detectors, make = self.detectors, self.detector_cls
         index: list[int] = []
-        keys: list[SeriesId] = []
+        judged_keys: list[SeriesId] = []
         judged: list[Detector] = []
         ts: list[float] = []
         values: list[float] = []
@@ -210,23 +210,23 @@ class ScoredFieldRule(FieldRule[ScoredConfigT]):
             raw = fields.get(field)
             if raw is None or (is_speed and fields.get("vehicles") == 0):
                 continue  # measured(), inlined: every reading of the kind comes here
-            key = (r.org, r.gateway, r.sensor)
+            key = keys[i]
             detector = detectors.get(key)
             if detector is None:
                 detector = detectors[key] = make()
             index.append(i)
-            keys.append(key)
+            judged_keys.append(key)
             judged.append(detector)
             ts.append(r.ts.timestamp())
             values.append(float(raw))
         if not index:
             return []
-        self.dirty.update(keys)
+        self.dirty.update(judged_keys)
         out: list[tuple[int, Alert]] = []
-        for chosen in _rounds(keys):
+        for chosen in _rounds(judged_keys):
             if chosen is None:  # every series once: the usual message
                 ps = make.pvalues(judged, ts, values)
-                self._step_all(readings, index, keys, judged, values, ps, out)
+                self._step_all(readings, index, judged_keys, judged, values, ps, out)
             else:
                 ps = make.pvalues(
                     [judged[j] for j in chosen], [ts[j] for j in chosen], [values[j] for j in chosen]
@@ -234,7 +234,7 @@ class ScoredFieldRule(FieldRule[ScoredConfigT]):
                 self._step_all(
                     readings,
                     [index[j] for j in chosen],
-                    [keys[j] for j in chosen],
+                    [judged_keys[j] for j in chosen],
                     [judged[j] for j in chosen],
                     [values[j] for j in chosen],
                     ps,

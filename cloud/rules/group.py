@@ -30,8 +30,9 @@ class RuleGroup(Generic[R]):
     def observe(self, reading: Reading) -> list[Alert]:
         raise NotImplementedError
 
-    def observe_many(self, readings: Sequence[Reading]) -> list[tuple[int, Alert]]:
-        """`observe` each reading of one message in turn, each alert with its reading's index."""
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
+        """`observe` each reading of one message in turn, each alert with its reading's index
+        (`Rule.observe_many`)."""
         out: list[tuple[int, Alert]] = []
         observe = self.observe
         for i, reading in enumerate(readings):

@@ -115,9 +115,9 @@ def test_the_sampling_interval_is_learnt_and_sets_the_slots() -> None:
     assert len(d.w_mean) == 336  # slots of 30 minutes at least
 
 
-def test_pvalue_reads_and_writes_back_every_packed_number_in_its_layout() -> None:
-    # pvalue unpacks the numbers into locals and packs them back: both lists follow the layout.
-    source = textwrap.dedent(inspect.getsource(OnsetDetector.pvalue))
+def test_a_reading_reads_and_writes_back_every_packed_number_in_its_layout() -> None:
+    # pvalues unpacks a series' numbers into locals and packs them back: both follow the layout.
+    source = textwrap.dedent(inspect.getsource(OnsetDetector.pvalues))
     unpacked: list[str] = []
     packed: list[str] = []
     for node in ast.walk(ast.parse(source)):

@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 import struct
 from array import array
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import ClassVar, Self
 
 from cloud.rules.detectors import tail
 from cloud.rules.detectors.registry import Detector, Expectation, register
@@ -192,243 +193,283 @@ class OnsetDetector(Detector):
         """The time-of-week profile: each slot's mean."""
         return self.s[NUMBERS + int(self.s[SLOTS_D]) :].tolist()
 
-    def pvalue(self, ts: float, value: float) -> float:  # noqa: PLR0912, PLR0915  (one hot path, flat for speed)
-        v = value
-        s = self.s
-        if s[STEP_S] == 0.0:
-            self._learn_sampling(ts)
-        (
-            step_s, last_ts, d_slot_s, w_slot_s, d_share, w_share, slots_d, unit, n, err_d, err_w,
-            n_d, n_w, rare_run, expected, basis, slot, cause, hi, lo, in_block, win_hi, win_lo,
-            run_value, run, run_is_rare, run_max, short_max, run_mean, run_pred, runs_seen, rarity,
-            armed, calm, episode_p, recent_n, recent_at, r0, r1, r2, r3, r4,
-            lt_n, lt_mean, lt_q90, lt_q99, lt_excess, dt_n, dt_mean, dt_q90, dt_q99, dt_excess,
-            wt_n, wt_mean, wt_q90, wt_q99, wt_excess,
-        ) = _NUMBERS.unpack_from(s)  # fmt: skip
-        ps = 1.0  # the smallest p-value of the tests...
-        cause = 0.0  # ...when it is the extremes' (3) or the runs' (4), for expectation()
-        tests = 1  # ...and how many took part (Bonferroni); runs always do
-        if n and v != run_value:
-            # The resolution includes this reading's step: a series' first move after sitting
-            # still sets its scale, it is not judged against a tail of zeros.
-            step = v - run_value if v > run_value else run_value - v
-            if step < unit:
-                unit = step
-        floor = unit if unit < INF else 0.0
+    def pvalue(self, ts: float, value: float) -> float:
+        return self.pvalues((self,), (ts,), (value,))[0]
 
-        # Level: the median of the last readings.
-        if recent_n >= 2.0:
-            if recent_n == 5.0:
-                ordered = sorted((r0, r1, r2, r3, r4))
-            else:
-                ordered = sorted((r0, r1, r2, r3, r4)[: int(recent_n)])
-            m = len(ordered) // 2
-            level = ordered[m] if len(ordered) % 2 else 0.5 * (ordered[m - 1] + ordered[m])
-            ps, lt_n, lt_mean, lt_q90, lt_q99, lt_excess = tail_observe(
-                lt_n, lt_mean, lt_q90, lt_q99, lt_excess, v - level if v >= level else level - v, floor
-            )
-            tests = 2
-            expected = level
-            basis = 1.0
+    @classmethod
+    def pvalues(  # noqa: PLR0912, PLR0915  (one hot path, flat for speed)
+        cls, detectors: Sequence[Self], ts: Sequence[float], values: Sequence[float]
+    ) -> list[float]:
+        """Each detector's reading judged in turn, `pvalue` being the one-reading case: the
+        parameters are read once per call, and the profile's slots once per timestamp."""
+        alarm_p, block, calm_p, calm_readings = cls.ALARM_P, cls.BLOCK, cls.CALM_P, cls.CALM_READINGS
+        error_alpha, escalation, extremes_after, go_on_min = (
+            cls.ERROR_ALPHA,
+            cls.ESCALATION,
+            cls.EXTREMES_AFTER,
+            cls.GO_ON_MIN,
+        )
+        habit, level_readings, max_rare_run, min_cycles = (
+            cls.HABIT,
+            cls.LEVEL_READINGS,
+            cls.MAX_RARE_RUN,
+            cls.MIN_CYCLES,
+        )
+        min_predictions, rare_p, runs_after, slot_alpha = (
+            cls.MIN_PREDICTIONS,
+            cls.RARE_P,
+            cls.RUNS_AFTER,
+            cls.SLOT_ALPHA,
+        )
+        at_t = at_d_slot_s = at_w_slot_s = math.nan
+        at_k_d = at_k_w = at_c_d = at_c_w = 0
+        out: list[float] = []
+        for detector, t, v in zip(detectors, ts, values, strict=True):
+            s = detector.s
+            if s[STEP_S] == 0.0:
+                detector._learn_sampling(t)
+            (
+                step_s, last_ts, d_slot_s, w_slot_s, d_share, w_share, slots_d, unit, n, err_d, err_w,
+                n_d, n_w, rare_run, expected, basis, slot, cause, hi, lo, in_block, win_hi, win_lo,
+                run_value, run, run_is_rare, run_max, short_max, run_mean, run_pred, runs_seen, rarity,
+                armed, calm, episode_p, recent_n, recent_at, r0, r1, r2, r3, r4,
+                lt_n, lt_mean, lt_q90, lt_q99, lt_excess, dt_n, dt_mean, dt_q90, dt_q99, dt_excess,
+                wt_n, wt_mean, wt_q90, wt_q99, wt_excess,
+            ) = _NUMBERS.unpack_from(s)  # fmt: skip
+            ps = 1.0  # the smallest p-value of the tests...
+            cause = 0.0  # ...when it is the extremes' (3) or the runs' (4), for expectation()
+            tests = 1  # ...and how many took part (Bonferroni); runs always do
+            if n and v != run_value:
+                # The resolution includes this reading's step: a series' first move after sitting
+                # still sets its scale, it is not judged against a tail of zeros.
+                step = v - run_value if v > run_value else run_value - v
+                if step < unit:
+                    unit = step
+            floor = unit if unit < INF else 0.0
 
-        # Profile: time of day or time of week, whichever has predicted better lately.
-        k_d = -1
-        if step_s > 0.0:
-            counts = self.counts
-            k_d = int((ts % DAY_S) // d_slot_s)
-            k_w = int((ts % WEEK_S) // w_slot_s)
-            at_w = int(slots_d) + k_w
-            has_d = counts[2 * k_d] >= self.MIN_CYCLES
-            has_w = counts[2 * at_w] >= self.MIN_CYCLES
-            pred_d = s[NUMBERS + k_d]
-            pred_w = s[NUMBERS + at_w]
-            e_d = v - pred_d if v >= pred_d else pred_d - v
-            e_w = v - pred_w if v >= pred_w else pred_w - v
-            use_d = has_d and n_d >= self.MIN_PREDICTIONS
-            use_w = has_w and n_w >= self.MIN_PREDICTIONS
-            # Each profile's residuals are calibrated on their own; the better one is judged.
-            if use_w and (not use_d or err_w < err_d):
-                p, wt_n, wt_mean, wt_q90, wt_q99, wt_excess = tail_observe(
-                    wt_n, wt_mean, wt_q90, wt_q99, wt_excess, e_w, floor
+            # Level: the median of the last readings.
+            if recent_n >= 2.0:
+                if recent_n == 5.0:
+                    ordered = sorted((r0, r1, r2, r3, r4))
+                else:
+                    ordered = sorted((r0, r1, r2, r3, r4)[: int(recent_n)])
+                m = len(ordered) // 2
+                level = ordered[m] if len(ordered) % 2 else 0.5 * (ordered[m - 1] + ordered[m])
+                ps, lt_n, lt_mean, lt_q90, lt_q99, lt_excess = tail_observe(
+                    lt_n, lt_mean, lt_q90, lt_q99, lt_excess, v - level if v >= level else level - v, floor
                 )
-                if has_d:
-                    dt_n, dt_mean, dt_q90, dt_q99, dt_excess = tail_add(
-                        dt_n, dt_mean, dt_q90, dt_q99, dt_excess, e_d
+                tests = 2
+                expected = level
+                basis = 1.0
+
+            # Profile: time of day or time of week, whichever has predicted better lately.
+            k_d = -1
+            if step_s > 0.0:
+                counts = detector.counts
+                if t != at_t or d_slot_s != at_d_slot_s or w_slot_s != at_w_slot_s:
+                    # A message's readings share their time and mostly their slot widths: the slots
+                    # and cycles are worked out once for them.
+                    at_t, at_d_slot_s, at_w_slot_s = t, d_slot_s, w_slot_s
+                    at_k_d = int((t % DAY_S) // d_slot_s)
+                    at_k_w = int((t % WEEK_S) // w_slot_s)
+                    at_c_d = int(t // DAY_S) & 0xFF
+                    at_c_w = int(t // WEEK_S) & 0xFF
+                k_d = at_k_d
+                k_w = at_k_w
+                at_w = int(slots_d) + k_w
+                has_d = counts[2 * k_d] >= min_cycles
+                has_w = counts[2 * at_w] >= min_cycles
+                pred_d = s[NUMBERS + k_d]
+                pred_w = s[NUMBERS + at_w]
+                e_d = v - pred_d if v >= pred_d else pred_d - v
+                e_w = v - pred_w if v >= pred_w else pred_w - v
+                use_d = has_d and n_d >= min_predictions
+                use_w = has_w and n_w >= min_predictions
+                # Each profile's residuals are calibrated on their own; the better one is judged.
+                if use_w and (not use_d or err_w < err_d):
+                    p, wt_n, wt_mean, wt_q90, wt_q99, wt_excess = tail_observe(
+                        wt_n, wt_mean, wt_q90, wt_q99, wt_excess, e_w, floor
                     )
-                expected = pred_w
-                basis = 3.0
-                slot = k_w
-                tests += 1
-                if p < ps:
-                    ps = p
-            else:
-                if has_w:
-                    wt_n, wt_mean, wt_q90, wt_q99, wt_excess = tail_add(
-                        wt_n, wt_mean, wt_q90, wt_q99, wt_excess, e_w
-                    )
-                if use_d:
-                    p, dt_n, dt_mean, dt_q90, dt_q99, dt_excess = tail_observe(
-                        dt_n, dt_mean, dt_q90, dt_q99, dt_excess, e_d, floor
-                    )
-                    expected = pred_d
-                    basis = 2.0
-                    slot = k_d
+                    if has_d:
+                        dt_n, dt_mean, dt_q90, dt_q99, dt_excess = tail_add(
+                            dt_n, dt_mean, dt_q90, dt_q99, dt_excess, e_d
+                        )
+                    expected = pred_w
+                    basis = 3.0
+                    slot = k_w
                     tests += 1
                     if p < ps:
                         ps = p
-                elif has_d:
-                    dt_n, dt_mean, dt_q90, dt_q99, dt_excess = tail_add(
-                        dt_n, dt_mean, dt_q90, dt_q99, dt_excess, e_d
-                    )
+                else:
+                    if has_w:
+                        wt_n, wt_mean, wt_q90, wt_q99, wt_excess = tail_add(
+                            wt_n, wt_mean, wt_q90, wt_q99, wt_excess, e_w
+                        )
+                    if use_d:
+                        p, dt_n, dt_mean, dt_q90, dt_q99, dt_excess = tail_observe(
+                            dt_n, dt_mean, dt_q90, dt_q99, dt_excess, e_d, floor
+                        )
+                        expected = pred_d
+                        basis = 2.0
+                        slot = k_d
+                        tests += 1
+                        if p < ps:
+                            ps = p
+                    elif has_d:
+                        dt_n, dt_mean, dt_q90, dt_q99, dt_excess = tail_add(
+                            dt_n, dt_mean, dt_q90, dt_q99, dt_excess, e_d
+                        )
 
-        # Extremes: beyond everything of the last blocks.
-        if n >= self.EXTREMES_AFTER:
-            tests += 1
-            if v > win_hi or v < win_lo:
-                p = 2.0 / (self.BLOCK * len(self.block_hi) + in_block)
-                if p < ps:
-                    ps = p
-                    cause = 3.0
+            # Extremes: beyond everything of the last blocks.
+            if n >= extremes_after:
+                tests += 1
+                if v > win_hi or v < win_lo:
+                    p = 2.0 / (block * len(detector.block_hi) + in_block)
+                    if p < ps:
+                        ps = p
+                        cause = 3.0
 
-        # Runs: the same value again.
-        if v == run_value and n:
-            run += 1.0
-            if (
-                run >= self.HABIT
-                and run > run_max
-                and runs_seen >= self.RUNS_AFTER
-                and v not in self.habitual
-                # At the highest or the lowest value of the last blocks the series is at a bound
-                # (a car park full or empty: its count pinned), not stuck.
-                and win_lo < v < win_hi
-                # Where the time-of-day profile knows this stretch of the day and stays flat
-                # over the run (night, a plateau), a count that does not move is ordinary.
-                and not (k_d >= 0 and has_d and abs(pred_d - run_pred) < unit)
-            ):
-                # Beyond the longest ordinary run, each reading more is as likely as the series'
-                # own chance of repeating itself (at least GO_ON_MIN).
-                go_on = max(1.0 - 1.0 / run_mean, self.GO_ON_MIN)
-                p = math.exp(math.log(go_on) * (run - run_max)) / runs_seen
-                if p < self.RARE_P:
-                    run_is_rare = 1.0
-                if p < ps:
-                    ps = p
-                    cause = 4.0
-        else:
-            if n:
-                if run >= self.HABIT or run_is_rare or run_value in self.habitual:
-                    runs_seen, short_max, run_max, run_mean = self._run_ended(
-                        run_value, run, run_is_rare, runs_seen, short_max, run_max, run_mean
-                    )
-                else:  # the common case, inline: an ordinary short run
-                    if runs_seen < 10_000:
-                        runs_seen += 1.0
-                    if run > short_max:
-                        short_max = run
-                        if run > run_max:
-                            run_max = run
-                    run_mean += 0.01 * (run - run_mean)
-            run_value = v
-            run = 1.0
-            run_is_rare = 0.0
-            run_pred = pred_d if k_d >= 0 else 0.0
+            # Runs: the same value again.
+            if v == run_value and n:
+                run += 1.0
+                if (
+                    run >= habit
+                    and run > run_max
+                    and runs_seen >= runs_after
+                    and v not in detector.habitual
+                    # At the highest or the lowest value of the last blocks the series is at a bound
+                    # (a car park full or empty: its count pinned), not stuck.
+                    and win_lo < v < win_hi
+                    # Where the time-of-day profile knows this stretch of the day and stays flat
+                    # over the run (night, a plateau), a count that does not move is ordinary.
+                    and not (k_d >= 0 and has_d and abs(pred_d - run_pred) < unit)
+                ):
+                    # Beyond the longest ordinary run, each reading more is as likely as the series'
+                    # own chance of repeating itself (at least GO_ON_MIN).
+                    go_on = max(1.0 - 1.0 / run_mean, go_on_min)
+                    p = math.exp(math.log(go_on) * (run - run_max)) / runs_seen
+                    if p < rare_p:
+                        run_is_rare = 1.0
+                    if p < ps:
+                        ps = p
+                        cause = 4.0
+            else:
+                if n:
+                    if run >= habit or run_is_rare or run_value in detector.habitual:
+                        runs_seen, short_max, run_max, run_mean = detector._run_ended(
+                            run_value, run, run_is_rare, runs_seen, short_max, run_max, run_mean
+                        )
+                    else:  # the common case, inline: an ordinary short run
+                        if runs_seen < 10_000:
+                            runs_seen += 1.0
+                        if run > short_max:
+                            short_max = run
+                            if run > run_max:
+                                run_max = run
+                        run_mean += 0.01 * (run - run_mean)
+                run_value = v
+                run = 1.0
+                run_is_rare = 0.0
+                run_pred = pred_d if k_d >= 0 else 0.0
 
-        p = ps * tests
-        if p > 1.0:
-            p = 1.0
-        rarity = p
+            p = ps * tests
+            if p > 1.0:
+                p = 1.0
+            rarity = p
 
-        # Learning.
-        is_rare = p < self.RARE_P
-        learns = not is_rare or rare_run >= self.MAX_RARE_RUN
-        rare_run = rare_run + 1.0 if is_rare else 0.0
-        if recent_n >= self.LEVEL_READINGS:  # the oldest goes
-            at = int(recent_at)
-            recent_at = recent_at + 1.0 if recent_at + 1.0 < recent_n else 0.0
-        else:
-            at = int(recent_n)
-            recent_n += 1.0
-        if at == 0:
-            r0 = v
-        elif at == 1:
-            r1 = v
-        elif at == 2:
-            r2 = v
-        elif at == 3:
-            r3 = v
-        else:
-            r4 = v
-        if k_d >= 0 and learns:
-            if has_d:
-                err_d = e_d if n_d == 0 else err_d + self.ERROR_ALPHA * (e_d - err_d)
-                n_d += 1.0
-            if has_w:
-                err_w = e_w if n_w == 0 else err_w + self.ERROR_ALPHA * (e_w - err_w)
-                n_w += 1.0
-            # Each slot: the mean of its readings over its cycles so far, the last ~10 once it
-            # has more; a slot holds several readings per cycle when the series is sampled
-            # faster than the slot is wide. The cycle of a slot's last reading is kept modulo
-            # 256 (a byte): a new cycle is one that differs (a slot silent for exactly 256
-            # cycles is missed).
-            c = int(ts // DAY_S) & 0xFF
-            at = 2 * k_d
-            cycles = counts[at]
-            if cycles == 0 or counts[at + 1] != c:
-                counts[at + 1] = c
-                if cycles < 255:
-                    cycles += 1
-                    counts[at] = cycles
-            alpha = (1.0 / cycles if cycles * self.SLOT_ALPHA < 1.0 else self.SLOT_ALPHA) * d_share
-            s[NUMBERS + k_d] = pred_d + (alpha if alpha < 1.0 else 1.0) * (v - pred_d)
-            c = int(ts // WEEK_S) & 0xFF
-            at = 2 * at_w
-            cycles = counts[at]
-            if cycles == 0 or counts[at + 1] != c:
-                counts[at + 1] = c
-                if cycles < 255:
-                    cycles += 1
-                    counts[at] = cycles
-            alpha = (1.0 / cycles if cycles * self.SLOT_ALPHA < 1.0 else self.SLOT_ALPHA) * w_share
-            s[NUMBERS + at_w] = pred_w + (alpha if alpha < 1.0 else 1.0) * (v - pred_w)
-        if v > hi:
-            hi = v
-            if v > win_hi:
-                win_hi = v
-        if v < lo:
-            lo = v
-            if v < win_lo:
-                win_lo = v
-        in_block += 1.0
-        if in_block >= self.BLOCK:
-            hi, lo, in_block, win_hi, win_lo = self._next_block(hi, lo, win_hi, win_lo)
-        n += 1.0
+            # Learning.
+            is_rare = p < rare_p
+            learns = not is_rare or rare_run >= max_rare_run
+            rare_run = rare_run + 1.0 if is_rare else 0.0
+            if recent_n >= level_readings:  # the oldest goes
+                at = int(recent_at)
+                recent_at = recent_at + 1.0 if recent_at + 1.0 < recent_n else 0.0
+            else:
+                at = int(recent_n)
+                recent_n += 1.0
+            if at == 0:
+                r0 = v
+            elif at == 1:
+                r1 = v
+            elif at == 2:
+                r2 = v
+            elif at == 3:
+                r3 = v
+            else:
+                r4 = v
+            if k_d >= 0 and learns:
+                if has_d:
+                    err_d = e_d if n_d == 0 else err_d + error_alpha * (e_d - err_d)
+                    n_d += 1.0
+                if has_w:
+                    err_w = e_w if n_w == 0 else err_w + error_alpha * (e_w - err_w)
+                    n_w += 1.0
+                # Each slot: the mean of its readings over its cycles so far, the last ~10 once it
+                # has more; a slot holds several readings per cycle when the series is sampled
+                # faster than the slot is wide. The cycle of a slot's last reading is kept modulo
+                # 256 (a byte): a new cycle is one that differs (a slot silent for exactly 256
+                # cycles is missed).
+                c = at_c_d
+                at = 2 * k_d
+                cycles = counts[at]
+                if cycles == 0 or counts[at + 1] != c:
+                    counts[at + 1] = c
+                    if cycles < 255:
+                        cycles += 1
+                        counts[at] = cycles
+                alpha = (1.0 / cycles if cycles * slot_alpha < 1.0 else slot_alpha) * d_share
+                s[NUMBERS + k_d] = pred_d + (alpha if alpha < 1.0 else 1.0) * (v - pred_d)
+                c = at_c_w
+                at = 2 * at_w
+                cycles = counts[at]
+                if cycles == 0 or counts[at + 1] != c:
+                    counts[at + 1] = c
+                    if cycles < 255:
+                        cycles += 1
+                        counts[at] = cycles
+                alpha = (1.0 / cycles if cycles * slot_alpha < 1.0 else slot_alpha) * w_share
+                s[NUMBERS + at_w] = pred_w + (alpha if alpha < 1.0 else 1.0) * (v - pred_w)
+            if v > hi:
+                hi = v
+                if v > win_hi:
+                    win_hi = v
+            if v < lo:
+                lo = v
+                if v < win_lo:
+                    win_lo = v
+            in_block += 1.0
+            if in_block >= block:
+                hi, lo, in_block, win_hi, win_lo = detector._next_block(hi, lo, win_hi, win_lo)
+            n += 1.0
 
-        # Episodes.
-        if armed:
-            if p < self.ALARM_P:
-                armed = 0.0
-                calm = 0.0
+            # Episodes.
+            if armed:
+                if p < alarm_p:
+                    armed = 0.0
+                    calm = 0.0
+                    episode_p = p
+                reported = p
+            elif episode_p > 1e-6 and p < episode_p * escalation:
                 episode_p = p
-            reported = p
-        elif episode_p > 1e-6 and p < episode_p * self.ESCALATION:
-            episode_p = p
-            calm = 0.0
-            reported = p
-        else:
-            calm = calm + 1.0 if p > self.CALM_P else 0.0
-            if calm >= self.CALM_READINGS:
-                armed = 1.0
-            reported = 1.0
-        _NUMBERS.pack_into(
-            s, 0,
-            step_s, last_ts, d_slot_s, w_slot_s, d_share, w_share, slots_d, unit, n, err_d, err_w,
-            n_d, n_w, rare_run, expected, basis, slot, cause, hi, lo, in_block, win_hi, win_lo,
-            run_value, run, run_is_rare, run_max, short_max, run_mean, run_pred, runs_seen, rarity,
-            armed, calm, episode_p, recent_n, recent_at, r0, r1, r2, r3, r4,
-            lt_n, lt_mean, lt_q90, lt_q99, lt_excess, dt_n, dt_mean, dt_q90, dt_q99, dt_excess,
-            wt_n, wt_mean, wt_q90, wt_q99, wt_excess,
-        )  # fmt: skip
-        return reported
+                calm = 0.0
+                reported = p
+            else:
+                calm = calm + 1.0 if p > calm_p else 0.0
+                if calm >= calm_readings:
+                    armed = 1.0
+                reported = 1.0
+            _NUMBERS.pack_into(
+                s, 0,
+                step_s, last_ts, d_slot_s, w_slot_s, d_share, w_share, slots_d, unit, n, err_d, err_w,
+                n_d, n_w, rare_run, expected, basis, slot, cause, hi, lo, in_block, win_hi, win_lo,
+                run_value, run, run_is_rare, run_max, short_max, run_mean, run_pred, runs_seen, rarity,
+                armed, calm, episode_p, recent_n, recent_at, r0, r1, r2, r3, r4,
+                lt_n, lt_mean, lt_q90, lt_q99, lt_excess, dt_n, dt_mean, dt_q90, dt_q99, dt_excess,
+                wt_n, wt_mean, wt_q90, wt_q99, wt_excess,
+            )  # fmt: skip
+            out.append(reported)
+
+        return out
 
     def expectation(self) -> Expectation | None:
         """The band of the last reading: the baseline it was judged against, plus or minus the

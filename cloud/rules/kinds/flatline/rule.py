@@ -51,7 +51,7 @@ class FlatlineGroup(FieldRuleGroup["Flatline"]):
             return []
         return self._judge_all(reading, key, run, value)
 
-    def observe_many(self, readings: Sequence[Reading]) -> list[tuple[int, Alert]]:
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
         """`observe` each reading in turn, inlined: a run shorter than every rule's, of a series
         none of them is holding or firing, costs no call."""
         field, is_speed, runs, engaged = self.field, self.is_traffic_speed, self.run, self.engaged
@@ -63,7 +63,7 @@ class FlatlineGroup(FieldRuleGroup["Flatline"]):
             if raw is None or (is_speed and fields.get("vehicles") == 0):
                 continue
             value = float(raw)
-            key = (reading.org, reading.gateway, reading.sensor)
+            key = keys[i]
             run = runs.get(key)
             # The run goes on or a new one starts: advance(), inlined.
             run = (value, reading.ts, 1) if run is None or run[0] != value else (value, run[1], run[2] + 1)

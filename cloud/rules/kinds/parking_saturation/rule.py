@@ -78,7 +78,7 @@ class ParkingSaturation(Rule[ParkingSaturationConfig]):
             return []  # not full, not held: nothing to step (every parking reading comes here)
         return self._step(reading, key, pct, free, is_beyond=is_beyond)
 
-    def observe_many(self, readings: Sequence[Reading]) -> list[tuple[int, Alert]]:
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
         """`observe` each reading in turn, inlined: a car park not full and not held only
         updates its latest figures (the hints of the others' alerts)."""
         latest, above = self.latest, self.config.above_pct
@@ -89,11 +89,11 @@ class ParkingSaturation(Rule[ParkingSaturationConfig]):
             pct = float(fields["occupancy_pct"])
             cap = int(fields["capacity"])
             free = max(cap - int(fields["occupied"]), 0)
-            latest[reading.sensor] = (pct, free, cap, reading.ts)
+            key = keys[i]
+            latest[key[2]] = (pct, free, cap, reading.ts)
             is_beyond = pct > above
             if not is_beyond and not beyond_since and not firing:
                 continue
-            key = (reading.org, reading.gateway, reading.sensor)
             if not is_beyond and key not in beyond_since and key not in firing:
                 continue
             found = self._step(reading, key, pct, free, is_beyond=is_beyond)

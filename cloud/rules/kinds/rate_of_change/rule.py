@@ -55,7 +55,7 @@ class RateOfChangeGroup(FieldRuleGroup["RateOfChange"]):
             return []
         return self._judge_all(reading, key, prev, value, rate)
 
-    def observe_many(self, readings: Sequence[Reading]) -> list[tuple[int, Alert]]:
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
         """`observe` each reading in turn, inlined: a change within every limit of a series none
         of the rules has firing costs no call."""
         field, is_speed, last, engaged = self.field, self.is_traffic_speed, self.last, self.engaged
@@ -67,7 +67,7 @@ class RateOfChangeGroup(FieldRuleGroup["RateOfChange"]):
             if raw is None or (is_speed and fields.get("vehicles") == 0):
                 continue
             value = float(raw)
-            key = (reading.org, reading.gateway, reading.sensor)
+            key = keys[i]
             ts = reading.ts
             prev = last.get(key)
             last[key] = (ts, value)

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from cloud.core.alerts import Alert
 from cloud.rules.base import Clocks, Rule, RuleConfig
+from cloud.rules.hysteresis import SeriesId
 from cloud.rules.registry import register
 from edge.contract import Reading, SensorKind
 
@@ -49,7 +50,7 @@ class Staleness(Rule[StalenessConfig]):
             return [self._alert(key, reading.ts, "resolved", f"{self._what(key)} reports again")]
         return []
 
-    def observe_many(self, readings: Sequence[Reading]) -> list[tuple[int, Alert]]:
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
         """`observe` each reading in turn, inlined: a reading of a series that is not stale
         only moves its time."""
         is_sensor = self.config.scope == "sensor"
@@ -61,7 +62,7 @@ class Staleness(Rule[StalenessConfig]):
             if reading.kind is not kind_of:  # one kind per message: its value once
                 kind_of = reading.kind
                 kind = kind_of.value
-            key = (reading.org, reading.gateway, reading.sensor if is_sensor else "")
+            key = keys[i] if is_sensor else (reading.org, reading.gateway, "")
             ts = reading.ts
             prev = last.get(key)
             if prev is None or ts > prev[1]:

@@ -18,7 +18,7 @@ from cloud.core.alerts import Alert
 from cloud.rules.base import Rule
 from cloud.rules.field import FieldRuleConfig
 from cloud.rules.group import RuleGroup
-from cloud.rules.hysteresis import Hysteresis, series_of
+from cloud.rules.hysteresis import Hysteresis, SeriesId, series_of
 from cloud.rules.registry import register
 from edge.contract import Reading
 
@@ -66,16 +66,13 @@ class ThresholdGroup(RuleGroup["Threshold"]):
             return []
         return self.judge_all(key, lambda r: r.observe(reading))
 
-    def observe_many(self, readings: Sequence[Reading]) -> list[tuple[int, Alert]]:
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
         """`observe` each reading in turn, a quiet reading of a quiet series inline."""
         field, quiet_lo, quiet_hi, engaged = self.field, self.quiet_lo, self.quiet_hi, self.engaged
         out: list[tuple[int, Alert]] = []
         for i, reading in enumerate(readings):
             raw = reading.fields.get(field)
-            if raw is None or (
-                quiet_lo < raw < quiet_hi
-                and not (engaged and (reading.org, reading.gateway, reading.sensor) in engaged)
-            ):
+            if raw is None or (quiet_lo < raw < quiet_hi and not (engaged and keys[i] in engaged)):
                 continue
             found = self.observe(reading)
             if found:
