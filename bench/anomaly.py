@@ -358,7 +358,8 @@ def throughput(
     or, `warm`, restored from a checkpoint of four days of such series (`warm_detectors`); or,
     `constant`, a detector that does nothing: what the rules themselves cost. The engine gets
     the readings message by message, as the rules service gives them (`Engine.observe_many`),
-    or with `per_reading` one `Engine.observe` call each."""
+    or with `per_reading` one `Engine.observe` call each; each message is built just before,
+    as the service decodes it, and only the engine's calls are timed."""
     rules: list[Rule[Any]] = []
     restore_s = 0.0
     for i in range(12):
@@ -439,18 +440,24 @@ def throughput(
                 rule.reports_onsets = False
     engine = Engine(rules)
     readings = continued_readings(series, max(readings_n // series, 1))
+    count = len(readings)
+    # As the rules service meets them: each message decoded right before the engine gets it
+    # (its readings new in memory, not 300,000 of them built long before), only the engine timed.
+    wires = [[(r.kind, r.gateway, r.sensor, r.ts, r.fields) for r in m] for m in messages(readings)]
+    del readings
     alerts = 0
-    if per_reading:
+    cpu_s = 0.0
+    for wire in wires:
+        decoded = [_fast(kind, gw.encode().decode(), sensor.encode().decode(), ts, dict(fields))
+                   for kind, gw, sensor, ts, fields in wire]  # fmt: skip
         t0 = time.process_time()
-        for r in readings:
-            alerts += len(engine.observe(r))
-    else:
-        sent = messages(readings)
-        t0 = time.process_time()
-        for m in sent:
-            alerts += len(engine.observe_many(m, engine.wall_clock()))
-    cpu_s = time.process_time() - t0
-    return len(readings) / cpu_s, alerts, restore_s
+        if per_reading:
+            for r in decoded:
+                alerts += len(engine.observe(r))
+        else:
+            alerts += len(engine.observe_many(decoded, engine.wall_clock()))
+        cpu_s += time.process_time() - t0
+    return count / cpu_s, alerts, restore_s
 
 
 def messages(readings: list[Reading]) -> list[list[Reading]]:

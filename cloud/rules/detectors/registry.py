@@ -54,8 +54,12 @@ class Detector:
     # True when `pvalue` reports a departure at its onset only (p = 1 while it lasts): then
     # `rarity` is the unfiltered p of the last reading, which rules clear on.
     reports_onsets: ClassVar[bool] = False
-    rarity: float  # such a detector's unfiltered p of the last reading
     __slots__ = ()
+
+    @property
+    def rarity(self) -> float:
+        """Such a detector's unfiltered p of the last reading."""
+        raise NotImplementedError
 
     @property
     def baseline(self) -> float | None:

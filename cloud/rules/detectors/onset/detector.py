@@ -173,10 +173,6 @@ class OnsetDetector(Detector):
     def rarity(self) -> float:
         return self.s[RARITY]
 
-    @rarity.setter
-    def rarity(self, p: float) -> None:
-        self.s[RARITY] = p
-
     @property
     def step_s(self) -> float:
         """The series' sampling interval (0 until it is learnt)."""
