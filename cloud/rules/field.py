@@ -198,29 +198,27 @@ class ScoredFieldRule(FieldRule[ScoredConfigT]):
         """The readings of one message: their series' detectors judge them in one call
         (`Detector.pvalues`), then each series' hysteresis steps as `observe` would step it. A
         series that is twice in the message is judged in two rounds, in order."""
-        field, is_speed = self.config.field, self.is_traffic_speed
-        detectors, make = self.detectors, self.detector_cls
-        index: list[int] = []
-        judged_keys: list[SeriesId] = []
-        judged: list[Detector] = []
-        ts: list[float] = []
-        values: list[float] = []
-        for i, r in enumerate(readings):
-            fields = r.fields
-            raw = fields.get(field)
-            if raw is None or (is_speed and fields.get("vehicles") == 0):
-                continue  # measured(), inlined: every reading of the kind comes here
-            key = keys[i]
-            detector = detectors.get(key)
-            if detector is None:
-                detector = detectors[key] = make()
-            index.append(i)
-            judged_keys.append(key)
-            judged.append(detector)
-            ts.append(r.ts.timestamp())
-            values.append(float(raw))
+        field, make = self.config.field, self.detector_cls
+        raws: list[Any] = [r.fields.get(field) for r in readings]
+        if self.is_traffic_speed:  # measured(): no speed without a vehicle
+            raws = [
+                None if r.fields.get("vehicles") == 0 else raw for r, raw in zip(readings, raws, strict=True)
+            ]
+        index = [i for i, raw in enumerate(raws) if raw is not None]
         if not index:
             return []
+        if len(index) == len(raws):  # the usual message: every reading measures the field
+            judged_keys = list(keys)
+            measured_readings = readings
+            values = [float(raw) for raw in raws]
+        else:
+            judged_keys = [keys[i] for i in index]
+            measured_readings = [readings[i] for i in index]
+            values = [float(raws[i]) for i in index]
+        ts = [r.ts.timestamp() for r in measured_readings]
+        detectors = self.detectors
+        # A series seen for the first time gets its detector.
+        judged = [detectors.get(key) or detectors.setdefault(key, make()) for key in judged_keys]
         self.dirty.update(judged_keys)
         out: list[tuple[int, Alert]] = []
         for chosen in _rounds(judged_keys):
