@@ -51,7 +51,7 @@ from cloud.rules.base import Rule
 from cloud.rules.checkpoint import CheckpointStore, Delivered, series_table
 from cloud.rules.detectors import DEFAULT, Detector, names
 from cloud.rules.detectors import get as get_detector
-from cloud.rules.engine import Engine
+from cloud.rules.engine import Engine, load_rules
 from cloud.rules.kinds.flatline import Flatline, FlatlineConfig
 from cloud.rules.kinds.geofence import Geofence, GeofenceConfig
 from cloud.rules.kinds.parking_saturation import ParkingSaturation, ParkingSaturationConfig
@@ -342,7 +342,7 @@ def _fast(kind: SensorKind, gateway: str, sensor: str, ts: datetime, fields: dic
     )
 
 
-def throughput(
+def throughput(  # noqa: PLR0912  (the cases of one measurement, read top to bottom)
     series: int,
     readings_n: int,
     detector: str | None = None,
@@ -351,6 +351,7 @@ def throughput(
     warm: bool = False,
     constant: bool = False,
     per_reading: bool = False,
+    default_file: bool = False,
 ) -> tuple[float, int, float]:
     """50 rules over `series` series; readings built first, only the engine is timed. With
     `detector`, one rule more per field of `fields` runs it (the default rules will run it on
@@ -359,7 +360,8 @@ def throughput(
     `constant`, a detector that does nothing: what the rules themselves cost. The engine gets
     the readings message by message, as the rules service gives them (`Engine.observe_many`),
     or with `per_reading` one `Engine.observe` call each; each message is built just before,
-    as the service decodes it, and only the engine's calls are timed."""
+    as the service decodes it, and only the engine's calls are timed. With `default_file`, the
+    default rules file (cloud/rules/default.yaml) instead of the 50 rules and `detector`."""
     rules: list[Rule[Any]] = []
     restore_s = 0.0
     for i in range(12):
@@ -429,11 +431,15 @@ def throughput(
             )
         )
     assert len(rules) == 50, len(rules)
-    if detector is not None:
+    if default_file:  # the default rules file instead: its own detector rules
+        rules = load_rules()
+        if warm:
+            restore_s = warm_detectors(rules, load_rules(), series)
+    elif detector is not None:
         seasonal = detector_rules(detector, fields)
         rules.extend(seasonal)
         if warm:
-            restore_s = warm_detectors(seasonal, fields, series)
+            restore_s = warm_detectors(list(seasonal), list(detector_rules(detector, fields)), series)
         if constant:
             for rule in seasonal:
                 rule.detector_cls = ConstantDetector  # bench-only: the rules without detector work
@@ -560,9 +566,9 @@ def warm_state(detector: str, kind: SensorKind, field: str) -> dict[str, Any]:
     return d.state()
 
 
-def warm_detectors(rules: list[Seasonal], fields: tuple[tuple[SensorKind, str], ...], series: int) -> float:
+def warm_detectors(rules: list[Rule[Any]], learners: list[Rule[Any]], series: int) -> float:
     """Every series of `rules` restored from a checkpoint, as the rules service starts after a
-    restart; returns the seconds the restore took.
+    restart; returns the seconds the restore took. `learners` are the same rules, to learn.
 
     The checkpoint is made through the service's own API: an engine with these rules learns
     the WARM_DAYS days of the TEMPLATES series and is saved (cloud/rules/checkpoint.py); each
@@ -571,7 +577,7 @@ def warm_detectors(rules: list[Seasonal], fields: tuple[tuple[SensorKind, str], 
     than the measurement."""
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/checkpoint.db"
-        learner = Engine(list[Rule[Any]](detector_rules(rules[0].config.detector, fields)))
+        learner = Engine(learners)
         for r in template_history(0):
             learner.observe(r)
         store = CheckpointStore(url)
@@ -760,6 +766,11 @@ def main() -> None:
             rate, alerts, restore_s = throughput(args.series, args.readings, d, fields, **how)
             restored = f"; restore {restore_s:.1f} s" if restore_s else ""
             print(f"  50 rules {label}: {rate:,.0f} readings/s ({alerts:,} alert transitions{restored})")
+        rate, alerts, restore_s = throughput(args.series, args.readings, warm=True, default_file=True)
+        print(
+            f"  the default rules file alone (cloud/rules/default.yaml: 7 rules, 3 of them {DEFAULT}), "
+            f"{warm}: {rate:,.0f} readings/s ({alerts:,} alert transitions; restore {restore_s:.1f} s)"
+        )
         per_series_b, state_b = detector_memory(args.detector, args.series)
         print(
             f"memory: {args.detector} per series {per_series_b:,.0f} bytes (tracemalloc over {args.series:,} "

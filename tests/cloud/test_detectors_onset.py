@@ -139,7 +139,7 @@ def test_a_reading_reads_and_writes_back_every_packed_number_in_its_layout() -> 
         "RUN_VALUE",
         "RARITY",
         "EPISODE_P",
-        "RECENT_AT",
+        "RECENT_N",
     ):
         assert unpacked[named[name]] == name.lower()
     assert unpacked[onset.RECENT_0 : onset.RECENT_0 + onset.RECENT] == ["r0", "r1", "r2", "r3", "r4"]

@@ -80,9 +80,8 @@ INF = math.inf
     CALM,
     EPISODE_P,
     RECENT_N,  # level: how many of the last readings are kept (at most RECENT)...
-    RECENT_AT,  # ...where the next one goes...
-    RECENT_0,  # ...and the RECENT slots (a ring: the median needs no order)
-) = range(38)
+    RECENT_0,  # ...and the RECENT slots, the oldest first
+) = range(37)
 RECENT = 5  # slots for the last readings: LEVEL_READINGS at most
 LEVEL_TAIL = RECENT_0 + RECENT  # three tails (tail.py), tail.SIZE numbers each
 DAILY_TAIL = LEVEL_TAIL + tail.SIZE
@@ -95,7 +94,7 @@ NAMES = (
     "err_d", "err_w", "n_d", "n_w", "rare_run", "expected", "basis", "slot", "cause", "hi", "lo",
     "in_block", "win_hi", "win_lo", "run_value", "run", "run_is_rare", "run_max", "short_max",
     "run_mean", "run_pred", "runs_seen", "rarity", "armed", "calm", "episode_p", "recent_n",
-    "recent_at", "r0", "r1", "r2", "r3", "r4",
+    "r0", "r1", "r2", "r3", "r4",
     "lt_n", "lt_mean", "lt_q90", "lt_q99", "lt_excess", "dt_n", "dt_mean", "dt_q90", "dt_q99", "dt_excess",
     "wt_n", "wt_mean", "wt_q90", "wt_q99", "wt_excess",
 )  # fmt: skip
@@ -228,7 +227,7 @@ class OnsetDetector(Detector):
                 step_s, last_ts, d_slot_s, w_slot_s, d_share, w_share, slots_d, unit, n, err_d, err_w,
                 n_d, n_w, rare_run, expected, basis, slot, cause, hi, lo, in_block, win_hi, win_lo,
                 run_value, run, run_is_rare, run_max, short_max, run_mean, run_pred, runs_seen, rarity,
-                armed, calm, episode_p, recent_n, recent_at, r0, r1, r2, r3, r4,
+                armed, calm, episode_p, recent_n, r0, r1, r2, r3, r4,
                 lt_n, lt_mean, lt_q90, lt_q99, lt_excess, dt_n, dt_mean, dt_q90, dt_q99, dt_excess,
                 wt_n, wt_mean, wt_q90, wt_q99, wt_excess,
             ) = _NUMBERS.unpack_from(s)  # fmt: skip
@@ -377,22 +376,16 @@ class OnsetDetector(Detector):
             is_rare = p < rare_p
             learns = not is_rare or rare_run >= max_rare_run
             rare_run = rare_run + 1.0 if is_rare else 0.0
-            if recent_n >= level_readings:  # the oldest goes
-                at = int(recent_at)
-                recent_at = recent_at + 1.0 if recent_at + 1.0 < recent_n else 0.0
+            if recent_n == RECENT and level_readings == RECENT:  # the oldest goes
+                r0, r1, r2, r3, r4 = r1, r2, r3, r4, v
             else:
-                at = int(recent_n)
-                recent_n += 1.0
-            if at == 0:
-                r0 = v
-            elif at == 1:
-                r1 = v
-            elif at == 2:
-                r2 = v
-            elif at == 3:
-                r3 = v
-            else:
-                r4 = v
+                kept = int(recent_n)
+                window = [r0, r1, r2, r3, r4][:kept]
+                if kept >= level_readings:
+                    del window[0]
+                window.append(v)
+                recent_n = float(len(window))
+                r0, r1, r2, r3, r4 = window + [0.0] * (RECENT - len(window))
             if k_d >= 0 and learns:
                 if has_d:
                     err_d = e_d if n_d == 0 else err_d + error_alpha * (e_d - err_d)
@@ -459,7 +452,7 @@ class OnsetDetector(Detector):
                 step_s, last_ts, d_slot_s, w_slot_s, d_share, w_share, slots_d, unit, n, err_d, err_w,
                 n_d, n_w, rare_run, expected, basis, slot, cause, hi, lo, in_block, win_hi, win_lo,
                 run_value, run, run_is_rare, run_max, short_max, run_mean, run_pred, runs_seen, rarity,
-                armed, calm, episode_p, recent_n, recent_at, r0, r1, r2, r3, r4,
+                armed, calm, episode_p, recent_n, r0, r1, r2, r3, r4,
                 lt_n, lt_mean, lt_q90, lt_q99, lt_excess, dt_n, dt_mean, dt_q90, dt_q99, dt_excess,
                 wt_n, wt_mean, wt_q90, wt_q99, wt_excess,
             )  # fmt: skip
