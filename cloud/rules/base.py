@@ -7,7 +7,7 @@ checker, with no `isinstance` check at run time (the engine builds each rule fro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cloud.core.alerts import Alert, Severity
 from cloud.core.geo import Geography
 from cloud.rules.group import RuleGroup
+from cloud.rules.hysteresis import SeriesId
 from edge.contract import Reading
 
 
@@ -50,6 +51,21 @@ class Evaluator(Protocol):
     """What the engine hands a reading to: one rule, or a group of rules judged together."""
 
     def observe(self, reading: Reading) -> list[Alert]: ...
+
+    def observe_many(
+        self, readings: Sequence[Reading], keys: Sequence[SeriesId]
+    ) -> list[tuple[int, Alert]]: ...
+
+
+def observe_each(evaluator: Evaluator, readings: Sequence[Reading]) -> list[tuple[int, Alert]]:
+    """`observe_many` reading by reading: each alert with the index of the reading that raised it."""
+    out: list[tuple[int, Alert]] = []
+    observe = evaluator.observe
+    for i, reading in enumerate(readings):
+        found = observe(reading)
+        if found:
+            out.extend([(i, a) for a in found])
+    return out
 
 
 class Rule(Generic[ConfigT]):
@@ -108,6 +124,14 @@ class Rule(Generic[ConfigT]):
 
     def observe(self, reading: Reading) -> list[Alert]:
         return []
+
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
+        """The readings of one message, all of one kind (the engine splits a message by kind),
+        as `observe` each in turn: each alert with the index of its reading. `keys` are their
+        series (org, gateway, sensor), the engine's own tuples: a rule that keys per-series state
+        by them finds it by identity (`Engine.series`). Override it when judging the readings
+        together is cheaper (`ScoredFieldRule`, the groups)."""
+        return observe_each(self, readings)
 
     def tick(self, clocks: Clocks) -> list[Alert]:
         return []

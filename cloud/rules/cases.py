@@ -246,7 +246,8 @@ def run(kind: str, case: Case) -> list[Alert]:
         ts = T0 + timedelta(minutes=minutes)
         wall = max(wall, T0 + timedelta(minutes=e.arrived) if e.arrived is not None else ts)
         if reading is not None:
-            out.extend(engine.observe(reading))
+            # As the rules service hands readings on: a message at a time (`observe_many`).
+            out.extend(engine.observe_many([reading]))
         elif e.tick:
             out.extend(engine.tick())
         elif e.health is not None:

@@ -257,7 +257,8 @@ class CheckpointStore:
                     out.refused += 1
                     continue
                 try:
-                    found[0].restore_series((row.org, row.gateway, row.sensor), orjson.loads(row.state))
+                    key = engine.series_id(row.org, row.gateway, row.sensor)  # the engine's own tuple
+                    found[0].restore_series(key, orjson.loads(row.state))
                 except (StateError, ValueError, KeyError, TypeError) as exc:
                     log.warning("relearning %s %s/%s/%s: %s", row.rule, row.org, row.gateway, row.sensor, exc)
                     out.refused += 1

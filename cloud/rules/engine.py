@@ -6,9 +6,10 @@ and a resolution without an open alert is dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from cloud.core.geo import (
 )
 from cloud.core.transit import NoTransit, TransitNetwork
 from cloud.rules.base import Clocks, Evaluator, Rule
+from cloud.rules.hysteresis import SeriesId
 from cloud.rules.kinds import UnknownRuleError, get
 from cloud.rules.watermark import SourceTime, Watermark, group_time
 from edge.contract import Reading
@@ -187,6 +189,10 @@ class Engine:
         self.gateway_times: dict[tuple[str, str], GatewayTime] = {}
         self.raised = 0
         self.resolved = 0
+        # One tuple per series, handed to the rules as the key of their per-series state: a dict
+        # finds a key it holds by identity, without reading the stored key's strings (with
+        # thousands of series those are cache misses, several per reading and rule).
+        self.series: dict[SeriesId, SeriesId] = {}
 
     def replace_rules(self, rules: list[Rule[Any]]) -> None:
         """New rules (hot reload); a rule whose name and config are unchanged keeps its state."""
@@ -225,18 +231,73 @@ class Engine:
         gw.last_arrival, gw.clock = arrived, None
         applicable = self._by_kind.get(reading.kind)
         if applicable is None:
-            applicable = self._by_kind[reading.kind] = evaluators(
-                [
-                    *self._for_all,
-                    *(r for r in self.rules if r.watches is not None and reading.kind in r.watches),
-                ]
-            )
+            applicable = self._applicable(reading.kind)
         out: list[Alert] = []
         for rule in applicable:
             found = rule.observe(reading)
             if found:
                 out.extend(found)
         return self._filter(out) if out else out
+
+    def observe_many(self, readings: Sequence[Reading], arrived: datetime | None = None) -> list[Alert]:
+        """The readings of one message, as `observe` each in turn would: the same alerts, in the
+        same order. Each rule gets the readings of a kind in one call (`observe_many`), so a rule
+        that scores a series per reading pays its own overhead once per message, and a detector
+        can judge the message's series together (`Detector.pvalues`)."""
+        if arrived is None:
+            arrived = self.wall_clock()
+        series = self.series
+        keys: list[SeriesId] = []
+        gw: GatewayTime | None = None
+        gw_key: tuple[str, str] | None = None
+        for r in readings:
+            key = (r.org, r.gateway, r.sensor)
+            key = series.setdefault(key, key)
+            keys.append(key)
+            if gw_key is None or key[1] != gw_key[1] or key[0] != gw_key[0]:
+                gw_key = (key[0], key[1])
+                gw = self.gateway_times.get(gw_key)
+                if gw is None:
+                    gw = self.gateway_times[gw_key] = GatewayTime(arrived)
+                gw.last_arrival, gw.clock = arrived, None
+            assert gw is not None
+            gw.sensors.see(key[2], r.ts, arrived)
+        out: list[tuple[int, Alert]] = []
+        start, n = 0, len(readings)
+        while start < n:
+            kind = readings[start].kind
+            end = start + 1
+            while end < n and readings[end].kind is kind:
+                end += 1
+            whole = start == 0 and end == n
+            same_kind = readings if whole else readings[start:end]
+            same_keys = keys if whole else keys[start:end]
+            for rule in self._applicable(kind):
+                found = rule.observe_many(same_kind, same_keys)
+                if found:
+                    out.extend([(start + i, a) for i, a in found] if start else found)
+            start = end
+        if not out:
+            return []
+        # Per reading, then in the rules' order: what `observe` reading by reading lets out.
+        out.sort(key=itemgetter(0))
+        return self._filter([a for _, a in out])
+
+    def series_id(self, org: str, gateway: str, sensor: str) -> SeriesId:
+        """The engine's own tuple for a series (see `series`)."""
+        key = (org, gateway, sensor)
+        return self.series.setdefault(key, key)
+
+    def _applicable(self, kind: str) -> list[Evaluator]:
+        applicable = self._by_kind.get(kind)
+        if applicable is None:
+            applicable = self._by_kind[kind] = evaluators(
+                [
+                    *self._for_all,
+                    *(r for r in self.rules if r.watches is not None and kind in r.watches),
+                ]
+            )
+        return applicable
 
     def tick(self, now: datetime | None = None) -> list[Alert]:
         """Time-driven checks (staleness) at event time `now`; by default the gateways' watermark:

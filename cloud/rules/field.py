@@ -6,12 +6,14 @@ watches, so the engine hands it only the readings of that kind.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self, TypeVar
 
 from pydantic import Field, model_validator
 
+from cloud.core.alerts import Alert
 from cloud.core.geo import Geography, Site
 from cloud.rules.base import Rule, RuleConfig
 from cloud.rules.detectors import ALIAS, Detector, get, names, p_from_score, score_from_p
@@ -161,11 +163,17 @@ class ScoredFieldRule(FieldRule[ScoredConfigT]):
         self.dirty.add(key)
         p = detector.pvalue(reading.ts.timestamp(), value)
         rarity = detector.rarity if self.reports_onsets else p
+        return self._step(key, reading.ts, value, p, rarity, detector)
+
+    def _step(
+        self, key: SeriesId, ts: datetime, value: float, p: float, rarity: float, detector: Detector
+    ) -> Scored | None:
+        """The series' hysteresis after a reading at `ts` scored `p` (`rarity` unfiltered)."""
         h = self.hysteresis
         is_beyond = p <= self.p_above
-        since = reading.ts
+        since = ts
         if rarity <= self.p_sustained:
-            count, began = self.sustained.get(key, (0, reading.ts))
+            count, began = self.sustained.get(key, (0, ts))
             self.sustained[key] = (count + 1, began)
             if 0 < self.sustained_readings <= count + 1 and not is_beyond:
                 is_beyond, since = True, began
@@ -175,8 +183,94 @@ class ScoredFieldRule(FieldRule[ScoredConfigT]):
             return None  # the common case: an ordinary reading of a quiet series
         if rarity <= self.p_above and key in h.firing:
             is_beyond = True  # the departure goes on: the calm count starts again
-        t = h.step(key, reading.ts, is_beyond=is_beyond, is_cleared=rarity > self.p_clear, since=since)
+        t = h.step(key, ts, is_beyond=is_beyond, is_cleared=rarity > self.p_clear, since=since)
         return None if t is None else Scored(t, value, score_from_p(rarity if is_beyond else p), detector)
+
+    def alerts_of(self, reading: Reading, judged: Scored) -> list[Alert]:
+        """The alert transition of a reading that changed its series' alert, as the kind says it."""
+        raise NotImplementedError
+
+    def observe(self, reading: Reading) -> list[Alert]:
+        judged = self._judge(reading)
+        return [] if judged is None else self.alerts_of(reading, judged)
+
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
+        """The readings of one message: their series' detectors judge them in one call
+        (`Detector.pvalues`), then each series' hysteresis steps as `observe` would step it. A
+        series that is twice in the message is judged in two rounds, in order."""
+        field, make = self.config.field, self.detector_cls
+        raws: list[Any] = [r.fields.get(field) for r in readings]
+        if self.is_traffic_speed:  # measured(): no speed without a vehicle
+            raws = [
+                None if r.fields.get("vehicles") == 0 else raw for r, raw in zip(readings, raws, strict=True)
+            ]
+        index = [i for i, raw in enumerate(raws) if raw is not None]
+        if not index:
+            return []
+        if len(index) == len(raws):  # the usual message: every reading measures the field
+            judged_keys = list(keys)
+            measured_readings = readings
+            values = [float(raw) for raw in raws]
+        else:
+            judged_keys = [keys[i] for i in index]
+            measured_readings = [readings[i] for i in index]
+            values = [float(raws[i]) for i in index]
+        ts = [r.ts.timestamp() for r in measured_readings]
+        detectors = self.detectors
+        # A series seen for the first time gets its detector.
+        judged = [detectors.get(key) or detectors.setdefault(key, make()) for key in judged_keys]
+        self.dirty.update(judged_keys)
+        out: list[tuple[int, Alert]] = []
+        for chosen in _rounds(judged_keys):
+            if chosen is None:  # every series once: the usual message
+                ps = make.pvalues(judged, ts, values)
+                self._step_all(readings, index, judged_keys, judged, values, ps, out)
+            else:
+                ps = make.pvalues(
+                    [judged[j] for j in chosen], [ts[j] for j in chosen], [values[j] for j in chosen]
+                )
+                self._step_all(
+                    readings,
+                    [index[j] for j in chosen],
+                    [judged_keys[j] for j in chosen],
+                    [judged[j] for j in chosen],
+                    [values[j] for j in chosen],
+                    ps,
+                    out,
+                )
+        return out
+
+    def _step_all(
+        self,
+        readings: Sequence[Reading],
+        index: list[int],
+        keys: list[SeriesId],
+        judged: list[Detector],
+        values: list[float],
+        ps: list[float],
+        out: list[tuple[int, Alert]],
+    ) -> None:
+        """Each judged reading's step (`_step`), with the common case inlined: an ordinary
+        reading of a series with no alert, no hold and no sustained run changes nothing."""
+        h = self.hysteresis
+        firing, beyond_since, sustained = h.firing, h.beyond_since, self.sustained
+        p_above, p_sustained, onsets = self.p_above, self.p_sustained, self.reports_onsets
+        for j, p in enumerate(ps):
+            detector = judged[j]
+            rarity = detector.rarity if onsets else p
+            key = keys[j]
+            if (
+                p > p_above
+                and rarity > p_sustained
+                and not (sustained and key in sustained)
+                and not (firing and key in firing)
+                and not (beyond_since and key in beyond_since)
+            ):
+                continue
+            reading = readings[index[j]]
+            scored = self._step(key, reading.ts, values[j], p, rarity, detector)
+            if scored is not None:
+                out.extend([(index[j], a) for a in self.alerts_of(reading, scored)])
 
     def series_state(self, key: SeriesId) -> dict[str, Any]:
         """What this rule has learnt of one series: its detector, and where its alert stands."""
@@ -245,3 +339,21 @@ class ScoredFieldRule(FieldRule[ScoredConfigT]):
 
 def _iso(ts: datetime | None) -> str | None:
     return None if ts is None else ts.isoformat()
+
+
+def _rounds(keys: list[SeriesId]) -> list[list[int] | None]:
+    """The positions of `keys` in rounds where no key repeats, in order: `[None]` (one round of
+    all) when none repeats."""
+    if len(set(keys)) == len(keys):
+        return [None]
+    seen: dict[SeriesId, int] = {}
+    rounds: list[list[int] | None] = []
+    for j, key in enumerate(keys):
+        k = seen.get(key, 0)
+        seen[key] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        chosen = rounds[k]
+        assert chosen is not None
+        chosen.append(j)
+    return rounds

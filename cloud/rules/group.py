@@ -6,7 +6,7 @@ series goes to every member even when it looks quiet, since it may be the one th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
 from cloud.core.alerts import Alert
@@ -29,6 +29,17 @@ class RuleGroup(Generic[R]):
 
     def observe(self, reading: Reading) -> list[Alert]:
         raise NotImplementedError
+
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
+        """`observe` each reading of one message in turn, each alert with its reading's index
+        (`Rule.observe_many`)."""
+        out: list[tuple[int, Alert]] = []
+        observe = self.observe
+        for i, reading in enumerate(readings):
+            found = observe(reading)
+            if found:
+                out.extend([(i, a) for a in found])
+        return out
 
     def judge_all(self, key: SeriesId, judge: Callable[[R], list[Alert]]) -> list[Alert]:
         """Every member's verdict on one reading of series `key`; then whether it stays engaged."""

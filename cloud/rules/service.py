@@ -136,6 +136,7 @@ class RulesService:
         self.default_worksites = default_worksites
         self.delivered = Delivered()
         self.duplicates = 0
+        self.handle_errors = 0  # messages a rule failed on (logged with their traceback)
         self._unacked: list[Inbound] = []
         self._checkpoint_retry_at = 0.0
         self.checkpoint_errors = 0
@@ -237,7 +238,12 @@ class RulesService:
             work.close()
 
     def _take(self, item: Inbound) -> list[Alert]:
-        alerts = self.handle(item.topic, item.payload)
+        try:
+            alerts = self.handle(item.topic, item.payload)
+        except Exception:  # a fault of one rule on one message must not stop every rule
+            self.handle_errors += 1
+            log.exception("rules failed on a message of %s; going on with the next", item.topic)
+            alerts = []
         if self.checkpoints is not None and item.qos > 0:
             self._unacked.append(item)
         return alerts
@@ -336,11 +342,9 @@ class RulesService:
         if not self.delivered.take(envelope.org, envelope.gateway, envelope.seq, first_us):
             self.duplicates += 1
             return []
-        out: list[Alert] = []
-        arrived = self.engine.wall_clock()
-        for r in readings:
-            out.extend(self.engine.observe(r, arrived))
-            for watcher in self.watchers:
+        out = self.engine.observe_many(readings, self.engine.wall_clock())
+        for watcher in self.watchers:
+            for r in readings:
                 watcher.observe(r)
         return out
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import math
 import random
+import textwrap
 
 import pytest
 
-from cloud.rules.detectors import score_from_p
+from cloud.rules.detectors import score_from_p, tail
 from cloud.rules.detectors.onset import OnsetDetector
+from cloud.rules.detectors.onset import detector as onset
 from cloud.rules.detectors.tail import QuantileTail
 
 T0 = 1_700_006_400.0  # 2023-11-15 00:00 UTC, a Wednesday
@@ -109,6 +113,42 @@ def test_the_sampling_interval_is_learnt_and_sets_the_slots() -> None:
     assert d.step_s == 60.0
     assert len(d.d_mean) == 288  # slots of 5 minutes at least
     assert len(d.w_mean) == 336  # slots of 30 minutes at least
+
+
+def test_a_reading_reads_and_writes_back_every_packed_number_in_its_layout() -> None:
+    # pvalues unpacks a series' numbers into locals and packs them back: both follow the layout.
+    source = textwrap.dedent(inspect.getsource(OnsetDetector.pvalues))
+    unpacked: list[str] = []
+    packed: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assign) and "unpack_from" in ast.unparse(node.value):
+            (target,) = node.targets
+            assert isinstance(target, ast.Tuple)
+            unpacked = [ast.unparse(e) for e in target.elts]
+        if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("pack_into"):
+            packed = [ast.unparse(e) for e in node.args[2:]]
+    assert unpacked == packed == list(onset.NAMES)
+    assert len(onset.NAMES) == onset.NUMBERS
+    named = {name: index for name, index in vars(onset).items() if name.isupper() and isinstance(index, int)}
+    for name in (
+        "STEP_S",
+        "SLOTS_D",
+        "UNIT",
+        "N",
+        "EXPECTED",
+        "RUN_VALUE",
+        "RARITY",
+        "EPISODE_P",
+        "RECENT_N",
+    ):
+        assert unpacked[named[name]] == name.lower()
+    assert unpacked[onset.RECENT_0 : onset.RECENT_0 + onset.RECENT] == ["r0", "r1", "r2", "r3", "r4"]
+    for prefix, at in (("lt", onset.LEVEL_TAIL), ("dt", onset.DAILY_TAIL), ("wt", onset.WEEKLY_TAIL)):
+        assert unpacked[at : at + tail.SIZE] == [
+            f"{prefix}_{n}" for n in ("n", "mean", "q90", "q99", "excess")
+        ]
+    layout = [name for name, index in sorted(named.items(), key=lambda kv: kv[1]) if index < onset.RECENT_0]
+    assert [n.lower() for n in layout if n.lower() in unpacked] == unpacked[: onset.RECENT_0]
 
 
 # QuantileTail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,8 +54,12 @@ class Detector:
     # True when `pvalue` reports a departure at its onset only (p = 1 while it lasts): then
     # `rarity` is the unfiltered p of the last reading, which rules clear on.
     reports_onsets: ClassVar[bool] = False
-    rarity: float  # such a detector's unfiltered p of the last reading
     __slots__ = ()
+
+    @property
+    def rarity(self) -> float:
+        """Such a detector's unfiltered p of the last reading."""
+        raise NotImplementedError
 
     @property
     def baseline(self) -> float | None:
@@ -67,6 +72,14 @@ class Detector:
 
     def pvalue(self, ts: float, value: float) -> float:
         raise NotImplementedError
+
+    @classmethod
+    def pvalues(cls, detectors: Sequence[Self], ts: Sequence[float], values: Sequence[float]) -> list[float]:
+        """`pvalue` of each detector for its reading, no detector twice: the series of one
+        message judged in one call. A detector that judges series together more cheaply
+        overrides it; the p-values, `rarity` and state must be exactly those of the calls one
+        by one (tests/cloud/test_detector_streaming.py checks every detector)."""
+        return [d.pvalue(t, v) for d, t, v in zip(detectors, ts, values, strict=True)]
 
     def state(self) -> dict[str, Any]:
         """Everything this detector has learnt, as JSON-able data (`cloud.rules.detectors.state`)."""

@@ -16,7 +16,9 @@ arrays their bytes), so a restored detector scores the next readings exactly as 
 uninterrupted one would.
 
 A class may name fields derived from others in `_transient` (not stored) and rebuild them in
-`_restored()`.
+`_restored()`. A class that packs numbers into an `array` field names them in `_packed`
+(`{"s": ("n", "step_s", ...)}`: the array's first items): each is stored under its own name, as
+a field would be, and the array keeps the items after them.
 """
 
 from __future__ import annotations
@@ -61,9 +63,29 @@ def _is_object(value: object) -> bool:
     )
 
 
+def _packed(obj: object) -> dict[str, tuple[str, ...]]:
+    packed: dict[str, tuple[str, ...]] = getattr(type(obj), "_packed", {})
+    return packed
+
+
+def _names(obj: object) -> list[str]:
+    """The names a state of `obj` holds: its fields, each packed array's numbers before it."""
+    packed = _packed(obj)
+    return [n for field in _fields(obj) for n in (*packed.get(field, ()), field)]
+
+
 def snapshot(obj: object) -> dict[str, Any]:
     """Every field of `obj`, encoded."""
-    return {name: _encode(getattr(obj, name)) for name in _fields(obj)}
+    packed = _packed(obj)
+    out: dict[str, Any] = {}
+    for name in _fields(obj):
+        value = getattr(obj, name)
+        if name in packed:
+            numbers = packed[name]
+            out.update((n, _encode(value[i])) for i, n in enumerate(numbers))
+            value = value[len(numbers) :]
+        out[name] = _encode(value)
+    return out
 
 
 def _encode(value: Any) -> Any:  # noqa: PLR0911  (one branch per type)
@@ -93,13 +115,19 @@ def _encode(value: Any) -> Any:  # noqa: PLR0911  (one branch per type)
 
 def restore(fresh: T, data: dict[str, Any]) -> T:
     """`fresh` (a newly constructed instance) with the fields of `data` written into it."""
-    fields = _fields(fresh)
-    missing = [n for n in fields if n not in data]
-    unknown = [n for n in data if n not in fields]
+    names = _names(fresh)
+    missing = [n for n in names if n not in data]
+    unknown = [n for n in data if n not in names]
     if missing or unknown:
         raise StateError(type(fresh), missing, unknown)
-    for name in fields:
-        setattr(fresh, name, _decode(data[name], getattr(fresh, name, None)))
+    packed = _packed(fresh)
+    for name in _fields(fresh):
+        value = _decode(data[name], getattr(fresh, name, None))
+        if name in packed:
+            items = array(value.typecode, [_decode(data[n], None) for n in packed[name]])
+            items.extend(value)
+            value = items
+        setattr(fresh, name, value)
     rebuild = getattr(fresh, "_restored", None)
     if rebuild is not None:
         rebuild()

@@ -11,7 +11,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from cloud.core.alerts import Alert
-from cloud.core.geo import Geography, NoWorksites, WorksiteLookup
+from cloud.core.geo import Geography, NoWorksites, WorksiteLookup, WorksiteRef
 from cloud.rules.base import Rule, RuleConfig
 from cloud.rules.hysteresis import Hysteresis, SeriesId, series_of
 from cloud.rules.registry import register
@@ -62,28 +62,20 @@ class Geofence(Rule[GeofenceConfig]):
         key = series_of(reading)
         c = self.config
         since = reading.ts
-        context: dict[str, Any] = {"lat": lat, "lon": lon, "speed_kmh": speed}
+        inside: list[WorksiteRef] = []
         if c.check == "inside_worksite":
             inside = self.worksites.containing(lat, lon, reading.ts)
             is_bad = bool(inside)
-            message = f"inside active worksite {inside[0].name or inside[0].id}" if inside else ""
-            context["worksites"] = [w.to_context() for w in inside]
         elif c.check == "outside_area":
             assert self.area is not None  # the config requires an area for outside_area
             is_bad = not self.area.covers(Point(lon, lat))
-            message = f"outside its service area at {lat:.5f},{lon:.5f}"
+        elif speed > c.halt_kmh:
+            self.halted_since.pop(key, None)
+            is_bad = False
         else:
-            if speed > c.halt_kmh:
-                self.halted_since.pop(key, None)
-                is_bad = False
-            else:
-                since = self.halted_since.setdefault(key, reading.ts)
-                inside = self.worksites.containing(lat, lon, reading.ts) if c.only_in_worksite else []
-                context["worksites"] = [w.to_context() for w in inside]
-                is_bad = reading.ts - since >= self.halt and (bool(inside) or not c.only_in_worksite)
-            minutes = (reading.ts - since).total_seconds() / 60
-            where = " inside a worksite" if c.only_in_worksite else ""
-            message = f"halted{where} for {minutes:.0f} min at {lat:.5f},{lon:.5f}"
+            since = self.halted_since.setdefault(key, reading.ts)
+            inside = self.worksites.containing(lat, lon, reading.ts) if c.only_in_worksite else []
+            is_bad = reading.ts - since >= self.halt and (bool(inside) or not c.only_in_worksite)
         if not is_bad and key not in self.hysteresis.firing:
             return []  # nothing to resolve: no step (every fix comes here)
         t = self.hysteresis.step(key, reading.ts, is_beyond=is_bad, is_cleared=not is_bad, since=since)
@@ -92,4 +84,16 @@ class Geofence(Rule[GeofenceConfig]):
         if t.state == "resolved":
             message = f"{c.check.replace('_', ' ')}: clear"
             return [self.alert_on(reading, "resolved", t.since, value=speed, message=message)]
+        # What is said only when it fires.
+        context: dict[str, Any] = {"lat": lat, "lon": lon, "speed_kmh": speed}
+        if c.check == "inside_worksite":
+            message = f"inside active worksite {inside[0].name or inside[0].id}"
+        elif c.check == "outside_area":
+            message = f"outside its service area at {lat:.5f},{lon:.5f}"
+        else:
+            minutes = (reading.ts - since).total_seconds() / 60
+            where = " inside a worksite" if c.only_in_worksite else ""
+            message = f"halted{where} for {minutes:.0f} min at {lat:.5f},{lon:.5f}"
+        if c.check != "outside_area":
+            context["worksites"] = [w.to_context() for w in inside]
         return [self.alert_on(reading, "firing", t.since, value=speed, message=message, context=context)]

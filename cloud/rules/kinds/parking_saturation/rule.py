@@ -6,6 +6,7 @@ real-time delay from the `transit_vehicle` and `transit_delay` readings this eng
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -17,7 +18,7 @@ from cloud.core.geo import Geography, Site
 from cloud.core.metres import distance_m
 from cloud.core.transit import DelayBook, Departure, NoTransit, TransitNetwork
 from cloud.rules.base import Rule, RuleConfig
-from cloud.rules.hysteresis import Hysteresis, series_of
+from cloud.rules.hysteresis import Hysteresis, SeriesId, series_of
 from cloud.rules.registry import register
 from edge.contract import Reading, SensorKind
 
@@ -142,6 +143,38 @@ class ParkingSaturation(Rule[ParkingSaturationConfig]):
         is_beyond, h = pct > self.config.above_pct, self.hysteresis
         if not is_beyond and key not in h.beyond_since and key not in h.firing:
             return []  # not full, not held: nothing to step (every parking reading comes here)
+        return self._step(reading, key, pct, free, is_beyond=is_beyond)
+
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
+        """`observe` each reading in turn, inlined: a car park not full and not held only
+        updates its latest figures (the hints of the others' alerts)."""
+        latest, above = self.latest, self.config.above_pct
+        beyond_since, firing = self.hysteresis.beyond_since, self.hysteresis.firing
+        out: list[tuple[int, Alert]] = []
+        for i, reading in enumerate(readings):
+            if reading.kind is not SensorKind.PARKING:
+                self.delays.observe(reading)  # the buses' delays, for the park-and-ride hint
+                continue
+            fields = reading.fields
+            pct = float(fields["occupancy_pct"])
+            cap = int(fields["capacity"])
+            free = max(cap - int(fields["occupied"]), 0)
+            key = keys[i]
+            latest[key[2]] = (pct, free, cap, reading.ts)
+            is_beyond = pct > above
+            if not is_beyond and not beyond_since and not firing:
+                continue
+            if not is_beyond and key not in beyond_since and key not in firing:
+                continue
+            found = self._step(reading, key, pct, free, is_beyond=is_beyond)
+            if found:
+                out.extend([(i, a) for a in found])
+        return out
+
+    def _step(
+        self, reading: Reading, key: SeriesId, pct: float, free: int, *, is_beyond: bool
+    ) -> list[Alert]:
+        h = self.hysteresis
         t = h.step(key, reading.ts, is_beyond=is_beyond, is_cleared=pct < self.config.clear_pct)
         if t is None:
             return []

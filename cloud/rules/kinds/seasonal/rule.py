@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Literal
 
 from cloud.core.alerts import Alert
-from cloud.rules.field import ScoredFieldRule, ScoredFieldRuleConfig
+from cloud.rules.field import Scored, ScoredFieldRule, ScoredFieldRuleConfig
 from cloud.rules.registry import register
 from edge.contract import Reading
 
@@ -20,10 +20,7 @@ class SeasonalConfig(ScoredFieldRuleConfig):
 class Seasonal(ScoredFieldRule[SeasonalConfig]):
     Config = SeasonalConfig
 
-    def observe(self, reading: Reading) -> list[Alert]:
-        judged = self._judge(reading)
-        if judged is None:
-            return []
+    def alerts_of(self, reading: Reading, judged: Scored) -> list[Alert]:
         t, value, score = judged.transition, judged.value, judged.score
         field = self.config.field
         if t.state == "resolved":

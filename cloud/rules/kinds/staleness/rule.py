@@ -14,6 +14,7 @@ own silence is its reader's `transit-feed-stale` alert (cloud/transit/realtime/r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -21,8 +22,9 @@ from pydantic import Field
 
 from cloud.core.alerts import Alert
 from cloud.rules.base import Clocks, Rule, RuleConfig
+from cloud.rules.hysteresis import SeriesId
 from cloud.rules.registry import register
-from edge.contract import KINDS, Reading
+from edge.contract import KINDS, Reading, SensorKind
 
 
 class StalenessConfig(RuleConfig):
@@ -53,6 +55,32 @@ class Staleness(Rule[StalenessConfig]):
             self.stale.discard(key)
             return [self._alert(key, reading.ts, "resolved", f"{self._what(key)} reports again")]
         return []
+
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
+        """`observe` each reading in turn, inlined: a reading of a series that is not stale
+        only moves its time."""
+        is_sensor = self.config.scope == "sensor"
+        last, stale = self.last, self.stale
+        out: list[tuple[int, Alert]] = []
+        kind_of: SensorKind | None = None
+        kind = ""
+        periodic = True
+        for i, reading in enumerate(readings):
+            if reading.kind is not kind_of:  # one kind per message: its value once
+                kind_of = reading.kind
+                kind = kind_of.value
+                periodic = KINDS[kind_of].reports_periodically
+            if not periodic:
+                continue  # a bus between stops, a feed at night: no schedule to miss
+            key = keys[i] if is_sensor else (reading.org, reading.gateway, "")
+            ts = reading.ts
+            prev = last.get(key)
+            if prev is None or ts > prev[1]:
+                last[key] = (kind, ts)
+            if stale and key in stale:
+                stale.discard(key)
+                out.append((i, self._alert(key, ts, "resolved", f"{self._what(key)} reports again")))
+        return out
 
     def tick(self, clocks: Clocks) -> list[Alert]:
         out = []

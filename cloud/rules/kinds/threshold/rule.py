@@ -8,6 +8,7 @@ at the threshold neither flaps nor restarts the hold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Literal, Self
 
@@ -17,7 +18,7 @@ from cloud.core.alerts import Alert
 from cloud.rules.base import Rule
 from cloud.rules.field import FieldRuleConfig
 from cloud.rules.group import RuleGroup
-from cloud.rules.hysteresis import Hysteresis, series_of
+from cloud.rules.hysteresis import Hysteresis, SeriesId, series_of
 from cloud.rules.registry import register
 from edge.contract import Reading
 
@@ -64,6 +65,19 @@ class ThresholdGroup(RuleGroup["Threshold"]):
         if self.quiet_lo < raw < self.quiet_hi and key not in self.engaged:
             return []
         return self.judge_all(key, lambda r: r.observe(reading))
+
+    def observe_many(self, readings: Sequence[Reading], keys: Sequence[SeriesId]) -> list[tuple[int, Alert]]:
+        """`observe` each reading in turn, a quiet reading of a quiet series inline."""
+        field, quiet_lo, quiet_hi, engaged = self.field, self.quiet_lo, self.quiet_hi, self.engaged
+        out: list[tuple[int, Alert]] = []
+        for i, reading in enumerate(readings):
+            raw = reading.fields.get(field)
+            if raw is None or (quiet_lo < raw < quiet_hi and not (engaged and keys[i] in engaged)):
+                continue
+            found = self.observe(reading)
+            if found:
+                out.extend([(i, a) for a in found])
+        return out
 
 
 @register("threshold")

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from cloud.core.alerts import Alert
 from cloud.core.geo import Geography, NoWorksites, WorksiteLookup
-from cloud.rules.field import ScoredFieldRule, ScoredFieldRuleConfig
+from cloud.rules.field import Scored, ScoredFieldRule, ScoredFieldRuleConfig
 from cloud.rules.registry import register
 from edge.contract import Reading
 
@@ -43,10 +43,7 @@ class WorksiteImpact(ScoredFieldRule[WorksiteImpactConfig]):
         planned = [w.to_context() for w in near if w.is_planned]
         return ("expected_impact" if planned else "anomaly"), [w.to_context() for w in near]
 
-    def observe(self, reading: Reading) -> list[Alert]:
-        judged = self._judge(reading)
-        if judged is None:
-            return []
+    def alerts_of(self, reading: Reading, judged: Scored) -> list[Alert]:
         t, value, score = judged.transition, judged.value, judged.score
         field = self.config.field
         if t.state == "resolved":
