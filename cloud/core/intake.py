@@ -56,6 +56,10 @@ class Refusal:
         value = "" if error.value is None else short_repr(error.value)
         return cls(index, sensor, error.field, error.reason, error.message, value)
 
+    def problem(self) -> dict[str, Any]:
+        """As the API's refusals list each problem (`errors`: field, message, value)."""
+        return {"field": self.field, "message": self.message, "value": self.value or None}
+
 
 # (reading index, path in the wire batch) -> the same in the sender's own document.
 Renumber = Callable[[int, str], tuple[int, str]]

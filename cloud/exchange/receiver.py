@@ -117,8 +117,7 @@ class NotificationReceiver:
         except ContractError as exc:
             refusal = Refusal.of(exc, None)
             self._store(org, source, body, [], [refusal])
-            problem = {"field": refusal.field, "message": refusal.message, "value": refusal.value or None}
-            raise NotificationRefusedError(422, str(exc), errors=[problem]) from None
+            raise NotificationRefusedError(422, str(exc), errors=[refusal.problem()]) from None
         key = f"ngsi-ld:{notification_id}"
         if len(key) > _MAX_KEY:
             key = "ngsi-ld:sha256:" + hashlib.sha256(notification_id.encode()).hexdigest()

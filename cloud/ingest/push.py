@@ -218,8 +218,7 @@ class PushService:
     @staticmethod
     def _whole_error(refusal: Refusal) -> PushRefusedError:
         status = {"forbidden": 403, "too_large": 413}.get(refusal.reason, 422)
-        error = {"field": refusal.field, "message": refusal.message, "value": refusal.value or None}
-        return PushRefusedError(status, f"{refusal.field}: {refusal.message}", [error])
+        return PushRefusedError(status, f"{refusal.field}: {refusal.message}", [refusal.problem()])
 
     # -- the two formats ----------------------------------------------------------------------
 
